@@ -27,3 +27,186 @@ pub trait Selector: Send + Sync {
     /// for this request). Calling again with the previous picks excluded yields the retry order.
     fn pick(&self, servers: &dyn ServerView, key: &Key<'_>, exclude: &[usize]) -> Option<usize>;
 }
+
+mod hash;
+mod least_conn;
+mod round_robin;
+mod weighted_round_robin;
+
+pub use hash::{Hash, HashOn};
+pub use least_conn::LeastConn;
+pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
+
+use crate::config::{Balance, Server};
+
+/// The selector for a backend's balance setting. Built once per (re)load, off the hot path.
+pub fn selector(balance: Balance, servers: &[Server]) -> Box<dyn Selector> {
+    match balance {
+        Balance::RoundRobin => Box::new(RoundRobin::new(servers)),
+        Balance::WeightedRoundRobin => Box::new(WeightedRoundRobin::new(servers)),
+        Balance::LeastConn => Box::new(LeastConn::new(servers)),
+        Balance::SourceHash => Box::new(Hash::new(HashOn::ClientIp, servers)),
+        // The caller has already cut the query off the key or not.
+        Balance::UriHash { .. } => Box::new(Hash::new(HashOn::Uri, servers)),
+    }
+}
+
+/// Whether a server not drained may take this request. Selectors leave drained servers out when
+/// they are built, so only what changes per request is checked here; the exclusion list comes
+/// first as it is cheaper than asking the view.
+fn available(servers: &dyn ServerView, server: usize, exclude: &[usize]) -> bool {
+    !exclude.contains(&server) && servers.is_up(server)
+}
+
+#[cfg(test)]
+mod testing {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::{Key, Selector, ServerView};
+    use crate::config::Server;
+
+    /// Health and load as plain vectors indexed like the server list.
+    pub struct View {
+        pub up: Vec<bool>,
+        pub active: Vec<u64>,
+    }
+
+    impl View {
+        pub fn all_up(n: usize) -> Self {
+            Self {
+                up: vec![true; n],
+                active: vec![0; n],
+            }
+        }
+    }
+
+    impl ServerView for View {
+        fn is_up(&self, server: usize) -> bool {
+            self.up[server]
+        }
+
+        fn active(&self, server: usize) -> u64 {
+            self.active[server]
+        }
+    }
+
+    /// Servers named `s0`, `s1`... with these weights.
+    pub fn servers(weights: &[u32]) -> Vec<Server> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| Server {
+                name: format!("s{i}"),
+                address: ([10, 0, 0, 1], 8000 + i as u16).into(),
+                weight,
+            })
+            .collect()
+    }
+
+    pub const KEY: Key<'static> = Key {
+        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        uri: "/",
+    };
+
+    /// `count` fresh picks in a row.
+    pub fn picks(selector: &dyn Selector, view: &View, count: usize) -> Vec<usize> {
+        (0..count)
+            .map(|_| selector.pick(view, &KEY, &[]).expect("a server"))
+            .collect()
+    }
+
+    /// How often each of the view's servers is picked over `count` fresh picks.
+    pub fn tally(selector: &dyn Selector, view: &View, count: usize) -> Vec<usize> {
+        let mut counts = vec![0; view.up.len()];
+        for server in picks(selector, view, count) {
+            counts[server] += 1;
+        }
+        counts
+    }
+
+    /// `tally` run by several threads at once on the same selector, summed.
+    pub fn concurrent_tally(
+        selector: &dyn Selector,
+        view: &View,
+        threads: usize,
+        count: usize,
+    ) -> Vec<usize> {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| scope.spawn(|| tally(selector, view, count)))
+                .collect();
+            workers
+                .into_iter()
+                .fold(vec![0; view.up.len()], |mut sum, worker| {
+                    for (sum, count) in sum.iter_mut().zip(worker.join().unwrap()) {
+                        *sum += count;
+                    }
+                    sum
+                })
+        })
+    }
+
+    /// The servers one request would try: each pick excludes the previous ones, until none is left.
+    pub fn retry_order(selector: &dyn Selector, view: &View, key: &Key<'_>) -> Vec<usize> {
+        let mut tried = Vec::new();
+        while let Some(server) = selector.pick(view, key, &tried) {
+            assert!(
+                !tried.contains(&server),
+                "{server} picked again in {tried:?}"
+            );
+            tried.push(server);
+        }
+        tried
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::testing::{picks, servers, View, KEY};
+    use super::*;
+
+    #[test]
+    fn each_balance_setting_gets_its_algorithm() {
+        let list = servers(&[3, 1]);
+        let view = View::all_up(2);
+        let rotation = |balance| picks(&*selector(balance, &list), &view, 4);
+        assert_eq!(rotation(Balance::RoundRobin), [0, 1, 0, 1]);
+        assert_eq!(rotation(Balance::WeightedRoundRobin), [0, 0, 1, 0]);
+
+        let loaded = View {
+            up: vec![true, true],
+            active: vec![9, 1],
+        };
+        let least = selector(Balance::LeastConn, &list);
+        assert_eq!(least.pick(&loaded, &KEY, &[]), Some(1));
+
+        // Source hashing follows the client and ignores the path; URI hashing does the opposite.
+        let list = servers(&[1; 8]);
+        let view = View::all_up(8);
+        let spread = |balance, key: &dyn Fn(u32) -> Key<'static>| {
+            let selector = selector(balance, &list);
+            let mut seen: Vec<usize> = (0..64)
+                .map(|i| selector.pick(&view, &key(i), &[]).unwrap())
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        const URIS: [&str; 4] = ["/a", "/b", "/c", "/d"];
+        let by_ip = |i: u32| Key {
+            client_ip: IpAddr::V4(Ipv4Addr::from(i)),
+            uri: "/",
+        };
+        let by_uri = |i: u32| Key {
+            uri: URIS[i as usize % 4],
+            ..KEY
+        };
+        assert!(spread(Balance::SourceHash, &by_ip) > 1);
+        assert_eq!(spread(Balance::SourceHash, &by_uri), 1);
+        assert!(spread(Balance::UriHash { hash_query: true }, &by_uri) > 1);
+        assert_eq!(spread(Balance::UriHash { hash_query: false }, &by_ip), 1);
+    }
+}
