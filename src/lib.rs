@@ -1,4 +1,8 @@
 //! tandem: an L4/L7 reverse proxy and a VRRP engine in one process.
 
+pub mod appliance;
+pub mod backend;
 pub mod balance;
 pub mod config;
+pub mod health;
+pub mod proxy;

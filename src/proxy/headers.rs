@@ -1,0 +1,112 @@
+//! Header hygiene between the two hops, in one place.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Removes the hop-by-hop headers, including those the Connection header names.
+///
+/// Transfer-Encoding is left to hyper, which re-frames bodies on each side. Forwarding a client's
+/// `Connection: close` would also cost a fresh upstream connection per request.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Appends the client to X-Forwarded-For and states the scheme it used.
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+    let client = client.to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(previous) if !previous.is_empty() => {
+            let mut value = Vec::with_capacity(previous.len() + 2 + client.len());
+            value.extend_from_slice(previous);
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(client.as_bytes());
+            HeaderValue::from_bytes(&value)
+        }
+        _ => HeaderValue::from_str(&client),
+    };
+    if let Ok(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn removes_standard_and_connection_named_headers() {
+        let mut map = headers(&[
+            ("connection", "close, X-Session-Token"),
+            ("connection", "x-other"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("x-session-token", "secret"),
+            ("x-other", "1"),
+            ("host", "example.com"),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop(&mut map);
+        let mut left: Vec<_> = map.keys().map(|name| name.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn x_forwarded_for_is_appended_and_proto_replaced() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        add_forwarded(&mut map, "198.51.100.4".parse().unwrap(), "http");
+        assert_eq!(map["x-forwarded-for"], "203.0.113.9, 198.51.100.4");
+        assert_eq!(map["x-forwarded-proto"], "http");
+
+        let mut map = HeaderMap::new();
+        add_forwarded(&mut map, "2001:db8::1".parse().unwrap(), "http");
+        assert_eq!(map["x-forwarded-for"], "2001:db8::1");
+    }
+}

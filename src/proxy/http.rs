@@ -1,0 +1,238 @@
+//! The http frontend: HTTP/1.1 on both sides, keep-alive, bodies streamed with backpressure.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::activity::{Activity, ActivityIo};
+use super::headers;
+use super::upstream::{Sender, UpstreamPool};
+use super::{FrontendCell, FrontendRuntime};
+use crate::backend::ActiveGuard;
+use crate::balance::Key;
+use crate::config::Balance;
+
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+
+/// Serves one client connection until it closes, idles out, or stalls in a request head.
+pub async fn serve(
+    stream: TcpStream,
+    client: SocketAddr,
+    frontend: FrontendCell,
+    pool: Arc<UpstreamPool>,
+) {
+    let timeouts = frontend.load().config.timeouts;
+    let activity = Activity::new();
+    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+    let service = service_fn(move |request| {
+        let frontend = frontend.load_full();
+        let pool = Arc::clone(&pool);
+        async move { Ok::<_, Infallible>(proxy(request, client, &frontend, &pool).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.request_header)
+        .serve_connection(io, service);
+    tokio::select! {
+        result = connection => {
+            if let Err(error) = result {
+                tracing::debug!(%client, %error, "client connection ended");
+            }
+        }
+        () = activity.idle_timeout(timeouts.client_idle) => {
+            tracing::debug!(%client, "client idle timeout");
+        }
+    }
+}
+
+async fn proxy(
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+    frontend: &FrontendRuntime,
+    pool: &Arc<UpstreamPool>,
+) -> Response<ProxyBody> {
+    if request.method() == Method::CONNECT {
+        return local_response(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+    }
+    let backend = &frontend.backend;
+    let hashed_uri = match backend.config.balance {
+        Balance::UriHash { hash_query: true } => {
+            request.uri().path_and_query().map(|pq| pq.as_str())
+        }
+        _ => Some(request.uri().path()),
+    };
+    let hashed_uri = hashed_uri.unwrap_or("/").to_owned();
+    let key = Key {
+        client_ip: client.ip(),
+        uri: &hashed_uri,
+    };
+    prepare_request(&mut request, client);
+
+    let mut tried = Vec::new();
+    while tried.len() <= backend.config.retries as usize {
+        let Some(index) = backend.pick(&key, &tried) else {
+            break;
+        };
+        tried.push(index);
+        let server = &backend.servers[index];
+        let active = server.track_active();
+        loop {
+            let checkout = match pool
+                .checkout(server.address, backend.config.connect_timeout)
+                .await
+            {
+                Ok(checkout) => checkout,
+                Err(error) => {
+                    server.record_check(false, &format!("connect: {error}"));
+                    break;
+                }
+            };
+            let mut sender = checkout.sender;
+            let sent = tokio::time::timeout(
+                backend.config.response_timeout,
+                sender.try_send_request(request),
+            )
+            .await;
+            match sent {
+                Ok(Ok(response)) => {
+                    let finish = Finish {
+                        pool: Arc::clone(pool),
+                        address: server.address,
+                        sender,
+                        _active: active,
+                    };
+                    return upstream_response(response, finish);
+                }
+                Ok(Err(mut error)) => match error.take_message() {
+                    // A reused connection the server had closed: nothing was sent, try a new one.
+                    Some(unsent) if checkout.reused => request = unsent,
+                    _ => {
+                        tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
+                        return local_response(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                    }
+                },
+                Err(_) => {
+                    tracing::warn!(server = %server.name, timeout = ?backend.config.response_timeout, "server response timed out");
+                    return local_response(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n");
+                }
+            }
+        }
+    }
+    tracing::warn!(backend = %backend.config.name, tried = tried.len(), "no server available");
+    local_response(StatusCode::SERVICE_UNAVAILABLE, "no server available\n")
+}
+
+/// Turns the client's request into the one a server gets.
+fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr) {
+    if !request.headers().contains_key(header::HOST) {
+        if let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+    if request.uri().scheme().is_some() {
+        let origin_form = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        if let Ok(uri) = origin_form.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    let headers = request.headers_mut();
+    headers::remove_hop_by_hop(headers);
+    // hyper already answered any 100-continue by reading the body; the server must not wait.
+    headers.remove(header::EXPECT);
+    headers::add_forwarded(headers, client.ip(), "http");
+}
+
+fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    let body = UpstreamBody {
+        inner: body,
+        finish: Some(finish),
+    };
+    Response::from_parts(parts, Either::Left(body))
+}
+
+fn local_response(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// What to release once a response has been streamed to the client.
+struct Finish {
+    pool: Arc<UpstreamPool>,
+    address: SocketAddr,
+    sender: Sender,
+    _active: ActiveGuard,
+}
+
+/// A server's response body on its way to the client. When it ends, the connection goes back
+/// to the pool and the server's in-flight count drops; if it is abandoned midway, the
+/// connection is closed instead, since unread bytes would poison it.
+pub struct UpstreamBody {
+    inner: Incoming,
+    finish: Option<Finish>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            if self.inner.is_end_stream() {
+                finish.pool.checkin(finish.address, finish.sender);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Err(_))) => self.finish = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
