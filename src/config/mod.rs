@@ -1,7 +1,14 @@
 //! Configuration: the YAML file schema, its validation, and the validated model.
+//!
+//! Loading stops at the first structural error (bad YAML, unknown or missing key, wrong type),
+//! since nothing after it can be trusted, but reports every semantic error at once.
 
+mod duration;
 mod error;
 pub mod model;
+mod schema;
+mod validate;
+mod yaml;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
@@ -10,6 +17,46 @@ use std::path::Path;
 
 /// Reads, parses and validates a config file, reporting every error found.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let _ = path;
-    todo!("config loading: see the config helper's brief")
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message: format!("cannot read the config file: {error}"),
+        }])
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `file` only names it in errors.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let spec: schema::FileSpec = yaml::deserialize(text).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: error.position.map(|p| p.line),
+            column: error.position.map(|p| p.column),
+            field: error.field,
+            message: error.message,
+        }])
+    })?;
+    validate::validate(spec).map_err(|errors| {
+        let locator = yaml::Locator::new(text);
+        let mut errors: Vec<ConfigError> = errors
+            .into_iter()
+            .map(|error| {
+                let position = locator.locate(&error.field);
+                ConfigError {
+                    file: file.to_path_buf(),
+                    line: position.map(|p| p.line),
+                    column: position.map(|p| p.column),
+                    field: error.field,
+                    message: error.message,
+                }
+            })
+            .collect();
+        // Stable, so errors on one spot keep the order validation found them in.
+        errors.sort_by_key(|error| (error.line, error.column));
+        ConfigErrors(errors)
+    })
 }

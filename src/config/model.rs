@@ -56,7 +56,9 @@ pub enum Balance {
     LeastConn,
     SourceHash,
     /// `hash_query`: the query string is part of the hashed key.
-    UriHash { hash_query: bool },
+    UriHash {
+        hash_query: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

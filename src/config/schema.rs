@@ -1,0 +1,162 @@
+//! The config file as written: what serde reads before validation.
+//!
+//! Every struct denies unknown keys, so a typo is an error rather than a silently ignored
+//! setting. Addresses, durations and status matches stay raw text here: their errors are
+//! collected during validation instead of stopping deserialization at the first one. `Option`
+//! marks a key that may be left out; validation fills in the default.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+/// The whole file. A new top-level section is a new field here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub node: NodeSpec,
+    pub log: Option<LogSpec>,
+    #[serde(default)]
+    pub frontends: Vec<FrontendSpec>,
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendSpec {
+    pub name: String,
+    pub listen: String,
+    pub mode: ModeSpec,
+    pub backend: String,
+    pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub timeouts: FrontendTimeoutsSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeSpec {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendTimeoutsSpec {
+    pub request_header: Option<String>,
+    pub client_idle: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    pub name: String,
+    pub balance: Option<BalanceSpec>,
+    /// Only meaningful with `balance: uri_hash`.
+    pub hash_query: Option<bool>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub retries: Option<u32>,
+    pub health_check: Option<HealthCheckSpec>,
+    /// Left out and empty are the same mistake, reported by validation.
+    #[serde(default)]
+    pub servers: Vec<ServerSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceSpec {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConn,
+    SourceHash,
+    UriHash,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    #[serde(rename = "type")]
+    pub kind: CheckKindSpec,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    /// http checks only, like `host` and `expect_status`.
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect_status: Option<StatusSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKindSpec {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    pub name: String,
+    pub address: String,
+    pub weight: Option<u32>,
+}
+
+/// `expect_status` as written: YAML gives `200` as a number and `2xx` as a string, and both
+/// are checked by validation. A number is kept as its decimal text so that any integer, however
+/// large, is reported as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusSpec {
+    Number(String),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+
+        impl Visitor<'_> for StatusVisitor {
+            type Value = StatusSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status code such as 200 or a class such as 2xx")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Number(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Number(value.to_string()))
+            }
+
+            fn visit_i128<E: de::Error>(self, value: i128) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Number(value.to_string()))
+            }
+
+            fn visit_u128<E: de::Error>(self, value: u128) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Number(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<StatusSpec, E> {
+                Ok(StatusSpec::Text(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(StatusVisitor)
+    }
+}

@@ -1,0 +1,412 @@
+//! Everything that knows the config is YAML: reading it into the schema, and finding where in
+//! the text a field was written so that validation errors can name a line.
+
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// A place in the text, both 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Why the text does not fit the schema at all: bad YAML, an unknown or missing key, a wrong type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructuralError {
+    /// Field path such as `backends[0].servers`; empty for the whole document.
+    pub field: String,
+    pub position: Option<Position>,
+    pub message: String,
+}
+
+/// Deserializes `text`, reporting the first structural problem with its field path and place.
+pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let field = known_path(&error.path().to_string());
+        let inner = error.into_inner();
+        // Errors about the document as a whole (several documents, say) come without a place.
+        let position = match inner.location() {
+            Some(location) => Some(Position {
+                line: location.line(),
+                column: location.column(),
+            }),
+            None => Locator::new(text).locate(&field),
+        };
+        StructuralError {
+            field,
+            position,
+            message: bare_message(&inner.to_string()),
+        }
+    })
+}
+
+/// The path up to its first unknown (`?`) segment, which is where a syntax error stopped
+/// deserialization; serde_path_to_error writes the root as `.`, `ConfigError` as empty.
+fn known_path(path: &str) -> String {
+    if path == "." {
+        return String::new();
+    }
+    let known: Vec<&str> = path
+        .split('.')
+        .take_while(|segment| *segment != "?")
+        .collect();
+    known.join(".")
+}
+
+/// yaml_serde's message without what `ConfigError` already shows: the ` at line L column C`
+/// place(s) and the `path: ` prefix in its own path syntax.
+fn bare_message(message: &str) -> String {
+    let mut bare = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(" at line ") {
+        bare.push_str(&rest[..start]);
+        rest = skip_line_and_column(&rest[start..]);
+    }
+    bare.push_str(rest);
+    // The path prefix is one word before the first colon; serde's own messages have spaces there.
+    match bare.split_once(": ") {
+        Some((prefix, message)) if !prefix.contains(char::is_whitespace) => message.to_string(),
+        _ => bare,
+    }
+}
+
+/// `rest` starts with ` at line `; returns what follows ` at line L column C`, or `rest` minus
+/// that marker when the numbers are not there.
+fn skip_line_and_column(rest: &str) -> &str {
+    let after_line = rest[" at line ".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+    match after_line.strip_prefix(" column ") {
+        Some(column) => column.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => after_line,
+    }
+}
+
+/// Maps field paths (`backends[0].servers[1].address`) to where they are written.
+#[derive(Debug, Default)]
+pub struct Locator {
+    positions: HashMap<String, Position>,
+}
+
+impl Locator {
+    /// Walks the YAML events of the first document in `text`, the only one a config may have.
+    /// Text past a syntax error is simply not located.
+    pub fn new(text: &str) -> Locator {
+        let mut walk = Walk::default();
+        for event in saphyr_parser::Parser::new_from_str(text) {
+            let Ok((event, span)) = event else { break };
+            if event == saphyr_parser::Event::DocumentEnd {
+                break;
+            }
+            let start = Position {
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            };
+            walk.event(event, start);
+        }
+        Locator {
+            positions: walk.positions,
+        }
+    }
+
+    /// Where `field` is written; for a field left out (a default), where its nearest written
+    /// parent is.
+    pub fn locate(&self, field: &str) -> Option<Position> {
+        let mut field = field;
+        loop {
+            if let Some(position) = self.positions.get(field) {
+                return Some(*position);
+            }
+            if field.is_empty() {
+                return None;
+            }
+            field = parent(field);
+        }
+    }
+}
+
+fn parent(field: &str) -> &str {
+    let cut = if field.ends_with(']') {
+        field.rfind('[')
+    } else {
+        field.rfind('.')
+    };
+    &field[..cut.unwrap_or(0)]
+}
+
+/// State of the event walk: the collections we are inside of, innermost last.
+#[derive(Default)]
+struct Walk {
+    stack: Vec<Frame>,
+    positions: HashMap<String, Position>,
+}
+
+/// An open collection. `path` is `None` inside a non-scalar mapping key, which no field path
+/// can name.
+enum Frame {
+    Mapping {
+        path: Option<String>,
+        key: Option<Key>,
+    },
+    Sequence {
+        path: Option<String>,
+        next_index: usize,
+    },
+}
+
+/// A mapping key whose value comes next.
+enum Key {
+    Scalar { name: String, position: Position },
+    Complex,
+}
+
+/// What kind of node an event starts, as far as locating it matters.
+enum Node<'a> {
+    Scalar(&'a str),
+    Collection,
+}
+
+impl Walk {
+    fn event(&mut self, event: saphyr_parser::Event<'_>, start: Position) {
+        use saphyr_parser::Event;
+        match event {
+            Event::Scalar(value, ..) => {
+                self.enter(Node::Scalar(&value), start);
+            }
+            // An alias is a value written at this place, like a scalar.
+            Event::Alias(_) => {
+                self.enter(Node::Scalar("*"), start);
+            }
+            Event::MappingStart(..) => {
+                let path = self.enter(Node::Collection, start);
+                self.stack.push(Frame::Mapping { path, key: None });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.enter(Node::Collection, start);
+                self.stack.push(Frame::Sequence {
+                    path,
+                    next_index: 0,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a node starting at `start` and returns its field path, `None` for mapping keys.
+    fn enter(&mut self, node: Node<'_>, start: Position) -> Option<String> {
+        let (path, position) = match self.stack.last_mut() {
+            None => (String::new(), start),
+            Some(Frame::Sequence { path, next_index }) => {
+                let index = *next_index;
+                *next_index += 1;
+                (format!("{}[{index}]", path.as_ref()?), start)
+            }
+            Some(Frame::Mapping { path, key }) => match key.take() {
+                None => {
+                    *key = Some(match node {
+                        Node::Scalar(name) => Key::Scalar {
+                            name: name.to_string(),
+                            position: start,
+                        },
+                        Node::Collection => Key::Complex,
+                    });
+                    return None;
+                }
+                Some(Key::Complex) => return None,
+                Some(Key::Scalar { name, position }) => {
+                    let path = path.as_ref()?;
+                    let child = if path.is_empty() {
+                        name
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    // A written value is the thing to point at; a collection or an empty value
+                    // is best shown by its key, which is where a reader looks for it.
+                    let at = match node {
+                        Node::Scalar(value) if !value.is_empty() => start,
+                        _ => position,
+                    };
+                    (child, at)
+                }
+            },
+        };
+        self.positions.insert(path.clone(), position);
+        Some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        name: String,
+        size: Option<u32>,
+    }
+
+    fn at(line: usize, column: usize) -> Option<Position> {
+        Some(Position { line, column })
+    }
+
+    const TEXT: &str = "\
+top:
+  scalar: value
+  empty:
+  nested:
+    - first
+    - { key: flow, other: 2 }
+    - name: block
+      deep: [a, b]
+";
+
+    #[test]
+    fn locates_scalar_values_at_the_value() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(locator.locate("top.scalar"), at(2, 11));
+        assert_eq!(locator.locate("top.nested[0]"), at(5, 7));
+        assert_eq!(locator.locate("top.nested[1].key"), at(6, 14));
+        assert_eq!(locator.locate("top.nested[1].other"), at(6, 27));
+        assert_eq!(locator.locate("top.nested[2].deep[1]"), at(8, 17));
+    }
+
+    #[test]
+    fn locates_collections_and_empty_values_at_their_key() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(locator.locate("top"), at(1, 1));
+        assert_eq!(locator.locate("top.empty"), at(3, 3));
+        assert_eq!(locator.locate("top.nested"), at(4, 3));
+        assert_eq!(locator.locate("top.nested[2].deep"), at(8, 7));
+    }
+
+    #[test]
+    fn locates_sequence_items_at_their_start() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(locator.locate("top.nested[1]"), at(6, 7));
+        assert_eq!(locator.locate("top.nested[2]"), at(7, 7));
+    }
+
+    #[test]
+    fn falls_back_to_the_nearest_written_parent() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(locator.locate("top.nested[2].missing"), at(7, 7));
+        assert_eq!(locator.locate("top.nested[9].key"), at(4, 3));
+        assert_eq!(locator.locate("absent"), at(1, 1));
+    }
+
+    #[test]
+    fn finds_nothing_in_an_empty_document() {
+        assert_eq!(Locator::new("").locate("anything"), None);
+    }
+
+    #[test]
+    fn skips_complex_keys_without_losing_its_place() {
+        let locator = Locator::new("? [a, b]\n: skipped\nafter: 1\n");
+        assert_eq!(locator.locate("after"), at(3, 8));
+        assert_eq!(locator.locate("a"), at(1, 1));
+    }
+
+    #[test]
+    fn keeps_what_it_located_before_a_syntax_error() {
+        let locator = Locator::new("first: 1\nsecond: [\n");
+        assert_eq!(locator.locate("first"), at(1, 8));
+    }
+
+    #[test]
+    fn deserializes_text_that_fits() {
+        let outer: Outer = deserialize("items:\n  - { name: a, size: 3 }\n  - name: b\n").unwrap();
+        let items: Vec<(&str, Option<u32>)> = outer
+            .items
+            .iter()
+            .map(|item| (item.name.as_str(), item.size))
+            .collect();
+        assert_eq!(items, [("a", Some(3)), ("b", None)]);
+    }
+
+    #[test]
+    fn reports_an_unknown_key_at_the_key_with_its_path() {
+        let error = deserialize::<Outer>("items:\n  - name: a\n    colour: red\n").unwrap_err();
+        assert_eq!(
+            error,
+            StructuralError {
+                field: "items[0].colour".to_string(),
+                position: at(3, 5),
+                message: "unknown field `colour`, expected `name` or `size`".to_string(),
+            }
+        );
+    }
+
+    #[test]
+    fn reports_a_missing_key_at_its_mapping() {
+        let error = deserialize::<Outer>("items:\n  - name: a\n  - size: 1\n").unwrap_err();
+        assert_eq!(error.field, "items[1]");
+        assert_eq!(error.position, at(3, 5));
+        assert_eq!(error.message, "missing field `name`");
+    }
+
+    #[test]
+    fn reports_a_wrong_type_at_the_value() {
+        let error = deserialize::<Outer>("items:\n  - { name: a, size: big }\n").unwrap_err();
+        assert_eq!(error.field, "items[0].size");
+        assert_eq!(error.position, at(2, 22));
+        assert_eq!(error.message, "invalid type: string \"big\", expected u32");
+    }
+
+    #[test]
+    fn reports_a_syntax_error_without_an_unknown_path_segment() {
+        let error = deserialize::<Outer>("items:\n  - name: a: b\n").unwrap_err();
+        assert_eq!(error.field, "items[0]");
+        assert_eq!(error.position, at(2, 12));
+        assert_eq!(
+            error.message,
+            "mapping values are not allowed in this context"
+        );
+    }
+
+    #[test]
+    fn places_a_whole_document_error_at_the_start() {
+        let error = deserialize::<Outer>("items: []\n---\nitems: []\n").unwrap_err();
+        assert_eq!(error.field, "");
+        assert_eq!(error.position, at(1, 1));
+        assert!(
+            error.message.contains("more than one document"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn strips_places_and_the_path_prefix_from_messages() {
+        assert_eq!(
+            bare_message("items[0]: missing field `name` at line 3 column 5"),
+            "missing field `name`"
+        );
+        assert_eq!(
+            bare_message("did not find expected key at line 2 column 1, while parsing a block mapping at line 1 column 1"),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(
+            bare_message("invalid type: string \"x\", expected u32"),
+            "invalid type: string \"x\", expected u32"
+        );
+    }
+
+    #[test]
+    fn cuts_paths_at_the_first_unknown_segment() {
+        assert_eq!(known_path("."), "");
+        assert_eq!(known_path("node.?"), "node");
+        assert_eq!(known_path("a[1].b.?.c"), "a[1].b");
+        assert_eq!(known_path("a[1].b"), "a[1].b");
+    }
+}

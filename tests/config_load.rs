@@ -1,0 +1,239 @@
+//! Loads the shipped config and the broken fixtures through the public API, checking the
+//! exact model and the exact messages an operator would see.
+
+use std::path::Path;
+use std::time::Duration;
+use tandem::config::*;
+
+/// Each error as its operator-facing line.
+fn errors(path: &str) -> Vec<String> {
+    let errors = load(Path::new(path)).expect_err("the fixture is invalid");
+    errors.0.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn shipped_config_loads_with_the_meaning_its_comments_give() {
+    let config = load(Path::new("config/tandem.yaml")).expect("the shipped config is valid");
+    let expected = Config {
+        node: Node {
+            name: "lb-a".into(),
+            threads: 2,
+        },
+        log_level: None,
+        frontends: vec![
+            Frontend {
+                name: "web".into(),
+                listen: "127.0.0.1:8080".parse().unwrap(),
+                mode: Mode::Http,
+                backend: 0,
+                max_connections: 10_000,
+                timeouts: FrontendTimeouts {
+                    request_header: Duration::from_secs(10),
+                    client_idle: Duration::from_secs(60),
+                },
+            },
+            Frontend {
+                name: "db".into(),
+                listen: "127.0.0.1:13306".parse().unwrap(),
+                mode: Mode::Tcp,
+                backend: 1,
+                max_connections: 10_000,
+                timeouts: FrontendTimeouts {
+                    request_header: Duration::from_secs(10),
+                    client_idle: Duration::from_secs(60),
+                },
+            },
+        ],
+        backends: vec![
+            Backend {
+                name: "web_pool".into(),
+                balance: Balance::WeightedRoundRobin,
+                connect_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(30),
+                retries: 1,
+                health_check: Some(HealthCheck {
+                    kind: CheckKind::Http {
+                        path: "/health".into(),
+                        host: None,
+                        expect: StatusMatch::Code(200),
+                    },
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_millis(500),
+                    rise: 2,
+                    fall: 2,
+                }),
+                servers: vec![
+                    Server {
+                        name: "s1".into(),
+                        address: "127.0.0.1:9001".parse().unwrap(),
+                        weight: 3,
+                    },
+                    Server {
+                        name: "s2".into(),
+                        address: "127.0.0.1:9002".parse().unwrap(),
+                        weight: 1,
+                    },
+                ],
+            },
+            Backend {
+                name: "db_pool".into(),
+                balance: Balance::LeastConn,
+                connect_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(30),
+                retries: 1,
+                health_check: Some(HealthCheck {
+                    kind: CheckKind::Tcp,
+                    interval: Duration::from_secs(2),
+                    timeout: Duration::from_secs(1),
+                    rise: 2,
+                    fall: 3,
+                }),
+                servers: vec![Server {
+                    name: "db1".into(),
+                    address: "127.0.0.1:3307".parse().unwrap(),
+                    weight: 1,
+                }],
+            },
+        ],
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn parse_names_the_given_file_in_errors() {
+    let errors = parse("node: {}\n", Path::new("inline.yaml")).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "inline.yaml:1:7: node: missing field `name`"
+    );
+}
+
+#[test]
+fn parse_reads_the_log_level() {
+    let text = "node: { name: n }\nlog: { level: debug }\n";
+    let config = parse(text, Path::new("inline.yaml")).unwrap();
+    assert_eq!(config.log_level.as_deref(), Some("debug"));
+}
+
+#[test]
+fn an_unreadable_file_is_one_error_without_a_line() {
+    let errors = load(Path::new("config/broken/does_not_exist.yaml")).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert_eq!(errors.0[0].line, None);
+    assert!(
+        errors
+            .to_string()
+            .starts_with("config/broken/does_not_exist.yaml: cannot read the config file: "),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_syntax_error_names_its_place() {
+    assert_eq!(
+        errors("config/broken/syntax.yaml"),
+        ["config/broken/syntax.yaml:8:10: frontends[0]: mapping values are not allowed in this context"]
+    );
+}
+
+#[test]
+fn an_unknown_key_names_the_allowed_ones() {
+    assert_eq!(
+        errors("config/broken/unknown_key.yaml"),
+        [
+            "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
+          `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
+          `response_timeout`, `retries`, `health_check`, `servers`"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_key_names_its_mapping() {
+    assert_eq!(
+        errors("config/broken/missing_key.yaml"),
+        ["config/broken/missing_key.yaml:10:5: frontends[1]: missing field `backend`"]
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_value() {
+    assert_eq!(
+        errors("config/broken/wrong_type.yaml"),
+        [
+            "config/broken/wrong_type.yaml:7:14: backends[0].retries: invalid type: string \
+          \"twice\", expected u32"
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_mode_names_the_known_ones() {
+    assert_eq!(
+        errors("config/broken/unknown_mode.yaml"),
+        [
+            "config/broken/unknown_mode.yaml:8:11: frontends[0].mode: unknown variant `udp`, \
+          expected `http` or `tcp`"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_address_is_located_in_a_flow_mapping() {
+    assert_eq!(
+        errors("config/broken/bad_address.yaml"),
+        [
+            "config/broken/bad_address.yaml:15:30: backends[0].servers[1].address: invalid socket \
+          address \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 \
+          (host names are not resolved)"
+        ]
+    );
+}
+
+#[test]
+fn every_semantic_error_is_reported_in_line_order() {
+    let file = "config/broken/many_errors.yaml";
+    let expected: Vec<String> = [
+        "4:12: node.threads: must be at least 1; leave it out to use one per CPU",
+        "11:22: frontends[0].max_connections: must be at least 1",
+        "12:33: frontends[0].timeouts.request_header: invalid duration \"10\": missing unit; \
+         write e.g. 10s or 10ms",
+        "12:50: frontends[0].timeouts.client_idle: must be longer than zero",
+        "13:11: frontends[1].name: duplicate frontend name \"web\"; frontends[0] already uses it",
+        "14:13: frontends[1].listen: listen address 127.0.0.1:8080 is already used by frontend \
+         \"web\"",
+        "16:14: frontends[1].backend: backend \"hashed\" balances by uri_hash, which needs http \
+         requests; use mode: http here or another balance there",
+        "18:13: frontends[2].listen: invalid socket address \"localhost:8081\"; write IP:port \
+         such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "20:14: frontends[2].backend: unknown backend \"api_pool\"; defined backends: web_pool, \
+         hashed",
+        "25:17: backends[0].hash_query: only applies to balance: uri_hash; remove it or change \
+         balance",
+        "26:22: backends[0].connect_timeout: invalid duration \"2 s\": unknown unit \" s\"; use \
+         ms, s, m or h, e.g. 500ms or 2s",
+        "29:13: backends[0].health_check.path: path \"health\" must start with \"/\", e.g. \
+         /health",
+        "30:22: backends[0].health_check.expect_status: invalid status 700; expected a code \
+         100..=599 such as 200, or a class such as 2xx",
+        "32:16: backends[0].health_check.timeout: timeout 2s is longer than interval 1s; checks \
+         would overlap, so shorten it or lengthen the interval",
+        "33:13: backends[0].health_check.rise: must be at least 1",
+        "35:54: backends[0].servers[0].weight: weight 300 is out of range 0..=256 (0 drains the \
+         server)",
+        "36:17: backends[0].servers[1].name: duplicate server name \"s1\"; \
+         backends[0].servers[0] already uses it",
+        "36:30: backends[0].servers[1].address: invalid socket address \"127.0.0.1:99999\"; \
+         write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        // Left out, so located at the backend that lacks it.
+        "37:5: backends[1].servers: backend \"hashed\" has no servers; add at least one",
+        "39:38: backends[1].health_check.path: only applies to type: http checks; remove it or \
+         change the type",
+        "40:5: backends[2].servers: backend \"hashed\" has no servers; add at least one",
+        "40:11: backends[2].name: duplicate backend name \"hashed\"; backends[1] already uses it",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    assert_eq!(errors(file), expected);
+}
