@@ -1,0 +1,327 @@
+//! The http frontend against real servers on loopback.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_reuse_pooled_server_connections() {
+    let server = TestServer::start("s1").await;
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", server.address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+
+    let mut client = KeepAliveClient::connect(address).await;
+    for _ in 0..10 {
+        let answer = client.get("/").await.unwrap();
+        assert_eq!((answer.status, answer.server.as_deref()), (200, Some("s1")));
+    }
+    assert_eq!(server.requests(), 10);
+    assert_eq!(
+        server.control.connections.load(Ordering::SeqCst),
+        1,
+        "every request should reuse one server connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
+    let server = TestServer::start("s1").await;
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", server.address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+
+    let request = Request::get("/headers")
+        .header("host", "app.example")
+        .header("connection", "keep-alive, x-secret")
+        .header("keep-alive", "timeout=5")
+        .header("x-secret", "hop")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-app", "kept")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = request_from([127, 0, 0, 1].into(), address, request)
+        .await
+        .unwrap();
+    let seen = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(seen.contains("host: app.example\n"), "{seen}");
+    assert!(seen.contains("x-app: kept\n"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-for: 203.0.113.7, 127.0.0.1\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
+    for hop in ["x-secret", "keep-alive", "connection: keep-alive, x-secret"] {
+        assert!(!seen.contains(hop), "{hop} reached the server: {seen}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_server_up_answers_503_with_a_short_body() {
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config("http", address, "round_robin", "", &[("s1", dead, 1)]),
+        &[address],
+    )
+    .await;
+    let answer = get(address, "/").await.unwrap();
+    assert_eq!(answer.status, 503);
+    assert!(!answer.body.is_empty() && answer.body.len() < 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_failure_is_retried_on_another_server() {
+    let live = TestServer::start("live").await;
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let servers = [("dead", dead, 1), ("live", live.address, 1)];
+
+    let address = listen();
+    let tandem = Tandem::start(
+        &config("http", address, "round_robin", "    retries: 1\n", &servers),
+        &[address],
+    )
+    .await;
+    for _ in 0..6 {
+        let answer = get(address, "/").await.unwrap();
+        assert_eq!(
+            (answer.status, answer.server.as_deref()),
+            (200, Some("live"))
+        );
+    }
+    drop(tandem);
+
+    // Without retries, the requests that rotation sends to the dead server fail.
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config("http", address, "round_robin", "    retries: 0\n", &servers),
+        &[address],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(address, "/").await.unwrap().status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 503).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_fails_mid_request_gives_502() {
+    let broken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broken_address = broken.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = broken.accept().await.unwrap();
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            // Hang up without an answer.
+        }
+    });
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", broken_address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    assert_eq!(get(address, "/").await.unwrap().status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_gives_504_after_the_response_timeout() {
+    let server = TestServer::start("slow").await;
+    server.control.delay_ms.store(3000, Ordering::SeqCst);
+    let address = listen();
+    let yaml = config(
+        "http",
+        address,
+        "round_robin",
+        "    response_timeout: 300ms\n",
+        &[("s1", server.address, 1)],
+    );
+    let _tandem = Tandem::start(&yaml, &[address]).await;
+    let started = Instant::now();
+    let answer = get(address, "/").await.unwrap();
+    assert_eq!(answer.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_and_never_reach_a_server() {
+    let server = TestServer::start("s1").await;
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", server.address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    for malformed in [
+        "GET / HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+        "GET /\x01path HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(malformed.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.starts_with("HTTP/1.1 400"),
+            "{malformed:?} got {reply:?}"
+        );
+    }
+    assert_eq!(server.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_clients_are_cut_off() {
+    let server = TestServer::start("s1").await;
+    let address = listen();
+    let yaml = config(
+        "http",
+        address,
+        "round_robin",
+        "",
+        &[("s1", server.address, 1)],
+    )
+    .replace(
+        "    backend: pool\n",
+        "    backend: pool\n    timeouts: { request_header: 1s, client_idle: 60s }\n",
+    );
+    let _tandem = Tandem::start(&yaml, &[address]).await;
+
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A slowloris client: one header byte every 200 ms keeps the socket busy but never finishes.
+    let closed_after = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stream.write_all(b"X").await.is_err() {
+            break started.elapsed();
+        }
+        let mut byte = [0u8; 256];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await
+        {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "slow client still connected"
+        );
+    };
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "closed too early: {closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_secs(4),
+        "closed too late: {closed_after:?}"
+    );
+    assert_eq!(server.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_in_flat_memory() {
+    const SIZE: u64 = 512 * 1024 * 1024;
+    let server = TestServer::start("s1").await;
+    let address = listen();
+    let tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", server.address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    let before_kib = tandem.status_kib("VmRSS");
+
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let upload = Request::post("/upload")
+        .header("host", "x")
+        .body(ZeroBody::new(SIZE))
+        .unwrap();
+    let answer = read_answer(sender.send_request(upload).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer.status, answer.body.as_ref()),
+        (200, SIZE.to_string().as_bytes())
+    );
+
+    let answer = get(address, &format!("/download/{SIZE}")).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body.len() as u64, SIZE);
+
+    let peak_kib = tandem.status_kib("VmHWM");
+    assert!(
+        peak_kib < before_kib + 32 * 1024,
+        "tandem grew from {before_kib} KiB to a peak of {peak_kib} KiB"
+    );
+}

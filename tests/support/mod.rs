@@ -1,0 +1,426 @@
+//! Test harness: real servers on loopback, a real tandem process, and clients.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Polls `condition` until it holds or `limit` passes; panics with `what` on time-out.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Shared, adjustable behaviour of a test server.
+#[derive(Default)]
+pub struct ServerControl {
+    pub requests: AtomicUsize,
+    pub connections: AtomicUsize,
+    /// Delay before answering anything but /health, in ms.
+    pub delay_ms: AtomicU64,
+    /// Status of /health; 0 means 200.
+    pub health_status: AtomicU16,
+}
+
+/// An HTTP/1.1 server on loopback that names itself in every answer.
+///
+/// Paths: `/health`; `/headers` echoes the request headers; `/upload` counts the body's bytes;
+/// `/download/N` streams N bytes; anything else answers with the server's name.
+pub struct TestServer {
+    pub name: String,
+    pub address: SocketAddr,
+    pub control: Arc<ServerControl>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(name: &str) -> TestServer {
+        Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)), Arc::default()).await
+    }
+
+    async fn start_on(name: &str, address: SocketAddr, control: Arc<ServerControl>) -> TestServer {
+        let listener = TcpListener::bind(address).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_http(listener, name.to_owned(), Arc::clone(&control)));
+        TestServer {
+            name: name.to_owned(),
+            address,
+            control,
+            task: Some(task),
+        }
+    }
+
+    /// Closes the listener and every connection, like a crashed process.
+    pub fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let restarted = Self::start_on(&self.name, self.address, Arc::clone(&self.control)).await;
+        *self = restarted;
+    }
+
+    pub fn requests(&self) -> usize {
+        self.control.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn serve_http(listener: TcpListener, name: String, control: Arc<ServerControl>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        control.connections.fetch_add(1, Ordering::SeqCst);
+        let name = name.clone();
+        let control = Arc::clone(&control);
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let name = name.clone();
+                let control = Arc::clone(&control);
+                async move { Ok::<_, Infallible>(answer(request, &name, &control).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+async fn answer(
+    request: Request<Incoming>,
+    name: &str,
+    control: &ServerControl,
+) -> Response<TestBody> {
+    let path = request.uri().path().to_owned();
+    if path == "/health" {
+        let status = match control.health_status.load(Ordering::SeqCst) {
+            0 => 200,
+            status => status,
+        };
+        return text(status, name, "health");
+    }
+    control.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = control.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if path == "/headers" {
+        let mut listing = String::new();
+        for (header, value) in request.headers() {
+            listing.push_str(&format!("{}: {}\n", header, value.to_str().unwrap_or("?")));
+        }
+        return text(200, name, &listing);
+    }
+    if path == "/upload" {
+        let mut body = request.into_body();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => total += frame.data_ref().map_or(0, Bytes::len),
+                Err(_) => return text(400, name, "upload broken"),
+            }
+        }
+        return text(200, name, &total.to_string());
+    }
+    if let Some(size) = path.strip_prefix("/download/") {
+        let size: u64 = size.parse().unwrap();
+        let mut response =
+            Response::new(ZeroBody::new(size).map_err(|never| match never {}).boxed());
+        response
+            .headers_mut()
+            .insert("x-server", name.parse().unwrap());
+        return response;
+    }
+    text(200, name, name)
+}
+
+fn text(status: u16, name: &str, body: &str) -> Response<TestBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_owned()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    response
+        .headers_mut()
+        .insert("x-server", name.parse().unwrap());
+    response
+}
+
+/// `len` zero bytes in 64 KiB frames, made as they are read.
+pub struct ZeroBody {
+    left: u64,
+    chunk: Bytes,
+}
+
+impl ZeroBody {
+    pub fn new(len: u64) -> Self {
+        ZeroBody {
+            left: len,
+            chunk: Bytes::from(vec![0u8; 64 * 1024]),
+        }
+    }
+}
+
+impl Body for ZeroBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let take = self.left.min(self.chunk.len() as u64);
+        self.left -= take;
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.slice(..take as usize)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// A running `tandem run` process, killed when dropped.
+pub struct Tandem {
+    child: Child,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tandem {
+    /// Starts tandem with `config` and waits until every `listens` address accepts.
+    pub async fn start(config: &str, listens: &[SocketAddr]) -> Tandem {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("tandem.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let log_path = dir.path().join("tandem.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "tandem=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut tandem = Tandem {
+            child,
+            config_path,
+            log_path,
+            _dir: dir,
+        };
+        for &address in listens {
+            let started = Instant::now();
+            while TcpStream::connect(address).await.is_err() {
+                if let Some(status) = tandem.child.try_wait().unwrap() {
+                    panic!("tandem exited with {status}:\n{}", tandem.log());
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "tandem did not listen on {address}:\n{}",
+                    tandem.log()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        tandem
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A field of /proc/PID/status in KiB, such as `VmHWM` (peak resident memory).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|line| line.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Tandem {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- tandem log ---\n{}", self.log());
+        }
+    }
+}
+
+pub fn tandem_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+/// An answer as the client saw it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub server: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends one request on a new connection from `source` (any 127.0.0.0/8 address).
+pub async fn request_from(
+    source: IpAddr,
+    address: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> Result<Answer, String> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(address).await.map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    read_answer(response).await
+}
+
+pub async fn read_answer(response: Response<Incoming>) -> Result<Answer, String> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        server: parts
+            .headers
+            .get("x-server")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// GET `path` on a new connection from 127.0.0.1.
+pub async fn get(address: SocketAddr, path: &str) -> Result<Answer, String> {
+    request_from([127, 0, 0, 1].into(), address, get_request(address, path)).await
+}
+
+pub fn get_request(address: SocketAddr, path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", address.to_string())
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// A client connection kept open across requests.
+pub struct KeepAliveClient {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    address: SocketAddr,
+}
+
+impl KeepAliveClient {
+    pub async fn connect(address: SocketAddr) -> KeepAliveClient {
+        let stream = TcpStream::connect(address).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        KeepAliveClient { sender, address }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Answer, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let request = Request::get(path)
+            .header("host", self.address.to_string())
+            .body(Empty::new())
+            .unwrap();
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        read_answer(response).await
+    }
+}
+
+/// A one-frontend, one-backend config; `backend_extra` is indented YAML added to the backend.
+pub fn config(
+    mode: &str,
+    listen: SocketAddr,
+    balance: &str,
+    backend_extra: &str,
+    servers: &[(&str, SocketAddr, u32)],
+) -> String {
+    let mut yaml = format!(
+        "node: {{ name: test, threads: 1 }}\n\
+         frontends:\n  - name: fe\n    listen: {listen}\n    mode: {mode}\n    backend: pool\n\
+         backends:\n  - name: pool\n    balance: {balance}\n{backend_extra}    servers:\n"
+    );
+    for (name, address, weight) in servers {
+        yaml.push_str(&format!(
+            "      - {{ name: {name}, address: {address}, weight: {weight} }}\n"
+        ));
+    }
+    yaml
+}
