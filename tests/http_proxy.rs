@@ -325,3 +325,82 @@ async fn large_bodies_stream_both_ways_in_flat_memory() {
         "tandem grew from {before_kib} KiB to a peak of {peak_kib} KiB"
     );
 }
+
+/// A server whose first connection answers one request, then hangs up on the next one
+/// unanswered, as a server does when its keep-alive timeout races with a new request.
+async fn server_dropping_its_first_connection() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for connection in 0.. {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                for request in 0.. {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if connection == 0 && request == 1 => return,
+                        Ok(_) => {
+                            let reply = format!("HTTP/1.1 200 OK\r\nx-server: conn{connection}\r\ncontent-length: 2\r\n\r\nok");
+                            stream.write_all(reply.as_bytes()).await.unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_request_is_resent_when_a_reused_connection_fails() {
+    let server = server_dropping_its_first_connection().await;
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "    retries: 0\n",
+            &[("s1", server, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    let first = get(address, "/").await.unwrap();
+    assert_eq!(
+        (first.status, first.server.as_deref()),
+        (200, Some("conn0"))
+    );
+    let second = get(address, "/").await.unwrap();
+    assert_eq!(
+        (second.status, second.server.as_deref()),
+        (200, Some("conn1"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_a_body_is_not_resent() {
+    let server = server_dropping_its_first_connection().await;
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "    retries: 0\n",
+            &[("s1", server, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    assert_eq!(get(address, "/").await.unwrap().status, 200);
+    let post = Request::post("/orders")
+        .header("host", "x")
+        .body(Full::new(Bytes::from_static(b"buy")))
+        .unwrap();
+    let answer = request_from([127, 0, 0, 1].into(), address, post)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 502);
+}

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Either, Full};
+use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::headers;
-use super::upstream::{Sender, UpstreamPool};
+use super::upstream::{RequestBody, Sender, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
 use crate::backend::ActiveGuard;
 use crate::balance::Key;
@@ -58,7 +58,7 @@ pub async fn serve(
 }
 
 async fn proxy(
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
     client: SocketAddr,
     frontend: &FrontendRuntime,
     pool: &Arc<UpstreamPool>,
@@ -78,7 +78,7 @@ async fn proxy(
         client_ip: client.ip(),
         uri: &hashed_uri,
     };
-    prepare_request(&mut request, client);
+    let mut request = prepare_request(request, client);
 
     let mut tried = Vec::new();
     while tried.len() <= backend.config.retries as usize {
@@ -88,9 +88,10 @@ async fn proxy(
         tried.push(index);
         let server = &backend.servers[index];
         let active = server.track_active();
+        let mut fresh = false;
         loop {
             let checkout = match pool
-                .checkout(server.address, backend.config.connect_timeout)
+                .checkout(server.address, backend.config.connect_timeout, fresh)
                 .await
             {
                 Ok(checkout) => checkout,
@@ -100,6 +101,7 @@ async fn proxy(
                 }
             };
             let mut sender = checkout.sender;
+            let replay = checkout.reused.then(|| replayable(&request)).flatten();
             let sent = tokio::time::timeout(
                 backend.config.response_timeout,
                 sender.try_send_request(request),
@@ -115,9 +117,13 @@ async fn proxy(
                     };
                     return upstream_response(response, finish);
                 }
-                Ok(Err(mut error)) => match error.take_message() {
-                    // A reused connection the server had closed: nothing was sent, try a new one.
-                    Some(unsent) if checkout.reused => request = unsent,
+                // A reused connection that the server closed as we used it: nothing was answered,
+                // so send again on a new connection what can safely be sent twice.
+                Ok(Err(mut error)) => match error.take_message().or(replay) {
+                    Some(again) if checkout.reused => {
+                        request = again;
+                        fresh = true;
+                    }
                     _ => {
                         tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
                         return local_response(StatusCode::BAD_GATEWAY, "bad gateway\n");
@@ -135,7 +141,7 @@ async fn proxy(
 }
 
 /// Turns the client's request into the one a server gets.
-fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr) {
+fn prepare_request(mut request: Request<Incoming>, client: SocketAddr) -> Request<RequestBody> {
     if !request.headers().contains_key(header::HOST) {
         if let Some(host) = request
             .uri()
@@ -156,6 +162,26 @@ fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr) {
     // hyper already answered any 100-continue by reading the body; the server must not wait.
     headers.remove(header::EXPECT);
     headers::add_forwarded(headers, client.ip(), "http");
+    request.map(|body| {
+        if body.is_end_stream() {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        }
+    })
+}
+
+/// A copy of an idempotent, bodyless request, to send again if a reused connection fails.
+fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    if !matches!(request.body(), Either::Right(_)) || !request.method().is_idempotent() {
+        return None;
+    }
+    let mut copy = Request::new(Either::Right(Empty::new()));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<ProxyBody> {

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -22,7 +24,11 @@ const MAX_IDLE_PER_SERVER: usize = 256;
 /// send on a connection that the server is closing.
 const MAX_IDLE_TIME: Duration = Duration::from_secs(4);
 
-pub type Sender = SendRequest<Incoming>;
+/// A request body for a server: the client's, or none at all. Bodyless requests are sent as
+/// `Empty` so that they can be sent again.
+pub type RequestBody = Either<Incoming, Empty<Bytes>>;
+
+pub type Sender = SendRequest<RequestBody>;
 
 #[derive(Default)]
 pub struct UpstreamPool {
@@ -36,13 +42,14 @@ pub struct Checkout {
 }
 
 impl UpstreamPool {
-    /// An idle connection to `address`, or a new one within `connect_timeout`.
+    /// An idle connection to `address` (unless `fresh`), or a new one within `connect_timeout`.
     pub async fn checkout(
         &self,
         address: SocketAddr,
         connect_timeout: Duration,
+        fresh: bool,
     ) -> io::Result<Checkout> {
-        while let Some(mut sender) = self.take_idle(address) {
+        while let Some(mut sender) = self.take_idle(address).filter(|_| !fresh) {
             // Resolves once the previous response is fully read; fails if the server closed.
             if sender.ready().await.is_ok() {
                 return Ok(Checkout {
