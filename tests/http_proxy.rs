@@ -281,7 +281,7 @@ async fn slow_header_clients_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways_in_flat_memory() {
-    const SIZE: u64 = 512 * 1024 * 1024;
+    const SIZE: u64 = 1024 * 1024 * 1024;
     let server = TestServer::start("s1").await;
     let address = listen();
     let tandem = Tandem::start(
