@@ -1,0 +1,16 @@
+//! The VRRP engine's contact with the operating system, and nothing else: no protocol logic.
+//!
+//! - [`netlink`]: one route-netlink connection, shared by the two files below.
+//! - [`interface`]: an interface's index and MAC, and the source addresses VRRP sends from.
+//! - [`vip`]: virtual addresses with a kernel lifetime, so a VIP dies with the process holding it.
+//!
+//! Everything here acts in the network namespace of the thread that opens it: tests run it in a
+//! thread that has entered a namespace, and the engine in its own thread of the main namespace.
+
+pub mod interface;
+pub mod netlink;
+pub mod vip;
+
+pub use interface::{Interface, InterfaceError, SourceAddresses};
+pub use netlink::Netlink;
+pub use vip::{Vip, VipError};
