@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::sys::socket::{
     recv, recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6,
@@ -57,11 +57,6 @@ impl SocketError {
             action: action.into(),
             source,
         }
-    }
-
-    /// The underlying OS error, for callers that tell transient failures from permanent ones.
-    pub fn io_error(&self) -> &io::Error {
-        &self.source
     }
 }
 
@@ -198,7 +193,7 @@ impl VrrpReceiver {
     }
 }
 
-fn receive_v4(fd: i32, buffer: &mut [u8]) -> io::Result<ReceivedVrrp> {
+fn receive_v4(fd: RawFd, buffer: &mut [u8]) -> io::Result<ReceivedVrrp> {
     // MSG_TRUNC makes recv return the datagram's real length, so a cut-short one is noticed.
     let len = recv(fd, buffer, MsgFlags::MSG_TRUNC)?;
     if len > buffer.len() {
@@ -224,12 +219,11 @@ fn receive_v4(fd: i32, buffer: &mut [u8]) -> io::Result<ReceivedVrrp> {
     })
 }
 
-fn receive_v6(fd: i32, buffer: &mut [u8], control: &mut [u8]) -> io::Result<ReceivedVrrp> {
-    let capacity = buffer.len();
+fn receive_v6(fd: RawFd, buffer: &mut [u8], control: &mut [u8]) -> io::Result<ReceivedVrrp> {
     let mut iov = [IoSliceMut::new(buffer)];
     let message = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(control), MsgFlags::MSG_TRUNC)?;
     if message.flags.contains(MsgFlags::MSG_TRUNC) {
-        return Err(truncated(message.bytes.max(capacity + 1)));
+        return Err(truncated(message.bytes));
     }
     let len = message.bytes;
     let source = message
