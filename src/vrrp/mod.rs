@@ -1,0 +1,9 @@
+//! VRRP: the sans-IO core of the engine that holds the virtual IPs.
+//!
+//! - [`packet`]: advertisements on the wire (RFC 3768 v2, RFC 9568 v3), decode and encode.
+//!
+//! Neither part opens a socket or reads a clock: the shell hands in what it received and the time,
+//! and carries out what comes back, so every protocol rule is tested without a network.
+
+mod checksum;
+pub mod packet;
