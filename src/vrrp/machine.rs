@@ -1,0 +1,435 @@
+//! The VRRP state machine of RFC 3768 (v2) and RFC 9568 (v3) as plain data.
+//!
+//! The shell feeds [`Event`]s with the current [`Timestamp`] to [`Machine::handle`] and performs
+//! the returned [`Action`]s in order: send adverts, move the virtual addresses, arm timers, log.
+//! Beyond the RFCs it follows keepalived where operators rely on it: `nopreempt` and
+//! `preempt_delay`, a Fault state, and a Master that re-asserts itself when it hears a
+//! lower-priority Master (split brain healing) instead of silently discarding the advert.
+
+mod action;
+mod event;
+mod timing;
+
+pub use action::{Action, Anomaly, Cause, Peer, State, Timer};
+pub use event::{Event, ReceivedAdvert};
+pub use timing::Timestamp;
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::vrrp::packet::{AdvertInterval, Version};
+use timing::{master_down_interval, skew_time};
+
+/// The priority of the router that owns the virtual addresses: it takes them without waiting.
+const OWNER_PRIORITY: u8 = 255;
+/// The priority a resigning Master advertises.
+const RESIGN_PRIORITY: u8 = 0;
+
+/// One virtual router's settings, as far as the protocol needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub version: Version,
+    /// 1..=254, or 255 for the address owner (0 is taken as 1).
+    pub priority: u8,
+    /// Our Advertisement_Interval. v2 routers must all share it; v3 Backups follow the Master's.
+    pub advert_interval: AdvertInterval,
+    pub preempt: Preempt,
+    /// The source address of our adverts: the tie-break between equal priorities.
+    pub primary_address: IpAddr,
+}
+
+/// Whether a Backup takes over from a live Master of lower priority. The address owner always
+/// does, immediately, whatever this says (RFC 9568 §6.1, Preempt_Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preempt {
+    /// keepalived `nopreempt`: follow whichever Master is advertising.
+    Never,
+    /// RFC Preempt_Mode True, once `delay` has passed since we first heard the lower-priority
+    /// Master (keepalived `preempt_delay`; zero is the RFC behaviour).
+    After(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    config: Config,
+    /// The effective priority: configured, then moved by `PriorityChanged`.
+    priority: u8,
+    phase: Phase,
+}
+
+/// A state with the data that only exists in it.
+#[derive(Debug, Clone)]
+enum Phase {
+    Initialize,
+    Backup(Backup),
+    Master { next_advert_at: Timestamp },
+    Fault,
+}
+
+#[derive(Debug, Clone)]
+struct Backup {
+    /// v3 learns it from the Master's adverts; v2 keeps the configured interval.
+    master_adver_interval: AdvertInterval,
+    master_down_at: Timestamp,
+    watching: Watch,
+    /// With a preempt delay: lower-priority adverts are still accepted until then.
+    preempt_at: Option<Timestamp>,
+}
+
+/// What the Master_Down_Timer is waiting on, which names the cause if it fires.
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    NoMasterYet,
+    Master(Peer),
+    Resigned(Peer),
+    LowerPriority(Peer),
+}
+
+impl Watch {
+    fn cause(self) -> Cause {
+        match self {
+            Watch::NoMasterYet => Cause::MasterDown { last_master: None },
+            Watch::Master(peer) => Cause::MasterDown {
+                last_master: Some(peer),
+            },
+            Watch::Resigned(peer) => Cause::MasterResigned(peer),
+            Watch::LowerPriority(peer) => Cause::PreemptedLowerPriority(peer),
+        }
+    }
+}
+
+impl Machine {
+    /// A machine in Initialize, waiting for [`Event::Startup`].
+    pub fn new(config: Config) -> Machine {
+        Machine {
+            priority: config.priority.max(1),
+            config,
+            phase: Phase::Initialize,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Initialize => State::Initialize,
+            Phase::Backup(_) => State::Backup,
+            Phase::Master { .. } => State::Master,
+            Phase::Fault => State::Fault,
+        }
+    }
+
+    /// The effective priority.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// Applies `event`, which happened at `now`, and returns what the shell must do. Events that
+    /// mean nothing in the current state (a stale timer, an advert while in Fault) return nothing.
+    pub fn handle(&mut self, now: Timestamp, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Startup => {
+                if let Phase::Initialize = self.phase {
+                    self.start(now, Cause::Startup, Cause::AddressOwner, &mut actions);
+                }
+            }
+            Event::Shutdown => {
+                if !matches!(self.phase, Phase::Initialize) {
+                    self.leave_current_state(&mut actions);
+                    self.change_state(Phase::Initialize, Cause::Shutdown, &mut actions);
+                }
+            }
+            Event::Fault => {
+                if !matches!(self.phase, Phase::Fault) {
+                    self.leave_current_state(&mut actions);
+                    self.change_state(Phase::Fault, Cause::Fault, &mut actions);
+                }
+            }
+            Event::FaultCleared => {
+                if let Phase::Fault = self.phase {
+                    self.start(now, Cause::FaultCleared, Cause::FaultCleared, &mut actions);
+                }
+            }
+            Event::AdvertReceived(advert) => self.receive(now, advert, &mut actions),
+            Event::MasterDownTimerFired => {
+                if let Phase::Backup(backup) = &self.phase {
+                    if now >= backup.master_down_at {
+                        let cause = backup.watching.cause();
+                        self.become_master(now, cause, &mut actions);
+                    }
+                }
+            }
+            Event::AdverTimerFired => {
+                if let Phase::Master { next_advert_at } = self.phase {
+                    if now >= next_advert_at {
+                        self.advertise_now(now, &mut actions);
+                    }
+                }
+            }
+            Event::PriorityChanged(priority) => {
+                let priority = priority.max(1);
+                if priority != self.priority {
+                    self.priority = priority;
+                    // A Master tells the link at once, so a better Backup starts preempting
+                    // now rather than at the next scheduled advert.
+                    if let Phase::Master { .. } = self.phase {
+                        self.advertise_now(now, &mut actions);
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    /// Initialize (or Fault) → Master for the address owner, Backup for everyone else.
+    fn start(
+        &mut self,
+        now: Timestamp,
+        backup_cause: Cause,
+        owner_cause: Cause,
+        out: &mut Vec<Action>,
+    ) {
+        if self.priority == OWNER_PRIORITY {
+            self.become_master(now, owner_cause, out);
+        } else {
+            self.become_backup(
+                now,
+                self.config.advert_interval,
+                Watch::NoMasterYet,
+                backup_cause,
+                out,
+            );
+        }
+    }
+
+    fn become_master(&mut self, now: Timestamp, cause: Cause, out: &mut Vec<Action>) {
+        out.push(Action::AddVips);
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        out.push(Action::SendGratuitous);
+        let next_advert_at = self.schedule_advert(now, out);
+        self.change_state(Phase::Master { next_advert_at }, cause, out);
+    }
+
+    fn become_backup(
+        &mut self,
+        now: Timestamp,
+        master_adver_interval: AdvertInterval,
+        watching: Watch,
+        cause: Cause,
+        out: &mut Vec<Action>,
+    ) {
+        let master_down_at =
+            now + master_down_interval(self.config.version, self.priority, master_adver_interval);
+        out.push(Action::SetTimer {
+            timer: Timer::MasterDown,
+            at: master_down_at,
+        });
+        self.change_state(
+            Phase::Backup(Backup {
+                master_adver_interval,
+                master_down_at,
+                watching,
+                preempt_at: None,
+            }),
+            cause,
+            out,
+        );
+    }
+
+    /// What every exit from the current state undoes: a Master resigns so a Backup takes over
+    /// after Skew_Time instead of Master_Down_Interval.
+    fn leave_current_state(&mut self, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Initialize | Phase::Fault => {}
+            Phase::Backup(_) => out.push(Action::CancelTimer(Timer::MasterDown)),
+            Phase::Master { .. } => {
+                out.push(Action::CancelTimer(Timer::Adver));
+                out.push(Action::SendAdvert {
+                    priority: RESIGN_PRIORITY,
+                });
+                out.push(Action::RemoveVips);
+            }
+        }
+    }
+
+    fn change_state(&mut self, phase: Phase, cause: Cause, out: &mut Vec<Action>) {
+        let from = self.state();
+        self.phase = phase;
+        out.push(Action::StateChanged {
+            from,
+            to: self.state(),
+            cause,
+        });
+    }
+
+    fn receive(&mut self, now: Timestamp, advert: ReceivedAdvert, out: &mut Vec<Action>) {
+        match &mut self.phase {
+            Phase::Initialize | Phase::Fault => {}
+            Phase::Backup(backup) => {
+                if let Some(peer) = screen(&self.config, &advert, out) {
+                    backup_receive(backup, &self.config, self.priority, now, &advert, peer, out);
+                }
+            }
+            Phase::Master { .. } => {
+                if let Some(peer) = screen(&self.config, &advert, out) {
+                    self.master_receive(now, &advert, peer, out);
+                }
+            }
+        }
+    }
+
+    /// RFC 3768 §6.4.3, RFC 9568 §6.4.3 (Active), with split brain healing.
+    fn master_receive(
+        &mut self,
+        now: Timestamp,
+        advert: &ReceivedAdvert,
+        peer: Peer,
+        out: &mut Vec<Action>,
+    ) {
+        if advert.priority == RESIGN_PRIORITY {
+            // Answer at once, so the Backups do not take over after Skew_Time.
+            self.advertise_now(now, out);
+            return;
+        }
+        // Unsigned comparison of the addresses in network byte order is what IpAddr's Ord does.
+        let theirs = (advert.priority, advert.from);
+        let ours = (self.priority, self.config.primary_address);
+        match theirs.cmp(&ours) {
+            Ordering::Greater => {
+                let master_adver_interval =
+                    follow_interval(&self.config, self.config.advert_interval, advert, out);
+                out.push(Action::CancelTimer(Timer::Adver));
+                out.push(Action::RemoveVips);
+                self.become_backup(
+                    now,
+                    master_adver_interval,
+                    Watch::Master(peer),
+                    Cause::HigherPriorityAdvert(peer),
+                    out,
+                );
+            }
+            Ordering::Less => {
+                out.push(Action::Report(Anomaly::LowerPriorityMaster(peer)));
+                self.advertise_now(now, out);
+                out.push(Action::SendGratuitous);
+            }
+            // Our own priority from our own address: an echo of our advert, nothing to decide.
+            Ordering::Equal => {}
+        }
+    }
+
+    /// Arms the Adver_Timer for one interval from now and returns when it fires.
+    fn schedule_advert(&self, now: Timestamp, out: &mut Vec<Action>) -> Timestamp {
+        let at = now + self.config.advert_interval.as_duration();
+        out.push(Action::SetTimer {
+            timer: Timer::Adver,
+            at,
+        });
+        at
+    }
+
+    /// A Master's advert outside the regular schedule; the schedule restarts from it.
+    fn advertise_now(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        let next_advert_at = self.schedule_advert(now, out);
+        self.phase = Phase::Master { next_advert_at };
+    }
+}
+
+/// The receive checks that need our configuration and concern every state (RFC 3768 §7.1,
+/// RFC 9568 §7.1): `None` when the advert must be discarded, which is reported.
+fn screen(config: &Config, advert: &ReceivedAdvert, out: &mut Vec<Action>) -> Option<Peer> {
+    if advert.version != config.version {
+        out.push(Action::Report(Anomaly::VersionMismatch {
+            from: advert.from,
+            received: advert.version,
+        }));
+        return None;
+    }
+    // A v2 advert with another interval MUST be discarded; v3 Backups adapt instead.
+    if advert.version == Version::V2 && advert.interval != config.advert_interval {
+        out.push(Action::Report(Anomaly::IntervalMismatch {
+            from: advert.from,
+            received: advert.interval,
+            configured: config.advert_interval,
+        }));
+        return None;
+    }
+    Some(Peer {
+        address: advert.from,
+        priority: advert.priority,
+    })
+}
+
+/// RFC 3768 §6.4.2, RFC 9568 §6.4.2, with keepalived's preempt delay.
+fn backup_receive(
+    backup: &mut Backup,
+    config: &Config,
+    priority: u8,
+    now: Timestamp,
+    advert: &ReceivedAdvert,
+    peer: Peer,
+    out: &mut Vec<Action>,
+) {
+    if advert.priority == RESIGN_PRIORITY {
+        backup.master_down_at =
+            now + skew_time(config.version, priority, backup.master_adver_interval);
+        backup.watching = Watch::Resigned(peer);
+        out.push(Action::SetTimer {
+            timer: Timer::MasterDown,
+            at: backup.master_down_at,
+        });
+        return;
+    }
+    let accepted = if advert.priority >= priority {
+        backup.preempt_at = None;
+        true
+    } else {
+        match config.preempt {
+            _ if priority == OWNER_PRIORITY => false,
+            Preempt::Never => true,
+            Preempt::After(delay) if delay.is_zero() => false,
+            Preempt::After(delay) => now < *backup.preempt_at.get_or_insert(now + delay),
+        }
+    };
+    if !accepted {
+        // Discarded: the Master_Down_Timer runs on, and we preempt when it fires.
+        backup.watching = Watch::LowerPriority(peer);
+        return;
+    }
+    backup.master_adver_interval =
+        follow_interval(config, backup.master_adver_interval, advert, out);
+    backup.master_down_at =
+        now + master_down_interval(config.version, priority, backup.master_adver_interval);
+    backup.watching = Watch::Master(peer);
+    out.push(Action::SetTimer {
+        timer: Timer::MasterDown,
+        at: backup.master_down_at,
+    });
+}
+
+/// The Master_Adver_Interval after accepting `advert` (RFC 9568: "Set Master_Adver_Interval to
+/// Adver Interval contained in the ADVERTISEMENT"; v2 intervals already equal ours). Reported
+/// when it changes to a value other than ours, not on every advert.
+fn follow_interval(
+    config: &Config,
+    current: AdvertInterval,
+    advert: &ReceivedAdvert,
+    out: &mut Vec<Action>,
+) -> AdvertInterval {
+    if advert.interval != current && advert.interval != config.advert_interval {
+        out.push(Action::Report(Anomaly::IntervalMismatch {
+            from: advert.from,
+            received: advert.interval,
+            configured: config.advert_interval,
+        }));
+    }
+    advert.interval
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,924 @@
+//! The state tables of RFC 3768 §6.4 and RFC 9568 §6.4 clause by clause, then keepalived's
+//! additions (preempt delay, Fault, split brain healing) and a two-router run.
+
+use std::collections::HashMap;
+
+use super::*;
+use Action::*;
+
+const OURS: &str = "198.51.100.10";
+const HIGHER_ADDRESS: &str = "198.51.100.20";
+const LOWER_ADDRESS: &str = "198.51.100.5";
+
+fn t(millis: u64) -> Timestamp {
+    Timestamp::from_since_epoch(Duration::from_millis(millis))
+}
+
+fn address(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn peer(from: &str, priority: u8) -> Peer {
+    Peer {
+        address: address(from),
+        priority,
+    }
+}
+
+fn config(version: Version, priority: u8) -> Config {
+    Config {
+        version,
+        priority,
+        advert_interval: AdvertInterval::from_secs(1),
+        preempt: Preempt::After(Duration::ZERO),
+        primary_address: address(OURS),
+    }
+}
+
+fn advert(version: Version, from: &str, priority: u8, interval: AdvertInterval) -> Event {
+    Event::AdvertReceived(ReceivedAdvert {
+        from: address(from),
+        version,
+        priority,
+        interval,
+    })
+}
+
+/// A v2 advert with the 1 s interval every test config uses.
+fn v2_advert(from: &str, priority: u8) -> Event {
+    advert(Version::V2, from, priority, AdvertInterval::from_secs(1))
+}
+
+fn state_changed(from: State, to: State, cause: Cause) -> Action {
+    StateChanged { from, to, cause }
+}
+
+/// Master_Down_Interval for priority 100 and 1 s: 3 s + 156/256 s.
+const MASTER_DOWN_100: Duration = Duration::from_micros(3_609_375);
+/// Skew_Time for priority 100 and 1 s: 156/256 s.
+const SKEW_100: Duration = Duration::from_micros(609_375);
+
+fn backup_at_zero(config: Config) -> Machine {
+    let mut machine = Machine::new(config);
+    machine.handle(t(0), Event::Startup);
+    assert_eq!(machine.state(), State::Backup);
+    machine
+}
+
+/// A non-owner that became Master when its Master_Down_Timer fired; returns when that was.
+fn master_after_timeout(config: Config) -> (Machine, Timestamp) {
+    let mut machine = backup_at_zero(config);
+    let at = t(0)
+        + master_down_interval(
+            machine.config.version,
+            machine.priority,
+            AdvertInterval::from_secs(1),
+        );
+    machine.handle(at, Event::MasterDownTimerFired);
+    assert_eq!(machine.state(), State::Master);
+    (machine, at)
+}
+
+// RFC 3768 §6.4.1 / RFC 9568 §6.4.1: Initialize.
+
+#[test]
+fn initialize_startup_as_owner_advertises_announces_arms_adver_timer_and_becomes_master() {
+    for version in [Version::V2, Version::V3] {
+        let mut machine = Machine::new(config(version, 255));
+        assert_eq!(
+            machine.handle(t(0), Event::Startup),
+            [
+                AddVips,
+                SendAdvert { priority: 255 },
+                SendGratuitous,
+                SetTimer {
+                    timer: Timer::Adver,
+                    at: t(1000)
+                },
+                state_changed(State::Initialize, State::Master, Cause::AddressOwner),
+            ]
+        );
+        assert_eq!(machine.state(), State::Master);
+    }
+}
+
+#[test]
+fn initialize_startup_as_non_owner_arms_master_down_timer_and_becomes_backup() {
+    let mut machine = Machine::new(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(0), Event::Startup),
+        [
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: t(0) + MASTER_DOWN_100
+            },
+            state_changed(State::Initialize, State::Backup, Cause::Startup),
+        ]
+    );
+}
+
+#[test]
+fn initialize_startup_v3_takes_own_interval_as_master_adver_interval() {
+    let mut machine = Machine::new(Config {
+        advert_interval: AdvertInterval::from_centis(50),
+        ..config(Version::V3, 100)
+    });
+    // 3 * 0.5 s + 156 * 0.5 s / 256
+    assert_eq!(
+        machine.handle(t(0), Event::Startup)[0],
+        SetTimer {
+            timer: Timer::MasterDown,
+            at: Timestamp::from_since_epoch(Duration::from_nanos(1_804_687_500))
+        }
+    );
+}
+
+#[test]
+fn initialize_ignores_adverts_timers_and_shutdown() {
+    let mut machine = Machine::new(config(Version::V2, 100));
+    for event in [
+        v2_advert(HIGHER_ADDRESS, 150),
+        v2_advert(HIGHER_ADDRESS, 0),
+        Event::MasterDownTimerFired,
+        Event::AdverTimerFired,
+        Event::Shutdown,
+        Event::FaultCleared,
+    ] {
+        assert_eq!(machine.handle(t(0), event), []);
+        assert_eq!(machine.state(), State::Initialize);
+    }
+}
+
+// RFC 3768 §6.4.2 / RFC 9568 §6.4.2: Backup.
+
+#[test]
+fn backup_shutdown_cancels_master_down_timer_and_initializes() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(500), Event::Shutdown),
+        [
+            CancelTimer(Timer::MasterDown),
+            state_changed(State::Backup, State::Initialize, Cause::Shutdown),
+        ]
+    );
+}
+
+#[test]
+fn backup_master_down_timer_advertises_announces_arms_adver_timer_and_becomes_master() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    let at = t(0) + MASTER_DOWN_100;
+    assert_eq!(
+        machine.handle(at, Event::MasterDownTimerFired),
+        [
+            AddVips,
+            SendAdvert { priority: 100 },
+            SendGratuitous,
+            SetTimer {
+                timer: Timer::Adver,
+                at: at + Duration::from_secs(1)
+            },
+            state_changed(
+                State::Backup,
+                State::Master,
+                Cause::MasterDown { last_master: None }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn backup_takeover_names_the_last_master_heard() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(500), v2_advert(HIGHER_ADDRESS, 150));
+    let actions = machine.handle(t(500) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::MasterDown {
+                last_master: Some(peer(HIGHER_ADDRESS, 150))
+            }
+        ))
+    );
+}
+
+#[test]
+fn backup_priority_zero_sets_master_down_timer_to_skew_time() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(200), v2_advert(HIGHER_ADDRESS, 150));
+    assert_eq!(
+        machine.handle(t(500), v2_advert(HIGHER_ADDRESS, 0)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(500) + SKEW_100
+        }]
+    );
+    let actions = machine.handle(t(500) + SKEW_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::MasterResigned(peer(HIGHER_ADDRESS, 0))
+        ))
+    );
+}
+
+#[test]
+fn backup_v3_priority_zero_skew_time_scales_with_the_learned_interval() {
+    let mut machine = backup_at_zero(config(Version::V3, 100));
+    machine.handle(
+        t(0),
+        advert(
+            Version::V3,
+            HIGHER_ADDRESS,
+            150,
+            AdvertInterval::from_centis(200),
+        ),
+    );
+    assert_eq!(
+        machine.handle(
+            t(1000),
+            advert(
+                Version::V3,
+                HIGHER_ADDRESS,
+                0,
+                AdvertInterval::from_centis(200)
+            )
+        ),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + SKEW_100 * 2
+        }]
+    );
+}
+
+#[test]
+fn backup_without_preemption_follows_a_lower_priority_master() {
+    let mut machine = backup_at_zero(Config {
+        preempt: Preempt::Never,
+        ..config(Version::V2, 100)
+    });
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 50)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + MASTER_DOWN_100
+        }]
+    );
+}
+
+#[test]
+fn backup_higher_priority_advert_resets_master_down_timer() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(LOWER_ADDRESS, 101)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + MASTER_DOWN_100
+        }]
+    );
+}
+
+#[test]
+fn backup_equal_priority_advert_resets_master_down_timer_whatever_the_address() {
+    // The address tie-break is the Master's business; a Backup never preempts an equal.
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(LOWER_ADDRESS, 100)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + MASTER_DOWN_100
+        }]
+    );
+}
+
+#[test]
+fn backup_with_preemption_discards_a_lower_priority_advert_and_takes_over() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 99)), []);
+    // The timer armed at startup still stands.
+    let actions = machine.handle(t(0) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 99))
+        ))
+    );
+}
+
+#[test]
+fn backup_v3_learns_master_adver_interval_and_recomputes_master_down_interval() {
+    let mut machine = backup_at_zero(config(Version::V3, 100));
+    let slow = AdvertInterval::from_centis(300);
+    // 3 * 3 s + 156 * 3 s / 256
+    let slow_master_down = Duration::from_micros(10_828_125);
+    assert_eq!(
+        machine.handle(t(1000), advert(Version::V3, HIGHER_ADDRESS, 150, slow)),
+        [
+            Report(Anomaly::IntervalMismatch {
+                from: address(HIGHER_ADDRESS),
+                received: slow,
+                configured: AdvertInterval::from_secs(1),
+            }),
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: t(1000) + slow_master_down
+            },
+        ]
+    );
+    // Reported once, when the interval changes, not on every advert.
+    assert_eq!(
+        machine.handle(t(4000), advert(Version::V3, HIGHER_ADDRESS, 150, slow)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(4000) + slow_master_down
+        }]
+    );
+    // Back to our own interval: nothing to report.
+    assert_eq!(
+        machine.handle(
+            t(7000),
+            advert(
+                Version::V3,
+                HIGHER_ADDRESS,
+                150,
+                AdvertInterval::from_secs(1)
+            )
+        ),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(7000) + MASTER_DOWN_100
+        }]
+    );
+}
+
+#[test]
+fn backup_priority_change_applies_from_the_next_master_down_interval() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(machine.handle(t(500), Event::PriorityChanged(200)), []);
+    assert_eq!(machine.priority(), 200);
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 250)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + Duration::from_micros(3_218_750)
+        }]
+    );
+}
+
+#[test]
+fn backup_whose_priority_rises_above_the_master_preempts_it() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 150));
+    machine.handle(t(1500), Event::PriorityChanged(200));
+    assert_eq!(machine.handle(t(2000), v2_advert(HIGHER_ADDRESS, 150)), []);
+    let actions = machine.handle(t(1000) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 150))
+        ))
+    );
+}
+
+// RFC 3768 §6.4.3 / RFC 9568 §6.4.3: Master (Active).
+
+#[test]
+fn master_shutdown_cancels_adver_timer_resigns_and_initializes() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(10_000), Event::Shutdown),
+        [
+            CancelTimer(Timer::Adver),
+            SendAdvert { priority: 0 },
+            RemoveVips,
+            state_changed(State::Master, State::Initialize, Cause::Shutdown),
+        ]
+    );
+}
+
+#[test]
+fn master_adver_timer_advertises_and_rearms() {
+    let (mut machine, since) = master_after_timeout(config(Version::V2, 100));
+    let due = since + Duration::from_secs(1);
+    assert_eq!(
+        machine.handle(due, Event::AdverTimerFired),
+        [
+            SendAdvert { priority: 100 },
+            SetTimer {
+                timer: Timer::Adver,
+                at: due + Duration::from_secs(1)
+            },
+        ]
+    );
+}
+
+#[test]
+fn master_priority_zero_advert_is_answered_at_once() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(5000), v2_advert(HIGHER_ADDRESS, 0)),
+        [
+            SendAdvert { priority: 100 },
+            SetTimer {
+                timer: Timer::Adver,
+                at: t(6000)
+            },
+        ]
+    );
+    assert_eq!(machine.state(), State::Master);
+}
+
+#[test]
+fn master_higher_priority_advert_steps_down_to_backup() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(5000), v2_advert(LOWER_ADDRESS, 101)),
+        [
+            CancelTimer(Timer::Adver),
+            RemoveVips,
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: t(5000) + MASTER_DOWN_100
+            },
+            state_changed(
+                State::Master,
+                State::Backup,
+                Cause::HigherPriorityAdvert(peer(LOWER_ADDRESS, 101))
+            ),
+        ]
+    );
+}
+
+#[test]
+fn master_v3_steps_down_with_the_new_masters_interval() {
+    let (mut machine, _) = master_after_timeout(config(Version::V3, 100));
+    let slow = AdvertInterval::from_centis(200);
+    assert_eq!(
+        machine.handle(t(5000), advert(Version::V3, HIGHER_ADDRESS, 150, slow)),
+        [
+            Report(Anomaly::IntervalMismatch {
+                from: address(HIGHER_ADDRESS),
+                received: slow,
+                configured: AdvertInterval::from_secs(1),
+            }),
+            CancelTimer(Timer::Adver),
+            RemoveVips,
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: t(5000) + MASTER_DOWN_100 * 2
+            },
+            state_changed(
+                State::Master,
+                State::Backup,
+                Cause::HigherPriorityAdvert(peer(HIGHER_ADDRESS, 150))
+            ),
+        ]
+    );
+}
+
+#[test]
+fn master_equal_priority_from_a_higher_address_steps_down() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    let actions = machine.handle(t(5000), v2_advert(HIGHER_ADDRESS, 100));
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Master,
+            State::Backup,
+            Cause::HigherPriorityAdvert(peer(HIGHER_ADDRESS, 100))
+        ))
+    );
+}
+
+#[test]
+fn master_compares_ipv6_addresses_as_unsigned_integers() {
+    let (mut machine, _) = master_after_timeout(Config {
+        primary_address: address("fe80::9"),
+        ..config(Version::V3, 100)
+    });
+    // fe80::10 > fe80::9 numerically, though not as text.
+    let actions = machine.handle(
+        t(5000),
+        advert(Version::V3, "fe80::10", 100, AdvertInterval::from_secs(1)),
+    );
+    assert_eq!(machine.state(), State::Backup, "{actions:?}");
+}
+
+#[test]
+fn master_lower_priority_master_is_answered_with_advert_and_announcement() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(5000), v2_advert(HIGHER_ADDRESS, 99)),
+        [
+            Report(Anomaly::LowerPriorityMaster(peer(HIGHER_ADDRESS, 99))),
+            SendAdvert { priority: 100 },
+            SetTimer {
+                timer: Timer::Adver,
+                at: t(6000)
+            },
+            SendGratuitous,
+        ]
+    );
+    assert_eq!(machine.state(), State::Master);
+}
+
+#[test]
+fn master_equal_priority_from_a_lower_address_is_answered_too() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    let actions = machine.handle(t(5000), v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(
+        actions[0],
+        Report(Anomaly::LowerPriorityMaster(peer(LOWER_ADDRESS, 100)))
+    );
+    assert_eq!(machine.state(), State::Master);
+}
+
+#[test]
+fn master_ignores_an_echo_of_its_own_advert() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(machine.handle(t(5000), v2_advert(OURS, 100)), []);
+}
+
+#[test]
+fn master_priority_change_is_advertised_at_once() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(5000), Event::PriorityChanged(80)),
+        [
+            SendAdvert { priority: 80 },
+            SetTimer {
+                timer: Timer::Adver,
+                at: t(6000)
+            },
+        ]
+    );
+    assert_eq!(machine.handle(t(5100), Event::PriorityChanged(80)), []);
+}
+
+// RFC 3768 §7.1 / RFC 9568 §7.1 checks that need the configuration.
+
+#[test]
+fn v2_advert_with_another_interval_is_discarded_and_reported() {
+    let other = AdvertInterval::from_secs(2);
+    let mismatch = Report(Anomaly::IntervalMismatch {
+        from: address(HIGHER_ADDRESS),
+        received: other,
+        configured: AdvertInterval::from_secs(1),
+    });
+    let mut backup = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(
+        backup.handle(t(1000), advert(Version::V2, HIGHER_ADDRESS, 150, other)),
+        [mismatch]
+    );
+    // Not even a higher priority makes a Master step down for it.
+    let (mut master, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        master.handle(t(5000), advert(Version::V2, HIGHER_ADDRESS, 150, other)),
+        [mismatch]
+    );
+    assert_eq!(master.state(), State::Master);
+}
+
+#[test]
+fn advert_of_the_other_version_is_discarded_and_reported() {
+    let mut machine = backup_at_zero(config(Version::V3, 100));
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 150)),
+        [Report(Anomaly::VersionMismatch {
+            from: address(HIGHER_ADDRESS),
+            received: Version::V2
+        })]
+    );
+}
+
+// Preemption as keepalived does it.
+
+#[test]
+fn preempt_delay_follows_a_lower_priority_master_until_the_delay_has_passed() {
+    let mut machine = backup_at_zero(Config {
+        preempt: Preempt::After(Duration::from_secs(10)),
+        ..config(Version::V2, 100)
+    });
+    // The delay starts at the first lower-priority advert, at 1 s, so it ends at 11 s.
+    for second in 1..=10 {
+        let now = t(second * 1000);
+        assert_eq!(
+            machine.handle(now, v2_advert(HIGHER_ADDRESS, 50)),
+            [SetTimer {
+                timer: Timer::MasterDown,
+                at: now + MASTER_DOWN_100
+            }],
+            "at {second} s"
+        );
+    }
+    assert_eq!(machine.handle(t(11_000), v2_advert(HIGHER_ADDRESS, 50)), []);
+    let actions = machine.handle(t(10_000) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 50))
+        ))
+    );
+}
+
+#[test]
+fn preempt_delay_restarts_after_a_higher_priority_master() {
+    let mut machine = backup_at_zero(Config {
+        preempt: Preempt::After(Duration::from_secs(10)),
+        ..config(Version::V2, 100)
+    });
+    machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 50));
+    machine.handle(t(2000), v2_advert(LOWER_ADDRESS, 150));
+    // Without the restart the delay would have ended at 11 s.
+    assert_ne!(machine.handle(t(12_000), v2_advert(HIGHER_ADDRESS, 50)), []);
+    assert_ne!(machine.handle(t(21_000), v2_advert(HIGHER_ADDRESS, 50)), []);
+    assert_eq!(machine.handle(t(22_000), v2_advert(HIGHER_ADDRESS, 50)), []);
+}
+
+#[test]
+fn address_owner_preempts_whatever_the_preempt_setting() {
+    let mut machine = Machine::new(Config {
+        preempt: Preempt::Never,
+        ..config(Version::V2, 255)
+    });
+    machine.handle(t(0), Event::Startup);
+    // Another owner with a higher address: a misconfiguration, which the RFC settles by address.
+    machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 255));
+    assert_eq!(machine.state(), State::Backup);
+    assert_eq!(machine.handle(t(2000), v2_advert(LOWER_ADDRESS, 254)), []);
+}
+
+// Timers: a fire the shell had already queued when the timer was moved is stale.
+
+#[test]
+fn stale_timer_events_are_ignored() {
+    let mut backup = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(backup.handle(t(1000), Event::MasterDownTimerFired), []);
+    assert_eq!(backup.handle(t(1000), Event::AdverTimerFired), []);
+    backup.handle(t(2000), v2_advert(HIGHER_ADDRESS, 150));
+    assert_eq!(
+        backup.handle(t(0) + MASTER_DOWN_100, Event::MasterDownTimerFired),
+        []
+    );
+    assert_eq!(backup.state(), State::Backup);
+
+    let (mut master, since) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(master.handle(since, Event::AdverTimerFired), []);
+    assert_eq!(
+        master.handle(since + Duration::from_secs(5), Event::MasterDownTimerFired),
+        []
+    );
+}
+
+// Fault: no addresses and no adverts until cleared.
+
+#[test]
+fn fault_in_master_resigns_and_removes_the_addresses() {
+    let (mut machine, _) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(5000), Event::Fault),
+        [
+            CancelTimer(Timer::Adver),
+            SendAdvert { priority: 0 },
+            RemoveVips,
+            state_changed(State::Master, State::Fault, Cause::Fault),
+        ]
+    );
+}
+
+#[test]
+fn fault_in_backup_cancels_master_down_timer() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(500), Event::Fault),
+        [
+            CancelTimer(Timer::MasterDown),
+            state_changed(State::Backup, State::Fault, Cause::Fault),
+        ]
+    );
+}
+
+#[test]
+fn fault_ignores_adverts_timers_startup_and_a_repeated_fault() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(500), Event::Fault);
+    for event in [
+        v2_advert(HIGHER_ADDRESS, 0),
+        v2_advert(HIGHER_ADDRESS, 50),
+        Event::MasterDownTimerFired,
+        Event::AdverTimerFired,
+        Event::Startup,
+        Event::Fault,
+        Event::PriorityChanged(120),
+    ] {
+        assert_eq!(machine.handle(t(10_000), event), []);
+        assert_eq!(machine.state(), State::Fault);
+    }
+}
+
+#[test]
+fn fault_cleared_starts_over_as_backup() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(500), Event::Fault);
+    assert_eq!(
+        machine.handle(t(8000), Event::FaultCleared),
+        [
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: t(8000) + MASTER_DOWN_100
+            },
+            state_changed(State::Fault, State::Backup, Cause::FaultCleared),
+        ]
+    );
+}
+
+#[test]
+fn fault_cleared_owner_takes_the_addresses_at_once() {
+    let mut machine = Machine::new(config(Version::V2, 255));
+    machine.handle(t(0), Event::Startup);
+    machine.handle(t(500), Event::Fault);
+    let actions = machine.handle(t(8000), Event::FaultCleared);
+    assert_eq!(actions[0], AddVips);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Fault,
+            State::Master,
+            Cause::FaultCleared
+        ))
+    );
+}
+
+#[test]
+fn fault_before_startup_holds_the_instance_until_cleared() {
+    let mut machine = Machine::new(config(Version::V2, 100));
+    assert_eq!(
+        machine.handle(t(0), Event::Fault),
+        [state_changed(State::Initialize, State::Fault, Cause::Fault)]
+    );
+    assert_eq!(machine.handle(t(0), Event::Startup), []);
+    machine.handle(t(1000), Event::FaultCleared);
+    assert_eq!(machine.state(), State::Backup);
+}
+
+#[test]
+fn shutdown_in_fault_initializes() {
+    let mut machine = Machine::new(config(Version::V2, 100));
+    machine.handle(t(0), Event::Fault);
+    assert_eq!(
+        machine.handle(t(1000), Event::Shutdown),
+        [state_changed(
+            State::Fault,
+            State::Initialize,
+            Cause::Shutdown
+        )]
+    );
+}
+
+#[test]
+fn priority_zero_is_taken_as_one() {
+    let mut machine = Machine::new(config(Version::V2, 0));
+    assert_eq!(machine.priority(), 1);
+    machine.handle(t(0), Event::PriorityChanged(50));
+    machine.handle(t(0), Event::PriorityChanged(0));
+    assert_eq!(machine.priority(), 1);
+}
+
+#[test]
+fn states_have_distinct_labels() {
+    let labels = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+    ]
+    .map(State::as_str);
+    assert_eq!(labels, ["initialize", "backup", "master", "fault"]);
+}
+
+// Two routers on one link, driven only through the action contract.
+
+/// Routers whose adverts reach each other at once (while `linked`) and whose timers fire on time.
+struct Link {
+    routers: Vec<Machine>,
+    timers: Vec<HashMap<Timer, Timestamp>>,
+    linked: bool,
+    now: Timestamp,
+}
+
+impl Link {
+    fn new(routers: Vec<Machine>) -> Link {
+        let timers = vec![HashMap::new(); routers.len()];
+        Link {
+            routers,
+            timers,
+            linked: true,
+            now: t(0),
+        }
+    }
+
+    fn send(&mut self, router: usize, event: Event) {
+        let actions = self.routers[router].handle(self.now, event);
+        for action in actions {
+            match action {
+                SetTimer { timer, at } => {
+                    self.timers[router].insert(timer, at);
+                }
+                CancelTimer(timer) => {
+                    self.timers[router].remove(&timer);
+                }
+                SendAdvert { priority } if self.linked => {
+                    let from = self.routers[router].config.primary_address;
+                    for other in (0..self.routers.len()).filter(|&other| other != router) {
+                        let version = self.routers[router].config.version;
+                        let interval = self.routers[router].config.advert_interval;
+                        self.send(
+                            other,
+                            Event::AdvertReceived(ReceivedAdvert {
+                                from,
+                                version,
+                                priority,
+                                interval,
+                            }),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Fires timers in time order until `until`.
+    fn run_until(&mut self, until: Timestamp) {
+        loop {
+            let next = (0..self.routers.len())
+                .flat_map(|router| {
+                    self.timers[router]
+                        .iter()
+                        .map(move |(&timer, &at)| (at, router, timer))
+                })
+                .min_by_key(|&(at, router, _)| (at, router));
+            let Some((at, router, timer)) = next.filter(|&(at, ..)| at <= until) else {
+                self.now = until;
+                return;
+            };
+            self.now = at;
+            self.timers[router].remove(&timer);
+            let event = match timer {
+                Timer::Adver => Event::AdverTimerFired,
+                Timer::MasterDown => Event::MasterDownTimerFired,
+            };
+            self.send(router, event);
+        }
+    }
+
+    fn states(&self) -> Vec<State> {
+        self.routers.iter().map(Machine::state).collect()
+    }
+}
+
+fn router(priority: u8, primary_address: &str) -> Machine {
+    Machine::new(Config {
+        primary_address: address(primary_address),
+        ..config(Version::V3, priority)
+    })
+}
+
+#[test]
+fn two_routers_elect_the_higher_priority_and_fail_over_on_resignation() {
+    let mut link = Link::new(vec![router(200, OURS), router(100, HIGHER_ADDRESS)]);
+    link.send(0, Event::Startup);
+    link.send(1, Event::Startup);
+    link.run_until(t(10_000));
+    assert_eq!(link.states(), [State::Master, State::Backup]);
+
+    link.send(0, Event::Shutdown);
+    // Router 1 takes over after its Skew_Time, not a full Master_Down_Interval.
+    link.run_until(t(10_000) + (SKEW_100 - Duration::from_millis(1)));
+    assert_eq!(link.states(), [State::Initialize, State::Backup]);
+    link.run_until(t(10_000) + SKEW_100);
+    assert_eq!(link.states(), [State::Initialize, State::Master]);
+}
+
+#[test]
+fn split_brain_heals_when_the_link_returns() {
+    let mut link = Link::new(vec![router(200, OURS), router(100, HIGHER_ADDRESS)]);
+    link.linked = false;
+    link.send(0, Event::Startup);
+    link.send(1, Event::Startup);
+    link.run_until(t(10_000));
+    assert_eq!(link.states(), [State::Master, State::Master]);
+
+    link.linked = true;
+    link.run_until(t(12_000));
+    assert_eq!(link.states(), [State::Master, State::Backup]);
+}
