@@ -3,7 +3,7 @@
 //! Everything here has passed validation: names are unique, references resolve, durations and
 //! addresses are parsed and defaults are filled in. Nothing downstream re-checks these facts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,8 @@ pub struct Config {
     pub log_level: Option<String>,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// The `vrrp.instances` list; empty when the node holds no VIP.
+    pub vrrp: Vec<VrrpInstance>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,4 +121,44 @@ pub struct Server {
     pub address: SocketAddr,
     /// 0..=256; 0 drains the server (no new traffic).
     pub weight: u32,
+}
+
+/// One virtual router: a VRID on an interface and the VIPs its master holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    /// 1..=255; the same on every node of the group.
+    pub virtual_router_id: u8,
+    /// 1..=255; 255 marks the address owner.
+    pub priority: u8,
+    /// v2: whole seconds; v3: a multiple of 10 ms up to 40.95 s.
+    pub advert_interval: Duration,
+    pub version: VrrpVersion,
+    /// `false` is keepalived's `nopreempt`.
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// v2 simple-text password (`authentication: { type: pass }`), at most 8 bytes.
+    pub password: Option<String>,
+    /// `None`: the interface's primary address (IPv4) or link-local address (IPv6).
+    pub source_ip: Option<IpAddr>,
+    /// Non-empty: adverts go by unicast to these, and only these are heard.
+    pub unicast_peers: Vec<IpAddr>,
+    /// All of one address family; IPv6 needs version 3.
+    pub virtual_ips: Vec<VirtualIp>,
+    /// v3 over IPv4 only: whether the checksum covers the IPv4 pseudo-header (keepalived and FRR
+    /// do; RFC 9568 and Cisco don't). Received adverts are accepted either way.
+    pub v3_checksum_pseudo_header: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpVersion {
+    V2,
+    V3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtualIp {
+    pub address: IpAddr,
+    pub prefix_len: u8,
 }
