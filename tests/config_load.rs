@@ -95,6 +95,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 }],
             },
         ],
+        // No vrrp section: this node holds no VIP.
+        vrrp: vec![],
     };
     assert_eq!(config, expected);
 }
@@ -231,6 +233,121 @@ fn every_semantic_error_is_reported_in_line_order() {
          change the type",
         "40:5: backends[2].servers: backend \"hashed\" has no servers; add at least one",
         "40:11: backends[2].name: duplicate backend name \"hashed\"; backends[1] already uses it",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    assert_eq!(errors(file), expected);
+}
+
+#[test]
+fn vrrp_example_loads_with_the_meaning_its_comments_give() {
+    let config = load(Path::new("config/vrrp-example.yaml")).expect("the example is valid");
+    assert_eq!(
+        config.vrrp,
+        [VrrpInstance {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            virtual_router_id: 33,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            version: VrrpVersion::V2,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            password: Some("1111".into()),
+            source_ip: Some("198.51.100.11".parse().unwrap()),
+            unicast_peers: vec![],
+            virtual_ips: vec![VirtualIp {
+                address: "198.51.100.10".parse().unwrap(),
+                prefix_len: 24,
+            }],
+            v3_checksum_pseudo_header: true,
+        }]
+    );
+    assert_eq!(config.frontends.len(), 1);
+    assert_eq!(
+        config.backends[config.frontends[0].backend].name,
+        "web_pool"
+    );
+}
+
+#[test]
+fn parse_reads_a_v3_instance_with_its_checksum_choice() {
+    let text = "node: { name: n }\n\
+                vrrp:\n  \
+                  instances:\n    \
+                    - { name: VI_1, interface: eth0, virtual_router_id: 1, version: 3, \
+                        advert_interval: 50ms, v3_checksum: no_pseudo_header, \
+                        virtual_ips: [198.51.100.10/24] }\n";
+    let config = parse(text, Path::new("inline.yaml")).unwrap();
+    let instance = &config.vrrp[0];
+    assert_eq!(instance.version, VrrpVersion::V3);
+    assert_eq!(instance.advert_interval, Duration::from_millis(50));
+    assert!(!instance.v3_checksum_pseudo_header);
+}
+
+#[test]
+fn an_unknown_vrrp_key_names_the_allowed_ones() {
+    assert_eq!(
+        errors("config/broken/vrrp_unknown_key.yaml"),
+        [
+            "config/broken/vrrp_unknown_key.yaml:10:7: vrrp.instances[0].advert_int: unknown \
+          field `advert_int`, expected one of `name`, `interface`, `virtual_router_id`, \
+          `priority`, `advert_interval`, `version`, `preempt`, `preempt_delay`, \
+          `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`"
+        ]
+    );
+}
+
+#[test]
+fn every_vrrp_error_is_reported_in_line_order() {
+    let file = "config/broken/vrrp_errors.yaml";
+    let expected: Vec<String> = [
+        "9:26: vrrp.instances[0].virtual_router_id: virtual_router_id 0 is out of range 1..=255",
+        "10:17: vrrp.instances[0].priority: priority 0 is out of range 1..=255 (0 is reserved \
+         for a Master resigning; 255 makes this node the address owner)",
+        "11:24: vrrp.instances[0].advert_interval: advert_interval 1500ms cannot be sent: \
+         VRRPv2 carries whole seconds from 1s to 255s; use 1s or 2s",
+        // The password itself is not shown: errors end up in logs.
+        "12:47: vrrp.instances[0].authentication.password: password is 9 bytes, but VRRPv2 \
+         carries at most 8; shorten it on every node of the group",
+        "13:20: vrrp.instances[0].v3_checksum: only applies to version 3 over IPv4; remove it",
+        "14:21: vrrp.instances[0].virtual_ips[0]: virtual IP 198.51.100.10 has no prefix \
+         length; write e.g. 198.51.100.10/24",
+        "14:36: vrrp.instances[0].virtual_ips[1]: prefix length /33 is too long for IPv4; IPv4 \
+         has at most 32 bits",
+        // The first valid VIP sets the instance's family.
+        "14:54: vrrp.instances[0].virtual_ips[2]: IPv6 needs version: 3; VRRPv2 is IPv4 only",
+        "15:13: vrrp.instances[1].name: duplicate instance name \"VI_1\"; vrrp.instances[0] \
+         already uses it",
+        // Empty, so located at its key.
+        "16:7: vrrp.instances[1].interface: must not be empty",
+        "17:26: vrrp.instances[1].virtual_router_id: virtual_router_id 256 is out of range \
+         1..=255",
+        "18:16: vrrp.instances[1].version: unknown VRRP version 4; use 2 (keepalived's default) \
+         or 3",
+        "19:7: vrrp.instances[1].virtual_ips: instance \"VI_1\" has no virtual_ips; add at \
+         least one, e.g. 198.51.100.10/24",
+        "24:24: vrrp.instances[2].advert_interval: advert_interval 15ms cannot be sent: VRRPv3 \
+         carries multiples of 10ms from 10ms to 40.95s; use 10ms or 20ms",
+        "25:7: vrrp.instances[2].authentication: VRRPv3 has no authentication; remove it",
+        "26:18: vrrp.instances[2].source_ip: 2001:db8::11 is IPv6 but the virtual IPs are IPv4; \
+         use an IPv4 address",
+        "27:38: vrrp.instances[2].unicast_peers[1]: 2001:db8::12 is IPv6 but the virtual IPs \
+         are IPv4; use an IPv4 address",
+        "27:52: vrrp.instances[2].unicast_peers[2]: invalid IP address \"peer.example\"; write \
+         e.g. 198.51.100.11 or 2001:db8::11, without a prefix length (host names are not \
+         resolved)",
+        "28:39: vrrp.instances[2].virtual_ips[1]: 2001:db8::20/64 is IPv6 but virtual_ips[0] is \
+         IPv4; an instance holds one address family, so put the IPv6 addresses in an instance \
+         of their own",
+        // VI_6 below shares VRID 40 on eth0 as well, but over IPv6.
+        "31:26: vrrp.instances[3].virtual_router_id: virtual_router_id 40 is already used for \
+         IPv4 on eth0 by vrrp.instances[2] (\"VI_3\"); give each virtual router on a link its \
+         own ID",
+        "34:31: vrrp.instances[3].authentication.type: authentication type ah (IPsec AH) is not \
+         supported; use type: pass, or remove authentication",
+        "39:21: vrrp.instances[4].virtual_ips[0]: IPv6 needs version: 3; VRRPv2 is IPv4 only",
     ]
     .iter()
     .map(|error| format!("{file}:{error}"))

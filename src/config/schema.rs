@@ -19,6 +19,7 @@ pub struct FileSpec {
     pub frontends: Vec<FrontendSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+    pub vrrp: Option<VrrpSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +115,93 @@ pub struct ServerSpec {
     pub name: String,
     pub address: String,
     pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSpec {
+    #[serde(default)]
+    pub instances: Vec<VrrpInstanceSpec>,
+}
+
+/// One virtual router. A new per-instance setting (such as a `track` list) is a new field here
+/// and a new step in `Validator::vrrp_instance`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstanceSpec {
+    pub name: String,
+    pub interface: String,
+    pub virtual_router_id: IntegerSpec,
+    pub priority: Option<IntegerSpec>,
+    pub advert_interval: Option<String>,
+    pub version: Option<IntegerSpec>,
+    pub preempt: Option<bool>,
+    pub preempt_delay: Option<String>,
+    /// Version 2 only.
+    pub authentication: Option<AuthenticationSpec>,
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub unicast_peers: Vec<String>,
+    /// Left out and empty are the same mistake, reported by validation.
+    #[serde(default)]
+    pub virtual_ips: Vec<String>,
+    /// Version 3 over IPv4 only.
+    pub v3_checksum: Option<V3ChecksumSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationSpec {
+    /// Raw text, so that `ah` gets its own explanation rather than serde's "unknown variant".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Any scalar is taken as written, so an unquoted `0011` stays `0011`.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum V3ChecksumSpec {
+    PseudoHeader,
+    NoPseudoHeader,
+}
+
+/// An integer as its decimal text, so that one out of range (`256`, `-1`, or larger than any
+/// machine integer) reaches validation and is reported as written instead of stopping
+/// deserialization. Anything but an integer is still a type error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegerSpec(pub String);
+
+impl<'de> Deserialize<'de> for IntegerSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntegerVisitor;
+
+        impl Visitor<'_> for IntegerVisitor {
+            type Value = IntegerSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<IntegerSpec, E> {
+                Ok(IntegerSpec(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<IntegerSpec, E> {
+                Ok(IntegerSpec(value.to_string()))
+            }
+
+            fn visit_i128<E: de::Error>(self, value: i128) -> Result<IntegerSpec, E> {
+                Ok(IntegerSpec(value.to_string()))
+            }
+
+            fn visit_u128<E: de::Error>(self, value: u128) -> Result<IntegerSpec, E> {
+                Ok(IntegerSpec(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(IntegerVisitor)
+    }
 }
 
 /// `expect_status` as written: YAML gives `200` as a number and `2xx` as a string, and both

@@ -5,6 +5,7 @@ use super::duration;
 use super::model::*;
 use super::schema::*;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -29,6 +30,16 @@ const DEFAULT_CHECK_PATH: &str = "/";
 const DEFAULT_EXPECT: StatusMatch = StatusMatch::Class(2);
 const DEFAULT_WEIGHT: u32 = 1;
 const MAX_WEIGHT: u32 = 256;
+const DEFAULT_VRRP_PRIORITY: u8 = 100;
+const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
+/// VRRPv2 carries the interval as whole seconds in one byte.
+const V2_INTERVAL_STEP: Duration = Duration::from_secs(1);
+const V2_INTERVAL_MAX: Duration = Duration::from_secs(255);
+/// VRRPv3 carries it as 12 bits of centiseconds.
+const V3_INTERVAL_STEP: Duration = Duration::from_millis(10);
+const V3_INTERVAL_MAX: Duration = Duration::from_millis(40_950);
+/// The VRRPv2 authentication data field.
+const MAX_PASSWORD_BYTES: usize = 8;
 
 /// Stands in for an address that failed to parse; the model is discarded whenever one does.
 const UNPARSED_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
@@ -79,11 +90,13 @@ impl Validator {
             frontends.push(frontend);
         }
         self.unique_names("frontends", "frontend", frontends.iter().map(|f| &f.name));
+        let vrrp = spec.vrrp.map_or_else(Vec::new, |vrrp| self.vrrp(vrrp));
         Config {
             node,
             log_level,
             frontends,
             backends,
+            vrrp,
         }
     }
 
@@ -423,6 +436,473 @@ impl Validator {
     }
 }
 
+/// What validation learnt about one VRRP instance beyond its model, for the checks across
+/// instances.
+struct InstanceFacts {
+    /// The VIPs' address family; `None` when no VIP is valid (already reported).
+    family: Option<Family>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(address: IpAddr) -> Family {
+        match address {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// The `vrrp` section: each instance on its own, then the checks across instances.
+impl Validator {
+    fn vrrp(&mut self, spec: VrrpSpec) -> Vec<VrrpInstance> {
+        let mut instances = Vec::with_capacity(spec.instances.len());
+        let mut facts = Vec::with_capacity(spec.instances.len());
+        for (index, instance) in spec.instances.into_iter().enumerate() {
+            let (instance, fact) = self.vrrp_instance(index, instance);
+            instances.push(instance);
+            facts.push(fact);
+        }
+        self.unique_names(
+            "vrrp.instances",
+            "instance",
+            instances.iter().map(|i| &i.name),
+        );
+        self.unique_vrids(&instances, &facts);
+        instances
+    }
+
+    fn vrrp_instance(
+        &mut self,
+        index: usize,
+        spec: VrrpInstanceSpec,
+    ) -> (VrrpInstance, InstanceFacts) {
+        let at = format!("vrrp.instances[{index}]");
+        self.non_empty(format!("{at}.name"), &spec.name);
+        self.non_empty(format!("{at}.interface"), &spec.interface);
+        let virtual_router_id = self
+            .integer_in(
+                format!("{at}.virtual_router_id"),
+                &spec.virtual_router_id,
+                1..=255,
+                "virtual_router_id",
+                "",
+            )
+            .unwrap_or(0);
+        let priority = match &spec.priority {
+            None => DEFAULT_VRRP_PRIORITY,
+            Some(priority) => self
+                .integer_in(
+                    format!("{at}.priority"),
+                    priority,
+                    1..=255,
+                    "priority",
+                    " (0 is reserved for a Master resigning; 255 makes this node the address owner)",
+                )
+                .unwrap_or(DEFAULT_VRRP_PRIORITY),
+        };
+        // `None`: invalid and reported, so the checks that depend on it are skipped.
+        let version = match spec.version.as_ref().map(|version| version.0.as_str()) {
+            None | Some("2") => Some(VrrpVersion::V2),
+            Some("3") => Some(VrrpVersion::V3),
+            Some(other) => {
+                self.error(
+                    format!("{at}.version"),
+                    format!("unknown VRRP version {other}; use 2 (keepalived's default) or 3"),
+                );
+                None
+            }
+        };
+        let advert_interval = self.advert_interval(
+            format!("{at}.advert_interval"),
+            spec.advert_interval.as_deref(),
+            version,
+        );
+        let preempt = spec.preempt.unwrap_or(true);
+        // Zero is the RFC behaviour; with preempt: false the delay is simply unused.
+        let preempt_delay = match spec.preempt_delay.as_deref() {
+            None => Duration::ZERO,
+            Some(text) => duration::parse(text).unwrap_or_else(|message| {
+                self.error(format!("{at}.preempt_delay"), message);
+                Duration::ZERO
+            }),
+        };
+        let password = spec
+            .authentication
+            .and_then(|auth| self.authentication(&format!("{at}.authentication"), auth, version));
+
+        let virtual_ips = self.virtual_ips(&at, &spec.name, &spec.virtual_ips);
+        let family = virtual_ips.first().map(|vip| Family::of(vip.address));
+        if family == Some(Family::V6) && version == Some(VrrpVersion::V2) {
+            // Pointed at the first IPv6 address, where the reader looks.
+            self.error(
+                format!("{at}.virtual_ips[{}]", first_valid_vip(&spec.virtual_ips)),
+                "IPv6 needs version: 3; VRRPv2 is IPv4 only",
+            );
+        }
+        let source_ip = spec
+            .source_ip
+            .as_deref()
+            .and_then(|text| self.instance_address(format!("{at}.source_ip"), text, family));
+        let unicast_peers: Vec<IpAddr> = spec
+            .unicast_peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                self.instance_address(format!("{at}.unicast_peers[{i}]"), text, family)
+            })
+            .collect();
+        if spec.v3_checksum.is_some()
+            && (version == Some(VrrpVersion::V2) || family == Some(Family::V6))
+        {
+            self.error(
+                format!("{at}.v3_checksum"),
+                "only applies to version 3 over IPv4; remove it",
+            );
+        }
+        let v3_checksum_pseudo_header = spec.v3_checksum != Some(V3ChecksumSpec::NoPseudoHeader);
+
+        let instance = VrrpInstance {
+            name: spec.name,
+            interface: spec.interface,
+            virtual_router_id,
+            priority,
+            advert_interval,
+            // A stand-in when the version is invalid: the model is then discarded.
+            version: version.unwrap_or(VrrpVersion::V2),
+            preempt,
+            preempt_delay,
+            password,
+            source_ip,
+            unicast_peers,
+            virtual_ips,
+            v3_checksum_pseudo_header,
+        };
+        (instance, InstanceFacts { family })
+    }
+
+    /// An integer that must lie in `range`; `None` (reported) when it does not.
+    fn integer_in(
+        &mut self,
+        field: String,
+        value: &IntegerSpec,
+        range: std::ops::RangeInclusive<u8>,
+        what: &str,
+        why: &str,
+    ) -> Option<u8> {
+        let parsed = value.0.parse::<u8>().ok().filter(|n| range.contains(n));
+        if parsed.is_none() {
+            self.error(
+                field,
+                format!(
+                    "{what} {} is out of range {}..={}{why}",
+                    value.0,
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+        parsed
+    }
+
+    /// The interval must be one the version's advert carries exactly: keepalived silently
+    /// truncates any other, so a group can end up advertising something no one wrote. We refuse
+    /// instead and name the nearest valid values.
+    fn advert_interval(
+        &mut self,
+        field: String,
+        text: Option<&str>,
+        version: Option<VrrpVersion>,
+    ) -> Duration {
+        let Some(text) = text else {
+            return DEFAULT_ADVERT_INTERVAL;
+        };
+        let interval = match duration::parse(text) {
+            Ok(interval) => interval,
+            Err(message) => {
+                self.error(field, message);
+                return DEFAULT_ADVERT_INTERVAL;
+            }
+        };
+        let (step, max, carries) = match version {
+            None => return interval,
+            Some(VrrpVersion::V2) => (
+                V2_INTERVAL_STEP,
+                V2_INTERVAL_MAX,
+                "VRRPv2 carries whole seconds",
+            ),
+            Some(VrrpVersion::V3) => (
+                V3_INTERVAL_STEP,
+                V3_INTERVAL_MAX,
+                "VRRPv3 carries multiples of 10ms",
+            ),
+        };
+        let nearest = nearest_steps(interval, step, max);
+        if nearest != [interval] {
+            let nearest: Vec<String> = nearest.iter().map(|d| format!("{d:?}")).collect();
+            self.error(
+                field,
+                format!(
+                    "advert_interval {text} cannot be sent: {carries} from {step:?} to \
+                     {max:?}; use {}",
+                    nearest.join(" or ")
+                ),
+            );
+            return DEFAULT_ADVERT_INTERVAL;
+        }
+        interval
+    }
+
+    /// The v2 password, `None` when there is none or it is invalid (reported).
+    fn authentication(
+        &mut self,
+        at: &str,
+        spec: AuthenticationSpec,
+        version: Option<VrrpVersion>,
+    ) -> Option<String> {
+        if version == Some(VrrpVersion::V3) {
+            self.error(at, "VRRPv3 has no authentication; remove it");
+            return None;
+        }
+        match spec.kind.as_str() {
+            "pass" => {}
+            "ah" => {
+                self.error(
+                    format!("{at}.type"),
+                    "authentication type ah (IPsec AH) is not supported; use type: pass, or \
+                     remove authentication",
+                );
+                return None;
+            }
+            other => {
+                self.error(
+                    format!("{at}.type"),
+                    format!("unknown authentication type {other:?}; the only one is pass"),
+                );
+                return None;
+            }
+        }
+        let Some(password) = spec.password else {
+            self.error(
+                at,
+                "type: pass needs a password; add one of at most 8 bytes, e.g. \
+                 { type: pass, password: \"1111\" }",
+            );
+            return None;
+        };
+        // The password itself stays out of messages: they end up in logs.
+        if password.is_empty() {
+            self.error(
+                format!("{at}.password"),
+                "must not be empty; remove authentication for none",
+            );
+            return None;
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            self.error(
+                format!("{at}.password"),
+                format!(
+                    "password is {} bytes, but VRRPv2 carries at most {MAX_PASSWORD_BYTES}; \
+                     shorten it on every node of the group",
+                    password.len()
+                ),
+            );
+            return None;
+        }
+        Some(password)
+    }
+
+    /// Parses every VIP and checks that they share one address family, which the first valid
+    /// one sets.
+    fn virtual_ips(&mut self, at: &str, name: &str, texts: &[String]) -> Vec<VirtualIp> {
+        if texts.is_empty() {
+            self.error(
+                format!("{at}.virtual_ips"),
+                format!(
+                    "instance {name:?} has no virtual_ips; add at least one, e.g. 198.51.100.10/24"
+                ),
+            );
+        }
+        let mut vips: Vec<VirtualIp> = Vec::with_capacity(texts.len());
+        let mut first: Option<(usize, Family)> = None;
+        for (index, text) in texts.iter().enumerate() {
+            let field = format!("{at}.virtual_ips[{index}]");
+            let vip = match virtual_ip(text) {
+                Ok(vip) => vip,
+                Err(message) => {
+                    self.error(field, message);
+                    continue;
+                }
+            };
+            let family = Family::of(vip.address);
+            match first {
+                None => first = Some((index, family)),
+                Some((first_index, first_family)) if first_family != family => {
+                    self.error(
+                        field,
+                        format!(
+                            "{text} is {family} but virtual_ips[{first_index}] is {first_family}; \
+                             an instance holds one address family, so put the {family} \
+                             addresses in an instance of their own"
+                        ),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+            }
+            vips.push(vip);
+        }
+        vips
+    }
+
+    /// A source or peer address, which must be of the VIPs' `family` when that is known.
+    fn instance_address(
+        &mut self,
+        field: String,
+        text: &str,
+        family: Option<Family>,
+    ) -> Option<IpAddr> {
+        let Ok(address) = text.parse::<IpAddr>() else {
+            self.error(
+                field,
+                format!(
+                    "invalid IP address {text:?}; write e.g. 198.51.100.11 or 2001:db8::11, \
+                     without a prefix length (host names are not resolved)"
+                ),
+            );
+            return None;
+        };
+        match family {
+            Some(family) if Family::of(address) != family => {
+                self.error(
+                    field,
+                    format!(
+                        "{address} is {} but the virtual IPs are {family}; use an {family} address",
+                        Family::of(address)
+                    ),
+                );
+                None
+            }
+            _ => Some(address),
+        }
+    }
+
+    /// Two virtual routers on one link and address family with the same VRID would take each
+    /// other's adverts. IPv4 and IPv6 ones may share it, as in keepalived.
+    fn unique_vrids(&mut self, instances: &[VrrpInstance], facts: &[InstanceFacts]) {
+        let mut first_use: HashMap<(&str, u8, Family), usize> = HashMap::new();
+        for (index, (instance, fact)) in instances.iter().zip(facts).enumerate() {
+            // An empty interface or a VRID out of range (0 stands in) is reported on its own.
+            let Some(family) = fact.family else { continue };
+            if instance.interface.is_empty() || instance.virtual_router_id == 0 {
+                continue;
+            }
+            let key = (
+                instance.interface.as_str(),
+                instance.virtual_router_id,
+                family,
+            );
+            if let Some(&first) = first_use.get(&key) {
+                self.error(
+                    format!("vrrp.instances[{index}].virtual_router_id"),
+                    format!(
+                        "virtual_router_id {} is already used for {family} on {} by \
+                         vrrp.instances[{first}] ({:?}); give each virtual router on a link its \
+                         own ID",
+                        instance.virtual_router_id, instance.interface, instances[first].name
+                    ),
+                );
+            } else {
+                first_use.insert(key, index);
+            }
+        }
+    }
+}
+
+/// `address/prefix_len`, the prefix length within the address family's bits.
+fn virtual_ip(text: &str) -> Result<VirtualIp, String> {
+    let invalid = || {
+        format!(
+            "invalid virtual IP {text:?}; write an address with its prefix length, e.g. \
+             198.51.100.10/24 or 2001:db8::10/64"
+        )
+    };
+    let Some((address, prefix)) = text.split_once('/') else {
+        let address: IpAddr = text.parse().map_err(|_| invalid())?;
+        let example = match address {
+            IpAddr::V4(_) => 24,
+            IpAddr::V6(_) => 64,
+        };
+        return Err(format!(
+            "virtual IP {address} has no prefix length; write e.g. {address}/{example}"
+        ));
+    };
+    let address: IpAddr = address.parse().map_err(|_| invalid())?;
+    // Digits only: `parse` alone would take `+24`.
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let bits: u8 = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
+    match prefix.parse::<u8>() {
+        Ok(prefix_len) if prefix_len <= bits => Ok(VirtualIp {
+            address,
+            prefix_len,
+        }),
+        _ => Err(format!(
+            "prefix length /{prefix} is too long for {}; {} has at most {bits} bits",
+            Family::of(address),
+            Family::of(address),
+        )),
+    }
+}
+
+/// Index of the first VIP that parses, which set the instance's family.
+fn first_valid_vip(texts: &[String]) -> usize {
+    texts
+        .iter()
+        .position(|text| virtual_ip(text).is_ok())
+        .unwrap_or(0)
+}
+
+/// The valid intervals nearest `interval`: itself if valid, else the multiples of `step`
+/// either side of it within `step..=max` (one when they coincide).
+fn nearest_steps(interval: Duration, step: Duration, max: Duration) -> Vec<Duration> {
+    let step_nanos = step.as_nanos();
+    let below = interval.as_nanos() / step_nanos * step_nanos;
+    let above = below
+        + if below == interval.as_nanos() {
+            0
+        } else {
+            step_nanos
+        };
+    let clamp = |nanos: u128| {
+        let nanos = nanos.clamp(step_nanos, max.as_nanos());
+        Duration::from_nanos(u64::try_from(nanos).expect("max fits in u64 nanoseconds"))
+    };
+    let mut nearest = vec![clamp(below)];
+    if clamp(above) != nearest[0] {
+        nearest.push(clamp(above));
+    }
+    nearest
+}
+
 /// The earlier frontend whose listen address makes binding `listen` fail: the same address, or
 /// the same port where one side is the wildcard of the same address family. Port 0 lets the
 /// kernel pick, so it never clashes (and is what an unparsed address stands in as).
@@ -550,6 +1030,7 @@ mod tests {
                         weight: 1,
                     }],
                 }],
+                vrrp: Vec::new(),
             }
         );
     }
@@ -977,5 +1458,523 @@ mod tests {
             frontends: [{ name: f, listen: nowhere, mode: tcp, backend: missing }]\n\
             backends: [{ name: b, connect_timeout: never, servers: [] }]\n";
         assert_eq!(problems(text).len(), 5, "{:#?}", problems(text));
+    }
+    /// A valid file with VRRP instances, one per line of `instances` (the keys of a flow
+    /// mapping).
+    fn vrrp(instances: &[&str]) -> String {
+        let mut text = "node: { name: n }\nvrrp:\n  instances:\n".to_string();
+        for keys in instances {
+            text.push_str(&format!("    - {{ {keys} }}\n"));
+        }
+        text
+    }
+
+    /// One instance: `VI_1` on eth0, VRID 33, VIP 198.51.100.10/24 unless `keys` give
+    /// virtual_ips, plus `keys`.
+    fn instance(keys: &str) -> String {
+        let vips = if keys.contains("virtual_ips:") {
+            ""
+        } else {
+            ", virtual_ips: [198.51.100.10/24]"
+        };
+        vrrp(&[&format!(
+            "name: VI_1, interface: eth0, virtual_router_id: 33{vips}{keys}"
+        )])
+    }
+
+    fn vip(text: &str) -> VirtualIp {
+        let (address, prefix_len) = text.split_once('/').unwrap();
+        VirtualIp {
+            address: address.parse().unwrap(),
+            prefix_len: prefix_len.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn leaves_vrrp_empty_unless_configured() {
+        assert_eq!(valid(&one_backend("")).vrrp, []);
+        let text = format!("{}vrrp: {{}}\n", one_backend(""));
+        assert_eq!(valid(&text).vrrp, []);
+    }
+
+    #[test]
+    fn fills_in_every_vrrp_default() {
+        assert_eq!(
+            valid(&instance("")).vrrp,
+            [VrrpInstance {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                virtual_router_id: 33,
+                priority: 100,
+                advert_interval: Duration::from_secs(1),
+                version: VrrpVersion::V2,
+                preempt: true,
+                preempt_delay: Duration::ZERO,
+                password: None,
+                source_ip: None,
+                unicast_peers: vec![],
+                virtual_ips: vec![vip("198.51.100.10/24")],
+                v3_checksum_pseudo_header: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn reads_a_v3_ipv6_instance() {
+        let config = valid(&instance(
+            ", version: 3, advert_interval: 100ms, priority: 255, preempt: false, \
+             preempt_delay: 30s, source_ip: 'fe80::1', unicast_peers: ['fe80::2', 'fe80::3'], \
+             virtual_ips: ['2001:db8::10/64', '2001:db8::11/128']",
+        ));
+        assert_eq!(
+            config.vrrp,
+            [VrrpInstance {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                virtual_router_id: 33,
+                priority: 255,
+                advert_interval: Duration::from_millis(100),
+                version: VrrpVersion::V3,
+                preempt: false,
+                preempt_delay: Duration::from_secs(30),
+                password: None,
+                source_ip: Some("fe80::1".parse().unwrap()),
+                unicast_peers: vec!["fe80::2".parse().unwrap(), "fe80::3".parse().unwrap()],
+                virtual_ips: vec![vip("2001:db8::10/64"), vip("2001:db8::11/128")],
+                v3_checksum_pseudo_header: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn reads_the_v3_checksum_choice_over_ipv4() {
+        let checksum = |keys: &str| valid(&instance(keys)).vrrp[0].v3_checksum_pseudo_header;
+        assert!(checksum(", version: 3"));
+        assert!(checksum(", version: 3, v3_checksum: pseudo_header"));
+        assert!(!checksum(", version: 3, v3_checksum: no_pseudo_header"));
+    }
+
+    #[test]
+    fn rejects_the_v3_checksum_choice_elsewhere() {
+        let message =
+            "vrrp.instances[0].v3_checksum: only applies to version 3 over IPv4; remove it";
+        assert_eq!(
+            problems(&instance(", v3_checksum: pseudo_header")),
+            [message]
+        );
+        assert_eq!(
+            problems(&instance(
+                ", version: 3, v3_checksum: no_pseudo_header, virtual_ips: ['2001:db8::10/64']"
+            )),
+            [message]
+        );
+    }
+
+    #[test]
+    fn bounds_the_virtual_router_id_to_1_through_255() {
+        assert_eq!(
+            valid(&instance("").replace("33", "1")).vrrp[0].virtual_router_id,
+            1
+        );
+        assert_eq!(
+            valid(&instance("").replace("33", "255")).vrrp[0].virtual_router_id,
+            255
+        );
+        for vrid in ["0", "256", "-1", "99999999999999999999"] {
+            assert_eq!(
+                problems(&instance("").replace("33", vrid)),
+                [format!(
+                    "vrrp.instances[0].virtual_router_id: virtual_router_id {vrid} is out of \
+                     range 1..=255"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_the_priority_to_1_through_255() {
+        assert_eq!(valid(&instance(", priority: 1")).vrrp[0].priority, 1);
+        assert_eq!(valid(&instance(", priority: 255")).vrrp[0].priority, 255);
+        for priority in ["0", "256"] {
+            assert_eq!(
+                problems(&instance(&format!(", priority: {priority}"))),
+                [format!(
+                    "vrrp.instances[0].priority: priority {priority} is out of range 1..=255 \
+                     (0 is reserved for a Master resigning; 255 makes this node the address \
+                     owner)"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_an_unknown_version_without_checking_what_depends_on_it() {
+        // 1500ms would be wrong for either version; an IPv6 VIP for version 2.
+        assert_eq!(
+            problems(&instance(
+                ", version: 4, advert_interval: 1500ms, virtual_ips: ['2001:db8::10/64']"
+            )),
+            [
+                "vrrp.instances[0].version: unknown VRRP version 4; use 2 (keepalived's default) \
+              or 3"
+            ]
+        );
+    }
+
+    fn interval(keys: &str) -> Result<Duration, Vec<String>> {
+        let text = instance(keys);
+        match validate(spec(&text)) {
+            Ok(config) => Ok(config.vrrp[0].advert_interval),
+            Err(_) => Err(problems(&text)),
+        }
+    }
+
+    #[test]
+    fn takes_v2_intervals_in_whole_seconds_up_to_255() {
+        assert_eq!(
+            interval(", advert_interval: 1s"),
+            Ok(Duration::from_secs(1))
+        );
+        assert_eq!(
+            interval(", advert_interval: 3000ms"),
+            Ok(Duration::from_secs(3))
+        );
+        assert_eq!(
+            interval(", advert_interval: 255s"),
+            Ok(Duration::from_secs(255))
+        );
+        let refused = |nearest: &str| {
+            format!("cannot be sent: VRRPv2 carries whole seconds from 1s to 255s; use {nearest}")
+        };
+        for (written, nearest) in [
+            ("1500ms", "1s or 2s"),
+            ("500ms", "1s"),
+            ("0s", "1s"),
+            ("256s", "255s"),
+            ("1h", "255s"),
+        ] {
+            assert_eq!(
+                interval(&format!(", advert_interval: {written}")),
+                Err(vec![format!(
+                    "vrrp.instances[0].advert_interval: advert_interval {written} {}",
+                    refused(nearest)
+                )]),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn takes_v3_intervals_in_10ms_steps_up_to_40_95s() {
+        let v3 = |written: &str| interval(&format!(", version: 3, advert_interval: {written}"));
+        assert_eq!(v3("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(v3("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(v3("40950ms"), Ok(Duration::from_millis(40_950)));
+        for (written, nearest) in [
+            ("15ms", "10ms or 20ms"),
+            ("5ms", "10ms"),
+            ("0ms", "10ms"),
+            ("1001ms", "1s or 1.01s"),
+            ("41s", "40.95s"),
+        ] {
+            assert_eq!(
+                v3(written),
+                Err(vec![format!(
+                    "vrrp.instances[0].advert_interval: advert_interval {written} cannot be sent: \
+                     VRRPv3 carries multiples of 10ms from 10ms to 40.95s; use {nearest}"
+                )]),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_vrrp_durations() {
+        assert_eq!(
+            problems(&instance(", advert_interval: 1, preempt_delay: soon")),
+            [
+                "vrrp.instances[0].advert_interval: invalid duration \"1\": missing unit; \
+                 write e.g. 1s or 1ms",
+                "vrrp.instances[0].preempt_delay: invalid duration \"soon\": expected a whole \
+                 number and a unit; use ms, s, m or h, e.g. 500ms or 2s",
+            ]
+        );
+    }
+
+    #[test]
+    fn ignores_a_preempt_delay_without_preempt() {
+        let config = valid(&instance(", preempt: false, preempt_delay: 10s"));
+        assert!(!config.vrrp[0].preempt);
+        assert_eq!(config.vrrp[0].preempt_delay, Duration::from_secs(10));
+    }
+
+    fn password(keys: &str) -> Result<Option<String>, Vec<String>> {
+        let text = instance(keys);
+        match validate(spec(&text)) {
+            Ok(config) => Ok(config.vrrp[0].password.clone()),
+            Err(_) => Err(problems(&text)),
+        }
+    }
+
+    #[test]
+    fn reads_a_v2_password_as_written() {
+        let auth = |written: &str| {
+            password(&format!(
+                ", authentication: {{ type: pass, password: {written} }}"
+            ))
+        };
+        assert_eq!(auth("'1111'"), Ok(Some("1111".into())));
+        assert_eq!(auth("0011"), Ok(Some("0011".into())));
+        assert_eq!(auth("12345678"), Ok(Some("12345678".into())));
+    }
+
+    #[test]
+    fn rejects_bad_v2_passwords_without_showing_them() {
+        let at = "vrrp.instances[0].authentication";
+        assert_eq!(
+            password(", authentication: { type: pass, password: '123456789' }"),
+            Err(vec![format!(
+                "{at}.password: password is 9 bytes, but VRRPv2 carries at most 8; shorten it \
+                 on every node of the group"
+            )])
+        );
+        assert_eq!(
+            password(", authentication: { type: pass, password: '' }"),
+            Err(vec![format!(
+                "{at}.password: must not be empty; remove authentication for none"
+            )])
+        );
+        assert_eq!(
+            password(", authentication: { type: pass }"),
+            Err(vec![format!(
+                "{at}: type: pass needs a password; add one of at most 8 bytes, e.g. \
+                 {{ type: pass, password: \"1111\" }}"
+            )])
+        );
+    }
+
+    #[test]
+    fn supports_only_the_pass_authentication_type() {
+        let at = "vrrp.instances[0].authentication.type";
+        assert_eq!(
+            password(", authentication: { type: ah, password: secret }"),
+            Err(vec![format!(
+                "{at}: authentication type ah (IPsec AH) is not supported; use type: pass, or \
+                 remove authentication"
+            )])
+        );
+        assert_eq!(
+            password(", authentication: { type: md5, password: secret }"),
+            Err(vec![format!(
+                "{at}: unknown authentication type \"md5\"; the only one is pass"
+            )])
+        );
+    }
+
+    #[test]
+    fn rejects_authentication_on_version_3() {
+        assert_eq!(
+            password(", version: 3, authentication: { type: pass, password: '1111' }"),
+            Err(vec![
+                "vrrp.instances[0].authentication: VRRPv3 has no authentication; remove it".into()
+            ])
+        );
+    }
+
+    fn vips(list: &str) -> Result<Vec<VirtualIp>, Vec<String>> {
+        let text = instance(&format!(", version: 3, virtual_ips: [{list}]"));
+        match validate(spec(&text)) {
+            Ok(config) => Ok(config.vrrp[0].virtual_ips.clone()),
+            Err(_) => Err(problems(&text)),
+        }
+    }
+
+    #[test]
+    fn reads_virtual_ips_with_their_prefix_length() {
+        assert_eq!(
+            vips("198.51.100.10/24, 198.51.100.11/32, 0.0.0.0/0"),
+            Ok(vec![
+                vip("198.51.100.10/24"),
+                vip("198.51.100.11/32"),
+                vip("0.0.0.0/0"),
+            ])
+        );
+        assert_eq!(
+            vips("'2001:db8::10/128'"),
+            Ok(vec![vip("2001:db8::10/128")])
+        );
+    }
+
+    #[test]
+    fn rejects_a_virtual_ip_without_a_prefix_length_and_shows_one() {
+        let at = "vrrp.instances[0].virtual_ips";
+        assert_eq!(
+            vips("198.51.100.10, '2001:db8::10'"),
+            Err(vec![
+                format!(
+                    "{at}[0]: virtual IP 198.51.100.10 has no prefix length; write e.g. \
+                     198.51.100.10/24"
+                ),
+                format!(
+                    "{at}[1]: virtual IP 2001:db8::10 has no prefix length; write e.g. \
+                     2001:db8::10/64"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_virtual_ips_and_prefixes_too_long_for_the_family() {
+        let at = "vrrp.instances[0].virtual_ips";
+        let invalid = |text: &str| {
+            format!(
+                "invalid virtual IP {text:?}; write an address with its prefix length, e.g. \
+                 198.51.100.10/24 or 2001:db8::10/64"
+            )
+        };
+        assert_eq!(
+            vips(
+                "vip.example/24, 198.51.100.10/, 198.51.100.10/+24, 198.51.100.10/24/1, \
+                  198.51.100.300/24"
+            ),
+            Err((0..5)
+                .map(|i| {
+                    let text = [
+                        "vip.example/24",
+                        "198.51.100.10/",
+                        "198.51.100.10/+24",
+                        "198.51.100.10/24/1",
+                        "198.51.100.300/24",
+                    ][i];
+                    format!("{at}[{i}]: {}", invalid(text))
+                })
+                .collect())
+        );
+        assert_eq!(
+            vips("198.51.100.10/33, '2001:db8::10/129', 198.51.100.10/999"),
+            Err(vec![
+                format!(
+                    "{at}[0]: prefix length /33 is too long for IPv4; IPv4 has at most 32 bits"
+                ),
+                format!(
+                    "{at}[1]: prefix length /129 is too long for IPv6; IPv6 has at most 128 bits"
+                ),
+                format!(
+                    "{at}[2]: prefix length /999 is too long for IPv4; IPv4 has at most 32 bits"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn rejects_mixed_address_families_in_one_instance() {
+        assert_eq!(
+            vips("'2001:db8::10/64', 198.51.100.10/24, '2001:db8::11/64', 198.51.100.11/24"),
+            Err(vec![
+                "vrrp.instances[0].virtual_ips[1]: 198.51.100.10/24 is IPv4 but virtual_ips[0] \
+                 is IPv6; an instance holds one address family, so put the IPv4 addresses in an \
+                 instance of their own"
+                    .into(),
+                "vrrp.instances[0].virtual_ips[3]: 198.51.100.11/24 is IPv4 but virtual_ips[0] \
+                 is IPv6; an instance holds one address family, so put the IPv4 addresses in an \
+                 instance of their own"
+                    .into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn rejects_ipv6_on_version_2_once_at_the_first_valid_address() {
+        assert_eq!(
+            problems(&instance(
+                ", virtual_ips: [nonsense, '2001:db8::10/64', '2001:db8::11/64']"
+            )),
+            [
+                "vrrp.instances[0].virtual_ips[0]: invalid virtual IP \"nonsense\"; write an \
+                 address with its prefix length, e.g. 198.51.100.10/24 or 2001:db8::10/64",
+                "vrrp.instances[0].virtual_ips[1]: IPv6 needs version: 3; VRRPv2 is IPv4 only",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_an_instance_without_virtual_ips() {
+        let expected = [
+            "vrrp.instances[0].virtual_ips: instance \"VI_1\" has no virtual_ips; add at least \
+             one, e.g. 198.51.100.10/24",
+        ];
+        assert_eq!(problems(&instance(", virtual_ips: []")), expected);
+        let left_out = vrrp(&["name: VI_1, interface: eth0, virtual_router_id: 33"]);
+        assert_eq!(problems(&left_out), expected);
+    }
+
+    #[test]
+    fn rejects_source_and_peers_of_the_other_family() {
+        assert_eq!(
+            problems(&instance(
+                ", source_ip: '2001:db8::1', unicast_peers: [198.51.100.12, 'fe80::2', \
+                 198.51.100.13/24, peer.example]"
+            )),
+            [
+                "vrrp.instances[0].source_ip: 2001:db8::1 is IPv6 but the virtual IPs are IPv4; \
+                 use an IPv4 address",
+                "vrrp.instances[0].unicast_peers[1]: fe80::2 is IPv6 but the virtual IPs are \
+                 IPv4; use an IPv4 address",
+                "vrrp.instances[0].unicast_peers[2]: invalid IP address \"198.51.100.13/24\"; \
+                 write e.g. 198.51.100.11 or 2001:db8::11, without a prefix length (host names \
+                 are not resolved)",
+                "vrrp.instances[0].unicast_peers[3]: invalid IP address \"peer.example\"; write \
+                 e.g. 198.51.100.11 or 2001:db8::11, without a prefix length (host names are \
+                 not resolved)",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_empty_instance_names_and_interfaces() {
+        assert_eq!(
+            problems(&vrrp(&[
+                "name: '', interface: '', virtual_router_id: 1, virtual_ips: [198.51.100.10/24]"
+            ])),
+            [
+                "vrrp.instances[0].name: must not be empty",
+                "vrrp.instances[0].interface: must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_duplicate_instance_names() {
+        assert_eq!(
+            problems(&vrrp(&[
+                "name: VI_1, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.10/24]",
+                "name: VI_1, interface: eth0, virtual_router_id: 2, virtual_ips: [198.51.100.11/24]",
+            ])),
+            ["vrrp.instances[1].name: duplicate instance name \"VI_1\"; vrrp.instances[0] \
+              already uses it"]
+        );
+    }
+
+    #[test]
+    fn rejects_a_vrid_used_twice_on_one_link_and_family() {
+        assert_eq!(
+            problems(&vrrp(&[
+                "name: a, interface: eth0, virtual_router_id: 7, virtual_ips: [198.51.100.10/24]",
+                "name: b, interface: eth0, virtual_router_id: 7, virtual_ips: [198.51.100.11/24]",
+            ])),
+            ["vrrp.instances[1].virtual_router_id: virtual_router_id 7 is already used for IPv4 \
+              on eth0 by vrrp.instances[0] (\"a\"); give each virtual router on a link its own \
+              ID"]
+        );
+    }
+
+    #[test]
+    fn lets_a_vrid_repeat_on_another_link_or_family() {
+        valid(&vrrp(&[
+            "name: a, interface: eth0, virtual_router_id: 7, virtual_ips: [198.51.100.10/24]",
+            "name: b, interface: eth1, virtual_router_id: 7, virtual_ips: [198.51.100.11/24]",
+            "name: c, interface: eth0, virtual_router_id: 7, version: 3, \
+             virtual_ips: ['2001:db8::10/64']",
+        ]));
     }
 }
