@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::health;
 use crate::proxy::upstream::UpstreamPool;
 use crate::proxy::{self, listener, FrontendCell, FrontendRuntime};
+use crate::vrrp::engine::Engine;
 
 /// One frontend's listener as one worker sees it.
 struct WorkerListener {
@@ -24,7 +25,7 @@ struct WorkerListener {
     connections: Arc<Semaphore>,
 }
 
-/// Runs until SIGTERM or SIGINT.
+/// Runs until SIGTERM or SIGINT; then gives up mastership of every VRRP instance.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let backends: Vec<Arc<BackendState>> = (config.backends.iter().cloned())
         .map(|backend| Arc::new(BackendState::new(backend)))
@@ -62,6 +63,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .context("starting a worker thread")?;
     }
 
+    // The proxy serves before this node may claim a VIP.
+    let engine = match config.vrrp.is_empty() {
+        true => None,
+        false => Some(Engine::start(config.vrrp.clone())?),
+    };
+
     let control = Builder::new_current_thread()
         .enable_all()
         .build()
@@ -76,7 +83,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
         }
         anyhow::Ok(())
-    })
+    })?;
+    if let Some(engine) = engine {
+        engine.stop();
+    }
+    Ok(())
 }
 
 /// A worker: one single-threaded runtime serving its own listener of every frontend, with its

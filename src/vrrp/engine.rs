@@ -1,0 +1,227 @@
+//! The VRRP engine: its own thread and runtime (so a saturated data plane never delays an
+//! advert), one receive loop per interface and address family, and one task per instance.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::drops::Drops;
+use super::instance::{envelope, stopped, Announcer, Inbound, Instance, Link};
+use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
+use super::net::interface::Interface;
+use super::net::netlink::Netlink;
+use super::net::socket::{VrrpReceiver, VrrpSender};
+use super::packet;
+use crate::config::VrrpInstance;
+
+/// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
+/// address detection.
+const SOURCE_ADDRESS_WAIT: Duration = Duration::from_secs(5);
+const INBOUND_QUEUE: usize = 64;
+
+/// Where one interface's adverts of one family go: the instances there, by VRID.
+struct Route {
+    interface: Interface,
+    instances: HashMap<u8, mpsc::Sender<Inbound>>,
+}
+
+pub struct Engine {
+    stop: watch::Sender<bool>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Opens every instance's sockets and starts the protocol; fails, naming the instance, when
+    /// an interface or address is missing.
+    pub fn start(instances: Vec<VrrpInstance>) -> anyhow::Result<Engine> {
+        let (stop, stopped) = watch::channel(false);
+        let (ready, started) = std::sync::mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("tandem-vrrp".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => return drop(ready.send(Err(anyhow!(error)))),
+                };
+                runtime.block_on(async move {
+                    match open(instances, stopped).await {
+                        Ok(mut tasks) => {
+                            let _ = ready.send(Ok(()));
+                            while tasks.join_next().await.is_some() {}
+                        }
+                        Err(error) => drop(ready.send(Err(error))),
+                    }
+                });
+            })
+            .context("starting the VRRP thread")?;
+        started
+            .recv()
+            .context("the VRRP thread ended during start-up")??;
+        Ok(Engine { stop, thread })
+    }
+
+    /// Resigns every instance (priority-0 advert, VIPs removed) and waits for that to finish.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.thread.join();
+    }
+}
+
+async fn open(
+    instances: Vec<VrrpInstance>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<JoinSet<()>> {
+    let netlink = Netlink::connect().context("opening netlink for VRRP")?;
+    let mut tasks = JoinSet::new();
+    // One receiver per interface and family, routing adverts to instances by VRID.
+    let mut routes: HashMap<(String, bool), Route> = HashMap::new();
+    for config in instances {
+        let name = config.name.clone();
+        let is_v6 = config.virtual_ips[0].address.is_ipv6();
+        let link = open_link(&netlink, &config, is_v6)
+            .await
+            .with_context(|| format!("VRRP instance {name} on {}", config.interface))?;
+        let (inbound, queue) = mpsc::channel(INBOUND_QUEUE);
+        let route = routes
+            .entry((config.interface.clone(), is_v6))
+            .or_insert_with(|| Route {
+                interface: link.interface.clone(),
+                instances: HashMap::new(),
+            });
+        route.instances.insert(config.virtual_router_id, inbound);
+        tasks.spawn(Instance::new(config, link).run(queue, stop.clone()));
+    }
+    for (
+        (name, is_v6),
+        Route {
+            interface,
+            instances,
+        },
+    ) in routes
+    {
+        let receiver = if is_v6 {
+            VrrpReceiver::open_v6(&interface)
+        } else {
+            VrrpReceiver::open_v4(&interface)
+        }
+        .with_context(|| format!("VRRP on {name}"))?;
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = receive(receiver, name, instances) => {}
+                () = stopped(&mut stop) => {}
+            }
+        });
+    }
+    Ok(tasks)
+}
+
+async fn open_link(netlink: &Netlink, config: &VrrpInstance, is_v6: bool) -> anyhow::Result<Link> {
+    let interface = netlink.interface(&config.interface).await?;
+    let source = match config.source_ip {
+        Some(source) => source,
+        None => default_source(netlink, &interface, is_v6).await?,
+    };
+    let (sender, announcer) = match source {
+        IpAddr::V4(source) => (
+            VrrpSender::open_v4(&interface, source)?,
+            Announcer::V4(ArpAnnouncer::open(&interface)?),
+        ),
+        IpAddr::V6(source) => (
+            VrrpSender::open_v6(&interface, source)?,
+            Announcer::V6(NeighborAnnouncer::open(&interface)?),
+        ),
+    };
+    Ok(Link {
+        netlink: netlink.clone(),
+        interface,
+        sender,
+        announcer,
+    })
+}
+
+/// The interface's primary IPv4 address, or its link-local IPv6 address once usable.
+async fn default_source(
+    netlink: &Netlink,
+    interface: &Interface,
+    is_v6: bool,
+) -> anyhow::Result<IpAddr> {
+    let deadline = tokio::time::Instant::now() + SOURCE_ADDRESS_WAIT;
+    loop {
+        let sources = netlink.source_addresses(interface).await?;
+        let source = if is_v6 {
+            sources.ipv6_link_local.map(IpAddr::V6)
+        } else {
+            sources.ipv4.map(IpAddr::V4)
+        };
+        if let Some(source) = source {
+            return Ok(source);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let wanted = if is_v6 {
+                "a usable IPv6 link-local"
+            } else {
+                "an IPv4"
+            };
+            return Err(anyhow!(
+                "{} has no {wanted} address to send adverts from; add one or set source_ip",
+                interface.name
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Decodes what arrives on one interface and hands each advert to the instance of its VRID;
+/// malformed packets and unknown VRIDs are dropped, counted and logged.
+async fn receive(
+    mut receiver: VrrpReceiver,
+    interface: String,
+    instances: HashMap<u8, mpsc::Sender<Inbound>>,
+) {
+    let mut drops = Drops::default();
+    loop {
+        let packet = match receiver.recv().await {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::warn!(%interface, %error, "VRRP receive failed");
+                continue;
+            }
+        };
+        let Some(envelope) = envelope(packet.source, packet.destination) else {
+            continue;
+        };
+        let decoded = match packet::decode(&packet.payload, &envelope, packet.ttl) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                if drops.record(error.as_str(), packet.source) {
+                    tracing::warn!(%interface, from = %packet.source, reason = error.as_str(), %error, "malformed VRRP packet dropped");
+                }
+                continue;
+            }
+        };
+        let vrid = decoded.advertisement.vrid;
+        let Some(instance) = instances.get(&vrid) else {
+            if drops.record("vrid", packet.source) {
+                tracing::warn!(%interface, from = %packet.source, vrid, "VRRP advert for a VRID no instance here has: ignored");
+            }
+            continue;
+        };
+        let inbound = Inbound {
+            advertisement: decoded.advertisement,
+            source: packet.source,
+            checksum: decoded.checksum,
+        };
+        if instance.try_send(inbound).is_err() && drops.record("queue_full", packet.source) {
+            tracing::warn!(%interface, from = %packet.source, vrid, "VRRP instance is behind: advert dropped");
+        }
+    }
+}

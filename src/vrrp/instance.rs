@@ -1,0 +1,364 @@
+//! One VRRP instance: the IO shell around the pure state machine. It turns packets and timers
+//! into events, and carries out the actions that come back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+
+use super::drops::Drops;
+use super::machine::{self, Action, Event, Machine, Preempt, ReceivedAdvert, Timer, Timestamp};
+use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
+use super::net::interface::Interface;
+use super::net::netlink::Netlink;
+use super::net::socket::{VrrpSender, VRRP_GROUP_V4, VRRP_GROUP_V6};
+use super::net::vip::Vip;
+use super::packet::{
+    self, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
+    SimpleTextPassword, Version,
+};
+use crate::config::{VrrpInstance, VrrpVersion};
+
+/// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by
+/// itself within this time, so no stale VIP keeps answering ARP.
+pub const VIP_LIFETIME: Duration = Duration::from_secs(2);
+/// How often a master refreshes its VIPs' lifetime: several chances before one runs out.
+const VIP_REFRESH: Duration = Duration::from_millis(500);
+/// Announcements after the first one on becoming master, in case one is lost.
+const ANNOUNCE_REPEATS: u8 = 2;
+const ANNOUNCE_SPACING: Duration = Duration::from_millis(500);
+/// A timer that fires later than this is logged: adverts must leave on time.
+const LATE_TIMER: Duration = Duration::from_millis(20);
+
+/// A decoded advert for this instance's VRID.
+pub struct Inbound {
+    pub advertisement: Advertisement,
+    pub source: IpAddr,
+    pub checksum: ChecksumVariant,
+}
+
+pub enum Announcer {
+    V4(ArpAnnouncer),
+    V6(NeighborAnnouncer),
+}
+
+/// The sockets and addresses an instance runs with, opened by the engine.
+pub struct Link {
+    pub netlink: Netlink,
+    pub interface: Interface,
+    pub sender: VrrpSender,
+    pub announcer: Announcer,
+}
+
+pub struct Instance {
+    config: VrrpInstance,
+    link: Link,
+    machine: Machine,
+    advert: Advertisement,
+    vips: Vec<Vip>,
+    epoch: Instant,
+    adver_at: Option<Instant>,
+    master_down_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+    announce: Option<(Instant, u8)>,
+    /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
+    peer_checksums: HashMap<IpAddr, ChecksumVariant>,
+    drops: Drops,
+    late_timers: u64,
+}
+
+impl Instance {
+    pub fn new(config: VrrpInstance, link: Link) -> Instance {
+        let version = match config.version {
+            VrrpVersion::V2 => Version::V2,
+            VrrpVersion::V3 => Version::V3,
+        };
+        let interval =
+            AdvertInterval::from_centis((config.advert_interval.as_millis() / 10) as u16);
+        let preempt = if config.preempt {
+            Preempt::After(config.preempt_delay)
+        } else {
+            Preempt::Never
+        };
+        let machine = Machine::new(machine::Config {
+            version,
+            priority: config.priority,
+            advert_interval: interval,
+            preempt,
+            primary_address: link.sender.source(),
+        });
+        let authentication = match config.password.as_deref() {
+            Some(password) => Authentication::SimpleText(
+                SimpleTextPassword::new(password.as_bytes()).expect("validated: at most 8 bytes"),
+            ),
+            None => Authentication::None,
+        };
+        let vips: Vec<Vip> = (config.virtual_ips.iter())
+            .map(|vip| Vip {
+                address: vip.address,
+                prefix_len: vip.prefix_len,
+            })
+            .collect();
+        let advert = Advertisement {
+            version,
+            vrid: config.virtual_router_id,
+            priority: config.priority,
+            interval,
+            addresses: vips.iter().map(|vip| vip.address).collect(),
+            authentication,
+        };
+        Instance {
+            config,
+            link,
+            machine,
+            advert,
+            vips,
+            epoch: Instant::now(),
+            adver_at: None,
+            master_down_at: None,
+            refresh_at: None,
+            announce: None,
+            peer_checksums: HashMap::new(),
+            drops: Drops::default(),
+            late_timers: 0,
+        }
+    }
+
+    /// Runs until `stop` turns true, then resigns (priority-0 advert) and removes the VIPs.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        self.step(Event::Startup).await;
+        loop {
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break,
+                Some(packet) = inbound.recv() => self.receive(packet).await,
+                late = deadline(self.adver_at) => {
+                    self.adver_at = None;
+                    self.note_lateness("advert", late);
+                    self.step(Event::AdverTimerFired).await;
+                }
+                late = deadline(self.master_down_at) => {
+                    self.master_down_at = None;
+                    self.note_lateness("master-down", late);
+                    self.step(Event::MasterDownTimerFired).await;
+                }
+                _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
+                _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
+            }
+        }
+        self.step(Event::Shutdown).await;
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_since_epoch(self.epoch.elapsed())
+    }
+
+    async fn step(&mut self, event: Event) {
+        let actions = self.machine.handle(self.now(), event);
+        for action in actions {
+            self.apply(action).await;
+        }
+    }
+
+    async fn apply(&mut self, action: Action) {
+        match action {
+            Action::SendAdvert { priority } => self.send_advert(priority),
+            Action::AddVips => self.add_or_refresh_vips().await,
+            Action::RemoveVips => self.remove_vips().await,
+            Action::SendGratuitous => {
+                self.announce_all();
+                self.announce = Some((Instant::now() + ANNOUNCE_SPACING, ANNOUNCE_REPEATS));
+            }
+            Action::SetTimer { timer, at } => {
+                let at = Some(self.epoch + at.since_epoch());
+                match timer {
+                    Timer::Adver => self.adver_at = at,
+                    Timer::MasterDown => self.master_down_at = at,
+                }
+            }
+            Action::CancelTimer(Timer::Adver) => self.adver_at = None,
+            Action::CancelTimer(Timer::MasterDown) => self.master_down_at = None,
+            Action::StateChanged { from, to, cause } => tracing::info!(
+                instance = %self.config.name,
+                vrid = self.config.virtual_router_id,
+                from = from.as_str(),
+                to = to.as_str(),
+                ?cause,
+                "VRRP state changed"
+            ),
+            Action::Report(anomaly) => tracing::warn!(
+                instance = %self.config.name,
+                vrid = self.config.virtual_router_id,
+                ?anomaly,
+                "VRRP peers disagree"
+            ),
+        }
+    }
+
+    async fn receive(&mut self, inbound: Inbound) {
+        let source = inbound.source;
+        if source == self.link.sender.source() {
+            return;
+        }
+        if !self.config.unicast_peers.is_empty() && !self.config.unicast_peers.contains(&source) {
+            return self.drop_packet(
+                "not_peer",
+                source,
+                "advert from a host that is not a unicast peer",
+            );
+        }
+        if inbound.advertisement.authentication != self.advert.authentication {
+            return self.drop_packet(
+                "auth",
+                source,
+                "authentication does not match ours: check the password on both nodes",
+            );
+        }
+        self.peer_checksums.insert(source, inbound.checksum);
+        let advert = ReceivedAdvert::new(&inbound.advertisement, source);
+        self.step(Event::AdvertReceived(advert)).await;
+    }
+
+    fn drop_packet(&mut self, reason: &'static str, from: IpAddr, why: &str) {
+        if self.drops.record(reason, from) {
+            tracing::warn!(instance = %self.config.name, %from, reason, "VRRP advert ignored: {why}");
+        }
+    }
+
+    fn note_lateness(&mut self, timer: &'static str, late: Duration) {
+        if late > LATE_TIMER {
+            self.late_timers += 1;
+            tracing::warn!(instance = %self.config.name, timer, ?late, late_timers = self.late_timers, "VRRP timer fired late");
+        }
+    }
+
+    fn send_advert(&mut self, priority: u8) {
+        self.advert.priority = priority;
+        let source = self.link.sender.source();
+        let mut destinations: Vec<(IpAddr, bool)> = (self.config.unicast_peers.iter())
+            .map(|&peer| (peer, false))
+            .collect();
+        if destinations.is_empty() {
+            let group = match source {
+                IpAddr::V4(_) => IpAddr::V4(VRRP_GROUP_V4),
+                IpAddr::V6(_) => IpAddr::V6(VRRP_GROUP_V6),
+            };
+            destinations.push((group, true));
+        }
+        for (destination, multicast) in destinations {
+            let variant = (self.peer_checksums.get(&destination).copied()).unwrap_or(
+                if self.config.v3_checksum_pseudo_header {
+                    ChecksumVariant::PseudoHeader
+                } else {
+                    ChecksumVariant::MessageOnly
+                },
+            );
+            let sent = envelope(source, destination)
+                .ok_or_else(|| format!("{destination} is not of the family of {source}"))
+                .and_then(|envelope| {
+                    packet::encode(&self.advert, &envelope, variant)
+                        .map_err(|error| error.to_string())
+                })
+                .and_then(|bytes| {
+                    let result = if multicast {
+                        self.link.sender.send_multicast(&bytes)
+                    } else {
+                        self.link.sender.send_to(destination, &bytes)
+                    };
+                    result.map_err(|error| error.to_string())
+                });
+            if let Err(error) = sent {
+                if self.drops.record("send_failed", destination) {
+                    tracing::warn!(instance = %self.config.name, %destination, %error, "sending a VRRP advert failed");
+                }
+            }
+        }
+    }
+
+    async fn add_or_refresh_vips(&mut self) {
+        for &vip in &self.vips {
+            if let Err(error) = self
+                .link
+                .netlink
+                .refresh_vip(&self.link.interface, vip, VIP_LIFETIME)
+                .await
+            {
+                tracing::error!(instance = %self.config.name, %error, "holding a VIP failed");
+            }
+        }
+        self.refresh_at = Some(Instant::now() + VIP_REFRESH);
+    }
+
+    async fn remove_vips(&mut self) {
+        self.refresh_at = None;
+        self.announce = None;
+        for &vip in &self.vips {
+            if let Err(error) = self
+                .link
+                .netlink
+                .remove_vip(&self.link.interface, vip)
+                .await
+            {
+                tracing::error!(instance = %self.config.name, %error, "removing a VIP failed");
+            }
+        }
+    }
+
+    fn announce_all(&mut self) {
+        for vip in &self.vips {
+            let announced = match (&self.link.announcer, vip.address) {
+                (Announcer::V4(arp), IpAddr::V4(address)) => arp.announce(address),
+                (Announcer::V6(nd), IpAddr::V6(address)) => nd.announce(address),
+                _ => continue,
+            };
+            if let Err(error) = announced {
+                tracing::warn!(instance = %self.config.name, vip = %vip, %error, "announcing a VIP failed");
+            }
+        }
+    }
+
+    fn announce_again(&mut self) {
+        self.announce_all();
+        self.announce = match self.announce {
+            Some((at, left)) if left > 1 => Some((at + ANNOUNCE_SPACING, left - 1)),
+            _ => None,
+        };
+    }
+}
+
+/// Resolves once the engine is told to stop.
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // A closed channel means the engine is gone: stop as well.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Sleeps until `at` (forever when unset) and says how late it woke.
+async fn deadline(at: Option<Instant>) -> Duration {
+    match at {
+        Some(at) => {
+            sleep_until(at).await;
+            Instant::now().saturating_duration_since(at)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+pub fn envelope(source: IpAddr, destination: IpAddr) -> Option<Envelope> {
+    match (source, destination) {
+        (IpAddr::V4(source), IpAddr::V4(destination)) => Some(Envelope::V4 {
+            source,
+            destination,
+        }),
+        (IpAddr::V6(source), IpAddr::V6(destination)) => Some(Envelope::V6 {
+            source,
+            destination,
+        }),
+        _ => None,
+    }
+}
