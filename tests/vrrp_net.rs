@@ -2,16 +2,16 @@
 //! VRRP sockets, gratuitous ARP and unsolicited NA, between hosts in network namespaces.
 //! Needs root; skipped with a message otherwise, and failed under CI=true.
 
-mod vrrp_net_lab;
+mod support;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use support::lab::{join_all, run_in, spawn_in, wait_until, Dad, Lab};
 use tandem::vrrp::net::socket::{VRRP_GROUP_V4, VRRP_GROUP_V6};
 use tandem::vrrp::net::{
     ArpAnnouncer, NeighborAnnouncer, Netlink, ReceivedVrrp, Vip, VipError, VrrpReceiver, VrrpSender,
 };
-use vrrp_net_lab::{join_all, run_in, spawn_in, wait_until, Dad, Lab};
 
 /// Bytes the IO layer carries without reading them (a VRRPv3 advert, as it happens).
 const ADVERT: &[u8] = &[0x31, 7, 100, 1, 0, 100, 0, 0, 198, 51, 100, 10];

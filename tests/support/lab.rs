@@ -127,6 +127,33 @@ impl Lab {
         name
     }
 
+    /// Takes host `index`'s link down or up from the switch side, like pulling its cable.
+    pub fn set_cable(&self, index: usize, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        ip(&[
+            "-n",
+            &self.namespaces[0],
+            "link",
+            "set",
+            &format!("p{index}"),
+            state,
+        ]);
+    }
+
+    /// Makes the switch drop VRRP multicast (224.0.0.18, ff02::12), as some clouds and
+    /// switches do, so only unicast adverts cross it.
+    pub fn block_vrrp_multicast(&self) {
+        let switch = &self.namespaces[0];
+        let rules = "table bridge lab { chain forward { type filter hook forward priority 0; \
+                     ip daddr 224.0.0.18 drop; ip6 daddr ff02::12 drop; }; }";
+        run(Command::new("ip").args(["netns", "exec", switch, "nft", rules]));
+    }
+
+    pub fn unblock_vrrp_multicast(&self) {
+        let switch = &self.namespaces[0];
+        run(Command::new("ip").args(["netns", "exec", switch, "nft", "delete table bridge lab"]));
+    }
+
     /// `eth0`'s MAC as `ip` shows it.
     pub fn mac(&self, host: &Host) -> String {
         let link = ip(&["-n", &host.namespace, "-o", "link", "show", "dev", "eth0"]);

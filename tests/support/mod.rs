@@ -1,6 +1,8 @@
 //! Test harness: real servers on loopback, a real tandem process, and clients.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod lab;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -251,24 +253,7 @@ pub struct Tandem {
 impl Tandem {
     /// Starts tandem with `config` and waits until every `listens` address accepts.
     pub async fn start(config: &str, listens: &[SocketAddr]) -> Tandem {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("tandem.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let log_path = dir.path().join("tandem.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "tandem=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut tandem = Tandem {
-            child,
-            config_path,
-            log_path,
-            _dir: dir,
-        };
+        let mut tandem = Tandem::spawn(config, Command::new(tandem_binary()));
         for &address in listens {
             let started = Instant::now();
             while TcpStream::connect(address).await.is_err() {
@@ -284,6 +269,62 @@ impl Tandem {
             }
         }
         tandem
+    }
+
+    /// Starts tandem inside a lab host's network namespace and waits until it runs.
+    pub fn start_in(namespace: &str, config: &str) -> Tandem {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", namespace])
+            .arg(tandem_binary());
+        let mut tandem = Tandem::spawn(config, command);
+        let started = Instant::now();
+        while !tandem.log().contains("tandem is running") {
+            if let Some(status) = tandem.child.try_wait().unwrap() {
+                panic!(
+                    "tandem in {namespace} exited with {status}:\n{}",
+                    tandem.log()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "tandem in {namespace} did not start:\n{}",
+                tandem.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tandem
+    }
+
+    fn spawn(config: &str, mut command: Command) -> Tandem {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("tandem.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let log_path = dir.path().join("tandem.log");
+        let child = command
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "tandem=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        Tandem {
+            child,
+            config_path,
+            log_path,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `signal` (such as `TERM` or `KILL`) and waits for the process to end.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
     }
 
     pub fn pid(&self) -> u32 {
@@ -423,4 +464,70 @@ pub fn config(
         ));
     }
     yaml
+}
+
+/// A keepalived process (Debian's package) in a lab host's namespace, killed when dropped.
+pub struct Keepalived {
+    child: Child,
+    log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Keepalived {
+    pub fn start_in(namespace: &str, config: &str) -> Keepalived {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("keepalived.conf"), config).unwrap();
+        let log_path = path("keepalived.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                namespace,
+                "keepalived",
+                "--vrrp",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+            ])
+            .arg(path("keepalived.conf"))
+            .arg("-p")
+            .arg(path("keepalived.pid"))
+            .arg("-r")
+            .arg(path("vrrp.pid"))
+            .arg("-c")
+            .arg(path("checkers.pid"))
+            .stdout(std::fs::File::create(&log_path).unwrap())
+            .stderr(std::fs::File::create(path("keepalived.err")).unwrap())
+            .spawn()
+            .expect("keepalived is installed (apt-get install keepalived)");
+        Keepalived {
+            child,
+            log_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stops keepalived the way its init script does; it resigns and removes its VIPs.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- keepalived log ---\n{}", self.log());
+        }
+    }
 }
