@@ -244,3 +244,54 @@ fn unicast_peers_elect_across_a_switch_that_drops_vrrp_multicast() {
     );
     wait_for_master(&lab, 0, VIP4);
 }
+
+/// Active-active: each node is master of one instance, and takes the other's VIP when it dies.
+#[test]
+fn two_instances_run_active_active() {
+    let Some(lab) = lab() else { return };
+    const VIP_2: &str = "198.51.100.20";
+    let second = |priority: u8| {
+        format!(
+            "    - {{ name: VI_2, interface: eth0, virtual_router_id: 34, priority: {priority}, \
+             advert_interval: 100ms, version: 3, virtual_ips: [\"{VIP_2}/24\"] }}\n"
+        )
+    };
+    let mut a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_config("node-a", 150, VIP4, &second(100)),
+    );
+    let _b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_config("node-b", 100, VIP4, &second(150)),
+    );
+    wait_until(FAILOVER, "a holds VI_1 and b holds VI_2", || {
+        holds(&lab, 0, VIP4)
+            && !holds(&lab, 1, VIP4)
+            && holds(&lab, 1, VIP_2)
+            && !holds(&lab, 0, VIP_2)
+    });
+    assert!(a.signal_and_wait("TERM").success());
+    wait_until(FAILOVER, "b holds both", || {
+        holds(&lab, 1, VIP4) && holds(&lab, 1, VIP_2)
+    });
+}
+
+/// A v2 node and a v3 node can't understand each other; both hold the VIP, and say why loudly.
+#[test]
+fn a_version_mismatch_is_reported() {
+    let Some(lab) = lab() else { return };
+    let v2 = node_config("node-a", 150, VIP4, "")
+        .replace("version: 3", "version: 2")
+        .replace("advert_interval: 100ms", "advert_interval: 1s");
+    let a = Tandem::start_in(&lab.hosts[0].namespace, &v2);
+    let b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_config("node-b", 100, VIP4, ""),
+    );
+    wait_until(FAILOVER, "both report the other version", || {
+        a.log().contains("VersionMismatch") && b.log().contains("VersionMismatch")
+    });
+    wait_until(FAILOVER, "both hold the VIP", || {
+        holds(&lab, 0, VIP4) && holds(&lab, 1, VIP4)
+    });
+}

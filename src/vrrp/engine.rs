@@ -10,13 +10,13 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::drops::Drops;
 use super::instance::{envelope, stopped, Announcer, Inbound, Instance, Link};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
+use super::tally::Tally;
 use crate::config::VrrpInstance;
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
@@ -187,7 +187,7 @@ async fn receive(
     interface: String,
     instances: HashMap<u8, mpsc::Sender<Inbound>>,
 ) {
-    let mut drops = Drops::default();
+    let mut tally = Tally::default();
     loop {
         let packet = match receiver.recv().await {
             Ok(packet) => packet,
@@ -202,7 +202,7 @@ async fn receive(
         let decoded = match packet::decode(&packet.payload, &envelope, packet.ttl) {
             Ok(decoded) => decoded,
             Err(error) => {
-                if drops.record(error.as_str(), packet.source) {
+                if tally.record(error.as_str(), packet.source) {
                     tracing::warn!(%interface, from = %packet.source, reason = error.as_str(), %error, "malformed VRRP packet dropped");
                 }
                 continue;
@@ -210,7 +210,7 @@ async fn receive(
         };
         let vrid = decoded.advertisement.vrid;
         let Some(instance) = instances.get(&vrid) else {
-            if drops.record("vrid", packet.source) {
+            if tally.record("vrid", packet.source) {
                 tracing::warn!(%interface, from = %packet.source, vrid, "VRRP advert for a VRID no instance here has: ignored");
             }
             continue;
@@ -220,7 +220,7 @@ async fn receive(
             source: packet.source,
             checksum: decoded.checksum,
         };
-        if instance.try_send(inbound).is_err() && drops.record("queue_full", packet.source) {
+        if instance.try_send(inbound).is_err() && tally.record("queue_full", packet.source) {
             tracing::warn!(%interface, from = %packet.source, vrid, "VRRP instance is behind: advert dropped");
         }
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
-use super::drops::Drops;
-use super::machine::{self, Action, Event, Machine, Preempt, ReceivedAdvert, Timer, Timestamp};
+use super::machine::{
+    self, Action, Anomaly, Event, Machine, Preempt, ReceivedAdvert, Timer, Timestamp,
+};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
 use super::net::netlink::Netlink;
@@ -19,6 +20,7 @@ use super::packet::{
     self, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
     SimpleTextPassword, Version,
 };
+use super::tally::Tally;
 use crate::config::{VrrpInstance, VrrpVersion};
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by
@@ -65,7 +67,7 @@ pub struct Instance {
     announce: Option<(Instant, u8)>,
     /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
-    drops: Drops,
+    tally: Tally,
     late_timers: u64,
 }
 
@@ -121,7 +123,7 @@ impl Instance {
             refresh_at: None,
             announce: None,
             peer_checksums: HashMap::new(),
-            drops: Drops::default(),
+            tally: Tally::default(),
             late_timers: 0,
         }
     }
@@ -192,12 +194,22 @@ impl Instance {
                 ?cause,
                 "VRRP state changed"
             ),
-            Action::Report(anomaly) => tracing::warn!(
-                instance = %self.config.name,
-                vrid = self.config.virtual_router_id,
-                ?anomaly,
-                "VRRP peers disagree"
-            ),
+            Action::Report(anomaly) => {
+                let (kind, from) = match anomaly {
+                    Anomaly::VersionMismatch { from, .. } => ("version", from),
+                    Anomaly::IntervalMismatch { from, .. } => ("interval", from),
+                    Anomaly::LowerPriorityMaster(peer) => ("lower_master", peer.address),
+                };
+                // Repeats every advert while it lasts: loud at first, then thinning out.
+                if self.tally.record(kind, from) {
+                    tracing::warn!(
+                        instance = %self.config.name,
+                        vrid = self.config.virtual_router_id,
+                        ?anomaly,
+                        "VRRP peers disagree"
+                    );
+                }
+            }
         }
     }
 
@@ -226,7 +238,7 @@ impl Instance {
     }
 
     fn drop_packet(&mut self, reason: &'static str, from: IpAddr, why: &str) {
-        if self.drops.record(reason, from) {
+        if self.tally.record(reason, from) {
             tracing::warn!(instance = %self.config.name, %from, reason, "VRRP advert ignored: {why}");
         }
     }
@@ -274,7 +286,7 @@ impl Instance {
                     result.map_err(|error| error.to_string())
                 });
             if let Err(error) = sent {
-                if self.drops.record("send_failed", destination) {
+                if self.tally.record("send_failed", destination) {
                     tracing::warn!(instance = %self.config.name, %destination, %error, "sending a VRRP advert failed");
                 }
             }

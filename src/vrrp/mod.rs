@@ -10,9 +10,9 @@
 //! and carries out what comes back, so every protocol rule is tested without a network.
 
 mod checksum;
-mod drops;
 pub mod engine;
 mod instance;
 pub mod machine;
 pub mod net;
 pub mod packet;
+mod tally;

@@ -1,16 +1,17 @@
-//! Dropped VRRP packets, counted by reason and sender, with logs that thin out as a sender
-//! keeps repeating itself (a misconfigured peer advertises every second, forever).
+//! Repeated VRRP events (dropped packets, disagreeing peers) counted by kind and sender, with
+//! logs that thin out as a sender keeps repeating itself: a misconfigured peer advertises every
+//! interval, forever.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 #[derive(Default)]
-pub struct Drops {
+pub struct Tally {
     counts: HashMap<(&'static str, IpAddr), u64>,
 }
 
-impl Drops {
-    /// Counts one drop; true when this one should be logged (the 1st, 2nd, 4th, 8th... of its
+impl Tally {
+    /// Counts one event; true when this one should be logged (the 1st, 2nd, 4th, 8th... of its
     /// kind from that sender).
     pub fn record(&mut self, reason: &'static str, from: IpAddr) -> bool {
         let count = self.counts.entry((reason, from)).or_default();
@@ -25,12 +26,12 @@ mod tests {
 
     #[test]
     fn logs_thin_out_per_reason_and_sender() {
-        let mut drops = Drops::default();
+        let mut tally = Tally::default();
         let peer: IpAddr = "198.51.100.12".parse().unwrap();
         let other: IpAddr = "198.51.100.13".parse().unwrap();
-        let logged: Vec<u32> = (1..=20).filter(|_| drops.record("auth", peer)).collect();
+        let logged: Vec<u32> = (1..=20).filter(|_| tally.record("auth", peer)).collect();
         assert_eq!(logged, [1, 2, 4, 8, 16]);
-        assert!(drops.record("auth", other));
-        assert!(drops.record("vrid", peer));
+        assert!(tally.record("auth", other));
+        assert!(tally.record("vrid", peer));
     }
 }
