@@ -1,5 +1,6 @@
-//! Starts the appliance from a validated config: worker threads for the data plane and a
-//! control runtime for health checks and signals.
+//! Starts the appliance from a validated config: worker threads for the data plane, the VRRP
+//! engine, and a control runtime for health checks and signals; and stops it without turning
+//! a client away: hand the VIPs over, stop accepting, drain.
 
 use std::net::TcpListener as StdTcpListener;
 use std::sync::Arc;
@@ -14,8 +15,10 @@ use tokio::sync::Semaphore;
 use crate::backend::BackendState;
 use crate::config::Config;
 use crate::health;
+use crate::proxy::drain::Drain;
 use crate::proxy::upstream::UpstreamPool;
 use crate::proxy::{self, listener, FrontendCell, FrontendRuntime};
+use crate::systemd;
 use crate::vrrp::engine::Engine;
 
 /// One frontend's listener as one worker sees it.
@@ -25,7 +28,7 @@ struct WorkerListener {
     connections: Arc<Semaphore>,
 }
 
-/// Runs until SIGTERM or SIGINT; then gives up mastership of every VRRP instance.
+/// Runs until SIGTERM or SIGINT, then hands over and drains within `node.shutdown_timeout`.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let backends: Vec<Arc<BackendState>> = (config.backends.iter().cloned())
         .map(|backend| Arc::new(BackendState::new(backend)))
@@ -56,10 +59,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(frontend = %frontend.name, listen = %frontend.listen, mode = ?frontend.mode, "listening");
     }
 
+    let drain = Drain::new();
     for (id, listeners) in workers.into_iter().enumerate() {
+        let drain = Arc::clone(&drain);
         thread::Builder::new()
             .name(format!("tandem-worker-{id}"))
-            .spawn(move || run_worker(listeners))
+            .spawn(move || run_worker(listeners, drain))
             .context("starting a worker thread")?;
     }
 
@@ -78,21 +83,36 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         tracing::info!(node = %config.node.name, threads, "tandem is running");
+        systemd::notify("READY=1");
         tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: handing over and draining"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: handing over and draining"),
+        }
+        systemd::notify("STOPPING=1");
+        // Keep serving on the VIPs until the peer holds them, so no client is turned away.
+        if let Some(engine) = engine {
+            tokio::task::spawn_blocking(move || engine.hand_over())
+                .await
+                .context("VRRP hand-over")?;
+        }
+        drain.start();
+        let timeout = config.node.shutdown_timeout;
+        if tokio::time::timeout(timeout, drain.until_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?timeout,
+                "connections still open at shutdown_timeout: closing them"
+            );
         }
         anyhow::Ok(())
-    })?;
-    if let Some(engine) = engine {
-        engine.stop();
-    }
-    Ok(())
+    })
 }
 
 /// A worker: one single-threaded runtime serving its own listener of every frontend, with its
 /// own upstream connections (no cross-thread handoff on the hot path).
-fn run_worker(listeners: Vec<WorkerListener>) {
+fn run_worker(listeners: Vec<WorkerListener>, drain: Arc<Drain>) {
     let runtime = Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,6 +127,7 @@ fn run_worker(listeners: Vec<WorkerListener>) {
                 listener.frontend,
                 listener.connections,
                 Arc::clone(&pool),
+                Arc::clone(&drain),
             ));
         }
         std::future::pending::<()>().await

@@ -18,6 +18,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
         node: Node {
             name: "lb-a".into(),
             threads: 2,
+            shutdown_timeout: Duration::from_secs(30),
         },
         log_level: None,
         frontends: vec![

@@ -22,6 +22,8 @@ pub struct Node {
     pub name: String,
     /// Data-plane worker threads; defaults to the number of CPUs.
     pub threads: usize,
+    /// On SIGTERM, how long open connections may finish before the process exits anyway.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

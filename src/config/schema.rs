@@ -27,6 +27,7 @@ pub struct FileSpec {
 pub struct NodeSpec {
     pub name: String,
     pub threads: Option<usize>,
+    pub shutdown_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

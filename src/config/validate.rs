@@ -111,9 +111,15 @@ impl Validator {
                 "must be at least 1; leave it out to use one per CPU",
             );
         }
+        let shutdown_timeout = self.timeout(
+            "node.shutdown_timeout".to_owned(),
+            spec.shutdown_timeout.as_deref(),
+            Duration::from_secs(30),
+        );
         Node {
             name: spec.name,
             threads,
+            shutdown_timeout,
         }
     }
 
@@ -994,6 +1000,7 @@ mod tests {
                 node: Node {
                     name: "n".into(),
                     threads: cpus,
+                    shutdown_timeout: Duration::from_secs(30),
                 },
                 log_level: None,
                 frontends: vec![Frontend {

@@ -15,8 +15,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use super::activity::{Activity, ActivityIo};
+use super::drain;
 use super::headers;
 use super::upstream::{RequestBody, Sender, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
@@ -26,12 +28,14 @@ use crate::config::Balance;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
-/// Serves one client connection until it closes, idles out, or stalls in a request head.
+/// Serves one client connection until it closes, idles out, or stalls in a request head. Once
+/// draining starts, the request in progress is answered and the connection then closed.
 pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
+    mut draining: watch::Receiver<bool>,
 ) {
     let timeouts = frontend.load().config.timeouts;
     let activity = Activity::new();
@@ -45,14 +49,24 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.request_header)
         .serve_connection(io, service);
-    tokio::select! {
-        result = connection => {
-            if let Err(error) = result {
-                tracing::debug!(%client, %error, "client connection ended");
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%client, %error, "client connection ended");
+                }
+                return;
             }
-        }
-        () = activity.idle_timeout(timeouts.client_idle) => {
-            tracing::debug!(%client, "client idle timeout");
+            () = activity.idle_timeout(timeouts.client_idle) => {
+                tracing::debug!(%client, "client idle timeout");
+                return;
+            }
+            () = drain::draining(&mut draining), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The data plane: listeners, the accept loop, and the http and tcp frontends.
 
 pub mod activity;
+pub mod drain;
 pub mod headers;
 pub mod http;
 pub mod listener;
@@ -11,11 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::BackendState;
 use crate::config::{self, Mode};
+use drain::Drain;
 use upstream::UpstreamPool;
 
 /// Everything a connection needs from the config, swapped as one piece so that no request sees
@@ -31,36 +35,66 @@ pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts clients while fewer than `max_connections` are open on the frontend (over all
-/// workers); the rest wait in the kernel backlog.
+/// workers); the rest wait in the kernel backlog. When draining starts, takes what is already
+/// queued (closing a listener resets queued clients) and closes the listener.
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: FrontendCell,
     connections: Arc<Semaphore>,
     pool: Arc<UpstreamPool>,
+    drain: Arc<Drain>,
 ) {
+    let mut draining = drain.subscribe();
     loop {
-        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            accepted = accept(&listener, &connections) => accepted,
+            () = drain::draining(&mut draining) => break,
         };
-        let (stream, client) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(frontend = %frontend.load().config.name, %error, "accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                continue;
-            }
-        };
-        // Small requests and responses must not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        let frontend = Arc::clone(&frontend);
-        let pool = Arc::clone(&pool);
-        tokio::spawn(async move {
-            let current = frontend.load_full();
-            match current.config.mode {
-                Mode::Http => http::serve(stream, client, frontend, pool).await,
-                Mode::Tcp => tcp::relay(stream, client, &current).await,
-            }
-            drop(permit);
-        });
+        serve(accepted, &frontend, &pool, &drain);
     }
+    while let Ok(accepted) =
+        tokio::time::timeout(Duration::ZERO, accept(&listener, &connections)).await
+    {
+        serve(accepted, &frontend, &pool, &drain);
+    }
+}
+
+type Accepted = (TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+async fn accept(listener: &TcpListener, connections: &Arc<Semaphore>) -> Accepted {
+    loop {
+        let permit = Arc::clone(connections)
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        match listener.accept().await {
+            Ok((stream, client)) => return (stream, client, permit),
+            Err(error) => {
+                tracing::warn!(listen = ?listener.local_addr().ok(), %error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+fn serve(
+    (stream, client, permit): Accepted,
+    frontend: &FrontendCell,
+    pool: &Arc<UpstreamPool>,
+    drain: &Arc<Drain>,
+) {
+    // Small requests and responses must not wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let frontend = Arc::clone(frontend);
+    let pool = Arc::clone(pool);
+    let open = drain.track();
+    let draining = drain.subscribe();
+    tokio::spawn(async move {
+        let current = frontend.load_full();
+        match current.config.mode {
+            Mode::Http => http::serve(stream, client, frontend, pool, draining).await,
+            Mode::Tcp => tcp::relay(stream, client, &current).await,
+        }
+        drop((permit, open));
+    });
 }

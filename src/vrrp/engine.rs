@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::instance::{envelope, stopped, Announcer, Inbound, Instance, Link};
+use super::instance::{envelope, Announcer, Inbound, Instance, Link};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
 use super::net::netlink::Netlink;
@@ -53,9 +53,10 @@ impl Engine {
                 };
                 runtime.block_on(async move {
                     match open(instances, stopped).await {
-                        Ok(mut tasks) => {
+                        Ok((mut instances, _receivers)) => {
                             let _ = ready.send(Ok(()));
-                            while tasks.join_next().await.is_some() {}
+                            // Receivers run until the last instance has handed over.
+                            while instances.join_next().await.is_some() {}
                         }
                         Err(error) => drop(ready.send(Err(error))),
                     }
@@ -68,19 +69,22 @@ impl Engine {
         Ok(Engine { stop, thread })
     }
 
-    /// Resigns every instance (priority-0 advert, VIPs removed) and waits for that to finish.
-    pub fn stop(self) {
+    /// Resigns every instance (priority-0 advert) and waits until each peer holds the VIPs, or
+    /// a bounded time has passed, before removing them.
+    pub fn hand_over(self) {
         let _ = self.stop.send(true);
         let _ = self.thread.join();
     }
 }
 
+/// Starts the instance tasks and the receive loops, in two sets.
 async fn open(
     instances: Vec<VrrpInstance>,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<JoinSet<()>> {
+) -> anyhow::Result<(JoinSet<()>, JoinSet<()>)> {
     let netlink = Netlink::connect().context("opening netlink for VRRP")?;
     let mut tasks = JoinSet::new();
+    let mut receivers = JoinSet::new();
     // One receiver per interface and family, routing adverts to instances by VRID.
     let mut routes: HashMap<(String, bool), Route> = HashMap::new();
     for config in instances {
@@ -113,15 +117,9 @@ async fn open(
             VrrpReceiver::open_v4(&interface)
         }
         .with_context(|| format!("VRRP on {name}"))?;
-        let mut stop = stop.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                () = receive(receiver, name, instances) => {}
-                () = stopped(&mut stop) => {}
-            }
-        });
+        receivers.spawn(receive(receiver, name, instances));
     }
-    Ok(tasks)
+    Ok((tasks, receivers))
 }
 
 async fn open_link(netlink: &Netlink, config: &VrrpInstance, is_v6: bool) -> anyhow::Result<Link> {

@@ -31,6 +31,9 @@ const VIP_REFRESH: Duration = Duration::from_millis(500);
 /// Announcements after the first one on becoming master, in case one is lost.
 const ANNOUNCE_REPEATS: u8 = 2;
 const ANNOUNCE_SPACING: Duration = Duration::from_millis(500);
+/// The longest a resigning master keeps its VIPs while waiting for a peer to take them, in
+/// advert intervals: the peer needs Skew_Time (under one interval) and then advertises.
+const HAND_OVER_INTERVALS: u32 = 4;
 /// A timer that fires later than this is logged: adverts must leave on time.
 const LATE_TIMER: Duration = Duration::from_millis(20);
 
@@ -65,6 +68,9 @@ pub struct Instance {
     master_down_at: Option<Instant>,
     refresh_at: Option<Instant>,
     announce: Option<(Instant, u8)>,
+    /// Set while resigning: VIP removal waits for a peer to take over.
+    resigning: bool,
+    vips_to_hand_over: bool,
     /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
     tally: Tally,
@@ -122,13 +128,15 @@ impl Instance {
             master_down_at: None,
             refresh_at: None,
             announce: None,
+            resigning: false,
+            vips_to_hand_over: false,
             peer_checksums: HashMap::new(),
             tally: Tally::default(),
             late_timers: 0,
         }
     }
 
-    /// Runs until `stop` turns true, then resigns (priority-0 advert) and removes the VIPs.
+    /// Runs until `stop` turns true, then resigns (priority-0 advert) and hands the VIPs over.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
@@ -154,7 +162,36 @@ impl Instance {
                 _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
             }
         }
+        self.resigning = true;
         self.step(Event::Shutdown).await;
+        if self.vips_to_hand_over {
+            self.hand_over(&mut inbound).await;
+        }
+    }
+
+    /// Keeps the VIPs (and serves on them) until a peer advertises as master, so no client is
+    /// turned away between our resignation and its takeover; bounded, for a node with no peer.
+    async fn hand_over(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
+        let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
+        loop {
+            tokio::select! {
+                Some(packet) = inbound.recv() => {
+                    let from_peer = packet.source != self.link.sender.source()
+                        && packet.advertisement.priority > 0
+                        && packet.advertisement.authentication == self.advert.authentication;
+                    if from_peer {
+                        tracing::info!(instance = %self.config.name, peer = %packet.source, "peer took over");
+                        break;
+                    }
+                }
+                _ = sleep_until(limit) => {
+                    tracing::info!(instance = %self.config.name, "no peer took over in time");
+                    break;
+                }
+                _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
+            }
+        }
+        self.remove_vips().await;
     }
 
     fn now(&self) -> Timestamp {
@@ -172,6 +209,7 @@ impl Instance {
         match action {
             Action::SendAdvert { priority } => self.send_advert(priority),
             Action::AddVips => self.add_or_refresh_vips().await,
+            Action::RemoveVips if self.resigning => self.vips_to_hand_over = true,
             Action::RemoveVips => self.remove_vips().await,
             Action::SendGratuitous => {
                 self.announce_all();
@@ -345,7 +383,7 @@ impl Instance {
 }
 
 /// Resolves once the engine is told to stop.
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+async fn stopped(stop: &mut watch::Receiver<bool>) {
     // A closed channel means the engine is gone: stop as well.
     let _ = stop.wait_for(|stop| *stop).await;
 }
