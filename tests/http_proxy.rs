@@ -404,3 +404,40 @@ async fn a_request_with_a_body_is_not_resent() {
         .unwrap();
     assert_eq!(answer.status, 502);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
+    let server = TestServer::start("s1").await;
+    server.control.delay_ms.store(500, Ordering::SeqCst);
+    let address = listen();
+    let mut tandem = Tandem::start(
+        &config(
+            "http",
+            address,
+            "round_robin",
+            "",
+            &[("s1", server.address, 1)],
+        ),
+        &[address],
+    )
+    .await;
+    let mut client = KeepAliveClient::connect(address).await;
+    let in_flight = tokio::spawn(async move { client.get("/").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the request reached the server",
+        || async { server.requests() == 1 },
+    )
+    .await;
+
+    let status = tokio::task::spawn_blocking(move || tandem.signal_and_wait("TERM"))
+        .await
+        .unwrap();
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!((answer.status, answer.server.as_deref()), (200, Some("s1")));
+    assert!(status.success(), "tandem exited with {status}");
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "still accepting after exit"
+    );
+}
