@@ -1,72 +1,39 @@
-//! Starts the appliance from a validated config: worker threads for the data plane, the VRRP
-//! engine, and a control runtime for health checks and signals; and stops it without turning
-//! a client away: hand the VIPs over, stop accepting, drain.
+//! The appliance's life: start the data plane, the VRRP engine and the health checks; reload
+//! on SIGHUP; and stop without turning a client away: hand the VIPs over, stop accepting, drain.
 
-use std::net::TcpListener as StdTcpListener;
+use std::path::Path;
 use std::sync::Arc;
-use std::thread;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use tokio::runtime::Builder;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::backend::BackendState;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::health;
 use crate::proxy::drain::Drain;
-use crate::proxy::upstream::UpstreamPool;
-use crate::proxy::{self, listener, FrontendCell, FrontendRuntime};
+use crate::proxy::frontends::Frontends;
 use crate::systemd;
 use crate::vrrp::engine::Engine;
 
-/// One frontend's listener as one worker sees it.
-struct WorkerListener {
-    socket: StdTcpListener,
-    frontend: FrontendCell,
-    connections: Arc<Semaphore>,
+/// What runs now, and what a reload replaces.
+struct Running {
+    config: Config,
+    backends: Vec<Arc<BackendState>>,
+    checks: Vec<JoinHandle<()>>,
+    frontends: Frontends,
+    failed_reloads: u64,
 }
 
-/// Runs until SIGTERM or SIGINT, then hands over and drains within `node.shutdown_timeout`.
-pub fn run(config: Config) -> anyhow::Result<()> {
-    let backends: Vec<Arc<BackendState>> = (config.backends.iter().cloned())
-        .map(|backend| Arc::new(BackendState::new(backend)))
-        .collect();
-
-    // Bind everything before serving anything, so a taken port fails start-up as a whole.
-    let threads = config.node.threads;
-    let mut workers: Vec<Vec<WorkerListener>> = (0..threads).map(|_| Vec::new()).collect();
-    for frontend in &config.frontends {
-        let sockets = listener::bind(frontend.listen, threads).with_context(|| {
-            format!(
-                "frontend {}: cannot listen on {}",
-                frontend.name, frontend.listen
-            )
-        })?;
-        let cell: FrontendCell = Arc::new(ArcSwap::from_pointee(FrontendRuntime {
-            config: frontend.clone(),
-            backend: Arc::clone(&backends[frontend.backend]),
-        }));
-        let connections = Arc::new(Semaphore::new(frontend.max_connections));
-        for (worker, socket) in workers.iter_mut().zip(sockets) {
-            worker.push(WorkerListener {
-                socket,
-                frontend: Arc::clone(&cell),
-                connections: Arc::clone(&connections),
-            });
-        }
-        tracing::info!(frontend = %frontend.name, listen = %frontend.listen, mode = ?frontend.mode, "listening");
-    }
-
+/// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
+/// `node.shutdown_timeout`.
+pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     let drain = Drain::new();
-    for (id, listeners) in workers.into_iter().enumerate() {
-        let drain = Arc::clone(&drain);
-        thread::Builder::new()
-            .name(format!("tandem-worker-{id}"))
-            .spawn(move || run_worker(listeners, drain))
-            .context("starting a worker thread")?;
-    }
+    let backends = build_backends(&config, &[]);
+    // Bind everything before serving anything, so a taken port fails start-up as a whole.
+    let mut frontends = Frontends::start(config.node.threads, &drain)?;
+    frontends.apply(&config.frontends, &backends)?;
 
     // The proxy serves before this node may claim a VIP.
     let engine = match config.vrrp.is_empty() {
@@ -79,14 +46,28 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the control runtime")?;
     control.block_on(async {
-        let _checks = health::checker::spawn(&backends);
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        tracing::info!(node = %config.node.name, threads, "tandem is running");
+        let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let mut running = Running {
+            checks: health::checker::spawn(&backends),
+            config,
+            backends,
+            frontends,
+            failed_reloads: 0,
+        };
+        tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
         systemd::notify("READY=1");
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM: handing over and draining"),
-            _ = interrupt.recv() => tracing::info!("SIGINT: handing over and draining"),
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    systemd::notify("RELOADING=1");
+                    running.reload(path);
+                    systemd::notify("READY=1");
+                }
+                _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
+                _ = interrupt.recv() => break tracing::info!("SIGINT: handing over and draining"),
+            }
         }
         systemd::notify("STOPPING=1");
         // Keep serving on the VIPs until the peer holds them, so no client is turned away.
@@ -96,40 +77,61 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 .context("VRRP hand-over")?;
         }
         drain.start();
-        let timeout = config.node.shutdown_timeout;
-        if tokio::time::timeout(timeout, drain.until_idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                ?timeout,
-                "connections still open at shutdown_timeout: closing them"
-            );
+        let timeout = running.config.node.shutdown_timeout;
+        if tokio::time::timeout(timeout, drain.until_idle()).await.is_err() {
+            tracing::warn!(?timeout, "connections still open at shutdown_timeout: closing them");
         }
         anyhow::Ok(())
     })
 }
 
-/// A worker: one single-threaded runtime serving its own listener of every frontend, with its
-/// own upstream connections (no cross-thread handoff on the hot path).
-fn run_worker(listeners: Vec<WorkerListener>, drain: Arc<Drain>) {
-    let runtime = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a worker runtime needs only memory and an epoll fd");
-    runtime.block_on(async move {
-        let pool = Arc::new(UpstreamPool::default());
-        for listener in listeners {
-            let socket = tokio::net::TcpListener::from_std(listener.socket)
-                .expect("the listener is non-blocking and runtime is running");
-            tokio::spawn(proxy::accept_loop(
-                socket,
-                listener.frontend,
-                listener.connections,
-                Arc::clone(&pool),
-                Arc::clone(&drain),
-            ));
+/// Backends for `config`, carrying over the run-time state of unchanged servers by name.
+fn build_backends(config: &Config, previous: &[Arc<BackendState>]) -> Vec<Arc<BackendState>> {
+    (config.backends.iter())
+        .map(|backend| {
+            let same = previous.iter().find(|old| old.config.name == backend.name);
+            Arc::new(BackendState::new(backend.clone(), same.map(Arc::as_ref)))
+        })
+        .collect()
+}
+
+impl Running {
+    /// Loads `path` again and swaps it in; an invalid file or an address that can't be bound
+    /// leaves everything as it was.
+    fn reload(&mut self, path: &Path) {
+        let mut config = match config::load(path) {
+            Ok(config) => config,
+            Err(errors) => return self.reload_failed(&errors.to_string()),
+        };
+        let backends = build_backends(&config, &self.backends);
+        if let Err(error) = self.frontends.apply(&config.frontends, &backends) {
+            return self.reload_failed(&format!("{error:#}"));
         }
-        std::future::pending::<()>().await
-    });
+        for check in self.checks.drain(..) {
+            check.abort();
+        }
+        self.checks = health::checker::spawn(&backends);
+        self.backends = backends;
+        if config.node.threads != self.config.node.threads {
+            tracing::warn!(
+                threads = self.config.node.threads,
+                "node.threads changes on restart only"
+            );
+            config.node.threads = self.config.node.threads;
+        }
+        if config.vrrp != self.config.vrrp {
+            tracing::warn!("VRRP changes are not reloaded yet: restart tandem to apply them");
+            config.vrrp = self.config.vrrp.clone();
+        }
+        self.config = config;
+        tracing::info!(path = %path.display(), "config reloaded");
+    }
+
+    fn reload_failed(&mut self, why: &str) {
+        self.failed_reloads += 1;
+        tracing::error!(
+            failed_reloads = self.failed_reloads,
+            "reload failed, the running config stays:\n{why}"
+        );
+    }
 }

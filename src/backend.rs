@@ -17,11 +17,20 @@ pub struct BackendState {
 }
 
 impl BackendState {
-    pub fn new(config: config::Backend) -> Self {
-        let servers = config
-            .servers
-            .iter()
-            .map(|server| Arc::new(ServerState::new(&config, server)))
+    /// Builds the backend for `config`, carrying over from `previous` (the same backend in the
+    /// config being replaced) the run-time state of every server whose settings are unchanged:
+    /// health and in-flight count survive a reload, so nothing flaps back to unchecked.
+    pub fn new(config: config::Backend, previous: Option<&BackendState>) -> Self {
+        let previous =
+            previous.filter(|previous| previous.config.health_check == config.health_check);
+        let servers = (config.servers.iter())
+            .map(|server| {
+                let same = previous.and_then(|previous| {
+                    (previous.servers.iter())
+                        .find(|state| state.name == server.name && state.address == server.address)
+                });
+                same.map_or_else(|| Arc::new(ServerState::new(&config, server)), Arc::clone)
+            })
             .collect();
         let selector = balance::selector(config.balance, &config.servers);
         BackendState {

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(config.log_level.as_deref());
-            match tandem::appliance::run(config) {
+            match tandem::appliance::run(config, &path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");

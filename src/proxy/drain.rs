@@ -48,9 +48,10 @@ impl Drain {
     }
 }
 
-/// Resolves once draining has started (or the drain is gone).
-pub async fn draining(receiver: &mut watch::Receiver<bool>) {
-    let _ = receiver.wait_for(|draining| *draining).await;
+/// Resolves once the flag behind `receiver` (draining, or closing a listener) is set, or its
+/// sender is gone.
+pub async fn until_true(receiver: &mut watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|set| *set).await;
 }
 
 pub struct OpenConnection(Arc<Drain>);
@@ -91,7 +92,7 @@ mod tests {
         let drain = Drain::new();
         let mut receiver = drain.subscribe();
         drain.start();
-        tokio::time::timeout(std::time::Duration::from_secs(5), draining(&mut receiver))
+        tokio::time::timeout(std::time::Duration::from_secs(5), until_true(&mut receiver))
             .await
             .unwrap();
     }

@@ -63,7 +63,7 @@ pub async fn serve(
                 tracing::debug!(%client, "client idle timeout");
                 return;
             }
-            () = drain::draining(&mut draining), if !closing => {
+            () = drain::until_true(&mut draining), if !closing => {
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod drain;
+pub mod frontends;
 pub mod headers;
 pub mod http;
 pub mod listener;
@@ -15,7 +16,7 @@ use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::BackendState;
 use crate::config::{self, Mode};
@@ -35,20 +36,23 @@ pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts clients while fewer than `max_connections` are open on the frontend (over all
-/// workers); the rest wait in the kernel backlog. When draining starts, takes what is already
-/// queued (closing a listener resets queued clients) and closes the listener.
+/// workers); the rest wait in the kernel backlog. When draining starts or the frontend is
+/// removed (`close`), takes what is already queued (closing a listener resets queued clients)
+/// and closes the listener.
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: FrontendCell,
     connections: Arc<Semaphore>,
     pool: Arc<UpstreamPool>,
     drain: Arc<Drain>,
+    mut close: watch::Receiver<bool>,
 ) {
     let mut draining = drain.subscribe();
     loop {
         let accepted = tokio::select! {
             accepted = accept(&listener, &connections) => accepted,
-            () = drain::draining(&mut draining) => break,
+            () = drain::until_true(&mut draining) => break,
+            () = drain::until_true(&mut close) => break,
         };
         serve(accepted, &frontend, &pool, &drain);
     }

@@ -317,14 +317,37 @@ impl Tandem {
         }
     }
 
-    /// Sends `signal` (such as `TERM` or `KILL`) and waits for the process to end.
-    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+    /// Sends `signal` (such as `HUP`, `TERM` or `KILL`).
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Sends `signal` and waits for the process to end.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        self.signal(signal);
         self.child.wait().unwrap()
+    }
+
+    /// Replaces the config file and sends SIGHUP; returns the log once tandem has logged the
+    /// outcome.
+    pub async fn reload(&self, config: &str) -> String {
+        std::fs::write(&self.config_path, config).unwrap();
+        let outcomes = |log: &str| {
+            log.matches("config reloaded").count() + log.matches("reload failed").count()
+        };
+        let before = outcomes(&self.log());
+        self.signal("HUP");
+        wait_until(
+            Duration::from_secs(10),
+            "tandem logs the reload",
+            || async { outcomes(&self.log()) > before },
+        )
+        .await;
+        self.log()
     }
 
     pub fn pid(&self) -> u32 {

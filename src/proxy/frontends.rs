@@ -1,0 +1,166 @@
+//! The worker threads and the listening frontends they serve, changed in place on reload:
+//! an address that stays keeps its sockets (never closed and reopened), a new one is bound
+//! before anything changes, a removed one stops accepting while its connections finish.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::runtime::Builder;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::drain::Drain;
+use super::upstream::UpstreamPool;
+use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
+use crate::backend::BackendState;
+use crate::config;
+
+/// One listening address, shared by every worker.
+struct Listening {
+    frontend: FrontendCell,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    close: watch::Sender<bool>,
+}
+
+/// A listener handed to one worker.
+struct Listen {
+    socket: StdTcpListener,
+    frontend: FrontendCell,
+    connections: Arc<Semaphore>,
+    close: watch::Receiver<bool>,
+}
+
+pub struct Frontends {
+    workers: Vec<mpsc::UnboundedSender<Listen>>,
+    listening: HashMap<SocketAddr, Listening>,
+}
+
+impl Frontends {
+    /// Starts `threads` workers, each a single-threaded runtime with its own listener per
+    /// frontend and its own upstream connections (no cross-thread handoff on the hot path).
+    pub fn start(threads: usize, drain: &Arc<Drain>) -> anyhow::Result<Frontends> {
+        let mut workers = Vec::with_capacity(threads);
+        for id in 0..threads {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let drain = Arc::clone(drain);
+            thread::Builder::new()
+                .name(format!("tandem-worker-{id}"))
+                .spawn(move || run_worker(receiver, drain))
+                .context("starting a worker thread")?;
+            workers.push(sender);
+        }
+        Ok(Frontends {
+            workers,
+            listening: HashMap::new(),
+        })
+    }
+
+    /// Serves `frontends` from now on. Binds every new address first: if one fails, nothing
+    /// changes and the error says which frontend and address.
+    pub fn apply(
+        &mut self,
+        frontends: &[config::Frontend],
+        backends: &[Arc<BackendState>],
+    ) -> anyhow::Result<()> {
+        let mut bound = HashMap::new();
+        for frontend in frontends {
+            if !self.listening.contains_key(&frontend.listen) {
+                let sockets =
+                    listener::bind(frontend.listen, self.workers.len()).with_context(|| {
+                        format!(
+                            "frontend {}: cannot listen on {}",
+                            frontend.name, frontend.listen
+                        )
+                    })?;
+                bound.insert(frontend.listen, sockets);
+            }
+        }
+        for frontend in frontends {
+            let runtime = Arc::new(FrontendRuntime {
+                config: frontend.clone(),
+                backend: Arc::clone(&backends[frontend.backend]),
+            });
+            match self.listening.get_mut(&frontend.listen) {
+                Some(listening) => {
+                    listening.frontend.store(runtime);
+                    resize(listening, frontend.max_connections);
+                }
+                None => {
+                    let sockets = bound.remove(&frontend.listen).expect("bound above");
+                    self.listen(runtime, sockets);
+                }
+            }
+        }
+        self.listening.retain(|address, listening| {
+            let kept = frontends.iter().any(|frontend| frontend.listen == *address);
+            if !kept {
+                tracing::info!(listen = %address, "frontend removed: no longer accepting");
+                listening.close.send_replace(true);
+            }
+            kept
+        });
+        Ok(())
+    }
+
+    fn listen(&mut self, runtime: Arc<FrontendRuntime>, sockets: Vec<StdTcpListener>) {
+        let config = &runtime.config;
+        tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, "listening");
+        let listening = Listening {
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            max_connections: config.max_connections,
+            close: watch::channel(false).0,
+            frontend: Arc::new(ArcSwap::new(Arc::clone(&runtime))),
+        };
+        for (worker, socket) in self.workers.iter().zip(sockets) {
+            let _ = worker.send(Listen {
+                socket,
+                frontend: Arc::clone(&listening.frontend),
+                connections: Arc::clone(&listening.connections),
+                close: listening.close.subscribe(),
+            });
+        }
+        self.listening.insert(config.listen, listening);
+    }
+}
+
+/// Changes how many clients a frontend serves at once; connections beyond a lowered limit
+/// finish, and new ones wait until the count is under it.
+fn resize(listening: &mut Listening, max_connections: usize) {
+    if max_connections > listening.max_connections {
+        (listening.connections).add_permits(max_connections - listening.max_connections);
+    } else {
+        (listening.connections).forget_permits(listening.max_connections - max_connections);
+    }
+    listening.max_connections = max_connections;
+}
+
+fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {
+    let runtime = Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a worker runtime needs only memory and an epoll fd");
+    runtime.block_on(async move {
+        let pool = Arc::new(UpstreamPool::default());
+        while let Some(listen) = listens.recv().await {
+            match tokio::net::TcpListener::from_std(listen.socket) {
+                Ok(socket) => {
+                    tokio::spawn(accept_loop(
+                        socket,
+                        listen.frontend,
+                        listen.connections,
+                        Arc::clone(&pool),
+                        Arc::clone(&drain),
+                        listen.close,
+                    ));
+                }
+                Err(error) => tracing::error!(%error, "a worker could not take its listener"),
+            }
+        }
+        // Every frontend change has been handed over: keep serving until the process ends.
+        std::future::pending::<()>().await
+    });
+}
