@@ -8,10 +8,6 @@ use std::time::Duration;
 
 use support::*;
 
-fn listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
 async fn start_servers(names: &[&str]) -> Vec<TestServer> {
     let mut servers = Vec::new();
     for name in names {

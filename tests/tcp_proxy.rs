@@ -9,10 +9,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
-}
-
 /// A tcp server that reads until the client half-closes, then answers how much it got and
 /// whom the client reached.
 async fn counting_server(name: &'static str) -> SocketAddr {

@@ -52,6 +52,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback address for tandem to listen on.
+pub fn listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
 /// Shared, adjustable behaviour of a test server.
 #[derive(Default)]
 pub struct ServerControl {
