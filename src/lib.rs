@@ -6,4 +6,5 @@ pub mod balance;
 pub mod config;
 pub mod health;
 pub mod proxy;
+pub mod track;
 pub mod vrrp;
