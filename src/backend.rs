@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 use crate::balance::{self, Selector, ServerView};
 use crate::config;
 use crate::health::counter::{Counter, Health};
@@ -14,21 +16,31 @@ pub struct BackendState {
     pub config: config::Backend,
     pub servers: Vec<Arc<ServerState>>,
     pub selector: Box<dyn Selector>,
+    /// Marked changed whenever a server goes up or down, so VRRP trackers (on another thread and
+    /// runtime) recompute at once instead of polling.
+    health_changes: watch::Sender<()>,
 }
 
 impl BackendState {
     pub fn new(config: config::Backend) -> Self {
+        let health_changes = watch::Sender::new(());
         let servers = config
             .servers
             .iter()
-            .map(|server| Arc::new(ServerState::new(&config, server)))
+            .map(|server| Arc::new(ServerState::new(&config, server, health_changes.clone())))
             .collect();
         let selector = balance::selector(config.balance, &config.servers);
         BackendState {
             config,
             servers,
             selector,
+            health_changes,
         }
+    }
+
+    /// Resolves `changed()` after any of the backend's servers has gone up or down.
+    pub fn health_changes(&self) -> watch::Receiver<()> {
+        self.health_changes.subscribe()
     }
 
     /// Picks an eligible server not yet tried for this request.
@@ -60,10 +72,15 @@ pub struct ServerState {
     /// `None` when the backend has no health check: the server is then always up, and passive
     /// failures cannot take it down since nothing would bring it back.
     health: Option<Mutex<Counter>>,
+    health_changes: watch::Sender<()>,
 }
 
 impl ServerState {
-    fn new(backend: &config::Backend, server: &config::Server) -> Self {
+    fn new(
+        backend: &config::Backend,
+        server: &config::Server,
+        health_changes: watch::Sender<()>,
+    ) -> Self {
         let health = (backend.health_check.as_ref())
             .map(|check| Mutex::new(Counter::new(check.rise, check.fall)));
         ServerState {
@@ -73,6 +90,7 @@ impl ServerState {
             up: AtomicBool::new(true),
             active: AtomicU64::new(0),
             health,
+            health_changes,
         }
     }
 
@@ -90,6 +108,8 @@ impl ServerState {
             return;
         };
         self.up.store(changed == Health::Up, Ordering::Relaxed);
+        // Works without receivers too: it only marks the value as changed.
+        self.health_changes.send_replace(());
         match changed {
             Health::Up => tracing::info!(
                 backend = %self.backend, server = %self.name, address = %self.address,
