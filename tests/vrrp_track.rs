@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::lab::{join, spawn_in, wait_until, Dad, Lab};
-use support::Tandem;
+use support::{Keepalived, Tandem};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -175,4 +175,33 @@ fn a_tracked_interface_without_weight_faults_and_gives_up_the_vip() {
 
     lab.set_cable(0, true);
     wait_for_master(&lab, 0, HANDOVER);
+}
+
+/// keepalived as the peer follows the RFC: it takes over from a degraded tandem when its
+/// Master_Down_Timer fires, and tandem, healthy again, preempts it on its next advert.
+#[test]
+fn a_keepalived_peer_takes_over_from_a_degraded_node_and_yields_back() {
+    let Some(lab) = Lab::new(2, Dad::Off) else {
+        return;
+    };
+    let mut app_a = Some(App::start(&lab.hosts[0].namespace, "node-a"));
+    let keepalived_config = format!(
+        "global_defs {{\n  router_id keepalived-b\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
+         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP}/24\n  \
+         }}\n}}\n"
+    );
+    let _keepalived = Keepalived::start_in(&lab.hosts[1].namespace, &keepalived_config);
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_config("node-a", 150, "{ backend: app, weight: -100 }"),
+    );
+    wait_for_master(&lab, 0, HANDOVER);
+
+    drop(app_a.take());
+    wait_for_master(&lab, 1, HANDOVER);
+
+    let _app_a = App::start(&lab.hosts[0].namespace, "node-a");
+    wait_for_master(&lab, 0, HANDOVER);
+    assert!(a.log().contains("PreemptedLowerPriority"), "{}", a.log());
 }
