@@ -136,3 +136,51 @@ impl Drop for ActiveGuard {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn backend() -> BackendState {
+        let server = |name: &str, port: u16| config::Server {
+            name: name.into(),
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        };
+        BackendState::new(config::Backend {
+            name: "web".into(),
+            balance: config::Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            retries: 0,
+            health_check: Some(config::HealthCheck {
+                kind: config::CheckKind::Tcp,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                rise: 1,
+                fall: 1,
+            }),
+            servers: vec![server("s1", 81), server("s2", 82)],
+        })
+    }
+
+    #[test]
+    fn health_changes_mark_transitions_only() {
+        let backend = backend();
+        let mut changes = backend.health_changes();
+        backend.servers[0].record_check(true, "");
+        assert!(!changes.has_changed().unwrap(), "up and staying up");
+        backend.servers[0].record_check(false, "refused");
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        assert_eq!(backend.servers_up(), 1);
+        backend.servers[1].record_check(false, "refused");
+        backend.servers[1].record_check(false, "refused");
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        backend.servers[0].record_check(true, "");
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(backend.servers_up(), 1);
+    }
+}
