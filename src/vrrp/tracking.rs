@@ -128,3 +128,75 @@ impl Source {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn backend() -> Arc<BackendState> {
+        Arc::new(BackendState::new(config::Backend {
+            name: "web".into(),
+            balance: config::Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            retries: 0,
+            health_check: Some(config::HealthCheck {
+                kind: config::CheckKind::Tcp,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                rise: 1,
+                fall: 1,
+            }),
+            servers: vec![config::Server {
+                name: "s1".into(),
+                address: "127.0.0.1:81".parse().unwrap(),
+                weight: 1,
+            }],
+        }))
+    }
+
+    #[tokio::test]
+    async fn follows_backend_health_and_link_state_as_they_change() {
+        let backends = [backend()];
+        let link = watch::Sender::new(true);
+        let links = HashMap::from([("eth1".to_string(), link.subscribe())]);
+        let track = [
+            Track {
+                target: TrackTarget::Backend {
+                    backend: 0,
+                    min_healthy: 1,
+                },
+                weight: TrackWeight::Points(-50),
+            },
+            Track {
+                target: TrackTarget::Interface("eth1".into()),
+                weight: TrackWeight::Fault,
+            },
+        ];
+        let mut trackers = Trackers::new(&track, &backends, &links);
+        assert_eq!(trackers.verdict(150), Verdict::Priority(150));
+        assert_eq!(trackers.failing(), Vec::<String>::new());
+
+        backends[0].servers[0].record_check(false, "refused");
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Priority(100));
+        assert_eq!(
+            trackers.failing(),
+            ["backend web (0 of 1 up, min_healthy 1)"]
+        );
+
+        link.send_replace(false);
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Fault);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_tracked_never_changes() {
+        let mut trackers = Trackers::new(&[], &[], &HashMap::new());
+        let waited = tokio::time::timeout(Duration::from_secs(3600), trackers.changed()).await;
+        assert!(waited.is_err());
+    }
+}
