@@ -382,13 +382,13 @@ enum Heard {
 
 /// RFC 3768 §6.4.2, RFC 9568 §6.4.2, with keepalived's preempt delay.
 ///
-/// A lower-priority advert that the RFC says to discard (Preempt_Mode True) makes us take over
-/// at once rather than when the Master_Down_Timer fires, as keepalived and the RFC would: a
-/// Master whose trackers just lowered its priority tells the link at once, and the VIP should
-/// follow within an advert, not after three. This is safe with any RFC peer: a Master hearing a
-/// higher priority steps down (§6.4.3), which is the same meeting of two Masters that RFC
-/// preemption ends with, only sooner. Equal priorities are followed, so two routers degraded
-/// alike never flap.
+/// With Preempt_Mode True, RFC 9568 §6.4.2 only says to discard a lower-priority advert, and
+/// keepalived does so and preempts when its Master_Down_Timer fires, three intervals or more
+/// later. We take over on that advert instead: a Master whose trackers just lowered its
+/// priority tells the link at once, and the VIP should follow within an advert. This is safe
+/// with any RFC peer: a Master hearing a higher priority steps down (§6.4.3), the same meeting
+/// of two Masters that RFC preemption ends with, only sooner. Equal priorities are followed, so
+/// two routers degraded alike never flap.
 fn backup_receive(
     backup: &mut Backup,
     config: &Config,
