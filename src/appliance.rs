@@ -38,7 +38,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     // The proxy serves before this node may claim a VIP.
     let engine = match config.vrrp.is_empty() {
         true => None,
-        false => Some(Engine::start(config.vrrp.clone())?),
+        false => Some(Engine::start(config.vrrp.clone(), &backends)?),
     };
 
     let control = Builder::new_current_thread()

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 use crate::balance::{self, Selector, ServerView};
 use crate::config;
 use crate::health::counter::{Counter, Health};
@@ -14,6 +16,9 @@ pub struct BackendState {
     pub config: config::Backend,
     pub servers: Vec<Arc<ServerState>>,
     pub selector: Box<dyn Selector>,
+    /// Marked changed whenever a server goes up or down, so VRRP trackers (on another thread and
+    /// runtime) recompute at once instead of polling.
+    health_changes: watch::Sender<()>,
 }
 
 impl BackendState {
@@ -21,6 +26,11 @@ impl BackendState {
     /// config being replaced) the run-time state of every server whose settings are unchanged:
     /// health and in-flight count survive a reload, so nothing flaps back to unchecked.
     pub fn new(config: config::Backend, previous: Option<&BackendState>) -> Self {
+        // Trackers keep listening across reloads: the channel belongs to the backend's name.
+        let health_changes = previous.map_or_else(
+            || watch::Sender::new(()),
+            |previous| previous.health_changes.clone(),
+        );
         let previous =
             previous.filter(|previous| previous.config.health_check == config.health_check);
         let servers = (config.servers.iter())
@@ -29,7 +39,10 @@ impl BackendState {
                     (previous.servers.iter())
                         .find(|state| state.name == server.name && state.address == server.address)
                 });
-                same.map_or_else(|| Arc::new(ServerState::new(&config, server)), Arc::clone)
+                same.map_or_else(
+                    || Arc::new(ServerState::new(&config, server, health_changes.clone())),
+                    Arc::clone,
+                )
             })
             .collect();
         let selector = balance::selector(config.balance, &config.servers);
@@ -37,7 +50,13 @@ impl BackendState {
             config,
             servers,
             selector,
+            health_changes,
         }
+    }
+
+    /// Resolves `changed()` after any of the backend's servers has gone up or down.
+    pub fn health_changes(&self) -> watch::Receiver<()> {
+        self.health_changes.subscribe()
     }
 
     /// Picks an eligible server not yet tried for this request.
@@ -69,10 +88,15 @@ pub struct ServerState {
     /// `None` when the backend has no health check: the server is then always up, and passive
     /// failures cannot take it down since nothing would bring it back.
     health: Option<Mutex<Counter>>,
+    health_changes: watch::Sender<()>,
 }
 
 impl ServerState {
-    fn new(backend: &config::Backend, server: &config::Server) -> Self {
+    fn new(
+        backend: &config::Backend,
+        server: &config::Server,
+        health_changes: watch::Sender<()>,
+    ) -> Self {
         let health = (backend.health_check.as_ref())
             .map(|check| Mutex::new(Counter::new(check.rise, check.fall)));
         ServerState {
@@ -82,6 +106,7 @@ impl ServerState {
             up: AtomicBool::new(true),
             active: AtomicU64::new(0),
             health,
+            health_changes,
         }
     }
 
@@ -99,6 +124,8 @@ impl ServerState {
             return;
         };
         self.up.store(changed == Health::Up, Ordering::Relaxed);
+        // Works without receivers too: it only marks the value as changed.
+        self.health_changes.send_replace(());
         match changed {
             Health::Up => tracing::info!(
                 backend = %self.backend, server = %self.name, address = %self.address,
@@ -123,5 +150,87 @@ pub struct ActiveGuard(Arc<ServerState>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn backend() -> BackendState {
+        let server = |name: &str, port: u16| config::Server {
+            name: name.into(),
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        };
+        let config = config::Backend {
+            name: "web".into(),
+            balance: config::Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            retries: 0,
+            health_check: Some(config::HealthCheck {
+                kind: config::CheckKind::Tcp,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                rise: 1,
+                fall: 1,
+            }),
+            servers: vec![server("s1", 81), server("s2", 82)],
+        };
+        BackendState::new(config, None)
+    }
+
+    #[test]
+    fn a_rebuilt_backend_keeps_unchanged_servers_and_its_change_channel() {
+        let old = backend();
+        old.servers[0].record_check(false, "refused");
+        let mut changes = old.health_changes();
+        let mut config = old.config.clone();
+        config.servers[1].address = SocketAddr::from(([127, 0, 0, 1], 83));
+        let new = BackendState::new(config, Some(&old));
+        assert!(
+            Arc::ptr_eq(&new.servers[0], &old.servers[0]),
+            "s1 is unchanged"
+        );
+        assert!(!new.servers[0].is_up(), "s1's health survives");
+        assert!(
+            !Arc::ptr_eq(&new.servers[1], &old.servers[1]),
+            "s2 moved: a new server"
+        );
+        new.servers[1].record_check(false, "refused");
+        assert!(
+            changes.has_changed().unwrap(),
+            "trackers of the old backend hear the new one"
+        );
+        changes.mark_unchanged();
+
+        let mut checked_differently = new.config.clone();
+        checked_differently.health_check.as_mut().unwrap().rise = 5;
+        let rebuilt = BackendState::new(checked_differently, Some(&new));
+        assert!(
+            !Arc::ptr_eq(&rebuilt.servers[0], &new.servers[0]),
+            "new check settings start afresh"
+        );
+    }
+
+    #[test]
+    fn health_changes_mark_transitions_only() {
+        let backend = backend();
+        let mut changes = backend.health_changes();
+        backend.servers[0].record_check(true, "");
+        assert!(!changes.has_changed().unwrap(), "up and staying up");
+        backend.servers[0].record_check(false, "refused");
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        assert_eq!(backend.servers_up(), 1);
+        backend.servers[1].record_check(false, "refused");
+        backend.servers[1].record_check(false, "refused");
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        backend.servers[0].record_check(true, "");
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(backend.servers_up(), 1);
     }
 }

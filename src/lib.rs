@@ -7,4 +7,5 @@ pub mod config;
 pub mod health;
 pub mod proxy;
 pub mod systemd;
+pub mod track;
 pub mod vrrp;

@@ -263,6 +263,19 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                 prefix_len: 24,
             }],
             v3_checksum_pseudo_header: true,
+            track: vec![
+                Track {
+                    target: TrackTarget::Backend {
+                        backend: 0,
+                        min_healthy: 1,
+                    },
+                    weight: TrackWeight::Points(-50),
+                },
+                Track {
+                    target: TrackTarget::Interface("eth0".into()),
+                    weight: TrackWeight::Fault,
+                },
+            ],
         }]
     );
     assert_eq!(config.frontends.len(), 1);
@@ -295,7 +308,8 @@ fn an_unknown_vrrp_key_names_the_allowed_ones() {
             "config/broken/vrrp_unknown_key.yaml:10:7: vrrp.instances[0].advert_int: unknown \
           field `advert_int`, expected one of `name`, `interface`, `virtual_router_id`, \
           `priority`, `advert_interval`, `version`, `preempt`, `preempt_delay`, \
-          `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`"
+          `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`, \
+          `track`"
         ]
     );
 }
@@ -349,6 +363,28 @@ fn every_vrrp_error_is_reported_in_line_order() {
         "34:31: vrrp.instances[3].authentication.type: authentication type ah (IPsec AH) is not \
          supported; use type: pass, or remove authentication",
         "39:21: vrrp.instances[4].virtual_ips[0]: IPv6 needs version: 3; VRRPv2 is IPv4 only",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    assert_eq!(errors(file), expected);
+}
+
+#[test]
+fn every_track_error_is_located() {
+    let file = "config/broken/track_errors.yaml";
+    let expected: Vec<String> = [
+        "18:11: vrrp.instances[0].track[0]: names nothing to track; give one of backend or \
+         interface, e.g. { backend: web_pool, weight: -50 }",
+        "19:22: vrrp.instances[0].track[1].backend: unknown backend \"web\"; defined backends: \
+         web_pool",
+        "20:45: vrrp.instances[0].track[2].min_healthy: min_healthy 3 is out of range 1..=2 \
+         (backend \"web_pool\" has 2 servers): 0 would never fail and more would never pass",
+        "21:40: vrrp.instances[0].track[3].weight: weight -300 is out of range -254..=254 \
+         (negative: subtracted while failing; positive: added while fine; none: Fault while \
+         failing)",
+        "22:11: vrrp.instances[0].track[4]: names both a backend and an interface; give each its \
+         own item",
     ]
     .iter()
     .map(|error| format!("{file}:{error}"))

@@ -151,6 +151,37 @@ pub struct VrrpInstance {
     /// v3 over IPv4 only: whether the checksum covers the IPv4 pseudo-header (keepalived and FRR
     /// do; RFC 9568 and Cisco don't). Received adverts are accepted either way.
     pub v3_checksum_pseudo_header: bool,
+    /// What moves the effective priority or puts the instance in Fault (`track:`).
+    pub track: Vec<Track>,
+}
+
+/// One `track:` item: something the instance depends on, and what its failure does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub target: TrackTarget,
+    pub weight: TrackWeight,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackTarget {
+    /// Failing while fewer than `min_healthy` of the backend's servers are up.
+    Backend {
+        /// Index into `Config::backends`.
+        backend: usize,
+        min_healthy: usize,
+    },
+    /// Failing while the link is down (not running: no carrier, or administratively down).
+    Interface(String),
+}
+
+/// keepalived's weight semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackWeight {
+    /// No weight (or 0): Fault while failing.
+    Fault,
+    /// -254..=254 except 0: a negative one is subtracted while failing, a positive one added
+    /// while fine.
+    Points(i16),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

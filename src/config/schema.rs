@@ -125,8 +125,8 @@ pub struct VrrpSpec {
     pub instances: Vec<VrrpInstanceSpec>,
 }
 
-/// One virtual router. A new per-instance setting (such as a `track` list) is a new field here
-/// and a new step in `Validator::vrrp_instance`.
+/// One virtual router. A new per-instance setting is a new field here and a new step in
+/// `Validator::vrrp_instance`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VrrpInstanceSpec {
@@ -148,6 +148,21 @@ pub struct VrrpInstanceSpec {
     pub virtual_ips: Vec<String>,
     /// Version 3 over IPv4 only.
     pub v3_checksum: Option<V3ChecksumSpec>,
+    #[serde(default)]
+    pub track: Vec<TrackSpec>,
+}
+
+/// One `track:` item: exactly one of `backend` and `interface`, checked by validation so the
+/// message can say which.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSpec {
+    pub backend: Option<String>,
+    pub interface: Option<String>,
+    /// Backends only; defaults to 1.
+    pub min_healthy: Option<IntegerSpec>,
+    /// None or 0: Fault while failing.
+    pub weight: Option<IntegerSpec>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -90,7 +90,9 @@ impl Validator {
             frontends.push(frontend);
         }
         self.unique_names("frontends", "frontend", frontends.iter().map(|f| &f.name));
-        let vrrp = spec.vrrp.map_or_else(Vec::new, |vrrp| self.vrrp(vrrp));
+        let vrrp = spec
+            .vrrp
+            .map_or_else(Vec::new, |vrrp| self.vrrp(vrrp, &backends));
         Config {
             node,
             log_level,
@@ -189,19 +191,10 @@ impl Validator {
     ) -> usize {
         let field = format!("{frontend}.backend");
         let Some(index) = backends.iter().position(|backend| backend.name == name) else {
-            let known = if backends.is_empty() {
-                "no backends are defined".to_string()
-            } else {
-                let mut names: Vec<&str> = Vec::with_capacity(backends.len());
-                for backend in backends {
-                    // A duplicate is reported on its own; listing it twice would only confuse.
-                    if !names.contains(&backend.name.as_str()) {
-                        names.push(&backend.name);
-                    }
-                }
-                format!("defined backends: {}", names.join(", "))
-            };
-            self.error(field, format!("unknown backend {name:?}; {known}"));
+            self.error(
+                field,
+                format!("unknown backend {name:?}; {}", known_backends(backends)),
+            );
             return 0;
         };
         if mode == Mode::Tcp && matches!(backends[index].balance, Balance::UriHash { .. }) {
@@ -473,13 +466,28 @@ impl fmt::Display for Family {
     }
 }
 
+/// The defined backends' names for an "unknown backend" message.
+fn known_backends(backends: &[Backend]) -> String {
+    if backends.is_empty() {
+        return "no backends are defined".to_string();
+    }
+    let mut names: Vec<&str> = Vec::with_capacity(backends.len());
+    for backend in backends {
+        // A duplicate is reported on its own; listing it twice would only confuse.
+        if !names.contains(&backend.name.as_str()) {
+            names.push(&backend.name);
+        }
+    }
+    format!("defined backends: {}", names.join(", "))
+}
+
 /// The `vrrp` section: each instance on its own, then the checks across instances.
 impl Validator {
-    fn vrrp(&mut self, spec: VrrpSpec) -> Vec<VrrpInstance> {
+    fn vrrp(&mut self, spec: VrrpSpec, backends: &[Backend]) -> Vec<VrrpInstance> {
         let mut instances = Vec::with_capacity(spec.instances.len());
         let mut facts = Vec::with_capacity(spec.instances.len());
         for (index, instance) in spec.instances.into_iter().enumerate() {
-            let (instance, fact) = self.vrrp_instance(index, instance);
+            let (instance, fact) = self.vrrp_instance(index, instance, backends);
             instances.push(instance);
             facts.push(fact);
         }
@@ -496,6 +504,7 @@ impl Validator {
         &mut self,
         index: usize,
         spec: VrrpInstanceSpec,
+        backends: &[Backend],
     ) -> (VrrpInstance, InstanceFacts) {
         let at = format!("vrrp.instances[{index}]");
         self.non_empty(format!("{at}.name"), &spec.name);
@@ -581,6 +590,11 @@ impl Validator {
             );
         }
         let v3_checksum_pseudo_header = spec.v3_checksum != Some(V3ChecksumSpec::NoPseudoHeader);
+        let track = (spec.track.into_iter().enumerate())
+            .filter_map(|(i, item)| {
+                self.track(format!("{at}.track[{i}]"), item, priority, backends)
+            })
+            .collect();
 
         let instance = VrrpInstance {
             name: spec.name,
@@ -597,8 +611,140 @@ impl Validator {
             unicast_peers,
             virtual_ips,
             v3_checksum_pseudo_header,
+            track,
         };
         (instance, InstanceFacts { family })
+    }
+
+    /// One `track:` item; `None` when it is invalid (reported).
+    fn track(
+        &mut self,
+        at: String,
+        spec: TrackSpec,
+        priority: u8,
+        backends: &[Backend],
+    ) -> Option<Track> {
+        let weight = self.track_weight(&at, spec.weight.as_ref(), priority);
+        let target = match (spec.backend, spec.interface) {
+            (Some(backend), None) => {
+                self.tracked_backend(&at, &backend, spec.min_healthy.as_ref(), backends)
+            }
+            (None, Some(interface)) => {
+                if spec.min_healthy.is_some() {
+                    self.error(
+                        format!("{at}.min_healthy"),
+                        "only applies to a backend; remove it",
+                    );
+                }
+                self.non_empty(format!("{at}.interface"), &interface);
+                Some(TrackTarget::Interface(interface))
+            }
+            (None, None) => {
+                self.error(
+                    at,
+                    "names nothing to track; give one of backend or interface, e.g. \
+                     { backend: web_pool, weight: -50 }",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    at,
+                    "names both a backend and an interface; give each its own item",
+                );
+                None
+            }
+        };
+        Some(Track {
+            target: target?,
+            weight: weight?,
+        })
+    }
+
+    /// keepalived's weight: none or 0 means Fault while failing.
+    fn track_weight(
+        &mut self,
+        at: &str,
+        weight: Option<&IntegerSpec>,
+        priority: u8,
+    ) -> Option<TrackWeight> {
+        let Some(weight) = weight else {
+            return Some(TrackWeight::Fault);
+        };
+        let field = format!("{at}.weight");
+        let Some(points) = (weight.0.parse::<i16>().ok()).filter(|w| (-254..=254).contains(w))
+        else {
+            self.error(
+                field,
+                format!(
+                    "weight {} is out of range -254..=254 (negative: subtracted while failing; \
+                     positive: added while fine; none: Fault while failing)",
+                    weight.0
+                ),
+            );
+            return None;
+        };
+        if points > 0 && priority == 255 {
+            self.error(
+                field,
+                "a positive weight cannot raise an address owner (priority 255) and would only \
+                 take it down to 254; use a negative weight, or none for Fault",
+            );
+            return None;
+        }
+        Some(match points {
+            0 => TrackWeight::Fault,
+            points => TrackWeight::Points(points),
+        })
+    }
+
+    fn tracked_backend(
+        &mut self,
+        at: &str,
+        name: &str,
+        min_healthy: Option<&IntegerSpec>,
+        backends: &[Backend],
+    ) -> Option<TrackTarget> {
+        let Some(index) = backends.iter().position(|backend| backend.name == name) else {
+            self.error(
+                format!("{at}.backend"),
+                format!("unknown backend {name:?}; {}", known_backends(backends)),
+            );
+            return None;
+        };
+        let backend = &backends[index];
+        if backend.health_check.is_none() {
+            self.error(
+                format!("{at}.backend"),
+                format!(
+                    "backend {name:?} has no health_check, so its servers always count as up \
+                     and this would never fail; add a health_check to it"
+                ),
+            );
+            return None;
+        }
+        let servers = backend.servers.len();
+        let min_healthy = match min_healthy {
+            None => 1,
+            Some(text) => match text.0.parse::<usize>() {
+                Ok(count) if (1..=servers).contains(&count) => count,
+                _ => {
+                    self.error(
+                        format!("{at}.min_healthy"),
+                        format!(
+                            "min_healthy {} is out of range 1..={servers} (backend {name:?} has \
+                             {servers} servers): 0 would never fail and more would never pass",
+                            text.0
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(TrackTarget::Backend {
+            backend: index,
+            min_healthy,
+        })
     }
 
     /// An integer that must lie in `range`; `None` (reported) when it does not.
@@ -1522,6 +1668,7 @@ mod tests {
                 unicast_peers: vec![],
                 virtual_ips: vec![vip("198.51.100.10/24")],
                 v3_checksum_pseudo_header: true,
+                track: vec![],
             }]
         );
     }
@@ -1549,6 +1696,7 @@ mod tests {
                 unicast_peers: vec!["fe80::2".parse().unwrap(), "fe80::3".parse().unwrap()],
                 virtual_ips: vec![vip("2001:db8::10/64"), vip("2001:db8::11/128")],
                 v3_checksum_pseudo_header: true,
+                track: vec![],
             }]
         );
     }
@@ -1983,5 +2131,140 @@ mod tests {
             "name: c, interface: eth0, virtual_router_id: 7, version: 3, \
              virtual_ips: ['2001:db8::10/64']",
         ]));
+    }
+
+    /// Backends `web` (two servers, health-checked) and `plain` (no check), and one instance
+    /// `VI_1` of `priority` with `track` as its track list.
+    fn tracking(priority: u8, track: &str) -> String {
+        format!(
+            "node: {{ name: n }}\n\
+             backends:\n\
+             \x20 - {{ name: web, health_check: {{ type: tcp }}, servers: [\
+             {{ name: s1, address: 127.0.0.1:81 }}, {{ name: s2, address: 127.0.0.1:82 }}] }}\n\
+             \x20 - {{ name: plain, servers: [{{ name: s1, address: 127.0.0.1:83 }}] }}\n\
+             vrrp:\n  instances:\n    - {{ name: VI_1, interface: eth0, virtual_router_id: 33, \
+             priority: {priority}, virtual_ips: [198.51.100.10/24], track: [{track}] }}\n"
+        )
+    }
+
+    #[test]
+    fn reads_track_items_with_keepalived_weights() {
+        let config = valid(&tracking(
+            150,
+            "{ backend: web, min_healthy: 2, weight: -50 }, { backend: web }, \
+             { interface: eth1, weight: 0 }, { interface: eth0, weight: 10 }",
+        ));
+        assert_eq!(
+            config.vrrp[0].track,
+            [
+                Track {
+                    target: TrackTarget::Backend {
+                        backend: 0,
+                        min_healthy: 2
+                    },
+                    weight: TrackWeight::Points(-50),
+                },
+                Track {
+                    target: TrackTarget::Backend {
+                        backend: 0,
+                        min_healthy: 1
+                    },
+                    weight: TrackWeight::Fault,
+                },
+                Track {
+                    target: TrackTarget::Interface("eth1".into()),
+                    weight: TrackWeight::Fault,
+                },
+                Track {
+                    target: TrackTarget::Interface("eth0".into()),
+                    weight: TrackWeight::Points(10),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_track_items_that_name_no_or_several_targets() {
+        let at = "vrrp.instances[0].track";
+        assert_eq!(
+            problems(&tracking(
+                100,
+                "{ weight: -10 }, { backend: web, interface: eth0 }, { interface: '' }"
+            )),
+            [
+                format!(
+                    "{at}[0]: names nothing to track; give one of backend or interface, e.g. \
+                     {{ backend: web_pool, weight: -50 }}"
+                ),
+                format!("{at}[1]: names both a backend and an interface; give each its own item"),
+                format!("{at}[2].interface: must not be empty"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_track_backends_that_cannot_be_tracked() {
+        let at = "vrrp.instances[0].track";
+        assert_eq!(
+            problems(&tracking(100, "{ backend: nope }, { backend: plain }")),
+            [
+                format!("{at}[0].backend: unknown backend \"nope\"; defined backends: web, plain"),
+                format!(
+                    "{at}[1].backend: backend \"plain\" has no health_check, so its servers \
+                     always count as up and this would never fail; add a health_check to it"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_min_healthy_that_could_never_fail_or_never_pass() {
+        let at = "vrrp.instances[0].track";
+        let message = |index: usize, written: &str| {
+            format!(
+                "{at}[{index}].min_healthy: min_healthy {written} is out of range 1..=2 \
+                 (backend \"web\" has 2 servers): 0 would never fail and more would never pass"
+            )
+        };
+        assert_eq!(
+            problems(&tracking(
+                100,
+                "{ backend: web, min_healthy: 0 }, { backend: web, min_healthy: 3 }, \
+                 { interface: eth0, min_healthy: 1 }"
+            )),
+            [
+                message(0, "0"),
+                message(1, "3"),
+                format!("{at}[2].min_healthy: only applies to a backend; remove it"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_weights_out_of_range_and_positive_weights_on_an_owner() {
+        let at = "vrrp.instances[0].track";
+        let range = |index: usize, written: &str| {
+            format!(
+                "{at}[{index}].weight: weight {written} is out of range -254..=254 (negative: \
+                 subtracted while failing; positive: added while fine; none: Fault while failing)"
+            )
+        };
+        assert_eq!(
+            problems(&tracking(
+                100,
+                "{ backend: web, weight: -255 }, { backend: web, weight: 255 }, \
+                 { backend: web, weight: 99999999999 }"
+            )),
+            [range(0, "-255"), range(1, "255"), range(2, "99999999999")]
+        );
+        assert_eq!(
+            problems(&tracking(255, "{ interface: eth0, weight: 5 }")),
+            [format!(
+                "{at}[0].weight: a positive weight cannot raise an address owner (priority \
+                 255) and would only take it down to 254; use a negative weight, or none for \
+                 Fault"
+            )]
+        );
+        valid(&tracking(255, "{ interface: eth0, weight: -254 }"));
     }
 }

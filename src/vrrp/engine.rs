@@ -1,8 +1,9 @@
 //! The VRRP engine: its own thread and runtime (so a saturated data plane never delays an
 //! advert), one receive loop per interface and address family, and one task per instance.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -13,11 +14,14 @@ use tokio::task::JoinSet;
 use super::instance::{envelope, Announcer, Inbound, Instance, Link};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
+use super::net::link::watch_links;
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
 use super::tally::Tally;
-use crate::config::VrrpInstance;
+use super::tracking::Trackers;
+use crate::backend::BackendState;
+use crate::config::{TrackTarget, VrrpInstance};
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
 /// address detection.
@@ -37,8 +41,13 @@ pub struct Engine {
 
 impl Engine {
     /// Opens every instance's sockets and starts the protocol; fails, naming the instance, when
-    /// an interface or address is missing.
-    pub fn start(instances: Vec<VrrpInstance>) -> anyhow::Result<Engine> {
+    /// an interface or address is missing. `backends` (indexed as in the config) feed the
+    /// instances' backend trackers.
+    pub fn start(
+        instances: Vec<VrrpInstance>,
+        backends: &[Arc<BackendState>],
+    ) -> anyhow::Result<Engine> {
+        let backends = backends.to_vec();
         let (stop, stopped) = watch::channel(false);
         let (ready, started) = std::sync::mpsc::channel();
         let thread = thread::Builder::new()
@@ -52,7 +61,7 @@ impl Engine {
                     Err(error) => return drop(ready.send(Err(anyhow!(error)))),
                 };
                 runtime.block_on(async move {
-                    match open(instances, stopped).await {
+                    match open(instances, &backends, stopped).await {
                         Ok((mut instances, _receivers)) => {
                             let _ = ready.send(Ok(()));
                             // Receivers run until the last instance has handed over.
@@ -77,14 +86,32 @@ impl Engine {
     }
 }
 
-/// Starts the instance tasks and the receive loops, in two sets.
+/// Starts the instance tasks, and in a second set what serves them (receivers, link monitors).
 async fn open(
     instances: Vec<VrrpInstance>,
+    backends: &[Arc<BackendState>],
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(JoinSet<()>, JoinSet<()>)> {
     let netlink = Netlink::connect().context("opening netlink for VRRP")?;
     let mut tasks = JoinSet::new();
+    // Receivers and link monitors: they serve the instances and end with them.
     let mut receivers = JoinSet::new();
+    let tracked_interfaces: BTreeSet<String> = (instances.iter())
+        .flat_map(|instance| &instance.track)
+        .filter_map(|item| match &item.target {
+            TrackTarget::Interface(name) => Some(name.clone()),
+            TrackTarget::Backend { .. } => None,
+        })
+        .collect();
+    let links = if tracked_interfaces.is_empty() {
+        HashMap::new()
+    } else {
+        let (links, monitor) = watch_links(tracked_interfaces)
+            .await
+            .context("watching the links of tracked interfaces over netlink")?;
+        receivers.spawn(monitor);
+        links
+    };
     // One receiver per interface and family, routing adverts to instances by VRID.
     let mut routes: HashMap<(String, bool), Route> = HashMap::new();
     for config in instances {
@@ -101,7 +128,8 @@ async fn open(
                 instances: HashMap::new(),
             });
         route.instances.insert(config.virtual_router_id, inbound);
-        tasks.spawn(Instance::new(config, link).run(queue, stop.clone()));
+        let trackers = Trackers::new(&config.track, backends, &links);
+        tasks.spawn(Instance::new(config, link).run(queue, trackers, stop.clone()));
     }
     for (
         (name, is_v6),

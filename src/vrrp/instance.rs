@@ -21,7 +21,9 @@ use super::packet::{
     SimpleTextPassword, Version,
 };
 use super::tally::Tally;
+use super::tracking::Trackers;
 use crate::config::{VrrpInstance, VrrpVersion};
+use crate::track::Verdict;
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by
 /// itself within this time, so no stale VIP keeps answering ARP.
@@ -75,6 +77,8 @@ pub struct Instance {
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
     tally: Tally,
     late_timers: u64,
+    /// What the trackers last decided, as given to the machine.
+    verdict: Verdict,
 }
 
 impl Instance {
@@ -118,7 +122,6 @@ impl Instance {
             authentication,
         };
         Instance {
-            config,
             link,
             machine,
             advert,
@@ -133,20 +136,33 @@ impl Instance {
             peer_checksums: HashMap::new(),
             tally: Tally::default(),
             late_timers: 0,
+            verdict: Verdict::Priority(config.priority),
+            config,
         }
     }
 
     /// Runs until `stop` turns true, then resigns (priority-0 advert) and hands the VIPs over.
+    /// `trackers` move the effective priority, or hold the instance in Fault, from the start.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
+        mut trackers: Trackers,
         mut stop: watch::Receiver<bool>,
     ) {
-        self.step(Event::Startup).await;
+        // Still in Initialize: this only sets the priority, or enters Fault without starting.
+        let verdict = trackers.verdict(self.config.priority);
+        self.follow(verdict, &trackers).await;
+        if verdict != Verdict::Fault {
+            self.step(Event::Startup).await;
+        }
         loop {
             tokio::select! {
                 biased;
                 () = stopped(&mut stop) => break,
+                () = trackers.changed() => {
+                    let verdict = trackers.verdict(self.config.priority);
+                    self.follow(verdict, &trackers).await;
+                }
                 Some(packet) = inbound.recv() => self.receive(packet).await,
                 late = deadline(self.adver_at) => {
                     self.adver_at = None;
@@ -192,6 +208,30 @@ impl Instance {
             }
         }
         self.remove_vips().await;
+    }
+
+    /// Hands a new tracker verdict to the machine: a Master advertises a new priority at once.
+    async fn follow(&mut self, verdict: Verdict, trackers: &Trackers) {
+        if verdict == self.verdict {
+            return;
+        }
+        tracing::info!(
+            instance = %self.config.name,
+            vrid = self.config.virtual_router_id,
+            from = ?self.verdict,
+            to = ?verdict,
+            failing = ?trackers.failing(),
+            "tracked items changed the VRRP priority"
+        );
+        self.verdict = verdict;
+        match verdict {
+            Verdict::Fault => self.step(Event::Fault).await,
+            Verdict::Priority(priority) => {
+                self.step(Event::PriorityChanged(priority)).await;
+                // Nothing unless in Fault; after the priority, so an owner restarts as Master.
+                self.step(Event::FaultCleared).await;
+            }
+        }
     }
 
     fn now(&self) -> Timestamp {

@@ -4,7 +4,9 @@
 //! the returned [`Action`]s in order: send adverts, move the virtual addresses, arm timers, log.
 //! Beyond the RFCs it follows keepalived where operators rely on it: `nopreempt` and
 //! `preempt_delay`, a Fault state, and a Master that re-asserts itself when it hears a
-//! lower-priority Master (split brain healing) instead of silently discarding the advert.
+//! lower-priority Master (split brain healing) instead of silently discarding the advert. A
+//! Backup that may preempt takes over as soon as it hears a lower-priority Master, not when its
+//! Master_Down_Timer fires, so a VIP follows a tracked priority change within one advert.
 
 mod action;
 mod event;
@@ -83,7 +85,6 @@ enum Watch {
     NoMasterYet,
     Master(Peer),
     Resigned(Peer),
-    LowerPriority(Peer),
 }
 
 impl Watch {
@@ -94,7 +95,6 @@ impl Watch {
                 last_master: Some(peer),
             },
             Watch::Resigned(peer) => Cause::MasterResigned(peer),
-            Watch::LowerPriority(peer) => Cause::PreemptedLowerPriority(peer),
         }
     }
 }
@@ -268,8 +268,14 @@ impl Machine {
         match &mut self.phase {
             Phase::Initialize | Phase::Fault => {}
             Phase::Backup(backup) => {
-                if let Some(peer) = screen(&self.config, &advert, out) {
+                let Some(peer) = screen(&self.config, &advert, out) else {
+                    return;
+                };
+                let heard =
                     backup_receive(backup, &self.config, self.priority, now, &advert, peer, out);
+                if heard == Heard::LowerPriorityToPreempt {
+                    out.push(Action::CancelTimer(Timer::MasterDown));
+                    self.become_master(now, Cause::PreemptedLowerPriority(peer), out);
                 }
             }
             Phase::Master { .. } => {
@@ -365,7 +371,24 @@ fn screen(config: &Config, advert: &ReceivedAdvert, out: &mut Vec<Action>) -> Op
     })
 }
 
+/// What a Backup made of an advert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// Followed as the Master, or a resignation: the Master_Down_Timer was rearmed.
+    Followed,
+    /// A live Master of lower priority that we may preempt now.
+    LowerPriorityToPreempt,
+}
+
 /// RFC 3768 §6.4.2, RFC 9568 §6.4.2, with keepalived's preempt delay.
+///
+/// With Preempt_Mode True, RFC 9568 §6.4.2 only says to discard a lower-priority advert, and
+/// keepalived does so and preempts when its Master_Down_Timer fires, three intervals or more
+/// later. We take over on that advert instead: a Master whose trackers just lowered its
+/// priority tells the link at once, and the VIP should follow within an advert. This is safe
+/// with any RFC peer: a Master hearing a higher priority steps down (§6.4.3), the same meeting
+/// of two Masters that RFC preemption ends with, only sooner. Equal priorities are followed, so
+/// two routers degraded alike never flap.
 fn backup_receive(
     backup: &mut Backup,
     config: &Config,
@@ -374,7 +397,7 @@ fn backup_receive(
     advert: &ReceivedAdvert,
     peer: Peer,
     out: &mut Vec<Action>,
-) {
+) -> Heard {
     if advert.priority == RESIGN_PRIORITY {
         backup.master_down_at =
             now + skew_time(config.version, priority, backup.master_adver_interval);
@@ -383,7 +406,7 @@ fn backup_receive(
             timer: Timer::MasterDown,
             at: backup.master_down_at,
         });
-        return;
+        return Heard::Followed;
     }
     let accepted = if advert.priority >= priority {
         backup.preempt_at = None;
@@ -397,9 +420,7 @@ fn backup_receive(
         }
     };
     if !accepted {
-        // Discarded: the Master_Down_Timer runs on, and we preempt when it fires.
-        backup.watching = Watch::LowerPriority(peer);
-        return;
+        return Heard::LowerPriorityToPreempt;
     }
     backup.master_adver_interval =
         follow_interval(config, backup.master_adver_interval, advert, out);
@@ -410,6 +431,7 @@ fn backup_receive(
         timer: Timer::MasterDown,
         at: backup.master_down_at,
     });
+    Heard::Followed
 }
 
 /// The Master_Adver_Interval after accepting `advert` (RFC 9568: "Set Master_Adver_Interval to

@@ -84,7 +84,7 @@ pub enum Cause {
     MasterDown { last_master: Option<Peer> },
     /// Backup → Master: the Master resigned (priority 0) and nobody better spoke within Skew_Time.
     MasterResigned(Peer),
-    /// Backup → Master: we preempted this lower-priority Master (its adverts were discarded).
+    /// Backup → Master: we preempted this lower-priority Master on hearing its advert.
     PreemptedLowerPriority(Peer),
     /// Master → Backup: this peer has a higher priority, or an equal one and a higher address.
     HigherPriorityAdvert(Peer),

@@ -295,18 +295,26 @@ fn backup_equal_priority_advert_resets_master_down_timer_whatever_the_address() 
 }
 
 #[test]
-fn backup_with_preemption_discards_a_lower_priority_advert_and_takes_over() {
+fn backup_with_preemption_takes_over_from_a_lower_priority_master_at_once() {
+    // The RFC discards the advert and waits for the Master_Down_Timer; we need not wait.
     let mut machine = backup_at_zero(config(Version::V2, 100));
-    assert_eq!(machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 99)), []);
-    // The timer armed at startup still stands.
-    let actions = machine.handle(t(0) + MASTER_DOWN_100, Event::MasterDownTimerFired);
     assert_eq!(
-        actions.last(),
-        Some(&state_changed(
-            State::Backup,
-            State::Master,
-            Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 99))
-        ))
+        machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 99)),
+        [
+            CancelTimer(Timer::MasterDown),
+            AddVips,
+            SendAdvert { priority: 100 },
+            SendGratuitous,
+            SetTimer {
+                timer: Timer::Adver,
+                at: t(2000)
+            },
+            state_changed(
+                State::Backup,
+                State::Master,
+                Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 99))
+            ),
+        ]
     );
 }
 
@@ -375,8 +383,8 @@ fn backup_whose_priority_rises_above_the_master_preempts_it() {
     let mut machine = backup_at_zero(config(Version::V2, 100));
     machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 150));
     machine.handle(t(1500), Event::PriorityChanged(200));
-    assert_eq!(machine.handle(t(2000), v2_advert(HIGHER_ADDRESS, 150)), []);
-    let actions = machine.handle(t(1000) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    // The Master's next advert is enough.
+    let actions = machine.handle(t(2000), v2_advert(HIGHER_ADDRESS, 150));
     assert_eq!(
         actions.last(),
         Some(&state_changed(
@@ -618,8 +626,7 @@ fn preempt_delay_follows_a_lower_priority_master_until_the_delay_has_passed() {
             "at {second} s"
         );
     }
-    assert_eq!(machine.handle(t(11_000), v2_advert(HIGHER_ADDRESS, 50)), []);
-    let actions = machine.handle(t(10_000) + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    let actions = machine.handle(t(11_000), v2_advert(HIGHER_ADDRESS, 50));
     assert_eq!(
         actions.last(),
         Some(&state_changed(
@@ -641,7 +648,9 @@ fn preempt_delay_restarts_after_a_higher_priority_master() {
     // Without the restart the delay would have ended at 11 s.
     assert_ne!(machine.handle(t(12_000), v2_advert(HIGHER_ADDRESS, 50)), []);
     assert_ne!(machine.handle(t(21_000), v2_advert(HIGHER_ADDRESS, 50)), []);
-    assert_eq!(machine.handle(t(22_000), v2_advert(HIGHER_ADDRESS, 50)), []);
+    assert_eq!(machine.state(), State::Backup);
+    machine.handle(t(22_000), v2_advert(HIGHER_ADDRESS, 50));
+    assert_eq!(machine.state(), State::Master);
 }
 
 #[test]
@@ -654,7 +663,8 @@ fn address_owner_preempts_whatever_the_preempt_setting() {
     // Another owner with a higher address: a misconfiguration, which the RFC settles by address.
     machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 255));
     assert_eq!(machine.state(), State::Backup);
-    assert_eq!(machine.handle(t(2000), v2_advert(LOWER_ADDRESS, 254)), []);
+    machine.handle(t(2000), v2_advert(LOWER_ADDRESS, 254));
+    assert_eq!(machine.state(), State::Master);
 }
 
 // Timers: a fire the shell had already queued when the timer was moved is stale.
@@ -921,4 +931,44 @@ fn split_brain_heals_when_the_link_returns() {
     link.linked = true;
     link.run_until(t(12_000));
     assert_eq!(link.states(), [State::Master, State::Backup]);
+}
+
+/// Tracking lowers the Master below the Backup: the Master says so at once and the Backup takes
+/// over on that advert, with no timer in between.
+#[test]
+fn a_master_degraded_below_its_backup_hands_over_on_its_next_advert() {
+    let mut link = Link::new(vec![router(150, OURS), router(100, HIGHER_ADDRESS)]);
+    link.send(0, Event::Startup);
+    link.send(1, Event::Startup);
+    link.run_until(t(10_000));
+    assert_eq!(link.states(), [State::Master, State::Backup]);
+
+    link.send(0, Event::PriorityChanged(50));
+    assert_eq!(link.states(), [State::Backup, State::Master]);
+
+    // Healthy again: the Backup at 150 preempts on the new Master's next advert.
+    link.send(0, Event::PriorityChanged(150));
+    assert_eq!(link.states(), [State::Backup, State::Master]);
+    link.run_until(t(11_000));
+    assert_eq!(link.states(), [State::Master, State::Backup]);
+}
+
+/// Both degraded alike: equal priorities, and the Backup follows the Master, so nothing moves.
+#[test]
+fn routers_degraded_alike_do_not_flap() {
+    let mut link = Link::new(vec![router(150, OURS), router(150, HIGHER_ADDRESS)]);
+    link.send(0, Event::Startup);
+    link.send(1, Event::Startup);
+    link.run_until(t(10_000));
+    let settled = link.states();
+    assert!(settled.contains(&State::Master) && settled.contains(&State::Backup));
+    let master = settled.iter().position(|&state| state == State::Master);
+    let backup = 1 - master.unwrap();
+    // The Backup degrades first: at 100 it keeps following the Master at 150, then at 100.
+    link.send(backup, Event::PriorityChanged(100));
+    link.send(1 - backup, Event::PriorityChanged(100));
+    for second in 11..=30 {
+        link.run_until(t(second * 1000));
+        assert_eq!(link.states(), settled, "at {second} s");
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`vip`]: virtual addresses with a kernel lifetime, so a VIP dies with the process holding it.
 //! - [`socket`]: raw VRRP sockets (IP protocol 112) for IPv4 and IPv6, receive and send.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements for a VIP.
+//! - [`link`]: whether tracked interfaces are up and running, from link notifications.
 //!
 //! Everything here acts in the network namespace of the thread that opens it: tests run it in a
 //! thread that has entered a namespace, and the engine in its own thread of the main namespace.
 
 pub mod announce;
 pub mod interface;
+pub mod link;
 pub mod netlink;
 pub mod socket;
 pub mod vip;

@@ -1,0 +1,205 @@
+//! The live side of `track:`: reads each tracked item's current state and wakes an instance
+//! when one may have changed. The rule that turns states into a priority is [`crate::track`].
+
+use std::sync::Arc;
+
+use futures_util::future::{select_all, BoxFuture, FutureExt as _};
+use tokio::sync::watch;
+
+use crate::backend::BackendState;
+use crate::config::{Track, TrackTarget, TrackWeight};
+use crate::track::{self, ItemState, Verdict};
+
+use super::net::link::LinkStates;
+
+/// One instance's tracked items.
+pub struct Trackers {
+    items: Vec<Item>,
+}
+
+struct Item {
+    weight: TrackWeight,
+    source: Source,
+}
+
+enum Source {
+    Backend {
+        state: Arc<BackendState>,
+        min_healthy: usize,
+        changes: watch::Receiver<()>,
+    },
+    Interface {
+        name: String,
+        running: watch::Receiver<bool>,
+    },
+}
+
+impl Trackers {
+    /// `backends` are indexed as in the config; `links` holds every tracked interface.
+    pub fn new(track: &[Track], backends: &[Arc<BackendState>], links: &LinkStates) -> Trackers {
+        let items = (track.iter())
+            .map(|item| Item {
+                weight: item.weight,
+                source: match &item.target {
+                    TrackTarget::Backend {
+                        backend,
+                        min_healthy,
+                    } => {
+                        let state = Arc::clone(&backends[*backend]);
+                        Source::Backend {
+                            changes: state.health_changes(),
+                            state,
+                            min_healthy: *min_healthy,
+                        }
+                    }
+                    TrackTarget::Interface(name) => Source::Interface {
+                        name: name.clone(),
+                        running: links[name].clone(),
+                    },
+                },
+            })
+            .collect();
+        Trackers { items }
+    }
+
+    /// The verdict for an instance of `configured` priority, from the items' current states.
+    pub fn verdict(&self, configured: u8) -> Verdict {
+        track::verdict(
+            configured,
+            self.items.iter().map(|item| ItemState {
+                weight: item.weight,
+                failing: item.source.failing(),
+            }),
+        )
+    }
+
+    /// What fails now, for logs: `backend web_pool (0 of 2 up, min_healthy 1)`.
+    pub fn failing(&self) -> Vec<String> {
+        (self.items.iter())
+            .filter(|item| item.source.failing())
+            .map(|item| item.source.describe())
+            .collect()
+    }
+
+    /// Resolves when an item may have changed; never, when nothing is tracked.
+    pub async fn changed(&mut self) {
+        if self.items.is_empty() {
+            return std::future::pending().await;
+        }
+        let changes: Vec<BoxFuture<'_, ()>> = (self.items.iter_mut())
+            .map(|item| item.source.changed().boxed())
+            .collect();
+        select_all(changes).await;
+    }
+}
+
+impl Source {
+    fn failing(&self) -> bool {
+        match self {
+            Source::Backend {
+                state, min_healthy, ..
+            } => track::backend_failing(state.servers_up(), *min_healthy),
+            Source::Interface { running, .. } => !*running.borrow(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Backend {
+                state, min_healthy, ..
+            } => format!(
+                "backend {} ({} of {} up, min_healthy {min_healthy})",
+                state.config.name,
+                state.servers_up(),
+                state.servers.len()
+            ),
+            Source::Interface { name, .. } => format!("interface {name} (down)"),
+        }
+    }
+
+    async fn changed(&mut self) {
+        let result = match self {
+            Source::Backend { changes, .. } => changes.changed().await,
+            Source::Interface { running, .. } => running.changed().await,
+        };
+        // The sender is gone only while the engine shuts down: nothing will change any more.
+        if result.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn backend() -> Arc<BackendState> {
+        Arc::new(BackendState::new(
+            config::Backend {
+                name: "web".into(),
+                balance: config::Balance::RoundRobin,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+                retries: 0,
+                health_check: Some(config::HealthCheck {
+                    kind: config::CheckKind::Tcp,
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                }),
+                servers: vec![config::Server {
+                    name: "s1".into(),
+                    address: "127.0.0.1:81".parse().unwrap(),
+                    weight: 1,
+                }],
+            },
+            None,
+        ))
+    }
+
+    #[tokio::test]
+    async fn follows_backend_health_and_link_state_as_they_change() {
+        let backends = [backend()];
+        let link = watch::Sender::new(true);
+        let links = HashMap::from([("eth1".to_string(), link.subscribe())]);
+        let track = [
+            Track {
+                target: TrackTarget::Backend {
+                    backend: 0,
+                    min_healthy: 1,
+                },
+                weight: TrackWeight::Points(-50),
+            },
+            Track {
+                target: TrackTarget::Interface("eth1".into()),
+                weight: TrackWeight::Fault,
+            },
+        ];
+        let mut trackers = Trackers::new(&track, &backends, &links);
+        assert_eq!(trackers.verdict(150), Verdict::Priority(150));
+        assert_eq!(trackers.failing(), Vec::<String>::new());
+
+        backends[0].servers[0].record_check(false, "refused");
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Priority(100));
+        assert_eq!(
+            trackers.failing(),
+            ["backend web (0 of 1 up, min_healthy 1)"]
+        );
+
+        link.send_replace(false);
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Fault);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_tracked_never_changes() {
+        let mut trackers = Trackers::new(&[], &[], &HashMap::new());
+        let waited = tokio::time::timeout(Duration::from_secs(3600), trackers.changed()).await;
+        assert!(waited.is_err());
+    }
+}
