@@ -16,6 +16,7 @@ use crate::proxy::drain::Drain;
 use crate::proxy::frontends::Frontends;
 use crate::systemd;
 use crate::vrrp::engine::Engine;
+use crate::vrrp::tracking::DataPlane;
 
 /// What runs now, and what a reload replaces.
 struct Running {
@@ -38,7 +39,13 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     // The proxy serves before this node may claim a VIP.
     let engine = match config.vrrp.is_empty() {
         true => None,
-        false => Some(Engine::start(config.vrrp.clone(), &backends)?),
+        false => {
+            let data_plane = DataPlane {
+                backends: backends.clone(),
+                frontends: frontends.accepting(&config.frontends),
+            };
+            Some(Engine::start(config.vrrp.clone(), data_plane)?)
+        }
     };
 
     let control = Builder::new_current_thread()

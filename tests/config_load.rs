@@ -272,6 +272,10 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                     weight: TrackWeight::Points(-50),
                 },
                 Track {
+                    target: TrackTarget::Frontend(0),
+                    weight: TrackWeight::Points(-50),
+                },
+                Track {
                     target: TrackTarget::Interface("eth0".into()),
                     weight: TrackWeight::Fault,
                 },
@@ -374,8 +378,8 @@ fn every_vrrp_error_is_reported_in_line_order() {
 fn every_track_error_is_located() {
     let file = "config/broken/track_errors.yaml";
     let expected: Vec<String> = [
-        "18:11: vrrp.instances[0].track[0]: names nothing to track; give one of backend or \
-         interface, e.g. { backend: web_pool, weight: -50 }",
+        "18:11: vrrp.instances[0].track[0]: names nothing to track; give one of backend, \
+         frontend or interface, e.g. { backend: web_pool, weight: -50 }",
         "19:22: vrrp.instances[0].track[1].backend: unknown backend \"web\"; defined backends: \
          web_pool",
         "20:45: vrrp.instances[0].track[2].min_healthy: min_healthy 3 is out of range 1..=2 \
@@ -383,8 +387,8 @@ fn every_track_error_is_located() {
         "21:40: vrrp.instances[0].track[3].weight: weight -300 is out of range -254..=254 \
          (negative: subtracted while failing; positive: added while fine; none: Fault while \
          failing)",
-        "22:11: vrrp.instances[0].track[4]: names both a backend and an interface; give each its \
-         own item",
+        "22:11: vrrp.instances[0].track[4]: names more than one of backend, frontend and \
+         interface; give each its own item",
     ]
     .iter()
     .map(|error| format!("{file}:{error}"))

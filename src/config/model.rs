@@ -164,6 +164,8 @@ pub struct Track {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackTarget {
+    /// Failing while the frontend's listeners cannot accept; index into `Config::frontends`.
+    Frontend(usize),
     /// Failing while fewer than `min_healthy` of the backend's servers are up.
     Backend {
         /// Index into `Config::backends`.

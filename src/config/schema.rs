@@ -152,12 +152,13 @@ pub struct VrrpInstanceSpec {
     pub track: Vec<TrackSpec>,
 }
 
-/// One `track:` item: exactly one of `backend` and `interface`, checked by validation so the
-/// message can say which.
+/// One `track:` item: exactly one of `backend`, `frontend` and `interface`, checked by
+/// validation so the message can say which.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrackSpec {
     pub backend: Option<String>,
+    pub frontend: Option<String>,
     pub interface: Option<String>,
     /// Backends only; defaults to 1.
     pub min_healthy: Option<IntegerSpec>,

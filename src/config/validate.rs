@@ -92,7 +92,7 @@ impl Validator {
         self.unique_names("frontends", "frontend", frontends.iter().map(|f| &f.name));
         let vrrp = spec
             .vrrp
-            .map_or_else(Vec::new, |vrrp| self.vrrp(vrrp, &backends));
+            .map_or_else(Vec::new, |vrrp| self.vrrp(vrrp, &frontends, &backends));
         Config {
             node,
             log_level,
@@ -483,11 +483,16 @@ fn known_backends(backends: &[Backend]) -> String {
 
 /// The `vrrp` section: each instance on its own, then the checks across instances.
 impl Validator {
-    fn vrrp(&mut self, spec: VrrpSpec, backends: &[Backend]) -> Vec<VrrpInstance> {
+    fn vrrp(
+        &mut self,
+        spec: VrrpSpec,
+        frontends: &[Frontend],
+        backends: &[Backend],
+    ) -> Vec<VrrpInstance> {
         let mut instances = Vec::with_capacity(spec.instances.len());
         let mut facts = Vec::with_capacity(spec.instances.len());
         for (index, instance) in spec.instances.into_iter().enumerate() {
-            let (instance, fact) = self.vrrp_instance(index, instance, backends);
+            let (instance, fact) = self.vrrp_instance(index, instance, frontends, backends);
             instances.push(instance);
             facts.push(fact);
         }
@@ -504,6 +509,7 @@ impl Validator {
         &mut self,
         index: usize,
         spec: VrrpInstanceSpec,
+        frontends: &[Frontend],
         backends: &[Backend],
     ) -> (VrrpInstance, InstanceFacts) {
         let at = format!("vrrp.instances[{index}]");
@@ -592,7 +598,8 @@ impl Validator {
         let v3_checksum_pseudo_header = spec.v3_checksum != Some(V3ChecksumSpec::NoPseudoHeader);
         let track = (spec.track.into_iter().enumerate())
             .filter_map(|(i, item)| {
-                self.track(format!("{at}.track[{i}]"), item, priority, backends)
+                let at = format!("{at}.track[{i}]");
+                self.track(at, item, priority, frontends, backends)
             })
             .collect();
 
@@ -622,35 +629,55 @@ impl Validator {
         at: String,
         spec: TrackSpec,
         priority: u8,
+        frontends: &[Frontend],
         backends: &[Backend],
     ) -> Option<Track> {
         let weight = self.track_weight(&at, spec.weight.as_ref(), priority);
-        let target = match (spec.backend, spec.interface) {
-            (Some(backend), None) => {
+        if spec.min_healthy.is_some() && spec.backend.is_none() {
+            self.error(
+                format!("{at}.min_healthy"),
+                "only applies to a backend; remove it",
+            );
+        }
+        let target = match (spec.backend, spec.frontend, spec.interface) {
+            (Some(backend), None, None) => {
                 self.tracked_backend(&at, &backend, spec.min_healthy.as_ref(), backends)
             }
-            (None, Some(interface)) => {
-                if spec.min_healthy.is_some() {
+            (None, Some(frontend), None) => {
+                let index = frontends.iter().position(|known| known.name == frontend);
+                if index.is_none() {
+                    let known: Vec<&str> = frontends.iter().map(|f| f.name.as_str()).collect();
                     self.error(
-                        format!("{at}.min_healthy"),
-                        "only applies to a backend; remove it",
+                        format!("{at}.frontend"),
+                        format!(
+                            "unknown frontend \"{frontend}\"; defined frontends: {}",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
                     );
                 }
+                index.map(TrackTarget::Frontend)
+            }
+            (None, None, Some(interface)) => {
                 self.non_empty(format!("{at}.interface"), &interface);
                 Some(TrackTarget::Interface(interface))
             }
-            (None, None) => {
+            (None, None, None) => {
                 self.error(
                     at,
-                    "names nothing to track; give one of backend or interface, e.g. \
+                    "names nothing to track; give one of backend, frontend or interface, e.g. \
                      { backend: web_pool, weight: -50 }",
                 );
                 None
             }
-            (Some(_), Some(_)) => {
+            _ => {
                 self.error(
                     at,
-                    "names both a backend and an interface; give each its own item",
+                    "names more than one of backend, frontend and interface; give each its \
+                     own item",
                 );
                 None
             }
@@ -2138,6 +2165,8 @@ mod tests {
     fn tracking(priority: u8, track: &str) -> String {
         format!(
             "node: {{ name: n }}\n\
+             frontends:\n\
+             \x20 - {{ name: web, listen: 127.0.0.1:8080, mode: http, backend: web }}\n\
              backends:\n\
              \x20 - {{ name: web, health_check: {{ type: tcp }}, servers: [\
              {{ name: s1, address: 127.0.0.1:81 }}, {{ name: s2, address: 127.0.0.1:82 }}] }}\n\
@@ -2145,6 +2174,19 @@ mod tests {
              vrrp:\n  instances:\n    - {{ name: VI_1, interface: eth0, virtual_router_id: 33, \
              priority: {priority}, virtual_ips: [198.51.100.10/24], track: [{track}] }}\n"
         )
+    }
+
+    #[test]
+    fn tracks_frontends_by_name() {
+        let config = valid(&tracking(150, "{ frontend: web, weight: -50 }"));
+        assert_eq!(config.vrrp[0].track[0].target, TrackTarget::Frontend(0));
+        assert_eq!(
+            problems(&tracking(150, "{ frontend: api, min_healthy: 1 }")),
+            [
+                "vrrp.instances[0].track[0].min_healthy: only applies to a backend; remove it",
+                "vrrp.instances[0].track[0].frontend: unknown frontend \"api\"; defined frontends: web",
+            ]
+        );
     }
 
     #[test]
@@ -2193,10 +2235,10 @@ mod tests {
             )),
             [
                 format!(
-                    "{at}[0]: names nothing to track; give one of backend or interface, e.g. \
+                    "{at}[0]: names nothing to track; give one of backend, frontend or interface, e.g. \
                      {{ backend: web_pool, weight: -50 }}"
                 ),
-                format!("{at}[1]: names both a backend and an interface; give each its own item"),
+                format!("{at}[1]: names more than one of backend, frontend and interface; give each its own item"),
                 format!("{at}[2].interface: must not be empty"),
             ]
         );

@@ -17,6 +17,7 @@ use super::upstream::UpstreamPool;
 use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
 use crate::backend::BackendState;
 use crate::config;
+use crate::vrrp::tracking::FrontendAccepting;
 
 /// One listening address, shared by every worker.
 struct Listening {
@@ -24,6 +25,8 @@ struct Listening {
     connections: Arc<Semaphore>,
     max_connections: usize,
     close: watch::Sender<bool>,
+    /// False while accepting fails (out of file descriptors, say): what `track: frontend` sees.
+    accepting: watch::Sender<bool>,
 }
 
 /// A listener handed to one worker.
@@ -32,6 +35,7 @@ struct Listen {
     frontend: FrontendCell,
     connections: Arc<Semaphore>,
     close: watch::Receiver<bool>,
+    accepting: watch::Sender<bool>,
 }
 
 pub struct Frontends {
@@ -106,6 +110,17 @@ impl Frontends {
         Ok(())
     }
 
+    /// Whether each of `frontends` (as in the config, and applied) can accept, for VRRP
+    /// trackers.
+    pub fn accepting(&self, frontends: &[config::Frontend]) -> Vec<FrontendAccepting> {
+        (frontends.iter())
+            .map(|frontend| FrontendAccepting {
+                name: frontend.name.clone(),
+                accepting: self.listening[&frontend.listen].accepting.subscribe(),
+            })
+            .collect()
+    }
+
     fn listen(&mut self, runtime: Arc<FrontendRuntime>, sockets: Vec<StdTcpListener>) {
         let config = &runtime.config;
         tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, "listening");
@@ -113,6 +128,7 @@ impl Frontends {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             max_connections: config.max_connections,
             close: watch::channel(false).0,
+            accepting: watch::channel(true).0,
             frontend: Arc::new(ArcSwap::new(Arc::clone(&runtime))),
         };
         for (worker, socket) in self.workers.iter().zip(sockets) {
@@ -121,6 +137,7 @@ impl Frontends {
                 frontend: Arc::clone(&listening.frontend),
                 connections: Arc::clone(&listening.connections),
                 close: listening.close.subscribe(),
+                accepting: listening.accepting.clone(),
             });
         }
         self.listening.insert(config.listen, listening);
@@ -155,6 +172,7 @@ fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {
                         Arc::clone(&pool),
                         Arc::clone(&drain),
                         listen.close,
+                        listen.accepting,
                     ));
                 }
                 Err(error) => tracing::error!(%error, "a worker could not take its listener"),

@@ -46,18 +46,19 @@ pub async fn accept_loop(
     pool: Arc<UpstreamPool>,
     drain: Arc<Drain>,
     mut close: watch::Receiver<bool>,
+    accepting: watch::Sender<bool>,
 ) {
     let mut draining = drain.subscribe();
     loop {
         let accepted = tokio::select! {
-            accepted = accept(&listener, &connections) => accepted,
+            accepted = accept(&listener, &connections, &accepting) => accepted,
             () = drain::until_true(&mut draining) => break,
             () = drain::until_true(&mut close) => break,
         };
         serve(accepted, &frontend, &pool, &drain);
     }
     while let Ok(accepted) =
-        tokio::time::timeout(Duration::ZERO, accept(&listener, &connections)).await
+        tokio::time::timeout(Duration::ZERO, accept(&listener, &connections, &accepting)).await
     {
         serve(accepted, &frontend, &pool, &drain);
     }
@@ -65,15 +66,24 @@ pub async fn accept_loop(
 
 type Accepted = (TcpStream, SocketAddr, OwnedSemaphorePermit);
 
-async fn accept(listener: &TcpListener, connections: &Arc<Semaphore>) -> Accepted {
+/// The next client; `accepting` tells VRRP trackers whether the listener works.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+    accepting: &watch::Sender<bool>,
+) -> Accepted {
     loop {
         let permit = Arc::clone(connections)
             .acquire_owned()
             .await
             .expect("the connection semaphore is never closed");
         match listener.accept().await {
-            Ok((stream, client)) => return (stream, client, permit),
+            Ok((stream, client)) => {
+                accepting.send_if_modified(|works| !std::mem::replace(works, true));
+                return (stream, client, permit);
+            }
             Err(error) => {
+                accepting.send_if_modified(|works| std::mem::replace(works, false));
                 tracing::warn!(listen = ?listener.local_addr().ok(), %error, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -19,8 +18,7 @@ use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
 use super::tally::Tally;
-use super::tracking::Trackers;
-use crate::backend::BackendState;
+use super::tracking::{DataPlane, Trackers};
 use crate::config::{TrackTarget, VrrpInstance};
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
@@ -41,13 +39,9 @@ pub struct Engine {
 
 impl Engine {
     /// Opens every instance's sockets and starts the protocol; fails, naming the instance, when
-    /// an interface or address is missing. `backends` (indexed as in the config) feed the
-    /// instances' backend trackers.
-    pub fn start(
-        instances: Vec<VrrpInstance>,
-        backends: &[Arc<BackendState>],
-    ) -> anyhow::Result<Engine> {
-        let backends = backends.to_vec();
+    /// an interface or address is missing. `data_plane` feeds the instances' backend and
+    /// frontend trackers.
+    pub fn start(instances: Vec<VrrpInstance>, data_plane: DataPlane) -> anyhow::Result<Engine> {
         let (stop, stopped) = watch::channel(false);
         let (ready, started) = std::sync::mpsc::channel();
         let thread = thread::Builder::new()
@@ -61,7 +55,7 @@ impl Engine {
                     Err(error) => return drop(ready.send(Err(anyhow!(error)))),
                 };
                 runtime.block_on(async move {
-                    match open(instances, &backends, stopped).await {
+                    match open(instances, &data_plane, stopped).await {
                         Ok((mut instances, _receivers)) => {
                             let _ = ready.send(Ok(()));
                             // Receivers run until the last instance has handed over.
@@ -89,7 +83,7 @@ impl Engine {
 /// Starts the instance tasks, and in a second set what serves them (receivers, link monitors).
 async fn open(
     instances: Vec<VrrpInstance>,
-    backends: &[Arc<BackendState>],
+    data_plane: &DataPlane,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(JoinSet<()>, JoinSet<()>)> {
     let netlink = Netlink::connect().context("opening netlink for VRRP")?;
@@ -100,7 +94,7 @@ async fn open(
         .flat_map(|instance| &instance.track)
         .filter_map(|item| match &item.target {
             TrackTarget::Interface(name) => Some(name.clone()),
-            TrackTarget::Backend { .. } => None,
+            TrackTarget::Backend { .. } | TrackTarget::Frontend(_) => None,
         })
         .collect();
     let links = if tracked_interfaces.is_empty() {
@@ -128,7 +122,7 @@ async fn open(
                 instances: HashMap::new(),
             });
         route.instances.insert(config.virtual_router_id, inbound);
-        let trackers = Trackers::new(&config.track, backends, &links);
+        let trackers = Trackers::new(&config.track, data_plane, &links);
         tasks.spawn(Instance::new(config, link).run(queue, trackers, stop.clone()));
     }
     for (

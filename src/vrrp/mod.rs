@@ -16,4 +16,4 @@ pub mod machine;
 pub mod net;
 pub mod packet;
 mod tally;
-mod tracking;
+pub mod tracking;

@@ -12,6 +12,18 @@ use crate::track::{self, ItemState, Verdict};
 
 use super::net::link::LinkStates;
 
+/// What trackers watch in the proxy, indexed as in the config.
+pub struct DataPlane {
+    pub backends: Vec<Arc<BackendState>>,
+    pub frontends: Vec<FrontendAccepting>,
+}
+
+/// Whether a frontend's listeners can accept.
+pub struct FrontendAccepting {
+    pub name: String,
+    pub accepting: watch::Receiver<bool>,
+}
+
 /// One instance's tracked items.
 pub struct Trackers {
     items: Vec<Item>,
@@ -28,6 +40,10 @@ enum Source {
         min_healthy: usize,
         changes: watch::Receiver<()>,
     },
+    Frontend {
+        name: String,
+        accepting: watch::Receiver<bool>,
+    },
     Interface {
         name: String,
         running: watch::Receiver<bool>,
@@ -35,8 +51,8 @@ enum Source {
 }
 
 impl Trackers {
-    /// `backends` are indexed as in the config; `links` holds every tracked interface.
-    pub fn new(track: &[Track], backends: &[Arc<BackendState>], links: &LinkStates) -> Trackers {
+    /// `links` holds every tracked interface.
+    pub fn new(track: &[Track], data_plane: &DataPlane, links: &LinkStates) -> Trackers {
         let items = (track.iter())
             .map(|item| Item {
                 weight: item.weight,
@@ -45,11 +61,18 @@ impl Trackers {
                         backend,
                         min_healthy,
                     } => {
-                        let state = Arc::clone(&backends[*backend]);
+                        let state = Arc::clone(&data_plane.backends[*backend]);
                         Source::Backend {
                             changes: state.health_changes(),
                             state,
                             min_healthy: *min_healthy,
+                        }
+                    }
+                    TrackTarget::Frontend(frontend) => {
+                        let frontend = &data_plane.frontends[*frontend];
+                        Source::Frontend {
+                            name: frontend.name.clone(),
+                            accepting: frontend.accepting.clone(),
                         }
                     }
                     TrackTarget::Interface(name) => Source::Interface {
@@ -99,6 +122,7 @@ impl Source {
             Source::Backend {
                 state, min_healthy, ..
             } => track::backend_failing(state.servers_up(), *min_healthy),
+            Source::Frontend { accepting, .. } => !*accepting.borrow(),
             Source::Interface { running, .. } => !*running.borrow(),
         }
     }
@@ -113,6 +137,7 @@ impl Source {
                 state.servers_up(),
                 state.servers.len()
             ),
+            Source::Frontend { name, .. } => format!("frontend {name} (cannot accept)"),
             Source::Interface { name, .. } => format!("interface {name} (down)"),
         }
     }
@@ -120,6 +145,7 @@ impl Source {
     async fn changed(&mut self) {
         let result = match self {
             Source::Backend { changes, .. } => changes.changed().await,
+            Source::Frontend { accepting, .. } => accepting.changed().await,
             Source::Interface { running, .. } => running.changed().await,
         };
         // The sender is gone only while the engine shuts down: nothing will change any more.
@@ -162,8 +188,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn follows_backend_health_and_link_state_as_they_change() {
-        let backends = [backend()];
+    async fn follows_backend_health_frontend_accepting_and_link_state_as_they_change() {
+        let accepting = watch::Sender::new(true);
+        let data_plane = DataPlane {
+            backends: vec![backend()],
+            frontends: vec![FrontendAccepting {
+                name: "web".into(),
+                accepting: accepting.subscribe(),
+            }],
+        };
         let link = watch::Sender::new(true);
         let links = HashMap::from([("eth1".to_string(), link.subscribe())]);
         let track = [
@@ -175,21 +208,32 @@ mod tests {
                 weight: TrackWeight::Points(-50),
             },
             Track {
+                target: TrackTarget::Frontend(0),
+                weight: TrackWeight::Points(-30),
+            },
+            Track {
                 target: TrackTarget::Interface("eth1".into()),
                 weight: TrackWeight::Fault,
             },
         ];
-        let mut trackers = Trackers::new(&track, &backends, &links);
+        let mut trackers = Trackers::new(&track, &data_plane, &links);
         assert_eq!(trackers.verdict(150), Verdict::Priority(150));
         assert_eq!(trackers.failing(), Vec::<String>::new());
 
-        backends[0].servers[0].record_check(false, "refused");
+        data_plane.backends[0].servers[0].record_check(false, "refused");
         trackers.changed().await;
         assert_eq!(trackers.verdict(150), Verdict::Priority(100));
         assert_eq!(
             trackers.failing(),
             ["backend web (0 of 1 up, min_healthy 1)"]
         );
+
+        accepting.send_replace(false);
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Priority(70));
+        assert!(trackers
+            .failing()
+            .contains(&"frontend web (cannot accept)".to_string()));
 
         link.send_replace(false);
         trackers.changed().await;
@@ -198,7 +242,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn nothing_tracked_never_changes() {
-        let mut trackers = Trackers::new(&[], &[], &HashMap::new());
+        let data_plane = DataPlane {
+            backends: Vec::new(),
+            frontends: Vec::new(),
+        };
+        let mut trackers = Trackers::new(&[], &data_plane, &HashMap::new());
         let waited = tokio::time::timeout(Duration::from_secs(3600), trackers.changed()).await;
         assert!(waited.is_err());
     }
