@@ -6,7 +6,8 @@
 #
 # Both pairs: node a (priority 150) and node b (100), VRRP v3 with 50 ms adverts, preempt, an HTTP
 # proxy on the VIP 198.51.100.10:80 doing round robin over s1/s2 with HTTP health checks.
-# tandem runs config/demo-node-{a,b}.yaml; keepalived and HAProxy get the equivalent configs
+# tandem runs config/demo-node-{a,b}.yaml (which track eth0: FAULT while the link is down, as
+# keepalived does by default); keepalived and HAProxy get the equivalent configs
 # written below. A client opens a new connection every 5 ms (an HTTP GET, "Connection: close")
 # for 4 s per scenario; the fault comes 1 s in. Reported per scenario:
 #   gap     longest time between two successful responses (the outage as the client saw it)

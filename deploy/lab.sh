@@ -22,7 +22,8 @@ LAB_PIDS=()          # background processes to stop on exit (their ids, never na
 LAB_NAMESPACES=()
 
 say() { printf '%s %s\n' "$(date +%T)" "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+LAB_FAILED=0
+die() { printf 'error: %s\n' "$*" >&2; LAB_FAILED=1; exit 1; }
 
 lab_require_root() {
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces, raw sockets): sudo $0"
@@ -102,7 +103,17 @@ lab_down() {
     ip netns del "$ns" 2>/dev/null || true
   done
   LAB_NAMESPACES=()
-  [ -n "$LAB_DIR" ] && rm -rf "$LAB_DIR"
+  if [ -n "$LAB_DIR" ] && [ "$LAB_FAILED" = 1 ]; then
+    printf 'logs and configs kept in %s:\n' "$LAB_DIR" >&2
+    local log
+    for log in "$LAB_DIR"/*.log; do
+      [ -s "$log" ] || continue
+      printf -- '--- %s (last lines)\n' "${log##*/}" >&2
+      tail -n 5 "$log" >&2
+    done
+  elif [ -n "$LAB_DIR" ]; then
+    rm -rf "$LAB_DIR"
+  fi
   LAB_DIR=""
 }
 
@@ -133,7 +144,7 @@ lab_wait() {
   shift 2
   local deadline=$((SECONDS + limit))
   until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || die "$what: not within ${limit}s (logs in $LAB_DIR)"
+    [ "$SECONDS" -lt "$deadline" ] || die "$what: not within ${limit}s"
     sleep 0.05
   done
 }
@@ -245,7 +256,8 @@ async def attempt():
         status = head.split(b" ", 2)[1:2]
         ok = status == [b"200"] and body.strip() != b""
         if not ok:
-            errors[f"status {status}"] = errors.get(f"status {status}", 0) + 1
+            kind = f"HTTP {status[0].decode(errors='replace')}" if status else "EmptyReply"
+            errors[kind] = errors.get(kind, 0) + 1
     except Exception as error:
         kind = type(error).__name__
         errors[kind] = errors.get(kind, 0) + 1

@@ -77,16 +77,28 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             }
         }
         systemd::notify("STOPPING=1");
-        // Keep serving on the VIPs until the peer holds them, so no client is turned away.
-        if let Some(engine) = engine {
-            tokio::task::spawn_blocking(move || engine.hand_over())
+        // Keep serving on the VIPs until the peer holds them, so no client is turned away; then
+        // stop accepting, and keep the VIPs until the connections on them have finished.
+        let engine = match engine {
+            Some(engine) => Some(
+                tokio::task::spawn_blocking(move || {
+                    engine.hand_over();
+                    engine
+                })
                 .await
-                .context("VRRP hand-over")?;
-        }
+                .context("VRRP hand-over")?,
+            ),
+            None => None,
+        };
         drain.start();
         let timeout = running.config.node.shutdown_timeout;
         if tokio::time::timeout(timeout, drain.until_idle()).await.is_err() {
             tracing::warn!(?timeout, "connections still open at shutdown_timeout: closing them");
+        }
+        if let Some(engine) = engine {
+            tokio::task::spawn_blocking(move || engine.release())
+                .await
+                .context("releasing the VIPs")?;
         }
         anyhow::Ok(())
     })

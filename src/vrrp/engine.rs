@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::instance::{envelope, Announcer, Inbound, Instance, Link};
+use super::instance::{envelope, Announcer, Inbound, Instance, Link, Phase};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
 use super::net::link::watch_links;
@@ -33,7 +33,10 @@ struct Route {
 }
 
 pub struct Engine {
-    stop: watch::Sender<bool>,
+    phase: watch::Sender<Phase>,
+    /// One message per instance once its peer holds its VIPs (or it had none).
+    handed_over: std::sync::mpsc::Receiver<()>,
+    instances: usize,
     thread: thread::JoinHandle<()>,
 }
 
@@ -42,8 +45,10 @@ impl Engine {
     /// an interface or address is missing. `data_plane` feeds the instances' backend and
     /// frontend trackers.
     pub fn start(instances: Vec<VrrpInstance>, data_plane: DataPlane) -> anyhow::Result<Engine> {
-        let (stop, stopped) = watch::channel(false);
+        let (phase, phases) = watch::channel(Phase::Running);
+        let (report, handed_over) = std::sync::mpsc::channel();
         let (ready, started) = std::sync::mpsc::channel();
+        let count = instances.len();
         let thread = thread::Builder::new()
             .name("tandem-vrrp".into())
             .spawn(move || {
@@ -55,7 +60,7 @@ impl Engine {
                     Err(error) => return drop(ready.send(Err(anyhow!(error)))),
                 };
                 runtime.block_on(async move {
-                    match open(instances, &data_plane, stopped).await {
+                    match open(instances, &data_plane, phases, report).await {
                         Ok((mut instances, _receivers)) => {
                             let _ = ready.send(Ok(()));
                             // Receivers run until the last instance has handed over.
@@ -69,13 +74,29 @@ impl Engine {
         started
             .recv()
             .context("the VRRP thread ended during start-up")??;
-        Ok(Engine { stop, thread })
+        Ok(Engine {
+            phase,
+            handed_over,
+            instances: count,
+            thread,
+        })
     }
 
-    /// Resigns every instance (priority-0 advert) and waits until each peer holds the VIPs, or
-    /// a bounded time has passed, before removing them.
-    pub fn hand_over(self) {
-        let _ = self.stop.send(true);
+    /// Resigns every instance (priority-0 advert) and returns once each peer holds the VIPs,
+    /// or a bounded time has passed. This node keeps the VIPs until [`Engine::release`], so
+    /// connections on them can finish.
+    pub fn hand_over(&self) {
+        self.phase.send_replace(Phase::Resigning);
+        for _ in 0..self.instances {
+            if self.handed_over.recv().is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Removes the VIPs and stops the engine.
+    pub fn release(self) {
+        self.phase.send_replace(Phase::Releasing);
         let _ = self.thread.join();
     }
 }
@@ -84,7 +105,8 @@ impl Engine {
 async fn open(
     instances: Vec<VrrpInstance>,
     data_plane: &DataPlane,
-    stop: watch::Receiver<bool>,
+    phase: watch::Receiver<Phase>,
+    handed_over: std::sync::mpsc::Sender<()>,
 ) -> anyhow::Result<(JoinSet<()>, JoinSet<()>)> {
     let netlink = Netlink::connect().context("opening netlink for VRRP")?;
     let mut tasks = JoinSet::new();
@@ -123,7 +145,8 @@ async fn open(
             });
         route.instances.insert(config.virtual_router_id, inbound);
         let trackers = Trackers::new(&config.track, data_plane, &links);
-        tasks.spawn(Instance::new(config, link).run(queue, trackers, stop.clone()));
+        let instance = Instance::new(config, link);
+        tasks.spawn(instance.run(queue, trackers, phase.clone(), handed_over.clone()));
     }
     for (
         (name, is_v6),

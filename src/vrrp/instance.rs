@@ -141,13 +141,16 @@ impl Instance {
         }
     }
 
-    /// Runs until `stop` turns true, then resigns (priority-0 advert) and hands the VIPs over.
-    /// `trackers` move the effective priority, or hold the instance in Fault, from the start.
+    /// Runs until the engine's phase is `Resigning`, then resigns (priority-0 advert), waits
+    /// for a peer to take over, reports on `handed_over`, and keeps the VIPs until `Releasing`
+    /// so connections already on them can finish. `trackers` move the effective priority, or
+    /// hold the instance in Fault, from the start.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut trackers: Trackers,
-        mut stop: watch::Receiver<bool>,
+        mut phase: watch::Receiver<Phase>,
+        handed_over: std::sync::mpsc::Sender<()>,
     ) {
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
@@ -158,7 +161,7 @@ impl Instance {
         loop {
             tokio::select! {
                 biased;
-                () = stopped(&mut stop) => break,
+                () = reached(&mut phase, Phase::Resigning) => break,
                 () = trackers.changed() => {
                     let verdict = trackers.verdict(self.config.priority);
                     self.follow(verdict, &trackers).await;
@@ -181,21 +184,34 @@ impl Instance {
         self.resigning = true;
         self.step(Event::Shutdown).await;
         if self.vips_to_hand_over {
-            self.hand_over(&mut inbound).await;
+            self.wait_for_peer(&mut inbound).await;
+        }
+        let _ = handed_over.send(());
+        if self.vips_to_hand_over {
+            loop {
+                tokio::select! {
+                    () = reached(&mut phase, Phase::Releasing) => break,
+                    _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
+                }
+            }
+            self.remove_vips().await;
         }
     }
 
-    /// Keeps the VIPs (and serves on them) until a peer advertises as master, so no client is
-    /// turned away between our resignation and its takeover; bounded, for a node with no peer.
-    async fn hand_over(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
+    /// Keeps the VIPs (and serves on them) until a peer has advertised as master twice, so no
+    /// client is turned away between our resignation and its takeover: its first advert may
+    /// leave before its VIPs and gratuitous ARPs. Bounded, for a node with no peer.
+    async fn wait_for_peer(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
         let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
+        let mut peer_adverts = 0;
         loop {
             tokio::select! {
                 Some(packet) = inbound.recv() => {
                     let from_peer = packet.source != self.link.sender.source()
                         && packet.advertisement.priority > 0
                         && packet.advertisement.authentication == self.advert.authentication;
-                    if from_peer {
+                    peer_adverts += usize::from(from_peer);
+                    if peer_adverts == 2 {
                         tracing::info!(instance = %self.config.name, peer = %packet.source, "peer took over");
                         break;
                     }
@@ -207,7 +223,6 @@ impl Instance {
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
             }
         }
-        self.remove_vips().await;
     }
 
     /// Hands a new tracker verdict to the machine: a Master advertises a new priority at once.
@@ -422,10 +437,20 @@ impl Instance {
     }
 }
 
-/// Resolves once the engine is told to stop.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // A closed channel means the engine is gone: stop as well.
-    let _ = stop.wait_for(|stop| *stop).await;
+/// How far the engine is in stopping; instances follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Running,
+    /// Resign and wait for a peer to take over, keeping the VIPs.
+    Resigning,
+    /// Remove the VIPs and end.
+    Releasing,
+}
+
+/// Resolves once the engine has reached `target`.
+async fn reached(phase: &mut watch::Receiver<Phase>, target: Phase) {
+    // A closed channel means the engine is gone: go on as if told.
+    let _ = phase.wait_for(|phase| *phase >= target).await;
 }
 
 /// Sleeps until `at` (forever when unset) and says how late it woke.

@@ -1,0 +1,96 @@
+//! Two tandem nodes (a and b) and a client (c) in a namespace lab, each node with its own app
+//! behind a tcp frontend on the VIP, for failover tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::lab::{run_in, spawn_in, wait_until, Dad, Lab};
+
+pub const VIP4: &str = "198.51.100.10";
+pub const VIP6: &str = "2001:db8::10";
+/// Generous against a busy machine; the protocol itself needs well under a second here.
+pub const FAILOVER: Duration = Duration::from_secs(5);
+
+/// A node's config: a tcp frontend on the VIP in front of the node's own app, and one VRRP
+/// instance (v3, 100 ms adverts) with `vrrp_extra` added to it.
+pub fn node_config(name: &str, priority: u8, vip: &str, vrrp_extra: &str) -> String {
+    let (listen, prefix) = if vip.contains(':') {
+        (format!("[{vip}]:80"), 64)
+    } else {
+        (format!("{vip}:80"), 24)
+    };
+    format!(
+        "node: {{ name: {name}, threads: 1 }}\n\
+         frontends:\n  - {{ name: web, listen: \"{listen}\", mode: tcp, backend: app }}\n\
+         backends:\n  - name: app\n    servers: [ {{ name: app, address: \"127.0.0.1:9000\" }} ]\n\
+         vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 33\n      \
+         priority: {priority}\n      advert_interval: 100ms\n      version: 3\n      \
+         virtual_ips: [\"{vip}/{prefix}\"]\n{vrrp_extra}"
+    )
+}
+
+/// The node's app: answers every connection with the node's name, for the rest of the test.
+pub fn start_app(namespace: &str, name: &'static str) {
+    let (bound, listening) = std::sync::mpsc::channel();
+    spawn_in(namespace, move || async move {
+        let listener = TcpListener::bind("127.0.0.1:9000").await.unwrap();
+        bound.send(()).unwrap();
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.write_all(name.as_bytes()).await;
+        }
+    });
+    listening.recv().unwrap();
+}
+
+pub fn holds(lab: &Lab, host: usize, vip: &str) -> bool {
+    lab.addresses(&lab.hosts[host])
+        .contains(&format!(" {vip}/"))
+}
+
+/// Which node's app the client reaches through the VIP, if any.
+pub fn answer_via_vip(lab: &Lab, vip: &str) -> Option<String> {
+    let address: SocketAddr = if vip.contains(':') {
+        format!("[{vip}]:80")
+    } else {
+        format!("{vip}:80")
+    }
+    .parse()
+    .unwrap();
+    run_in(&lab.hosts[2].namespace, move || async move {
+        let attempt = async {
+            let mut stream = TcpStream::connect(address).await.ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).await.ok()?;
+            Some(reply)
+        };
+        tokio::time::timeout(Duration::from_millis(500), attempt)
+            .await
+            .ok()
+            .flatten()
+    })
+}
+
+pub fn wait_for_master(lab: &Lab, master: usize, vip: &str) {
+    let backup = 1 - master;
+    let name = ["node-a", "node-b"][master];
+    wait_until(FAILOVER, &format!("{name} holds {vip} alone"), || {
+        holds(lab, master, vip) && !holds(lab, backup, vip)
+    });
+    wait_until(
+        FAILOVER,
+        &format!("the client reaches {name} via {vip}"),
+        || answer_via_vip(lab, vip).as_deref() == Some(name),
+    );
+}
+
+/// A lab of a, b and a client, with both nodes' apps running.
+pub fn lab() -> Option<Lab> {
+    let lab = Lab::new(3, Dad::Off)?;
+    start_app(&lab.hosts[0].namespace, "node-a");
+    start_app(&lab.hosts[1].namespace, "node-b");
+    Some(lab)
+}
