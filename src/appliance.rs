@@ -24,6 +24,7 @@ struct Running {
     backends: Vec<Arc<BackendState>>,
     checks: Vec<JoinHandle<()>>,
     frontends: Frontends,
+    engine: Option<Engine>,
     failed_reloads: u64,
 }
 
@@ -61,6 +62,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             config,
             backends,
             frontends,
+            engine,
             failed_reloads: 0,
         };
         tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
@@ -79,7 +81,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         systemd::notify("STOPPING=1");
         // Keep serving on the VIPs until the peer holds them, so no client is turned away; then
         // stop accepting, and keep the VIPs until the connections on them have finished.
-        let engine = match engine {
+        let engine = match running.engine.take() {
             Some(engine) => Some(
                 tokio::task::spawn_blocking(move || {
                     engine.hand_over();
@@ -138,9 +140,18 @@ impl Running {
             );
             config.node.threads = self.config.node.threads;
         }
-        if config.vrrp != self.config.vrrp {
-            tracing::warn!("VRRP changes are not reloaded yet: restart tandem to apply them");
-            config.vrrp = self.config.vrrp.clone();
+        if let Some(engine) = &mut self.engine {
+            let data_plane = DataPlane {
+                backends: self.backends.clone(),
+                frontends: self.frontends.accepting(&config.frontends),
+            };
+            if let Err(why) = engine.reconfigure(&config.vrrp, &data_plane) {
+                tracing::warn!("VRRP keeps its running config until a restart: {why}");
+                config.vrrp = self.config.vrrp.clone();
+            }
+        } else if !config.vrrp.is_empty() {
+            tracing::warn!("VRRP instances added to a node that ran none need a restart");
+            config.vrrp.clear();
         }
         self.config = config;
         tracing::info!(path = %path.display(), "config reloaded");

@@ -207,3 +207,51 @@ fn a_version_mismatch_is_reported() {
         holds(&lab, 0, VIP4) && holds(&lab, 1, VIP4)
     });
 }
+
+/// A reload changes an instance's priority and VIPs in place: no spurious state change, new VIPs
+/// appear on the master at once, and a lowered priority hands the VIP over.
+#[test]
+fn a_reload_changes_priority_and_vips_without_a_spurious_transition() {
+    const VIP_2: &str = "198.51.100.20";
+    let Some(lab) = lab() else { return };
+    let reload = |tandem: &Tandem, config: &str| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(tandem.reload(config))
+    };
+    let transitions = |tandem: &Tandem| tandem.log().matches("VRRP state changed").count();
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_config("node-a", 150, VIP4, ""),
+    );
+    let b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_config("node-b", 100, VIP4, ""),
+    );
+    wait_for_master(&lab, 0, VIP4);
+    let (a_before, b_before) = (transitions(&a), transitions(&b));
+
+    let two_vips = node_config("node-a", 140, VIP4, "").replace(
+        &format!("virtual_ips: [\"{VIP4}/24\"]"),
+        &format!("virtual_ips: [\"{VIP4}/24\", \"{VIP_2}/24\"]"),
+    );
+    let log = reload(&a, &two_vips);
+    assert!(log.contains("VRRP instance reconfigured"), "{log}");
+    wait_until(FAILOVER, "the master adds the new VIP", || {
+        holds(&lab, 0, VIP_2)
+    });
+    reload(&b, &node_config("node-b", 120, VIP4, ""));
+    assert!(holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4));
+    assert_eq!(
+        (transitions(&a), transitions(&b)),
+        (a_before, b_before),
+        "a reload changed a state"
+    );
+
+    // Below b's priority now: b takes over (it preempts on a's next advert).
+    reload(&a, &node_config("node-a", 50, VIP4, ""));
+    wait_for_master(&lab, 1, VIP4);
+    assert!(!holds(&lab, 0, VIP_2), "the dropped VIP stayed");
+}

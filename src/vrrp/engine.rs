@@ -10,10 +10,10 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::instance::{envelope, Announcer, Inbound, Instance, Link, Phase};
+use super::instance::{envelope, Announcer, Inbound, Instance, Link, Phase, Update};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
-use super::net::link::watch_links;
+use super::net::link::{watch_links, LinkStates};
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
@@ -36,8 +36,18 @@ pub struct Engine {
     phase: watch::Sender<Phase>,
     /// One message per instance once its peer holds its VIPs (or it had none).
     handed_over: std::sync::mpsc::Receiver<()>,
-    instances: usize,
+    /// The running instances' configs, and where to send each a reloaded one.
+    running: Vec<(VrrpInstance, mpsc::UnboundedSender<Update>)>,
+    links: LinkStates,
     thread: thread::JoinHandle<()>,
+}
+
+/// What start-up hands back from the engine thread.
+struct Opened {
+    instances: JoinSet<()>,
+    serving: JoinSet<()>,
+    updates: Vec<mpsc::UnboundedSender<Update>>,
+    links: LinkStates,
 }
 
 impl Engine {
@@ -48,7 +58,7 @@ impl Engine {
         let (phase, phases) = watch::channel(Phase::Running);
         let (report, handed_over) = std::sync::mpsc::channel();
         let (ready, started) = std::sync::mpsc::channel();
-        let count = instances.len();
+        let configs = instances.clone();
         let thread = thread::Builder::new()
             .name("tandem-vrrp".into())
             .spawn(move || {
@@ -61,25 +71,74 @@ impl Engine {
                 };
                 runtime.block_on(async move {
                     match open(instances, &data_plane, phases, report).await {
-                        Ok((mut instances, _receivers)) => {
-                            let _ = ready.send(Ok(()));
+                        Ok(Opened {
+                            mut instances,
+                            serving,
+                            updates,
+                            links,
+                        }) => {
+                            let _ = ready.send(Ok((updates, links)));
                             // Receivers run until the last instance has handed over.
                             while instances.join_next().await.is_some() {}
+                            drop(serving);
                         }
                         Err(error) => drop(ready.send(Err(error))),
                     }
                 });
             })
             .context("starting the VRRP thread")?;
-        started
+        let (updates, links) = started
             .recv()
             .context("the VRRP thread ended during start-up")??;
         Ok(Engine {
             phase,
             handed_over,
-            instances: count,
+            running: configs.into_iter().zip(updates).collect(),
+            links,
             thread,
         })
+    }
+
+    /// Applies reloaded instances: priority, VIPs and tracked items change in place, with no
+    /// state change. Anything else (instances added, removed or renamed; interface, VRID,
+    /// version, interval, preemption, authentication, source, peers; a newly tracked interface)
+    /// needs a restart: then nothing changes and the error says what differs.
+    pub fn reconfigure(
+        &mut self,
+        instances: &[VrrpInstance],
+        data_plane: &DataPlane,
+    ) -> Result<(), String> {
+        let running = self.running.iter().map(|(config, _)| &config.name);
+        if !running.eq(instances.iter().map(|instance| &instance.name)) {
+            return Err("the set or order of VRRP instances changed".into());
+        }
+        for ((old, _), new) in self.running.iter().zip(instances) {
+            if !same_router(old, new) {
+                return Err(format!(
+                    "instance {} changed more than priority, virtual_ips and track",
+                    new.name
+                ));
+            }
+            let unwatched = (new.track.iter()).find_map(|item| match &item.target {
+                TrackTarget::Interface(name) if !self.links.contains_key(name) => Some(name),
+                _ => None,
+            });
+            if let Some(interface) = unwatched {
+                return Err(format!(
+                    "instance {} newly tracks interface {interface}",
+                    new.name
+                ));
+            }
+        }
+        for ((old, updates), new) in self.running.iter_mut().zip(instances) {
+            let trackers = Trackers::new(&new.track, data_plane, &self.links);
+            let _ = updates.send(Update {
+                config: new.clone(),
+                trackers,
+            });
+            *old = new.clone();
+        }
+        Ok(())
     }
 
     /// Resigns every instance (priority-0 advert) and returns once each peer holds the VIPs,
@@ -87,7 +146,7 @@ impl Engine {
     /// connections on them can finish.
     pub fn hand_over(&self) {
         self.phase.send_replace(Phase::Resigning);
-        for _ in 0..self.instances {
+        for _ in 0..self.running.len() {
             if self.handed_over.recv().is_err() {
                 break;
             }
@@ -101,15 +160,28 @@ impl Engine {
     }
 }
 
+/// Whether two configs describe the same running router, apart from what a reload may change.
+fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    let reloadable = |config: &VrrpInstance| VrrpInstance {
+        priority: 0,
+        virtual_ips: Vec::new(),
+        track: Vec::new(),
+        ..config.clone()
+    };
+    reloadable(old) == reloadable(new)
+        && old.virtual_ips[0].address.is_ipv6() == new.virtual_ips[0].address.is_ipv6()
+}
+
 /// Starts the instance tasks, and in a second set what serves them (receivers, link monitors).
 async fn open(
     instances: Vec<VrrpInstance>,
     data_plane: &DataPlane,
     phase: watch::Receiver<Phase>,
     handed_over: std::sync::mpsc::Sender<()>,
-) -> anyhow::Result<(JoinSet<()>, JoinSet<()>)> {
+) -> anyhow::Result<Opened> {
     let netlink = Netlink::connect().context("opening netlink for VRRP")?;
     let mut tasks = JoinSet::new();
+    let mut updates = Vec::with_capacity(instances.len());
     // Receivers and link monitors: they serve the instances and end with them.
     let mut receivers = JoinSet::new();
     let tracked_interfaces: BTreeSet<String> = (instances.iter())
@@ -146,7 +218,9 @@ async fn open(
         route.instances.insert(config.virtual_router_id, inbound);
         let trackers = Trackers::new(&config.track, data_plane, &links);
         let instance = Instance::new(config, link);
-        tasks.spawn(instance.run(queue, trackers, phase.clone(), handed_over.clone()));
+        let (update, reloads) = mpsc::unbounded_channel();
+        updates.push(update);
+        tasks.spawn(instance.run(queue, trackers, phase.clone(), handed_over.clone(), reloads));
     }
     for (
         (name, is_v6),
@@ -164,7 +238,12 @@ async fn open(
         .with_context(|| format!("VRRP on {name}"))?;
         receivers.spawn(receive(receiver, name, instances));
     }
-    Ok((tasks, receivers))
+    Ok(Opened {
+        instances: tasks,
+        serving: receivers,
+        updates,
+        links,
+    })
 }
 
 async fn open_link(netlink: &Netlink, config: &VrrpInstance, is_v6: bool) -> anyhow::Result<Link> {

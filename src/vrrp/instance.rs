@@ -39,6 +39,13 @@ const HAND_OVER_INTERVALS: u32 = 4;
 /// A timer that fires later than this is logged: adverts must leave on time.
 const LATE_TIMER: Duration = Duration::from_millis(20);
 
+/// A reloaded config for a running instance: its priority, VIPs and tracked items may change;
+/// the engine has checked that nothing else did.
+pub struct Update {
+    pub config: VrrpInstance,
+    pub trackers: Trackers,
+}
+
 /// A decoded advert for this instance's VRID.
 pub struct Inbound {
     pub advertisement: Advertisement,
@@ -107,12 +114,7 @@ impl Instance {
             ),
             None => Authentication::None,
         };
-        let vips: Vec<Vip> = (config.virtual_ips.iter())
-            .map(|vip| Vip {
-                address: vip.address,
-                prefix_len: vip.prefix_len,
-            })
-            .collect();
+        let vips = vips(&config);
         let advert = Advertisement {
             version,
             vrid: config.virtual_router_id,
@@ -151,6 +153,7 @@ impl Instance {
         mut trackers: Trackers,
         mut phase: watch::Receiver<Phase>,
         handed_over: std::sync::mpsc::Sender<()>,
+        mut updates: mpsc::UnboundedReceiver<Update>,
     ) {
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
@@ -167,6 +170,10 @@ impl Instance {
                     self.follow(verdict, &trackers).await;
                 }
                 Some(packet) = inbound.recv() => self.receive(packet).await,
+                Some(update) = updates.recv() => {
+                    trackers = update.trackers;
+                    self.reconfigure(update.config, &trackers).await;
+                }
                 late = deadline(self.adver_at) => {
                     self.adver_at = None;
                     self.note_lateness("advert", late);
@@ -223,6 +230,35 @@ impl Instance {
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
             }
         }
+    }
+
+    /// Applies a reloaded config without a state change: a master adds and announces new VIPs,
+    /// removes dropped ones, and advertises a new priority at once.
+    async fn reconfigure(&mut self, config: VrrpInstance, trackers: &Trackers) {
+        let vips = vips(&config);
+        if self.refresh_at.is_some() {
+            for &gone in self.vips.iter().filter(|vip| !vips.contains(vip)) {
+                if let Err(error) = self
+                    .link
+                    .netlink
+                    .remove_vip(&self.link.interface, gone)
+                    .await
+                {
+                    tracing::error!(instance = %config.name, %error, "removing a VIP failed");
+                }
+            }
+        }
+        let added = vips.iter().any(|vip| !self.vips.contains(vip));
+        self.advert.addresses = vips.iter().map(|vip| vip.address).collect();
+        self.vips = vips;
+        self.config = config;
+        if self.refresh_at.is_some() && added {
+            self.add_or_refresh_vips().await;
+            self.announce_all();
+        }
+        let verdict = trackers.verdict(self.config.priority);
+        self.follow(verdict, trackers).await;
+        tracing::info!(instance = %self.config.name, "VRRP instance reconfigured");
     }
 
     /// Hands a new tracker verdict to the machine: a Master advertises a new priority at once.
@@ -435,6 +471,15 @@ impl Instance {
             _ => None,
         };
     }
+}
+
+fn vips(config: &VrrpInstance) -> Vec<Vip> {
+    (config.virtual_ips.iter())
+        .map(|vip| Vip {
+            address: vip.address,
+            prefix_len: vip.prefix_len,
+        })
+        .collect()
 }
 
 /// How far the engine is in stopping; instances follow it.
