@@ -237,12 +237,19 @@ fn a_reload_changes_priority_and_vips_without_a_spurious_transition() {
         &format!("virtual_ips: [\"{VIP4}/24\"]"),
         &format!("virtual_ips: [\"{VIP4}/24\", \"{VIP_2}/24\"]"),
     );
-    let log = reload(&a, &two_vips);
-    assert!(log.contains("VRRP instance reconfigured"), "{log}");
+    // The engine applies a reload on its own thread, just after the data plane logs it.
+    let reconfigured = |tandem: &Tandem, times: usize| {
+        wait_until(FAILOVER, "the VRRP instance takes the reload", || {
+            tandem.log().matches("VRRP instance reconfigured").count() == times
+        })
+    };
+    reload(&a, &two_vips);
+    reconfigured(&a, 1);
     wait_until(FAILOVER, "the master adds the new VIP", || {
         holds(&lab, 0, VIP_2)
     });
     reload(&b, &node_config("node-b", 120, VIP4, ""));
+    reconfigured(&b, 1);
     assert!(holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4));
     assert_eq!(
         (transitions(&a), transitions(&b)),
