@@ -20,18 +20,37 @@ backends:
 ";
 
 #[test]
-fn check_accepts_the_shipped_config() {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tandem.yaml");
-    let output = Command::new(tandem_binary())
-        .args(["check", "--config", config])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+fn check_accepts_every_shipped_config() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "yaml")
+        {
+            let output = Command::new(tandem_binary())
+                .arg("check")
+                .arg("--config")
+                .arg(&path)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{}: {stderr}", path.display());
+            assert!(String::from_utf8_lossy(&output.stdout).contains("ok"));
+            checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "demo-node-a.yaml",
+            "demo-node-b.yaml",
+            "tandem.yaml",
+            "vrrp-example.yaml"
+        ]
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("ok"));
 }
 
 #[test]
