@@ -437,3 +437,45 @@ async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
         "still accepting after exit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let address = listen();
+    let _tandem = Tandem::start(
+        &config("http", address, "round_robin", "", &[("old", server, 1)]),
+        &[address],
+    )
+    .await;
+    let mut client = TcpStream::connect(address).await.unwrap();
+    for _ in 0..3 {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = vec![0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut reply))
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = String::from_utf8_lossy(&reply[..read]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(
+            !reply.to_ascii_lowercase().contains("connection: close"),
+            "{reply}"
+        );
+    }
+}

@@ -201,6 +201,9 @@ fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
 fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
+    // The version is per hop: an HTTP/1.0 server must not make our client's connection 1.0
+    // (and so close after every response).
+    parts.version = http::Version::HTTP_11;
     let body = UpstreamBody {
         inner: body,
         finish: Some(finish),
