@@ -79,6 +79,10 @@ lab_up() {
   lab_add_host "$LAB_A" 198.51.100.11 pa
   lab_add_host "$LAB_B" 198.51.100.12 pb
   lab_add_host "$LAB_C" 198.51.100.100 pc
+  # The client opens tens of thousands of connections to one address (wrk against a proxy that
+  # closes client connections adds more): the default 28k ephemeral ports, each held 60 s in
+  # TIME-WAIT, run out within a run. Per-namespace sysctls, the client's namespace only.
+  ip netns exec "$LAB_C" sysctl -q -w net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
   lab_add_host "$LAB_S1" 198.51.100.21 ps1
   lab_add_host "$LAB_S2" 198.51.100.22 ps2
   lab_write_python
@@ -129,7 +133,9 @@ lab_spawn() {
 
 lab_start_backends() {
   lab_spawn "$LAB_S1" "$LAB_DIR/s1.log" python3 "$LAB_DIR/backend.py" 198.51.100.21 8080 s1
+  LAB_S1_PID=$LAB_LAST_PID
   lab_spawn "$LAB_S2" "$LAB_DIR/s2.log" python3 "$LAB_DIR/backend.py" 198.51.100.22 8080 s2
+  LAB_S2_PID=$LAB_LAST_PID
   lab_wait 5 "backends listening" lab_backends_up
 }
 
@@ -260,6 +266,8 @@ async def attempt():
             errors[kind] = errors.get(kind, 0) + 1
     except Exception as error:
         kind = type(error).__name__
+        if kind == "OSError" and error.errno:   # say which one (e.g. 99 EADDRNOTAVAIL, 113 EHOSTUNREACH)
+            kind = f"OSError {error.errno}"
         errors[kind] = errors.get(kind, 0) + 1
     results.append((start, time.monotonic(), ok))
 
@@ -292,4 +300,62 @@ EOF
 lab_client_read() {
   read -r CLIENT_ATTEMPTS CLIENT_OK CLIENT_FAILED CLIENT_GAP_MS <"$1"
   CLIENT_KINDS=$(sed -n 's/^failures by kind: //p' "$1.err")
+}
+
+# wrk from the client against the VIP in the background: lab_wrk_start SECONDS CONNECTIONS THREADS OUT
+# [CPU list to pin wrk to]. Keep-alive requests, wrk's default 2 s timeout.
+lab_wrk_start() {
+  local seconds=$1 connections=$2 threads=$3 out=$4 cpus=${5:-}
+  local pin=()
+  [ -n "$cpus" ] && pin=(taskset -c "$cpus")
+  ip netns exec "$LAB_C" "${pin[@]}" wrk -t"$threads" -c"$connections" -d"${seconds}s" \
+    "http://$LAB_VIP/" >"$out" 2>&1 &
+  LAB_WRK_PID=$!
+  LAB_PIDS+=("$LAB_WRK_PID")
+}
+lab_wrk_wait() { wait "$LAB_WRK_PID" || die "wrk failed: $(cat "$1")"; }
+# Sockets in TIME-WAIT in the client's namespace (how many connections the client closed lately).
+lab_client_timewait() { ip netns exec "$LAB_C" ss -tan state time-wait | tail -n +2 | wc -l; }
+
+# Reads wrk's output: sets WRK_REQUESTS WRK_NON2XX WRK_SOCKET (connect+read+write+timeout) WRK_RPS
+# and WRK_SOCKET_KINDS ("connect 0, read 0, write 0, timeout 0").
+lab_wrk_read() {
+  WRK_REQUESTS=$(awk '/requests in/ { print $1 }' "$1")
+  WRK_NON2XX=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$1")
+  WRK_NON2XX=${WRK_NON2XX:-0}
+  WRK_SOCKET_KINDS=$(sed -n 's/^ *Socket errors: //p' "$1")
+  WRK_SOCKET=$(printf '%s\n' "$WRK_SOCKET_KINDS" | awk -F', ' '{ s = 0; for (i = 1; i <= NF; i++) { split($i, kv, " "); s += kv[2] } print s }')
+  WRK_SOCKET=${WRK_SOCKET:-0}
+  WRK_SOCKET_KINDS=${WRK_SOCKET_KINDS:-none}
+  WRK_RPS=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' "$1")
+}
+
+# Counts the lines of file $1 matching the extended regex $2 (0 for a missing file).
+lab_count() {
+  local n
+  n=$(grep -cE -- "$2" "$1" 2>/dev/null) || true
+  echo "${n:-0}"
+}
+
+# CPU $1's busy and total clock ticks since boot, from /proc/stat ("busy total").
+lab_cpu_busy_ticks() { awk -v cpu="cpu$1" '$1 == cpu { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+
+# CPU time (user + system, in clock ticks) that process $1 has used, all threads.
+lab_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Samples the VIP's owner every 100 ms for $1 seconds in the background; writes every distinct
+# owner seen ("a", "b", "both", "none") to $2, one per line, as it first appears.
+lab_vip_watch_start() {
+  local seconds=$1 out=$2
+  (
+    end=$((SECONDS + seconds))
+    : >"$out"
+    while [ "$SECONDS" -lt "$end" ]; do
+      owner=$(lab_vip_owner)
+      grep -qx "$owner" "$out" || echo "$owner" >>"$out"
+      sleep 0.1
+    done
+  ) &
+  LAB_WATCH_PID=$!
+  LAB_PIDS+=("$LAB_WATCH_PID")
 }
