@@ -12,15 +12,7 @@ use support::Tandem;
 #[test]
 fn the_higher_priority_holds_the_vip_and_losing_its_link_moves_it() {
     let Some(lab) = lab() else { return };
-    let _a = Tandem::start_in(
-        &lab.hosts[0].namespace,
-        &node_config("node-a", 150, VIP4, ""),
-    );
-    let _b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &node_config("node-b", 100, VIP4, ""),
-    );
-    wait_for_master(&lab, 0, VIP4);
+    let (_a, _b) = start_pair(&lab, VIP4);
 
     lab.set_cable(0, false);
     wait_until(FAILOVER, "node-b takes the VIP", || holds(&lab, 1, VIP4));
@@ -93,15 +85,7 @@ fn equal_priorities_elect_the_higher_address() {
 #[test]
 fn an_ipv6_vip_moves_too() {
     let Some(lab) = lab() else { return };
-    let mut a = Tandem::start_in(
-        &lab.hosts[0].namespace,
-        &node_config("node-a", 150, VIP6, ""),
-    );
-    let _b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &node_config("node-b", 100, VIP6, ""),
-    );
-    wait_for_master(&lab, 0, VIP6);
+    let (mut a, _b) = start_pair(&lab, VIP6);
     assert!(a.signal_and_wait("TERM").success());
     wait_for_master(&lab, 1, VIP6);
 }
@@ -109,15 +93,7 @@ fn an_ipv6_vip_moves_too() {
 #[test]
 fn a_killed_master_leaves_no_stale_vip() {
     let Some(lab) = lab() else { return };
-    let mut a = Tandem::start_in(
-        &lab.hosts[0].namespace,
-        &node_config("node-a", 150, VIP4, ""),
-    );
-    let _b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &node_config("node-b", 100, VIP4, ""),
-    );
-    wait_for_master(&lab, 0, VIP4);
+    let (mut a, _b) = start_pair(&lab, VIP4);
     a.signal_and_wait("KILL");
     wait_until(
         Duration::from_secs(4),
@@ -222,15 +198,7 @@ fn a_reload_changes_priority_and_vips_without_a_spurious_transition() {
         runtime.block_on(tandem.reload(config))
     };
     let transitions = |tandem: &Tandem| tandem.log().matches("VRRP state changed").count();
-    let a = Tandem::start_in(
-        &lab.hosts[0].namespace,
-        &node_config("node-a", 150, VIP4, ""),
-    );
-    let b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &node_config("node-b", 100, VIP4, ""),
-    );
-    wait_for_master(&lab, 0, VIP4);
+    let (a, b) = start_pair(&lab, VIP4);
     let (a_before, b_before) = (transitions(&a), transitions(&b));
 
     let two_vips = node_config("node-a", 140, VIP4, "").replace(

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use support::lab::{spawn_in, wait_until};
 use support::pair::*;
-use support::Tandem;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -21,15 +20,7 @@ fn a_planned_handover_fails_no_connection() {
     use std::sync::Arc;
 
     let Some(lab) = lab() else { return };
-    let mut a = Tandem::start_in(
-        &lab.hosts[0].namespace,
-        &node_config("node-a", 150, VIP4, ""),
-    );
-    let _b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &node_config("node-b", 100, VIP4, ""),
-    );
-    wait_for_master(&lab, 0, VIP4);
+    let (mut a, _b) = start_pair(&lab, VIP4);
 
     let served = Arc::new(AtomicUsize::new(0));
     let client = spawn_in(&lab.hosts[2].namespace, {

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::lab::{run_in, spawn_in, wait_until, Dad, Lab};
+use super::Tandem;
 
 pub const VIP4: &str = "198.51.100.10";
 pub const VIP6: &str = "2001:db8::10";
@@ -85,6 +86,21 @@ pub fn wait_for_master(lab: &Lab, master: usize, vip: &str) {
         &format!("the client reaches {name} via {vip}"),
         || answer_via_vip(lab, vip).as_deref() == Some(name),
     );
+}
+
+/// Starts node a (priority 150) and node b (100) with a VRRP instance for `vip`, and waits
+/// until a is master.
+pub fn start_pair(lab: &Lab, vip: &str) -> (Tandem, Tandem) {
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_config("node-a", 150, vip, ""),
+    );
+    let b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_config("node-b", 100, vip, ""),
+    );
+    wait_for_master(lab, 0, vip);
+    (a, b)
 }
 
 /// A lab of a, b and a client, with both nodes' apps running.
