@@ -37,18 +37,8 @@ async fn sequence(address: SocketAddr, count: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_rotates_strictly_and_ignores_weights() {
     let servers = start_servers(&["a", "b", "c"]).await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &weighted(&servers, &[5, 1, 1]),
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &weighted(&servers, &[5, 1, 1])).await;
     let answered = sequence(address, 9).await;
     let mut first = answered[..3].to_vec();
     first.sort();
@@ -92,12 +82,8 @@ async fn least_conn_favours_a_fast_server_over_a_slow_one() {
         .delay_ms
         .store(300, std::sync::atomic::Ordering::SeqCst);
     for (balance, expect_favoured) in [("least_conn", true), ("round_robin", false)] {
-        let address = listen();
-        let _tandem = Tandem::start(
-            &config("http", address, balance, "", &weighted(&servers, &[1, 1])),
-            &[address],
-        )
-        .await;
+        let (_tandem, address) =
+            start_proxy("http", balance, "", &weighted(&servers, &[1, 1])).await;
         let clients = (0..4).map(|_| {
             tokio::spawn(async move {
                 let mut counts = HashMap::<String, usize>::new();
@@ -150,18 +136,8 @@ enum Key {
 /// Stickiness, remapping of only the downed server's keys, and their return.
 async fn consistent_hashing(balance: &str, keys: Vec<Key>) {
     let mut servers = start_servers(&["h1", "h2", "h3", "h4"]).await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            balance,
-            CHECKED,
-            &weighted(&servers, &[1, 1, 1, 1]),
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", balance, CHECKED, &weighted(&servers, &[1, 1, 1, 1])).await;
 
     let original = map_keys(address, &keys).await;
     assert_eq!(map_keys(address, &keys).await, original, "not sticky");
@@ -225,16 +201,11 @@ async fn uri_hash_ignores_the_query_unless_told_otherwise() {
         .collect();
     let mut distinct_servers = Vec::new();
     for extra in ["", "    hash_query: true\n"] {
-        let address = listen();
-        let _tandem = Tandem::start(
-            &config(
-                "http",
-                address,
-                "uri_hash",
-                extra,
-                &weighted(&servers, &[1, 1, 1, 1]),
-            ),
-            &[address],
+        let (_tandem, address) = start_proxy(
+            "http",
+            "uri_hash",
+            extra,
+            &weighted(&servers, &[1, 1, 1, 1]),
         )
         .await;
         let mut mapping = map_keys(address, &keys).await;

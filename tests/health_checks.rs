@@ -49,19 +49,9 @@ async fn reaches(address: SocketAddr, name: &str) -> bool {
 async fn a_killed_server_leaves_within_fall_intervals_and_returns_after_rise() {
     let mut victim = TestServer::start("victim").await;
     let other = TestServer::start("other").await;
-    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let servers = [("victim", victim.address, 1), ("other", other.address, 1)];
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            &checked("type: tcp"),
-            &servers,
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", &checked("type: tcp"), &servers).await;
     wait_until(Duration::from_secs(5), "both servers serve", || async {
         reaches(address, "victim").await
     })

@@ -16,18 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_clients_reuse_pooled_server_connections() {
     let server = TestServer::start("s1").await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", server.address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
 
     let mut client = KeepAliveClient::connect(address).await;
     for _ in 0..10 {
@@ -45,18 +35,8 @@ async fn keep_alive_clients_reuse_pooled_server_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
     let server = TestServer::start("s1").await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", server.address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
 
     let request = Request::get("/headers")
         .header("host", "app.example")
@@ -86,12 +66,7 @@ async fn hop_by_hop_headers_are_removed_and_forwarding_headers_added() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_server_up_answers_503_with_a_short_body() {
     let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config("http", address, "round_robin", "", &[("s1", dead, 1)]),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("s1", dead, 1)]).await;
     let answer = get(address, "/").await.unwrap();
     assert_eq!(answer.status, 503);
     assert!(!answer.body.is_empty() && answer.body.len() < 100);
@@ -103,12 +78,7 @@ async fn a_connect_failure_is_retried_on_another_server() {
     let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let servers = [("dead", dead, 1), ("live", live.address, 1)];
 
-    let address = listen();
-    let tandem = Tandem::start(
-        &config("http", address, "round_robin", "    retries: 1\n", &servers),
-        &[address],
-    )
-    .await;
+    let (tandem, address) = start_proxy("http", "round_robin", "    retries: 1\n", &servers).await;
     for _ in 0..6 {
         let answer = get(address, "/").await.unwrap();
         assert_eq!(
@@ -119,12 +89,7 @@ async fn a_connect_failure_is_retried_on_another_server() {
     drop(tandem);
 
     // Without retries, the requests that rotation sends to the dead server fail.
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config("http", address, "round_robin", "    retries: 0\n", &servers),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "    retries: 0\n", &servers).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(get(address, "/").await.unwrap().status);
@@ -153,18 +118,8 @@ async fn a_server_that_fails_mid_request_gives_502() {
             // Hang up without an answer.
         }
     });
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", broken_address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", broken_address, 1)]).await;
     assert_eq!(get(address, "/").await.unwrap().status, 502);
 }
 
@@ -194,18 +149,8 @@ async fn a_slow_server_gives_504_after_the_response_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_400_and_never_reach_a_server() {
     let server = TestServer::start("s1").await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", server.address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
     for malformed in [
         "GET / HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
@@ -279,18 +224,8 @@ async fn slow_header_clients_are_cut_off() {
 async fn large_bodies_stream_both_ways_in_flat_memory() {
     const SIZE: u64 = 1024 * 1024 * 1024;
     let server = TestServer::start("s1").await;
-    let address = listen();
-    let tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", server.address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
     let before_kib = tandem.status_kib("VmRSS");
 
     let stream = TcpStream::connect(address).await.unwrap();
@@ -351,16 +286,11 @@ async fn server_dropping_its_first_connection() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_request_is_resent_when_a_reused_connection_fails() {
     let server = server_dropping_its_first_connection().await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "    retries: 0\n",
-            &[("s1", server, 1)],
-        ),
-        &[address],
+    let (_tandem, address) = start_proxy(
+        "http",
+        "round_robin",
+        "    retries: 0\n",
+        &[("s1", server, 1)],
     )
     .await;
     let first = get(address, "/").await.unwrap();
@@ -378,16 +308,11 @@ async fn an_idempotent_request_is_resent_when_a_reused_connection_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_with_a_body_is_not_resent() {
     let server = server_dropping_its_first_connection().await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "    retries: 0\n",
-            &[("s1", server, 1)],
-        ),
-        &[address],
+    let (_tandem, address) = start_proxy(
+        "http",
+        "round_robin",
+        "    retries: 0\n",
+        &[("s1", server, 1)],
     )
     .await;
     assert_eq!(get(address, "/").await.unwrap().status, 200);
@@ -405,18 +330,8 @@ async fn a_request_with_a_body_is_not_resent() {
 async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     let server = TestServer::start("s1").await;
     server.control.delay_ms.store(500, Ordering::SeqCst);
-    let address = listen();
-    let mut tandem = Tandem::start(
-        &config(
-            "http",
-            address,
-            "round_robin",
-            "",
-            &[("s1", server.address, 1)],
-        ),
-        &[address],
-    )
-    .await;
+    let (mut tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
     let mut client = KeepAliveClient::connect(address).await;
     let in_flight = tokio::spawn(async move { client.get("/").await });
     wait_until(
@@ -454,12 +369,7 @@ async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
             });
         }
     });
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config("http", address, "round_robin", "", &[("old", server, 1)]),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("old", server, 1)]).await;
     let mut client = TcpStream::connect(address).await.unwrap();
     for _ in 0..3 {
         client

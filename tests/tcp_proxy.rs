@@ -40,12 +40,7 @@ async fn read_reply(stream: &mut TcpStream) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_close_reaches_the_server_and_its_answer_still_comes_back() {
     let server = counting_server("db1").await;
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config("tcp", address, "least_conn", "", &[("db1", server, 1)]),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) = start_proxy("tcp", "least_conn", "", &[("db1", server, 1)]).await;
 
     let mut client = TcpStream::connect(address).await.unwrap();
     client.write_all(&[7u8; 100_000]).await.unwrap();
@@ -72,12 +67,7 @@ async fn connect_failures_are_retried_and_with_no_server_the_client_is_closed() 
         assert_eq!(read_reply(&mut client).await, "live got 0 bytes");
     }
 
-    let address = listen();
-    let _tandem = Tandem::start(
-        &config("tcp", address, "round_robin", "", &[("dead", dead, 1)]),
-        &[address],
-    )
-    .await;
+    let (_tandem, address) = start_proxy("tcp", "round_robin", "", &[("dead", dead, 1)]).await;
     let mut client = TcpStream::connect(address).await.unwrap();
     let started = Instant::now();
     assert_eq!(read_reply(&mut client).await, "");

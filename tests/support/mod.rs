@@ -474,6 +474,18 @@ impl KeepAliveClient {
     }
 }
 
+/// Starts tandem with [`config`] on a fresh loopback address and waits until it listens.
+pub async fn start_proxy(
+    mode: &str,
+    balance: &str,
+    backend_extra: &str,
+    servers: &[(&str, SocketAddr, u32)],
+) -> (Tandem, SocketAddr) {
+    let address = listen();
+    let yaml = config(mode, address, balance, backend_extra, servers);
+    (Tandem::start(&yaml, &[address]).await, address)
+}
+
 /// A one-frontend, one-backend config; `backend_extra` is indented YAML added to the backend.
 pub fn config(
     mode: &str,
