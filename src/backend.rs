@@ -153,33 +153,41 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// A backend `web` of loopback servers (ports 81, 82...) with a tcp check that takes one result
+/// to rise or fall: the fixture unit tests share.
+#[cfg(test)]
+pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
+    use std::time::Duration;
+    let config = config::Backend {
+        name: "web".into(),
+        balance: config::Balance::RoundRobin,
+        connect_timeout: Duration::from_secs(1),
+        response_timeout: Duration::from_secs(1),
+        retries: 0,
+        health_check: Some(config::HealthCheck {
+            kind: config::CheckKind::Tcp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 1,
+            fall: 1,
+        }),
+        servers: (servers.iter().zip(81u16..))
+            .map(|(name, port)| config::Server {
+                name: (*name).into(),
+                address: SocketAddr::from(([127, 0, 0, 1], port)),
+                weight: 1,
+            })
+            .collect(),
+    };
+    BackendState::new(config, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn backend() -> BackendState {
-        let server = |name: &str, port: u16| config::Server {
-            name: name.into(),
-            address: SocketAddr::from(([127, 0, 0, 1], port)),
-            weight: 1,
-        };
-        let config = config::Backend {
-            name: "web".into(),
-            balance: config::Balance::RoundRobin,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            retries: 0,
-            health_check: Some(config::HealthCheck {
-                kind: config::CheckKind::Tcp,
-                interval: Duration::from_secs(1),
-                timeout: Duration::from_secs(1),
-                rise: 1,
-                fall: 1,
-            }),
-            servers: vec![server("s1", 81), server("s2", 82)],
-        };
-        BackendState::new(config, None)
+        checked_backend(&["s1", "s2"])
     }
 
     #[test]

@@ -81,16 +81,21 @@ async fn proxy(
         return local_response(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
     }
     let backend = &frontend.backend;
+    // Copied out (the request moves on), and only when the balance hashes it.
     let hashed_uri = match backend.config.balance {
-        Balance::UriHash { hash_query: true } => {
-            request.uri().path_and_query().map(|pq| pq.as_str())
-        }
-        _ => Some(request.uri().path()),
+        Balance::UriHash { hash_query: true } => Some(
+            request
+                .uri()
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
+        ),
+        Balance::UriHash { hash_query: false } => Some(request.uri().path().to_owned()),
+        _ => None,
     };
-    let hashed_uri = hashed_uri.unwrap_or("/").to_owned();
     let key = Key {
         client_ip: client.ip(),
-        uri: &hashed_uri,
+        uri: hashed_uri.as_deref().unwrap_or(""),
     };
     let mut request = prepare_request(request, client);
 

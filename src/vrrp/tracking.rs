@@ -158,33 +158,11 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
     use std::collections::HashMap;
     use std::time::Duration;
 
     fn backend() -> Arc<BackendState> {
-        Arc::new(BackendState::new(
-            config::Backend {
-                name: "web".into(),
-                balance: config::Balance::RoundRobin,
-                connect_timeout: Duration::from_secs(1),
-                response_timeout: Duration::from_secs(1),
-                retries: 0,
-                health_check: Some(config::HealthCheck {
-                    kind: config::CheckKind::Tcp,
-                    interval: Duration::from_secs(1),
-                    timeout: Duration::from_secs(1),
-                    rise: 1,
-                    fall: 1,
-                }),
-                servers: vec![config::Server {
-                    name: "s1".into(),
-                    address: "127.0.0.1:81".parse().unwrap(),
-                    weight: 1,
-                }],
-            },
-            None,
-        ))
+        Arc::new(crate::backend::checked_backend(&["s1"]))
     }
 
     #[tokio::test]
