@@ -1,19 +1,27 @@
 //! The appliance's life: start the data plane, the VRRP engine and the health checks; reload
 //! on SIGHUP; and stop without turning a client away: hand the VIPs over, stop accepting, drain.
 
+use std::net::TcpListener as StdTcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
 
 use anyhow::Context as _;
 use tokio::runtime::Builder;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+use crate::access_log::AccessLog;
+use crate::admin;
 use crate::backend::BackendState;
 use crate::config::{self, Config};
 use crate::health;
 use crate::proxy::drain::Drain;
 use crate::proxy::frontends::Frontends;
+use crate::stats;
+use crate::status::{Live, Reloads};
 use crate::systemd;
 use crate::vrrp::engine::Engine;
 use crate::vrrp::tracking::DataPlane;
@@ -25,17 +33,34 @@ struct Running {
     checks: Vec<JoinHandle<()>>,
     frontends: Frontends,
     engine: Option<Engine>,
-    failed_reloads: u64,
+    access_log: Option<Arc<AccessLog>>,
+    reloads: Reloads,
+    /// What `/status` and `/metrics` read.
+    live: Arc<ArcSwap<Live>>,
 }
 
 /// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
 /// `node.shutdown_timeout`.
 pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
+    // Before any metric handle is taken: handles taken earlier would record nothing.
+    let admin = match config.admin {
+        Some(admin) => {
+            let metrics = admin::install_recorder().context("installing the metrics recorder")?;
+            let listener = StdTcpListener::bind(admin.listen)
+                .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                .with_context(|| format!("admin: cannot listen on {}", admin.listen))?;
+            Some((listener, metrics))
+        }
+        None => None,
+    };
+    let access_log = (config.access_log.as_ref())
+        .map(AccessLog::start)
+        .transpose()?;
     let drain = Drain::new();
     let backends = build_backends(&config, &[]);
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
-    frontends.apply(&config.frontends, &backends)?;
+    frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
 
     // The proxy serves before this node may claim a VIP.
     let engine = match config.vrrp.is_empty() {
@@ -57,13 +82,28 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let reloads = Reloads {
+            succeeded: 0,
+            failed: 0,
+            last_success_unix: unix_now(),
+        };
+        let live = Arc::new(ArcSwap::from_pointee(live(
+            &config, &backends, &frontends, engine.as_ref(), reloads,
+        )));
+        if let Some((listener, metrics)) = admin {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .context("admin listener")?;
+            tokio::spawn(admin::serve(listener, Arc::clone(&live), metrics));
+        }
         let mut running = Running {
             checks: health::checker::spawn(&backends),
             config,
             backends,
             frontends,
             engine,
-            failed_reloads: 0,
+            access_log,
+            reloads,
+            live,
         };
         tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
         systemd::notify("READY=1");
@@ -102,6 +142,9 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                 .await
                 .context("releasing the VIPs")?;
         }
+        if let Some(access_log) = running.access_log.take() {
+            access_log.finish();
+        }
         anyhow::Ok(())
     })
 }
@@ -124,10 +167,17 @@ impl Running {
             Ok(config) => config,
             Err(errors) => return self.reload_failed(&errors.to_string()),
         };
+        let access_log = match self.reload_access_log(&config) {
+            Ok(access_log) => access_log,
+            Err(error) => return self.reload_failed(&format!("{error:#}")),
+        };
         let backends = build_backends(&config, &self.backends);
-        if let Err(error) = self.frontends.apply(&config.frontends, &backends) {
+        let applied = (self.frontends).apply(&config.frontends, &backends, access_log.as_ref());
+        if let Err(error) = applied {
             return self.reload_failed(&format!("{error:#}"));
         }
+        // A replaced log's writer ends once the last request still holding it has logged.
+        self.access_log = access_log;
         for check in self.checks.drain(..) {
             check.abort();
         }
@@ -139,6 +189,10 @@ impl Running {
                 "node.threads changes on restart only"
             );
             config.node.threads = self.config.node.threads;
+        }
+        if config.admin != self.config.admin {
+            tracing::warn!(admin = ?self.config.admin, "admin changes on restart only");
+            config.admin = self.config.admin;
         }
         if let Some(engine) = &mut self.engine {
             let data_plane = DataPlane {
@@ -154,14 +208,63 @@ impl Running {
             config.vrrp.clear();
         }
         self.config = config;
+        self.reloads.succeeded += 1;
+        self.reloads.last_success_unix = unix_now();
+        stats::reload(true);
+        self.publish();
         tracing::info!(path = %path.display(), "config reloaded");
     }
 
+    /// The access log for `config`: the running one, reopened for logrotate, when unchanged.
+    fn reload_access_log(&self, config: &Config) -> anyhow::Result<Option<Arc<AccessLog>>> {
+        match (&config.access_log, &self.access_log) {
+            (None, _) => Ok(None),
+            (Some(wanted), Some(running)) if running.config() == wanted => {
+                running.reopen();
+                Ok(Some(Arc::clone(running)))
+            }
+            (Some(wanted), _) => Ok(Some(AccessLog::start(wanted)?)),
+        }
+    }
+
     fn reload_failed(&mut self, why: &str) {
-        self.failed_reloads += 1;
+        self.reloads.failed += 1;
+        stats::reload(false);
+        self.publish();
         tracing::error!(
-            failed_reloads = self.failed_reloads,
+            failed_reloads = self.reloads.failed,
             "reload failed, the running config stays:\n{why}"
         );
     }
+
+    fn publish(&self) {
+        self.live.store(Arc::new(live(
+            &self.config,
+            &self.backends,
+            &self.frontends,
+            self.engine.as_ref(),
+            self.reloads,
+        )));
+    }
+}
+
+fn live(
+    config: &Config,
+    backends: &[Arc<BackendState>],
+    frontends: &Frontends,
+    engine: Option<&Engine>,
+    reloads: Reloads,
+) -> Live {
+    Live {
+        node: config.node.name.clone(),
+        frontends: frontends.live(&config.frontends),
+        backends: backends.to_vec(),
+        vrrp: engine.map_or_else(Vec::new, Engine::status),
+        reloads,
+    }
+}
+
+fn unix_now() -> f64 {
+    (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH))
+        .map_or(0.0, |since| since.as_secs_f64())
 }

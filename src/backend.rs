@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::balance::{self, Selector, ServerView};
 use crate::config;
 use crate::health::counter::{Counter, Health};
+use crate::stats::ServerStats;
 
 pub struct BackendState {
     pub config: config::Backend,
@@ -89,6 +90,7 @@ pub struct ServerState {
     /// failures cannot take it down since nothing would bring it back.
     health: Option<Mutex<Counter>>,
     health_changes: watch::Sender<()>,
+    pub stats: ServerStats,
 }
 
 impl ServerState {
@@ -107,11 +109,17 @@ impl ServerState {
             active: AtomicU64::new(0),
             health,
             health_changes,
+            stats: ServerStats::new(&backend.name, &server.name),
         }
     }
 
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Requests (http) or connections (tcp) in flight to this server.
+    pub fn current_sessions(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
     }
 
     /// Feeds one check result (active, or a passive connect failure) to the rise/fall counter.
@@ -131,10 +139,13 @@ impl ServerState {
                 backend = %self.backend, server = %self.name, address = %self.address,
                 "server is up"
             ),
-            Health::Down => tracing::warn!(
+            Health::Down => {
+                self.stats.check_up_down.increment(1);
+                tracing::warn!(
                 backend = %self.backend, server = %self.name, address = %self.address, %detail,
                 "server is down"
-            ),
+                );
+            }
         }
     }
 

@@ -1,11 +1,15 @@
 //! tandem: an L4/L7 reverse proxy and a VRRP engine in one process.
 
+pub mod access_log;
+pub mod admin;
 pub mod appliance;
 pub mod backend;
 pub mod balance;
 pub mod config;
 pub mod health;
 pub mod proxy;
+pub mod stats;
+pub mod status;
 pub mod systemd;
 pub mod track;
 pub mod vrrp;

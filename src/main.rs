@@ -1,7 +1,9 @@
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +27,18 @@ enum Command {
         #[arg(long, short, default_value = "/etc/tandem/tandem.yaml")]
         config: PathBuf,
     },
+    /// Show what a running tandem is doing: VRRP, frontends, backends and servers.
+    Status {
+        /// The config of the running tandem, to find its `admin.listen` address.
+        #[arg(long, short, default_value = "/etc/tandem/tandem.yaml")]
+        config: PathBuf,
+        /// The admin address to ask, instead of the one in the config.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Print the JSON as `/status` serves it.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +51,20 @@ fn main() -> ExitCode {
             Err(errors) => {
                 eprintln!("{errors}");
                 eprintln!("{}: {} error(s)", config.display(), errors.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Status {
+            config,
+            admin,
+            json,
+        } => match status(&config, admin, json) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("tandem status: {error:#}");
                 ExitCode::FAILURE
             }
         },
@@ -59,6 +87,30 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn status(config: &Path, admin: Option<SocketAddr>, json: bool) -> anyhow::Result<String> {
+    let address = match admin {
+        Some(address) => address,
+        None => {
+            let loaded = tandem::config::load(config).map_err(|errors| anyhow!("{errors}"))?;
+            let Some(admin) = loaded.admin else {
+                bail!(
+                    "{} has no admin section: add `admin: {{ listen: 127.0.0.1:9900 }}`, or pass --admin",
+                    config.display()
+                );
+            };
+            admin.listen
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(tandem::admin::fetch_status(address))?;
+    Ok(match json {
+        true => serde_json::to_string_pretty(&status)? + "\n",
+        false => status.to_string(),
+    })
 }
 
 /// RUST_LOG wins over the config's `log.level`, so an operator can turn up one run.

@@ -21,6 +21,13 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
             shutdown_timeout: Duration::from_secs(30),
         },
         log_level: None,
+        admin: Some(Admin {
+            listen: "127.0.0.1:9900".parse().unwrap(),
+        }),
+        access_log: Some(AccessLog {
+            format: LogFormat::Json,
+            target: LogTarget::File("/var/log/tandem/access.log".into()),
+        }),
         frontends: vec![
             Frontend {
                 name: "web".into(),

@@ -47,7 +47,7 @@ fn preempt_takes_the_vip_back_and_nopreempt_leaves_it() {
         );
         // Give a's adverts time to be heard before judging who stays master.
         wait_until(FAILOVER, "node-a settles", || {
-            _a.log().contains("to=\"backup\"") || _a.log().contains("to=\"master\"")
+            _a.log().contains("to=\"BACKUP\"") || _a.log().contains("to=\"MASTER\"")
         });
         wait_for_master(&lab, expect_master, VIP4);
         if expect_master == 1 {

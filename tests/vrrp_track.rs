@@ -171,7 +171,7 @@ fn a_tracked_interface_without_weight_faults_and_gives_up_the_vip() {
     // Without tracking, a would keep the VIP on its dead link (see vrrp_failover).
     lab.set_cable(0, false);
     wait_for_master(&lab, 1, HANDOVER);
-    assert!(a.log().contains("to=\"fault\""), "{}", a.log());
+    assert!(a.log().contains("to=\"FAULT\""), "{}", a.log());
 
     lab.set_cable(0, true);
     wait_for_master(&lab, 0, HANDOVER);

@@ -15,6 +15,35 @@ pub struct Config {
     pub backends: Vec<Backend>,
     /// The `vrrp.instances` list; empty when the node holds no VIP.
     pub vrrp: Vec<VrrpInstance>,
+    /// `None`: no admin endpoint, and no metrics are recorded.
+    pub admin: Option<Admin>,
+    /// `None`: no access log.
+    pub access_log: Option<AccessLog>,
+}
+
+/// The admin endpoint: `GET /metrics` and `GET /status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub format: LogFormat,
+    pub target: LogTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    /// Appended to, and reopened on SIGHUP so logrotate can move it away.
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -20,6 +20,28 @@ pub struct FileSpec {
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
     pub vrrp: Option<VrrpSpec>,
+    pub admin: Option<AdminSpec>,
+    pub access_log: Option<AccessLogSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSpec {
+    pub format: Option<LogFormatSpec>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormatSpec {
+    Json,
+    Text,
 }
 
 #[derive(Debug, Deserialize)]

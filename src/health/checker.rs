@@ -42,7 +42,10 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck) {
         };
         match result {
             Ok(()) => server.record_check(true, ""),
-            Err(detail) => server.record_check(false, &format!("health check: {detail}")),
+            Err(detail) => {
+                server.stats.check_failures.increment(1);
+                server.record_check(false, &format!("health check: {detail}"));
+            }
         }
     }
 }

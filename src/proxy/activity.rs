@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use metrics::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -47,19 +48,51 @@ impl Activity {
     }
 }
 
-/// A socket that reports its progress to an [`Activity`].
+/// A socket that reports its progress to an [`Activity`], and on a client's socket counts the
+/// bytes it moves.
 pub struct ActivityIo<T> {
     inner: T,
     activity: Arc<Activity>,
+    written: u64,
+    /// The frontend's bytes in and bytes out, added to as bytes move.
+    counters: Option<(Counter, Counter)>,
 }
 
 impl<T> ActivityIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        ActivityIo { inner, activity }
+        ActivityIo {
+            inner,
+            activity,
+            written: 0,
+            counters: None,
+        }
+    }
+
+    /// Also adds what is read to `bytes_in` and what is written to `bytes_out`.
+    pub fn counting(mut self, bytes_in: Counter, bytes_out: Counter) -> Self {
+        self.counters = Some((bytes_in, bytes_out));
+        self
     }
 
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn wrote(&mut self, result: &Poll<io::Result<usize>>) {
+        if let Poll::Ready(Ok(written)) = *result {
+            if written > 0 {
+                self.activity.touch();
+                self.written += written as u64;
+                if let Some((_, bytes_out)) = &self.counters {
+                    bytes_out.increment(written as u64);
+                }
+            }
+        }
     }
 }
 
@@ -71,8 +104,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for ActivityIo<T> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if read > 0 {
             self.activity.touch();
+            if let Some((bytes_in, _)) = &self.counters {
+                bytes_in.increment(read as u64);
+            }
         }
         result
     }
@@ -85,9 +122,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
-        }
+        self.wrote(&result);
         result
     }
 
@@ -97,9 +132,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ActivityIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
-        }
+        self.wrote(&result);
         result
     }
 

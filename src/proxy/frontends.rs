@@ -15,8 +15,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::drain::Drain;
 use super::upstream::UpstreamPool;
 use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
+use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
+use crate::stats::FrontendStats;
+use crate::status::LiveFrontend;
 use crate::vrrp::tracking::FrontendAccepting;
 
 /// One listening address, shared by every worker.
@@ -69,6 +72,7 @@ impl Frontends {
         &mut self,
         frontends: &[config::Frontend],
         backends: &[Arc<BackendState>],
+        access_log: Option<&Arc<AccessLog>>,
     ) -> anyhow::Result<()> {
         let mut bound = HashMap::new();
         for frontend in frontends {
@@ -84,11 +88,21 @@ impl Frontends {
             }
         }
         for frontend in frontends {
+            let listening = self.listening.get_mut(&frontend.listen);
+            let stats = (listening.as_ref())
+                .map(|listening| listening.frontend.load_full())
+                .filter(|running| running.config.name == frontend.name)
+                .map_or_else(
+                    || Arc::new(FrontendStats::new(&frontend.name)),
+                    |running| Arc::clone(&running.stats),
+                );
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: Arc::clone(&backends[frontend.backend]),
+                stats,
+                access_log: access_log.cloned(),
             });
-            match self.listening.get_mut(&frontend.listen) {
+            match listening {
                 Some(listening) => {
                     listening.frontend.store(runtime);
                     resize(listening, frontend.max_connections);
@@ -117,6 +131,19 @@ impl Frontends {
             .map(|frontend| FrontendAccepting {
                 name: frontend.name.clone(),
                 accepting: self.listening[&frontend.listen].accepting.subscribe(),
+            })
+            .collect()
+    }
+
+    /// Each of `frontends` (as in the config, and applied) as it runs, for `/status`.
+    pub fn live(&self, frontends: &[config::Frontend]) -> Vec<LiveFrontend> {
+        (frontends.iter())
+            .map(|frontend| {
+                let listening = &self.listening[&frontend.listen];
+                LiveFrontend {
+                    cell: Arc::clone(&listening.frontend),
+                    accepting: listening.accepting.subscribe(),
+                }
             })
             .collect()
     }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -22,7 +23,8 @@ use super::drain;
 use super::headers;
 use super::upstream::{RequestBody, Sender, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
-use crate::backend::ActiveGuard;
+use crate::access_log::Record;
+use crate::backend::{ActiveGuard, ServerState};
 use crate::balance::Key;
 use crate::config::Balance;
 
@@ -37,13 +39,18 @@ pub async fn serve(
     pool: Arc<UpstreamPool>,
     mut draining: watch::Receiver<bool>,
 ) {
-    let timeouts = frontend.load().config.timeouts;
+    let (timeouts, stats) = {
+        let current = frontend.load();
+        (current.config.timeouts, Arc::clone(&current.stats))
+    };
     let activity = Activity::new();
-    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+    let io = ActivityIo::new(stream, Arc::clone(&activity))
+        .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
+    let io = TokioIo::new(io);
     let service = service_fn(move |request| {
         let frontend = frontend.load_full();
         let pool = Arc::clone(&pool);
-        async move { Ok::<_, Infallible>(proxy(request, client, &frontend, &pool).await) }
+        async move { Ok::<_, Infallible>(handle(request, client, frontend, &pool).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -71,14 +78,120 @@ pub async fn serve(
     }
 }
 
+/// Proxies one request and accounts for it: the frontend's response counters, and the access
+/// log line once the response has been sent (or abandoned).
+async fn handle(
+    request: Request<Incoming>,
+    client: SocketAddr,
+    frontend: Arc<FrontendRuntime>,
+    pool: &Arc<UpstreamPool>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    frontend.stats.requests.increment(1);
+    let draft = frontend.access_log.is_some().then(|| Draft {
+        time: SystemTime::now(),
+        started,
+        client,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    });
+    let mut exchange = Exchange::default();
+    let (response, failure) = match proxy(request, client, &frontend, pool, &mut exchange).await {
+        Ok((response, finish)) => (upstream_response(response, finish), None),
+        Err(failure) => (local_response(failure.status, failure.text), Some(failure)),
+    };
+    frontend.stats.response(response.status());
+    let Some(draft) = draft else {
+        return response;
+    };
+    let mut record = draft.record(Arc::clone(&frontend), exchange, response.status());
+    match failure {
+        Some(failure) => {
+            record.bytes = failure.text.len() as u64;
+            record.total = started.elapsed();
+            record.end = failure.end;
+            if let Some(log) = &frontend.access_log {
+                log.log(record);
+            }
+            response
+        }
+        None => response.map(|body| match body {
+            Either::Left(mut upstream) => {
+                upstream.log = Some(Box::new(Pending { record, started }));
+                Either::Left(upstream)
+            }
+            local => local,
+        }),
+    }
+}
+
+/// What the access log needs from the start of a request.
+struct Draft {
+    time: SystemTime,
+    started: Instant,
+    client: SocketAddr,
+    method: Method,
+    uri: Uri,
+}
+
+impl Draft {
+    fn record(
+        self,
+        frontend: Arc<FrontendRuntime>,
+        exchange: Exchange,
+        status: StatusCode,
+    ) -> Record {
+        Record {
+            time: self.time,
+            frontend,
+            server: exchange.server,
+            client: self.client,
+            request: Some((self.method, self.uri)),
+            status: Some(status.as_u16()),
+            bytes: 0,
+            connect: exchange.connect.map(|at| at - self.started),
+            first_byte: exchange.first_byte.map(|at| at - self.started),
+            total: Duration::ZERO,
+            end: "done",
+        }
+    }
+}
+
+/// How far a request got with a server, for the access log.
+#[derive(Default)]
+struct Exchange {
+    server: Option<Arc<ServerState>>,
+    connect: Option<Instant>,
+    first_byte: Option<Instant>,
+}
+
+/// A request answered here instead of by a server.
+struct Failure {
+    status: StatusCode,
+    text: &'static str,
+    /// Why, in the access log.
+    end: &'static str,
+}
+
+const NO_SERVER: Failure = Failure {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    text: "no server available\n",
+    end: "no_server",
+};
+
 async fn proxy(
     request: Request<Incoming>,
     client: SocketAddr,
     frontend: &FrontendRuntime,
     pool: &Arc<UpstreamPool>,
-) -> Response<ProxyBody> {
+    exchange: &mut Exchange,
+) -> Result<(Response<Incoming>, Finish), Failure> {
     if request.method() == Method::CONNECT {
-        return local_response(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+        return Err(Failure {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            text: "CONNECT is not supported\n",
+            end: "rejected",
+        });
     }
     let backend = &frontend.backend;
     // Copied out (the request moves on), and only when the balance hashes it.
@@ -104,8 +217,12 @@ async fn proxy(
         let Some(index) = backend.pick(&key, &tried) else {
             break;
         };
+        if let Some(previous) = &exchange.server {
+            previous.stats.retries.increment(1);
+        }
         tried.push(index);
         let server = &backend.servers[index];
+        exchange.server = Some(Arc::clone(server));
         let active = server.track_active();
         let mut fresh = false;
         loop {
@@ -115,10 +232,14 @@ async fn proxy(
             {
                 Ok(checkout) => checkout,
                 Err(error) => {
+                    server.stats.connection_errors.increment(1);
                     server.record_check(false, &format!("connect: {error}"));
                     break;
                 }
             };
+            let sent_at = Instant::now();
+            exchange.connect = Some(sent_at);
+            server.stats.sessions.increment(1);
             let mut sender = checkout.sender;
             let replay = checkout.reused.then(|| replayable(&request)).flatten();
             let sent = tokio::time::timeout(
@@ -128,35 +249,47 @@ async fn proxy(
             .await;
             match sent {
                 Ok(Ok(response)) => {
+                    let now = Instant::now();
+                    exchange.first_byte = Some(now);
+                    server.stats.response_time.record(now - sent_at);
                     let finish = Finish {
                         pool: Arc::clone(pool),
                         address: server.address,
                         sender,
                         _active: active,
                     };
-                    return upstream_response(response, finish);
+                    return Ok((response, finish));
                 }
                 // A reused connection that the server closed as we used it: nothing was answered,
                 // so send again on a new connection what can safely be sent twice.
                 Ok(Err(mut error)) => match error.take_message().or(replay) {
                     Some(again) if checkout.reused => {
+                        server.stats.retries.increment(1);
                         request = again;
                         fresh = true;
                     }
                     _ => {
                         tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
-                        return local_response(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                        return Err(Failure {
+                            status: StatusCode::BAD_GATEWAY,
+                            text: "bad gateway\n",
+                            end: "bad_gateway",
+                        });
                     }
                 },
                 Err(_) => {
                     tracing::warn!(server = %server.name, timeout = ?backend.config.response_timeout, "server response timed out");
-                    return local_response(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n");
+                    return Err(Failure {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        text: "gateway timeout\n",
+                        end: "server_timeout",
+                    });
                 }
             }
         }
     }
     tracing::warn!(backend = %backend.config.name, tried = tried.len(), "no server available");
-    local_response(StatusCode::SERVICE_UNAVAILABLE, "no server available\n")
+    Err(NO_SERVER)
 }
 
 /// Turns the client's request into the one a server gets.
@@ -212,6 +345,8 @@ fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<P
     let body = UpstreamBody {
         inner: body,
         finish: Some(finish),
+        sent: 0,
+        log: None,
     };
     Response::from_parts(parts, Either::Left(body))
 }
@@ -235,19 +370,39 @@ struct Finish {
     _active: ActiveGuard,
 }
 
+/// An access log line waiting for the response body to end.
+struct Pending {
+    record: Record,
+    started: Instant,
+}
+
 /// A server's response body on its way to the client. When it ends, the connection goes back
 /// to the pool and the server's in-flight count drops; if it is abandoned midway, the
 /// connection is closed instead, since unread bytes would poison it.
 pub struct UpstreamBody {
     inner: Incoming,
     finish: Option<Finish>,
+    sent: u64,
+    log: Option<Box<Pending>>,
 }
 
 impl UpstreamBody {
-    fn release(&mut self) {
+    fn release(&mut self, end: &'static str) {
         if let Some(finish) = self.finish.take() {
             if self.inner.is_end_stream() {
                 finish.pool.checkin(finish.address, finish.sender);
+            }
+        }
+        if let Some(pending) = self.log.take() {
+            let Pending {
+                mut record,
+                started,
+            } = *pending;
+            record.bytes = self.sent;
+            record.total = started.elapsed();
+            record.end = end;
+            if let Some(log) = record.frontend.access_log.clone() {
+                log.log(record);
             }
         }
     }
@@ -263,9 +418,15 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Err(_))) => self.finish = None,
-            _ => {}
+            Poll::Ready(Some(Ok(frame))) => {
+                self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
+            }
+            Poll::Ready(None) => self.release("done"),
+            Poll::Ready(Some(Err(_))) => {
+                self.finish = None;
+                self.release("server_aborted");
+            }
+            Poll::Pending => {}
         }
         polled
     }
@@ -281,6 +442,11 @@ impl Body for UpstreamBody {
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        self.release();
+        let end = if self.inner.is_end_stream() {
+            "done"
+        } else {
+            "client_aborted"
+        };
+        self.release(end);
     }
 }

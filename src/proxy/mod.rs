@@ -9,6 +9,7 @@ pub mod listener;
 pub mod tcp;
 pub mod upstream;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,10 @@ use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config::{self, Mode};
+use crate::stats::FrontendStats;
 use drain::Drain;
 use upstream::UpstreamPool;
 
@@ -28,6 +31,9 @@ use upstream::UpstreamPool;
 pub struct FrontendRuntime {
     pub config: config::Frontend,
     pub backend: Arc<BackendState>,
+    /// Kept across reloads while the frontend keeps its name and address.
+    pub stats: Arc<FrontendStats>,
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
@@ -105,10 +111,28 @@ fn serve(
     let draining = drain.subscribe();
     tokio::spawn(async move {
         let current = frontend.load_full();
+        let session = Session::open(&current.stats);
         match current.config.mode {
             Mode::Http => http::serve(stream, client, frontend, pool, draining).await,
-            Mode::Tcp => tcp::relay(stream, client, &current).await,
+            Mode::Tcp => tcp::relay(stream, client, current).await,
         }
-        drop((permit, open));
+        drop((permit, open, session));
     });
+}
+
+/// Counts a client connection as open on its frontend until dropped.
+struct Session(Arc<FrontendStats>);
+
+impl Session {
+    fn open(stats: &Arc<FrontendStats>) -> Session {
+        stats.sessions.increment(1);
+        stats.current_sessions.fetch_add(1, Ordering::Relaxed);
+        Session(Arc::clone(stats))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.0.current_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
 }

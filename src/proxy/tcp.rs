@@ -2,35 +2,64 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use tokio::io::copy_bidirectional;
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::FrontendRuntime;
+use crate::access_log::Record;
 use crate::backend::ServerState;
 use crate::balance::Key;
 
 /// Relays one client connection; half-closes are passed on, so a client that shuts down its
 /// write side still gets the rest of the server's answer.
-pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: &FrontendRuntime) {
-    let Some((upstream, server)) = connect(client_address, frontend).await else {
-        // Closing the client is all tcp mode can say.
-        return;
-    };
-    let _active = server.track_active();
+pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<FrontendRuntime>) {
+    let time = SystemTime::now();
+    let started = Instant::now();
     let activity = Activity::new();
-    let mut client = ActivityIo::new(client, Arc::clone(&activity));
-    let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
-    tokio::select! {
-        result = copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(error) = result {
-                tracing::debug!(frontend = %frontend.config.name, server = %server.name, %error, "relay ended");
-            }
+    let stats = &frontend.stats;
+    let mut client = ActivityIo::new(client, Arc::clone(&activity))
+        .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
+    let connected = connect(client_address, &frontend).await;
+    let connect = connected.as_ref().map(|_| started.elapsed());
+    let (server, end) = match connected {
+        // Closing the client is all tcp mode can say.
+        None => (None, "no_server"),
+        Some((upstream, server)) => {
+            let _active = server.track_active();
+            let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
+            let end = tokio::select! {
+                result = copy_bidirectional(&mut client, &mut upstream) => match result {
+                    Ok(_) => "closed",
+                    Err(error) => {
+                        tracing::debug!(frontend = %frontend.config.name, server = %server.name, %error, "relay ended");
+                        "error"
+                    }
+                },
+                () = activity.idle_timeout(frontend.config.timeouts.client_idle) => {
+                    tracing::debug!(frontend = %frontend.config.name, server = %server.name, "idle timeout");
+                    "idle_timeout"
+                }
+            };
+            (Some(server), end)
         }
-        () = activity.idle_timeout(frontend.config.timeouts.client_idle) => {
-            tracing::debug!(frontend = %frontend.config.name, server = %server.name, "idle timeout");
-        }
+    };
+    if let Some(log) = &frontend.access_log {
+        log.log(Record {
+            time,
+            frontend: Arc::clone(&frontend),
+            server,
+            client: client_address,
+            request: None,
+            status: None,
+            bytes: client.written(),
+            connect,
+            first_byte: None,
+            total: started.elapsed(),
+            end,
+        });
     }
 }
 
@@ -43,12 +72,15 @@ async fn connect(
         client_ip: client.ip(),
         uri: "",
     };
-    let mut tried = Vec::new();
+    let mut tried: Vec<usize> = Vec::new();
     while tried.len() <= backend.config.retries as usize {
         let Some(index) = backend.pick(&key, &tried) else {
             tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server available");
             return None;
         };
+        if let Some(&previous) = tried.last() {
+            backend.servers[previous].stats.retries.increment(1);
+        }
         tried.push(index);
         let server = &backend.servers[index];
         let connected = tokio::time::timeout(
@@ -59,10 +91,17 @@ async fn connect(
         match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                server.stats.sessions.increment(1);
                 return Some((stream, Arc::clone(server)));
             }
-            Ok(Err(error)) => server.record_check(false, &format!("connect: {error}")),
-            Err(_) => server.record_check(false, "connect timed out"),
+            Ok(Err(error)) => {
+                server.stats.connection_errors.increment(1);
+                server.record_check(false, &format!("connect: {error}"));
+            }
+            Err(_) => {
+                server.stats.connection_errors.increment(1);
+                server.record_check(false, "connect timed out");
+            }
         }
     }
     tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached");

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ use super::packet;
 use super::tally::Tally;
 use super::tracking::{DataPlane, Trackers};
 use crate::config::{TrackTarget, VrrpInstance};
+use crate::stats;
+use crate::status::VrrpStatus;
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
 /// address detection.
@@ -39,6 +42,7 @@ pub struct Engine {
     /// The running instances' configs, and where to send each a reloaded one.
     running: Vec<(VrrpInstance, mpsc::UnboundedSender<Update>)>,
     links: LinkStates,
+    status: Vec<Arc<Mutex<VrrpStatus>>>,
     thread: thread::JoinHandle<()>,
 }
 
@@ -59,6 +63,10 @@ impl Engine {
         let (report, handed_over) = std::sync::mpsc::channel();
         let (ready, started) = std::sync::mpsc::channel();
         let configs = instances.clone();
+        let status: Vec<_> = (instances.iter())
+            .map(|config| Arc::new(Mutex::new(VrrpStatus::new(config))))
+            .collect();
+        let published = status.clone();
         let thread = thread::Builder::new()
             .name("tandem-vrrp".into())
             .spawn(move || {
@@ -70,7 +78,7 @@ impl Engine {
                     Err(error) => return drop(ready.send(Err(anyhow!(error)))),
                 };
                 runtime.block_on(async move {
-                    match open(instances, &data_plane, phases, report).await {
+                    match open(instances, published, &data_plane, phases, report).await {
                         Ok(Opened {
                             mut instances,
                             serving,
@@ -95,8 +103,14 @@ impl Engine {
             handed_over,
             running: configs.into_iter().zip(updates).collect(),
             links,
+            status,
             thread,
         })
+    }
+
+    /// Each instance's state as it publishes it, in config order.
+    pub fn status(&self) -> Vec<Arc<Mutex<VrrpStatus>>> {
+        self.status.clone()
     }
 
     /// Applies reloaded instances: priority, VIPs and tracked items change in place, with no
@@ -175,6 +189,7 @@ fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
 /// Starts the instance tasks, and in a second set what serves them (receivers, link monitors).
 async fn open(
     instances: Vec<VrrpInstance>,
+    status: Vec<Arc<Mutex<VrrpStatus>>>,
     data_plane: &DataPlane,
     phase: watch::Receiver<Phase>,
     handed_over: std::sync::mpsc::Sender<()>,
@@ -202,7 +217,7 @@ async fn open(
     };
     // One receiver per interface and family, routing adverts to instances by VRID.
     let mut routes: HashMap<(String, bool), Route> = HashMap::new();
-    for config in instances {
+    for (config, status) in instances.into_iter().zip(status) {
         let name = config.name.clone();
         let is_v6 = config.virtual_ips[0].address.is_ipv6();
         let link = open_link(&netlink, &config, is_v6)
@@ -217,7 +232,7 @@ async fn open(
             });
         route.instances.insert(config.virtual_router_id, inbound);
         let trackers = Trackers::new(&config.track, data_plane, &links);
-        let instance = Instance::new(config, link);
+        let instance = Instance::new(config, link, status);
         let (update, reloads) = mpsc::unbounded_channel();
         updates.push(update);
         tasks.spawn(instance.run(queue, trackers, phase.clone(), handed_over.clone(), reloads));
@@ -324,6 +339,7 @@ async fn receive(
         let decoded = match packet::decode(&packet.payload, &envelope, packet.ttl) {
             Ok(decoded) => decoded,
             Err(error) => {
+                stats::vrrp_dropped_on(&interface, error.as_str());
                 if tally.record(error.as_str(), packet.source) {
                     tracing::warn!(%interface, from = %packet.source, reason = error.as_str(), %error, "malformed VRRP packet dropped");
                 }
@@ -332,6 +348,7 @@ async fn receive(
         };
         let vrid = decoded.advertisement.vrid;
         let Some(instance) = instances.get(&vrid) else {
+            stats::vrrp_dropped_on(&interface, "vrid");
             if tally.record("vrid", packet.source) {
                 tracing::warn!(%interface, from = %packet.source, vrid, "VRRP advert for a VRID no instance here has: ignored");
             }
@@ -342,8 +359,11 @@ async fn receive(
             source: packet.source,
             checksum: decoded.checksum,
         };
-        if instance.try_send(inbound).is_err() && tally.record("queue_full", packet.source) {
-            tracing::warn!(%interface, from = %packet.source, vrid, "VRRP instance is behind: advert dropped");
+        if instance.try_send(inbound).is_err() {
+            stats::vrrp_dropped_on(&interface, "queue_full");
+            if tally.record("queue_full", packet.source) {
+                tracing::warn!(%interface, from = %packet.source, vrid, "VRRP instance is behind: advert dropped");
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -23,6 +24,8 @@ use super::packet::{
 use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::config::{VrrpInstance, VrrpVersion};
+use crate::stats::VrrpStats;
+use crate::status::{self, VrrpStatus};
 use crate::track::Verdict;
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by
@@ -86,10 +89,13 @@ pub struct Instance {
     late_timers: u64,
     /// What the trackers last decided, as given to the machine.
     verdict: Verdict,
+    stats: VrrpStats,
+    /// Published after every change, for `/status` and the metrics gauges.
+    status: Arc<Mutex<VrrpStatus>>,
 }
 
 impl Instance {
-    pub fn new(config: VrrpInstance, link: Link) -> Instance {
+    pub fn new(config: VrrpInstance, link: Link, status: Arc<Mutex<VrrpStatus>>) -> Instance {
         let version = match config.version {
             VrrpVersion::V2 => Version::V2,
             VrrpVersion::V3 => Version::V3,
@@ -139,6 +145,8 @@ impl Instance {
             tally: Tally::default(),
             late_timers: 0,
             verdict: Verdict::Priority(config.priority),
+            stats: VrrpStats::new(&config.name, config.virtual_router_id),
+            status,
             config,
         }
     }
@@ -258,6 +266,7 @@ impl Instance {
         }
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, trackers).await;
+        self.publish();
         tracing::info!(instance = %self.config.name, "VRRP instance reconfigured");
     }
 
@@ -294,6 +303,21 @@ impl Instance {
         for action in actions {
             self.apply(action).await;
         }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let mut status = status::lock(&self.status);
+        let state = self.machine.state().label();
+        if status.state != state {
+            state.clone_into(&mut status.state);
+        }
+        status.priority = self.config.priority;
+        status.effective_priority = self.machine.priority();
+        status.master = self.machine.master();
+        if status.virtual_ips.len() != self.vips.len() {
+            status.virtual_ips = status::virtual_ips(&self.config);
+        }
     }
 
     async fn apply(&mut self, action: Action) {
@@ -315,14 +339,17 @@ impl Instance {
             }
             Action::CancelTimer(Timer::Adver) => self.adver_at = None,
             Action::CancelTimer(Timer::MasterDown) => self.master_down_at = None,
-            Action::StateChanged { from, to, cause } => tracing::info!(
-                instance = %self.config.name,
-                vrid = self.config.virtual_router_id,
-                from = from.as_str(),
-                to = to.as_str(),
-                ?cause,
-                "VRRP state changed"
-            ),
+            Action::StateChanged { from, to, cause } => {
+                self.stats.entered(to);
+                tracing::info!(
+                    instance = %self.config.name,
+                    vrid = self.config.virtual_router_id,
+                    from = from.label(),
+                    to = to.label(),
+                    ?cause,
+                    "VRRP state changed"
+                );
+            }
             Action::Report(anomaly) => {
                 let (kind, from) = match anomaly {
                     Anomaly::VersionMismatch { from, .. } => ("version", from),
@@ -347,6 +374,7 @@ impl Instance {
         if source == self.link.sender.source() {
             return;
         }
+        self.stats.adverts_received.increment(1);
         if !self.config.unicast_peers.is_empty() && !self.config.unicast_peers.contains(&source) {
             return self.drop_packet(
                 "not_peer",
@@ -367,6 +395,7 @@ impl Instance {
     }
 
     fn drop_packet(&mut self, reason: &'static str, from: IpAddr, why: &str) {
+        self.stats.dropped(reason);
         if self.tally.record(reason, from) {
             tracing::warn!(instance = %self.config.name, %from, reason, "VRRP advert ignored: {why}");
         }
@@ -414,6 +443,9 @@ impl Instance {
                     };
                     result.map_err(|error| error.to_string())
                 });
+            if sent.is_ok() {
+                self.stats.adverts_sent.increment(1);
+            }
             if let Err(error) = sent {
                 if self.tally.record("send_failed", destination) {
                     tracing::warn!(instance = %self.config.name, %destination, %error, "sending a VRRP advert failed");

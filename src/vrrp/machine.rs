@@ -123,6 +123,19 @@ impl Machine {
         self.priority
     }
 
+    /// The Master as this router sees it: itself, the Master it follows, or none known (a
+    /// Backup that has heard no Master, or whose Master resigned).
+    pub fn master(&self) -> Option<IpAddr> {
+        match &self.phase {
+            Phase::Master { .. } => Some(self.config.primary_address),
+            Phase::Backup(Backup {
+                watching: Watch::Master(peer),
+                ..
+            }) => Some(peer.address),
+            Phase::Backup(_) | Phase::Initialize | Phase::Fault => None,
+        }
+    }
+
     /// Applies `event`, which happened at `now`, and returns what the shell must do. Events that
     /// mean nothing in the current state (a stale timer, an advert while in Fault) return nothing.
     pub fn handle(&mut self, now: Timestamp, event: Event) -> Vec<Action> {

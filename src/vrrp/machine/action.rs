@@ -46,13 +46,21 @@ pub enum State {
 }
 
 impl State {
-    /// A bounded label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    /// In the order of their discriminants, which index per-state tables.
+    pub const ALL: [State; 4] = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+    ];
+
+    /// A bounded label for metrics, status and logs, in keepalived's words.
+    pub fn label(self) -> &'static str {
         match self {
-            State::Initialize => "initialize",
-            State::Backup => "backup",
-            State::Master => "master",
-            State::Fault => "fault",
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
         }
     }
 }

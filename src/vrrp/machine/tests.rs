@@ -804,15 +804,28 @@ fn priority_zero_is_taken_as_one() {
 }
 
 #[test]
-fn states_have_distinct_labels() {
-    let labels = [
-        State::Initialize,
-        State::Backup,
-        State::Master,
-        State::Fault,
-    ]
-    .map(State::as_str);
-    assert_eq!(labels, ["initialize", "backup", "master", "fault"]);
+fn states_have_distinct_labels_in_discriminant_order() {
+    let labels = State::ALL.map(State::label);
+    assert_eq!(labels, ["INIT", "BACKUP", "MASTER", "FAULT"]);
+    assert!((State::ALL.iter().enumerate()).all(|(index, state)| *state as usize == index));
+}
+
+#[test]
+fn knows_which_master_it_sees() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(machine.master(), None);
+    machine.handle(t(100), v2_advert(HIGHER_ADDRESS, 200));
+    assert_eq!(machine.master(), Some(address(HIGHER_ADDRESS)));
+    machine.handle(t(200), v2_advert(HIGHER_ADDRESS, 0));
+    assert_eq!(
+        machine.master(),
+        None,
+        "a resigned Master is no longer seen"
+    );
+    let (mut master, at) = master_after_timeout(config(Version::V2, 100));
+    assert_eq!(master.master(), Some(address(OURS)));
+    master.handle(at, Event::Fault);
+    assert_eq!(master.master(), None);
 }
 
 // Two routers on one link, driven only through the action contract.

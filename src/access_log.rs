@@ -1,0 +1,354 @@
+//! The access log: one line per HTTP request or TCP session. Workers only queue a record;
+//! a thread of the log's own formats and writes them in batches, so neither formatting nor a
+//! slow disk holds up traffic. When the queue is full, records are dropped and counted.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, Uri};
+use serde::Serialize;
+
+use crate::backend::ServerState;
+use crate::config::{self, LogFormat, LogTarget};
+use crate::proxy::FrontendRuntime;
+use crate::stats;
+
+/// Records waiting to be written; at 100k requests a second, several batches' worth.
+const QUEUE: usize = 16_384;
+/// How often the writer wakes: records wait at most this long, and workers never have to
+/// wake a sleeping writer (a syscall per record).
+const BATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// One request or session, as it ended.
+pub struct Record {
+    /// When the request (or session) began.
+    pub time: SystemTime,
+    pub frontend: Arc<FrontendRuntime>,
+    pub server: Option<Arc<ServerState>>,
+    pub client: SocketAddr,
+    /// HTTP only.
+    pub request: Option<(Method, Uri)>,
+    /// HTTP only.
+    pub status: Option<u16>,
+    /// Sent to the client: the response body (http) or everything from the server (tcp).
+    pub bytes: u64,
+    /// Until a server connection was ready (a reused one is ready at once).
+    pub connect: Option<Duration>,
+    /// Until the server's response head arrived (http).
+    pub first_byte: Option<Duration>,
+    pub total: Duration,
+    /// Why it ended: `done`, `client_aborted`, `no_server`...
+    pub end: &'static str,
+}
+
+pub struct AccessLog {
+    config: config::AccessLog,
+    queue: SyncSender<Record>,
+    reopen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AccessLog {
+    /// Opens the target (so a bad path fails here, naming it) and starts the writer.
+    pub fn start(config: &config::AccessLog) -> io::Result<Arc<AccessLog>> {
+        let output = open(&config.target)?;
+        let (queue, records) = mpsc::sync_channel(QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            format: config.format,
+            target: config.target.clone(),
+            output: BufWriter::with_capacity(64 * 1024, output),
+            records,
+            reopen: Arc::clone(&reopen),
+            stop: Arc::clone(&stop),
+        };
+        let writer = thread::Builder::new()
+            .name("tandem-access-log".into())
+            .spawn(move || writer.run())?;
+        Ok(Arc::new(AccessLog {
+            config: config.clone(),
+            queue,
+            reopen,
+            stop,
+            writer: Mutex::new(Some(writer)),
+        }))
+    }
+
+    pub fn config(&self) -> &config::AccessLog {
+        &self.config
+    }
+
+    pub fn log(&self, record: Record) {
+        if self.queue.try_send(record).is_err() {
+            stats::access_log_dropped();
+        }
+    }
+
+    /// Opens the file again at its path, after logrotate moved it away.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes what is queued and stops the writer; records logged after this are lost.
+    pub fn finish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let writer = self.writer.lock().map(|mut writer| writer.take());
+        if let Ok(Some(writer)) = writer {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(io::stdout()),
+        LogTarget::File(path) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|error| {
+                    io::Error::new(
+                        error.kind(),
+                        format!("access log {}: {error}", path.display()),
+                    )
+                })?,
+        ),
+    })
+}
+
+struct Writer {
+    format: LogFormat,
+    target: LogTarget,
+    output: BufWriter<Box<dyn Write + Send>>,
+    records: Receiver<Record>,
+    reopen: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut line = Vec::with_capacity(512);
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            let mut wrote = false;
+            let ended = loop {
+                match self.records.try_recv() {
+                    Ok(record) => {
+                        line.clear();
+                        format(&record, self.format, &mut line);
+                        wrote |= self.output.write_all(&line).is_ok();
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if wrote {
+                if let Err(error) = self.output.flush() {
+                    tracing::warn!(%error, "writing the access log failed");
+                }
+            }
+            if ended || stopping {
+                return;
+            }
+            if self.reopen.swap(false, Ordering::Relaxed) {
+                self.reopen_target();
+            }
+            thread::sleep(BATCH_INTERVAL);
+        }
+    }
+
+    fn reopen_target(&mut self) {
+        if self.target == LogTarget::Stdout {
+            return;
+        }
+        match open(&self.target) {
+            Ok(output) => self.output = BufWriter::with_capacity(64 * 1024, output),
+            Err(error) => {
+                tracing::error!(%error, "reopening the access log failed; still writing to the old file")
+            }
+        }
+    }
+}
+
+/// One line, with its newline.
+pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
+    let config = &record.frontend.config;
+    let server = record.server.as_ref().map(|server| server.name.as_str());
+    let (method, path) = match &record.request {
+        Some((method, uri)) => (
+            Some(method.as_str()),
+            Some(uri.path_and_query().map_or("/", |pq| pq.as_str())),
+        ),
+        None => (None, None),
+    };
+    match format {
+        LogFormat::Json => {
+            let line = JsonLine {
+                time: Rfc3339(record.time),
+                frontend: &config.name,
+                backend: &record.frontend.backend.config.name,
+                server,
+                client: record.client,
+                method,
+                path,
+                status: record.status,
+                bytes: record.bytes,
+                connect_ms: record.connect.map(millis),
+                first_byte_ms: record.first_byte.map(millis),
+                total_ms: millis(record.total),
+                end: record.end,
+            };
+            let _ = serde_json::to_writer(&mut *out, &line);
+        }
+        LogFormat::Text => {
+            let seconds = |duration: Option<Duration>| {
+                duration.map_or("-".to_owned(), |d| format!("{:.6}", d.as_secs_f64()))
+            };
+            let _ = write!(
+                out,
+                "{} {} {}/{} {} ",
+                Rfc3339(record.time),
+                config.name,
+                record.frontend.backend.config.name,
+                server.unwrap_or("-"),
+                record.client,
+            );
+            match (method, path) {
+                (Some(method), Some(path)) => {
+                    out.extend_from_slice(b"\"");
+                    out.extend_from_slice(method.as_bytes());
+                    out.extend_from_slice(b" ");
+                    quoted(path, out);
+                    out.extend_from_slice(b"\" ");
+                }
+                _ => out.extend_from_slice(b"- "),
+            }
+            let status = record
+                .status
+                .map_or("-".to_owned(), |status| status.to_string());
+            let _ = write!(
+                out,
+                "{status} {} connect={} first_byte={} total={:.6} end={}",
+                record.bytes,
+                seconds(record.connect),
+                seconds(record.first_byte),
+                record.total.as_secs_f64(),
+                record.end
+            );
+        }
+    }
+    out.push(b'\n');
+}
+
+/// The path as the client sent it, with quotes and backslashes escaped so the line splits
+/// unambiguously.
+fn quoted(text: &str, out: &mut Vec<u8>) {
+    for byte in text.bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+}
+
+/// Milliseconds to the microsecond, so JSON shows `0.103` rather than binary noise.
+fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: Rfc3339,
+    frontend: &'a str,
+    backend: &'a str,
+    server: Option<&'a str>,
+    client: SocketAddr,
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+    status: Option<u16>,
+    bytes: u64,
+    connect_ms: Option<f64>,
+    first_byte_ms: Option<f64>,
+    total_ms: f64,
+    end: &'static str,
+}
+
+/// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
+struct Rfc3339(SystemTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since_epoch = (self.0.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
+        let seconds = since_epoch.as_secs();
+        let (year, month, day) = civil_date(seconds / 86_400);
+        let of_day = seconds % 86_400;
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60,
+            since_epoch.subsec_millis()
+        )
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for days on or after the epoch).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_dates_across_leap_years_and_month_ends() {
+        let at = |seconds: u64, millis: u64| {
+            Rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(seconds * 1000 + millis))
+                .to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(1_798_761_599, 0), "2026-12-31T23:59:59.000Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn escapes_quotes_in_text_paths() {
+        let mut out = Vec::new();
+        quoted(r#"/a"b\c"#, &mut out);
+        assert_eq!(out, br#"/a\"b\\c"#);
+    }
+}

@@ -1,0 +1,207 @@
+//! The admin endpoint: `GET /metrics` in the Prometheus text format and `GET /status` as JSON,
+//! served on the control thread, away from the workers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use metrics::gauge;
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
+use crate::status::{Live, Status};
+
+/// How often histogram samples are folded in when nobody scrapes, so they don't pile up.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long `tandem status` waits for an answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Installs the process-wide recorder; until then every metric handle is a no-op.
+pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(RESPONSE_TIME.into()), &RESPONSE_TIME_BUCKETS)?
+        // Gauges are set from live state before each render; one no longer set (a server a
+        // reload removed, a master that moved) is gone from the next scrape.
+        .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_millis(1)))
+        .install_recorder()?;
+    // Present from the start, so a rate over them works from the first failure on.
+    for result in ["success", "failure"] {
+        metrics::counter!("tandem_config_reloads_total", "result" => result).increment(0);
+    }
+    gauge!("tandem_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Serves the admin endpoint until the task is dropped.
+pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: PrometheusHandle) {
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            ticker.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let live = Arc::clone(&live);
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&request, &live.load(), &metrics);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let served = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%error, "admin connection ended");
+            }
+        });
+    }
+}
+
+fn respond(
+    request: &Request<Incoming>,
+    live: &Live,
+    metrics: &PrometheusHandle,
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            set_gauges(&live.status());
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics.render().into(),
+            )
+        }
+        "/status" => match serde_json::to_vec_pretty(&live.status()) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json.into()),
+            Err(error) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("{error}\n").into(),
+            ),
+        },
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics or /status\n".into(),
+        ),
+    }
+}
+
+/// Asks a running tandem's admin endpoint at `address` for its status.
+pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
+    let stream = tokio::time::timeout(CLIENT_TIMEOUT, TcpStream::connect(address))
+        .await
+        .map_err(|_| anyhow!("no answer from {address} within {CLIENT_TIMEOUT:?}"))?
+        .with_context(|| format!("connecting to the admin endpoint {address}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("admin endpoint")?;
+    tokio::spawn(connection);
+    let request = Request::get("/status")
+        .header(header::HOST, address.to_string())
+        .body(Empty::<Bytes>::new())?;
+    let exchange = async {
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(CLIENT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| anyhow!("no answer from {address} within {CLIENT_TIMEOUT:?}"))??;
+    if status != StatusCode::OK {
+        bail!("{address} answered {status}");
+    }
+    serde_json::from_slice(&body).context("reading the status")
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    (response.headers_mut()).insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn flag(on: bool) -> f64 {
+    if on {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Every gauge, from the same snapshot `/status` shows.
+fn set_gauges(status: &Status) {
+    gauge!("tandem_build_info", "version" => status.version.clone()).set(1.0);
+    gauge!("tandem_config_last_reload_success_timestamp_seconds")
+        .set(status.reloads.last_success_unix);
+    for frontend in &status.frontends {
+        gauge!("tandem_frontend_current_sessions", "proxy" => frontend.name.clone())
+            .set(frontend.current_sessions as f64);
+    }
+    for backend in &status.backends {
+        let proxy = || ("proxy", backend.name.clone());
+        gauge!("tandem_backend_active_servers", &[proxy()]).set(backend.active_servers as f64);
+        gauge!("tandem_backend_current_sessions", &[proxy()]).set(backend.current_sessions as f64);
+        for server in &backend.servers {
+            let labels = || [proxy(), ("server", server.name.clone())];
+            gauge!("tandem_server_current_sessions", &labels()).set(server.current_sessions as f64);
+            for state in ["UP", "DOWN", "DRAIN"] {
+                let mut labels = labels().to_vec();
+                labels.push(("state", state.to_owned()));
+                gauge!("tandem_server_status", &labels).set(flag(server.state == state));
+            }
+        }
+    }
+    for vrrp in &status.vrrp {
+        let labels = || {
+            vec![
+                ("vrrp_instance", vrrp.name.clone()),
+                ("vrid", vrrp.vrid.to_string()),
+            ]
+        };
+        gauge!("tandem_vrrp_priority", &labels()).set(f64::from(vrrp.priority));
+        gauge!("tandem_vrrp_effective_priority", &labels()).set(f64::from(vrrp.effective_priority));
+        for state in crate::vrrp::machine::State::ALL.map(|state| state.label()) {
+            let mut labels = labels();
+            labels.push(("state", state.to_owned()));
+            gauge!("tandem_vrrp_state", &labels).set(flag(vrrp.state == state));
+        }
+        if let Some(master) = vrrp.master {
+            let mut labels = labels();
+            labels.push(("address", master.to_string()));
+            gauge!("tandem_vrrp_master_info", &labels).set(1.0);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Metric handles, resolved once per frontend, server and VRRP instance, so the hot path only
+//! adds to atomics. Label values come from the config (names) or from a fixed set, never from
+//! what a client sends. With no recorder installed (no `admin:`), every handle is a no-op.
+//!
+//! Names and labels mirror HAProxy's Prometheus exporter under the `tandem_` prefix. Gauges
+//! are not here: the admin endpoint sets them from live state when scraped.
+
+use std::sync::atomic::AtomicU64;
+
+use http::StatusCode;
+use metrics::{counter, histogram, Counter, Histogram};
+
+use crate::vrrp::machine::State;
+
+/// The upper bounds of `tandem_server_response_time_seconds`, in seconds.
+pub const RESPONSE_TIME_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+pub const RESPONSE_TIME: &str = "tandem_server_response_time_seconds";
+
+pub struct FrontendStats {
+    /// Client connections open now, over all workers (a gauge, read when scraped).
+    pub current_sessions: AtomicU64,
+    /// Client connections accepted.
+    pub sessions: Counter,
+    pub requests: Counter,
+    /// By status class, 1xx to 5xx.
+    responses: [Counter; 5],
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+}
+
+impl FrontendStats {
+    pub fn new(frontend: &str) -> FrontendStats {
+        let proxy = || ("proxy", frontend.to_owned());
+        let response = |code: &'static str| {
+            counter!(
+                "tandem_frontend_http_responses_total",
+                &[proxy(), ("code", code.to_owned())]
+            )
+        };
+        FrontendStats {
+            current_sessions: AtomicU64::new(0),
+            sessions: counter!("tandem_frontend_sessions_total", &[proxy()]),
+            requests: counter!("tandem_frontend_http_requests_total", &[proxy()]),
+            responses: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(response),
+            bytes_in: counter!("tandem_frontend_bytes_in_total", &[proxy()]),
+            bytes_out: counter!("tandem_frontend_bytes_out_total", &[proxy()]),
+        }
+    }
+
+    pub fn response(&self, status: StatusCode) {
+        if let Some(class) = self.responses.get(usize::from(status.as_u16() / 100 - 1)) {
+            class.increment(1);
+        }
+    }
+}
+
+pub struct ServerStats {
+    /// Requests (http) or connections (tcp) sent to the server.
+    pub sessions: Counter,
+    pub connection_errors: Counter,
+    /// Requests that failed on this server and were tried again, here or on another server.
+    pub retries: Counter,
+    pub check_failures: Counter,
+    /// Times the server went from up to down.
+    pub check_up_down: Counter,
+    /// From sending the request to the server's response head.
+    pub response_time: Histogram,
+}
+
+impl ServerStats {
+    pub fn new(backend: &str, server: &str) -> ServerStats {
+        let labels = || [("proxy", backend.to_owned()), ("server", server.to_owned())];
+        ServerStats {
+            sessions: counter!("tandem_server_sessions_total", &labels()),
+            connection_errors: counter!("tandem_server_connection_errors_total", &labels()),
+            retries: counter!("tandem_server_retries_total", &labels()),
+            check_failures: counter!("tandem_server_check_failures_total", &labels()),
+            check_up_down: counter!("tandem_server_check_up_down_total", &labels()),
+            response_time: histogram!(RESPONSE_TIME, &labels()),
+        }
+    }
+}
+
+/// A VRRP instance's counters. The label is `vrrp_instance`, not `instance`: Prometheus sets
+/// `instance` on every scraped series to name the target, and would rename ours.
+pub struct VrrpStats {
+    labels: [(&'static str, String); 2],
+    pub adverts_sent: Counter,
+    pub adverts_received: Counter,
+    transitions: [Counter; 4],
+}
+
+impl VrrpStats {
+    pub fn new(instance: &str, vrid: u8) -> VrrpStats {
+        let labels = [
+            ("vrrp_instance", instance.to_owned()),
+            ("vrid", vrid.to_string()),
+        ];
+        let transition = |state: State| {
+            let mut labels = labels.to_vec();
+            labels.push(("state", state.label().to_owned()));
+            counter!("tandem_vrrp_transitions_total", &labels)
+        };
+        VrrpStats {
+            adverts_sent: counter!("tandem_vrrp_adverts_sent_total", &labels),
+            adverts_received: counter!("tandem_vrrp_adverts_received_total", &labels),
+            transitions: State::ALL.map(transition),
+            labels,
+        }
+    }
+
+    pub fn entered(&self, state: State) {
+        self.transitions[state as usize].increment(1);
+    }
+
+    /// A dropped advert; drops are rare, so the handle is looked up each time.
+    pub fn dropped(&self, reason: &'static str) {
+        let mut labels = self.labels.to_vec();
+        labels.push(("reason", reason.to_owned()));
+        counter!("tandem_vrrp_packets_dropped_total", &labels).increment(1);
+    }
+}
+
+/// A packet dropped before it reached an instance (malformed, or for a VRID not run here).
+pub fn vrrp_dropped_on(interface: &str, reason: &'static str) {
+    counter!(
+        "tandem_vrrp_packets_dropped_total",
+        "interface" => interface.to_owned(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+pub fn reload(succeeded: bool) {
+    let result = if succeeded { "success" } else { "failure" };
+    counter!("tandem_config_reloads_total", "result" => result).increment(1);
+}
+
+pub fn access_log_dropped() {
+    counter!("tandem_access_log_dropped_total").increment(1);
+}

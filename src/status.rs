@@ -1,0 +1,264 @@
+//! What the node is doing now: served as JSON on `/status`, printed by `tandem status`, and the
+//! source of every metrics gauge, so the three never disagree.
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::backend::{BackendState, ServerState};
+use crate::config::{Balance, Mode, VrrpInstance};
+use crate::proxy::FrontendCell;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub node: String,
+    pub version: String,
+    pub reloads: Reloads,
+    pub vrrp: Vec<VrrpStatus>,
+    pub frontends: Vec<FrontendStatus>,
+    pub backends: Vec<BackendStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Reloads {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// When the running config was loaded (at start or by the last good reload), Unix seconds.
+    pub last_success_unix: f64,
+}
+
+/// One VRRP instance as its task last published it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub vrid: u8,
+    pub interface: String,
+    pub state: String,
+    pub priority: u8,
+    pub effective_priority: u8,
+    pub virtual_ips: Vec<String>,
+    /// The Master this node sees: itself, its peer, or none known.
+    pub master: Option<IpAddr>,
+}
+
+impl VrrpStatus {
+    pub fn new(config: &VrrpInstance) -> VrrpStatus {
+        VrrpStatus {
+            name: config.name.clone(),
+            vrid: config.virtual_router_id,
+            interface: config.interface.clone(),
+            state: "INIT".into(),
+            priority: config.priority,
+            effective_priority: config.priority,
+            virtual_ips: virtual_ips(config),
+            master: None,
+        }
+    }
+}
+
+pub fn virtual_ips(config: &VrrpInstance) -> Vec<String> {
+    (config.virtual_ips.iter())
+        .map(|vip| format!("{}/{}", vip.address, vip.prefix_len))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontendStatus {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub mode: String,
+    pub backend: String,
+    pub current_sessions: u64,
+    /// False while accepting fails (out of file descriptors, say).
+    pub accepting: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    pub name: String,
+    pub balance: String,
+    pub active_servers: usize,
+    pub current_sessions: u64,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub address: SocketAddr,
+    /// UP, DOWN, or DRAIN (up with weight 0: no new traffic), as HAProxy says.
+    pub state: String,
+    pub weight: u32,
+    pub current_sessions: u64,
+}
+
+/// A frontend as it runs, and whether its listeners accept.
+pub struct LiveFrontend {
+    pub cell: FrontendCell,
+    pub accepting: watch::Receiver<bool>,
+}
+
+/// Handles on everything that runs, replaced on each reload; read when `/status` or
+/// `/metrics` is asked for.
+pub struct Live {
+    pub node: String,
+    pub frontends: Vec<LiveFrontend>,
+    pub backends: Vec<Arc<BackendState>>,
+    pub vrrp: Vec<Arc<Mutex<VrrpStatus>>>,
+    pub reloads: Reloads,
+}
+
+impl Live {
+    pub fn status(&self) -> Status {
+        Status {
+            node: self.node.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            reloads: self.reloads,
+            vrrp: (self.vrrp.iter())
+                .map(|status| lock(status).clone())
+                .collect(),
+            frontends: self.frontends.iter().map(frontend_status).collect(),
+            backends: (self.backends.iter())
+                .map(|backend| backend_status(backend))
+                .collect(),
+        }
+    }
+}
+
+pub fn lock(status: &Mutex<VrrpStatus>) -> std::sync::MutexGuard<'_, VrrpStatus> {
+    status
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
+    let runtime = frontend.cell.load();
+    let config = &runtime.config;
+    FrontendStatus {
+        name: config.name.clone(),
+        listen: config.listen,
+        mode: match config.mode {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+        }
+        .into(),
+        backend: runtime.backend.config.name.clone(),
+        current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
+        accepting: *frontend.accepting.borrow(),
+    }
+}
+
+fn backend_status(backend: &BackendState) -> BackendStatus {
+    let servers: Vec<ServerStatus> = (backend.servers.iter())
+        .zip(&backend.config.servers)
+        .map(|(state, config)| server_status(state, config.weight))
+        .collect();
+    BackendStatus {
+        name: backend.config.name.clone(),
+        balance: match backend.config.balance {
+            Balance::RoundRobin => "round_robin",
+            Balance::WeightedRoundRobin => "weighted_round_robin",
+            Balance::LeastConn => "least_conn",
+            Balance::SourceHash => "source_hash",
+            Balance::UriHash { .. } => "uri_hash",
+        }
+        .into(),
+        active_servers: backend.servers_up(),
+        current_sessions: servers.iter().map(|server| server.current_sessions).sum(),
+        servers,
+    }
+}
+
+fn server_status(server: &ServerState, weight: u32) -> ServerStatus {
+    let state = match (server.is_up(), weight) {
+        (false, _) => "DOWN",
+        (true, 0) => "DRAIN",
+        (true, _) => "UP",
+    };
+    ServerStatus {
+        name: server.name.clone(),
+        address: server.address,
+        state: state.into(),
+        weight,
+        current_sessions: server.current_sessions(),
+    }
+}
+
+impl fmt::Display for Status {
+    /// Readable at a glance: one line per instance, frontend and server.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "node {} (tandem {}): {} reloads, {} failed",
+            self.node, self.version, self.reloads.succeeded, self.reloads.failed
+        );
+        if !self.vrrp.is_empty() {
+            out.push_str("\nVRRP\n");
+        }
+        for vrrp in &self.vrrp {
+            let master = vrrp.master.map_or("none".to_owned(), |ip| ip.to_string());
+            let _ = writeln!(
+                out,
+                "  {:<16} vrid {:<3} on {:<8} {:<6} priority {} (effective {})  master {}  VIPs {}",
+                vrrp.name,
+                vrrp.vrid,
+                vrrp.interface,
+                vrrp.state,
+                vrrp.priority,
+                vrrp.effective_priority,
+                master,
+                vrrp.virtual_ips.join(" ")
+            );
+        }
+        if !self.frontends.is_empty() {
+            out.push_str("\nFRONTENDS\n");
+        }
+        for frontend in &self.frontends {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<22} {:<4} -> {:<16} {} sessions{}",
+                frontend.name,
+                frontend.listen.to_string(),
+                frontend.mode,
+                frontend.backend,
+                frontend.current_sessions,
+                if frontend.accepting {
+                    ""
+                } else {
+                    "  NOT ACCEPTING"
+                }
+            );
+        }
+        if !self.backends.is_empty() {
+            out.push_str("\nBACKENDS\n");
+        }
+        for backend in &self.backends {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<20} {}/{} servers up, {} sessions",
+                backend.name,
+                backend.balance,
+                backend.active_servers,
+                backend.servers.len(),
+                backend.current_sessions
+            );
+            for server in &backend.servers {
+                let _ = writeln!(
+                    out,
+                    "    {:<14} {:<22} {:<5} weight {:<3} {} sessions",
+                    server.name,
+                    server.address.to_string(),
+                    server.state,
+                    server.weight,
+                    server.current_sessions
+                );
+            }
+        }
+        f.write_str(&out)
+    }
+}
