@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod lab;
+pub mod metrics;
 pub mod pair;
 
 use std::convert::Infallible;
