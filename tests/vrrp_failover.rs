@@ -230,3 +230,93 @@ fn a_reload_changes_priority_and_vips_without_a_spurious_transition() {
     wait_for_master(&lab, 1, VIP4);
     assert!(!holds(&lab, 0, VIP_2), "the dropped VIP stayed");
 }
+
+/// `GET /metrics` from the admin endpoint inside a lab host.
+fn scrape_in(lab: &support::lab::Lab, host: usize) -> support::metrics::Metrics {
+    let admin = "127.0.0.1:9900".parse().unwrap();
+    support::lab::run_in(&lab.hosts[host].namespace, move || {
+        support::metrics::scrape(admin)
+    })
+}
+
+#[test]
+fn vrrp_metrics_show_the_state_priorities_and_the_master_each_node_sees() {
+    let Some(lab) = lab() else { return };
+    let admin = "admin: { listen: 127.0.0.1:9900 }\n";
+    let mut a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &(node_config("node-a", 150, VIP4, "") + admin),
+    );
+    let _b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &(node_config("node-b", 100, VIP4, "") + admin),
+    );
+    wait_for_master(&lab, 0, VIP4);
+    let (address_a, address_b) = (lab.hosts[0].ipv4.to_string(), lab.hosts[1].ipv4.to_string());
+    let vi = [("vrrp_instance", "VI_1"), ("vrid", "33")];
+    let with = |extra: (&'static str, &'static str)| [vi[0], vi[1], extra];
+
+    let on_a = scrape_in(&lab, 0);
+    assert_eq!(
+        on_a.get("tandem_vrrp_state", &with(("state", "MASTER"))),
+        1.0
+    );
+    assert_eq!(
+        on_a.get("tandem_vrrp_state", &with(("state", "BACKUP"))),
+        0.0
+    );
+    assert_eq!(on_a.get("tandem_vrrp_priority", &vi), 150.0);
+    assert_eq!(on_a.get("tandem_vrrp_effective_priority", &vi), 150.0);
+    assert_eq!(
+        on_a.get("tandem_vrrp_transitions_total", &with(("state", "MASTER"))),
+        1.0
+    );
+    assert!(on_a.get("tandem_vrrp_adverts_sent_total", &vi) > 0.0);
+    let master_seen = |m: &support::metrics::Metrics| {
+        (m.samples("tandem_vrrp_master_info", &vi))
+            .map(|sample| sample.labels.get("address").unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(master_seen(&on_a), [address_a.clone()]);
+    deploy_files_use_only_exported_metrics(&on_a);
+
+    wait_until(FAILOVER, "node-b sees node-a as master", || {
+        let on_b = scrape_in(&lab, 1);
+        on_b.get("tandem_vrrp_state", &with(("state", "BACKUP"))) == 1.0
+            && master_seen(&on_b) == [address_a.clone()]
+            && on_b.get("tandem_vrrp_adverts_received_total", &vi) > 0.0
+    });
+
+    a.signal_and_wait("KILL");
+    wait_until(FAILOVER, "node-b reports itself master", || {
+        let on_b = scrape_in(&lab, 1);
+        on_b.get("tandem_vrrp_state", &with(("state", "MASTER"))) == 1.0
+            && on_b.get("tandem_vrrp_transitions_total", &with(("state", "MASTER"))) == 1.0
+            && master_seen(&on_b) == [address_b.clone()]
+    });
+}
+
+/// The shipped dashboard and alert rules name only metrics a node exports (or, for drops, will
+/// export once something is dropped): they would otherwise show nothing, silently.
+fn deploy_files_use_only_exported_metrics(scraped: &support::metrics::Metrics) {
+    let exported: Vec<&str> = (scraped.0.samples.iter())
+        .map(|sample| sample.metric.as_str())
+        .chain(["tandem_vrrp_packets_dropped_total"])
+        .collect();
+    for file in [
+        "deploy/grafana/tandem-dashboard.json",
+        "deploy/prometheus/tandem-alerts.yaml",
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (at, _) in text.match_indices("tandem_") {
+            let name: String = (text[at..].chars())
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let family = name.strip_suffix("_bucket").unwrap_or(&name);
+            assert!(
+                exported.contains(&family),
+                "{file} uses {name}, which tandem does not export"
+            );
+        }
+    }
+}
