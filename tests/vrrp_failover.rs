@@ -277,13 +277,13 @@ fn vrrp_metrics_show_the_state_priorities_and_the_master_each_node_sees() {
             .map(|sample| sample.labels.get("address").unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(master_seen(&on_a), [address_a.clone()]);
+    assert_eq!(master_seen(&on_a), [address_a.as_str()]);
     deploy_files_use_only_exported_metrics(&on_a);
 
     wait_until(FAILOVER, "node-b sees node-a as master", || {
         let on_b = scrape_in(&lab, 1);
         on_b.get("tandem_vrrp_state", &with(("state", "BACKUP"))) == 1.0
-            && master_seen(&on_b) == [address_a.clone()]
+            && master_seen(&on_b) == [address_a.as_str()]
             && on_b.get("tandem_vrrp_adverts_received_total", &vi) > 0.0
     });
 
@@ -292,7 +292,7 @@ fn vrrp_metrics_show_the_state_priorities_and_the_master_each_node_sees() {
         let on_b = scrape_in(&lab, 1);
         on_b.get("tandem_vrrp_state", &with(("state", "MASTER"))) == 1.0
             && on_b.get("tandem_vrrp_transitions_total", &with(("state", "MASTER"))) == 1.0
-            && master_seen(&on_b) == [address_b.clone()]
+            && master_seen(&on_b) == [address_b.as_str()]
     });
 }
 
