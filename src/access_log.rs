@@ -49,25 +49,28 @@ pub struct Record {
 
 pub struct AccessLog {
     config: config::AccessLog,
-    queue: SyncSender<Record>,
-    reopen: Arc<AtomicBool>,
+    queue: SyncSender<Entry>,
     stop: Arc<AtomicBool>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// In the queue, a reopen sits between the records before it (old file) and after it (new).
+enum Entry {
+    Record(Box<Record>),
+    Reopen,
 }
 
 impl AccessLog {
     /// Opens the target (so a bad path fails here, naming it) and starts the writer.
     pub fn start(config: &config::AccessLog) -> io::Result<Arc<AccessLog>> {
         let output = open(&config.target)?;
-        let (queue, records) = mpsc::sync_channel(QUEUE);
-        let reopen = Arc::new(AtomicBool::new(false));
+        let (queue, entries) = mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             format: config.format,
             target: config.target.clone(),
             output: BufWriter::with_capacity(64 * 1024, output),
-            records,
-            reopen: Arc::clone(&reopen),
+            entries,
             stop: Arc::clone(&stop),
         };
         let writer = thread::Builder::new()
@@ -76,7 +79,6 @@ impl AccessLog {
         Ok(Arc::new(AccessLog {
             config: config.clone(),
             queue,
-            reopen,
             stop,
             writer: Mutex::new(Some(writer)),
         }))
@@ -87,14 +89,19 @@ impl AccessLog {
     }
 
     pub fn log(&self, record: Record) {
-        if self.queue.try_send(record).is_err() {
+        if self
+            .queue
+            .try_send(Entry::Record(Box::new(record)))
+            .is_err()
+        {
             stats::access_log_dropped();
         }
     }
 
-    /// Opens the file again at its path, after logrotate moved it away.
+    /// Opens the file again at its path, after logrotate moved it away: records logged from
+    /// now on go to the new file. Waits for room in the queue (a batch interval at most).
     pub fn reopen(&self) {
-        self.reopen.store(true, Ordering::Relaxed);
+        let _ = self.queue.send(Entry::Reopen);
     }
 
     /// Writes what is queued and stops the writer; records logged after this are lost.
@@ -129,8 +136,7 @@ struct Writer {
     format: LogFormat,
     target: LogTarget,
     output: BufWriter<Box<dyn Write + Send>>,
-    records: Receiver<Record>,
-    reopen: Arc<AtomicBool>,
+    entries: Receiver<Entry>,
     stop: Arc<AtomicBool>,
 }
 
@@ -141,28 +147,33 @@ impl Writer {
             let stopping = self.stop.load(Ordering::Relaxed);
             let mut wrote = false;
             let ended = loop {
-                match self.records.try_recv() {
-                    Ok(record) => {
+                match self.entries.try_recv() {
+                    Ok(Entry::Record(record)) => {
                         line.clear();
                         format(&record, self.format, &mut line);
                         wrote |= self.output.write_all(&line).is_ok();
+                    }
+                    Ok(Entry::Reopen) => {
+                        self.flush();
+                        self.reopen_target();
                     }
                     Err(TryRecvError::Empty) => break false,
                     Err(TryRecvError::Disconnected) => break true,
                 }
             };
             if wrote {
-                if let Err(error) = self.output.flush() {
-                    tracing::warn!(%error, "writing the access log failed");
-                }
+                self.flush();
             }
             if ended || stopping {
                 return;
             }
-            if self.reopen.swap(false, Ordering::Relaxed) {
-                self.reopen_target();
-            }
             thread::sleep(BATCH_INTERVAL);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(error) = self.output.flush() {
+            tracing::warn!(%error, "writing the access log failed");
         }
     }
 

@@ -112,12 +112,33 @@ fn serve(
     tokio::spawn(async move {
         let current = frontend.load_full();
         let session = Session::open(&current.stats);
+        // Boxed, so that until then the task is small: an idle client costs its socket and
+        // little more (the mode's state, hyper's buffers among it, comes once it is used).
         match current.config.mode {
-            Mode::Http => http::serve(stream, client, frontend, pool, draining).await,
-            Mode::Tcp => tcp::relay(stream, client, current).await,
+            Mode::Http => {
+                let limit = current.config.timeouts.request_header;
+                let mut draining = draining;
+                if first_bytes(&stream, limit, &mut draining).await {
+                    Box::pin(http::serve(stream, client, frontend, pool, draining)).await;
+                }
+            }
+            Mode::Tcp => Box::pin(tcp::relay(stream, client, current)).await,
         }
         drop((permit, open, session));
     });
+}
+
+/// Waits for a new http client's first bytes; false if none come within `limit` (hyper's
+/// header timer would have closed it too) or draining starts first.
+async fn first_bytes(
+    stream: &TcpStream,
+    limit: Duration,
+    draining: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        ready = tokio::time::timeout(limit, stream.readable()) => matches!(ready, Ok(Ok(()))),
+        () = drain::until_true(draining) => false,
+    }
 }
 
 /// Counts a client connection as open on its frontend until dropped.
