@@ -88,12 +88,8 @@ impl AccessLog {
         &self.config
     }
 
-    pub fn log(&self, record: Record) {
-        if self
-            .queue
-            .try_send(Entry::Record(Box::new(record)))
-            .is_err()
-        {
+    pub fn log(&self, record: Box<Record>) {
+        if self.queue.try_send(Entry::Record(record)).is_err() {
             stats::access_log_dropped();
         }
     }

@@ -104,7 +104,7 @@ async fn handle(
     let Some(draft) = draft else {
         return response;
     };
-    let mut record = draft.record(Arc::clone(&frontend), exchange, response.status());
+    let mut record = Box::new(draft.record(Arc::clone(&frontend), exchange, response.status()));
     match failure {
         Some(failure) => {
             record.bytes = failure.text.len() as u64;
@@ -117,7 +117,7 @@ async fn handle(
         }
         None => response.map(|body| match body {
             Either::Left(mut upstream) => {
-                upstream.log = Some(Box::new(Pending { record, started }));
+                upstream.log = Some((record, started));
                 Either::Left(upstream)
             }
             local => local,
@@ -370,12 +370,6 @@ struct Finish {
     _active: ActiveGuard,
 }
 
-/// An access log line waiting for the response body to end.
-struct Pending {
-    record: Record,
-    started: Instant,
-}
-
 /// A server's response body on its way to the client. When it ends, the connection goes back
 /// to the pool and the server's in-flight count drops; if it is abandoned midway, the
 /// connection is closed instead, since unread bytes would poison it.
@@ -383,7 +377,8 @@ pub struct UpstreamBody {
     inner: Incoming,
     finish: Option<Finish>,
     sent: u64,
-    log: Option<Box<Pending>>,
+    /// The access log line, waiting for the body to end; and when the request began.
+    log: Option<(Box<Record>, Instant)>,
 }
 
 impl UpstreamBody {
@@ -393,11 +388,7 @@ impl UpstreamBody {
                 finish.pool.checkin(finish.address, finish.sender);
             }
         }
-        if let Some(pending) = self.log.take() {
-            let Pending {
-                mut record,
-                started,
-            } = *pending;
+        if let Some((mut record, started)) = self.log.take() {
             record.bytes = self.sent;
             record.total = started.elapsed();
             record.end = end;

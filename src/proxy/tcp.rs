@@ -47,7 +47,7 @@ pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<
         }
     };
     if let Some(log) = &frontend.access_log {
-        log.log(Record {
+        log.log(Box::new(Record {
             time,
             frontend: Arc::clone(&frontend),
             server,
@@ -59,7 +59,7 @@ pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<
             first_byte: None,
             total: started.elapsed(),
             end,
-        });
+        }));
     }
 }
 
