@@ -96,6 +96,19 @@ rss_kib() {
   echo "$total"
 }
 
+# Busy share of CPUs $proxy_cpu and $load_cpu over $1 seconds while nothing of ours runs: other
+# tenants' load, which the figures cannot tell from the proxies' own.
+background_cpu() {
+  local before after
+  before=$(grep -E "^cpu($proxy_cpu|$load_cpu) " /proc/stat)
+  sleep "$1"
+  after=$(grep -E "^cpu($proxy_cpu|$load_cpu) " /proc/stat)
+  paste -d' ' <(echo "$before") <(echo "$after") | awk -v s="$1" -v hz="$(getconf CLK_TCK)" '{
+    n = (NF - 2) / 2; busy = 0   # user nice system idle iowait irq softirq steal: all but idle, iowait
+    for (i = 2; i <= 9; i++) if (i != 5 && i != 6) busy += $(i + n + 1) - $i
+    printf "%s%s %.0f%%", sep, $1, 100 * busy / (s * hz); sep = ", " } END { print "" }'
+}
+
 wait_port() {
   local port=$1 pid=$2 log=$3
   for _ in $(seq 100); do
@@ -401,13 +414,16 @@ proxy's connections to the backend half-way through the run (tcp and 1 MiB: with
 the http cases before, when the proxy keeps it). proxy CPU: its utime+stime over the run's wall
 time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
 before and after opening the idle connections; its ratio is of the growth per connection.
-machine load before the run: $load_before
+background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
 EOF
 }
 
 main() {
   check_prerequisites
-  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  background_before=$(background_cpu 3)
+  echo "background CPU use, 3 s before starting: $background_before"
+  grep -qE '([1-9][0-9]|100)%' <<<"$background_before" &&
+    echo "warning: something else is using these CPUs (a build?): the figures will be noisy" >&2
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" # raising the hard limit needs CAP_SYS_RESOURCE
   [ "$(ulimit -n)" -gt $((idle + 1000)) ] || die "ulimit -n $(ulimit -n) is too low for --idle $idle"
   tmp=$(mktemp -d /tmp/tandem-load.XXXXXX)
