@@ -280,6 +280,13 @@ stop_process() {
   wait "$pid" 2>/dev/null || true
 }
 
+# A backend or proxy that died (or was killed from outside) would turn the rest into error counts.
+still_running() {
+  kill -0 "$backend_pid" 2>/dev/null ||
+    { cat "$tmp/backend."* >&2; die "the backend nginx ($backend_pid) is gone: killed from outside?"; }
+  kill -0 "$proxy_pid" 2>/dev/null || { cat "$tmp/"*.out >&2; die "the proxy ($proxy_pid) is gone"; }
+}
+
 declare -A result=()
 
 # One wrk run (after a 1 s warm-up); stores rate, latencies, errors, CPU under "$case|$proxy".
@@ -300,6 +307,7 @@ measure() {
   forget "$wrk"
   after=$(cpu_ticks "$proxy_pid")
   out=$(grep '^RESULT' "$tmp/wrk.out") || { cat "$tmp/wrk.out" >&2; die "wrk gave no result"; }
+  still_running
   read -r _ requests micros bytes socket_errors status_errors p50 p99 <<<"$out"
   result["$case|$proxy"]=$(awk -v r="$requests" -v us="$micros" -v b="$bytes" -v t=$((after - before)) \
     -v hz="$(getconf CLK_TCK)" -v unit="$unit" -v se="$socket_errors" -v st="$status_errors" \
@@ -348,7 +356,9 @@ EOF
   done
   sleep 2
   after=$(rss_kib "$proxy_pid")
+  kill -0 "$helper" 2>/dev/null || { cat "$tmp/idle.out" >&2; die "idle helper exited early"; }
   stop_process "$helper"
+  still_running
   result["idle|$proxy"]=$(awk -v b="$before" -v a="$after" -v n="$idle" \
     'BEGIN { printf "%.1f MiB -> %.1f MiB (+%.2f KiB/conn)|%.3f\n", b / 1024, a / 1024, (a - b) / n, (a - b) / n }')
   echo "  idle: ${result[idle|$proxy]%|*}"
@@ -431,7 +441,8 @@ main() {
   write_configs
   start_pinned "$load_cpu" "$tmp/backend.out" nginx -e "$tmp/backend.log" -p "$tmp" \
     -c "$tmp/backend.conf" -g 'daemon off;'
-  wait_port "$backend_port" "$started" "$tmp/backend.out"
+  backend_pid=$started
+  wait_port "$backend_port" "$backend_pid" "$tmp/backend.out"
   for proxy in "${proxies[@]}"; do run_proxy "$proxy"; done
   print_table
 }
