@@ -43,6 +43,7 @@ proxies=(haproxy nginx tandem)
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
 
+here=$(cd "$(dirname "$0")" && pwd)
 tmp="" pids=()
 cleanup() {
   local pid
@@ -324,23 +325,7 @@ measure_idle() {
   local proxy=$1 before after helper
   sleep 1
   before=$(rss_kib "$proxy_pid")
-  python3 - "$http_port" "$idle" "$idle_send" >"$tmp/idle.out" 2>&1 <<'EOF' &
-import signal, socket, sys
-port, count, send = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
-socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(count)]
-if send:
-    for s in socks:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
-    for s in socks:
-        data = b""
-        while not data.endswith(b"hello\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                sys.exit("connection closed before the response")
-            data += chunk
-print("ready", len(socks), flush=True)
-signal.pause()
-EOF
+  python3 "$here/idle_clients.py" "$http_port" "$idle" "$idle_send" >"$tmp/idle.out" 2>&1 &
   helper=$!
   pids+=("$helper")
   for _ in $(seq 600); do
@@ -391,7 +376,7 @@ print_table() {
   local case proxy row label unit rate p50 p99 errors upstream cpu per idle_note
   echo
   echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
-  echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
   echo "proxy on CPU $proxy_cpu, wrk -t1 and the nginx backend on CPU $load_cpu, ${duration}s per run"
   echo
