@@ -70,6 +70,10 @@ check_prerequisites() {
   [ ${#missing[@]} -eq 0 ] || die "missing tools: run: apt-get install ${missing[*]}"
   [ -x "$tandem" ] || die "no tandem binary at $tandem: run: cargo build --release (or set TANDEM=path)"
   [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
+  local port
+  for port in "$backend_port" "$http_port" "$tcp_port"; do
+    [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
+  done
 }
 
 # The process and its direct children (nginx: master and worker).
@@ -113,7 +117,7 @@ background_cpu() {
 wait_port() {
   local port=$1 pid=$2 log=$3
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && kill -0 "$pid" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "process $pid exited before listening on $port"; }
     sleep 0.1
   done
@@ -284,7 +288,7 @@ stop_process() {
 # A backend or proxy that died (or was killed from outside) would turn the rest into error counts.
 still_running() {
   kill -0 "$backend_pid" 2>/dev/null ||
-    { cat "$tmp/backend."* >&2; die "the backend nginx ($backend_pid) is gone: killed from outside?"; }
+    { cat "$tmp/backend."* >&2; die "the backend nginx ($backend_pid) has exited or was killed"; }
   kill -0 "$proxy_pid" 2>/dev/null || { cat "$tmp/"*.out >&2; die "the proxy ($proxy_pid) is gone"; }
 }
 
