@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Load benchmark: tandem, HAProxy and nginx as reverse proxies on loopback, one at a time, each
+# with one worker thread pinned to CPU 0, in front of one nginx backend; wrk and the backend share
+# CPU 1. Per proxy and case it reports wrk's rate and latency, the proxy's CPU time (utime+stime
+# of all its processes) and, for 10,000 idle client connections, its RSS before and after.
+# Installs and builds nothing: it says what is missing and exits 1. See usage() for options.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: benches/load.sh [options]
+  --only tandem|haproxy|nginx   benchmark one proxy (default: all three)
+  --duration SECONDS            length of each measured wrk run (default 10)
+  --connections N               wrk connections for the small-response cases (default 64)
+  --base-port PORT              ports PORT..PORT+2: backend, proxy http, proxy tcp (default 18080)
+  --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
+  --idle N                      idle client connections for the memory case (default 10000)
+  --idle-send                   idle clients send one request first, then hold the connection
+env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
+EOF
+}
+
+only="" duration=10 connections=64 base_port=18080 idle=10000 idle_send=0
+tandem_extra=${TANDEM_EXTRA:-}
+tandem=${TANDEM:-target/release/tandem}
+proxy_cpu=${PROXY_CPU:-0} load_cpu=${LOAD_CPU:-1}
+command_line=$(printf '%q ' "$0" "$@") command_line=${command_line% }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) only=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --base-port) base_port=$2; shift 2 ;;
+    --tandem-extra) tandem_extra=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
+    --idle-send) idle_send=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 1 ;;
+  esac
+done
+case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or nginx" >&2; exit 1 ;; esac
+proxies=(haproxy nginx tandem)
+[ -n "$only" ] && proxies=("$only")
+backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
+
+here=$(cd "$(dirname "$0")" && pwd)
+tmp="" pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do stop_process "$pid"; done
+  [ -n "$tmp" ] && rm -rf "$tmp"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "load.sh: $*" >&2; exit 1; }
+
+check_prerequisites() {
+  local missing=() tool
+  declare -A package=([wrk]=wrk [nginx]=nginx [haproxy]=haproxy [taskset]=util-linux
+    [python3]=python3 [ss]=iproute2 [ps]=procps)
+  for tool in wrk nginx haproxy taskset python3 ss ps; do
+    command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
+  done
+  if command -v nginx >/dev/null && nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
+    [ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+    missing+=(libnginx-mod-stream)
+  fi
+  [ ${#missing[@]} -eq 0 ] || die "missing tools: run: apt-get install ${missing[*]}"
+  [ -x "$tandem" ] || die "no tandem binary at $tandem: run: cargo build --release (or set TANDEM=path)"
+  [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
+  local port
+  for port in "$backend_port" "$http_port" "$tcp_port"; do
+    [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
+  done
+}
+
+# The process and its direct children (nginx: master and worker).
+children() { ps -o pid= --ppid "$1" 2>/dev/null || true; }
+process_tree() { echo "$1"; children "$1"; }
+
+# utime+stime of the process tree, in clock ticks (each /proc/PID/stat covers all its threads).
+cpu_ticks() {
+  local pid stat fields total=0
+  for pid in $(process_tree "$1"); do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    read -ra fields <<<"${stat##*) }"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
+# VmRSS of the process tree, in KiB.
+rss_kib() {
+  local pid kib total=0
+  for pid in $(process_tree "$1"); do
+    kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+    total=$((total + ${kib:-0}))
+  done
+  echo "$total"
+}
+
+# Busy share of CPUs $proxy_cpu and $load_cpu over $1 seconds while nothing of ours runs: other
+# tenants' load, which the figures cannot tell from the proxies' own.
+background_cpu() {
+  local before after
+  before=$(grep -E "^cpu($proxy_cpu|$load_cpu) " /proc/stat)
+  sleep "$1"
+  after=$(grep -E "^cpu($proxy_cpu|$load_cpu) " /proc/stat)
+  paste -d' ' <(echo "$before") <(echo "$after") | awk -v s="$1" -v hz="$(getconf CLK_TCK)" '{
+    n = (NF - 2) / 2; busy = 0   # user nice system idle iowait irq softirq steal: all but idle, iowait
+    for (i = 2; i <= 9; i++) if (i != 5 && i != 6) busy += $(i + n + 1) - $i
+    printf "%s%s %.0f%%", sep, $1, 100 * busy / (s * hz); sep = ", " } END { print "" }'
+}
+
+wait_port() {
+  local port=$1 pid=$2 log=$3
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && kill -0 "$pid" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "process $pid exited before listening on $port"; }
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "nothing listens on 127.0.0.1:$port after 10 s"
+}
+
+write_configs() {
+  local stream_module="" timeout=300s
+  nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
+    stream_module="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
+  mkdir -p "$tmp/www"
+  head -c 1048576 /dev/zero >"$tmp/www/1m.bin"
+  cat >"$tmp/backend.conf" <<EOF
+worker_processes 1;
+pid $tmp/backend.pid;
+error_log $tmp/backend.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  keepalive_timeout $timeout;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:$backend_port backlog=4096;
+    location = /1m.bin { root $tmp/www; }
+    location / { return 200 "hello\n"; }
+  }
+}
+EOF
+  cat >"$tmp/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 40000
+  # HAProxy asks for 2 fds per maxconn; where the hard limit is lower (no CAP_SYS_RESOURCE),
+  # start anyway: idle clients need one fd each, like in the other two.
+  no strict-limits
+defaults
+  mode http
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+  timeout connect 5s
+  timeout client $timeout
+  timeout server $timeout
+  timeout http-request $timeout
+  timeout http-keep-alive $timeout
+frontend http
+  bind 127.0.0.1:$http_port
+  maxconn 40000
+  default_backend web
+backend web
+  server s1 127.0.0.1:$backend_port
+frontend tcp
+  mode tcp
+  bind 127.0.0.1:$tcp_port
+  maxconn 40000
+  default_backend raw
+backend raw
+  mode tcp
+  server s1 127.0.0.1:$backend_port
+EOF
+  # proxy_max_temp_file_size 0: a 1 MiB response streams through memory as in the other two
+  # proxies, instead of being spooled to a temp file.
+  cat >"$tmp/nginx.conf" <<EOF
+$stream_module
+worker_processes 1;
+worker_rlimit_nofile $(ulimit -n);
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.log warn;
+events { worker_connections 40000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout $timeout;
+  client_header_timeout $timeout;
+  upstream web { server 127.0.0.1:$backend_port; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$http_port backlog=4096;
+    location / {
+      proxy_pass http://web;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+stream {
+  server { listen 127.0.0.1:$tcp_port backlog=4096; proxy_pass 127.0.0.1:$backend_port; proxy_timeout $timeout; }
+}
+EOF
+  cat >"$tmp/tandem.yaml" <<EOF
+node: { name: bench, threads: 1, shutdown_timeout: 2s }
+frontends:
+  - name: http
+    listen: 127.0.0.1:$http_port
+    mode: http
+    backend: web
+    max_connections: 40000
+    timeouts: { request_header: $timeout, client_idle: $timeout }
+  - name: tcp
+    listen: 127.0.0.1:$tcp_port
+    mode: tcp
+    backend: raw
+    max_connections: 40000
+    timeouts: { client_idle: $timeout }
+backends:
+  - name: web
+    balance: round_robin
+    servers: [{ name: s1, address: 127.0.0.1:$backend_port }]
+  - name: raw
+    balance: round_robin
+    servers: [{ name: s1, address: 127.0.0.1:$backend_port }]
+EOF
+  if [ -n "$tandem_extra" ]; then cat "$tandem_extra" >>"$tmp/tandem.yaml"; fi
+  "$tandem" check --config "$tmp/tandem.yaml" >"$tmp/check.out" 2>&1 ||
+    { cat "$tmp/check.out" >&2; die "tandem rejects its config (with --tandem-extra ${tandem_extra:-none})"; }
+  cat >"$tmp/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    summary.bytes, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+EOF
+}
+
+# Starts a command pinned to a CPU in the background; sets $started to its PID.
+start_pinned() {
+  local cpu=$1 log=$2
+  shift 2
+  taskset -c "$cpu" "$@" >"$log" 2>&1 &
+  started=$!
+  pids+=("$started")
+}
+
+start_proxy() {
+  case "$1" in
+    haproxy) start_pinned "$proxy_cpu" "$tmp/haproxy.out" haproxy -db -f "$tmp/haproxy.cfg" ;;
+    nginx) start_pinned "$proxy_cpu" "$tmp/nginx.out" nginx -e "$tmp/nginx.log" -p "$tmp" \
+      -c "$tmp/nginx.conf" -g 'daemon off;' ;;
+    tandem) start_pinned "$proxy_cpu" "$tmp/tandem.out" "$tandem" run --config "$tmp/tandem.yaml" ;;
+  esac
+  proxy_pid=$started
+  wait_port "$http_port" "$proxy_pid" "$tmp/$1.out"
+  wait_port "$tcp_port" "$proxy_pid" "$tmp/$1.out"
+}
+
+forget() {
+  local pid kept=()
+  for pid in "${pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  pids=("${kept[@]}")
+}
+
+# TERM, then KILL (with its children) after 5 s; forgets the PID so cleanup won't signal it again.
+stop_process() {
+  local pid=$1 child kids
+  forget "$pid"
+  kids=$(children "$pid")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for child in $kids $pid; do kill -KILL "$child" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+# A backend or proxy that died (or was killed from outside) would turn the rest into error counts.
+still_running() {
+  kill -0 "$backend_pid" 2>/dev/null ||
+    { cat "$tmp/backend."* >&2; die "the backend nginx ($backend_pid) has exited or was killed"; }
+  kill -0 "$proxy_pid" 2>/dev/null || { cat "$tmp/"*.out >&2; die "the proxy ($proxy_pid) is gone"; }
+}
+
+declare -A result=()
+
+# One wrk run (after a 1 s warm-up); stores rate, latencies, errors, CPU under "$case|$proxy".
+measure() {
+  local case=$1 proxy=$2 port=$3 path=$4 conns=$5 unit=$6
+  shift 6
+  local url="http://127.0.0.1:$port$path" before after wrk upstream out
+  taskset -c "$load_cpu" wrk -t1 -c"$conns" -d1 "$@" "$url" >/dev/null # warm-up, not counted
+  before=$(cpu_ticks "$proxy_pid")
+  taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"$duration" -s "$tmp/report.lua" "$@" "$url" \
+    >"$tmp/wrk.out" &
+  wrk=$!
+  pids+=("$wrk")
+  sleep "$(awk -v d="$duration" 'BEGIN { print d / 2 }')"
+  # The proxy's connections to the backend half-way through: how far it reuses them.
+  upstream=$(ss -Htn state established "dport = :$backend_port" | wc -l)
+  wait "$wrk"
+  forget "$wrk"
+  after=$(cpu_ticks "$proxy_pid")
+  out=$(grep '^RESULT' "$tmp/wrk.out") || { cat "$tmp/wrk.out" >&2; die "wrk gave no result"; }
+  still_running
+  read -r _ requests micros bytes socket_errors status_errors p50 p99 <<<"$out"
+  result["$case|$proxy"]=$(awk -v r="$requests" -v us="$micros" -v b="$bytes" -v t=$((after - before)) \
+    -v hz="$(getconf CLK_TCK)" -v unit="$unit" -v se="$socket_errors" -v st="$status_errors" \
+    -v p50="$p50" -v p99="$p99" -v up="$upstream" 'BEGIN {
+      secs = us / 1e6; cpu = t / hz; amount = (unit == "MiB") ? b / 1048576 : r
+      f = (unit == "MiB") ? "%.1f" : "%.0f"
+      printf f "|%.3f|%.3f|%d sock, %d http|%d|%.0f%%|" f "\n", amount / secs, p50 / 1000,
+        p99 / 1000, se, st, up, 100 * cpu / secs, (cpu > 0) ? amount / cpu : 0 }')
+  echo "  $case: ${result[$case|$proxy]}"
+}
+
+# Holds $idle connections open to the proxy's http port and records RSS before and after.
+measure_idle() {
+  local proxy=$1 before after helper
+  sleep 1
+  before=$(rss_kib "$proxy_pid")
+  python3 "$here/idle_clients.py" "$http_port" "$idle" "$idle_send" >"$tmp/idle.out" 2>&1 &
+  helper=$!
+  pids+=("$helper")
+  for _ in $(seq 600); do
+    grep -q '^ready' "$tmp/idle.out" && break
+    kill -0 "$helper" 2>/dev/null || { cat "$tmp/idle.out" >&2; die "idle helper failed"; }
+    sleep 0.1
+  done
+  grep -q '^ready' "$tmp/idle.out" || die "idle helper not ready after 60 s"
+  # Established is not accepted: wait until the proxy has drained its accept queue, then settle.
+  for _ in $(seq 100); do
+    [ "$(ss -Hltn "sport = :$http_port" | awk '{ s += $2 } END { print s + 0 }')" = 0 ] && break
+    sleep 0.1
+  done
+  sleep 2
+  after=$(rss_kib "$proxy_pid")
+  kill -0 "$helper" 2>/dev/null || { cat "$tmp/idle.out" >&2; die "idle helper exited early"; }
+  stop_process "$helper"
+  still_running
+  result["idle|$proxy"]=$(awk -v b="$before" -v a="$after" -v n="$idle" \
+    'BEGIN { printf "%.1f MiB -> %.1f MiB (+%.2f KiB/conn)|%.3f\n", b / 1024, a / 1024, (a - b) / n, (a - b) / n }')
+  echo "  idle: ${result[idle|$proxy]%|*}"
+}
+
+run_proxy() {
+  local proxy=$1
+  echo "== $proxy"
+  start_proxy "$proxy"
+  measure keepalive "$proxy" "$http_port" / "$connections" req
+  measure close "$proxy" "$http_port" / "$connections" req -H 'Connection: close'
+  measure tcp "$proxy" "$tcp_port" / "$connections" req
+  measure 1mib "$proxy" "$http_port" /1m.bin 8 MiB
+  stop_process "$proxy_pid"
+  # A fresh process, so the memory case does not start from buffers the others left behind.
+  start_proxy "$proxy"
+  measure_idle "$proxy"
+  stop_process "$proxy_pid"
+}
+
+# tandem's figure over HAProxy's: field $3 of case $2's results, on tandem's row ($1) only.
+ratio() {
+  local t=${result[$2|tandem]:-} h=${result[$2|haproxy]:-}
+  [ "$1" = tandem ] && [ -n "$t" ] && [ -n "$h" ] || return 0
+  awk -v t="$(cut -d'|' -f"$3" <<<"$t")" -v h="$(cut -d'|' -f"$3" <<<"$h")" \
+    'BEGIN { if (h > 0) printf "%.2f", t / h }'
+}
+
+print_table() {
+  local case proxy row label unit rate p50 p99 errors upstream cpu per idle_note
+  echo
+  echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
+  echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
+  echo "proxy on CPU $proxy_cpu, wrk -t1 and the nginx backend on CPU $load_cpu, ${duration}s per run"
+  echo
+  echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  [ "$idle_send" = 1 ] && idle_note=", one request each" || idle_note=""
+  for case in keepalive close tcp 1mib idle; do
+    case $case in
+      keepalive) label="HTTP keep-alive, -c$connections" unit="req/s" ;;
+      close) label="HTTP new connection per request, -c$connections" unit="req/s" ;;
+      tcp) label="TCP mode, keep-alive, -c$connections" unit="req/s" ;;
+      1mib) label="1 MiB responses, -c8" unit="MiB/s" ;;
+      idle) label="$idle idle connections" ;;
+    esac
+    for proxy in "${proxies[@]}"; do
+      row=${result[$case|$proxy]:-}
+      [ -n "$row" ] || continue
+      if [ "$case" = idle ]; then
+        echo "| $label$idle_note | $proxy | | | | | | | | ${row%|*} | $(ratio "$proxy" idle 2) | |"
+        continue
+      fi
+      IFS='|' read -r rate p50 p99 errors upstream cpu per <<<"$row"
+      echo "| $label | $proxy | $rate $unit | $p50 | $p99 | $errors | $upstream | $cpu | $per ${unit%/s} | | $(ratio "$proxy" "$case" 1) | $(ratio "$proxy" "$case" 7) |"
+    done
+  done
+  echo
+  cat <<EOF
+errors: wrk socket errors (connect/read/write/timeout) and non-2xx responses. upstream conns: the
+proxy's connections to the backend half-way through the run (tcp and 1 MiB: with the idle pool of
+the http cases before, when the proxy keeps it). proxy CPU: its utime+stime over the run's wall
+time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
+before and after opening the idle connections; its ratio is of the growth per connection.
+background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
+EOF
+}
+
+main() {
+  check_prerequisites
+  background_before=$(background_cpu 3)
+  echo "background CPU use, 3 s before starting: $background_before"
+  grep -qE '([1-9][0-9]|100)%' <<<"$background_before" &&
+    echo "warning: something else is using these CPUs (a build?): the figures will be noisy" >&2
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" # raising the hard limit needs CAP_SYS_RESOURCE
+  [ "$(ulimit -n)" -gt $((idle + 1000)) ] || die "ulimit -n $(ulimit -n) is too low for --idle $idle"
+  tmp=$(mktemp -d /tmp/tandem-load.XXXXXX)
+  chmod 755 "$tmp" # nginx workers run unprivileged and read the 1 MiB file from here
+  write_configs
+  start_pinned "$load_cpu" "$tmp/backend.out" nginx -e "$tmp/backend.log" -p "$tmp" \
+    -c "$tmp/backend.conf" -g 'daemon off;'
+  backend_pid=$started
+  wait_port "$backend_port" "$backend_pid" "$tmp/backend.out"
+  for proxy in "${proxies[@]}"; do run_proxy "$proxy"; done
+  print_table
+}
+
+main
