@@ -12,7 +12,10 @@ usage: benches/load.sh [options]
   --only tandem|haproxy|nginx   benchmark one proxy (default: all three)
   --duration SECONDS            length of each measured wrk run (default 10)
   --connections N               wrk connections for the small-response cases (default 64)
-  --base-port PORT              ports PORT..PORT+2: backend, proxy http, proxy tcp (default 18080)
+  --base-port PORT              ports PORT..PORT+3: backend, proxy http, proxy tcp, tandem admin
+                                (default 18080)
+  --tandem-bare                 tandem without metrics and access log (default: both on, as in
+                                the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
   --idle N                      idle client connections for the memory case (default 10000)
   --idle-send                   idle clients send one request first, then hold the connection
@@ -20,7 +23,7 @@ env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
 EOF
 }
 
-only="" duration=10 connections=64 base_port=18080 idle=10000 idle_send=0
+only="" duration=10 connections=64 base_port=18080 idle=10000 idle_send=0 tandem_bare=0
 tandem_extra=${TANDEM_EXTRA:-}
 tandem=${TANDEM:-target/release/tandem}
 proxy_cpu=${PROXY_CPU:-0} load_cpu=${LOAD_CPU:-1}
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --connections) connections=$2; shift 2 ;;
     --base-port) base_port=$2; shift 2 ;;
     --tandem-extra) tandem_extra=$2; shift 2 ;;
+    --tandem-bare) tandem_bare=1; shift ;;
     --idle) idle=$2; shift 2 ;;
     --idle-send) idle_send=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -42,6 +46,7 @@ case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or 
 proxies=(haproxy nginx tandem)
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
+admin_port=$((base_port + 3))
 
 here=$(cd "$(dirname "$0")" && pwd)
 tmp="" pids=()
@@ -71,7 +76,7 @@ check_prerequisites() {
   [ -x "$tandem" ] || die "no tandem binary at $tandem: run: cargo build --release (or set TANDEM=path)"
   [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
   local port
-  for port in "$backend_port" "$http_port" "$tcp_port"; do
+  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port"; do
     [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
   done
 }
@@ -234,6 +239,12 @@ backends:
     balance: round_robin
     servers: [{ name: s1, address: 127.0.0.1:$backend_port }]
 EOF
+  if [ "$tandem_bare" = 0 ]; then
+    cat >>"$tmp/tandem.yaml" <<EOF
+admin: { listen: 127.0.0.1:$admin_port }
+access_log: { format: json, path: $tmp/tandem-access.log }
+EOF
+  fi
   if [ -n "$tandem_extra" ]; then cat "$tandem_extra" >>"$tmp/tandem.yaml"; fi
   "$tandem" check --config "$tmp/tandem.yaml" >"$tmp/check.out" 2>&1 ||
     { cat "$tmp/check.out" >&2; die "tandem rejects its config (with --tandem-extra ${tandem_extra:-none})"; }

@@ -129,14 +129,16 @@ fn serve(
 }
 
 /// Waits for a new http client's first bytes; false if none come within `limit` (hyper's
-/// header timer would have closed it too) or draining starts first.
+/// header timer would have closed it too), the client closes, or draining starts first.
 async fn first_bytes(
     stream: &TcpStream,
     limit: Duration,
     draining: &mut watch::Receiver<bool>,
 ) -> bool {
+    // Peeked, not `readable()`: tokio reports a fresh socket readable before any byte arrives.
+    let mut first = [0u8; 1];
     tokio::select! {
-        ready = tokio::time::timeout(limit, stream.readable()) => matches!(ready, Ok(Ok(()))),
+        peeked = tokio::time::timeout(limit, stream.peek(&mut first)) => matches!(peeked, Ok(Ok(1))),
         () = drain::until_true(draining) => false,
     }
 }
