@@ -125,3 +125,8 @@ fn init_logging(config_level: Option<&str>) {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
+
+/// mimalloc: per-thread free lists suit a proxy's many small, short-lived allocations
+/// (header maps, buffers, tasks) better than glibc's arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -298,6 +298,9 @@ async fn an_idempotent_request_is_resent_when_a_reused_connection_fails() {
         (first.status, first.server.as_deref()),
         (200, Some("conn0"))
     );
+    // The stimulus, not a wait for anything: a server closes connections that have idled, so
+    // tandem keeps a copy to resend only on a connection idle for 500 ms or more.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let second = get(address, "/").await.unwrap();
     assert_eq!(
         (second.status, second.server.as_deref()),

@@ -379,9 +379,9 @@ async fn access_log_has_a_line_per_request_and_session_and_reopens_on_sighup() {
     assert!(http["bytes"].as_u64().unwrap() >= 2, "{http}");
     assert!(http["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     let (connect, first_byte, total) = (
-        http["connect_ms"].as_f64().unwrap(),
-        http["first_byte_ms"].as_f64().unwrap(),
-        http["total_ms"].as_f64().unwrap(),
+        http["connect_us"].as_u64().unwrap(),
+        http["first_byte_us"].as_u64().unwrap(),
+        http["total_us"].as_u64().unwrap(),
     );
     assert!(connect <= first_byte && first_byte <= total, "{http}");
     assert!(http["time"].as_str().unwrap().ends_with('Z'));
@@ -421,6 +421,12 @@ async fn access_log_has_a_line_per_request_and_session_and_reopens_on_sighup() {
     assert_eq!(&fields[1..3], ["web", "pool/gone"], "{}", both[1]);
     assert_eq!(&fields[4..6], ["\"GET", "/text?a=1\""], "{}", both[1]);
     assert_eq!(&fields[6..8], ["503", "20"], "{}", both[1]);
+    assert_eq!(
+        fields[9], "first_byte_us=-",
+        "no server answered: {}",
+        both[1]
+    );
+    assert!(fields[8].starts_with("connect_us=") && fields[10].starts_with("total_us="));
     assert_eq!(fields.last(), Some(&"end=no_server"));
 }
 

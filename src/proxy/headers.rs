@@ -24,37 +24,46 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 /// Transfer-Encoding is left to hyper, which re-frames bodies on each side. Forwarding a client's
 /// `Connection: close` would also cost a fresh upstream connection per request.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    // One pass over the few names a message has, rather than a hashed removal per candidate:
+    // most messages carry none of them.
+    let present = |name: &HeaderName| HOP_BY_HOP.contains(name);
+    if !headers.keys().any(present) {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-/// Appends the client to X-Forwarded-For and states the scheme it used.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
-    let client = client.to_string();
+/// A client's address as an X-Forwarded-For value: made once per connection, and cheap to
+/// clone onto each of its requests.
+pub fn forwarded_for(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
+}
+
+/// Appends the client (from [`forwarded_for`]) to X-Forwarded-For and states the scheme it used.
+pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'static str) {
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(previous) if !previous.is_empty() => {
             let mut value = Vec::with_capacity(previous.len() + 2 + client.len());
             value.extend_from_slice(previous);
             value.extend_from_slice(b", ");
             value.extend_from_slice(client.as_bytes());
-            HeaderValue::from_bytes(&value)
+            HeaderValue::from_bytes(&value).ok()
         }
-        _ => HeaderValue::from_str(&client),
+        _ => Some(client.clone()),
     };
-    if let Ok(value) = forwarded_for {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -96,17 +105,38 @@ mod tests {
     }
 
     #[test]
+    fn headers_named_only_by_connection_stay_when_nothing_is_hop_by_hop() {
+        let mut map = headers(&[("host", "example.com"), ("x-session-token", "secret")]);
+        remove_hop_by_hop(&mut map);
+        assert_eq!(map.len(), 2);
+        let mut map = headers(&[("te", "trailers"), ("host", "example.com")]);
+        remove_hop_by_hop(&mut map);
+        assert_eq!(
+            map.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["host"]
+        );
+    }
+
+    #[test]
     fn x_forwarded_for_is_appended_and_proto_replaced() {
         let mut map = headers(&[
             ("x-forwarded-for", "203.0.113.9"),
             ("x-forwarded-proto", "https"),
         ]);
-        add_forwarded(&mut map, "198.51.100.4".parse().unwrap(), "http");
+        add_forwarded(
+            &mut map,
+            &forwarded_for("198.51.100.4".parse().unwrap()),
+            "http",
+        );
         assert_eq!(map["x-forwarded-for"], "203.0.113.9, 198.51.100.4");
         assert_eq!(map["x-forwarded-proto"], "http");
 
         let mut map = HeaderMap::new();
-        add_forwarded(&mut map, "2001:db8::1".parse().unwrap(), "http");
+        add_forwarded(
+            &mut map,
+            &forwarded_for("2001:db8::1".parse().unwrap()),
+            "http",
+        );
         assert_eq!(map["x-forwarded-for"], "2001:db8::1");
     }
 }

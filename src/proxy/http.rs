@@ -30,6 +30,16 @@ use crate::config::Balance;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
+/// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
+/// less is not being closed by its server as we use it.
+const IDLE_CLOSE_RACE: Duration = Duration::from_millis(500);
+
+/// The client of a connection, with what its requests need of it worked out once.
+struct Client {
+    address: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
 /// Serves one client connection until it closes, idles out, or stalls in a request head. Once
 /// draining starts, the request in progress is answered and the connection then closed.
 pub async fn serve(
@@ -47,10 +57,15 @@ pub async fn serve(
     let io = ActivityIo::new(stream, Arc::clone(&activity))
         .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
     let io = TokioIo::new(io);
+    let peer = Arc::new(Client {
+        address: client,
+        forwarded_for: headers::forwarded_for(client.ip()),
+    });
     let service = service_fn(move |request| {
         let frontend = frontend.load_full();
         let pool = Arc::clone(&pool);
-        async move { Ok::<_, Infallible>(handle(request, client, frontend, &pool).await) }
+        let peer = Arc::clone(&peer);
+        async move { Ok::<_, Infallible>(handle(request, &peer, frontend, &pool).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -82,7 +97,7 @@ pub async fn serve(
 /// log line once the response has been sent (or abandoned).
 async fn handle(
     request: Request<Incoming>,
-    client: SocketAddr,
+    client: &Client,
     frontend: Arc<FrontendRuntime>,
     pool: &Arc<UpstreamPool>,
 ) -> Response<ProxyBody> {
@@ -91,7 +106,7 @@ async fn handle(
     let draft = frontend.access_log.is_some().then(|| Draft {
         time: SystemTime::now(),
         started,
-        client,
+        client: client.address,
         method: request.method().clone(),
         uri: request.uri().clone(),
     });
@@ -181,7 +196,7 @@ const NO_SERVER: Failure = Failure {
 
 async fn proxy(
     request: Request<Incoming>,
-    client: SocketAddr,
+    client: &Client,
     frontend: &FrontendRuntime,
     pool: &Arc<UpstreamPool>,
     exchange: &mut Exchange,
@@ -207,10 +222,10 @@ async fn proxy(
         _ => None,
     };
     let key = Key {
-        client_ip: client.ip(),
+        client_ip: client.address.ip(),
         uri: hashed_uri.as_deref().unwrap_or(""),
     };
-    let mut request = prepare_request(request, client);
+    let mut request = prepare_request(request, &client.forwarded_for);
 
     let mut tried = Vec::new();
     while tried.len() <= backend.config.retries as usize {
@@ -241,7 +256,11 @@ async fn proxy(
             exchange.connect = Some(sent_at);
             server.stats.sessions.increment(1);
             let mut sender = checkout.sender;
-            let replay = checkout.reused.then(|| replayable(&request)).flatten();
+            // Only a connection that sat idle can meet a server closing it for idleness as we
+            // send; one in steady use is not worth a copy of every request.
+            let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
+                .then(|| replayable(&request))
+                .flatten();
             let sent = tokio::time::timeout(
                 backend.config.response_timeout,
                 sender.try_send_request(request),
@@ -293,7 +312,10 @@ async fn proxy(
 }
 
 /// Turns the client's request into the one a server gets.
-fn prepare_request(mut request: Request<Incoming>, client: SocketAddr) -> Request<RequestBody> {
+fn prepare_request(
+    mut request: Request<Incoming>,
+    forwarded_for: &HeaderValue,
+) -> Request<RequestBody> {
     if !request.headers().contains_key(header::HOST) {
         if let Some(host) = request
             .uri()
@@ -313,7 +335,7 @@ fn prepare_request(mut request: Request<Incoming>, client: SocketAddr) -> Reques
     headers::remove_hop_by_hop(headers);
     // hyper already answered any 100-continue by reading the body; the server must not wait.
     headers.remove(header::EXPECT);
-    headers::add_forwarded(headers, client.ip(), "http");
+    headers::add_forwarded(headers, forwarded_for, "http");
     request.map(|body| {
         if body.is_end_stream() {
             Either::Right(Empty::new())

@@ -39,6 +39,8 @@ pub struct UpstreamPool {
 pub struct Checkout {
     pub sender: Sender,
     pub reused: bool,
+    /// How long it had been idle in the pool (zero for a new one).
+    pub idle_for: Duration,
 }
 
 impl UpstreamPool {
@@ -49,12 +51,13 @@ impl UpstreamPool {
         connect_timeout: Duration,
         fresh: bool,
     ) -> io::Result<Checkout> {
-        while let Some(mut sender) = self.take_idle(address).filter(|_| !fresh) {
+        while let Some((mut sender, since)) = self.take_idle(address).filter(|_| !fresh) {
             // Resolves once the previous response is fully read; fails if the server closed.
             if sender.ready().await.is_ok() {
                 return Ok(Checkout {
                     sender,
                     reused: true,
+                    idle_for: since.elapsed(),
                 });
             }
         }
@@ -62,10 +65,11 @@ impl UpstreamPool {
         Ok(Checkout {
             sender,
             reused: false,
+            idle_for: Duration::ZERO,
         })
     }
 
-    fn take_idle(&self, address: SocketAddr) -> Option<Sender> {
+    fn take_idle(&self, address: SocketAddr) -> Option<(Sender, Instant)> {
         let mut idle = self
             .idle
             .lock()
@@ -73,7 +77,7 @@ impl UpstreamPool {
         let senders = idle.get_mut(&address)?;
         while let Some((sender, since)) = senders.pop() {
             if !sender.is_closed() && since.elapsed() < MAX_IDLE_TIME {
-                return Some(sender);
+                return Some((sender, since));
             }
         }
         None
