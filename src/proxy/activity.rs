@@ -5,13 +5,14 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use metrics::Counter;
-use socket2::SockRef;
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::socket::Socket;
 use tokio::time::Instant;
 
 /// Samples of the progress counter per timeout: a connection is closed between one and one
@@ -58,7 +59,7 @@ impl Activity {
 /// A socket that reports its progress to an [`Activity`], and on a client's socket counts the
 /// bytes it moves.
 pub struct ActivityIo {
-    inner: TcpStream,
+    inner: Socket,
     activity: Arc<Activity>,
     written: u64,
     /// The frontend's bytes in and bytes out, added to as bytes move.
@@ -68,7 +69,7 @@ pub struct ActivityIo {
 impl ActivityIo {
     pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
         ActivityIo {
-            inner,
+            inner: Socket(inner),
             activity,
             written: 0,
             counters: None,
@@ -118,15 +119,13 @@ impl AsyncRead for ActivityIo {
     }
 }
 
-/// Writes go out with send(2) and sendmsg(2) rather than tokio's write(2) and writev(2), which
-/// pass through the VFS layer first: measurable on a proxy's many small writes.
 impl AsyncWrite for ActivityIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = send(&self.inner, cx, |socket| socket.send(data));
+        let result = Pin::new(&mut self.inner).poll_write(cx, data);
         self.wrote(&result);
         result
     }
@@ -136,36 +135,21 @@ impl AsyncWrite for ActivityIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = send(&self.inner, cx, |socket| socket.send_vectored(bufs));
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.wrote(&result);
         result
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        self.inner.is_write_vectored()
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// One nonblocking send on `stream` once it is writable (socket2 adds MSG_NOSIGNAL).
-fn send(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    write: impl Fn(SockRef<'_>) -> io::Result<usize>,
-) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_write_ready(cx))?;
-        match stream.try_io(Interest::WRITABLE, || write(SockRef::from(stream))) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            sent => return Poll::Ready(sent),
-        }
     }
 }
 
@@ -220,6 +204,6 @@ mod tests {
         assert_eq!(server.written(), 2);
         let mut received = [0u8; 2];
         client.read_exact(&mut received).await.unwrap();
-        assert_eq!(&received, b"yz", "sent with send(2)");
+        assert_eq!(&received, b"yz");
     }
 }

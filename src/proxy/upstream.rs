@@ -18,6 +18,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::socket::Socket;
+
 /// Idle connections kept per server; beyond that they are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
 /// Below the shortest common server keep-alive timeout (5 s in Node.js and Apache), so we rarely
@@ -108,7 +110,7 @@ async fn connect(address: SocketAddr, timeout: Duration) -> io::Result<Sender> {
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = http1::handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
     tokio::spawn(async move {
