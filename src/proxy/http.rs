@@ -70,6 +70,7 @@ pub async fn serve(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.request_header)
+        .writev(false)
         .serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
     let mut closing = false;
