@@ -37,6 +37,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         // reload removed, a master that moved) is gone from the next scrape.
         .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_millis(1)))
         .install_recorder()?;
+    crate::stats::describe();
     // Present from the start, so a rate over them works from the first failure on.
     for result in ["success", "failure"] {
         metrics::counter!("tandem_config_reloads_total", "result" => result).increment(0);

@@ -133,6 +133,111 @@ pub fn vrrp_dropped_on(interface: &str, reason: &'static str) {
     .increment(1);
 }
 
+/// The `# HELP` line of every family.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "tandem_frontend_current_sessions",
+        "Client connections open now."
+    );
+    describe_counter!(
+        "tandem_frontend_sessions_total",
+        "Client connections accepted."
+    );
+    describe_counter!(
+        "tandem_frontend_http_requests_total",
+        "HTTP requests received."
+    );
+    describe_counter!(
+        "tandem_frontend_http_responses_total",
+        "HTTP responses sent, by status class."
+    );
+    describe_counter!(
+        "tandem_frontend_bytes_in_total",
+        Unit::Bytes,
+        "Bytes read from clients."
+    );
+    describe_counter!(
+        "tandem_frontend_bytes_out_total",
+        Unit::Bytes,
+        "Bytes written to clients."
+    );
+    describe_gauge!(
+        "tandem_backend_active_servers",
+        "Servers up (DRAIN included)."
+    );
+    describe_gauge!(
+        "tandem_backend_current_sessions",
+        "Requests or connections in flight."
+    );
+    describe_gauge!(
+        "tandem_server_status",
+        "1 for the server's state: UP, DOWN or DRAIN."
+    );
+    describe_gauge!(
+        "tandem_server_current_sessions",
+        "Requests or connections in flight."
+    );
+    describe_counter!(
+        "tandem_server_sessions_total",
+        "Requests (http) or connections (tcp) sent to the server."
+    );
+    describe_counter!(
+        "tandem_server_connection_errors_total",
+        "Connections to the server that failed or timed out."
+    );
+    describe_counter!(
+        "tandem_server_retries_total",
+        "Requests that failed on the server and were tried again."
+    );
+    describe_counter!(
+        "tandem_server_check_failures_total",
+        "Failed health checks."
+    );
+    describe_counter!(
+        "tandem_server_check_up_down_total",
+        "Transitions from UP to DOWN."
+    );
+    describe_histogram!(
+        RESPONSE_TIME,
+        Unit::Seconds,
+        "From sending a request to the server's response head."
+    );
+    describe_gauge!("tandem_vrrp_state", "1 for the instance's state.");
+    describe_gauge!("tandem_vrrp_priority", "The configured priority.");
+    describe_gauge!(
+        "tandem_vrrp_effective_priority",
+        "The priority advertised, after tracked items."
+    );
+    describe_counter!(
+        "tandem_vrrp_transitions_total",
+        "State changes, by the state entered."
+    );
+    describe_counter!("tandem_vrrp_adverts_sent_total", "Adverts sent.");
+    describe_counter!(
+        "tandem_vrrp_adverts_received_total",
+        "Adverts received from peers."
+    );
+    describe_counter!(
+        "tandem_vrrp_packets_dropped_total",
+        "VRRP packets dropped, by reason."
+    );
+    describe_gauge!(
+        "tandem_vrrp_master_info",
+        "1, labelled with the master this node sees."
+    );
+    describe_counter!("tandem_config_reloads_total", "Reloads, by result.");
+    describe_gauge!(
+        "tandem_config_last_reload_success_timestamp_seconds",
+        "When the running config was loaded, in Unix seconds."
+    );
+    describe_gauge!("tandem_build_info", "1, labelled with the version.");
+    describe_counter!(
+        "tandem_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind."
+    );
+}
+
 pub fn reload(succeeded: bool) {
     let result = if succeeded { "success" } else { "failure" };
     counter!("tandem_config_reloads_total", "result" => result).increment(1);
