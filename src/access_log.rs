@@ -12,6 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Uri};
+use metrics::Counter;
 use serde::Serialize;
 
 use crate::backend::ServerState;
@@ -19,11 +20,12 @@ use crate::config::{self, LogFormat, LogTarget};
 use crate::proxy::FrontendRuntime;
 use crate::stats;
 
-/// Records waiting to be written; at 100k requests a second, several batches' worth.
+/// Records waiting to be written: at 100k requests a second, about 80 batches' worth.
 const QUEUE: usize = 16_384;
-/// How often the writer wakes: records wait at most this long, and workers never have to
-/// wake a sleeping writer (a syscall per record). Short, so that each batch is small: on a
-/// worker's core, a long batch would hold up requests.
+/// How often a busy writer wakes: records wait at most this long, and workers never have to
+/// wake a writer that sleeps between batches (a syscall per record). Short, so that each batch
+/// is small: on a worker's core, a long batch would hold up requests. An idle writer blocks
+/// until the next record instead.
 const BATCH_INTERVAL: Duration = Duration::from_millis(2);
 /// The writer yields to the workers when they share a core.
 const WRITER_NICENESS: libc::c_int = 10;
@@ -53,7 +55,9 @@ pub struct Record {
 pub struct AccessLog {
     config: config::AccessLog,
     queue: SyncSender<Entry>,
-    stop: Arc<AtomicBool>,
+    /// A reopen asked for while the queue was full, done after the writer's next batch.
+    reopen_pending: Arc<AtomicBool>,
+    dropped: Counter,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -61,6 +65,7 @@ pub struct AccessLog {
 enum Entry {
     Record(Box<Record>),
     Reopen,
+    Finish,
 }
 
 impl AccessLog {
@@ -68,13 +73,16 @@ impl AccessLog {
     pub fn start(config: &config::AccessLog) -> io::Result<Arc<AccessLog>> {
         let output = open(&config.target)?;
         let (queue, entries) = mpsc::sync_channel(QUEUE);
-        let stop = Arc::new(AtomicBool::new(false));
+        let reopen_pending = Arc::new(AtomicBool::new(false));
+        let dropped = stats::access_log_dropped();
         let writer = Writer {
             format: config.format,
             target: config.target.clone(),
             output: BufWriter::with_capacity(64 * 1024, output),
             entries,
-            stop: Arc::clone(&stop),
+            reopen_pending: Arc::clone(&reopen_pending),
+            dropped: dropped.clone(),
+            failing: false,
         };
         let writer = thread::Builder::new()
             .name("tandem-access-log".into())
@@ -82,7 +90,8 @@ impl AccessLog {
         Ok(Arc::new(AccessLog {
             config: config.clone(),
             queue,
-            stop,
+            reopen_pending,
+            dropped,
             writer: Mutex::new(Some(writer)),
         }))
     }
@@ -93,19 +102,25 @@ impl AccessLog {
 
     pub fn log(&self, record: Box<Record>) {
         if self.queue.try_send(Entry::Record(record)).is_err() {
-            stats::access_log_dropped();
+            self.dropped.increment(1);
         }
     }
 
     /// Opens the file again at its path, after logrotate moved it away: records logged from
-    /// now on go to the new file. Waits for room in the queue (a batch interval at most).
+    /// now on go to the new file. Never waits: with the queue full, the writer reopens after
+    /// its next batch instead.
     pub fn reopen(&self) {
-        let _ = self.queue.send(Entry::Reopen);
+        if self.config.target == LogTarget::Stdout {
+            return;
+        }
+        if self.queue.try_send(Entry::Reopen).is_err() {
+            self.reopen_pending.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Writes what is queued and stops the writer; records logged after this are lost.
     pub fn finish(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.queue.send(Entry::Finish);
         let writer = self.writer.lock().map(|mut writer| writer.take());
         if let Ok(Some(writer)) = writer {
             let _ = writer.join();
@@ -124,7 +139,11 @@ fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
                 .map_err(|error| {
                     io::Error::new(
                         error.kind(),
-                        format!("access log {}: {error}", path.display()),
+                        format!(
+                            "access_log.path {}: {error}; use a directory the service user can \
+                             write to (the systemd unit makes /var/log/tandem) or `stdout`",
+                            path.display()
+                        ),
                     )
                 })?,
         ),
@@ -136,7 +155,10 @@ struct Writer {
     target: LogTarget,
     output: BufWriter<Box<dyn Write + Send>>,
     entries: Receiver<Entry>,
-    stop: Arc<AtomicBool>,
+    reopen_pending: Arc<AtomicBool>,
+    dropped: Counter,
+    /// Whether the last write failed: a failing disk is reported once, not every batch.
+    failing: bool,
 }
 
 impl Writer {
@@ -152,40 +174,62 @@ impl Writer {
         }
         let mut line = Vec::with_capacity(512);
         loop {
-            let stopping = self.stop.load(Ordering::Relaxed);
-            let mut wrote = false;
-            let ended = loop {
-                match self.entries.try_recv() {
-                    Ok(Entry::Record(record)) => {
+            let mut handled = 0;
+            loop {
+                let entry = match self.entries.try_recv() {
+                    Ok(entry) => entry,
+                    // Idle: sleep until a record comes rather than waking every batch.
+                    Err(TryRecvError::Empty) if handled == 0 => match self.entries.recv() {
+                        Ok(entry) => entry,
+                        Err(_) => return self.flush(),
+                    },
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.flush(),
+                };
+                handled += 1;
+                match entry {
+                    Entry::Record(record) => {
                         line.clear();
                         format(&record, self.format, &mut line);
-                        wrote |= self.output.write_all(&line).is_ok();
+                        if let Err(error) = self.output.write_all(&line) {
+                            self.dropped.increment(1);
+                            self.report(Err(error));
+                        }
                     }
-                    Ok(Entry::Reopen) => {
-                        self.flush();
-                        self.reopen_target();
-                    }
-                    Err(TryRecvError::Empty) => break false,
-                    Err(TryRecvError::Disconnected) => break true,
+                    Entry::Reopen => self.reopen_target(),
+                    Entry::Finish => return self.flush(),
                 }
-            };
-            if wrote {
-                self.flush();
             }
-            if ended || stopping {
-                return;
+            self.flush();
+            if self.reopen_pending.swap(false, Ordering::Relaxed) {
+                self.reopen_target();
             }
             thread::sleep(BATCH_INTERVAL);
         }
     }
 
     fn flush(&mut self) {
-        if let Err(error) = self.output.flush() {
-            tracing::warn!(%error, "writing the access log failed");
+        let flushed = self.output.flush();
+        self.report(flushed);
+    }
+
+    /// Logs the first failure of a run of them, and the recovery.
+    fn report(&mut self, result: io::Result<()>) {
+        match result {
+            Err(error) if !self.failing => {
+                self.failing = true;
+                tracing::error!(%error, "writing the access log failed; lines are dropped (tandem_access_log_dropped_total) until it works again");
+            }
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!("writing the access log works again");
+            }
+            _ => {}
         }
     }
 
     fn reopen_target(&mut self) {
+        self.flush();
         if self.target == LogTarget::Stdout {
             return;
         }

@@ -42,7 +42,6 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     for result in ["success", "failure"] {
         metrics::counter!("tandem_config_reloads_total", "result" => result).increment(0);
     }
-    gauge!("tandem_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
 }
 
@@ -124,7 +123,12 @@ pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
     let stream = tokio::time::timeout(CLIENT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| anyhow!("no answer from {address} within {CLIENT_TIMEOUT:?}"))?
-        .with_context(|| format!("connecting to the admin endpoint {address}"))?;
+        .with_context(|| {
+            format!(
+                "connecting to the admin endpoint {address}: is tandem running with \
+                 `admin: {{ listen: {address} }}`? (admin changes take a restart)"
+            )
+        })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("admin endpoint")?;
@@ -144,7 +148,9 @@ pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
     if status != StatusCode::OK {
         bail!("{address} answered {status}");
     }
-    serde_json::from_slice(&body).context("reading the status")
+    serde_json::from_slice(&body).with_context(|| {
+        format!("reading the status from {address}: is it a tandem of this version?")
+    })
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {

@@ -163,6 +163,11 @@ impl Running {
     /// Loads `path` again and swaps it in; an invalid file or an address that can't be bound
     /// leaves everything as it was.
     fn reload(&mut self, path: &Path) {
+        // First, and whatever the new file holds: logrotate's SIGHUP must move the log to the
+        // new file even when the config has a mistake in it.
+        if let Some(access_log) = &self.access_log {
+            access_log.reopen();
+        }
         let mut config = match config::load(path) {
             Ok(config) => config,
             Err(errors) => return self.reload_failed(&errors.to_string()),
@@ -215,12 +220,11 @@ impl Running {
         tracing::info!(path = %path.display(), "config reloaded");
     }
 
-    /// The access log for `config`: the running one, reopened for logrotate, when unchanged.
+    /// The access log for `config`: the running one (already reopened) when unchanged.
     fn reload_access_log(&self, config: &Config) -> anyhow::Result<Option<Arc<AccessLog>>> {
         match (&config.access_log, &self.access_log) {
             (None, _) => Ok(None),
             (Some(wanted), Some(running)) if running.config() == wanted => {
-                running.reopen();
                 Ok(Some(Arc::clone(running)))
             }
             (Some(wanted), _) => Ok(Some(AccessLog::start(wanted)?)),

@@ -57,10 +57,12 @@ impl FrontendStats {
 }
 
 pub struct ServerStats {
-    /// Requests (http) or connections (tcp) sent to the server.
+    /// Requests (http) or connections (tcp) sent to the server; a request resent on a fresh
+    /// connection counts again.
     pub sessions: Counter,
     pub connection_errors: Counter,
-    /// Requests that failed on this server and were tried again, here or on another server.
+    /// Attempts that failed on this server and were followed by another, here (a resend) or
+    /// on another server.
     pub retries: Counter,
     pub check_failures: Counter,
     /// Times the server went from up to down.
@@ -123,10 +125,11 @@ impl VrrpStats {
     }
 }
 
-/// A packet dropped before it reached an instance (malformed, or for a VRID not run here).
+/// A packet dropped before it reached an instance (malformed, or for a VRID not run here): a
+/// family of its own, so that every series of the per-instance one carries an instance.
 pub fn vrrp_dropped_on(interface: &str, reason: &'static str) {
     counter!(
-        "tandem_vrrp_packets_dropped_total",
+        "tandem_vrrp_interface_packets_dropped_total",
         "interface" => interface.to_owned(),
         "reason" => reason
     )
@@ -220,7 +223,11 @@ pub fn describe() {
     );
     describe_counter!(
         "tandem_vrrp_packets_dropped_total",
-        "VRRP packets dropped, by reason."
+        "Adverts for an instance dropped, by reason."
+    );
+    describe_counter!(
+        "tandem_vrrp_interface_packets_dropped_total",
+        "VRRP packets dropped before reaching an instance (malformed, unknown VRID), by reason."
     );
     describe_gauge!(
         "tandem_vrrp_master_info",
@@ -243,6 +250,6 @@ pub fn reload(succeeded: bool) {
     counter!("tandem_config_reloads_total", "result" => result).increment(1);
 }
 
-pub fn access_log_dropped() {
-    counter!("tandem_access_log_dropped_total").increment(1);
+pub fn access_log_dropped() -> Counter {
+    counter!("tandem_access_log_dropped_total")
 }

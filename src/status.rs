@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::backend::{BackendState, ServerState};
 use crate::config::{Balance, Mode, VrrpInstance};
 use crate::proxy::FrontendCell;
+use crate::vrrp::machine::State;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -51,7 +52,7 @@ impl VrrpStatus {
             name: config.name.clone(),
             vrid: config.virtual_router_id,
             interface: config.interface.clone(),
-            state: "INIT".into(),
+            state: State::Initialize.label().into(),
             priority: config.priority,
             effective_priority: config.priority,
             virtual_ips: virtual_ips(config),

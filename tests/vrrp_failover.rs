@@ -301,7 +301,10 @@ fn vrrp_metrics_show_the_state_priorities_and_the_master_each_node_sees() {
 fn deploy_files_use_only_exported_metrics(scraped: &support::metrics::Metrics) {
     let exported: Vec<&str> = (scraped.0.samples.iter())
         .map(|sample| sample.metric.as_str())
-        .chain(["tandem_vrrp_packets_dropped_total"])
+        .chain([
+            "tandem_vrrp_packets_dropped_total",
+            "tandem_vrrp_interface_packets_dropped_total",
+        ])
         .collect();
     for file in [
         "deploy/grafana/tandem-dashboard.json",

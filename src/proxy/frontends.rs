@@ -88,14 +88,15 @@ impl Frontends {
             }
         }
         for frontend in frontends {
-            let listening = self.listening.get_mut(&frontend.listen);
-            let stats = (listening.as_ref())
+            // By name, wherever it listened: its sessions and counters go on.
+            let stats = (self.listening.values())
                 .map(|listening| listening.frontend.load_full())
-                .filter(|running| running.config.name == frontend.name)
+                .find(|running| running.config.name == frontend.name)
                 .map_or_else(
                     || Arc::new(FrontendStats::new(&frontend.name)),
                     |running| Arc::clone(&running.stats),
                 );
+            let listening = self.listening.get_mut(&frontend.listen);
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: Arc::clone(&backends[frontend.backend]),

@@ -24,7 +24,7 @@ use super::headers;
 use super::upstream::{RequestBody, Sender, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
 use crate::access_log::Record;
-use crate::backend::{ActiveGuard, ServerState};
+use crate::backend::ActiveGuard;
 use crate::balance::Key;
 use crate::config::Balance;
 
@@ -42,12 +42,14 @@ struct Client {
 
 /// Serves one client connection until it closes, idles out, or stalls in a request head. Once
 /// draining starts, the request in progress is answered and the connection then closed.
+/// `waited` is how long the client took to send its first byte.
 pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
     mut draining: watch::Receiver<bool>,
+    waited: Duration,
 ) {
     let (timeouts, stats) = {
         let current = frontend.load();
@@ -69,7 +71,7 @@ pub async fn serve(
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.request_header)
+        .header_read_timeout(header_timeout(timeouts.request_header, waited))
         .writev(false)
         .serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
@@ -94,41 +96,62 @@ pub async fn serve(
     }
 }
 
+/// hyper's head timer for a connection whose first byte took `waited` to come: what is left of
+/// `request_header` for the first head, so a slow client doesn't get it twice. hyper has one
+/// setting per connection, so later heads get the same; it is kept to at least half the limit
+/// so a client that was slow to start still has time for its next requests.
+fn header_timeout(request_header: Duration, waited: Duration) -> Duration {
+    request_header
+        .saturating_sub(waited)
+        .max(request_header / 2)
+}
+
 /// Proxies one request and accounts for it: the frontend's response counters, and the access
-/// log line once the response has been sent (or abandoned).
+/// log line once the response has been sent, or abandoned.
 async fn handle(
     request: Request<Incoming>,
     client: &Client,
     frontend: Arc<FrontendRuntime>,
     pool: &Arc<UpstreamPool>,
 ) -> Response<ProxyBody> {
-    let started = Instant::now();
     frontend.stats.requests.increment(1);
     let draft = frontend.access_log.is_some().then(|| Draft {
         time: SystemTime::now(),
-        started,
+        started: Instant::now(),
         client: client.address,
         method: request.method().clone(),
         uri: request.uri().clone(),
     });
-    let mut exchange = Exchange::default();
-    let (response, failure) = match proxy(request, client, &frontend, pool, &mut exchange).await {
+    let mut account = Account {
+        frontend,
+        draft,
+        exchange: Exchange::default(),
+    };
+    let outcome = proxy(
+        request,
+        client,
+        &account.frontend,
+        pool,
+        &mut account.exchange,
+    )
+    .await;
+    let (response, failure) = match outcome {
         Ok((response, finish)) => (upstream_response(response, finish), None),
         Err(failure) => (local_response(failure.status, failure.text), Some(failure)),
     };
-    frontend.stats.response(response.status());
-    let Some(draft) = draft else {
+    account.frontend.stats.response(response.status());
+    let Some(draft) = account.draft.take() else {
         return response;
     };
-    let mut record = Box::new(draft.record(Arc::clone(&frontend), exchange, response.status()));
+    let started = draft.started;
+    let mut record = Box::new(draft.record(&account.frontend, &account.exchange));
+    record.status = Some(response.status().as_u16());
     match failure {
         Some(failure) => {
             record.bytes = failure.text.len() as u64;
             record.total = started.elapsed();
             record.end = failure.end;
-            if let Some(log) = &frontend.access_log {
-                log.log(record);
-            }
+            account.log(record);
             response
         }
         None => response.map(|body| match body {
@@ -138,6 +161,35 @@ async fn handle(
             }
             local => local,
         }),
+    }
+}
+
+/// A request being proxied, as the access log will tell it. If the client goes away before
+/// the response head (hyper then drops the request's future), the line is written on drop.
+struct Account {
+    frontend: Arc<FrontendRuntime>,
+    /// Taken once the response is on its way; `None` too when there is no access log.
+    draft: Option<Draft>,
+    exchange: Exchange,
+}
+
+impl Account {
+    fn log(&self, record: Box<Record>) {
+        if let Some(log) = &self.frontend.access_log {
+            log.log(record);
+        }
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        if let Some(draft) = self.draft.take() {
+            let started = draft.started;
+            let mut record = Box::new(draft.record(&self.frontend, &self.exchange));
+            record.total = started.elapsed();
+            record.end = "client_aborted";
+            self.log(record);
+        }
     }
 }
 
@@ -151,19 +203,17 @@ struct Draft {
 }
 
 impl Draft {
-    fn record(
-        self,
-        frontend: Arc<FrontendRuntime>,
-        exchange: Exchange,
-        status: StatusCode,
-    ) -> Record {
+    /// The line so far: no status, bytes or total yet.
+    fn record(self, frontend: &Arc<FrontendRuntime>, exchange: &Exchange) -> Record {
         Record {
             time: self.time,
-            frontend,
-            server: exchange.server,
+            frontend: Arc::clone(frontend),
+            server: exchange
+                .server
+                .map(|index| Arc::clone(&frontend.backend.servers[index])),
             client: self.client,
             request: Some((self.method, self.uri)),
-            status: Some(status.as_u16()),
+            status: None,
             bytes: 0,
             connect: exchange.connect.map(|at| at - self.started),
             first_byte: exchange.first_byte.map(|at| at - self.started),
@@ -176,7 +226,8 @@ impl Draft {
 /// How far a request got with a server, for the access log.
 #[derive(Default)]
 struct Exchange {
-    server: Option<Arc<ServerState>>,
+    /// The server tried last, by index in the backend.
+    server: Option<usize>,
     connect: Option<Instant>,
     first_byte: Option<Instant>,
 }
@@ -233,12 +284,12 @@ async fn proxy(
         let Some(index) = backend.pick(&key, &tried) else {
             break;
         };
-        if let Some(previous) = &exchange.server {
-            previous.stats.retries.increment(1);
+        if let Some(&previous) = tried.last() {
+            backend.servers[previous].stats.retries.increment(1);
         }
         tried.push(index);
         let server = &backend.servers[index];
-        exchange.server = Some(Arc::clone(server));
+        exchange.server = Some(index);
         let active = server.track_active();
         let mut fresh = false;
         loop {
@@ -462,5 +513,24 @@ impl Drop for UpstreamBody {
             "client_aborted"
         };
         self.release(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_first_byte_is_taken_off_the_first_head_but_no_more_than_half() {
+        let limit = Duration::from_secs(10);
+        assert_eq!(header_timeout(limit, Duration::ZERO), limit);
+        assert_eq!(
+            header_timeout(limit, Duration::from_secs(3)),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            header_timeout(limit, Duration::from_secs(9)),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -119,8 +119,9 @@ fn serve(
             Mode::Http => {
                 let limit = current.config.timeouts.request_header;
                 let mut draining = draining;
-                if first_bytes(&stream, limit, &mut draining).await {
-                    Box::pin(http::serve(stream, client, frontend, pool, draining)).await;
+                if let Some(waited) = first_bytes(&stream, limit, &mut draining).await {
+                    let serve = http::serve(stream, client, frontend, pool, draining, waited);
+                    Box::pin(serve).await;
                 }
             }
             Mode::Tcp => Box::pin(tcp::relay(stream, client, current)).await,
@@ -129,18 +130,22 @@ fn serve(
     });
 }
 
-/// Waits for a new http client's first bytes; false if none come within `limit` (hyper's
-/// header timer would have closed it too), the client closes, or draining starts first.
+/// Waits for a new http client's first byte and says how long that took; `None` if none
+/// comes within `limit` (hyper's header timer would have closed it too), the client closes,
+/// or draining starts first.
 async fn first_bytes(
     stream: &TcpStream,
     limit: Duration,
     draining: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Option<Duration> {
+    let started = tokio::time::Instant::now();
     // Peeked, not `readable()`: tokio reports a fresh socket readable before any byte arrives.
     let mut first = [0u8; 1];
     tokio::select! {
-        peeked = tokio::time::timeout(limit, stream.peek(&mut first)) => matches!(peeked, Ok(Ok(1))),
-        () = drain::until_true(draining) => false,
+        peeked = tokio::time::timeout(limit, stream.peek(&mut first)) => {
+            matches!(peeked, Ok(Ok(1))).then(|| started.elapsed())
+        }
+        () = drain::until_true(draining) => None,
     }
 }
 

@@ -53,13 +53,13 @@ impl UpstreamPool {
         connect_timeout: Duration,
         fresh: bool,
     ) -> io::Result<Checkout> {
-        while let Some((mut sender, since)) = self.take_idle(address).filter(|_| !fresh) {
+        while let Some((mut sender, idle_for)) = self.take_idle(address).filter(|_| !fresh) {
             // Resolves once the previous response is fully read; fails if the server closed.
             if sender.ready().await.is_ok() {
                 return Ok(Checkout {
                     sender,
                     reused: true,
-                    idle_for: since.elapsed(),
+                    idle_for,
                 });
             }
         }
@@ -71,15 +71,17 @@ impl UpstreamPool {
         })
     }
 
-    fn take_idle(&self, address: SocketAddr) -> Option<(Sender, Instant)> {
+    /// An idle connection to `address`, and how long it has been idle.
+    fn take_idle(&self, address: SocketAddr) -> Option<(Sender, Duration)> {
         let mut idle = self
             .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let senders = idle.get_mut(&address)?;
         while let Some((sender, since)) = senders.pop() {
-            if !sender.is_closed() && since.elapsed() < MAX_IDLE_TIME {
-                return Some((sender, since));
+            let idle_for = since.elapsed();
+            if !sender.is_closed() && idle_for < MAX_IDLE_TIME {
+                return Some((sender, idle_for));
             }
         }
         None

@@ -264,6 +264,7 @@ impl Instance {
             self.add_or_refresh_vips().await;
             self.announce_all();
         }
+        status::lock(&self.status).virtual_ips = status::virtual_ips(&self.config);
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, trackers).await;
         self.publish();
@@ -315,9 +316,6 @@ impl Instance {
         status.priority = self.config.priority;
         status.effective_priority = self.machine.priority();
         status.master = self.machine.master();
-        if status.virtual_ips.len() != self.vips.len() {
-            status.virtual_ips = status::virtual_ips(&self.config);
-        }
     }
 
     async fn apply(&mut self, action: Action) {
