@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use http::{Method, Uri};
 use metrics::Counter;
-use serde::Serialize;
 
 use crate::backend::ServerState;
 use crate::config::{self, LogFormat, LogTarget};
@@ -242,9 +241,11 @@ impl Writer {
     }
 }
 
-/// One line, with its newline.
+/// One line, with its newline. Written field by field (serde_json only escapes the strings):
+/// the writer formats every request, so its cost counts against the proxy's CPU.
 pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
     let config = &record.frontend.config;
+    let backend = &record.frontend.backend.config.name;
     let server = record.server.as_ref().map(|server| server.name.as_str());
     let (method, path) = match &record.request {
         Some((method, uri)) => (
@@ -253,32 +254,42 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
         ),
         None => (None, None),
     };
+    let connect = record.connect.map(micros);
+    let first_byte = record.first_byte.map(micros);
     match format {
         LogFormat::Json => {
-            let line = JsonLine {
-                time: Rfc3339(record.time),
-                frontend: &config.name,
-                backend: &record.frontend.backend.config.name,
-                server,
-                client: record.client,
-                method,
-                path,
-                status: record.status,
-                bytes: record.bytes,
-                connect_us: record.connect.map(micros),
-                first_byte_us: record.first_byte.map(micros),
-                total_us: micros(record.total),
-                end: record.end,
-            };
-            let _ = serde_json::to_writer(&mut *out, &line);
+            out.extend_from_slice(b"{\"time\":\"");
+            rfc3339(record.time, out);
+            out.extend_from_slice(b"\",\"frontend\":");
+            json_string(Some(&config.name), out);
+            out.extend_from_slice(b",\"backend\":");
+            json_string(Some(backend), out);
+            out.extend_from_slice(b",\"server\":");
+            json_string(server, out);
+            let _ = write!(out, ",\"client\":\"{}\",\"method\":", record.client);
+            json_string(method, out);
+            out.extend_from_slice(b",\"path\":");
+            json_string(path, out);
+            out.extend_from_slice(b",\"status\":");
+            number(record.status.map(u64::from), b"null", out);
+            out.extend_from_slice(b",\"bytes\":");
+            number(Some(record.bytes), b"null", out);
+            out.extend_from_slice(b",\"connect_us\":");
+            number(connect, b"null", out);
+            out.extend_from_slice(b",\"first_byte_us\":");
+            number(first_byte, b"null", out);
+            out.extend_from_slice(b",\"total_us\":");
+            number(Some(micros(record.total)), b"null", out);
+            out.extend_from_slice(b",\"end\":\"");
+            out.extend_from_slice(record.end.as_bytes());
+            out.extend_from_slice(b"\"}");
         }
         LogFormat::Text => {
+            rfc3339(record.time, out);
             let _ = write!(
                 out,
-                "{} {} {}/{} {} ",
-                Rfc3339(record.time),
+                " {} {backend}/{} {} ",
                 config.name,
-                record.frontend.backend.config.name,
                 server.unwrap_or("-"),
                 record.client,
             );
@@ -292,28 +303,36 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
                 }
                 _ => out.extend_from_slice(b"- "),
             }
-            match record.status {
-                Some(status) => {
-                    let _ = write!(out, "{status} ");
-                }
-                None => out.extend_from_slice(b"- "),
-            }
-            let _ = write!(out, "{} connect_us=", record.bytes);
-            optional_micros(record.connect, out);
+            number(record.status.map(u64::from), b"-", out);
+            out.push(b' ');
+            number(Some(record.bytes), b"-", out);
+            out.extend_from_slice(b" connect_us=");
+            number(connect, b"-", out);
             out.extend_from_slice(b" first_byte_us=");
-            optional_micros(record.first_byte, out);
-            let _ = write!(out, " total_us={} end={}", micros(record.total), record.end);
+            number(first_byte, b"-", out);
+            out.extend_from_slice(b" total_us=");
+            number(Some(micros(record.total)), b"-", out);
+            out.extend_from_slice(b" end=");
+            out.extend_from_slice(record.end.as_bytes());
         }
     }
     out.push(b'\n');
 }
 
-fn optional_micros(duration: Option<Duration>, out: &mut Vec<u8>) {
-    match duration {
-        Some(duration) => {
-            let _ = write!(out, "{}", micros(duration));
+/// A JSON string, escaped by serde_json; or null.
+fn json_string(text: Option<&str>, out: &mut Vec<u8>) {
+    match text {
+        Some(text) => {
+            let _ = serde_json::to_writer(&mut *out, text);
         }
-        None => out.push(b'-'),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn number(value: Option<u64>, absent: &[u8], out: &mut Vec<u8>) {
+    match value {
+        Some(value) => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
+        None => out.extend_from_slice(absent),
     }
 }
 
@@ -333,46 +352,30 @@ fn micros(duration: Duration) -> u64 {
     duration.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: Rfc3339,
-    frontend: &'a str,
-    backend: &'a str,
-    server: Option<&'a str>,
-    client: SocketAddr,
-    method: Option<&'a str>,
-    path: Option<&'a str>,
-    status: Option<u16>,
-    bytes: u64,
-    connect_us: Option<u64>,
-    first_byte_us: Option<u64>,
-    total_us: u64,
-    end: &'static str,
-}
-
 /// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
-struct Rfc3339(SystemTime);
-
-impl std::fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let since_epoch = (self.0.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
-        let seconds = since_epoch.as_secs();
-        let (year, month, day) = civil_date(seconds / 86_400);
-        let of_day = seconds % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            of_day / 3600,
-            of_day % 3600 / 60,
-            of_day % 60,
-            since_epoch.subsec_millis()
-        )
-    }
-}
-
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
+    let since_epoch = (time.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let (year, month, day) = civil_date(seconds / 86_400);
+    let of_day = seconds % 86_400;
+    let fields: [(u64, usize, u8); 7] = [
+        (year, 4, b'-'),
+        (month, 2, b'-'),
+        (day, 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day % 3600 / 60, 2, b':'),
+        (of_day % 60, 2, b'.'),
+        (u64::from(since_epoch.subsec_millis()), 3, b'Z'),
+    ];
+    let mut buffer = itoa::Buffer::new();
+    for (value, width, separator) in fields {
+        let digits = buffer.format(value).as_bytes();
+        out.extend(std::iter::repeat_n(
+            b'0',
+            width.saturating_sub(digits.len()),
+        ));
+        out.extend_from_slice(digits);
+        out.push(separator);
     }
 }
 
@@ -403,14 +406,78 @@ mod tests {
     #[test]
     fn formats_utc_dates_across_leap_years_and_month_ends() {
         let at = |seconds: u64, millis: u64| {
-            Rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(seconds * 1000 + millis))
-                .to_string()
+            let mut out = Vec::new();
+            rfc3339(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(seconds * 1000 + millis),
+                &mut out,
+            );
+            String::from_utf8(out).unwrap()
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(1_798_761_599, 0), "2026-12-31T23:59:59.000Z");
         assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+    }
+
+    fn record(path: &str) -> Record {
+        let backend = Arc::new(crate::backend::checked_backend(&["s1"]));
+        let frontend = Arc::new(FrontendRuntime {
+            config: config::Frontend {
+                name: "web".into(),
+                listen: "127.0.0.1:80".parse().unwrap(),
+                mode: config::Mode::Http,
+                backend: 0,
+                max_connections: 1,
+                timeouts: config::FrontendTimeouts {
+                    request_header: Duration::from_secs(1),
+                    client_idle: Duration::from_secs(1),
+                },
+            },
+            backend: Arc::clone(&backend),
+            stats: Arc::new(stats::FrontendStats::new("web")),
+            access_log: None,
+        });
+        Record {
+            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_761_599_250),
+            frontend,
+            server: Some(Arc::clone(&backend.servers[0])),
+            client: "192.0.2.7:40000".parse().unwrap(),
+            request: Some((Method::GET, path.parse().unwrap())),
+            status: Some(200),
+            bytes: 12,
+            connect: Some(Duration::from_micros(150)),
+            first_byte: None,
+            total: Duration::from_micros(1_234),
+            end: "done",
+        }
+    }
+
+    #[test]
+    fn a_json_line_is_one_object_with_every_field() {
+        let mut out = Vec::new();
+        format(&record("/a?q=%22x%22&b=\\"), LogFormat::Json, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let expected = serde_json::json!({
+            "time": "2026-12-31T23:59:59.250Z", "frontend": "web", "backend": "web",
+            "server": "s1", "client": "192.0.2.7:40000", "method": "GET",
+            "path": "/a?q=%22x%22&b=\\", "status": 200, "bytes": 12, "connect_us": 150,
+            "first_byte_us": null, "total_us": 1234, "end": "done"
+        });
+        assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn a_text_line_splits_on_spaces() {
+        let mut out = Vec::new();
+        format(&record("/a"), LogFormat::Text, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(
+            line,
+            "2026-12-31T23:59:59.250Z web web/s1 192.0.2.7:40000 \"GET /a\" 200 12 \
+             connect_us=150 first_byte_us=- total_us=1234 end=done\n"
+        );
     }
 
     #[test]
