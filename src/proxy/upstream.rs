@@ -112,7 +112,10 @@ async fn connect(address: SocketAddr, timeout: Duration) -> io::Result<Sender> {
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(Socket(stream)))
+    // Flat: a request head (and a small body) leaves in one send(2), not a sendmsg(2).
+    let (sender, connection) = http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
     tokio::spawn(async move {
