@@ -21,7 +21,7 @@ use metrics_util::MetricKindMask;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
-use crate::status::{Live, Status};
+use crate::status::{Live, Status, SERVER_STATES};
 
 /// How often histogram samples are folded in when nobody scrapes, so they don't pile up.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -184,7 +184,7 @@ fn set_gauges(status: &Status) {
         for server in &backend.servers {
             let labels = || [proxy(), ("server", server.name.clone())];
             gauge!("tandem_server_current_sessions", &labels()).set(server.current_sessions as f64);
-            for state in ["UP", "DOWN", "DRAIN"] {
+            for state in SERVER_STATES {
                 let mut labels = labels().to_vec();
                 labels.push(("state", state.to_owned()));
                 gauge!("tandem_server_status", &labels).set(flag(server.state == state));

@@ -87,6 +87,12 @@ pub struct BackendStatus {
     pub servers: Vec<ServerStatus>,
 }
 
+const UP: &str = "UP";
+const DOWN: &str = "DOWN";
+const DRAIN: &str = "DRAIN";
+/// Every state a server can be shown in, as HAProxy names them.
+pub const SERVER_STATES: [&str; 3] = [UP, DOWN, DRAIN];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerStatus {
     pub name: String,
@@ -176,9 +182,9 @@ fn backend_status(backend: &BackendState) -> BackendStatus {
 
 fn server_status(server: &ServerState, weight: u32) -> ServerStatus {
     let state = match (server.is_up(), weight) {
-        (false, _) => "DOWN",
-        (true, 0) => "DRAIN",
-        (true, _) => "UP",
+        (false, _) => DOWN,
+        (true, 0) => DRAIN,
+        (true, _) => UP,
     };
     ServerStatus {
         name: server.name.clone(),

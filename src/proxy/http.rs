@@ -59,15 +59,15 @@ pub async fn serve(
     let io = ActivityIo::new(stream, Arc::clone(&activity))
         .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
     let io = TokioIo::new(io);
-    let peer = Arc::new(Client {
+    let client_info = Arc::new(Client {
         address: client,
         forwarded_for: headers::forwarded_for(client.ip()),
     });
     let service = service_fn(move |request| {
         let frontend = frontend.load_full();
         let pool = Arc::clone(&pool);
-        let peer = Arc::clone(&peer);
-        async move { Ok::<_, Infallible>(handle(request, &peer, frontend, &pool).await) }
+        let client_info = Arc::clone(&client_info);
+        async move { Ok::<_, Infallible>(handle(request, &client_info, frontend, &pool).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
