@@ -93,7 +93,12 @@ fn status(config: &Path, admin: Option<SocketAddr>, json: bool) -> anyhow::Resul
     let address = match admin {
         Some(address) => address,
         None => {
-            let loaded = tandem::config::load(config).map_err(|errors| anyhow!("{errors}"))?;
+            let loaded = tandem::config::load(config).map_err(|errors| {
+                anyhow!(
+                    "{errors}\n{}: no admin address without a valid config; pass --admin ADDRESS",
+                    config.display()
+                )
+            })?;
             let Some(admin) = loaded.admin else {
                 bail!(
                     "{} has no admin section: add `admin: {{ listen: 127.0.0.1:9900 }}`, or pass --admin",

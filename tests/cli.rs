@@ -113,3 +113,19 @@ fn version_names_the_release() {
         format!("tandem {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn status_with_a_broken_config_says_where_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tandem.yaml");
+    std::fs::write(&path, BROKEN).unwrap();
+    let output = Command::new(tandem_binary())
+        .args(["status", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("tandem.yaml:6:"), "{stderr}");
+    assert!(stderr.contains("pass --admin ADDRESS"), "{stderr}");
+}
