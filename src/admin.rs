@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use metrics_util::MetricKindMask;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::proxy::ACCEPT_ERROR_BACKOFF;
 use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
 use crate::status::{Live, Status, SERVER_STATES};
 
@@ -60,7 +61,7 @@ pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: Pro
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "admin accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 continue;
             }
         };

@@ -48,7 +48,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             let metrics = admin::install_recorder().context("installing the metrics recorder")?;
             let listener = StdTcpListener::bind(admin.listen)
                 .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-                .with_context(|| format!("admin: cannot listen on {}", admin.listen))?;
+                .with_context(|| format!("admin.listen: cannot listen on {} (another process, or a frontend of another tandem, may hold it)", admin.listen))?;
             Some((listener, metrics))
         }
         None => None,

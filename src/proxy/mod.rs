@@ -40,7 +40,7 @@ pub struct FrontendRuntime {
 pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 
 /// Pause after a failed accept (out of file descriptors, usually) so the loop doesn't spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts clients while fewer than `max_connections` are open on the frontend (over all
 /// workers); the rest wait in the kernel backlog. When draining starts or the frontend is
