@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use http::{Method, Uri};
 use metrics::Counter;
 
-use crate::backend::ServerState;
+use crate::backend::{BackendState, ServerState};
 use crate::config::{self, LogFormat, LogTarget};
 use crate::proxy::FrontendRuntime;
 use crate::stats;
@@ -34,6 +34,8 @@ pub struct Record {
     /// When the request (or session) began.
     pub time: SystemTime,
     pub frontend: Arc<FrontendRuntime>,
+    /// The backend the request was routed to, if any.
+    pub backend: Option<Arc<BackendState>>,
     pub server: Option<Arc<ServerState>>,
     pub client: SocketAddr,
     /// HTTP only.
@@ -245,7 +247,10 @@ impl Writer {
 /// the writer formats every request, so its cost counts against the proxy's CPU.
 pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
     let config = &record.frontend.config;
-    let backend = &record.frontend.backend.config.name;
+    let backend = record
+        .backend
+        .as_ref()
+        .map(|backend| backend.config.name.as_str());
     let server = record.server.as_ref().map(|server| server.name.as_str());
     let (method, path) = match &record.request {
         Some((method, uri)) => (
@@ -263,7 +268,7 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\",\"frontend\":");
             json_string(Some(&config.name), out);
             out.extend_from_slice(b",\"backend\":");
-            json_string(Some(backend), out);
+            json_string(backend, out);
             out.extend_from_slice(b",\"server\":");
             json_string(server, out);
             let _ = write!(out, ",\"client\":\"{}\",\"method\":", record.client);
@@ -288,8 +293,9 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
             rfc3339(record.time, out);
             let _ = write!(
                 out,
-                " {} {backend}/{} {} ",
+                " {} {}/{} {} ",
                 config.name,
+                backend.unwrap_or("-"),
                 server.unwrap_or("-"),
                 record.client,
             );
@@ -427,20 +433,28 @@ mod tests {
                 name: "web".into(),
                 listen: "127.0.0.1:80".parse().unwrap(),
                 mode: config::Mode::Http,
-                backend: 0,
+                backend: Some(0),
                 max_connections: 1,
                 timeouts: config::FrontendTimeouts {
                     request_header: Duration::from_secs(1),
                     client_idle: Duration::from_secs(1),
                 },
+                accept_proxy: false,
+                tls: None,
+                routes: Vec::new(),
+                request_headers: config::HeaderRules::default(),
+                response_headers: config::HeaderRules::default(),
+                redirect_https: None,
             },
-            backend: Arc::clone(&backend),
+            backend: Some(Arc::clone(&backend)),
+            routes: Vec::new(),
             stats: Arc::new(stats::FrontendStats::new("web")),
             access_log: None,
         });
         Record {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_761_599_250),
             frontend,
+            backend: Some(Arc::clone(&backend)),
             server: Some(Arc::clone(&backend.servers[0])),
             client: "192.0.2.7:40000".parse().unwrap(),
             request: Some((Method::GET, path.parse().unwrap())),

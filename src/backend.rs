@@ -189,6 +189,9 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
                 weight: 1,
             })
             .collect(),
+        persistence: None,
+        send_proxy: None,
+        protocol: config::UpstreamProtocol::Http11,
     };
     BackendState::new(config, None)
 }

@@ -72,7 +72,8 @@ pub struct FrontendStatus {
     pub name: String,
     pub listen: SocketAddr,
     pub mode: String,
-    pub backend: String,
+    /// `None` when every request is redirected to https.
+    pub backend: Option<String>,
     pub current_sessions: u64,
     /// False while accepting fails (out of file descriptors, say).
     pub accepting: bool,
@@ -153,7 +154,10 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
             Mode::Tcp => "tcp",
         }
         .into(),
-        backend: runtime.backend.config.name.clone(),
+        backend: runtime
+            .backend
+            .as_ref()
+            .map(|backend| backend.config.name.clone()),
         current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
         accepting: *frontend.accepting.borrow(),
     }
@@ -232,7 +236,7 @@ impl fmt::Display for Status {
                 frontend.name,
                 frontend.listen.to_string(),
                 frontend.mode,
-                frontend.backend,
+                frontend.backend.as_deref().unwrap_or("(redirect)"),
                 frontend.current_sessions,
                 if frontend.accepting {
                     ""

@@ -33,23 +33,35 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 name: "web".into(),
                 listen: "127.0.0.1:8080".parse().unwrap(),
                 mode: Mode::Http,
-                backend: 0,
+                backend: Some(0),
                 max_connections: 10_000,
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
                 },
+                accept_proxy: false,
+                tls: None,
+                routes: Vec::new(),
+                request_headers: HeaderRules::default(),
+                response_headers: HeaderRules::default(),
+                redirect_https: None,
             },
             Frontend {
                 name: "db".into(),
                 listen: "127.0.0.1:13306".parse().unwrap(),
                 mode: Mode::Tcp,
-                backend: 1,
+                backend: Some(1),
                 max_connections: 10_000,
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
                 },
+                accept_proxy: false,
+                tls: None,
+                routes: Vec::new(),
+                request_headers: HeaderRules::default(),
+                response_headers: HeaderRules::default(),
+                redirect_https: None,
             },
         ],
         backends: vec![
@@ -82,6 +94,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                         weight: 1,
                     },
                 ],
+                persistence: None,
+                send_proxy: None,
+                protocol: UpstreamProtocol::Http11,
             },
             Backend {
                 name: "db_pool".into(),
@@ -101,6 +116,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     address: "127.0.0.1:3307".parse().unwrap(),
                     weight: 1,
                 }],
+                persistence: None,
+                send_proxy: None,
+                protocol: UpstreamProtocol::Http11,
             },
         ],
         // No vrrp section: this node holds no VIP.
@@ -291,7 +309,7 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
     );
     assert_eq!(config.frontends.len(), 1);
     assert_eq!(
-        config.backends[config.frontends[0].backend].name,
+        config.backends[config.frontends[0].backend.unwrap()].name,
         "web_pool"
     );
 }

@@ -4,7 +4,10 @@
 //! addresses are parsed and defaults are filled in. Nothing downstream re-checks these facts.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -66,11 +69,85 @@ pub struct Frontend {
     pub name: String,
     pub listen: SocketAddr,
     pub mode: Mode,
-    /// Index into `Config::backends`.
-    pub backend: usize,
+    /// Index into `Config::backends`: where requests no route matches go. `None` only on an
+    /// http frontend that redirects every request to https.
+    pub backend: Option<usize>,
     /// Clients accepted at once; further ones wait in the kernel backlog.
     pub max_connections: usize,
     pub timeouts: FrontendTimeouts,
+    /// Each connection starts with a PROXY protocol header (v1 or v2) from a balancer in front,
+    /// whose client address then stands for the connection's.
+    pub accept_proxy: bool,
+    /// `None`: plain TCP (http mode then also takes HTTP/2 with prior knowledge).
+    pub tls: Option<Tls>,
+    /// http only; first match wins.
+    pub routes: Vec<Route>,
+    /// http only: applied to each request before it goes to a server.
+    pub request_headers: HeaderRules,
+    /// http only: applied to each response, including those tandem makes itself.
+    pub response_headers: HeaderRules,
+    /// http only: every request is answered with a 308 to `https://` on this port.
+    pub redirect_https: Option<u16>,
+}
+
+/// TLS termination on a frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Picked by SNI against each certificate's names; the first is the default.
+    pub certificates: Vec<CertificateFiles>,
+    /// Protocols offered by ALPN, in order of preference.
+    pub alpn: Vec<Alpn>,
+}
+
+/// A certificate chain and its private key, as PEM files. Relative paths in the config file
+/// are resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alpn {
+    H2,
+    Http11,
+}
+
+impl Alpn {
+    /// The protocol's ALPN identifier.
+    pub fn id(self) -> &'static [u8] {
+        match self {
+            Alpn::H2 => b"h2",
+            Alpn::Http11 => b"http/1.1",
+        }
+    }
+}
+
+/// A routing rule: a request matching every condition given goes to `backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub host: Option<HostMatch>,
+    /// Starts with `/`; matched byte for byte against the request path.
+    pub path_prefix: Option<String>,
+    /// Index into `Config::backends`.
+    pub backend: usize,
+}
+
+/// A host condition, compared without the port and case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Lowercase: `static.example.com`.
+    Exact(String),
+    /// `*.example.com` is kept as `.example.com`: any name ending in it (any depth of
+    /// subdomain), but not `example.com` itself.
+    Suffix(String),
+}
+
+/// Header changes: `remove` first, then `set` (replacing any value already there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    pub remove: Vec<HeaderName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +183,34 @@ pub struct Backend {
     /// `None`: servers are always considered up.
     pub health_check: Option<HealthCheck>,
     pub servers: Vec<Server>,
+    /// http only: keep a client on the server that first answered it.
+    pub persistence: Option<Persistence>,
+    /// Each connection to a server starts with a PROXY protocol header naming the client.
+    pub send_proxy: Option<ProxyVersion>,
+    /// What http requests are sent to servers with.
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// HAProxy's `cookie <name> insert indirect nocache`: a response from a server the client was
+    /// not pinned to sets the cookie `<name>=<server name>` (and `Cache-Control: private`); a
+    /// request carrying it goes to that server while it is up, and the cookie is taken out of
+    /// the request before it is sent.
+    Cookie { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyVersion {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http11,
+    /// HTTP/2 with prior knowledge (h2c): requests share connections, trailers pass (gRPC).
+    H2,
 }
 
 #[derive(Debug, Clone, PartialEq)]

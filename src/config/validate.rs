@@ -213,9 +213,15 @@ impl Validator {
             name: spec.name,
             listen,
             mode,
-            backend,
+            backend: Some(backend),
             max_connections,
             timeouts,
+            accept_proxy: false,
+            tls: None,
+            routes: Vec::new(),
+            request_headers: HeaderRules::default(),
+            response_headers: HeaderRules::default(),
+            redirect_https: None,
         }
     }
 
@@ -304,6 +310,9 @@ impl Validator {
             retries: spec.retries.unwrap_or(DEFAULT_RETRIES),
             health_check,
             servers,
+            persistence: None,
+            send_proxy: None,
+            protocol: UpstreamProtocol::Http11,
         }
     }
 
@@ -1219,12 +1228,18 @@ mod tests {
                     name: "f".into(),
                     listen: "127.0.0.1:80".parse().unwrap(),
                     mode: Mode::Http,
-                    backend: 0,
+                    backend: Some(0),
                     max_connections: 10_000,
                     timeouts: FrontendTimeouts {
                         request_header: Duration::from_secs(10),
                         client_idle: Duration::from_secs(60),
                     },
+                    accept_proxy: false,
+                    tls: None,
+                    routes: Vec::new(),
+                    request_headers: HeaderRules::default(),
+                    response_headers: HeaderRules::default(),
+                    redirect_https: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
@@ -1248,6 +1263,9 @@ mod tests {
                         address: "127.0.0.1:81".parse().unwrap(),
                         weight: 1,
                     }],
+                    persistence: None,
+                    send_proxy: None,
+                    protocol: UpstreamProtocol::Http11,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
@@ -1432,7 +1450,7 @@ mod tests {
             backends:\n\
             - { name: first, servers: [{ name: s, address: 127.0.0.1:90 }] }\n\
             - { name: second, servers: [{ name: s, address: 127.0.0.1:90 }] }\n";
-        assert_eq!(valid(text).frontends[0].backend, 1);
+        assert_eq!(valid(text).frontends[0].backend, Some(1));
     }
 
     #[test]

@@ -99,7 +99,10 @@ impl Frontends {
             let listening = self.listening.get_mut(&frontend.listen);
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
-                backend: Arc::clone(&backends[frontend.backend]),
+                backend: frontend.backend.map(|index| Arc::clone(&backends[index])),
+                routes: (frontend.routes.iter())
+                    .map(|route| Arc::clone(&backends[route.backend]))
+                    .collect(),
                 stats,
                 access_log: access_log.cloned(),
             });

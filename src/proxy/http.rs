@@ -24,7 +24,7 @@ use super::headers;
 use super::upstream::{RequestBody, Sender, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
 use crate::access_log::Record;
-use crate::backend::ActiveGuard;
+use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
 use crate::config::Balance;
 
@@ -208,9 +208,10 @@ impl Draft {
         Record {
             time: self.time,
             frontend: Arc::clone(frontend),
-            server: exchange
-                .server
-                .map(|index| Arc::clone(&frontend.backend.servers[index])),
+            backend: exchange.backend.clone(),
+            server: (exchange.backend.as_ref())
+                .zip(exchange.server)
+                .map(|(backend, index)| Arc::clone(&backend.servers[index])),
             client: self.client,
             request: Some((self.method, self.uri)),
             status: None,
@@ -226,6 +227,8 @@ impl Draft {
 /// How far a request got with a server, for the access log.
 #[derive(Default)]
 struct Exchange {
+    /// Where the request was routed.
+    backend: Option<Arc<BackendState>>,
     /// The server tried last, by index in the backend.
     server: Option<usize>,
     connect: Option<Instant>,
@@ -260,7 +263,10 @@ async fn proxy(
             end: "rejected",
         });
     }
-    let backend = &frontend.backend;
+    let Some(backend) = frontend.backend.as_ref() else {
+        return Err(NO_SERVER);
+    };
+    exchange.backend = Some(Arc::clone(backend));
     // Copied out (the request moves on), and only when the balance hashes it.
     let hashed_uri = match backend.config.balance {
         Balance::UriHash { hash_query: true } => Some(

@@ -31,7 +31,10 @@ use upstream::UpstreamPool;
 /// half of a reload.
 pub struct FrontendRuntime {
     pub config: config::Frontend,
-    pub backend: Arc<BackendState>,
+    /// Where requests no route matches go; `None` when every request is redirected.
+    pub backend: Option<Arc<BackendState>>,
+    /// The backend of each of `config.routes`, in order.
+    pub routes: Vec<Arc<BackendState>>,
     /// Kept across reloads while the frontend keeps its name and address.
     pub stats: Arc<FrontendStats>,
     pub access_log: Option<Arc<AccessLog>>,

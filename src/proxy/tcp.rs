@@ -50,6 +50,7 @@ pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<
         log.log(Box::new(Record {
             time,
             frontend: Arc::clone(&frontend),
+            backend: frontend.backend.clone(),
             server,
             client: client_address,
             request: None,
@@ -67,7 +68,7 @@ async fn connect(
     client: SocketAddr,
     frontend: &FrontendRuntime,
 ) -> Option<(TcpStream, Arc<ServerState>)> {
-    let backend = &frontend.backend;
+    let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
     let key = Key {
         client_ip: client.ip(),
         uri: "",
