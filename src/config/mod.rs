@@ -29,7 +29,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     parse(&text, path)
 }
 
-/// Parses and validates config text; `file` only names it in errors.
+/// Parses and validates config text; `file` names it in errors, and relative paths in it are
+/// taken from its directory.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let spec: schema::FileSpec = yaml::deserialize(text).map_err(|error| {
         ConfigErrors(vec![ConfigError {
@@ -40,7 +41,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             message: error.message,
         }])
     })?;
-    validate::validate(spec).map_err(|errors| {
+    // Relative certificate paths are the config file's neighbours, wherever tandem was started.
+    let directory = (file.parent())
+        .filter(|directory| !directory.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(directory).unwrap_or_else(|_| directory.to_path_buf());
+    validate::validate(spec, &base).map_err(|errors| {
         let locator = yaml::Locator::new(text);
         let mut errors: Vec<ConfigError> = errors
             .into_iter()

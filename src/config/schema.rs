@@ -7,6 +7,7 @@
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The whole file. A new top-level section is a new field here.
@@ -64,10 +65,60 @@ pub struct FrontendSpec {
     pub name: String,
     pub listen: String,
     pub mode: ModeSpec,
-    pub backend: String,
+    /// Required unless `redirect_https` answers every request.
+    pub backend: Option<String>,
     pub max_connections: Option<usize>,
     #[serde(default)]
     pub timeouts: FrontendTimeoutsSpec,
+    pub accept_proxy: Option<bool>,
+    pub tls: Option<TlsSpec>,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    pub request_headers: Option<HeaderRulesSpec>,
+    pub response_headers: Option<HeaderRulesSpec>,
+    pub redirect_https: Option<IntegerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// Left out and empty are the same mistake, reported by validation.
+    #[serde(default)]
+    pub certificates: Vec<CertificateSpec>,
+    pub alpn: Option<Vec<AlpnSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSpec {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AlpnSpec {
+    #[serde(rename = "h2")]
+    H2,
+    #[serde(rename = "http/1.1")]
+    Http11,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub backend: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRulesSpec {
+    /// Sorted by name here; the order of `set` doesn't matter, as each name is set once.
+    #[serde(default)]
+    pub set: BTreeMap<String, ScalarText>,
+    #[serde(default)]
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -98,6 +149,38 @@ pub struct BackendSpec {
     /// Left out and empty are the same mistake, reported by validation.
     #[serde(default)]
     pub servers: Vec<ServerSpec>,
+    pub persistence: Option<PersistenceSpec>,
+    pub send_proxy: Option<ProxyVersionSpec>,
+    pub protocol: Option<UpstreamProtocolSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSpec {
+    #[serde(rename = "type")]
+    pub kind: PersistenceKindSpec,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersistenceKindSpec {
+    Cookie,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyVersionSpec {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UpstreamProtocolSpec {
+    #[serde(rename = "http/1.1")]
+    Http11,
+    #[serde(rename = "h2")]
+    H2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -240,6 +323,43 @@ impl<'de> Deserialize<'de> for IntegerSpec {
         }
 
         deserializer.deserialize_any(IntegerVisitor)
+    }
+}
+
+/// A string, integer or boolean as its text, so that a header value YAML reads as a number
+/// (`X-Port: 8443`) is taken as written. A float is refused: `1.10` would come back as `1.1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalarText(pub String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = ScalarText;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a header value")
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<ScalarText, E> {
+                Ok(ScalarText(value.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Turns the file schema into the validated model, collecting every problem rather than
 //! stopping at the first, so that one run shows an operator everything to fix.
 
+mod edge;
+
 use super::duration;
 use super::model::*;
 use super::schema::*;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A semantic problem at a field path; the caller locates it in the text.
@@ -44,9 +47,13 @@ const MAX_PASSWORD_BYTES: usize = 8;
 /// Stands in for an address that failed to parse; the model is discarded whenever one does.
 const UNPARSED_ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
-/// Validates `spec`, returning every problem found.
-pub fn validate(spec: FileSpec) -> Result<Config, Vec<FieldError>> {
-    let mut validator = Validator::default();
+/// Validates `spec`, returning every problem found. Relative paths in it are taken from `base`,
+/// the config file's directory.
+pub fn validate(spec: FileSpec, base: &Path) -> Result<Config, Vec<FieldError>> {
+    let mut validator = Validator {
+        errors: Vec::new(),
+        base: base.to_path_buf(),
+    };
     let config = validator.config(spec);
     if validator.errors.is_empty() {
         Ok(config)
@@ -55,9 +62,9 @@ pub fn validate(spec: FileSpec) -> Result<Config, Vec<FieldError>> {
     }
 }
 
-#[derive(Default)]
 struct Validator {
     errors: Vec<FieldError>,
+    base: PathBuf,
 }
 
 impl Validator {
@@ -192,7 +199,21 @@ impl Validator {
             ModeSpec::Http => Mode::Http,
             ModeSpec::Tcp => Mode::Tcp,
         };
-        let backend = self.backend_reference(&at, &spec.backend, mode, backends);
+        let redirect_https = self.redirect_https(&at, &spec);
+        let backend = match spec.backend.as_deref() {
+            Some(name) => {
+                Some(self.backend_reference(format!("{at}.backend"), name, mode, backends))
+            }
+            None if spec.redirect_https.is_some() => None,
+            None => {
+                self.error(
+                    format!("{at}.backend"),
+                    "missing: name the backend that serves this frontend \
+                     (an http frontend may redirect_https instead)",
+                );
+                None
+            }
+        };
         let max_connections = spec.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
             self.error(format!("{at}.max_connections"), "must be at least 1");
@@ -209,32 +230,38 @@ impl Validator {
                 DEFAULT_CLIENT_IDLE,
             ),
         };
+        self.http_only(&at, mode, &spec);
+        let tls = spec.tls.map(|tls| self.tls(&format!("{at}.tls"), tls));
+        let routes = self.routes(&at, spec.routes, backends);
+        let request_headers =
+            self.header_rules(&format!("{at}.request_headers"), spec.request_headers);
+        let response_headers =
+            self.header_rules(&format!("{at}.response_headers"), spec.response_headers);
         Frontend {
             name: spec.name,
             listen,
             mode,
-            backend: Some(backend),
+            backend,
             max_connections,
             timeouts,
-            accept_proxy: false,
-            tls: None,
-            routes: Vec::new(),
-            request_headers: HeaderRules::default(),
-            response_headers: HeaderRules::default(),
-            redirect_https: None,
+            accept_proxy: spec.accept_proxy.unwrap_or(false),
+            tls,
+            routes,
+            request_headers,
+            response_headers,
+            redirect_https,
         }
     }
 
-    /// Resolves a frontend's `backend` to an index; 0 stands in when it does not resolve, since
-    /// the model is then discarded.
+    /// Resolves a frontend's or a route's `backend` (at `field`) to an index; 0 stands in when
+    /// it does not resolve, since the model is then discarded.
     fn backend_reference(
         &mut self,
-        frontend: &str,
+        field: String,
         name: &str,
         mode: Mode,
         backends: &[Backend],
     ) -> usize {
-        let field = format!("{frontend}.backend");
         let Some(index) = backends.iter().position(|backend| backend.name == name) else {
             self.error(
                 field,
@@ -242,14 +269,20 @@ impl Validator {
             );
             return 0;
         };
-        if mode == Mode::Tcp && matches!(backends[index].balance, Balance::UriHash { .. }) {
-            self.error(
-                field,
-                format!(
-                    "backend {name:?} balances by uri_hash, which needs http requests; \
-                     use mode: http here or another balance there"
-                ),
-            );
+        if mode == Mode::Tcp {
+            let backend = &backends[index];
+            let http_feature = if matches!(backend.balance, Balance::UriHash { .. }) {
+                Some("balances by uri_hash, which needs http requests; use mode: http here or another balance there")
+            } else if backend.persistence.is_some() {
+                Some("keeps clients on a server by cookie, which needs http requests; use mode: http here or remove persistence there")
+            } else if backend.protocol == UpstreamProtocol::H2 {
+                Some("speaks h2 to its servers, which needs http requests; use mode: http here or remove protocol there")
+            } else {
+                None
+            };
+            if let Some(why) = http_feature {
+                self.error(field, format!("backend {name:?} {why}"));
+            }
         }
         index
     }
@@ -302,6 +335,8 @@ impl Validator {
             "server",
             servers.iter().map(|s| &s.name),
         );
+        let persistence =
+            (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
         Backend {
             name: spec.name,
             balance,
@@ -310,9 +345,15 @@ impl Validator {
             retries: spec.retries.unwrap_or(DEFAULT_RETRIES),
             health_check,
             servers,
-            persistence: None,
-            send_proxy: None,
-            protocol: UpstreamProtocol::Http11,
+            persistence,
+            send_proxy: spec.send_proxy.map(|version| match version {
+                ProxyVersionSpec::V1 => ProxyVersion::V1,
+                ProxyVersionSpec::V2 => ProxyVersion::V2,
+            }),
+            protocol: match spec.protocol {
+                None | Some(UpstreamProtocolSpec::Http11) => UpstreamProtocol::Http11,
+                Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
+            },
         }
     }
 
@@ -1175,17 +1216,20 @@ mod tests {
     use super::*;
     use crate::config::yaml;
 
+    /// Where the test configs live, for relative paths.
+    const TEST_BASE: &str = "/etc/tandem";
+
     fn spec(text: &str) -> FileSpec {
         yaml::deserialize(text).expect("test YAML fits the schema")
     }
 
-    fn valid(text: &str) -> Config {
-        validate(spec(text)).expect("test YAML is valid")
+    pub(super) fn valid(text: &str) -> Config {
+        validate(spec(text), Path::new(TEST_BASE)).expect("test YAML is valid")
     }
 
     /// Every problem as `field: message`, in the order found.
-    fn problems(text: &str) -> Vec<String> {
-        validate(spec(text))
+    pub(super) fn problems(text: &str) -> Vec<String> {
+        validate(spec(text), Path::new(TEST_BASE))
             .expect_err("test YAML is invalid")
             .into_iter()
             .map(|error| format!("{}: {}", error.field, error.message))
@@ -1617,7 +1661,7 @@ mod tests {
 
     fn expect(status: &str) -> Result<StatusMatch, Vec<String>> {
         let text = check(&format!("type: http, expect_status: {status}"));
-        match validate(spec(&text)) {
+        match validate(spec(&text), Path::new(TEST_BASE)) {
             Ok(config) => match &config.backends[0].health_check.as_ref().unwrap().kind {
                 CheckKind::Http { expect, .. } => Ok(*expect),
                 CheckKind::Tcp => unreachable!("the check is http"),
@@ -1905,7 +1949,7 @@ mod tests {
 
     fn interval(keys: &str) -> Result<Duration, Vec<String>> {
         let text = instance(keys);
-        match validate(spec(&text)) {
+        match validate(spec(&text), Path::new(TEST_BASE)) {
             Ok(config) => Ok(config.vrrp[0].advert_interval),
             Err(_) => Err(problems(&text)),
         }
@@ -1992,7 +2036,7 @@ mod tests {
 
     fn password(keys: &str) -> Result<Option<String>, Vec<String>> {
         let text = instance(keys);
-        match validate(spec(&text)) {
+        match validate(spec(&text), Path::new(TEST_BASE)) {
             Ok(config) => Ok(config.vrrp[0].password.clone()),
             Err(_) => Err(problems(&text)),
         }
@@ -2065,7 +2109,7 @@ mod tests {
 
     fn vips(list: &str) -> Result<Vec<VirtualIp>, Vec<String>> {
         let text = instance(&format!(", version: 3, virtual_ips: [{list}]"));
-        match validate(spec(&text)) {
+        match validate(spec(&text), Path::new(TEST_BASE)) {
             Ok(config) => Ok(config.vrrp[0].virtual_ips.clone()),
             Err(_) => Err(problems(&text)),
         }
