@@ -11,5 +11,6 @@ pub mod proxy;
 pub mod stats;
 pub mod status;
 pub mod systemd;
+pub mod tls;
 pub mod track;
 pub mod vrrp;
