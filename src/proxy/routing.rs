@@ -1,0 +1,278 @@
+//! Which backend an http request goes to: the host it is for and the first route it matches.
+//!
+//! Pure functions over the request's URI and headers, run on every request: they allocate only
+//! to lowercase a host that arrives with capitals.
+
+use std::borrow::Cow;
+
+use http::header::{HeaderMap, HOST};
+use http::Uri;
+
+use crate::config::{HostMatch, Route};
+
+/// The host a request is for, lowercased, without port or trailing dot: from the Host header, or for
+/// HTTP/2 (and absolute-form HTTP/1.1) from the URI authority, which wins over Host when present
+/// (RFC 9113 §8.3.1 / RFC 9112 §3.2.2). None if neither. IPv6 literals `[2001:db8::1]:8080` -> `[2001:db8::1]`.
+pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<Cow<'a, str>> {
+    if let Some(authority) = uri.authority() {
+        // `Authority::host` leaves out userinfo and port; normalizing again is harmless.
+        return host_name(authority.host());
+    }
+    // A Host header that is not visible ASCII names no host we could route on.
+    host_name(headers.get(HOST)?.to_str().ok()?)
+}
+
+/// `host[:port]` as a lowercase name without port or trailing dot; `None` if nothing is left.
+fn host_name(host: &str) -> Option<Cow<'_, str>> {
+    let name = if host.starts_with('[') {
+        &host[..=host.find(']')?]
+    } else {
+        // A name or IPv4 address holds no colon: the first one starts the port.
+        host.split_once(':').map_or(host, |(name, _port)| name)
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() {
+        None
+    } else if name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Some(Cow::Owned(name.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(name))
+    }
+}
+
+/// Index of the first route whose every condition matches; None: the frontend's default backend.
+pub fn route(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
+    routes.iter().position(|route| {
+        let host_matches = match (&route.host, host) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(wanted), Some(host)) => host_matches(wanted, host),
+        };
+        host_matches
+            && route
+                .path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.as_bytes().starts_with(prefix.as_bytes()))
+    })
+}
+
+/// Case-insensitive, as host names are; the config holds them lowercase already.
+fn host_matches(wanted: &HostMatch, host: &str) -> bool {
+    match wanted {
+        HostMatch::Exact(name) => host.eq_ignore_ascii_case(name),
+        // The suffix starts with its dot, so a longer host has at least one more label.
+        HostMatch::Suffix(suffix) => {
+            host.len() > suffix.len()
+                && host.as_bytes()[host.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn host_of(uri: &str, host_header: Option<&str>) -> Option<String> {
+        let uri: Uri = uri.parse().unwrap();
+        let mut headers = HeaderMap::new();
+        if let Some(host) = host_header {
+            headers.insert(HOST, HeaderValue::from_str(host).unwrap());
+        }
+        request_host(&uri, &headers).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn host_comes_from_the_host_header_for_origin_form() {
+        assert_eq!(
+            host_of("/a", Some("example.com")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("/a", Some("example.com:8080")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("/a", Some("Example.COM:80")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("/a", Some("example.com.")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("/a", Some("example.com.:443")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("/a", Some("198.51.100.7:81")).as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            host_of("*", Some("example.com")).as_deref(),
+            Some("example.com")
+        );
+    }
+
+    #[test]
+    fn ipv6_literals_keep_their_brackets() {
+        assert_eq!(
+            host_of("/", Some("[2001:db8::1]:8080")).as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            host_of("/", Some("[2001:DB8::1]")).as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            host_of("https://[2001:db8::1]:8443/x", None).as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(host_of("/", Some("[2001:db8::1")), None);
+    }
+
+    #[test]
+    fn uri_authority_wins_over_host() {
+        assert_eq!(
+            host_of("https://Api.Example.com:8443/v1?q", Some("other.example")).as_deref(),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            host_of("http://user:secret@example.com/", None).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host_of("http://example.net./", None).as_deref(),
+            Some("example.net")
+        );
+    }
+
+    #[test]
+    fn no_host_anywhere_or_an_empty_one_is_none() {
+        assert_eq!(host_of("/", None), None);
+        assert_eq!(host_of("/", Some("")), None);
+        assert_eq!(host_of("/", Some(":80")), None);
+        assert_eq!(host_of("/", Some(".")), None);
+        let uri: Uri = "/".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HOST,
+            HeaderValue::from_bytes(b"caf\xc3\xa9.example").unwrap(),
+        );
+        assert_eq!(request_host(&uri, &headers), None);
+    }
+
+    #[test]
+    fn a_lowercase_portless_host_is_borrowed() {
+        let uri: Uri = "/".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("example.com"));
+        assert!(matches!(
+            request_host(&uri, &headers),
+            Some(Cow::Borrowed("example.com"))
+        ));
+        headers.insert(HOST, HeaderValue::from_static("example.com:8080"));
+        assert!(matches!(
+            request_host(&uri, &headers),
+            Some(Cow::Borrowed("example.com"))
+        ));
+        headers.insert(HOST, HeaderValue::from_static("Example.com"));
+        assert!(matches!(request_host(&uri, &headers), Some(Cow::Owned(_))));
+        let uri: Uri = "https://example.com/".parse().unwrap();
+        assert!(matches!(
+            request_host(&uri, &headers),
+            Some(Cow::Borrowed("example.com"))
+        ));
+    }
+
+    fn exact(name: &str) -> Option<HostMatch> {
+        Some(HostMatch::Exact(name.into()))
+    }
+
+    fn suffix(dotted: &str) -> Option<HostMatch> {
+        Some(HostMatch::Suffix(dotted.into()))
+    }
+
+    fn to(backend: usize, host: Option<HostMatch>, path_prefix: Option<&str>) -> Route {
+        Route {
+            host,
+            path_prefix: path_prefix.map(Into::into),
+            backend,
+        }
+    }
+
+    #[test]
+    fn exact_host_matches_only_that_host() {
+        let routes = [to(0, exact("static.example.com"), None)];
+        assert_eq!(route(&routes, Some("static.example.com"), "/"), Some(0));
+        assert_eq!(route(&routes, Some("Static.Example.com"), "/"), Some(0));
+        assert_eq!(route(&routes, Some("example.com"), "/"), None);
+        assert_eq!(route(&routes, Some("a.static.example.com"), "/"), None);
+        assert_eq!(route(&routes, Some("static.example.co"), "/"), None);
+    }
+
+    #[test]
+    fn suffix_needs_at_least_one_more_label() {
+        let routes = [to(0, suffix(".example.com"), None)];
+        assert_eq!(route(&routes, Some("a.example.com"), "/"), Some(0));
+        assert_eq!(route(&routes, Some("a.b.example.com"), "/"), Some(0));
+        assert_eq!(route(&routes, Some("A.EXAMPLE.COM"), "/"), Some(0));
+        assert_eq!(route(&routes, Some("example.com"), "/"), None);
+        assert_eq!(route(&routes, Some(".example.com"), "/"), None);
+        assert_eq!(route(&routes, Some("badexample.com"), "/"), None);
+        assert_eq!(route(&routes, Some("example.com.evil"), "/"), None);
+        assert_eq!(route(&routes, Some("xample.com"), "/"), None);
+    }
+
+    #[test]
+    fn a_route_with_a_host_never_matches_a_request_without_one() {
+        let routes = [
+            to(0, exact("example.com"), None),
+            to(1, suffix(".example.com"), None),
+        ];
+        assert_eq!(route(&routes, None, "/"), None);
+        let routes = [to(0, exact("example.com"), None), to(1, None, Some("/"))];
+        assert_eq!(route(&routes, None, "/x"), Some(1));
+    }
+
+    #[test]
+    fn path_prefix_matches_bytes_at_the_start() {
+        let routes = [to(0, None, Some("/api/"))];
+        assert_eq!(route(&routes, None, "/api/x"), Some(0));
+        assert_eq!(route(&routes, None, "/api/"), Some(0));
+        assert_eq!(route(&routes, None, "/api"), None);
+        assert_eq!(route(&routes, None, "/API/x"), None);
+        assert_eq!(route(&routes, None, "/x/api/"), None);
+        let routes = [to(0, None, Some("/img"))];
+        assert_eq!(route(&routes, None, "/img"), Some(0));
+        assert_eq!(route(&routes, None, "/imgs/x"), Some(0));
+        assert_eq!(route(&routes, None, "/im"), None);
+        // No decoding: `%2F` is not `/`.
+        let routes = [to(0, None, Some("/a/b"))];
+        assert_eq!(route(&routes, None, "/a%2Fb"), None);
+    }
+
+    #[test]
+    fn every_condition_must_match_and_the_first_route_wins() {
+        let routes = [
+            to(0, exact("example.com"), Some("/api/")),
+            to(1, suffix(".example.com"), None),
+            to(2, None, Some("/api/")),
+            to(3, exact("example.com"), None),
+        ];
+        assert_eq!(route(&routes, Some("example.com"), "/api/v1"), Some(0));
+        assert_eq!(route(&routes, Some("example.com"), "/"), Some(3));
+        assert_eq!(route(&routes, Some("www.example.com"), "/api/v1"), Some(1));
+        assert_eq!(route(&routes, Some("example.org"), "/api/v1"), Some(2));
+        assert_eq!(route(&routes, Some("example.org"), "/"), None);
+        assert_eq!(route(&[], Some("example.com"), "/"), None);
+    }
+
+    #[test]
+    fn a_route_without_conditions_matches_everything() {
+        let routes = [to(0, None, None)];
+        assert_eq!(route(&routes, None, "/"), Some(0));
+        assert_eq!(route(&routes, Some("example.com"), "*"), Some(0));
+    }
+}
