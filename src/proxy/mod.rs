@@ -6,6 +6,7 @@ pub mod frontends;
 pub mod headers;
 pub mod http;
 pub mod listener;
+pub mod proxy_protocol;
 pub mod socket;
 pub mod tcp;
 pub mod upstream;
