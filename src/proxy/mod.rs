@@ -7,6 +7,7 @@ pub mod headers;
 pub mod http;
 pub mod listener;
 pub mod persistence;
+pub mod proxy_protocol;
 pub mod routing;
 pub mod rules;
 pub mod socket;
