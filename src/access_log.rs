@@ -359,7 +359,7 @@ fn micros(duration: Duration) -> u64 {
 }
 
 /// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
-fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
+pub(crate) fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
     let since_epoch = (time.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let (year, month, day) = civil_date(seconds / 86_400);
@@ -448,6 +448,7 @@ mod tests {
             },
             backend: Some(Arc::clone(&backend)),
             routes: Vec::new(),
+            tls: None,
             stats: Arc::new(stats::FrontendStats::new("web")),
             access_log: None,
         });

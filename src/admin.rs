@@ -177,6 +177,14 @@ fn set_gauges(status: &Status) {
     for frontend in &status.frontends {
         gauge!("tandem_frontend_current_sessions", "proxy" => frontend.name.clone())
             .set(frontend.current_sessions as f64);
+        for certificate in &frontend.certificates {
+            let labels = [
+                ("proxy", frontend.name.clone()),
+                ("certificate", certificate.path.clone()),
+            ];
+            gauge!("tandem_tls_certificate_expiry_timestamp_seconds", &labels)
+                .set(certificate.not_after_unix as f64);
+        }
     }
     for backend in &status.backends {
         let proxy = || ("proxy", backend.name.clone());

@@ -65,6 +65,27 @@ impl BackendState {
         self.selector.pick(self, key, tried)
     }
 
+    /// `preferred` (a server the client is pinned to) while it is up and not yet tried, even at
+    /// weight 0 (draining servers keep their pinned clients, as in HAProxy); otherwise a pick.
+    pub fn pick_preferring(
+        &self,
+        preferred: Option<usize>,
+        key: &balance::Key<'_>,
+        tried: &[usize],
+    ) -> Option<usize> {
+        match preferred {
+            Some(server) if self.servers[server].is_up() && !tried.contains(&server) => {
+                Some(server)
+            }
+            _ => self.pick(key, tried),
+        }
+    }
+
+    /// The index of the server called `name`.
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.servers.iter().position(|server| server.name == name)
+    }
+
     pub fn servers_up(&self) -> usize {
         self.servers.iter().filter(|server| server.is_up()).count()
     }
@@ -235,6 +256,24 @@ mod tests {
             !Arc::ptr_eq(&rebuilt.servers[0], &new.servers[0]),
             "new check settings start afresh"
         );
+    }
+
+    #[test]
+    fn a_pinned_server_is_preferred_while_up_and_untried_whatever_its_weight() {
+        let mut config = backend().config;
+        config.servers[1].weight = 0;
+        let backend = BackendState::new(config, None);
+        let key = balance::Key {
+            client_ip: [192, 0, 2, 1].into(),
+            uri: "",
+        };
+        assert_eq!(backend.server_index("s2"), Some(1));
+        assert_eq!(backend.server_index("s3"), None);
+        assert_eq!(backend.pick_preferring(Some(1), &key, &[]), Some(1));
+        assert_eq!(backend.pick_preferring(Some(1), &key, &[1]), Some(0));
+        assert_eq!(backend.pick_preferring(None, &key, &[]), Some(0));
+        backend.servers[1].record_check(false, "refused");
+        assert_eq!(backend.pick_preferring(Some(1), &key, &[]), Some(0));
     }
 
     #[test]

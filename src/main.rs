@@ -44,7 +44,20 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { config } => match tandem::config::load(&config) {
-            Ok(_) => {
+            Ok(loaded) => {
+                // The files a config names are part of it: a certificate that won't load would
+                // fail start-up or a reload just the same.
+                let mut certificate_errors = 0;
+                for frontend in &loaded.frontends {
+                    if let Some(Err(error)) = frontend.tls.as_ref().map(tandem::tls::termination) {
+                        eprintln!("{}: frontend {}: {error}", config.display(), frontend.name);
+                        certificate_errors += 1;
+                    }
+                }
+                if certificate_errors > 0 {
+                    eprintln!("{}: {certificate_errors} error(s)", config.display());
+                    return ExitCode::FAILURE;
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }

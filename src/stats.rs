@@ -28,6 +28,10 @@ pub struct FrontendStats {
     responses: [Counter; 5],
     pub bytes_in: Counter,
     pub bytes_out: Counter,
+    /// Connections closed before any request: no valid PROXY header (with `accept_proxy`).
+    pub proxy_header_errors: Counter,
+    /// Connections closed before any request: the TLS handshake failed or timed out.
+    pub tls_handshake_errors: Counter,
 }
 
 impl FrontendStats {
@@ -39,6 +43,12 @@ impl FrontendStats {
                 &[proxy(), ("code", code.to_owned())]
             )
         };
+        let connection_error = |reason: &'static str| {
+            counter!(
+                "tandem_frontend_connection_errors_total",
+                &[proxy(), ("reason", reason.to_owned())]
+            )
+        };
         FrontendStats {
             current_sessions: AtomicU64::new(0),
             sessions: counter!("tandem_frontend_sessions_total", &[proxy()]),
@@ -46,6 +56,8 @@ impl FrontendStats {
             responses: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(response),
             bytes_in: counter!("tandem_frontend_bytes_in_total", &[proxy()]),
             bytes_out: counter!("tandem_frontend_bytes_out_total", &[proxy()]),
+            proxy_header_errors: connection_error("proxy_header"),
+            tls_handshake_errors: connection_error("tls_handshake"),
         }
     }
 
@@ -164,6 +176,16 @@ pub fn describe() {
         "tandem_frontend_bytes_out_total",
         Unit::Bytes,
         "Bytes written to clients."
+    );
+    describe_counter!(
+        "tandem_frontend_connection_errors_total",
+        "Client connections closed before any request, by reason: proxy_header (missing or \
+         malformed PROXY header), tls_handshake."
+    );
+    describe_gauge!(
+        "tandem_tls_certificate_expiry_timestamp_seconds",
+        Unit::Seconds,
+        "When each frontend certificate expires (its notAfter), as a Unix time."
     );
     describe_gauge!(
         "tandem_backend_active_servers",

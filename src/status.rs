@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -77,6 +78,19 @@ pub struct FrontendStatus {
     pub current_sessions: u64,
     /// False while accepting fails (out of file descriptors, say).
     pub accepting: bool,
+    /// TLS frontends only, in config order (the first is the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    /// The certificate file.
+    pub path: String,
+    /// The names SNI matches it by.
+    pub names: Vec<String>,
+    /// When it expires (notAfter), as a Unix time.
+    pub not_after_unix: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +172,14 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
             .backend
             .as_ref()
             .map(|backend| backend.config.name.clone()),
+        certificates: (runtime.tls.iter())
+            .flat_map(|tls| &tls.certificates)
+            .map(|certificate| CertificateStatus {
+                path: certificate.files.cert.display().to_string(),
+                names: certificate.names.clone(),
+                not_after_unix: certificate.not_after_unix,
+            })
+            .collect(),
         current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
         accepting: *frontend.accepting.borrow(),
     }
@@ -244,6 +266,19 @@ impl fmt::Display for Status {
                     "  NOT ACCEPTING"
                 }
             );
+            for certificate in &frontend.certificates {
+                let expiry = UNIX_EPOCH
+                    + Duration::from_secs(certificate.not_after_unix.max(0).unsigned_abs());
+                let mut expires = Vec::new();
+                crate::access_log::rfc3339(expiry, &mut expires);
+                let _ = writeln!(
+                    out,
+                    "    certificate {} ({}) expires {}",
+                    certificate.path,
+                    certificate.names.join(" "),
+                    String::from_utf8_lossy(&expires)
+                );
+            }
         }
         if !self.backends.is_empty() {
             out.push_str("\nBACKENDS\n");

@@ -171,7 +171,8 @@ fn an_unknown_key_names_the_allowed_ones() {
         [
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
-          `response_timeout`, `retries`, `health_check`, `servers`"
+          `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
+          `protocol`"
         ]
     );
 }
@@ -180,7 +181,7 @@ fn an_unknown_key_names_the_allowed_ones() {
 fn a_missing_key_names_its_mapping() {
     assert_eq!(
         errors("config/broken/missing_key.yaml"),
-        ["config/broken/missing_key.yaml:10:5: frontends[1]: missing field `backend`"]
+        ["config/broken/missing_key.yaml:10:5: frontends[1]: missing field `listen`"]
     );
 }
 

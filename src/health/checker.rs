@@ -5,13 +5,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::backend::{BackendState, ServerState};
-use crate::config::{CheckKind, HealthCheck, StatusMatch};
+use crate::config::{CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol};
+use crate::proxy::proxy_protocol;
+
+const USER_AGENT: &str = "tandem-health-check";
 
 /// Starts checking every server of the backends that have a health check; the first check of
 /// each server runs at once.
@@ -21,22 +25,38 @@ pub fn spawn(backends: &[Arc<BackendState>]) -> Vec<JoinHandle<()>> {
         let Some(check) = &backend.config.health_check else {
             continue;
         };
+        let probe = Probe {
+            kind: check.kind.clone(),
+            send_proxy: backend.config.send_proxy,
+            protocol: backend.config.protocol,
+        };
         for server in &backend.servers {
             tasks.push(tokio::spawn(check_forever(
                 Arc::clone(server),
                 check.clone(),
+                probe.clone(),
             )));
         }
     }
     tasks
 }
 
-async fn check_forever(server: Arc<ServerState>, check: HealthCheck) {
+/// What a check sends, worked out once per backend.
+#[derive(Clone)]
+struct Probe {
+    kind: CheckKind,
+    /// A server that expects a PROXY header gets one saying the check is tandem's own.
+    send_proxy: Option<ProxyVersion>,
+    /// An http check speaks the backend's protocol: an h2c-only (gRPC) server would refuse 1.1.
+    protocol: UpstreamProtocol,
+}
+
+async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Probe) {
     let mut ticker = time::interval(check.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let result = match time::timeout(check.timeout, probe(&check.kind, server.address)).await {
+        let result = match time::timeout(check.timeout, probe.run(server.address)).await {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {:?}", check.timeout)),
         };
@@ -50,46 +70,84 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck) {
     }
 }
 
-async fn probe(kind: &CheckKind, address: SocketAddr) -> Result<(), String> {
-    let stream = TcpStream::connect(address)
-        .await
-        .map_err(|error| format!("connect: {error}"))?;
-    match kind {
-        CheckKind::Tcp => Ok(()),
-        CheckKind::Http { path, host, expect } => {
-            http_probe(stream, address, path, host.as_deref(), *expect).await
+impl Probe {
+    async fn run(&self, address: SocketAddr) -> Result<(), String> {
+        let mut stream = TcpStream::connect(address)
+            .await
+            .map_err(|error| format!("connect: {error}"))?;
+        if let Some(version) = self.send_proxy {
+            // v2 says LOCAL; v1's UNKNOWN is refused by some servers, so v1 names the check's
+            // own connection, as HAProxy does.
+            let header = match version {
+                ProxyVersion::V1 => {
+                    let local =
+                        (stream.local_addr()).map_err(|error| format!("connect: {error}"))?;
+                    proxy_protocol::header(version, local, address)
+                }
+                ProxyVersion::V2 => proxy_protocol::local_header(version),
+            };
+            stream
+                .write_all(&header)
+                .await
+                .map_err(|error| format!("PROXY header: {error}"))?;
+        }
+        match &self.kind {
+            CheckKind::Tcp => Ok(()),
+            CheckKind::Http { path, host, expect } => {
+                let host = host.clone().unwrap_or_else(|| address.to_string());
+                let status = match self.protocol {
+                    UpstreamProtocol::Http11 => http1_status(stream, path, &host).await,
+                    UpstreamProtocol::H2 => http2_status(stream, path, &host).await,
+                }
+                .map_err(|error| format!("http: {error}"))?;
+                if expect.matches(status) {
+                    Ok(())
+                } else {
+                    Err(format!("status {status}"))
+                }
+            }
         }
     }
 }
 
-async fn http_probe(
-    stream: TcpStream,
-    address: SocketAddr,
-    path: &str,
-    host: Option<&str>,
-    expect: StatusMatch,
-) -> Result<(), String> {
+/// The status of `GET path` over HTTP/1.1, on a connection closed after it.
+async fn http1_status(stream: TcpStream, path: &str, host: &str) -> Result<u16, String> {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|error| format!("http: {error}"))?;
+            .map_err(|error| error.to_string())?;
     let connection = tokio::spawn(connection);
-    let host = host.map_or_else(|| address.to_string(), str::to_owned);
     let request = http::Request::get(path)
         .header(http::header::HOST, host)
         .header(http::header::CONNECTION, "close")
-        .header(http::header::USER_AGENT, "tandem-health-check")
+        .header(http::header::USER_AGENT, USER_AGENT)
         .body(Empty::new())
-        .map_err(|error| format!("request: {error}"))?;
+        .map_err(|error| error.to_string())?;
     let response = sender.send_request(request).await;
     connection.abort();
-    let status = response
-        .map_err(|error| format!("http: {error}"))?
+    Ok(response
+        .map_err(|error| error.to_string())?
         .status()
-        .as_u16();
-    if expect.matches(status) {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
-    }
+        .as_u16())
+}
+
+/// The status of `GET path` over HTTP/2 with prior knowledge.
+async fn http2_status(stream: TcpStream, path: &str, host: &str) -> Result<u16, String> {
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{host}{path}"))
+        .header(http::header::USER_AGENT, USER_AGENT)
+        .body(Empty::new())
+        .map_err(|error| error.to_string())?;
+    let response = sender.send_request(request).await;
+    connection.abort();
+    Ok(response
+        .map_err(|error| error.to_string())?
+        .status()
+        .as_u16())
 }

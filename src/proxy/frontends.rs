@@ -20,6 +20,7 @@ use crate::backend::BackendState;
 use crate::config;
 use crate::stats::FrontendStats;
 use crate::status::LiveFrontend;
+use crate::tls;
 use crate::vrrp::tracking::FrontendAccepting;
 
 /// One listening address, shared by every worker.
@@ -74,6 +75,16 @@ impl Frontends {
         backends: &[Arc<BackendState>],
         access_log: Option<&Arc<AccessLog>>,
     ) -> anyhow::Result<()> {
+        // Certificates are read afresh on every apply, so a SIGHUP picks up renewed files; any
+        // that fails to load fails the whole apply, and the running ones stay.
+        let mut terminations = Vec::with_capacity(frontends.len());
+        for frontend in frontends {
+            let termination = (frontend.tls.as_ref())
+                .map(|tls| tls::termination(tls).map(Arc::new))
+                .transpose()
+                .with_context(|| format!("frontend {}: TLS", frontend.name))?;
+            terminations.push(termination);
+        }
         let mut bound = HashMap::new();
         for frontend in frontends {
             if !self.listening.contains_key(&frontend.listen) {
@@ -87,7 +98,7 @@ impl Frontends {
                 bound.insert(frontend.listen, sockets);
             }
         }
-        for frontend in frontends {
+        for (frontend, tls) in frontends.iter().zip(terminations) {
             // By name, wherever it listened: its sessions and counters go on.
             let stats = (self.listening.values())
                 .map(|listening| listening.frontend.load_full())
@@ -103,6 +114,7 @@ impl Frontends {
                 routes: (frontend.routes.iter())
                     .map(|route| Arc::clone(&backends[route.backend]))
                     .collect(),
+                tls,
                 stats,
                 access_log: access_log.cloned(),
             });

@@ -69,6 +69,25 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'sta
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
 }
 
+/// Joins the Cookie headers an HTTP/2 client may split a cookie list into back into one, as an
+/// HTTP/1.1 server expects (RFC 9113 §8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +157,18 @@ mod tests {
             "http",
         );
         assert_eq!(map["x-forwarded-for"], "2001:db8::1");
+    }
+
+    #[test]
+    fn split_cookies_are_joined_in_order_and_a_single_one_is_left_alone() {
+        let mut map = headers(&[("cookie", "a=1"), ("cookie", "b=2; c=3"), ("host", "h")]);
+        join_cookies(&mut map);
+        assert_eq!(
+            map.get_all("cookie").iter().collect::<Vec<_>>(),
+            ["a=1; b=2; c=3"]
+        );
+        let mut map = headers(&[("cookie", "a=1")]);
+        join_cookies(&mut map);
+        assert_eq!(map["cookie"], "a=1");
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod drain;
+pub mod forward;
 pub mod frontends;
 pub mod headers;
 pub mod http;
@@ -28,7 +29,10 @@ use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config::{self, Mode};
 use crate::stats::FrontendStats;
+use crate::tls::Termination;
+use activity::{Activity, ActivityIo};
 use drain::Drain;
+use http::{Client, Versions};
 use upstream::UpstreamPool;
 
 /// Everything a connection needs from the config, swapped as one piece so that no request sees
@@ -39,6 +43,8 @@ pub struct FrontendRuntime {
     pub backend: Option<Arc<BackendState>>,
     /// The backend of each of `config.routes`, in order.
     pub routes: Vec<Arc<BackendState>>,
+    /// Certificates and settings as loaded when this config was applied.
+    pub tls: Option<Arc<Termination>>,
     /// Kept across reloads while the frontend keeps its name and address.
     pub stats: Arc<FrontendStats>,
     pub access_log: Option<Arc<AccessLog>>,
@@ -106,7 +112,7 @@ async fn accept(
 }
 
 fn serve(
-    (stream, client, permit): Accepted,
+    (stream, peer, permit): Accepted,
     frontend: &FrontendCell,
     pool: &Arc<UpstreamPool>,
     drain: &Arc<Drain>,
@@ -120,37 +126,129 @@ fn serve(
     tokio::spawn(async move {
         let current = frontend.load_full();
         let session = Session::open(&current.stats);
-        // Boxed, so that until then the task is small: an idle client costs its socket and
-        // little more (the mode's state, hyper's buffers among it, comes once it is used).
         match current.config.mode {
-            Mode::Http => {
-                let limit = current.config.timeouts.request_header;
-                let mut draining = draining;
-                if let Some(waited) = first_bytes(&stream, limit, &mut draining).await {
-                    let serve = http::serve(stream, client, frontend, pool, draining, waited);
-                    Box::pin(serve).await;
-                }
-            }
-            Mode::Tcp => Box::pin(tcp::relay(stream, client, current)).await,
+            Mode::Http => serve_http(stream, peer, current, frontend, pool, draining).await,
+            Mode::Tcp => Box::pin(serve_tcp(stream, peer, current)).await,
         }
         drop((permit, open, session));
     });
 }
 
-/// Waits for a new http client's first byte and says how long that took; `None` if none
-/// comes within `limit` (hyper's header timer would have closed it too), the client closes,
-/// or draining starts first.
-async fn first_bytes(
+async fn serve_http(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    current: Arc<FrontendRuntime>,
+    frontend: FrontendCell,
+    pool: Arc<UpstreamPool>,
+    mut draining: watch::Receiver<bool>,
+) {
+    let limit = current.config.timeouts.request_header;
+    let started = tokio::time::Instant::now();
+    let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await else {
+        return;
+    };
+    let left = limit.saturating_sub(started.elapsed());
+    let Some(first) = first_byte(&stream, left, &mut draining).await else {
+        return;
+    };
+    // What follows is boxed, so that until here the task is small: an idle client costs its
+    // socket and little more (TLS and hyper's state, buffers among it, come once it is used).
+    let activity = Activity::new();
+    let stats = &current.stats;
+    let io = ActivityIo::new(stream, Arc::clone(&activity))
+        .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
+    match &current.tls {
+        None => {
+            // HTTP/2 with prior knowledge starts `PRI * HTTP/2.0`; HTTP/1 requests need not
+            // pay for telling the two apart.
+            let versions = match first {
+                b'P' => Versions::Detect,
+                _ => Versions::Http1,
+            };
+            let client = Client::new(client, destination, "http");
+            let waited = started.elapsed();
+            let serve = http::serve(
+                io, activity, client, versions, frontend, pool, draining, waited,
+            );
+            Box::pin(serve).await;
+        }
+        Some(tls) => {
+            let left = limit.saturating_sub(started.elapsed());
+            let handshake = Box::pin(tls.acceptor.accept(io));
+            let stream = match tokio::time::timeout(left, handshake).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    current.stats.tls_handshake_errors.increment(1);
+                    return tracing::debug!(client = %peer, %error, "TLS handshake failed");
+                }
+                Err(_) => {
+                    current.stats.tls_handshake_errors.increment(1);
+                    return tracing::debug!(client = %peer, "TLS handshake timed out");
+                }
+            };
+            let versions = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Versions::Http2,
+                _ => Versions::Http1,
+            };
+            let client = Client::new(client, destination, "https");
+            let waited = started.elapsed();
+            let serve = http::serve(
+                stream, activity, client, versions, frontend, pool, draining, waited,
+            );
+            Box::pin(serve).await;
+        }
+    }
+}
+
+async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, current: Arc<FrontendRuntime>) {
+    let limit = current.config.timeouts.request_header;
+    if let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await {
+        tcp::relay(stream, client, destination, current).await;
+    }
+}
+
+/// The client's address and the one it connected to: the connection's own, or with
+/// `accept_proxy` those its PROXY header carries (read within `limit`). `None`: the header
+/// is missing, malformed or late, and the connection is to be closed.
+async fn addresses(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    frontend: &FrontendRuntime,
+    limit: Duration,
+) -> Option<(SocketAddr, SocketAddr)> {
+    let local = stream.local_addr().ok()?;
+    if !frontend.config.accept_proxy {
+        return Some((peer, local));
+    }
+    match tokio::time::timeout(limit, proxy_protocol::read_header(stream)).await {
+        Ok(Ok(Some(carried))) => Some((carried.source, carried.destination)),
+        Ok(Ok(None)) => Some((peer, local)),
+        Ok(Err(error)) => {
+            frontend.stats.proxy_header_errors.increment(1);
+            tracing::debug!(frontend = %frontend.config.name, %peer, %error, "bad PROXY header: connection closed");
+            None
+        }
+        Err(_) => {
+            frontend.stats.proxy_header_errors.increment(1);
+            tracing::debug!(frontend = %frontend.config.name, %peer, "no PROXY header in time: connection closed");
+            None
+        }
+    }
+}
+
+/// Waits for a new http client's first byte and returns it; `None` if none comes within
+/// `limit` (hyper's header timer would have closed it too), the client closes, or draining
+/// starts first.
+async fn first_byte(
     stream: &TcpStream,
     limit: Duration,
     draining: &mut watch::Receiver<bool>,
-) -> Option<Duration> {
-    let started = tokio::time::Instant::now();
+) -> Option<u8> {
     // Peeked, not `readable()`: tokio reports a fresh socket readable before any byte arrives.
     let mut first = [0u8; 1];
     tokio::select! {
         peeked = tokio::time::timeout(limit, stream.peek(&mut first)) => {
-            matches!(peeked, Ok(Ok(1))).then(|| started.elapsed())
+            matches!(peeked, Ok(Ok(1))).then_some(first[0])
         }
         () = drain::until_true(draining) => None,
     }

@@ -4,25 +4,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::io::copy_bidirectional;
+use tokio::io::{copy_bidirectional, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
+use super::proxy_protocol;
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::backend::ServerState;
 use crate::balance::Key;
 
 /// Relays one client connection; half-closes are passed on, so a client that shuts down its
-/// write side still gets the rest of the server's answer.
-pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<FrontendRuntime>) {
+/// write side still gets the rest of the server's answer. `client_address` and `destination`
+/// are the client's and the address it connected to, as a PROXY header may have told them.
+pub async fn relay(
+    client: TcpStream,
+    client_address: SocketAddr,
+    destination: SocketAddr,
+    frontend: Arc<FrontendRuntime>,
+) {
     let time = SystemTime::now();
     let started = Instant::now();
     let activity = Activity::new();
     let stats = &frontend.stats;
     let mut client = ActivityIo::new(client, Arc::clone(&activity))
         .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
-    let connected = connect(client_address, &frontend).await;
+    let connected = connect(client_address, destination, &frontend).await;
     let connect = connected.as_ref().map(|_| started.elapsed());
     let (server, end) = match connected {
         // Closing the client is all tcp mode can say.
@@ -66,9 +73,12 @@ pub async fn relay(client: TcpStream, client_address: SocketAddr, frontend: Arc<
 
 async fn connect(
     client: SocketAddr,
+    destination: SocketAddr,
     frontend: &FrontendRuntime,
 ) -> Option<(TcpStream, Arc<ServerState>)> {
     let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
+    let preamble = (backend.config.send_proxy)
+        .map(|version| proxy_protocol::header(version, client, destination));
     let key = Key {
         client_ip: client.ip(),
         uri: "",
@@ -84,11 +94,14 @@ async fn connect(
         }
         tried.push(index);
         let server = &backend.servers[index];
-        let connected = tokio::time::timeout(
-            backend.config.connect_timeout,
-            TcpStream::connect(server.address),
-        )
-        .await;
+        let connecting = async {
+            let mut stream = TcpStream::connect(server.address).await?;
+            if let Some(preamble) = &preamble {
+                stream.write_all(preamble).await?;
+            }
+            Ok::<_, std::io::Error>(stream)
+        };
+        let connected = tokio::time::timeout(backend.config.connect_timeout, connecting).await;
         match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);

@@ -1,26 +1,31 @@
 //! Connections to servers, kept per worker thread so a request reuses a connection that lives
-//! on its own thread.
+//! on its own thread (or, for servers that get a PROXY header, per client connection).
 //!
 //! Connecting is separate from sending (unlike hyper-util's pooled client), so a connect failure
 //! can be retried on another server with the request body still in hand.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either as EitherFuture;
+use http::{Request, Response};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::socket::Socket;
+use crate::config::UpstreamProtocol;
 
-/// Idle connections kept per server; beyond that they are closed.
+/// Idle HTTP/1.1 connections kept per server; beyond that they are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
 /// Below the shortest common server keep-alive timeout (5 s in Node.js and Apache), so we rarely
 /// send on a connection that the server is closing.
@@ -30,40 +35,69 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(4);
 /// `Empty` so that they can be sent again.
 pub type RequestBody = Either<Incoming, Empty<Bytes>>;
 
-pub type Sender = SendRequest<RequestBody>;
+type Http1Sender = http1::SendRequest<RequestBody>;
+
+/// One request's use of a server connection: an HTTP/1.1 connection of its own, or a share of a
+/// multiplexed HTTP/2 one.
+pub enum Sender {
+    Http1(Http1Sender),
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+impl Sender {
+    #[allow(clippy::result_large_err)] // hyper's own error type, returned as hyper does
+    pub fn try_send_request(
+        &mut self,
+        request: Request<RequestBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>> {
+        match self {
+            Sender::Http1(sender) => EitherFuture::Left(sender.try_send_request(request)),
+            Sender::Http2(sender) => EitherFuture::Right(sender.try_send_request(request)),
+        }
+    }
+}
+
+/// How to open a connection to a server.
+pub struct Target<'a> {
+    pub address: SocketAddr,
+    pub connect_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+    /// Written first on a new connection (a PROXY protocol header).
+    pub preamble: Option<&'a [u8]>,
+}
 
 #[derive(Default)]
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Sender, Instant)>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<(Http1Sender, Instant)>>>,
+    /// One HTTP/2 connection per server, shared by every request to it.
+    shared: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
 }
 
 /// A connection ready for one request, and whether it had served one before.
 pub struct Checkout {
     pub sender: Sender,
     pub reused: bool,
-    /// How long it had been idle in the pool (zero for a new one).
+    /// How long it had been idle in the pool (zero for a new or a shared one).
     pub idle_for: Duration,
 }
 
 impl UpstreamPool {
-    /// An idle connection to `address` (unless `fresh`), or a new one within `connect_timeout`.
-    pub async fn checkout(
-        &self,
-        address: SocketAddr,
-        connect_timeout: Duration,
-        fresh: bool,
-    ) -> io::Result<Checkout> {
-        while let Some((mut sender, idle_for)) = self.take_idle(address).filter(|_| !fresh) {
-            // Resolves once the previous response is fully read; fails if the server closed.
-            if sender.ready().await.is_ok() {
-                return Ok(Checkout {
-                    sender,
-                    reused: true,
-                    idle_for,
-                });
+    /// A pooled connection to `target` (unless `fresh`), or a new one.
+    pub async fn checkout(&self, target: &Target<'_>, fresh: bool) -> io::Result<Checkout> {
+        if !fresh {
+            if let Some(checkout) = self.reuse(target).await {
+                return Ok(checkout);
             }
         }
-        let sender = connect(address, connect_timeout).await?;
+        let stream = connect(target).await?;
+        let sender = match target.protocol {
+            UpstreamProtocol::Http11 => Sender::Http1(handshake_http1(stream, target).await?),
+            UpstreamProtocol::H2 => {
+                let sender = handshake_http2(stream, target).await?;
+                lock(&self.shared).insert(target.address, sender.clone());
+                Sender::Http2(sender)
+            }
+        };
         Ok(Checkout {
             sender,
             reused: false,
@@ -71,12 +105,39 @@ impl UpstreamPool {
         })
     }
 
+    async fn reuse(&self, target: &Target<'_>) -> Option<Checkout> {
+        match target.protocol {
+            UpstreamProtocol::Http11 => {
+                while let Some((mut sender, idle_for)) = self.take_idle(target.address) {
+                    // Resolves once the previous response is fully read; fails if the server closed.
+                    if sender.ready().await.is_ok() {
+                        return Some(Checkout {
+                            sender: Sender::Http1(sender),
+                            reused: true,
+                            idle_for,
+                        });
+                    }
+                }
+                None
+            }
+            UpstreamProtocol::H2 => {
+                let mut sender = lock(&self.shared).get(&target.address)?.clone();
+                if sender.ready().await.is_err() {
+                    lock(&self.shared).remove(&target.address);
+                    return None;
+                }
+                Some(Checkout {
+                    sender: Sender::Http2(sender),
+                    reused: true,
+                    idle_for: Duration::ZERO,
+                })
+            }
+        }
+    }
+
     /// An idle connection to `address`, and how long it has been idle.
-    fn take_idle(&self, address: SocketAddr) -> Option<(Sender, Duration)> {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn take_idle(&self, address: SocketAddr) -> Option<(Http1Sender, Duration)> {
+        let mut idle = lock(&self.idle);
         let senders = idle.get_mut(&address)?;
         while let Some((sender, since)) = senders.pop() {
             let idle_for = since.elapsed();
@@ -87,15 +148,16 @@ impl UpstreamPool {
         None
     }
 
-    /// Returns a connection whose last response has been read to the end.
+    /// Returns a connection whose last response has been read to the end. A share of an HTTP/2
+    /// connection needs no returning: the connection stays in the pool while it is open.
     pub fn checkin(&self, address: SocketAddr, sender: Sender) {
+        let Sender::Http1(sender) = sender else {
+            return;
+        };
         if sender.is_closed() {
             return;
         }
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = lock(&self.idle);
         let senders = idle.entry(address).or_default();
         let now = Instant::now();
         if senders.len() >= MAX_IDLE_PER_SERVER {
@@ -107,17 +169,53 @@ impl UpstreamPool {
     }
 }
 
-async fn connect(address: SocketAddr, timeout: Duration) -> io::Result<Sender> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A TCP connection to `target` within its connect timeout, its preamble already written.
+async fn connect(target: &Target<'_>) -> io::Result<TcpStream> {
+    let connecting = async {
+        let mut stream = TcpStream::connect(target.address).await?;
+        stream.set_nodelay(true)?;
+        if let Some(preamble) = target.preamble {
+            stream.write_all(preamble).await?;
+        }
+        Ok(stream)
+    };
+    tokio::time::timeout(target.connect_timeout, connecting)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+async fn handshake_http1(stream: TcpStream, target: &Target<'_>) -> io::Result<Http1Sender> {
     // Flat: a request head (and a small body) leaves in one send(2), not a sendmsg(2).
     let (sender, connection) = http1::Builder::new()
         .writev(false)
         .handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
+    let address = target.address;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%address, %error, "server connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+async fn handshake_http2(
+    stream: TcpStream,
+    target: &Target<'_>,
+) -> io::Result<http2::SendRequest<RequestBody>> {
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(Socket(stream)))
+        .await
+        .map_err(io::Error::other)?;
+    let address = target.address;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%address, %error, "server connection ended");

@@ -1,0 +1,414 @@
+//! Forwarding one http request to a backend: pick a server (the pinned one first), connect with
+//! retries, send, and stream the answer back while accounting for it.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+
+use super::headers;
+use super::http::{Client, Local};
+use super::persistence;
+use super::proxy_protocol;
+use super::rules;
+use super::upstream::{RequestBody, Sender, Target, UpstreamPool};
+use crate::access_log::Record;
+use crate::backend::{ActiveGuard, BackendState};
+use crate::balance::Key;
+use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
+
+/// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
+/// less is not being closed by its server as we use it.
+const IDLE_CLOSE_RACE: Duration = Duration::from_millis(500);
+
+/// How far a request got with a server, for the access log.
+#[derive(Default)]
+pub struct Exchange {
+    /// Where the request was routed.
+    pub backend: Option<Arc<BackendState>>,
+    /// The server tried last, by index in the backend.
+    pub server: Option<usize>,
+    pub connect: Option<Instant>,
+    pub first_byte: Option<Instant>,
+}
+
+pub const NO_SERVER: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "no server available\n",
+    "no_server",
+);
+
+/// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
+/// head, with what must happen once its body has been streamed.
+pub async fn forward(
+    request: Request<Incoming>,
+    client: &Client,
+    backend: &Arc<BackendState>,
+    request_rules: &HeaderRules,
+    pool: &Arc<UpstreamPool>,
+    exchange: &mut Exchange,
+) -> Result<(Response<Incoming>, Finish), Local> {
+    exchange.backend = Some(Arc::clone(backend));
+    let config = &backend.config;
+    // Copied out (the request moves on), and only when the balance hashes it.
+    let hashed_uri = match config.balance {
+        Balance::UriHash { hash_query: true } => Some(
+            request
+                .uri()
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
+        ),
+        Balance::UriHash { hash_query: false } => Some(request.uri().path().to_owned()),
+        _ => None,
+    };
+    let key = Key {
+        client_ip: client.address.ip(),
+        uri: hashed_uri.as_deref().unwrap_or(""),
+    };
+    let cookie = config
+        .persistence
+        .as_ref()
+        .map(|persistence| match persistence {
+            Persistence::Cookie { name } => name.as_str(),
+        });
+    let pinned = cookie.and_then(|cookie| {
+        let server = persistence::pinned(request.headers(), cookie)?;
+        backend.server_index(server)
+    });
+    let mut request = prepare_request(request, client, config.protocol, cookie);
+    rules::apply(request_rules, request.headers_mut());
+    // A server that reads a PROXY header gets connections of this client's own.
+    let preamble = (config.send_proxy)
+        .map(|version| proxy_protocol::header(version, client.address, client.destination));
+    let pool = if preamble.is_some() {
+        &client.private_pool
+    } else {
+        pool
+    };
+
+    let mut tried = Vec::new();
+    while tried.len() <= config.retries as usize {
+        let Some(index) = backend.pick_preferring(pinned, &key, &tried) else {
+            break;
+        };
+        if let Some(&previous) = tried.last() {
+            backend.servers[previous].stats.retries.increment(1);
+        }
+        tried.push(index);
+        let server = &backend.servers[index];
+        exchange.server = Some(index);
+        let active = server.track_active();
+        let target = Target {
+            address: server.address,
+            connect_timeout: config.connect_timeout,
+            protocol: config.protocol,
+            preamble: preamble.as_deref(),
+        };
+        let mut fresh = false;
+        loop {
+            let checkout = match pool.checkout(&target, fresh).await {
+                Ok(checkout) => checkout,
+                Err(error) => {
+                    server.stats.connection_errors.increment(1);
+                    server.record_check(false, &format!("connect: {error}"));
+                    break;
+                }
+            };
+            let sent_at = Instant::now();
+            exchange.connect = Some(sent_at);
+            server.stats.sessions.increment(1);
+            let mut sender = checkout.sender;
+            // Only a connection that sat idle can meet a server closing it for idleness as we
+            // send; one in steady use is not worth a copy of every request.
+            let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
+                .then(|| replayable(&request))
+                .flatten();
+            let sent =
+                tokio::time::timeout(config.response_timeout, sender.try_send_request(request))
+                    .await;
+            match sent {
+                Ok(Ok(mut response)) => {
+                    let now = Instant::now();
+                    exchange.first_byte = Some(now);
+                    server.stats.response_time.record(now - sent_at);
+                    if let Some(cookie) = cookie.filter(|_| pinned != Some(index)) {
+                        persistence::pin(response.headers_mut(), cookie, &server.name);
+                    }
+                    let finish = Finish {
+                        pool: Arc::clone(pool),
+                        address: server.address,
+                        sender,
+                        _active: active,
+                    };
+                    return Ok((response, finish));
+                }
+                // A reused connection that the server closed as we used it: nothing was answered,
+                // so send again on a new connection what can safely be sent twice.
+                Ok(Err(mut error)) => match error.take_message().or(replay) {
+                    Some(again) if checkout.reused => {
+                        server.stats.retries.increment(1);
+                        request = again;
+                        fresh = true;
+                    }
+                    _ => {
+                        tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
+                        return Err(Local::new(
+                            StatusCode::BAD_GATEWAY,
+                            "bad gateway\n",
+                            "bad_gateway",
+                        ));
+                    }
+                },
+                Err(_) => {
+                    tracing::warn!(server = %server.name, timeout = ?config.response_timeout, "server response timed out");
+                    return Err(Local::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "gateway timeout\n",
+                        "server_timeout",
+                    ));
+                }
+            }
+        }
+    }
+    tracing::warn!(backend = %config.name, tried = tried.len(), "no server available");
+    Err(NO_SERVER)
+}
+
+/// Turns the client's request (HTTP/1.x or HTTP/2) into the one a server gets over `protocol`;
+/// `cookie` is the persistence cookie, which servers never see.
+fn prepare_request(
+    mut request: Request<Incoming>,
+    client: &Client,
+    protocol: UpstreamProtocol,
+    cookie: Option<&str>,
+) -> Request<RequestBody> {
+    let from_http2 = request.version() == Version::HTTP_2;
+    let headers = request.headers_mut();
+    // gRPC needs `te: trailers` end to end; it is the one TE value HTTP/2 allows.
+    let wants_trailers = protocol == UpstreamProtocol::H2
+        && (headers.get_all(header::TE).iter())
+            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    headers::remove_hop_by_hop(headers);
+    // hyper already answered any 100-continue by reading the body; the server must not wait.
+    headers.remove(header::EXPECT);
+    headers::add_forwarded(headers, &client.forwarded_for, client.scheme);
+    if let Some(cookie) = cookie {
+        persistence::strip(headers, cookie);
+    }
+    match protocol {
+        UpstreamProtocol::Http11 => {
+            if from_http2 {
+                headers::join_cookies(headers);
+            }
+            to_origin_form(&mut request);
+            *request.version_mut() = Version::HTTP_11;
+        }
+        UpstreamProtocol::H2 => {
+            if wants_trailers {
+                (request.headers_mut()).insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+            to_absolute_form(&mut request);
+            *request.version_mut() = Version::HTTP_2;
+        }
+    }
+    request.map(|body| {
+        if body.is_end_stream() {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        }
+    })
+}
+
+/// HTTP/1.1 to a server: the path in the request line, the authority in Host.
+fn to_origin_form<B>(request: &mut Request<B>) {
+    if !request.headers().contains_key(header::HOST) {
+        if let Some(host) = (request.uri().authority())
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+    if request.uri().scheme().is_some() {
+        let origin_form = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        if let Ok(uri) = origin_form.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+}
+
+/// HTTP/2 to a server: scheme and authority are pseudo-headers, the authority taken from Host
+/// when the client sent HTTP/1.1 (RFC 9113 §8.3.1).
+fn to_absolute_form<B>(request: &mut Request<B>) {
+    let host = request.headers_mut().remove(header::HOST);
+    let authority = match request.uri().authority() {
+        Some(authority) => Some(authority.clone()),
+        None => host.and_then(|host| Authority::try_from(host.as_bytes()).ok()),
+    };
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    // The hop to the server is cleartext h2.
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+}
+
+/// A copy of an idempotent, bodyless request, to send again if a reused connection fails.
+fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    if !matches!(request.body(), Either::Right(_)) || !request.method().is_idempotent() {
+        return None;
+    }
+    let mut copy = Request::new(Either::Right(Empty::new()));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+/// The server's response as the client gets it, its body accounted for by `finish`.
+pub fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<UpstreamBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    // The version is per hop: an HTTP/1.0 server must not make our client's connection 1.0
+    // (and so close after every response). HTTP/2 clients get HTTP/2 whatever this says.
+    parts.version = Version::HTTP_11;
+    let body = UpstreamBody {
+        inner: body,
+        finish: Some(finish),
+        sent: 0,
+        log: None,
+    };
+    Response::from_parts(parts, body)
+}
+
+/// What to release once a response has been streamed to the client.
+pub struct Finish {
+    pool: Arc<UpstreamPool>,
+    address: SocketAddr,
+    sender: Sender,
+    _active: ActiveGuard,
+}
+
+/// A server's response body on its way to the client. When it ends, the connection goes back
+/// to the pool and the server's in-flight count drops; if it is abandoned midway, the
+/// connection is closed instead, since unread bytes would poison it.
+pub struct UpstreamBody {
+    inner: Incoming,
+    finish: Option<Finish>,
+    sent: u64,
+    /// The access log line, waiting for the body to end; and when the request began.
+    pub log: Option<(Box<Record>, Instant)>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self, end: &'static str) {
+        if let Some(finish) = self.finish.take() {
+            if self.inner.is_end_stream() {
+                finish.pool.checkin(finish.address, finish.sender);
+            }
+        }
+        if let Some((mut record, started)) = self.log.take() {
+            record.bytes = self.sent;
+            record.total = started.elapsed();
+            record.end = end;
+            if let Some(log) = record.frontend.access_log.clone() {
+                log.log(record);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
+            }
+            Poll::Ready(None) => self.release("done"),
+            Poll::Ready(Some(Err(_))) => {
+                self.finish = None;
+                self.release("server_aborted");
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        let end = if self.inner.is_end_stream() {
+            "done"
+        } else {
+            "client_aborted"
+        };
+        self.release(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, host: Option<&str>) -> Request<()> {
+        let mut builder = Request::get(uri);
+        if let Some(host) = host {
+            builder = builder.header(header::HOST, host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn http2_requests_reach_http1_servers_in_origin_form_with_a_host() {
+        let mut from_h2 = request("https://www.example.com:8443/a?b=1", None);
+        to_origin_form(&mut from_h2);
+        assert_eq!(from_h2.uri(), "/a?b=1");
+        assert_eq!(from_h2.headers()[header::HOST], "www.example.com:8443");
+
+        let mut from_h1 = request("/a", Some("example.com"));
+        to_origin_form(&mut from_h1);
+        assert_eq!(from_h1.uri(), "/a");
+        assert_eq!(from_h1.headers()[header::HOST], "example.com");
+    }
+
+    #[test]
+    fn http2_servers_get_scheme_and_authority_and_no_host() {
+        let mut from_h1 = request("/svc/Method?x", Some("api.example.com"));
+        to_absolute_form(&mut from_h1);
+        assert_eq!(from_h1.uri(), "http://api.example.com/svc/Method?x");
+        assert!(!from_h1.headers().contains_key(header::HOST));
+
+        let mut from_h2 = request("https://api.example.com/svc", Some("ignored.example.com"));
+        to_absolute_form(&mut from_h2);
+        assert_eq!(from_h2.uri(), "http://api.example.com/svc");
+    }
+}
