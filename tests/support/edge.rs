@@ -77,8 +77,6 @@ pub struct Leaf {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub der: CertificateDer<'static>,
-    pub cert_pem: String,
-    pub key_pem: String,
 }
 
 impl Pki {
@@ -135,11 +133,9 @@ impl Pki {
             cert: self.dir().join(format!("{stem}.pem")),
             key: self.dir().join(format!("{stem}.key")),
             der: cert.der().clone(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
         };
-        std::fs::write(&leaf.cert, &leaf.cert_pem).unwrap();
-        std::fs::write(&leaf.key, &leaf.key_pem).unwrap();
+        std::fs::write(&leaf.cert, cert.pem()).unwrap();
+        std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
         leaf
     }
 
