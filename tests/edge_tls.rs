@@ -515,12 +515,12 @@ async fn certificate_expiry_is_exported_per_frontend_and_file() {
     ];
     for (frontend, leaf, (year, month, day)) in expected {
         let path = leaf.cert.display().to_string();
-        let labels = [("frontend", frontend), ("certificate", path.as_str())];
+        let labels = [("proxy", frontend), ("certificate", path.as_str())];
         let not_after = rcgen::date_time_ymd(year, month, day).unix_timestamp() as f64;
         assert_eq!(metrics.get(name, &labels), not_after, "{labels:?}");
     }
     assert!(
-        metrics.value(name, &[("frontend", "plain")]).is_none(),
+        metrics.value(name, &[("proxy", "plain")]).is_none(),
         "no certificate on a plain frontend"
     );
 }
