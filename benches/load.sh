@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark: tandem, HAProxy and nginx as reverse proxies on loopback, one at a time, each
-# with one worker thread pinned to CPU 0, in front of one nginx backend; wrk and the backend share
-# CPU 1. Per proxy and case it reports wrk's rate and latency, the proxy's CPU time (utime+stime
-# of all its processes) and, for 10,000 idle client connections, its RSS before and after.
+# with one worker thread pinned to CPU 0, in front of one nginx backend; the client (wrk, or
+# openssl s_time for full TLS handshakes) and the backend share CPU 1. Per proxy and case it
+# reports the client's rate and latency, the proxy's CPU time (utime+stime of all its processes)
+# and, for 10,000 idle client connections, its RSS before and after. The HTTPS cases use one
+# ECDSA P-256 certificate, generated at start, for all three proxies.
 # Installs and builds nothing: it says what is missing and exits 1. See usage() for options.
 set -euo pipefail
 
@@ -10,10 +12,12 @@ usage() {
   cat <<'EOF'
 usage: benches/load.sh [options]
   --only tandem|haproxy|nginx   benchmark one proxy (default: all three)
-  --duration SECONDS            length of each measured wrk run (default 10)
+  --duration SECONDS            length of each measured run (default 10)
   --connections N               wrk connections for the small-response cases (default 64)
-  --base-port PORT              ports PORT..PORT+3: backend, proxy http, proxy tcp, tandem admin
-                                (default 18080)
+  --handshake-clients N         openssl s_time processes for the full-TLS-handshake case, each
+                                one connection at a time (default 8)
+  --base-port PORT              ports PORT..PORT+4: backend, proxy http, proxy tcp, tandem admin,
+                                proxy https (default 18080)
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
@@ -23,7 +27,8 @@ env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
 EOF
 }
 
-only="" duration=10 connections=64 base_port=18080 idle=10000 idle_send=0 tandem_bare=0
+only="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
+tandem_bare=0
 tandem_extra=${TANDEM_EXTRA:-}
 tandem=${TANDEM:-target/release/tandem}
 proxy_cpu=${PROXY_CPU:-0} load_cpu=${LOAD_CPU:-1}
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --handshake-clients) handshake_clients=$2; shift 2 ;;
     --base-port) base_port=$2; shift 2 ;;
     --tandem-extra) tandem_extra=$2; shift 2 ;;
     --tandem-bare) tandem_bare=1; shift ;;
@@ -46,7 +52,7 @@ case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or 
 proxies=(haproxy nginx tandem)
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
-admin_port=$((base_port + 3))
+admin_port=$((base_port + 3)) https_port=$((base_port + 4))
 
 here=$(cd "$(dirname "$0")" && pwd)
 tmp="" pids=()
@@ -63,9 +69,9 @@ die() { echo "load.sh: $*" >&2; exit 1; }
 
 check_prerequisites() {
   local missing=() tool
-  declare -A package=([wrk]=wrk [nginx]=nginx [haproxy]=haproxy [taskset]=util-linux
-    [python3]=python3 [ss]=iproute2 [ps]=procps)
-  for tool in wrk nginx haproxy taskset python3 ss ps; do
+  declare -A package=([wrk]=wrk [nginx]=nginx [haproxy]=haproxy [openssl]=openssl
+    [taskset]=util-linux [python3]=python3 [ss]=iproute2 [ps]=procps)
+  for tool in wrk nginx haproxy openssl taskset python3 ss ps; do
     command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
   done
   if command -v nginx >/dev/null && nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
@@ -73,13 +79,17 @@ check_prerequisites() {
     missing+=(libnginx-mod-stream)
   fi
   [ ${#missing[@]} -eq 0 ] || die "missing tools: run: apt-get install ${missing[*]}"
-  [ -x "$tandem" ] || die "no tandem binary at $tandem: run: cargo build --release (or set TANDEM=path)"
-  [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
+  if benchmarks tandem; then
+    [ -x "$tandem" ] || die "no tandem binary at $tandem: run: cargo build --release (or set TANDEM=path)"
+    [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
+  fi
   local port
-  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port"; do
+  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port" "$https_port"; do
     [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
   done
 }
+
+benchmarks() { [[ " ${proxies[*]} " == *" $1 "* ]]; }
 
 # The process and its direct children (nginx: master and worker).
 children() { ps -o pid= --ppid "$1" 2>/dev/null || true; }
@@ -130,6 +140,16 @@ wait_port() {
   die "nothing listens on 127.0.0.1:$port after 10 s"
 }
 
+# One self-signed ECDSA P-256 certificate for localhost and 127.0.0.1, shared by all three
+# proxies: cert.pem and key.pem, and both in combined.pem for HAProxy.
+make_certificate() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >"$tmp/openssl.out" 2>&1 ||
+    { cat "$tmp/openssl.out" >&2; die "openssl could not make the test certificate"; }
+  cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/combined.pem"
+}
+
 write_configs() {
   local stream_module="" timeout=300s
   nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
@@ -177,6 +197,10 @@ frontend http
   default_backend web
 backend web
   server s1 127.0.0.1:$backend_port
+frontend https
+  bind 127.0.0.1:$https_port ssl crt $tmp/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2
+  maxconn 40000
+  default_backend web
 frontend tcp
   mode tcp
   bind 127.0.0.1:$tcp_port
@@ -203,6 +227,11 @@ http {
   upstream web { server 127.0.0.1:$backend_port; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$http_port backlog=4096;
+    # nginx offers ALPN http/1.1 by itself (h2 only with http2 on the listen).
+    listen 127.0.0.1:$https_port ssl backlog=4096;
+    ssl_certificate $tmp/cert.pem;
+    ssl_certificate_key $tmp/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       proxy_pass http://web;
       proxy_http_version 1.1;
@@ -222,6 +251,16 @@ frontends:
   - name: http
     listen: 127.0.0.1:$http_port
     mode: http
+    backend: web
+    max_connections: 40000
+    timeouts: { request_header: $timeout, client_idle: $timeout }
+  - name: https
+    listen: 127.0.0.1:$https_port
+    mode: http
+    tls:
+      certificates:
+        - { cert: $tmp/cert.pem, key: $tmp/key.pem }
+      alpn: [http/1.1]
     backend: web
     max_connections: 40000
     timeouts: { request_header: $timeout, client_idle: $timeout }
@@ -246,8 +285,10 @@ access_log: { format: json, path: $tmp/tandem-access.log }
 EOF
   fi
   if [ -n "$tandem_extra" ]; then cat "$tandem_extra" >>"$tmp/tandem.yaml"; fi
-  "$tandem" check --config "$tmp/tandem.yaml" >"$tmp/check.out" 2>&1 ||
-    { cat "$tmp/check.out" >&2; die "tandem rejects its config (with --tandem-extra ${tandem_extra:-none})"; }
+  if benchmarks tandem; then
+    "$tandem" check --config "$tmp/tandem.yaml" >"$tmp/check.out" 2>&1 ||
+      { cat "$tmp/check.out" >&2; die "tandem rejects its config (with --tandem-extra ${tandem_extra:-none})"; }
+  fi
   cat >"$tmp/report.lua" <<'EOF'
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -277,6 +318,7 @@ start_proxy() {
   proxy_pid=$started
   wait_port "$http_port" "$proxy_pid" "$tmp/$1.out"
   wait_port "$tcp_port" "$proxy_pid" "$tmp/$1.out"
+  wait_port "$https_port" "$proxy_pid" "$tmp/$1.out"
 }
 
 forget() {
@@ -303,13 +345,34 @@ still_running() {
   kill -0 "$proxy_pid" 2>/dev/null || { cat "$tmp/"*.out >&2; die "the proxy ($proxy_pid) is gone"; }
 }
 
-declare -A result=()
+declare -A result=() negotiated=()
 
-# One wrk run (after a 1 s warm-up); stores rate, latencies, errors, CPU under "$case|$proxy".
+# Stores "rate|p50 ms|p99 ms|errors|upstream conns|proxy CPU|per proxy-CPU-s" under
+# "$case|$proxy" and prints it. amount (requests, handshakes, or bytes when unit is MiB) was
+# counted over micros of wall time in which the proxy used ticks of CPU; p50 and p99 are in µs,
+# or "-" when the client does not measure them.
+store_result() {
+  local case=$1 proxy=$2 unit=$3 amount=$4 micros=$5 ticks=$6 errors=$7 p50=$8 p99=$9 upstream=${10}
+  result["$case|$proxy"]=$(awk -v a="$amount" -v us="$micros" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
+    -v unit="$unit" -v e="$errors" -v p50="$p50" -v p99="$p99" -v up="$upstream" '
+    function ms(us) { return (us == "-") ? "-" : sprintf("%.3f", us / 1000) }
+    BEGIN {
+      secs = us / 1e6; cpu = t / hz; if (unit == "MiB") a /= 1048576
+      f = (unit == "MiB") ? "%.1f" : "%.0f"
+      printf f "|%s|%s|%s|%d|%.0f%%|" f "\n", a / secs, ms(p50), ms(p99), e, up, 100 * cpu / secs,
+        (cpu > 0) ? a / cpu : 0 }')
+  echo "  $case: ${result[$case|$proxy]}"
+}
+
+# The proxy's connections to the backend: how far it reuses them.
+upstream_connections() { ss -Htn state established "dport = :$backend_port" | wc -l; }
+
+# One wrk run (after a 1 s warm-up) against origin (scheme://address:port); stores rate,
+# latencies, errors, CPU under "$case|$proxy".
 measure() {
-  local case=$1 proxy=$2 port=$3 path=$4 conns=$5 unit=$6
+  local case=$1 proxy=$2 origin=$3 path=$4 conns=$5 unit=$6
   shift 6
-  local url="http://127.0.0.1:$port$path" before after wrk upstream out
+  local url="$origin$path" before after wrk upstream out
   taskset -c "$load_cpu" wrk -t1 -c"$conns" -d1 "$@" "$url" >/dev/null # warm-up, not counted
   before=$(cpu_ticks "$proxy_pid")
   taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"$duration" -s "$tmp/report.lua" "$@" "$url" \
@@ -317,22 +380,75 @@ measure() {
   wrk=$!
   pids+=("$wrk")
   sleep "$(awk -v d="$duration" 'BEGIN { print d / 2 }')"
-  # The proxy's connections to the backend half-way through: how far it reuses them.
-  upstream=$(ss -Htn state established "dport = :$backend_port" | wc -l)
+  upstream=$(upstream_connections) # half-way through
   wait "$wrk"
   forget "$wrk"
   after=$(cpu_ticks "$proxy_pid")
   out=$(grep '^RESULT' "$tmp/wrk.out") || { cat "$tmp/wrk.out" >&2; die "wrk gave no result"; }
   still_running
   read -r _ requests micros bytes socket_errors status_errors p50 p99 <<<"$out"
-  result["$case|$proxy"]=$(awk -v r="$requests" -v us="$micros" -v b="$bytes" -v t=$((after - before)) \
-    -v hz="$(getconf CLK_TCK)" -v unit="$unit" -v se="$socket_errors" -v st="$status_errors" \
-    -v p50="$p50" -v p99="$p99" -v up="$upstream" 'BEGIN {
-      secs = us / 1e6; cpu = t / hz; amount = (unit == "MiB") ? b / 1048576 : r
-      f = (unit == "MiB") ? "%.1f" : "%.0f"
-      printf f "|%.3f|%.3f|%d sock, %d http|%d|%.0f%%|" f "\n", amount / secs, p50 / 1000,
-        p99 / 1000, se, st, up, 100 * cpu / secs, (cpu > 0) ? amount / cpu : 0 }')
-  echo "  $case: ${result[$case|$proxy]}"
+  [ "$unit" = MiB ] || bytes=$requests
+  store_result "$case" "$proxy" "$unit" "$bytes" "$micros" $((after - before)) \
+    "$socket_errors sock, $status_errors http" "$p50" "$p99" "$upstream"
+}
+
+# What openssl s_time sends with -www /: HTTP/1.0, no Host, so the proxy closes after answering.
+handshake_request=$'GET / HTTP/1.0\r\n\r\n'
+
+# One request over HTTPS with openssl s_client, with the generated certificate as the only trust
+# anchor, for both localhost and 127.0.0.1. Records what was negotiated and, in $response_bytes,
+# the size of the answer to the handshake case's request (every answer to it has that size).
+probe_tls() {
+  local proxy=$1 out
+  local client=(openssl s_client -connect "127.0.0.1:$https_port" -servername localhost
+    -alpn http/1.1 -CAfile "$tmp/cert.pem" -verify_hostname localhost -verify_ip 127.0.0.1
+    -verify_return_error -ign_eof)
+  out=$(printf %s "$handshake_request" | timeout 10 "${client[@]}" 2>&1) &&
+    grep -qE '^HTTP/1\.[01] 200 ' <<<"$out" && grep -qx hello <<<"$out" ||
+    { echo "$out" >&2; die "$proxy: no 200 hello over https on 127.0.0.1:$https_port"; }
+  negotiated[$proxy]=$(awk '/^New, / { sub(/,$/, "", $2); v = $2 " " $NF }
+    /^Server Temp Key:/ { k = $4; sub(/,$/, "", k) } /^ALPN protocol:/ { a = $3 }
+    END { printf "%s %s, ALPN %s\n", v, k, a ? a : "none" }' <<<"$out")
+  echo "  tls: ${negotiated[$proxy]}"
+  response_bytes=$(printf %s "$handshake_request" | timeout 10 "${client[@]}" -quiet 2>/dev/null | wc -c)
+}
+
+# A full TLS handshake per request: $handshake_clients openssl s_time processes, each opening one
+# connection at a time with a new session and sending $handshake_request. Not wrk: it keeps its
+# TLS session across reconnects and resumes it (HAProxy and nginx count every wrk reconnect as a
+# resumption), which skips the certificate and its signature. s_time measures no latency and
+# stops at the first failed connection; an answer of another size (an error page) shows in the
+# errors column.
+measure_handshakes() {
+  local case=$1 proxy=$2 i pid clients=() before after start end upstream handshakes bytes errors
+  local s_time=(taskset -c "$load_cpu" openssl s_time -connect "127.0.0.1:$https_port" -new -www /)
+  "${s_time[@]}" -time 1 >"$tmp/s_time.out" 2>&1 || # warm-up, not counted
+    { cat "$tmp/s_time.out" >&2; die "openssl s_time failed against $proxy"; }
+  before=$(cpu_ticks "$proxy_pid")
+  start=$(date +%s%N)
+  # s_time stops on a whole second, between -time and -time + 1 s after it started.
+  for i in $(seq "$handshake_clients"); do
+    "${s_time[@]}" -time "$duration" >"$tmp/s_time.$i.out" 2>&1 &
+    clients+=("$!")
+    pids+=("$!")
+  done
+  sleep "$(awk -v d="$duration" 'BEGIN { print d / 2 }')"
+  upstream=$(upstream_connections) # half-way through
+  for pid in "${clients[@]}"; do
+    wait "$pid" || { cat "$tmp/s_time."*.out >&2; die "openssl s_time failed against $proxy"; }
+    forget "$pid"
+  done
+  end=$(date +%s%N)
+  after=$(cpu_ticks "$proxy_pid")
+  still_running
+  # "N connections in Ts; R connections/user sec, bytes read B", after a '*' per connection.
+  read -r handshakes bytes < <(awk '/connections\/user sec, bytes read/ { sub(/^\**/, "")
+    n += $1; b += $NF } END { print n + 0, b + 0 }' "$tmp/s_time."[0-9]*.out)
+  errors="0 sock, 0 http"
+  [ "$bytes" = $((handshakes * response_bytes)) ] || errors=$(awk -v b="$bytes" -v n="$handshakes" \
+    -v e="$response_bytes" 'BEGIN { printf "answers average %.1f B, expected %d B", b / n, e }')
+  store_result "$case" "$proxy" hs "$handshakes" $(((end - start) / 1000)) $((after - before)) \
+    "$errors" - - "$upstream"
 }
 
 # Holds $idle connections open to the proxy's http port and records RSS before and after.
@@ -368,10 +484,13 @@ run_proxy() {
   local proxy=$1
   echo "== $proxy"
   start_proxy "$proxy"
-  measure keepalive "$proxy" "$http_port" / "$connections" req
-  measure close "$proxy" "$http_port" / "$connections" req -H 'Connection: close'
-  measure tcp "$proxy" "$tcp_port" / "$connections" req
-  measure 1mib "$proxy" "$http_port" /1m.bin 8 MiB
+  probe_tls "$proxy"
+  measure keepalive "$proxy" "http://127.0.0.1:$http_port" / "$connections" req
+  measure close "$proxy" "http://127.0.0.1:$http_port" / "$connections" req -H 'Connection: close'
+  measure tcp "$proxy" "http://127.0.0.1:$tcp_port" / "$connections" req
+  measure 1mib "$proxy" "http://127.0.0.1:$http_port" /1m.bin 8 MiB
+  measure_handshakes tlsnew "$proxy"
+  measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req
   stop_process "$proxy_pid"
   # A fresh process, so the memory case does not start from buffers the others left behind.
   start_proxy "$proxy"
@@ -388,23 +507,25 @@ ratio() {
 }
 
 print_table() {
-  local case proxy row label unit rate p50 p99 errors upstream cpu per idle_note
+  local case proxy row label unit rate p50 p99 errors upstream cpu per idle_note tls_note=""
   echo
   echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
   echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
-  echo "proxy on CPU $proxy_cpu, wrk -t1 and the nginx backend on CPU $load_cpu, ${duration}s per run"
+  echo "proxy on CPU $proxy_cpu, the client (wrk -t1 or openssl s_time) and the nginx backend on CPU $load_cpu, ${duration}s per run"
   echo
   echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   [ "$idle_send" = 1 ] && idle_note=", one request each" || idle_note=""
-  for case in keepalive close tcp 1mib idle; do
+  for case in keepalive close tcp 1mib idle tlsnew tlskeepalive; do
     case $case in
       keepalive) label="HTTP keep-alive, -c$connections" unit="req/s" ;;
       close) label="HTTP new connection per request, -c$connections" unit="req/s" ;;
       tcp) label="TCP mode, keep-alive, -c$connections" unit="req/s" ;;
       1mib) label="1 MiB responses, -c8" unit="MiB/s" ;;
       idle) label="$idle idle connections" ;;
+      tlsnew) label="HTTPS full TLS handshake per request, $handshake_clients s_time" unit="handshakes/s" ;;
+      tlskeepalive) label="HTTPS keep-alive, -c$connections" unit="req/s" ;;
     esac
     for proxy in "${proxies[@]}"; do
       row=${result[$case|$proxy]:-}
@@ -417,6 +538,7 @@ print_table() {
       echo "| $label | $proxy | $rate $unit | $p50 | $p99 | $errors | $upstream | $cpu | $per ${unit%/s} | | $(ratio "$proxy" "$case" 1) | $(ratio "$proxy" "$case" 7) |"
     done
   done
+  for proxy in "${proxies[@]}"; do tls_note+="${tls_note:+; }$proxy ${negotiated[$proxy]}"; done
   echo
   cat <<EOF
 errors: wrk socket errors (connect/read/write/timeout) and non-2xx responses. upstream conns: the
@@ -424,6 +546,11 @@ proxy's connections to the backend half-way through the run (tcp and 1 MiB: with
 the http cases before, when the proxy keeps it). proxy CPU: its utime+stime over the run's wall
 time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
 before and after opening the idle connections; its ratio is of the growth per connection.
+HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at each proxy's
+default. Full handshakes: $handshake_clients openssl s_time -new processes on CPU $load_cpu, one
+connection at a time each, "GET / HTTP/1.0" (no latencies; an error ends the run, an answer of
+another size shows in errors); not wrk, which resumes its TLS session on every reconnect.
+negotiated: $tls_note
 background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
 EOF
 }
@@ -438,6 +565,7 @@ main() {
   [ "$(ulimit -n)" -gt $((idle + 1000)) ] || die "ulimit -n $(ulimit -n) is too low for --idle $idle"
   tmp=$(mktemp -d /tmp/tandem-load.XXXXXX)
   chmod 755 "$tmp" # nginx workers run unprivileged and read the 1 MiB file from here
+  make_certificate
   write_configs
   start_pinned "$load_cpu" "$tmp/backend.out" nginx -e "$tmp/backend.log" -p "$tmp" \
     -c "$tmp/backend.conf" -g 'daemon off;'
