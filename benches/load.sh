@@ -484,11 +484,11 @@ run_proxy() {
   local proxy=$1
   echo "== $proxy"
   start_proxy "$proxy"
-  probe_tls "$proxy"
   measure keepalive "$proxy" "http://127.0.0.1:$http_port" / "$connections" req
   measure close "$proxy" "http://127.0.0.1:$http_port" / "$connections" req -H 'Connection: close'
   measure tcp "$proxy" "http://127.0.0.1:$tcp_port" / "$connections" req
   measure 1mib "$proxy" "http://127.0.0.1:$http_port" /1m.bin 8 MiB
+  probe_tls "$proxy"
   measure_handshakes tlsnew "$proxy"
   measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req
   stop_process "$proxy_pid"
