@@ -392,8 +392,11 @@ measure() {
     "$socket_errors sock, $status_errors http" "$p50" "$p99" "$upstream"
 }
 
-# What openssl s_time sends with -www /: HTTP/1.0, no Host, so the proxy closes after answering.
-handshake_request=$'GET / HTTP/1.0\r\n\r\n'
+# openssl s_time -www PATH sends "GET PATH HTTP/1.0" and an empty line; HTTP/1.0, so the proxy
+# closes after answering. The path carries a Host header (tandem answers 400 without one), and a
+# User-Agent that takes s_time's " HTTP/1.0" as the end of its value.
+handshake_path=$'/ HTTP/1.0\r\nHost: localhost\r\nUser-Agent: openssl-s_time'
+handshake_request="GET $handshake_path HTTP/1.0"$'\r\n\r\n'
 
 # One request over HTTPS with openssl s_client, with the generated certificate as the only trust
 # anchor, for both localhost and 127.0.0.1. Records what was negotiated and, in $response_bytes,
@@ -421,7 +424,8 @@ probe_tls() {
 # errors column.
 measure_handshakes() {
   local case=$1 proxy=$2 i pid clients=() before after start end upstream handshakes bytes errors
-  local s_time=(taskset -c "$load_cpu" openssl s_time -connect "127.0.0.1:$https_port" -new -www /)
+  local s_time=(taskset -c "$load_cpu" openssl s_time -connect "127.0.0.1:$https_port" -new
+    -www "$handshake_path")
   "${s_time[@]}" -time 1 >"$tmp/s_time.out" 2>&1 || # warm-up, not counted
     { cat "$tmp/s_time.out" >&2; die "openssl s_time failed against $proxy"; }
   before=$(cpu_ticks "$proxy_pid")
@@ -548,7 +552,7 @@ time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in 
 before and after opening the idle connections; its ratio is of the growth per connection.
 HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at each proxy's
 default. Full handshakes: $handshake_clients openssl s_time -new processes on CPU $load_cpu, one
-connection at a time each, "GET / HTTP/1.0" (no latencies; an error ends the run, an answer of
+connection at a time each, "GET / HTTP/1.0" with Host (no latencies; an error ends the run, an answer of
 another size shows in errors); not wrk, which resumes its TLS session on every reconnect.
 negotiated: $tls_note
 background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
