@@ -552,8 +552,8 @@ time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in 
 before and after opening the idle connections; its ratio is of the growth per connection.
 HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at each proxy's
 default. Full handshakes: $handshake_clients openssl s_time -new processes on CPU $load_cpu, one
-connection at a time each, "GET / HTTP/1.0" with Host (no latencies; an error ends the run, an answer of
-another size shows in errors); not wrk, which resumes its TLS session on every reconnect.
+connection at a time each, "GET / HTTP/1.0" with Host (no latencies; an error ends the run, an
+answer of another size shows in errors); not wrk, which resumes its TLS session on reconnects.
 negotiated: $tls_note
 background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
 EOF
