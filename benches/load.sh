@@ -406,9 +406,11 @@ probe_tls() {
   local client=(openssl s_client -connect "127.0.0.1:$https_port" -servername localhost
     -alpn http/1.1 -CAfile "$tmp/cert.pem" -verify_hostname localhost -verify_ip 127.0.0.1
     -verify_return_error -ign_eof)
-  out=$(printf %s "$handshake_request" | timeout 10 "${client[@]}" 2>&1) &&
-    grep -qE '^HTTP/1\.[01] 200 ' <<<"$out" && grep -qx hello <<<"$out" ||
-    { echo "$out" >&2; die "$proxy: no 200 hello over https on 127.0.0.1:$https_port"; }
+  if ! out=$(printf %s "$handshake_request" | timeout 10 "${client[@]}" 2>&1) ||
+    ! grep -qE '^HTTP/1\.[01] 200 ' <<<"$out" || ! grep -qx hello <<<"$out"; then
+    echo "$out" >&2
+    die "$proxy: no 200 hello over https on 127.0.0.1:$https_port"
+  fi
   negotiated[$proxy]=$(awk '/^New, / { sub(/,$/, "", $2); v = $2 " " $NF }
     /^Server Temp Key:/ { k = $4; sub(/,$/, "", k) } /^ALPN protocol:/ { a = $3 }
     END { printf "%s %s, ALPN %s\n", v, k, a ? a : "none" }' <<<"$out")
