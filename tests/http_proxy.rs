@@ -392,3 +392,38 @@ async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
         );
     }
 }
+
+/// An HTTP/1.0 request without a Host header stays HTTP/1.0 on its way to the server: made
+/// HTTP/1.1, it would lack the Host that 1.1 requires, and nginx, say, would answer 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                let read = stream.read(&mut buffer).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                let line = head.lines().next().unwrap_or("").to_owned();
+                let reply = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{line}",
+                    line.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("old", server, 1)]).await;
+    let mut client = TcpStream::connect(address).await.unwrap();
+    client.write_all(b"GET /x HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    assert!(reply.ends_with("GET /x HTTP/1.0"), "{reply}");
+}

@@ -206,11 +206,12 @@ fn prepare_request(
     }
     match protocol {
         UpstreamProtocol::Http11 => {
+            // An HTTP/1.0 request stays 1.0: as 1.1 without a Host, a server would refuse it.
             if from_http2 {
                 headers::join_cookies(headers);
+                *request.version_mut() = Version::HTTP_11;
             }
             to_origin_form(&mut request);
-            *request.version_mut() = Version::HTTP_11;
         }
         UpstreamProtocol::H2 => {
             if wants_trailers {
@@ -229,14 +230,14 @@ fn prepare_request(
     })
 }
 
-/// HTTP/1.1 to a server: the path in the request line, the authority in Host.
+/// HTTP/1.1 to a server: the path in the request line, the authority in Host. A request that
+/// carries an authority (HTTP/2's `:authority`, or an absolute-form target) was routed by it, so
+/// it replaces any Host header (RFC 9112 §3.2.2): the server must see the host routing saw.
 fn to_origin_form<B>(request: &mut Request<B>) {
-    if !request.headers().contains_key(header::HOST) {
-        if let Some(host) = (request.uri().authority())
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-        {
-            request.headers_mut().insert(header::HOST, host);
-        }
+    if let Some(host) = (request.uri().authority())
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+    {
+        request.headers_mut().insert(header::HOST, host);
     }
     if request.uri().scheme().is_some() {
         let origin_form = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -398,6 +399,11 @@ mod tests {
         to_origin_form(&mut from_h1);
         assert_eq!(from_h1.uri(), "/a");
         assert_eq!(from_h1.headers()[header::HOST], "example.com");
+
+        // Routed by the authority, so the server sees that host, not a different Host header.
+        let mut disagreeing = request("https://static.example.com/a", Some("admin.internal"));
+        to_origin_form(&mut disagreeing);
+        assert_eq!(disagreeing.headers()[header::HOST], "static.example.com");
     }
 
     #[test]
