@@ -166,6 +166,49 @@ async fn routes_send_each_request_to_the_first_matching_backend() {
             .unwrap();
         assert_eq!(answer.server.as_deref(), Some(expected), "h2 {uri}");
     }
+
+    // The server sees the host routing saw: an authority in the request wins over Host.
+    let mut sender = h2_client(TcpStream::connect(edge).await.unwrap()).await;
+    let request = Request::get("http://static.example.com/headers")
+        .header("host", "admin.internal")
+        .body(body(Bytes::new()))
+        .unwrap();
+    let answer = read_answer(sender.send_request(request).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(answer.server.as_deref(), Some("static"));
+    assert!(
+        text(&answer.body).contains("host: static.example.com\n"),
+        "{}",
+        text(&answer.body)
+    );
+    let mut stream = TcpStream::connect(edge).await.unwrap();
+    let answer = exchange(
+        &mut stream,
+        b"GET http://static.example.com/headers HTTP/1.1\r\nHost: admin.internal\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("host: static.example.com\n"), "{answer}");
+    assert!(!answer.contains("admin.internal"), "{answer}");
+
+    // Two Host headers could route one way and reach a server that reads the other.
+    let seen = static_server.requests() + web.requests() + api.requests();
+    let mut stream = TcpStream::connect(edge).await.unwrap();
+    let answer = exchange(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: static.example.com\r\nHost: admin.internal\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        static_server.requests() + web.requests() + api.requests(),
+        seen,
+        "no server saw it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +354,16 @@ async fn plain_http_is_redirected_to_https_with_path_and_query() {
         (308, Some("https://www.example.com:8443/h2?q=1")),
         "h2c, host from :authority"
     );
+
+    // A Host that is not a name or an address is nowhere to redirect to either.
+    for odd in ["evil.com/x?", "user@evil.com", "a\\b.example.com"] {
+        let answer = request_host(to_8443, odd, "/p").await;
+        assert_eq!(
+            (answer.status, location(&answer)),
+            (400, None),
+            "Host {odd}"
+        );
+    }
 
     // HTTP/1.0 needs no Host, but without one there is nowhere to redirect to.
     let mut stream = TcpStream::connect(to_8443).await.unwrap();

@@ -427,3 +427,50 @@ async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
     assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
     assert!(reply.ends_with("GET /x HTTP/1.0"), "{reply}");
 }
+
+/// A server may answer before a request body has all arrived. Its connection is still busy
+/// with that upload, so it must not be handed to the next request, which would wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_still_uploading_is_not_reused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    // Answers each request as soon as its head arrives, reading no body.
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("early", server, 1)]).await;
+    let mut uploader = TcpStream::connect(address).await.unwrap();
+    uploader
+        .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut reply = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), uploader.read(&mut reply))
+        .await
+        .expect("the early answer arrives")
+        .unwrap();
+    assert!(reply[..read].starts_with(b"HTTP/1.1 200"));
+
+    let answer = tokio::time::timeout(Duration::from_secs(3), get(address, "/next"))
+        .await
+        .expect("the next request is not held behind the unfinished upload")
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    drop(uploader);
+}

@@ -84,7 +84,7 @@ impl Probe {
                         (stream.local_addr()).map_err(|error| format!("connect: {error}"))?;
                     proxy_protocol::header(version, local, address)
                 }
-                ProxyVersion::V2 => proxy_protocol::local_header(version),
+                ProxyVersion::V2 => proxy_protocol::local_header(),
             };
             stream
                 .write_all(&header)

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use super::http::{Client, Local};
 use super::persistence;
 use super::proxy_protocol;
 use super::rules;
-use super::upstream::{RequestBody, Sender, Target, UpstreamPool};
+use super::upstream::{RequestBody, Sender, Target, Upload, UpstreamPool};
 use crate::access_log::Record;
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
@@ -84,7 +85,7 @@ pub async fn forward(
         let server = persistence::pinned(request.headers(), cookie)?;
         backend.server_index(server)
     });
-    let mut request = prepare_request(request, client, config.protocol, cookie);
+    let (mut request, upload) = prepare_request(request, client, config.protocol, cookie);
     rules::apply(request_rules, request.headers_mut());
     // A server that reads a PROXY header gets connections of this client's own.
     let preamble = (config.send_proxy)
@@ -147,6 +148,7 @@ pub async fn forward(
                         pool: Arc::clone(pool),
                         address: server.address,
                         sender,
+                        upload,
                         _active: active,
                     };
                     return Ok((response, finish));
@@ -184,13 +186,14 @@ pub async fn forward(
 }
 
 /// Turns the client's request (HTTP/1.x or HTTP/2) into the one a server gets over `protocol`;
-/// `cookie` is the persistence cookie, which servers never see.
+/// `cookie` is the persistence cookie, which servers never see. With it, for a request with a
+/// body, the flag that says the body has all been sent.
 fn prepare_request(
     mut request: Request<Incoming>,
     client: &Client,
     protocol: UpstreamProtocol,
     cookie: Option<&str>,
-) -> Request<RequestBody> {
+) -> (Request<RequestBody>, Option<Arc<AtomicBool>>) {
     let from_http2 = request.version() == Version::HTTP_2;
     let headers = request.headers_mut();
     // gRPC needs `te: trailers` end to end; it is the one TE value HTTP/2 allows.
@@ -221,22 +224,22 @@ fn prepare_request(
             *request.version_mut() = Version::HTTP_2;
         }
     }
-    request.map(|body| {
-        if body.is_end_stream() {
-            Either::Right(Empty::new())
-        } else {
-            Either::Left(body)
-        }
-    })
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return (
+            Request::from_parts(parts, Either::Right(Empty::new())),
+            None,
+        );
+    }
+    let (upload, sent) = Upload::new(body);
+    (Request::from_parts(parts, Either::Left(upload)), Some(sent))
 }
 
 /// HTTP/1.1 to a server: the path in the request line, the authority in Host. A request that
 /// carries an authority (HTTP/2's `:authority`, or an absolute-form target) was routed by it, so
 /// it replaces any Host header (RFC 9112 §3.2.2): the server must see the host routing saw.
 fn to_origin_form<B>(request: &mut Request<B>) {
-    if let Some(host) = (request.uri().authority())
-        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-    {
+    if let Some(host) = request.uri().authority().and_then(host_header) {
         request.headers_mut().insert(header::HOST, host);
     }
     if request.uri().scheme().is_some() {
@@ -245,6 +248,15 @@ fn to_origin_form<B>(request: &mut Request<B>) {
             *request.uri_mut() = uri;
         }
     }
+}
+
+/// An authority as a Host value: host and port, without any userinfo.
+fn host_header(authority: &Authority) -> Option<HeaderValue> {
+    let host = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_owned(),
+    };
+    HeaderValue::try_from(host).ok()
 }
 
 /// HTTP/2 to a server: scheme and authority are pseudo-headers, the authority taken from Host
@@ -301,6 +313,8 @@ pub struct Finish {
     pool: Arc<UpstreamPool>,
     address: SocketAddr,
     sender: Sender,
+    /// Whether the request body has all been sent (`None`: there was none).
+    upload: Option<Arc<AtomicBool>>,
     _active: ActiveGuard,
 }
 
@@ -318,7 +332,8 @@ pub struct UpstreamBody {
 impl UpstreamBody {
     fn release(&mut self, end: &'static str) {
         if let Some(finish) = self.finish.take() {
-            if self.inner.is_end_stream() {
+            let uploaded = (finish.upload.as_ref()).is_none_or(|sent| sent.load(Ordering::Relaxed));
+            if self.inner.is_end_stream() && uploaded {
                 finish.pool.checkin(finish.address, finish.sender);
             }
         }
@@ -404,6 +419,10 @@ mod tests {
         let mut disagreeing = request("https://static.example.com/a", Some("admin.internal"));
         to_origin_form(&mut disagreeing);
         assert_eq!(disagreeing.headers()[header::HOST], "static.example.com");
+
+        let mut with_userinfo = request("http://user@example.com:8080/a", None);
+        to_origin_form(&mut with_userinfo);
+        assert_eq!(with_userinfo.headers()[header::HOST], "example.com:8080");
     }
 
     #[test]

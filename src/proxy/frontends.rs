@@ -204,7 +204,7 @@ fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {
         .build()
         .expect("a worker runtime needs only memory and an epoll fd");
     runtime.block_on(async move {
-        let pool = Arc::new(UpstreamPool::default());
+        let pool = Arc::new(UpstreamPool::shared());
         while let Some(listen) = listens.recv().await {
             match tokio::net::TcpListener::from_std(listen.socket) {
                 Ok(socket) => {

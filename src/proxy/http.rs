@@ -38,7 +38,8 @@ pub struct Client {
     /// `http` or `https`, as X-Forwarded-Proto says.
     pub scheme: &'static str,
     /// Connections to servers that get a PROXY header naming this client: never shared with
-    /// another client, and closed when this client's last request is done.
+    /// another client, and closed once the client connection and every response still
+    /// streaming from them are gone.
     pub private_pool: Arc<UpstreamPool>,
 }
 
@@ -49,7 +50,7 @@ impl Client {
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
             scheme,
-            private_pool: Arc::default(),
+            private_pool: Arc::new(UpstreamPool::private()),
         }
     }
 }
@@ -212,6 +213,15 @@ async fn answer(
             StatusCode::METHOD_NOT_ALLOWED,
             "CONNECT is not supported\n",
             "rejected",
+        ));
+    }
+    // Routing and the server must agree on one host (RFC 9112 §3.2).
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Err(Local::new(
+            StatusCode::BAD_REQUEST,
+            "more than one Host header\n",
+            "bad_request",
         ));
     }
     let host = routing::request_host(request.uri(), request.headers());

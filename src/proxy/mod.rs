@@ -179,11 +179,11 @@ async fn serve_http(
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     current.stats.tls_handshake_errors.increment(1);
-                    return tracing::debug!(client = %peer, %error, "TLS handshake failed");
+                    return tracing::debug!(%client, %error, "TLS handshake failed");
                 }
                 Err(_) => {
                     current.stats.tls_handshake_errors.increment(1);
-                    return tracing::debug!(client = %peer, "TLS handshake timed out");
+                    return tracing::debug!(%client, "TLS handshake timed out");
                 }
             };
             let versions = match stream.get_ref().1.alpn_protocol() {
@@ -223,6 +223,8 @@ async fn addresses(
     match tokio::time::timeout(limit, proxy_protocol::read_header(stream)).await {
         Ok(Ok(Some(carried))) => Some((carried.source, carried.destination)),
         Ok(Ok(None)) => Some((peer, local)),
+        // A balancer's own tcp health check: it connects and closes, sending nothing.
+        Ok(Err(proxy_protocol::HeaderError::Empty)) => None,
         Ok(Err(error)) => {
             frontend.stats.proxy_header_errors.increment(1);
             tracing::debug!(frontend = %frontend.config.name, %peer, %error, "bad PROXY header: connection closed");

@@ -31,12 +31,29 @@ fn host_name(host: &str) -> Option<Cow<'_, str>> {
         host.split_once(':').map_or(host, |(name, _port)| name)
     };
     let name = name.strip_suffix('.').unwrap_or(name);
-    if name.is_empty() {
+    if name.is_empty() || !is_host_name(name) {
         None
     } else if name.bytes().any(|byte| byte.is_ascii_uppercase()) {
         Some(Cow::Owned(name.to_ascii_lowercase()))
     } else {
         Some(Cow::Borrowed(name))
+    }
+}
+
+/// A DNS name or IPv4 address (letters, digits, `-`, `_`, `.`), or an IPv6 literal in brackets:
+/// anything else (`evil.com/x?`, `user@host`, spaces) names no host, to route by or redirect to.
+fn is_host_name(name: &str) -> bool {
+    match name
+        .strip_prefix('[')
+        .and_then(|literal| literal.strip_suffix(']'))
+    {
+        Some(literal) => {
+            !literal.is_empty()
+                && (literal.bytes())
+                    .all(|byte| byte.is_ascii_hexdigit() || byte == b':' || byte == b'.')
+        }
+        None => (name.bytes())
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')),
     }
 }
 
@@ -71,6 +88,34 @@ fn host_matches(wanted: &HostMatch, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_host_with_anything_but_a_name_or_address_in_it_is_no_host() {
+        let uri = http::Uri::from_static("/");
+        for bad in [
+            "evil.com/x?",
+            "user@evil.com",
+            "a b",
+            "evil.com\\@good",
+            "[::1",
+            "[]",
+            "[::g]",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::HOST, bad.parse().unwrap());
+            assert_eq!(super::request_host(&uri, &headers), None, "{bad}");
+        }
+        for good in [
+            "www.example.com",
+            "a_b-c.example",
+            "192.0.2.1:80",
+            "[2001:db8::1]:8443",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::HOST, good.parse().unwrap());
+            assert!(super::request_host(&uri, &headers).is_some(), "{good}");
+        }
+    }
+
     use super::*;
     use http::HeaderValue;
 

@@ -8,12 +8,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::Either as EitherFuture;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2, TrySendError};
@@ -25,23 +29,79 @@ use tokio::time::Instant;
 use super::socket::Socket;
 use crate::config::UpstreamProtocol;
 
-/// Idle HTTP/1.1 connections kept per server; beyond that they are closed.
+/// Idle HTTP/1.1 connections a worker keeps per server; beyond that they are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
+/// The same for one client's own connections (to servers that get a PROXY header): enough for
+/// the requests a client has in flight at once, without one HTTP/2 client's burst of streams
+/// leaving hundreds of server connections open.
+const MAX_IDLE_PER_CLIENT: usize = 4;
+/// A pooled connection that is not ready within this is still busy (an upload its response did
+/// not wait for, say): it is dropped rather than waited on.
+const READY_WAIT: Duration = Duration::from_millis(100);
+/// Per h2 stream: what a server may send ahead of a slow reader. The connection's window is the
+/// protocol's largest, so streams that are not read stall only themselves, never the other
+/// clients' requests sharing the connection; memory stays bounded by the stream windows.
+const H2_STREAM_WINDOW: u32 = 512 * 1024;
+const H2_CONNECTION_WINDOW: u32 = (1 << 31) - 1;
 /// Below the shortest common server keep-alive timeout (5 s in Node.js and Apache), so we rarely
 /// send on a connection that the server is closing.
 const MAX_IDLE_TIME: Duration = Duration::from_secs(4);
 
 /// A request body for a server: the client's, or none at all. Bodyless requests are sent as
 /// `Empty` so that they can be sent again.
-pub type RequestBody = Either<Incoming, Empty<Bytes>>;
+pub type RequestBody = Either<Upload, Empty<Bytes>>;
+
+/// A client's request body on its way to a server, saying when it has all gone: a server may
+/// answer before it has (an early error, say), and until then its connection is not reusable.
+pub struct Upload {
+    inner: Incoming,
+    sent: Arc<AtomicBool>,
+}
+
+impl Upload {
+    /// The body, and the flag that turns true once it has all been sent.
+    pub fn new(inner: Incoming) -> (Upload, Arc<AtomicBool>) {
+        let sent = Arc::new(AtomicBool::new(false));
+        let upload = Upload {
+            inner,
+            sent: Arc::clone(&sent),
+        };
+        (upload, sent)
+    }
+}
+
+impl Body for Upload {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.sent.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 type Http1Sender = http1::SendRequest<RequestBody>;
+type Http2Sender = http2::SendRequest<RequestBody>;
 
 /// One request's use of a server connection: an HTTP/1.1 connection of its own, or a share of a
 /// multiplexed HTTP/2 one.
 pub enum Sender {
     Http1(Http1Sender),
-    Http2(http2::SendRequest<RequestBody>),
+    Http2(Http2Sender),
 }
 
 impl Sender {
@@ -66,11 +126,34 @@ pub struct Target<'a> {
     pub preamble: Option<&'a [u8]>,
 }
 
-#[derive(Default)]
 pub struct UpstreamPool {
     idle: Mutex<HashMap<SocketAddr, Vec<(Http1Sender, Instant)>>>,
-    /// One HTTP/2 connection per server, shared by every request to it.
-    shared: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
+    max_idle: usize,
+    /// One HTTP/2 connection per server, shared by every request to it, and a number telling
+    /// it from the one that replaces it.
+    shared: Mutex<HashMap<SocketAddr, (u64, Http2Sender)>>,
+    connections: AtomicU64,
+}
+
+impl UpstreamPool {
+    /// A worker's pool, shared by its clients.
+    pub fn shared() -> UpstreamPool {
+        UpstreamPool::with_max_idle(MAX_IDLE_PER_SERVER)
+    }
+
+    /// One client's own pool.
+    pub fn private() -> UpstreamPool {
+        UpstreamPool::with_max_idle(MAX_IDLE_PER_CLIENT)
+    }
+
+    fn with_max_idle(max_idle: usize) -> UpstreamPool {
+        UpstreamPool {
+            idle: Mutex::default(),
+            max_idle,
+            shared: Mutex::default(),
+            connections: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A connection ready for one request, and whether it had served one before.
@@ -94,7 +177,8 @@ impl UpstreamPool {
             UpstreamProtocol::Http11 => Sender::Http1(handshake_http1(stream, target).await?),
             UpstreamProtocol::H2 => {
                 let sender = handshake_http2(stream, target).await?;
-                lock(&self.shared).insert(target.address, sender.clone());
+                let id = self.connections.fetch_add(1, Ordering::Relaxed);
+                lock(&self.shared).insert(target.address, (id, sender.clone()));
                 Sender::Http2(sender)
             }
         };
@@ -109,8 +193,8 @@ impl UpstreamPool {
         match target.protocol {
             UpstreamProtocol::Http11 => {
                 while let Some((mut sender, idle_for)) = self.take_idle(target.address) {
-                    // Resolves once the previous response is fully read; fails if the server closed.
-                    if sender.ready().await.is_ok() {
+                    // Fails if the server closed it.
+                    if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
                         return Some(Checkout {
                             sender: Sender::Http1(sender),
                             reused: true,
@@ -121,9 +205,16 @@ impl UpstreamPool {
                 None
             }
             UpstreamProtocol::H2 => {
-                let mut sender = lock(&self.shared).get(&target.address)?.clone();
+                let (id, mut sender) = lock(&self.shared).get(&target.address)?.clone();
                 if sender.ready().await.is_err() {
-                    lock(&self.shared).remove(&target.address);
+                    // Unless another request has replaced it already.
+                    let mut shared = lock(&self.shared);
+                    if shared
+                        .get(&target.address)
+                        .is_some_and(|(current, _)| *current == id)
+                    {
+                        shared.remove(&target.address);
+                    }
                     return None;
                 }
                 Some(Checkout {
@@ -160,10 +251,10 @@ impl UpstreamPool {
         let mut idle = lock(&self.idle);
         let senders = idle.entry(address).or_default();
         let now = Instant::now();
-        if senders.len() >= MAX_IDLE_PER_SERVER {
+        if senders.len() >= self.max_idle {
             senders.retain(|(sender, since)| !sender.is_closed() && now - *since < MAX_IDLE_TIME);
         }
-        if senders.len() < MAX_IDLE_PER_SERVER {
+        if senders.len() < self.max_idle {
             senders.push((sender, now));
         }
     }
@@ -206,12 +297,11 @@ async fn handshake_http1(stream: TcpStream, target: &Target<'_>) -> io::Result<H
     Ok(sender)
 }
 
-async fn handshake_http2(
-    stream: TcpStream,
-    target: &Target<'_>,
-) -> io::Result<http2::SendRequest<RequestBody>> {
+async fn handshake_http2(stream: TcpStream, target: &Target<'_>) -> io::Result<Http2Sender> {
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
