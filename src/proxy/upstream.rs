@@ -193,8 +193,14 @@ impl UpstreamPool {
         match target.protocol {
             UpstreamProtocol::Http11 => {
                 while let Some((mut sender, idle_for)) = self.take_idle(target.address) {
-                    // Fails if the server closed it.
-                    if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
+                    // Usually ready at once; the wait (with its clock read) is for the rest, and
+                    // fails if the server closed it.
+                    let ready = sender.is_ready()
+                        || matches!(
+                            tokio::time::timeout(READY_WAIT, sender.ready()).await,
+                            Ok(Ok(()))
+                        );
+                    if ready {
                         return Some(Checkout {
                             sender: Sender::Http1(sender),
                             reused: true,
