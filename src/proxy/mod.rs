@@ -151,8 +151,43 @@ async fn serve_http(
     let Some(first) = first_byte(&stream, left, &mut draining).await else {
         return;
     };
-    // What follows is boxed, so that until here the task is small: an idle client costs its
-    // socket and little more (TLS and hyper's state, buffers among it, come once it is used).
+    // Boxed, so that until now the task is small: an idle client costs its socket and little
+    // more (TLS and hyper's state, buffers among them, come once it sends something).
+    let ready = ReadyClient {
+        stream,
+        client,
+        destination,
+        first,
+        started,
+    };
+    Box::pin(serve_ready(ready, current, frontend, pool, draining)).await;
+}
+
+/// A new http client that has sent its first byte.
+struct ReadyClient {
+    stream: TcpStream,
+    client: SocketAddr,
+    destination: SocketAddr,
+    first: u8,
+    /// When it was accepted.
+    started: tokio::time::Instant,
+}
+
+async fn serve_ready(
+    ready: ReadyClient,
+    current: Arc<FrontendRuntime>,
+    frontend: FrontendCell,
+    pool: Arc<UpstreamPool>,
+    draining: watch::Receiver<bool>,
+) {
+    let ReadyClient {
+        stream,
+        client,
+        destination,
+        first,
+        started,
+    } = ready;
+    let limit = current.config.timeouts.request_header;
     let activity = Activity::new();
     let stats = &current.stats;
     let io = ActivityIo::new(stream, Arc::clone(&activity))
@@ -167,15 +202,14 @@ async fn serve_http(
             };
             let client = Client::new(client, destination, "http");
             let waited = started.elapsed();
-            let serve = http::serve(
+            http::serve(
                 io, activity, client, versions, frontend, pool, draining, waited,
-            );
-            Box::pin(serve).await;
+            )
+            .await;
         }
         Some(tls) => {
             let left = limit.saturating_sub(started.elapsed());
-            let handshake = Box::pin(tls.acceptor.accept(io));
-            let stream = match tokio::time::timeout(left, handshake).await {
+            let stream = match tokio::time::timeout(left, tls.acceptor.accept(io)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     current.stats.tls_handshake_errors.increment(1);
@@ -192,10 +226,10 @@ async fn serve_http(
             };
             let client = Client::new(client, destination, "https");
             let waited = started.elapsed();
-            let serve = http::serve(
+            http::serve(
                 stream, activity, client, versions, frontend, pool, draining, waited,
-            );
-            Box::pin(serve).await;
+            )
+            .await;
         }
     }
 }
@@ -220,7 +254,12 @@ async fn addresses(
     if !frontend.config.accept_proxy {
         return Some((peer, local));
     }
-    match tokio::time::timeout(limit, proxy_protocol::read_header(stream)).await {
+    // Boxed: every client's task would otherwise carry room for it while waiting.
+    let reading = Box::pin(tokio::time::timeout(
+        limit,
+        proxy_protocol::read_header(stream),
+    ));
+    match reading.await {
         Ok(Ok(Some(carried))) => Some((carried.source, carried.destination)),
         Ok(Ok(None)) => Some((peer, local)),
         // A balancer's own tcp health check: it connects and closes, sending nothing.
