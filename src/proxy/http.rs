@@ -2,7 +2,9 @@
 //! backend or answered here (redirects and errors), and accounted for.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,6 +12,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -75,7 +78,7 @@ pub async fn serve<I>(
     versions: Versions,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
     waited: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -89,20 +92,56 @@ pub async fn serve<I>(
         let client = Arc::clone(&client);
         async move { Ok::<_, Infallible>(handle(request, &client, frontend, &pool).await) }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder = match versions {
-        Versions::Http1 => builder.http1_only(),
-        Versions::Http2 => builder.http2_only(),
-        Versions::Detect => builder,
-    };
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout(timeouts.request_header, waited))
-        .writev(false);
-    builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    let mut connection = std::pin::pin!(connection);
+    let io = TokioIo::new(io);
+    let header_timeout = header_timeout(timeouts.request_header, waited);
+    let idle = activity.idle_timeout(timeouts.client_idle);
+    // A connection whose version is settled gets hyper's server for it directly: the auto
+    // server's detection and buffering are only for a plain connection that may be either.
+    match versions {
+        Versions::Http1 => {
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .writev(false)
+                .serve_connection(io, service);
+            let connection = std::pin::pin!(connection);
+            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+        }
+        Versions::Http2 => {
+            let connection = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, service);
+            let connection = std::pin::pin!(connection);
+            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+        }
+        Versions::Detect => {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .writev(false);
+            builder.http2().timer(TokioTimer::new());
+            let connection = builder.serve_connection(io, service);
+            let connection = std::pin::pin!(connection);
+            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+        }
+    }
+}
+
+/// Runs a served connection until it ends or goes idle; once draining starts, asks it to finish
+/// the requests in progress and close.
+async fn drive<C, E>(
+    mut connection: Pin<&mut C>,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    idle: impl Future<Output = ()>,
+    mut draining: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut idle = std::pin::pin!(idle);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -112,12 +151,12 @@ pub async fn serve<I>(
                 }
                 return;
             }
-            () = activity.idle_timeout(timeouts.client_idle) => {
+            () = idle.as_mut() => {
                 tracing::debug!(client = %peer, "client idle timeout");
                 return;
             }
             () = drain::until_true(&mut draining), if !closing => {
-                connection.as_mut().graceful_shutdown();
+                graceful_shutdown(connection.as_mut());
                 closing = true;
             }
         }
@@ -224,8 +263,12 @@ async fn answer(
             "bad_request",
         ));
     }
-    let host = routing::request_host(request.uri(), request.headers());
-    if let Some(port) = frontend.config.redirect_https {
+    let config = &frontend.config;
+    // Worked out only when something here looks at it.
+    let host = (config.redirect_https.is_some() || !config.routes.is_empty())
+        .then(|| routing::request_host(request.uri(), request.headers()))
+        .flatten();
+    if let Some(port) = config.redirect_https {
         let location = host.and_then(|host| rules::https_location(&host, port, request.uri()));
         return Err(match location {
             Some(location) => Local {
@@ -239,17 +282,20 @@ async fn answer(
             ),
         });
     }
-    let routed = routing::route(
-        &frontend.config.routes,
-        host.as_deref(),
-        request.uri().path(),
-    );
+    let routed = routing::route(&config.routes, host.as_deref(), request.uri().path());
     let backend = match routed {
         Some(route) => &frontend.routes[route],
         None => frontend.backend.as_ref().ok_or(NO_SERVER)?,
     };
-    let request_rules = &frontend.config.request_headers;
-    forward::forward(request, client, backend, request_rules, pool, exchange).await
+    forward::forward(
+        request,
+        client,
+        backend,
+        &config.request_headers,
+        pool,
+        exchange,
+    )
+    .await
 }
 
 /// A request being proxied, as the access log will tell it. If the client goes away before
