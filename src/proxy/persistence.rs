@@ -186,21 +186,11 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::headers::test_map as map;
     use super::*;
     use http::header::HeaderName;
 
     const NAME: &str = "SERVERID";
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
 
     fn cookies(values: &[&str]) -> HeaderMap {
         map(&values

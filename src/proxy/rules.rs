@@ -54,19 +54,9 @@ pub fn https_location(host: &str, port: u16, uri: &Uri) -> Option<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::headers::test_map as map;
     use super::*;
     use http::header::{HeaderName, CACHE_CONTROL, SERVER};
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
 
     fn rules(set: &[(&str, &str)], remove: &[&str]) -> HeaderRules {
         HeaderRules {
