@@ -141,8 +141,11 @@ pub async fn forward(
                     let now = Instant::now();
                     exchange.first_byte = Some(now);
                     server.stats.response_time.record(now - sent_at);
-                    if let Some(cookie) = cookie.filter(|_| pinned != Some(index)) {
-                        persistence::pin(response.headers_mut(), cookie, &server.name);
+                    if let Some(cookie) = cookie {
+                        persistence::drop_server_cookie(response.headers_mut(), cookie);
+                        if pinned != Some(index) {
+                            persistence::pin(response.headers_mut(), cookie, &server.name);
+                        }
                     }
                     let finish = Finish {
                         pool: Arc::clone(pool),

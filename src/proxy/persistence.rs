@@ -1,7 +1,7 @@
 //! Cookie persistence, as HAProxy's `cookie NAME insert indirect nocache`.
 //!
 //! `insert`: tandem, not the server, sets the cookie `NAME=<server name>; path=/` on a response
-//! from a server the client was not pinned to. `indirect`: the cookie is taken out of requests, so
+//! from a server the client was not pinned to, and drops any the server sets itself. `indirect`: the cookie is taken out of requests, so
 //! servers never see it. `nocache`: a response that gets the cookie and would otherwise be
 //! cacheable also gets `Cache-Control: private`, so that a shared cache does not hand one
 //! client's pin to everyone.
@@ -54,6 +54,27 @@ pub fn strip(headers: &mut HeaderMap, cookie: &str) {
                 headers.append(COOKIE, value);
             }
         }
+    }
+}
+
+/// Takes out of a server's response any Set-Cookie of the persistence cookie's name: tandem owns
+/// that cookie (HAProxy's insert mode does the same unless told to `preserve`).
+pub fn drop_server_cookie(headers: &mut HeaderMap, cookie: &str) {
+    let ours = |value: &HeaderValue| {
+        let text = value.as_bytes();
+        let name = text.split(|&byte| byte == b'=').next().unwrap_or(text);
+        trim(name) == cookie.as_bytes()
+    };
+    if !headers.get_all(SET_COOKIE).iter().any(ours) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = (headers.get_all(SET_COOKIE).iter())
+        .filter(|value| !ours(value))
+        .cloned()
+        .collect();
+    headers.remove(SET_COOKIE);
+    for value in kept {
+        headers.append(SET_COOKIE, value);
     }
 }
 
@@ -191,6 +212,27 @@ mod tests {
     use http::header::HeaderName;
 
     const NAME: &str = "SERVERID";
+
+    #[test]
+    fn a_servers_own_persistence_cookie_is_dropped_and_its_others_kept() {
+        let mut headers = map(&[
+            ("set-cookie", "session=abc; Path=/; HttpOnly"),
+            ("set-cookie", "SERVERID=forged; path=/"),
+            ("set-cookie", " SERVERID =x"),
+            ("set-cookie", "SERVERID2=kept"),
+            ("content-type", "text/plain"),
+        ]);
+        drop_server_cookie(&mut headers, NAME);
+        assert_eq!(
+            headers.get_all(SET_COOKIE).iter().collect::<Vec<_>>(),
+            ["session=abc; Path=/; HttpOnly", "SERVERID2=kept"]
+        );
+        assert_eq!(headers["content-type"], "text/plain");
+
+        let mut untouched = map(&[("set-cookie", "a=1")]);
+        drop_server_cookie(&mut untouched, NAME);
+        assert_eq!(untouched["set-cookie"], "a=1");
+    }
 
     fn cookies(values: &[&str]) -> HeaderMap {
         map(&values
