@@ -35,7 +35,8 @@ pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 pub struct Client {
     /// Who the client is: the peer, or the source its PROXY header carried.
     pub address: SocketAddr,
-    /// The address the client connected to (or the destination its PROXY header carried).
+    /// The address the client connected to (or the destination its PROXY header carried);
+    /// the listening address when no backend of the frontend sends a PROXY header.
     pub destination: SocketAddr,
     pub forwarded_for: HeaderValue,
     /// `http` or `https`, as X-Forwarded-Proto says.

@@ -50,6 +50,14 @@ pub struct FrontendRuntime {
     pub access_log: Option<Arc<AccessLog>>,
 }
 
+impl FrontendRuntime {
+    /// Whether a backend it sends to writes a PROXY header, which names the address each
+    /// client connected to.
+    fn sends_proxy(&self) -> bool {
+        (self.backend.iter().chain(&self.routes)).any(|backend| backend.config.send_proxy.is_some())
+    }
+}
+
 pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 
 /// Pause after a failed accept (out of file descriptors, usually) so the loop doesn't spin.
@@ -250,7 +258,12 @@ async fn addresses(
     frontend: &FrontendRuntime,
     limit: Duration,
 ) -> Option<(SocketAddr, SocketAddr)> {
-    let local = stream.local_addr().ok()?;
+    // getsockname(2) only for a PROXY header to a server; otherwise nothing reads it, and the
+    // listening address stands in.
+    let local = match frontend.sends_proxy() {
+        true => stream.local_addr().ok()?,
+        false => frontend.config.listen,
+    };
     if !frontend.config.accept_proxy {
         return Some((peer, local));
     }
