@@ -91,7 +91,7 @@ pub async fn forward(
     let preamble = (config.send_proxy)
         .map(|version| proxy_protocol::header(version, client.address, client.destination));
     let pool = if preamble.is_some() {
-        &client.private_pool
+        client.private_pool()
     } else {
         pool
     };

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -44,7 +44,8 @@ pub struct Client {
     /// Connections to servers that get a PROXY header naming this client: never shared with
     /// another client, and closed once the client connection and every response still
     /// streaming from them are gone.
-    pub private_pool: Arc<UpstreamPool>,
+    /// Made on first use, so other clients don't pay for it.
+    private_pool: OnceLock<Arc<UpstreamPool>>,
 }
 
 impl Client {
@@ -54,8 +55,13 @@ impl Client {
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
             scheme,
-            private_pool: Arc::new(UpstreamPool::private()),
+            private_pool: OnceLock::new(),
         }
+    }
+
+    /// The pool of connections that name this client in a PROXY header.
+    pub fn private_pool(&self) -> &Arc<UpstreamPool> {
+        (self.private_pool).get_or_init(|| Arc::new(UpstreamPool::private()))
     }
 }
 
