@@ -356,22 +356,33 @@ async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
+/// A hand-written server on loopback: `serve` gets each connection it accepts.
+async fn raw_server<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = listener.local_addr().unwrap();
+    let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                let _ = stream.read(&mut buffer).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .await;
-            });
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(stream));
         }
     });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
+    let server = raw_server(|mut stream| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let _ = stream.read(&mut buffer).await;
+        let _ = stream
+            .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
     let (_tandem, address) = start_proxy("http", "round_robin", "", &[("old", server, 1)]).await;
     let mut client = TcpStream::connect(address).await.unwrap();
     for _ in 0..3 {
@@ -397,24 +408,18 @@ async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
 /// HTTP/1.1, it would lack the Host that 1.1 requires, and nginx, say, would answer 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                let read = stream.read(&mut buffer).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buffer[..read]).into_owned();
-                let line = head.lines().next().unwrap_or("").to_owned();
-                let reply = format!(
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{line}",
-                    line.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
+    let server = raw_server(|mut stream| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let read = stream.read(&mut buffer).await.unwrap_or(0);
+        let head = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        let line = head.lines().next().unwrap_or("").to_owned();
+        let reply = format!(
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{line}",
+            line.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+    })
+    .await;
     let (_tandem, address) = start_proxy("http", "round_robin", "", &[("old", server, 1)]).await;
     let mut client = TcpStream::connect(address).await.unwrap();
     client.write_all(b"GET /x HTTP/1.0\r\n\r\n").await.unwrap();
@@ -432,28 +437,22 @@ async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
 /// with that upload, so it must not be handed to the next request, which would wait behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_still_uploading_is_not_reused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = listener.local_addr().unwrap();
     // Answers each request as soon as its head arrives, reading no body.
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                while let Ok(read) = stream.read(&mut buffer).await {
-                    if read == 0 {
-                        return;
-                    }
-                    if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                        if stream.write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
+    let server = raw_server(|mut stream| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 {
+                return;
+            }
+            if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if stream.write_all(reply).await.is_err() {
+                    return;
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
     let (_tandem, address) = start_proxy("http", "round_robin", "", &[("early", server, 1)]).await;
     let mut uploader = TcpStream::connect(address).await.unwrap();
     uploader

@@ -294,12 +294,7 @@ async fn handshake_http1(stream: TcpStream, target: &Target<'_>) -> io::Result<H
         .handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
-    let address = target.address;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%address, %error, "server connection ended");
-        }
-    });
+    run_connection(connection, target.address);
     Ok(sender)
 }
 
@@ -311,11 +306,18 @@ async fn handshake_http2(stream: TcpStream, target: &Target<'_>) -> io::Result<H
         .handshake(TokioIo::new(Socket(stream)))
         .await
         .map_err(io::Error::other)?;
-    let address = target.address;
+    run_connection(connection, target.address);
+    Ok(sender)
+}
+
+/// Drives a server connection on its own task until it closes.
+fn run_connection<C>(connection: C, address: SocketAddr)
+where
+    C: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%address, %error, "server connection ended");
         }
     });
-    Ok(sender)
 }
