@@ -356,26 +356,9 @@ async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     );
 }
 
-/// A hand-written server on loopback: `serve` gets each connection it accepts.
-async fn raw_server<F, Fut>(serve: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(serve(stream));
-        }
-    });
-    address
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
-    let server = raw_server(|mut stream| async move {
+    let (server, _task) = spawn_server(|mut stream| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         let _ = stream.read(&mut buffer).await;
         let _ = stream
@@ -408,7 +391,7 @@ async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
 /// HTTP/1.1, it would lack the Host that 1.1 requires, and nginx, say, would answer 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
-    let server = raw_server(|mut stream| async move {
+    let (server, _task) = spawn_server(|mut stream| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         let read = stream.read(&mut buffer).await.unwrap_or(0);
         let head = String::from_utf8_lossy(&buffer[..read]).into_owned();
@@ -438,7 +421,7 @@ async fn an_http_1_0_request_without_host_reaches_the_server_as_http_1_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_still_uploading_is_not_reused() {
     // Answers each request as soon as its head arrives, reading no body.
-    let server = raw_server(|mut stream| async move {
+    let (server, _task) = spawn_server(|mut stream| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         while let Ok(read) = stream.read(&mut buffer).await {
             if read == 0 {

@@ -27,12 +27,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::free_port;
+use super::{free_port, spawn_server};
 
 /// How long a peer process has to start listening, and a client command to finish.
 const PEER_LIMIT: Duration = Duration::from_secs(10);
@@ -607,27 +607,21 @@ pub struct GrpcEchoServer {
 
 impl GrpcEchoServer {
     pub async fn start() -> GrpcEchoServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let seen = Arc::<Mutex<Vec<HeaderMap>>>::default();
         let kept = Arc::clone(&seen);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let kept = Arc::clone(&kept);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let kept = Arc::clone(&kept);
-                        async move { Ok::<_, Infallible>(grpc_echo(request, &kept).await) }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+        let (address, task) = spawn_server(move |stream| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let kept = Arc::clone(&kept);
+                    async move { Ok::<_, Infallible>(grpc_echo(request, &kept).await) }
                 });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             }
-        });
+        })
+        .await;
         GrpcEchoServer {
             address,
             seen,
@@ -674,42 +668,36 @@ pub struct HeaderServer {
 
 impl HeaderServer {
     pub async fn start(headers: &[(&str, &str)]) -> HeaderServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let headers: Arc<Vec<(String, String)>> = Arc::new(
             (headers.iter())
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let headers = Arc::clone(&headers);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let headers = Arc::clone(&headers);
-                        async move {
-                            let mut listing = String::new();
-                            for (name, value) in request.headers() {
-                                let value = value.to_str().unwrap_or("?");
-                                listing.push_str(&format!("{name}: {value}\n"));
-                            }
-                            let mut response = Response::new(Full::new(Bytes::from(listing)));
-                            for (name, value) in headers.iter() {
-                                let name: http::HeaderName = name.parse().unwrap();
-                                response.headers_mut().insert(name, value.parse().unwrap());
-                            }
-                            Ok::<_, Infallible>(response)
+        let (address, task) = spawn_server(move |stream| {
+            let headers = Arc::clone(&headers);
+            async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let headers = Arc::clone(&headers);
+                    async move {
+                        let mut listing = String::new();
+                        for (name, value) in request.headers() {
+                            let value = value.to_str().unwrap_or("?");
+                            listing.push_str(&format!("{name}: {value}\n"));
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                        let mut response = Response::new(Full::new(Bytes::from(listing)));
+                        for (name, value) in headers.iter() {
+                            let name: http::HeaderName = name.parse().unwrap();
+                            response.headers_mut().insert(name, value.parse().unwrap());
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
                 });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             }
-        });
+        })
+        .await;
         HeaderServer { address, task }
     }
 }

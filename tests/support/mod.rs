@@ -72,6 +72,25 @@ pub fn listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// A server on a loopback port the kernel picks: `serve` gets each connection it accepts, on a
+/// task of its own. Aborting the returned task closes the listener.
+pub async fn spawn_server<F, Fut>(serve: F) -> (SocketAddr, JoinHandle<()>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream));
+            }
+        }
+    });
+    (address, task)
+}
+
 /// Shared, adjustable behaviour of a test server.
 #[derive(Default)]
 pub struct ServerControl {
