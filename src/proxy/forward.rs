@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,10 +16,11 @@ use hyper::body::Incoming;
 
 use super::headers;
 use super::http::{Client, Local};
+use super::http1_client::SendError;
 use super::persistence;
 use super::proxy_protocol;
 use super::rules;
-use super::upstream::{RequestBody, Sender, Target, Upload, UpstreamPool};
+use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
 use crate::access_log::Record;
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
@@ -56,7 +56,7 @@ pub async fn forward(
     request_rules: &HeaderRules,
     pool: &Arc<UpstreamPool>,
     exchange: &mut Exchange,
-) -> Result<(Response<Incoming>, Finish), Local> {
+) -> Result<(Response<ResponseBody>, Finish), Local> {
     exchange.backend = Some(Arc::clone(backend));
     let config = &backend.config;
     // Copied out (the request moves on), and only when the balance hashes it.
@@ -85,7 +85,7 @@ pub async fn forward(
         let server = persistence::pinned(request.headers(), cookie)?;
         backend.server_index(server)
     });
-    let (mut request, upload) = prepare_request(request, client, config.protocol, cookie);
+    let mut request = prepare_request(request, client, config.protocol, cookie);
     rules::apply(request_rules, request.headers_mut());
     // A server that reads a PROXY header gets connections of this client's own.
     let preamble = (config.send_proxy)
@@ -127,15 +127,13 @@ pub async fn forward(
             let sent_at = Instant::now();
             exchange.connect = Some(sent_at);
             server.stats.sessions.increment(1);
-            let mut sender = checkout.sender;
             // Only a connection that sat idle can meet a server closing it for idleness as we
             // send; one in steady use is not worth a copy of every request.
             let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
                 .then(|| replayable(&request))
                 .flatten();
             let sent =
-                tokio::time::timeout(config.response_timeout, sender.try_send_request(request))
-                    .await;
+                tokio::time::timeout(config.response_timeout, checkout.sender.send(request)).await;
             match sent {
                 Ok(Ok(mut response)) => {
                     let now = Instant::now();
@@ -150,21 +148,24 @@ pub async fn forward(
                     let finish = Finish {
                         pool: Arc::clone(pool),
                         address: server.address,
-                        sender,
-                        upload,
                         _active: active,
                     };
                     return Ok((response, finish));
                 }
                 // A reused connection that the server closed as we used it: nothing was answered,
                 // so send again on a new connection what can safely be sent twice.
-                Ok(Err(mut error)) => match error.take_message().or(replay) {
-                    Some(again) if checkout.reused => {
+                Ok(Err(error)) => match error {
+                    SendError::Unsent(again, _) if checkout.reused => {
                         server.stats.retries.increment(1);
-                        request = again;
+                        request = *again;
                         fresh = true;
                     }
-                    _ => {
+                    SendError::Failed(_) if checkout.reused && replay.is_some() => {
+                        server.stats.retries.increment(1);
+                        request = replay.expect("checked just above");
+                        fresh = true;
+                    }
+                    error => {
                         tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
                         return Err(Local::new(
                             StatusCode::BAD_GATEWAY,
@@ -189,14 +190,13 @@ pub async fn forward(
 }
 
 /// Turns the client's request (HTTP/1.x or HTTP/2) into the one a server gets over `protocol`;
-/// `cookie` is the persistence cookie, which servers never see. With it, for a request with a
-/// body, the flag that says the body has all been sent.
+/// `cookie` is the persistence cookie, which servers never see.
 fn prepare_request(
     mut request: Request<Incoming>,
     client: &Client,
     protocol: UpstreamProtocol,
     cookie: Option<&str>,
-) -> (Request<RequestBody>, Option<Arc<AtomicBool>>) {
+) -> Request<RequestBody> {
     let from_http2 = request.version() == Version::HTTP_2;
     let headers = request.headers_mut();
     // gRPC needs `te: trailers` end to end; it is the one TE value HTTP/2 allows.
@@ -229,13 +229,9 @@ fn prepare_request(
     }
     let (parts, body) = request.into_parts();
     if body.is_end_stream() {
-        return (
-            Request::from_parts(parts, Either::Right(Empty::new())),
-            None,
-        );
+        return Request::from_parts(parts, Either::Right(Empty::new()));
     }
-    let (upload, sent) = Upload::new(body);
-    (Request::from_parts(parts, Either::Left(upload)), Some(sent))
+    Request::from_parts(parts, Either::Left(body))
 }
 
 /// HTTP/1.1 to a server: the path in the request line, the authority in Host. A request that
@@ -296,7 +292,10 @@ fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
 }
 
 /// The server's response as the client gets it, its body accounted for by `finish`.
-pub fn upstream_response(response: Response<Incoming>, finish: Finish) -> Response<UpstreamBody> {
+pub fn upstream_response(
+    response: Response<ResponseBody>,
+    finish: Finish,
+) -> Response<UpstreamBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     // The version is per hop: an HTTP/1.0 server must not make our client's connection 1.0
@@ -315,9 +314,6 @@ pub fn upstream_response(response: Response<Incoming>, finish: Finish) -> Respon
 pub struct Finish {
     pool: Arc<UpstreamPool>,
     address: SocketAddr,
-    sender: Sender,
-    /// Whether the request body has all been sent (`None`: there was none).
-    upload: Option<Arc<AtomicBool>>,
     _active: ActiveGuard,
 }
 
@@ -325,7 +321,7 @@ pub struct Finish {
 /// to the pool and the server's in-flight count drops; if it is abandoned midway, the
 /// connection is closed instead, since unread bytes would poison it.
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: ResponseBody,
     finish: Option<Finish>,
     sent: u64,
     /// The access log line, waiting for the body to end; and when the request began.
@@ -335,9 +331,8 @@ pub struct UpstreamBody {
 impl UpstreamBody {
     fn release(&mut self, end: &'static str) {
         if let Some(finish) = self.finish.take() {
-            let uploaded = (finish.upload.as_ref()).is_none_or(|sent| sent.load(Ordering::Relaxed));
-            if self.inner.is_end_stream() && uploaded {
-                finish.pool.checkin(finish.address, finish.sender);
+            if let Some(connection) = self.inner.take_reusable() {
+                finish.pool.checkin(finish.address, connection);
             }
         }
         if let Some((mut record, started)) = self.log.take() {
@@ -353,12 +348,12 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

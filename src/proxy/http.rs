@@ -25,7 +25,7 @@ use super::forward::{self, Exchange, Finish, UpstreamBody, NO_SERVER};
 use super::headers;
 use super::routing;
 use super::rules;
-use super::upstream::UpstreamPool;
+use super::upstream::{ResponseBody, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
 use crate::access_log::Record;
 
@@ -253,7 +253,7 @@ async fn answer(
     frontend: &FrontendRuntime,
     pool: &Arc<UpstreamPool>,
     exchange: &mut Exchange,
-) -> Result<(Response<Incoming>, Finish), Local> {
+) -> Result<(Response<ResponseBody>, Finish), Local> {
     if request.method() == Method::CONNECT {
         return Err(Local::new(
             StatusCode::METHOD_NOT_ALLOWED,

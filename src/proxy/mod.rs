@@ -6,6 +6,7 @@ pub mod forward;
 pub mod frontends;
 pub mod headers;
 pub mod http;
+pub mod http1_client;
 pub mod listener;
 pub mod persistence;
 pub mod proxy_protocol;

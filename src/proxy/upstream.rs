@@ -9,23 +9,23 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::Either as EitherFuture;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::http1_client::{self, SendError};
 use super::socket::Socket;
 use crate::config::UpstreamProtocol;
 
@@ -35,9 +35,6 @@ const MAX_IDLE_PER_SERVER: usize = 256;
 /// the requests a client has in flight at once, without one HTTP/2 client's burst of streams
 /// leaving hundreds of server connections open.
 const MAX_IDLE_PER_CLIENT: usize = 4;
-/// A pooled connection that is not ready within this is still busy (an upload its response did
-/// not wait for, say): it is dropped rather than waited on.
-const READY_WAIT: Duration = Duration::from_millis(100);
 /// Per h2 stream: what a server may send ahead of a slow reader. The connection's window is the
 /// protocol's largest, so streams that are not read stall only themselves, never the other
 /// clients' requests sharing the connection; memory stays bounded by the stream windows.
@@ -49,70 +46,84 @@ const MAX_IDLE_TIME: Duration = Duration::from_secs(4);
 
 /// A request body for a server: the client's, or none at all. Bodyless requests are sent as
 /// `Empty` so that they can be sent again.
-pub type RequestBody = Either<Upload, Empty<Bytes>>;
+pub type RequestBody = Either<Incoming, Empty<Bytes>>;
 
-/// A client's request body on its way to a server, saying when it has all gone: a server may
-/// answer before it has (an early error, say), and until then its connection is not reusable.
-pub struct Upload {
-    inner: Incoming,
-    sent: Arc<AtomicBool>,
-}
-
-impl Upload {
-    /// The body, and the flag that turns true once it has all been sent.
-    pub fn new(inner: Incoming) -> (Upload, Arc<AtomicBool>) {
-        let sent = Arc::new(AtomicBool::new(false));
-        let upload = Upload {
-            inner,
-            sent: Arc::clone(&sent),
-        };
-        (upload, sent)
-    }
-}
-
-impl Body for Upload {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.sent.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-type Http1Sender = http1::SendRequest<RequestBody>;
 type Http2Sender = http2::SendRequest<RequestBody>;
 
 /// One request's use of a server connection: an HTTP/1.1 connection of its own, or a share of a
 /// multiplexed HTTP/2 one.
 pub enum Sender {
-    Http1(Http1Sender),
+    Http1(http1_client::Connection),
     Http2(Http2Sender),
 }
 
 impl Sender {
-    #[allow(clippy::result_large_err)] // hyper's own error type, returned as hyper does
-    pub fn try_send_request(
-        &mut self,
+    /// Sends `request`; the response head, its body still to come.
+    pub async fn send(
+        self,
         request: Request<RequestBody>,
-    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>> {
+    ) -> Result<Response<ResponseBody>, SendError<RequestBody>> {
         match self {
-            Sender::Http1(sender) => EitherFuture::Left(sender.try_send_request(request)),
-            Sender::Http2(sender) => EitherFuture::Right(sender.try_send_request(request)),
+            Sender::Http1(connection) => {
+                let response = connection.send(request).await?;
+                Ok(response.map(ResponseBody::Http1))
+            }
+            Sender::Http2(mut sender) => match sender.try_send_request(request).await {
+                Ok(response) => Ok(response.map(ResponseBody::Http2)),
+                Err(mut error) => {
+                    let cause = io::Error::other(error.error().to_string());
+                    Err(match error.take_message() {
+                        Some(request) => SendError::Unsent(Box::new(request), cause),
+                        None => SendError::Failed(cause),
+                    })
+                }
+            },
+        }
+    }
+}
+
+/// A server's response body, as the connection's protocol delivers it.
+pub enum ResponseBody {
+    Http1(http1_client::ResponseBody<RequestBody>),
+    Http2(Incoming),
+}
+
+impl ResponseBody {
+    /// The HTTP/1.1 connection, once this body has been read whole and the connection can carry
+    /// another request. (An HTTP/2 connection is shared, and stays in the pool while open.)
+    pub fn take_reusable(&mut self) -> Option<http1_client::Connection> {
+        match self {
+            ResponseBody::Http1(body) => body.take_reusable(),
+            ResponseBody::Http2(_) => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match self.get_mut() {
+            ResponseBody::Http1(body) => Pin::new(body).poll_frame(cx),
+            ResponseBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(io::Error::other),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Http1(body) => body.is_end_stream(),
+            ResponseBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Http1(body) => body.size_hint(),
+            ResponseBody::Http2(body) => body.size_hint(),
         }
     }
 }
@@ -127,7 +138,7 @@ pub struct Target<'a> {
 }
 
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Http1Sender, Instant)>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<(http1_client::Connection, Instant)>>>,
     max_idle: usize,
     /// One HTTP/2 connection per server, shared by every request to it, and a number telling
     /// it from the one that replaces it.
@@ -174,7 +185,7 @@ impl UpstreamPool {
         }
         let stream = connect(target).await?;
         let sender = match target.protocol {
-            UpstreamProtocol::Http11 => Sender::Http1(handshake_http1(stream, target).await?),
+            UpstreamProtocol::Http11 => Sender::Http1(http1_client::Connection::new(stream)),
             UpstreamProtocol::H2 => {
                 let sender = handshake_http2(stream, target).await?;
                 let id = self.connections.fetch_add(1, Ordering::Relaxed);
@@ -192,23 +203,12 @@ impl UpstreamPool {
     async fn reuse(&self, target: &Target<'_>) -> Option<Checkout> {
         match target.protocol {
             UpstreamProtocol::Http11 => {
-                while let Some((mut sender, idle_for)) = self.take_idle(target.address) {
-                    // Usually ready at once; the wait (with its clock read) is for the rest, and
-                    // fails if the server closed it.
-                    let ready = sender.is_ready()
-                        || matches!(
-                            tokio::time::timeout(READY_WAIT, sender.ready()).await,
-                            Ok(Ok(()))
-                        );
-                    if ready {
-                        return Some(Checkout {
-                            sender: Sender::Http1(sender),
-                            reused: true,
-                            idle_for,
-                        });
-                    }
-                }
-                None
+                let (connection, idle_for) = self.take_idle(target.address)?;
+                Some(Checkout {
+                    sender: Sender::Http1(connection),
+                    reused: true,
+                    idle_for,
+                })
             }
             UpstreamProtocol::H2 => {
                 let (id, mut sender) = lock(&self.shared).get(&target.address)?.clone();
@@ -232,36 +232,30 @@ impl UpstreamPool {
         }
     }
 
-    /// An idle connection to `address`, and how long it has been idle.
-    fn take_idle(&self, address: SocketAddr) -> Option<(Http1Sender, Duration)> {
+    /// An idle connection to `address` that its server has not closed, and how long it has
+    /// been idle.
+    fn take_idle(&self, address: SocketAddr) -> Option<(http1_client::Connection, Duration)> {
         let mut idle = lock(&self.idle);
-        let senders = idle.get_mut(&address)?;
-        while let Some((sender, since)) = senders.pop() {
+        let connections = idle.get_mut(&address)?;
+        while let Some((mut connection, since)) = connections.pop() {
             let idle_for = since.elapsed();
-            if !sender.is_closed() && idle_for < MAX_IDLE_TIME {
-                return Some((sender, idle_for));
+            if idle_for < MAX_IDLE_TIME && connection.is_open() {
+                return Some((connection, idle_for));
             }
         }
         None
     }
 
-    /// Returns a connection whose last response has been read to the end. A share of an HTTP/2
-    /// connection needs no returning: the connection stays in the pool while it is open.
-    pub fn checkin(&self, address: SocketAddr, sender: Sender) {
-        let Sender::Http1(sender) = sender else {
-            return;
-        };
-        if sender.is_closed() {
-            return;
-        }
+    /// Returns an HTTP/1.1 connection whose last exchange has ended cleanly.
+    pub fn checkin(&self, address: SocketAddr, connection: http1_client::Connection) {
         let mut idle = lock(&self.idle);
-        let senders = idle.entry(address).or_default();
+        let connections = idle.entry(address).or_default();
         let now = Instant::now();
-        if senders.len() >= self.max_idle {
-            senders.retain(|(sender, since)| !sender.is_closed() && now - *since < MAX_IDLE_TIME);
+        if connections.len() >= self.max_idle {
+            connections.retain(|(_, since)| now - *since < MAX_IDLE_TIME);
         }
-        if senders.len() < self.max_idle {
-            senders.push((sender, now));
+        if connections.len() < self.max_idle {
+            connections.push((connection, now));
         }
     }
 }
@@ -285,17 +279,6 @@ async fn connect(target: &Target<'_>) -> io::Result<TcpStream> {
     tokio::time::timeout(target.connect_timeout, connecting)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
-}
-
-async fn handshake_http1(stream: TcpStream, target: &Target<'_>) -> io::Result<Http1Sender> {
-    // Flat: a request head (and a small body) leaves in one send(2), not a sendmsg(2).
-    let (sender, connection) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(Socket(stream)))
-        .await
-        .map_err(io::Error::other)?;
-    run_connection(connection, target.address);
-    Ok(sender)
 }
 
 async fn handshake_http2(stream: TcpStream, target: &Target<'_>) -> io::Result<Http2Sender> {

@@ -1,0 +1,1007 @@
+//! HTTP/1.1 to servers, driven by the task of the request that uses the connection.
+//!
+//! hyper's client runs each connection on a task of its own and hands every request, response
+//! head and body chunk across channels between that task and the request's. Profiles of the
+//! keep-alive benchmark showed that hand-off as the largest user-space cost of a proxied
+//! request, so here the request's task writes the head, uploads the body, parses the answer
+//! (with httparse, as hyper does) and streams it, with no task or channel in between.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+use super::socket::Socket;
+
+/// As hyper: more header lines than this is a broken or hostile server.
+const MAX_HEADERS: usize = 100;
+/// A response head (or chunk-size line, or trailer section) longer than this is refused.
+const MAX_HEAD: usize = 64 * 1024;
+/// Read at least this much at a time: one read takes a small response whole, and large bodies
+/// move in pieces that each cost one syscall.
+const READ_SIZE: usize = 16 * 1024;
+
+/// An idle connection to a server, ready for a request.
+pub struct Connection {
+    socket: Socket,
+    /// Read from the server and not yet handed on.
+    input: BytesMut,
+    /// A request head, encoded; kept for its allocation.
+    output: Vec<u8>,
+}
+
+/// What a request body must be to go up a connection.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Unpin {}
+
+impl<B: Body<Data = Bytes, Error: Into<BoxError>> + Unpin> RequestBody for B {}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum SendError<B> {
+    /// Nothing reached the server, so the request comes back to be sent elsewhere.
+    Unsent(Box<Request<B>>, io::Error),
+    /// The server may have seen the request.
+    Failed(io::Error),
+}
+
+impl<B> SendError<B> {
+    pub fn error(&self) -> &io::Error {
+        match self {
+            SendError::Unsent(_, error) | SendError::Failed(error) => error,
+        }
+    }
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream) -> Connection {
+        Connection {
+            socket: Socket(stream),
+            input: BytesMut::new(),
+            output: Vec::new(),
+        }
+    }
+
+    /// Whether the server has left this idle connection alone: no end of stream and no stray
+    /// bytes. Costs a syscall only when the socket became readable since it was last read.
+    pub fn is_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.socket.0.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => matches!(
+                self.socket.0.try_read(&mut [0; 1]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Sends `request` and waits for the response head, uploading the request body meanwhile
+    /// (and on, while the response streams, if the server answers before it has all of it).
+    pub async fn send<B: RequestBody>(
+        mut self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody<B>>, SendError<B>> {
+        let chunked = encode_head(&request, &mut self.output);
+        let mut written = 0;
+        while written < self.output.len() {
+            let data = &self.output[written..];
+            let sent = poll_fn(|cx| Pin::new(&mut self.socket).poll_write(cx, data)).await;
+            match sent {
+                Ok(0) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(error) if written == 0 => {
+                    return Err(SendError::Unsent(Box::new(request), error));
+                }
+                Err(error) => return Err(SendError::Failed(error)),
+            }
+        }
+        let head_request = request.method() == Method::HEAD;
+        // An HTTP/1.0 request is the server's cue to close after answering.
+        let persistent_request = request.version() != Version::HTTP_10;
+        let mut exchange = Exchange {
+            connection: self,
+            upload: Upload::new(request.into_body(), chunked),
+        };
+        let mut head = poll_fn(|cx| exchange.poll_head(cx))
+            .await
+            .map_err(SendError::Failed)?;
+        let framing = framing(&head, head_request).map_err(SendError::Failed)?;
+        if framing == Delimiting::ChunkedDespiteLength {
+            // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
+            head.headers.remove(header::CONTENT_LENGTH);
+        }
+        let reusable = persistent_request && head.persistent && framing.keeps_connection();
+        let mut response = Response::new(ResponseBody {
+            exchange: Some(exchange),
+            framing: framing.into(),
+            reusable,
+        });
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = head.headers;
+        Ok(response)
+    }
+}
+
+/// Writes `request`'s head into `out`; says whether its body goes chunked.
+fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let headers = request.headers();
+    let has_body = !request.body().is_end_stream();
+    // A body of unknown length goes chunked; a client's chunked body is re-chunked as it came.
+    let chunked = has_body
+        && (headers.contains_key(header::TRANSFER_ENCODING)
+            || !headers.contains_key(header::CONTENT_LENGTH));
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(if request.version() == Version::HTTP_10 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    for (name, value) in headers {
+        // With chunked framing a Content-Length would contradict it (RFC 9112 §6.3).
+        if chunked && name == header::CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if chunked && !headers.contains_key(header::TRANSFER_ENCODING) {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    chunked
+}
+
+/// A request in progress on a connection: its body going up, the answer coming down.
+struct Exchange<B> {
+    connection: Connection,
+    upload: Upload<B>,
+}
+
+impl<B: RequestBody> Exchange<B> {
+    /// The final response head, 1xx interim answers skipped.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Head>> {
+        loop {
+            self.poll_upload(cx)?;
+            if let Some(head) = parse_head(&mut self.connection.input)? {
+                if head.status.is_informational() {
+                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                        return Poll::Ready(Err(invalid("protocol upgrades are not proxied")));
+                    }
+                    continue;
+                }
+                return Poll::Ready(Ok(head));
+            }
+            if self.connection.input.len() >= MAX_HEAD {
+                return Poll::Ready(Err(invalid("response head too large")));
+            }
+            if ready!(self.poll_read(cx))? == 0 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "server closed the connection before answering",
+                )));
+            }
+        }
+    }
+
+    /// Moves the upload on as far as it goes without waiting. A client whose body fails ends
+    /// the exchange; a server that stops taking it may still answer (an early 413, say), so
+    /// that only ends the upload.
+    fn poll_upload(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.upload.poll_send(&mut self.connection.socket, cx) {
+            Poll::Ready(Err(UploadError::Client(error))) => Err(error),
+            Poll::Ready(Err(UploadError::Server(error))) => {
+                tracing::debug!(%error, "the server stopped taking the request body");
+                self.upload.abandon();
+                Ok(())
+            }
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let input = &mut self.connection.input;
+        if input.capacity() - input.len() < READ_SIZE / 4 {
+            input.reserve(READ_SIZE);
+        }
+        poll_read_buf(Pin::new(&mut self.connection.socket), cx, input)
+    }
+}
+
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    /// Whether the server keeps the connection open after this response.
+    persistent: bool,
+}
+
+/// A complete response head from the front of `input`, taken out of it; `None` until one has
+/// all arrived.
+fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut lines);
+    let length = match parsed.parse(input) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(invalid(format!("response head: {error}"))),
+    };
+    let status = (parsed.code)
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| invalid("response status"))?;
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let count = parsed.headers.len();
+    // Where each name and value lies, so that values can share the head's buffer once frozen
+    // rather than each be copied.
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let base = input.as_ptr() as usize;
+    for (span, line) in spans.iter_mut().zip(parsed.headers.iter()) {
+        let name = line.name.as_ptr() as usize - base;
+        let value = line.value.as_ptr() as usize - base;
+        *span = (
+            name,
+            name + line.name.len(),
+            value,
+            value + line.value.len(),
+        );
+    }
+    let head = input.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut close = false;
+    let mut keep_alive = false;
+    for (name_start, name_end, value_start, value_end) in spans.into_iter().take(count) {
+        let name = HeaderName::from_bytes(&head[name_start..name_end])
+            .map_err(|_| invalid("response header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
+            .map_err(|_| invalid("response header value"))?;
+        if name == header::CONNECTION {
+            for token in value.as_bytes().split(|&byte| byte == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        headers.append(name, value);
+    }
+    let persistent = !close && (version == Version::HTTP_11 || keep_alive);
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        persistent,
+    }))
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, PartialEq, Eq)]
+enum Delimiting {
+    Length(u64),
+    Chunked,
+    /// Both framings given: chunked wins, and the connection can't be trusted after.
+    ChunkedDespiteLength,
+    UntilClose,
+}
+
+impl Delimiting {
+    fn keeps_connection(&self) -> bool {
+        matches!(self, Delimiting::Length(_) | Delimiting::Chunked)
+    }
+}
+
+/// The body's framing, from the head. A Content-Length that is not a number, or values that
+/// disagree, leave no framing to trust (RFC 9112 §6.3): the response is refused.
+fn framing(head: &Head, head_request: bool) -> io::Result<Delimiting> {
+    let status = head.status;
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Delimiting::Length(0));
+    }
+    let headers = &head.headers;
+    if let Some(encoding) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
+        let last = encoding.as_bytes().rsplit(|&byte| byte == b',').next();
+        let chunked =
+            last.is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        return Ok(
+            match (chunked, headers.contains_key(header::CONTENT_LENGTH)) {
+                (true, false) => Delimiting::Chunked,
+                (true, true) => Delimiting::ChunkedDespiteLength,
+                (false, _) => Delimiting::UntilClose,
+            },
+        );
+    }
+    Ok(match content_length(headers).map_err(invalid)? {
+        Some(length) => Delimiting::Length(length),
+        None => Delimiting::UntilClose,
+    })
+}
+
+/// The Content-Length, whose values must all agree; `None` when there is none.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|&byte| byte == b',') {
+            let item = item.trim_ascii();
+            let parsed = (!item.is_empty() && item.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(item).ok()?.parse::<u64>().ok())
+                .flatten()
+                .ok_or("Content-Length is not a number")?;
+            if length.is_some_and(|seen| seen != parsed) {
+                return Err("Content-Length values disagree");
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length)
+}
+
+/// Where a body stands, as it is read.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    /// Before a chunk-size line.
+    ChunkSize,
+    ChunkData(u64),
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    /// The trailer section after the last chunk, which is read and dropped.
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+impl From<Delimiting> for Framing {
+    fn from(delimiting: Delimiting) -> Framing {
+        match delimiting {
+            Delimiting::Length(0) => Framing::Done,
+            Delimiting::Length(length) => Framing::Length(length),
+            Delimiting::Chunked | Delimiting::ChunkedDespiteLength => Framing::ChunkSize,
+            Delimiting::UntilClose => Framing::UntilClose,
+        }
+    }
+}
+
+/// A server's response body, read from the connection as the client takes it.
+pub struct ResponseBody<B> {
+    /// `None` once the connection has been taken back for reuse.
+    exchange: Option<Exchange<B>>,
+    framing: Framing,
+    /// Whether the connection may carry another request once this body is read.
+    reusable: bool,
+}
+
+/// What one step of decoding gave.
+enum Decoded {
+    Data(Bytes),
+    /// Moved on without data (a chunk boundary); decode again.
+    Progress,
+    /// The body has ended.
+    End,
+    NeedInput,
+}
+
+impl<B: RequestBody> ResponseBody<B> {
+    /// The connection, if the body has been read whole, the request body sent whole, and the
+    /// server means to keep the connection.
+    pub fn take_reusable(&mut self) -> Option<Connection> {
+        if self.framing != Framing::Done || !self.reusable {
+            return None;
+        }
+        let exchange = self.exchange.take()?;
+        (exchange.upload.is_done() && exchange.connection.input.is_empty())
+            .then_some(exchange.connection)
+    }
+}
+
+/// Decodes what `input` holds, without reading.
+fn decode(framing: &mut Framing, input: &mut BytesMut) -> io::Result<Decoded> {
+    Ok(match framing {
+        Framing::Done => Decoded::End,
+        _ if input.is_empty() => Decoded::NeedInput,
+        Framing::Length(remaining) => {
+            let take = (*remaining).min(input.len() as u64);
+            *remaining -= take;
+            if *remaining == 0 {
+                *framing = Framing::Done;
+            }
+            Decoded::Data(input.split_to(take as usize).freeze())
+        }
+        Framing::UntilClose => Decoded::Data(input.split().freeze()),
+        Framing::ChunkData(remaining) => {
+            let take = (*remaining).min(input.len() as u64);
+            *remaining -= take;
+            if *remaining == 0 {
+                *framing = Framing::ChunkEnd;
+            }
+            Decoded::Data(input.split_to(take as usize).freeze())
+        }
+        Framing::ChunkSize => match httparse::parse_chunk_size(input) {
+            Ok(httparse::Status::Complete((length, 0))) => {
+                input.advance(length);
+                *framing = Framing::Trailers;
+                Decoded::Progress
+            }
+            Ok(httparse::Status::Complete((length, size))) => {
+                input.advance(length);
+                *framing = Framing::ChunkData(size);
+                Decoded::Progress
+            }
+            Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => Decoded::NeedInput,
+            _ => return Err(invalid("chunk size")),
+        },
+        Framing::ChunkEnd => {
+            if input.len() < 2 {
+                return Ok(Decoded::NeedInput);
+            }
+            if &input[..2] != b"\r\n" {
+                return Err(invalid("chunk not ended by CRLF"));
+            }
+            input.advance(2);
+            *framing = Framing::ChunkSize;
+            Decoded::Progress
+        }
+        Framing::Trailers => match input.windows(2).position(|pair| pair == b"\r\n") {
+            Some(0) => {
+                input.advance(2);
+                *framing = Framing::Done;
+                Decoded::End
+            }
+            Some(line) => {
+                input.advance(line + 2);
+                Decoded::Progress
+            }
+            None if input.len() < MAX_HEAD => Decoded::NeedInput,
+            None => return Err(invalid("trailer section too large")),
+        },
+    })
+}
+
+impl<B: RequestBody> Body for ResponseBody<B> {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = &mut *self;
+        let Some(exchange) = this.exchange.as_mut() else {
+            return Poll::Ready(None);
+        };
+        exchange.poll_upload(cx)?;
+        loop {
+            match decode(&mut this.framing, &mut exchange.connection.input)? {
+                Decoded::Data(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Decoded::Progress => continue,
+                Decoded::End => return Poll::Ready(None),
+                Decoded::NeedInput => {}
+            }
+            if ready!(exchange.poll_read(cx))? == 0 {
+                if this.framing == Framing::UntilClose {
+                    this.framing = Framing::Done;
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "server closed the connection mid-body",
+                ))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(remaining) => SizeHint::with_exact(remaining),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A request body on its way to the server, framed as its head said.
+struct Upload<B> {
+    /// `None` once it has all been read from the client (or abandoned).
+    body: Option<B>,
+    chunked: bool,
+    /// Framing and data read from the client and not yet written.
+    pending: VecDeque<Bytes>,
+    /// The server stopped taking it: the connection can't be reused.
+    abandoned: bool,
+}
+
+enum UploadError {
+    Client(io::Error),
+    Server(io::Error),
+}
+
+impl<B: RequestBody> Upload<B> {
+    fn new(body: B, chunked: bool) -> Upload<B> {
+        let body = (!body.is_end_stream()).then_some(body);
+        Upload {
+            body,
+            chunked,
+            pending: VecDeque::new(),
+            abandoned: false,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.body.is_none() && self.pending.is_empty() && !self.abandoned
+    }
+
+    fn abandon(&mut self) {
+        self.body = None;
+        self.pending.clear();
+        self.abandoned = true;
+    }
+
+    /// Writes what the client has sent so far; ready once the whole body is written.
+    fn poll_send(
+        &mut self,
+        socket: &mut Socket,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), UploadError>> {
+        loop {
+            while !self.pending.is_empty() {
+                let mut slices = [IoSlice::new(&[]); 3];
+                for (slice, data) in slices.iter_mut().zip(&self.pending) {
+                    *slice = IoSlice::new(data);
+                }
+                let written = ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices))
+                    .map_err(UploadError::Server)?;
+                if written == 0 {
+                    return Poll::Ready(Err(UploadError::Server(io::ErrorKind::WriteZero.into())));
+                }
+                self.consume(written);
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers are dropped: servers behind a proxy rarely ask for them.
+                    if let Ok(data) = frame.into_data() {
+                        self.queue(data);
+                    }
+                }
+                Some(Err(error)) => {
+                    return Poll::Ready(Err(UploadError::Client(io::Error::other(error.into()))));
+                }
+                None => {
+                    self.body = None;
+                    if self.chunked {
+                        self.pending.push_back(Bytes::from_static(b"0\r\n\r\n"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.chunked {
+            let size = format!("{:x}\r\n", data.len());
+            self.pending.push_back(Bytes::from(size));
+            self.pending.push_back(data);
+            self.pending.push_back(Bytes::from_static(b"\r\n"));
+        } else {
+            self.pending.push_back(data);
+        }
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                return;
+            };
+            let take = written.min(front.len());
+            front.advance(take);
+            written -= take;
+            if front.is_empty() {
+                self.pending.pop_front();
+            }
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::{Duration, Instant};
+
+    use futures_util::stream::{self, StreamExt};
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A client connection, and the server's end of it for the test to play the server.
+    async fn connected() -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Connection::new(client), server)
+    }
+
+    /// What the server got, up to and including `end`.
+    async fn read_until(server: &mut TcpStream, end: &[u8]) -> String {
+        let mut received = Vec::new();
+        while !received.ends_with(end) {
+            let mut byte = [0];
+            assert_eq!(server.read(&mut byte).await.unwrap(), 1, "{received:?}");
+            received.push(byte[0]);
+        }
+        String::from_utf8(received).unwrap()
+    }
+
+    fn get(path: &str) -> Request<Empty<Bytes>> {
+        Request::get(path)
+            .header("host", "example.com")
+            .body(Empty::new())
+            .unwrap()
+    }
+
+    async fn body_of<B: RequestBody>(response: &mut Response<ResponseBody<B>>) -> Bytes {
+        response.body_mut().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_response_with_a_length_is_read_whole_and_its_connection_reused() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/a?b=1")));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert_eq!(head, "GET /a?b=1 HTTP/1.1\r\nhost: example.com\r\n\r\n");
+        (server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-a"], "1");
+        assert_eq!(body_of(&mut response).await, "hello");
+        let connection = response.body_mut().take_reusable().expect("reusable");
+
+        let exchange = tokio::spawn(connection.send(get("/second")));
+        assert!(read_until(&mut server, b"\r\n\r\n")
+            .await
+            .starts_with("GET /second "));
+        (server.write_all(b"HTTP/1.1 204 No Content\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 204);
+        assert!(response.body().is_end_stream());
+        assert!(response.body_mut().take_reusable().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_head_response_has_no_body_whatever_its_length_says() {
+        let (connection, mut server) = connected().await;
+        let request = Request::head("/").body(Empty::<Bytes>::new()).unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        read_until(&mut server, b"\r\n\r\n").await;
+        (server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.headers()["content-length"], "10");
+        assert_eq!(body_of(&mut response).await, "");
+        assert!(response.body_mut().take_reusable().is_some());
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped_and_upgrades_refused() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        server
+            .write_all(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            )
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(body_of(&mut response).await, "ok");
+
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        (server.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            exchange.await.unwrap(),
+            Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_body_without_framing_runs_to_the_close_and_ends_the_connection() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil ")
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        server.write_all(b"the end").await.unwrap();
+        drop(server);
+        assert_eq!(body_of(&mut response).await, "until the end");
+        assert!(response.body_mut().take_reusable().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_server_closing_mid_body_is_an_error_not_a_short_body() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        (server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"))
+            .await
+            .unwrap();
+        drop(server);
+        let response = exchange.await.unwrap().unwrap();
+        assert!(response.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_server_closing_before_answering_fails_the_request() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        drop(server);
+        assert!(matches!(
+            exchange.await.unwrap(),
+            Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::UnexpectedEof
+        ));
+    }
+
+    #[tokio::test]
+    async fn chunked_framing_wins_over_a_length_and_the_length_is_not_passed_on() {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        server
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5\r\nhello\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert!(!response.headers().contains_key("content-length"));
+        assert_eq!(body_of(&mut response).await, "hello");
+        assert!(
+            response.body_mut().take_reusable().is_none(),
+            "a server that frames twice is not trusted with another request"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_of_unknown_length_goes_up_chunked_and_a_known_one_as_is() {
+        let (connection, mut server) = connected().await;
+        let frames = stream::iter([
+            Ok::<_, Infallible>(Frame::data(Bytes::from("abc"))),
+            Ok(Frame::data(Bytes::from("de"))),
+        ]);
+        let request = Request::post("/up").body(StreamBody::new(frames)).unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert_eq!(
+            head,
+            "POST /up HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let body = read_until(&mut server, b"0\r\n\r\n").await;
+        assert_eq!(body, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        (server.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 201);
+        let connection = response.body_mut().take_reusable().expect("reusable");
+
+        let request = Request::put("/up")
+            .header("content-length", "4")
+            .body(Full::new(Bytes::from("data")))
+            .unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert_eq!(head, "PUT /up HTTP/1.1\r\ncontent-length: 4\r\n\r\n");
+        assert_eq!(read_until(&mut server, b"data").await, "data");
+        (server.write_all(b"HTTP/1.1 204 No Content\r\n\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(exchange.await.unwrap().unwrap().status(), 204);
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_upload_ends_is_passed_on_and_the_connection_not_reused() {
+        let (connection, mut server) = connected().await;
+        let endless = stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from("part")))])
+            .chain(stream::pending());
+        let request = Request::post("/up").body(StreamBody::new(endless)).unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        read_until(&mut server, b"4\r\npart\r\n").await;
+        server
+            .write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 413);
+        assert_eq!(body_of(&mut response).await, "");
+        assert!(response.body_mut().take_reusable().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_server_closed_is_seen_as_closed() {
+        let (mut connection, server) = connected().await;
+        assert!(connection.is_open());
+        drop(server);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while connection.is_open() {
+            assert!(Instant::now() < deadline, "the close was never seen");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[test]
+    fn whether_the_server_keeps_the_connection() {
+        let persistent = |head: &[u8]| {
+            let head = parse_head(&mut BytesMut::from(head)).unwrap().unwrap();
+            head.persistent
+        };
+        assert!(persistent(b"HTTP/1.1 200 OK\r\n\r\n"));
+        assert!(!persistent(
+            b"HTTP/1.1 200 OK\r\nConnection: Upgrade, close\r\n\r\n"
+        ));
+        assert!(!persistent(b"HTTP/1.0 200 OK\r\n\r\n"));
+        assert!(persistent(
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn a_head_is_taken_whole_from_the_input_or_not_at_all() {
+        let mut input = BytesMut::from(&b"HTTP/1.1 200 OK\r\nA: 1\r\n"[..]);
+        assert!(parse_head(&mut input).unwrap().is_none());
+        input.extend_from_slice(b"A: 2\r\n\r\nbody");
+        let head = parse_head(&mut input).unwrap().unwrap();
+        let values: Vec<_> = head.headers.get_all("a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(&input[..], b"body");
+        assert!(parse_head(&mut BytesMut::from(&b"HTTP/1.1 2000 OK\r\n\r\n"[..])).is_err());
+        assert!(parse_head(&mut BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nA B: 1\r\n\r\n"[..]
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let framing_of = |head: &[u8], head_request: bool| {
+            let head = parse_head(&mut BytesMut::from(head)).unwrap().unwrap();
+            framing(&head, head_request).map_err(|error| error.to_string())
+        };
+        use Delimiting::*;
+        let ok = |delimiting| Ok(delimiting);
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", false),
+            ok(Length(7))
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true),
+            ok(Length(0))
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+                false
+            ),
+            ok(Length(0))
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            ok(Length(0))
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
+                false
+            ),
+            ok(Length(7))
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                false
+            ),
+            ok(Chunked)
+        );
+        assert_eq!(
+            framing_of(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                false
+            ),
+            ok(UntilClose)
+        );
+        assert_eq!(
+            framing_of(b"HTTP/1.1 200 OK\r\n\r\n", false),
+            ok(UntilClose)
+        );
+        for bad in ["7, 8", "-1", "", "0x10", "99999999999999999999999"] {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert!(framing_of(head.as_bytes(), false).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Decodes `encoded` as it would arrive `piece` bytes at a time.
+    fn decode_in_pieces(encoded: &[u8], piece: usize) -> io::Result<(Vec<u8>, BytesMut)> {
+        let mut framing = Framing::ChunkSize;
+        let mut input = BytesMut::new();
+        let mut body = Vec::new();
+        let mut pieces = encoded.chunks(piece);
+        loop {
+            match decode(&mut framing, &mut input)? {
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::Progress => {}
+                Decoded::End => return Ok((body, input)),
+                Decoded::NeedInput => match pieces.next() {
+                    Some(piece) => input.extend_from_slice(piece),
+                    None => return Err(io::ErrorKind::UnexpectedEof.into()),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_however_they_are_split() {
+        let encoded =
+            b"5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        for piece in 1..=encoded.len() {
+            let (body, rest) = decode_in_pieces(encoded, piece).unwrap();
+            assert_eq!(body, b"hello 0123456789", "pieces of {piece}");
+            assert!(
+                rest.is_empty() || b"NEXT".starts_with(&rest),
+                "pieces of {piece}"
+            );
+        }
+        for broken in [&b"5\r\nhelloXX0\r\n\r\n"[..], b"zz\r\n", b"5\r\nhel"] {
+            assert!(decode_in_pieces(broken, 1).is_err(), "{broken:?}");
+        }
+    }
+}
