@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
@@ -236,9 +237,11 @@ struct Head {
 /// A complete response head from the front of `input`, taken out of it; `None` until one has
 /// all arrived.
 fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut lines);
-    let length = match parsed.parse(input) {
+    // Uninitialised, as hyper does: zeroing a hundred header slots costs more than the parse.
+    let mut lines = [MaybeUninit::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let parser = httparse::ParserConfig::default();
+    let length = match parser.parse_response_with_uninit_headers(&mut parsed, input, &mut lines) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(invalid(format!("response head: {error}"))),
@@ -250,26 +253,26 @@ fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let count = parsed.headers.len();
     // Where each name and value lies, so that values can share the head's buffer once frozen
     // rather than each be copied.
-    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
     let base = input.as_ptr() as usize;
-    for (span, line) in spans.iter_mut().zip(parsed.headers.iter()) {
-        let name = line.name.as_ptr() as usize - base;
-        let value = line.value.as_ptr() as usize - base;
-        *span = (
-            name,
-            name + line.name.len(),
-            value,
-            value + line.value.len(),
-        );
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = (parsed.headers.iter())
+        .map(|line| {
+            let name = line.name.as_ptr() as usize - base;
+            let value = line.value.as_ptr() as usize - base;
+            (
+                name,
+                name + line.name.len(),
+                value,
+                value + line.value.len(),
+            )
+        })
+        .collect();
     let head = input.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut close = false;
     let mut keep_alive = false;
-    for (name_start, name_end, value_start, value_end) in spans.into_iter().take(count) {
+    for (name_start, name_end, value_start, value_end) in spans {
         let name = HeaderName::from_bytes(&head[name_start..name_end])
             .map_err(|_| invalid("response header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end))
