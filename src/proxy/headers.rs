@@ -24,24 +24,36 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 /// Transfer-Encoding is left to hyper, which re-frames bodies on each side. Forwarding a client's
 /// `Connection: close` would also cost a fresh upstream connection per request.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the few names a message has, rather than a hashed removal per candidate:
-    // most messages carry none of them.
-    let present = |name: &HeaderName| HOP_BY_HOP.contains(name);
-    if !headers.keys().any(present) {
+    // One pass over the few names a message has, then a hashed removal only for those present:
+    // most messages carry none, and most responses only `Connection: keep-alive`.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[index] = true;
+        }
+    }
+    if present == [false; HOP_BY_HOP.len()] {
         return;
     }
+    // What Connection names beyond the standard ones (`close` and `keep-alive` name nothing
+    // more to remove).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| !token.eq_ignore_ascii_case("close"))
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+        .filter(|name| !HOP_BY_HOP.contains(name))
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
     }
 }
 
@@ -64,9 +76,9 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'sta
         _ => Some(client.clone()),
     };
     if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+        headers.insert(&X_FORWARDED_FOR, value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 }
 
 /// Joins the Cookie headers an HTTP/2 client may split a cookie list into back into one, as an
