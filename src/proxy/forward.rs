@@ -116,7 +116,8 @@ pub async fn forward(
         };
         let mut fresh = false;
         loop {
-            let checkout = match pool.checkout(&target, fresh).await {
+            let before = Instant::now();
+            let checkout = match pool.checkout(&target, fresh, before).await {
                 Ok(checkout) => checkout,
                 Err(error) => {
                     server.stats.connection_errors.increment(1);
@@ -124,7 +125,12 @@ pub async fn forward(
                     break;
                 }
             };
-            let sent_at = Instant::now();
+            // A pooled connection is ready at once: no second clock read for it.
+            let sent_at = if checkout.reused {
+                before
+            } else {
+                Instant::now()
+            };
             exchange.connect = Some(sent_at);
             server.stats.sessions.increment(1);
             // Only a connection that sat idle can meet a server closing it for idleness as we
@@ -330,14 +336,18 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     fn release(&mut self, end: &'static str) {
+        if self.finish.is_none() && self.log.is_none() {
+            return;
+        }
+        let now = Instant::now();
         if let Some(finish) = self.finish.take() {
             if let Some(connection) = self.inner.take_reusable() {
-                finish.pool.checkin(finish.address, connection);
+                finish.pool.checkin(finish.address, connection, now);
             }
         }
         if let Some((mut record, started)) = self.log.take() {
             record.bytes = self.sent;
-            record.total = started.elapsed();
+            record.total = now - started;
             record.end = end;
             if let Some(log) = record.frontend.access_log.clone() {
                 log.log(record);

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -23,7 +23,6 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::http1_client::{self, SendError};
 use super::socket::Socket;
@@ -176,10 +175,16 @@ pub struct Checkout {
 }
 
 impl UpstreamPool {
-    /// A pooled connection to `target` (unless `fresh`), or a new one.
-    pub async fn checkout(&self, target: &Target<'_>, fresh: bool) -> io::Result<Checkout> {
+    /// A pooled connection to `target` (unless `fresh`), or a new one. `now` is the caller's
+    /// clock reading, which saves one here.
+    pub async fn checkout(
+        &self,
+        target: &Target<'_>,
+        fresh: bool,
+        now: Instant,
+    ) -> io::Result<Checkout> {
         if !fresh {
-            if let Some(checkout) = self.reuse(target).await {
+            if let Some(checkout) = self.reuse(target, now).await {
                 return Ok(checkout);
             }
         }
@@ -200,10 +205,10 @@ impl UpstreamPool {
         })
     }
 
-    async fn reuse(&self, target: &Target<'_>) -> Option<Checkout> {
+    async fn reuse(&self, target: &Target<'_>, now: Instant) -> Option<Checkout> {
         match target.protocol {
             UpstreamProtocol::Http11 => {
-                let (connection, idle_for) = self.take_idle(target.address)?;
+                let (connection, idle_for) = self.take_idle(target.address, now)?;
                 Some(Checkout {
                     sender: Sender::Http1(connection),
                     reused: true,
@@ -234,11 +239,15 @@ impl UpstreamPool {
 
     /// An idle connection to `address` that its server has not closed, and how long it has
     /// been idle.
-    fn take_idle(&self, address: SocketAddr) -> Option<(http1_client::Connection, Duration)> {
+    fn take_idle(
+        &self,
+        address: SocketAddr,
+        now: Instant,
+    ) -> Option<(http1_client::Connection, Duration)> {
         let mut idle = lock(&self.idle);
         let connections = idle.get_mut(&address)?;
         while let Some((mut connection, since)) = connections.pop() {
-            let idle_for = since.elapsed();
+            let idle_for = now.saturating_duration_since(since);
             if idle_for < MAX_IDLE_TIME && connection.is_open() {
                 return Some((connection, idle_for));
             }
@@ -246,11 +255,10 @@ impl UpstreamPool {
         None
     }
 
-    /// Returns an HTTP/1.1 connection whose last exchange has ended cleanly.
-    pub fn checkin(&self, address: SocketAddr, connection: http1_client::Connection) {
+    /// Returns an HTTP/1.1 connection whose last exchange ended cleanly at `now`.
+    pub fn checkin(&self, address: SocketAddr, connection: http1_client::Connection, now: Instant) {
         let mut idle = lock(&self.idle);
         let connections = idle.entry(address).or_default();
-        let now = Instant::now();
         if connections.len() >= self.max_idle {
             connections.retain(|(_, since)| now - *since < MAX_IDLE_TIME);
         }
