@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -137,11 +138,11 @@ pub struct Target<'a> {
 }
 
 pub struct UpstreamPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(http1_client::Connection, Instant)>>>,
+    idle: Mutex<ByAddress<Vec<(http1_client::Connection, Instant)>>>,
     max_idle: usize,
     /// One HTTP/2 connection per server, shared by every request to it, and a number telling
     /// it from the one that replaces it.
-    shared: Mutex<HashMap<SocketAddr, (u64, Http2Sender)>>,
+    shared: Mutex<ByAddress<(u64, Http2Sender)>>,
     connections: AtomicU64,
 }
 
@@ -265,6 +266,42 @@ impl UpstreamPool {
         if connections.len() < self.max_idle {
             connections.push((connection, now));
         }
+    }
+}
+
+/// Per server address. Looked up twice per request, so with a multiply-rotate hash (as rustc's
+/// FxHash): the default SipHash cost more than the rest of the pool's work. The keys are our
+/// own servers, not something a client chooses, so hash flooding is not a concern.
+type ByAddress<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddressHasher>>;
+
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u16(&mut self, word: u16) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
