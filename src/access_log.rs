@@ -2,6 +2,7 @@
 //! a thread of the log's own formats and writes them in batches, so neither formatting nor a
 //! slow disk holds up traffic. When the queue is full, records are dropped and counted.
 
+use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use http::{Method, Uri};
 use metrics::Counter;
 
+use crate::address_text;
 use crate::backend::{BackendState, ServerState};
 use crate::config::{self, LogFormat, LogTarget};
 use crate::proxy::FrontendRuntime;
@@ -272,7 +274,7 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\"server\":");
             json_string(server, out);
             out.extend_from_slice(b",\"client\":\"");
-            socket_address(record.client, out);
+            address_text::write_socket_address(record.client, out);
             out.extend_from_slice(b"\",\"method\":");
             json_string(method, out);
             out.extend_from_slice(b",\"path\":");
@@ -327,9 +329,16 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// A JSON string, escaped by serde_json; or null.
+/// A JSON string, escaped by serde_json when it needs escaping; or null. Names and most paths
+/// are plain printable ASCII, copied as they are.
 fn json_string(text: Option<&str>, out: &mut Vec<u8>) {
+    let plain = |byte: u8| matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\';
     match text {
+        Some(text) if text.bytes().all(plain) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }
         Some(text) => {
             let _ = serde_json::to_writer(&mut *out, text);
         }
@@ -355,27 +364,6 @@ fn quoted(text: &str, out: &mut Vec<u8>) {
     }
 }
 
-/// An address as its `Display` writes it; IPv4 by hand, since every line has one and the
-/// formatting machinery costs more than the rest of the line.
-fn socket_address(address: SocketAddr, out: &mut Vec<u8>) {
-    match address {
-        SocketAddr::V4(address) => {
-            let mut buffer = itoa::Buffer::new();
-            for (index, octet) in address.ip().octets().into_iter().enumerate() {
-                if index > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(buffer.format(octet).as_bytes());
-            }
-            out.push(b':');
-            out.extend_from_slice(buffer.format(address.port()).as_bytes());
-        }
-        SocketAddr::V6(_) => {
-            let _ = write!(out, "{address}");
-        }
-    }
-}
-
 /// Durations are logged as whole microseconds: exact, and cheaper to write than a float.
 fn micros(duration: Duration) -> u64 {
     duration.as_micros().try_into().unwrap_or(u64::MAX)
@@ -383,29 +371,58 @@ fn micros(duration: Duration) -> u64 {
 
 /// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
 pub(crate) fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
+    thread_local! {
+        /// The last second written, as text up to its fraction: the log writer's lines come
+        /// many to a second.
+        static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    }
     let since_epoch = (time.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
     let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_date(seconds / 86_400);
-    let of_day = seconds % 86_400;
-    let fields: [(u64, usize, u8); 7] = [
-        (year, 4, b'-'),
-        (month, 2, b'-'),
-        (day, 2, b'T'),
-        (of_day / 3600, 2, b':'),
-        (of_day % 3600 / 60, 2, b':'),
-        (of_day % 60, 2, b'.'),
-        (u64::from(since_epoch.subsec_millis()), 3, b'Z'),
-    ];
-    let mut buffer = itoa::Buffer::new();
-    for (value, width, separator) in fields {
-        let digits = buffer.format(value).as_bytes();
-        out.extend(std::iter::repeat_n(
-            b'0',
-            width.saturating_sub(digits.len()),
-        ));
-        out.extend_from_slice(digits);
-        out.push(separator);
+    let (last, mut prefix) = LAST_SECOND.get();
+    if seconds != last {
+        let mut text = Vec::with_capacity(20);
+        let (year, month, day) = civil_date(seconds / 86_400);
+        let of_day = seconds % 86_400;
+        let fields = [
+            (year, 4, b'-'),
+            (month, 2, b'-'),
+            (day, 2, b'T'),
+            (of_day / 3600, 2, b':'),
+            (of_day % 3600 / 60, 2, b':'),
+            (of_day % 60, 2, b'.'),
+        ];
+        for (value, width, separator) in fields {
+            padded(value, width, &mut text);
+            text.push(separator);
+        }
+        match <[u8; 20]>::try_from(text.as_slice()) {
+            Ok(text) => {
+                prefix = text;
+                LAST_SECOND.set((seconds, prefix));
+            }
+            // Past the year 9999 the text is longer than the memo: written out in full.
+            Err(_) => {
+                out.extend_from_slice(&text);
+                padded(u64::from(since_epoch.subsec_millis()), 3, out);
+                out.push(b'Z');
+                return;
+            }
+        }
     }
+    out.extend_from_slice(&prefix);
+    padded(u64::from(since_epoch.subsec_millis()), 3, out);
+    out.push(b'Z');
+}
+
+/// `value` in decimal, zero-padded to `width` digits.
+fn padded(value: u64, width: usize, out: &mut Vec<u8>) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
@@ -433,22 +450,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for address in [
-            "0.0.0.0:0",
-            "192.0.2.10:65535",
-            "255.255.255.255:8080",
-            "[::1]:443",
-            "[2001:db8::7%3]:9",
-        ] {
-            let address: SocketAddr = address.parse().unwrap();
-            let mut out = Vec::new();
-            socket_address(address, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), address.to_string());
-        }
-    }
-
-    #[test]
     fn formats_utc_dates_across_leap_years_and_month_ends() {
         let at = |seconds: u64, millis: u64| {
             let mut out = Vec::new();
@@ -463,6 +464,31 @@ mod tests {
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(1_798_761_599, 0), "2026-12-31T23:59:59.000Z");
         assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+        // The memo of the last second serves the same second, and only it.
+        assert_eq!(at(4_107_542_400, 7), "2100-03-01T00:00:00.007Z");
+        assert_eq!(at(4_107_542_401, 7), "2100-03-01T00:00:01.007Z");
+        assert_eq!(at(253_402_300_800, 1), "10000-01-01T00:00:00.001Z");
+        assert_eq!(at(4_107_542_401, 8), "2100-03-01T00:00:01.008Z");
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "/plain/path?a=1&b=2",
+            "sp ace",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "é",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            json_string(Some(text), &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
     }
 
     fn record(path: &str) -> Record {

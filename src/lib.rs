@@ -1,6 +1,7 @@
 //! tandem: an L4/L7 reverse proxy and a VRRP engine in one process.
 
 pub mod access_log;
+pub mod address_text;
 pub mod admin;
 pub mod appliance;
 pub mod backend;

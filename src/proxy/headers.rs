@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::address_text;
+
 /// Headers that describe one connection, never the message (RFC 9110 §7.6.1).
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -35,18 +37,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if present == [false; HOP_BY_HOP.len()] {
         return;
     }
-    // What Connection names beyond the standard ones (`close` and `keep-alive` name nothing
-    // more to remove).
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| !token.eq_ignore_ascii_case("close"))
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-        .filter(|name| !HOP_BY_HOP.contains(name))
-        .collect();
+    // What Connection names beyond `close` and the standard names, which are removed anyway:
+    // usually nothing, so no header name is made.
+    let mut named = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&byte| byte == b',') {
+            let token = token.trim_ascii();
+            let standard = token.eq_ignore_ascii_case(b"close")
+                || (HOP_BY_HOP.iter())
+                    .any(|hop| token.eq_ignore_ascii_case(hop.as_str().as_bytes()));
+            if let (false, Ok(name)) = (standard, HeaderName::from_bytes(token)) {
+                named.push(name);
+            }
+        }
+    }
     for name in named {
         headers.remove(name);
     }
@@ -60,7 +64,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// A client's address as an X-Forwarded-For value: made once per connection, and cheap to
 /// clone onto each of its requests.
 pub fn forwarded_for(client: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
+    let mut text = Vec::with_capacity(16);
+    address_text::write_ip(client, &mut text);
+    HeaderValue::from_bytes(&text).expect("an IP address is a valid header value")
 }
 
 /// Appends the client (from [`forwarded_for`]) to X-Forwarded-For and states the scheme it used.
