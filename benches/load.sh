@@ -21,6 +21,8 @@ usage: benches/load.sh [options]
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
+  --rounds N                    rounds of every case (default 3): within a round the proxies take
+                                turns, and the table gives each figure's median over the rounds
   --idle N                      idle client connections for the memory case (default 10000)
   --idle-send                   idle clients send one request first, then hold the connection
 env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
@@ -28,6 +30,7 @@ EOF
 }
 
 only="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
+rounds=3
 tandem_bare=0
 tandem_extra=${TANDEM_EXTRA:-}
 tandem=${TANDEM:-target/release/tandem}
@@ -44,11 +47,13 @@ while [ $# -gt 0 ]; do
     --tandem-bare) tandem_bare=1; shift ;;
     --idle) idle=$2; shift 2 ;;
     --idle-send) idle_send=1; shift ;;
+    --rounds) rounds=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 1 ;;
   esac
 done
 case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or nginx" >&2; exit 1 ;; esac
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 1; }
 proxies=(haproxy nginx tandem)
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
@@ -348,12 +353,12 @@ still_running() {
 declare -A result=() negotiated=()
 
 # Stores "rate|p50 ms|p99 ms|errors|upstream conns|proxy CPU|per proxy-CPU-s" under
-# "$case|$proxy" and prints it. amount (requests, handshakes, or bytes when unit is MiB) was
+# "$case|$proxy|$round" and prints it. amount (requests, handshakes, or bytes when unit is MiB) was
 # counted over micros of wall time in which the proxy used ticks of CPU; p50 and p99 are in µs,
 # or "-" when the client does not measure them.
 store_result() {
   local case=$1 proxy=$2 unit=$3 amount=$4 micros=$5 ticks=$6 errors=$7 p50=$8 p99=$9 upstream=${10}
-  result["$case|$proxy"]=$(awk -v a="$amount" -v us="$micros" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
+  result["$case|$proxy|$round"]=$(awk -v a="$amount" -v us="$micros" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
     -v unit="$unit" -v e="$errors" -v p50="$p50" -v p99="$p99" -v up="$upstream" '
     function ms(us) { return (us == "-") ? "-" : sprintf("%.3f", us / 1000) }
     BEGIN {
@@ -361,7 +366,32 @@ store_result() {
       f = (unit == "MiB") ? "%.1f" : "%.0f"
       printf f "|%s|%s|%s|%d|%.0f%%|" f "\n", a / secs, ms(p50), ms(p99), e, up, 100 * cpu / secs,
         (cpu > 0) ? a / cpu : 0 }')
-  echo "  $case: ${result[$case|$proxy]}"
+  echo "  $case: ${result[$case|$proxy|$round]}"
+}
+
+# Each case's row per proxy, from its rounds: the median of every figure, the sum of errors.
+summarize() {
+  local case proxy r rows
+  for case in keepalive close tcp 1mib tlsnew tlskeepalive; do
+    for proxy in "${proxies[@]}"; do
+      rows=""
+      for r in $(seq "$rounds"); do rows+="${result[$case|$proxy|$r]:-}"$'\n'; done
+      [ -n "${rows//$'\n'/}" ] || continue
+      result["$case|$proxy"]=$(awk -F'|' '
+        NF >= 7 { n++; for (i = 1; i <= 7; i++) v[i, n] = $i }
+        function median(i,   k, j, t, a) {
+          for (k = 1; k <= n; k++) a[k] = v[i, k] + 0
+          for (k = 2; k <= n; k++) { t = a[k]; for (j = k - 1; j > 0 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+          return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        function ms(i) { return (v[i, 1] == "-") ? "-" : sprintf("%.3f", median(i)) }
+        END {
+          for (k = 1; k <= n; k++)
+            if (split(v[4, k], e, /[ ,]+/) == 4 && e[2] == "sock") { s += e[1]; h += e[3] } else other = v[4, k]
+          f = (v[1, 1] ~ /\./) ? "%.1f" : "%.0f"
+          printf f "|%s|%s|%s|%d|%.0f%%|" f "\n", median(1), ms(2), ms(3),
+            (other != "") ? other : s " sock, " h " http", median(5), median(6), median(7) }' <<<"$rows")
+    done
+  done
 }
 
 # The proxy's connections to the backend: how far it reuses them.
@@ -488,7 +518,7 @@ measure_idle() {
 
 run_proxy() {
   local proxy=$1
-  echo "== $proxy"
+  echo "== $proxy, round $round of $rounds"
   start_proxy "$proxy"
   measure keepalive "$proxy" "http://127.0.0.1:$http_port" / "$connections" req
   measure close "$proxy" "http://127.0.0.1:$http_port" / "$connections" req -H 'Connection: close'
@@ -498,10 +528,13 @@ run_proxy() {
   measure_handshakes tlsnew "$proxy"
   measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req
   stop_process "$proxy_pid"
-  # A fresh process, so the memory case does not start from buffers the others left behind.
-  start_proxy "$proxy"
-  measure_idle "$proxy"
-  stop_process "$proxy_pid"
+  # Once: memory does not move with the neighbours' load. A fresh process, so the memory case
+  # does not start from buffers the others left behind.
+  if [ "$round" = 1 ]; then
+    start_proxy "$proxy"
+    measure_idle "$proxy"
+    stop_process "$proxy_pid"
+  fi
 }
 
 # tandem's figure over HAProxy's: field $3 of case $2's results, on tandem's row ($1) only.
@@ -519,6 +552,7 @@ print_table() {
   echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
   echo "proxy on CPU $proxy_cpu, the client (wrk -t1 or openssl s_time) and the nginx backend on CPU $load_cpu, ${duration}s per run"
+  echo "figures: medians of $rounds rounds, the proxies taking turns within each round (errors: summed)"
   echo
   echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -577,7 +611,10 @@ main() {
     -c "$tmp/backend.conf" -g 'daemon off;'
   backend_pid=$started
   wait_port "$backend_port" "$backend_pid" "$tmp/backend.out"
-  for proxy in "${proxies[@]}"; do run_proxy "$proxy"; done
+  for round in $(seq "$rounds"); do
+    for proxy in "${proxies[@]}"; do run_proxy "$proxy"; done
+  done
+  summarize
   print_table
 }
 

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -27,9 +27,10 @@ use super::socket::Socket;
 const MAX_HEADERS: usize = 100;
 /// A response head (or chunk-size line, or trailer section) longer than this is refused.
 const MAX_HEAD: usize = 64 * 1024;
-/// Read at least this much at a time: one read takes a small response whole, and large bodies
-/// move in pieces that each cost one syscall.
-const READ_SIZE: usize = 16 * 1024;
+/// How much a read may take at first: a small response whole. A read that fills it doubles it,
+/// up to the largest, so a large body moves in few syscalls; a read far below it halves it.
+const MIN_READ: usize = 16 * 1024;
+const MAX_READ: usize = 256 * 1024;
 
 /// An idle connection to a server, ready for a request.
 pub struct Connection {
@@ -38,6 +39,8 @@ pub struct Connection {
     input: BytesMut,
     /// A request head, encoded; kept for its allocation.
     output: Vec<u8>,
+    /// What the next read may take, between `MIN_READ` and `MAX_READ`.
+    read_size: usize,
 }
 
 /// What a request body must be to go up a connection.
@@ -70,6 +73,7 @@ impl Connection {
             socket: Socket(stream),
             input: BytesMut::new(),
             output: Vec::new(),
+            read_size: MIN_READ,
         }
     }
 
@@ -218,11 +222,24 @@ impl<B: RequestBody> Exchange<B> {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let input = &mut self.connection.input;
-        if input.capacity() - input.len() < READ_SIZE / 4 {
-            input.reserve(READ_SIZE);
+        let connection = &mut self.connection;
+        let size = connection.read_size;
+        let input = &mut connection.input;
+        if input.capacity() - input.len() < size / 4 {
+            input.reserve(size);
         }
-        poll_read_buf(Pin::new(&mut self.connection.socket), cx, input)
+        // At most `size`, even when more room is left over from earlier.
+        let room = (input.capacity() - input.len()).min(size);
+        let mut limited = (&mut *input).limit(room);
+        let read = ready!(poll_read_buf(Pin::new(&mut connection.socket), cx, &mut limited))?;
+        connection.read_size = if read == room {
+            (size * 2).min(MAX_READ)
+        } else if read < size / 8 {
+            (size / 2).max(MIN_READ)
+        } else {
+            size
+        };
+        Poll::Ready(Ok(read))
     }
 }
 
