@@ -1,7 +1,10 @@
 //! Graceful shutdown of the data plane: stop accepting, let open connections finish.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::{watch, Notify};
 
@@ -50,8 +53,42 @@ impl Drain {
 
 /// Resolves once the flag behind `receiver` (draining, or closing a listener) is set, or its
 /// sender is gone.
-pub async fn until_true(receiver: &mut watch::Receiver<bool>) {
-    let _ = receiver.wait_for(|set| *set).await;
+///
+/// A served connection's task is polled on every read and write, and this with it. Polling a
+/// registered watch waiter takes a lock each time, so once registered it is polled again only
+/// when the channel has changed (an atomic read) or the task's waker has.
+pub fn until_true(receiver: &mut watch::Receiver<bool>) -> UntilTrue<'_> {
+    let changes = receiver.clone();
+    UntilTrue {
+        changes,
+        waiting: Box::pin(async move {
+            let _ = receiver.wait_for(|set| *set).await;
+        }),
+        registered: None,
+    }
+}
+
+pub struct UntilTrue<'a> {
+    /// Never marked seen, so it tells whether the flag has moved since the start.
+    changes: watch::Receiver<bool>,
+    waiting: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    /// The waker the waiter holds, once it holds one.
+    registered: Option<Waker>,
+}
+
+impl Future for UntilTrue<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let unchanged = matches!(self.changes.has_changed(), Ok(false));
+        let same_waker =
+            (self.registered.as_ref()).is_some_and(|waker| waker.will_wake(cx.waker()));
+        if unchanged && same_waker {
+            return Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.waiting.as_mut().poll(cx)
+    }
 }
 
 pub struct OpenConnection(Arc<Drain>);
@@ -85,6 +122,28 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_registered_wait_still_sees_the_start_and_a_gone_sender() {
+        let drain = Drain::new();
+        let mut receiver = drain.subscribe();
+        let mut waiting = std::pin::pin!(until_true(&mut receiver));
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            waiting.as_mut().poll(&mut cx).is_pending(),
+            "nothing changed"
+        );
+        drain.start();
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+
+        let (sender, mut receiver) = watch::channel(false);
+        let mut waiting = std::pin::pin!(until_true(&mut receiver));
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        drop(sender);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
     }
 
     #[tokio::test]

@@ -231,7 +231,11 @@ impl<B: RequestBody> Exchange<B> {
         // At most `size`, even when more room is left over from earlier.
         let room = (input.capacity() - input.len()).min(size);
         let mut limited = (&mut *input).limit(room);
-        let read = ready!(poll_read_buf(Pin::new(&mut connection.socket), cx, &mut limited))?;
+        let read = ready!(poll_read_buf(
+            Pin::new(&mut connection.socket),
+            cx,
+            &mut limited
+        ))?;
         connection.read_size = if read == room {
             (size * 2).min(MAX_READ)
         } else if read < size / 8 {

@@ -78,11 +78,14 @@ pub async fn accept_loop(
     accepting: watch::Sender<bool>,
 ) {
     let mut draining = drain.subscribe();
+    // Made once, not per client accepted.
+    let mut drained = std::pin::pin!(drain::until_true(&mut draining));
+    let mut closed = std::pin::pin!(drain::until_true(&mut close));
     loop {
         let accepted = tokio::select! {
             accepted = accept(&listener, &connections, &accepting) => accepted,
-            () = drain::until_true(&mut draining) => break,
-            () = drain::until_true(&mut close) => break,
+            () = &mut drained => break,
+            () = &mut closed => break,
         };
         serve(accepted, &frontend, &pool, &drain);
     }
