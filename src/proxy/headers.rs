@@ -30,7 +30,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // most messages carry none, and most responses only `Connection: keep-alive`.
     let mut present = [false; HOP_BY_HOP.len()];
     for name in headers.keys() {
-        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(index) = hop_by_hop_index(name.as_str().as_bytes()) {
             present[index] = true;
         }
     }
@@ -43,9 +43,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for value in headers.get_all(header::CONNECTION) {
         for token in value.as_bytes().split(|&byte| byte == b',') {
             let token = token.trim_ascii();
-            let standard = token.eq_ignore_ascii_case(b"close")
-                || (HOP_BY_HOP.iter())
-                    .any(|hop| token.eq_ignore_ascii_case(hop.as_str().as_bytes()));
+            let standard =
+                token.eq_ignore_ascii_case(b"close") || hop_by_hop_index(token).is_some();
             if let (false, Ok(name)) = (standard, HeaderName::from_bytes(token)) {
                 named.push(name);
             }
@@ -59,6 +58,26 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
+}
+
+/// `HOP_BY_HOP` as text, in its order: a header name's text is compared with these (lengths
+/// first) more cheaply than with the header names.
+const HOP_BY_HOP_NAMES: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Where `name` (in any case) is in `HOP_BY_HOP`.
+fn hop_by_hop_index(name: &[u8]) -> Option<usize> {
+    HOP_BY_HOP_NAMES
+        .iter()
+        .position(|hop| hop.len() == name.len() && hop.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// A client's address as an X-Forwarded-For value: made once per connection, and cheap to
@@ -123,6 +142,15 @@ pub(crate) fn test_map(pairs: &[(&str, &str)]) -> HeaderMap {
 mod tests {
     use super::test_map as headers;
     use super::*;
+
+    #[test]
+    fn hop_by_hop_names_as_text_match_the_header_names() {
+        for (name, text) in HOP_BY_HOP.iter().zip(HOP_BY_HOP_NAMES) {
+            assert_eq!(name.as_str(), text);
+        }
+        assert_eq!(hop_by_hop_index(b"Keep-Alive"), Some(1));
+        assert_eq!(hop_by_hop_index(b"x-other"), None);
+    }
 
     #[test]
     fn removes_standard_and_connection_named_headers() {
