@@ -700,6 +700,18 @@ mod tests {
             .unwrap()
     }
 
+    type Answer = Result<Response<ResponseBody<Empty<Bytes>>>, SendError<Empty<Bytes>>>;
+
+    /// A `GET /` that its server, once it has the request head, answers with `answer`; the
+    /// server's end comes back too, open.
+    async fn get_answered(answer: &[u8]) -> (Answer, TcpStream) {
+        let (connection, mut server) = connected().await;
+        let exchange = tokio::spawn(connection.send(get("/")));
+        read_until(&mut server, b"\r\n\r\n").await;
+        server.write_all(answer).await.unwrap();
+        (exchange.await.unwrap(), server)
+    }
+
     async fn body_of<B: RequestBody>(response: &mut Response<ResponseBody<B>>) -> Bytes {
         response.body_mut().collect().await.unwrap().to_bytes()
     }
@@ -749,41 +761,25 @@ mod tests {
 
     #[tokio::test]
     async fn interim_responses_are_skipped_and_upgrades_refused() {
-        let (connection, mut server) = connected().await;
-        let exchange = tokio::spawn(connection.send(get("/")));
-        read_until(&mut server, b"\r\n\r\n").await;
-        server
-            .write_all(
-                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-            )
-            .await
-            .unwrap();
-        let mut response = exchange.await.unwrap().unwrap();
+        let interim_then_final =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (answer, _server) = get_answered(interim_then_final).await;
+        let mut response = answer.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(body_of(&mut response).await, "ok");
 
-        let (connection, mut server) = connected().await;
-        let exchange = tokio::spawn(connection.send(get("/")));
-        read_until(&mut server, b"\r\n\r\n").await;
-        (server.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
-            .await
-            .unwrap();
+        let upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n";
+        let (answer, _server) = get_answered(upgrade).await;
         assert!(matches!(
-            exchange.await.unwrap(),
+            answer,
             Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
         ));
     }
 
     #[tokio::test]
     async fn a_body_without_framing_runs_to_the_close_and_ends_the_connection() {
-        let (connection, mut server) = connected().await;
-        let exchange = tokio::spawn(connection.send(get("/")));
-        read_until(&mut server, b"\r\n\r\n").await;
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil ")
-            .await
-            .unwrap();
-        let mut response = exchange.await.unwrap().unwrap();
+        let (answer, mut server) = get_answered(b"HTTP/1.1 200 OK\r\n\r\nuntil ").await;
+        let mut response = answer.unwrap();
         server.write_all(b"the end").await.unwrap();
         drop(server);
         assert_eq!(body_of(&mut response).await, "until the end");
@@ -792,14 +788,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_closing_mid_body_is_an_error_not_a_short_body() {
-        let (connection, mut server) = connected().await;
-        let exchange = tokio::spawn(connection.send(get("/")));
-        read_until(&mut server, b"\r\n\r\n").await;
-        (server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"))
-            .await
-            .unwrap();
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+        let (answer, server) = get_answered(short).await;
         drop(server);
-        let response = exchange.await.unwrap().unwrap();
+        let response = answer.unwrap();
         assert!(response.into_body().collect().await.is_err());
     }
 
@@ -817,17 +809,12 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_framing_wins_over_a_length_and_the_length_is_not_passed_on() {
-        let (connection, mut server) = connected().await;
-        let exchange = tokio::spawn(connection.send(get("/")));
-        read_until(&mut server, b"\r\n\r\n").await;
-        server
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
-                  5\r\nhello\r\n0\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        let mut response = exchange.await.unwrap().unwrap();
+        let (answer, _server) = get_answered(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        let mut response = answer.unwrap();
         assert!(!response.headers().contains_key("content-length"));
         assert_eq!(body_of(&mut response).await, "hello");
         assert!(
