@@ -27,6 +27,8 @@ use super::socket::Socket;
 const MAX_HEADERS: usize = 100;
 /// A response head (or chunk-size line, or trailer section) longer than this is refused.
 const MAX_HEAD: usize = 64 * 1024;
+/// Trailer fields after a chunked body, at most.
+const MAX_TRAILERS: usize = 32;
 /// How much a read may take at first: a small response whole. A read that fills it doubles it,
 /// up to the largest, so a large body moves in few syscalls; a read far below it halves it.
 const MIN_READ: usize = 16 * 1024;
@@ -97,7 +99,10 @@ impl Connection {
         mut self,
         request: Request<B>,
     ) -> Result<Response<ResponseBody<B>>, SendError<B>> {
-        let chunked = encode_head(&request, &mut self.output);
+        let chunked = match encode_head(&request, &mut self.output) {
+            Ok(chunked) => chunked,
+            Err(error) => return Err(SendError::Failed(error)),
+        };
         let mut written = 0;
         while written < self.output.len() {
             let data = &self.output[written..];
@@ -122,7 +127,7 @@ impl Connection {
             .await
             .map_err(SendError::Failed)?;
         let framing = framing(&head, head_request).map_err(SendError::Failed)?;
-        if framing == Delimiting::ChunkedDespiteLength {
+        if framing == Delimiting::ChunkedThenClose {
             // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
             head.headers.remove(header::CONTENT_LENGTH);
         }
@@ -139,27 +144,36 @@ impl Connection {
     }
 }
 
-/// Writes `request`'s head into `out`; says whether its body goes chunked.
-fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> bool {
+/// Writes `request`'s head into `out`; says whether its body goes chunked. A body goes with a
+/// Content-Length when its length is known (even if a client's Connection header named
+/// Content-Length and so removed it); chunked otherwise, and never in an HTTP/1.0 request
+/// (RFC 9112 §6.1), which must then have a known length.
+fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> io::Result<bool> {
     out.clear();
     let headers = request.headers();
-    let has_body = !request.body().is_end_stream();
-    // A body of unknown length goes chunked; a client's chunked body is re-chunked as it came.
-    let chunked = has_body
-        && (headers.contains_key(header::TRANSFER_ENCODING)
-            || !headers.contains_key(header::CONTENT_LENGTH));
+    let body = request.body();
+    let length = (!body.is_end_stream()).then(|| body.size_hint().exact());
+    let http10 = request.version() == Version::HTTP_10;
+    let chunked = matches!(length, Some(None));
+    if chunked && http10 {
+        return Err(invalid("an HTTP/1.0 request body of unknown length"));
+    }
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(if request.version() == Version::HTTP_10 {
+    out.extend_from_slice(if http10 {
         b" HTTP/1.0\r\n"
     } else {
         b" HTTP/1.1\r\n"
     });
+    // The length is this hop's own, written below; a client's Transfer-Encoding stays with a
+    // chunked body (it may name a coding before chunked, which goes on as it came).
+    let client_coding = chunked && headers.contains_key(header::TRANSFER_ENCODING);
     for (name, value) in headers {
-        // With chunked framing a Content-Length would contradict it (RFC 9112 §6.3).
-        if chunked && name == header::CONTENT_LENGTH {
+        let framing =
+            name == header::CONTENT_LENGTH || (name == header::TRANSFER_ENCODING && !client_coding);
+        if length.is_some() && framing {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -167,11 +181,17 @@ fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> bool 
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if chunked && !headers.contains_key(header::TRANSFER_ENCODING) {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    match length {
+        Some(Some(length)) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(None) if !client_coding => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Some(None) | None => {}
     }
     out.extend_from_slice(b"\r\n");
-    chunked
+    Ok(chunked)
 }
 
 /// A request in progress on a connection: its body going up, the answer coming down.
@@ -321,8 +341,9 @@ fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
 enum Delimiting {
     Length(u64),
     Chunked,
-    /// Both framings given: chunked wins, and the connection can't be trusted after.
-    ChunkedDespiteLength,
+    /// Chunked where the head also gave a length, or came from an HTTP/1.0 server: the body is
+    /// read as chunked, but the connection can't be trusted after (RFC 9112 §6.1, §6.3).
+    ChunkedThenClose,
     UntilClose,
 }
 
@@ -348,13 +369,13 @@ fn framing(head: &Head, head_request: bool) -> io::Result<Delimiting> {
         let last = encoding.as_bytes().rsplit(|&byte| byte == b',').next();
         let chunked =
             last.is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Ok(
-            match (chunked, headers.contains_key(header::CONTENT_LENGTH)) {
-                (true, false) => Delimiting::Chunked,
-                (true, true) => Delimiting::ChunkedDespiteLength,
-                (false, _) => Delimiting::UntilClose,
-            },
-        );
+        let trusted =
+            !headers.contains_key(header::CONTENT_LENGTH) && head.version == Version::HTTP_11;
+        return Ok(match (chunked, trusted) {
+            (true, true) => Delimiting::Chunked,
+            (true, false) => Delimiting::ChunkedThenClose,
+            (false, _) => Delimiting::UntilClose,
+        });
     }
     Ok(match content_length(headers).map_err(invalid)? {
         Some(length) => Delimiting::Length(length),
@@ -390,7 +411,7 @@ enum Framing {
     ChunkData(u64),
     /// The CRLF after a chunk's data.
     ChunkEnd,
-    /// The trailer section after the last chunk, which is read and dropped.
+    /// The trailer section after the last chunk.
     Trailers,
     UntilClose,
     Done,
@@ -401,7 +422,7 @@ impl From<Delimiting> for Framing {
         match delimiting {
             Delimiting::Length(0) => Framing::Done,
             Delimiting::Length(length) => Framing::Length(length),
-            Delimiting::Chunked | Delimiting::ChunkedDespiteLength => Framing::ChunkSize,
+            Delimiting::Chunked | Delimiting::ChunkedThenClose => Framing::ChunkSize,
             Delimiting::UntilClose => Framing::UntilClose,
         }
     }
@@ -421,6 +442,8 @@ enum Decoded {
     Data(Bytes),
     /// Moved on without data (a chunk boundary); decode again.
     Progress,
+    /// The body has ended with these trailers.
+    Trailers(HeaderMap),
     /// The body has ended.
     End,
     NeedInput,
@@ -461,6 +484,19 @@ fn decode(framing: &mut Framing, input: &mut BytesMut) -> io::Result<Decoded> {
             }
             Decoded::Data(input.split_to(take as usize).freeze())
         }
+        // httparse takes a line without digits as size 0, and a bare LF in an extension: both
+        // would end a body early as if whole, so they are refused first.
+        Framing::ChunkSize if !input[0].is_ascii_hexdigit() => {
+            return Err(invalid("chunk size without digits"))
+        }
+        Framing::ChunkSize
+            if input
+                .iter()
+                .position(|&byte| byte == b'\n')
+                .is_some_and(|end| input[end - 1] != b'\r') =>
+        {
+            return Err(invalid("chunk size line not ended by CRLF"))
+        }
         Framing::ChunkSize => match httparse::parse_chunk_size(input) {
             Ok(httparse::Status::Complete((length, 0))) => {
                 input.advance(length);
@@ -486,19 +522,30 @@ fn decode(framing: &mut Framing, input: &mut BytesMut) -> io::Result<Decoded> {
             *framing = Framing::ChunkSize;
             Decoded::Progress
         }
-        Framing::Trailers => match input.windows(2).position(|pair| pair == b"\r\n") {
-            Some(0) => {
-                input.advance(2);
-                *framing = Framing::Done;
-                Decoded::End
+        Framing::Trailers => {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
+            match httparse::parse_headers(input, &mut fields) {
+                Ok(httparse::Status::Complete((length, fields))) => {
+                    let mut trailers = HeaderMap::with_capacity(fields.len());
+                    for field in fields {
+                        let name = HeaderName::from_bytes(field.name.as_bytes())
+                            .map_err(|_| invalid("trailer name"))?;
+                        let value = HeaderValue::from_bytes(field.value)
+                            .map_err(|_| invalid("trailer value"))?;
+                        trailers.append(name, value);
+                    }
+                    input.advance(length);
+                    *framing = Framing::Done;
+                    if trailers.is_empty() {
+                        Decoded::End
+                    } else {
+                        Decoded::Trailers(trailers)
+                    }
+                }
+                Ok(httparse::Status::Partial) if input.len() < MAX_HEAD => Decoded::NeedInput,
+                _ => return Err(invalid("trailer section")),
             }
-            Some(line) => {
-                input.advance(line + 2);
-                Decoded::Progress
-            }
-            None if input.len() < MAX_HEAD => Decoded::NeedInput,
-            None => return Err(invalid("trailer section too large")),
-        },
+        }
     })
 }
 
@@ -518,6 +565,9 @@ impl<B: RequestBody> Body for ResponseBody<B> {
         loop {
             match decode(&mut this.framing, &mut exchange.connection.input)? {
                 Decoded::Data(data) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Decoded::Trailers(trailers) => {
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                }
                 Decoded::Progress => continue,
                 Decoded::End => return Poll::Ready(None),
                 Decoded::NeedInput => {}
@@ -861,6 +911,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_known_length_goes_up_as_such_and_http_1_0_is_never_chunked() {
+        // Sent with no Content-Length (a client's Connection header can name it away): the
+        // body's own length goes up.
+        let (connection, mut server) = connected().await;
+        let request = Request::post("/up")
+            .version(Version::HTTP_10)
+            .body(Full::new(Bytes::from("data")))
+            .unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert_eq!(head, "POST /up HTTP/1.0\r\ncontent-length: 4\r\n\r\n");
+        assert_eq!(read_until(&mut server, b"data").await, "data");
+        (server.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert!(response.body_mut().take_reusable().is_none(), "HTTP/1.0");
+
+        let (connection, _server) = connected().await;
+        let frames = stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from("abc")))]);
+        let request = Request::post("/up")
+            .version(Version::HTTP_10)
+            .body(StreamBody::new(frames))
+            .unwrap();
+        assert!(matches!(
+            connection.send(request).await,
+            Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_from_an_http_1_0_server_is_read_and_its_connection_closed() {
+        let (answer, _server) = get_answered(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        let mut response = answer.unwrap();
+        assert_eq!(body_of(&mut response).await, "hello");
+        assert!(response.body_mut().take_reusable().is_none());
+    }
+
+    #[tokio::test]
     async fn an_answer_before_the_upload_ends_is_passed_on_and_the_connection_not_reused() {
         let (connection, mut server) = connected().await;
         let endless = stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from("part")))])
@@ -980,17 +1073,23 @@ mod tests {
         }
     }
 
-    /// Decodes `encoded` as it would arrive `piece` bytes at a time.
-    fn decode_in_pieces(encoded: &[u8], piece: usize) -> io::Result<(Vec<u8>, BytesMut)> {
+    /// Decodes `encoded` as it would arrive `piece` bytes at a time: the body, its trailers,
+    /// and what is left of the input.
+    fn decode_in_pieces(
+        encoded: &[u8],
+        piece: usize,
+    ) -> io::Result<(Vec<u8>, HeaderMap, BytesMut)> {
         let mut framing = Framing::ChunkSize;
         let mut input = BytesMut::new();
         let mut body = Vec::new();
+        let mut trailers = HeaderMap::new();
         let mut pieces = encoded.chunks(piece);
         loop {
             match decode(&mut framing, &mut input)? {
                 Decoded::Data(data) => body.extend_from_slice(&data),
                 Decoded::Progress => {}
-                Decoded::End => return Ok((body, input)),
+                Decoded::Trailers(fields) => trailers = fields,
+                Decoded::End => return Ok((body, trailers, input)),
                 Decoded::NeedInput => match pieces.next() {
                     Some(piece) => input.extend_from_slice(piece),
                     None => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -1004,15 +1103,30 @@ mod tests {
         let encoded =
             b"5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
         for piece in 1..=encoded.len() {
-            let (body, rest) = decode_in_pieces(encoded, piece).unwrap();
+            let (body, trailers, rest) = decode_in_pieces(encoded, piece).unwrap();
             assert_eq!(body, b"hello 0123456789", "pieces of {piece}");
+            assert_eq!(trailers["trailer"], "x", "pieces of {piece}");
             assert!(
                 rest.is_empty() || b"NEXT".starts_with(&rest),
                 "pieces of {piece}"
             );
         }
-        for broken in [&b"5\r\nhelloXX0\r\n\r\n"[..], b"zz\r\n", b"5\r\nhel"] {
-            assert!(decode_in_pieces(broken, 1).is_err(), "{broken:?}");
+        let broken: [&[u8]; 6] = [
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"zz\r\n",
+            b"5\r\nhel",
+            // A size line without digits, which httparse reads as 0: the body would end early.
+            b"A\r\n0123456789\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            b";ext\r\nhello\r\n0\r\n\r\n",
+            b"5;ext\nhello\r\n0\r\n\r\n",
+        ];
+        for broken in broken {
+            for piece in [1, broken.len()] {
+                assert!(
+                    decode_in_pieces(broken, piece).is_err(),
+                    "{broken:?} in pieces of {piece}"
+                );
+            }
         }
     }
 }
