@@ -61,9 +61,11 @@ pub fn until_true(receiver: &mut watch::Receiver<bool>) -> UntilTrue<'_> {
     let changes = receiver.clone();
     UntilTrue {
         changes,
-        waiting: Box::pin(async move {
+        // Outside tokio's budget: a waiter that returned Pending for want of budget would not be
+        // registered, and its next polls are skipped.
+        waiting: Box::pin(tokio::task::unconstrained(async move {
             let _ = receiver.wait_for(|set| *set).await;
-        }),
+        })),
         registered: None,
     }
 }
