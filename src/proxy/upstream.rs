@@ -4,7 +4,7 @@
 //! Connecting is separate from sending (unlike hyper-util's pooled client), so a connect failure
 //! can be retried on another server with the request body still in hand.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -138,7 +138,8 @@ pub struct Target<'a> {
 }
 
 pub struct UpstreamPool {
-    idle: Mutex<ByAddress<Vec<(http1_client::Connection, Instant)>>>,
+    /// Oldest first; the newest is taken first.
+    idle: Mutex<ByAddress<VecDeque<(http1_client::Connection, Instant)>>>,
     max_idle: usize,
     /// One HTTP/2 connection per server, shared by every request to it, and a number telling
     /// it from the one that replaces it.
@@ -247,7 +248,7 @@ impl UpstreamPool {
     ) -> Option<(http1_client::Connection, Duration)> {
         let mut idle = lock(&self.idle);
         let connections = idle.get_mut(&address)?;
-        while let Some((mut connection, since)) = connections.pop() {
+        while let Some((mut connection, since)) = connections.pop_back() {
             let idle_for = now.saturating_duration_since(since);
             if idle_for < MAX_IDLE_TIME && connection.is_open() {
                 return Some((connection, idle_for));
@@ -256,16 +257,21 @@ impl UpstreamPool {
         None
     }
 
-    /// Returns an HTTP/1.1 connection whose last exchange ended cleanly at `now`.
+    /// Returns an HTTP/1.1 connection whose last exchange ended cleanly at `now`. Connections
+    /// idle too long are closed here: nothing else reads an idle connection, so one its server
+    /// closed would otherwise hold its socket until it came up for reuse.
     pub fn checkin(&self, address: SocketAddr, connection: http1_client::Connection, now: Instant) {
         let mut idle = lock(&self.idle);
         let connections = idle.entry(address).or_default();
+        while (connections.front())
+            .is_some_and(|(_, since)| now.saturating_duration_since(*since) >= MAX_IDLE_TIME)
+        {
+            connections.pop_front();
+        }
         if connections.len() >= self.max_idle {
-            connections.retain(|(_, since)| now - *since < MAX_IDLE_TIME);
+            connections.pop_front();
         }
-        if connections.len() < self.max_idle {
-            connections.push((connection, now));
-        }
+        connections.push_back((connection, now));
     }
 }
 
@@ -348,4 +354,36 @@ where
             tracing::debug!(%address, %error, "server connection ended");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn check_in_closes_connections_idle_too_long_and_the_newest_goes_out_first() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            let stream = TcpStream::connect(address).await.unwrap();
+            connections.push(http1_client::Connection::new(stream));
+        }
+        let pool = UpstreamPool::shared();
+        let start = Instant::now();
+        let mut at = [start, start + Duration::from_secs(1), start + MAX_IDLE_TIME].into_iter();
+        for connection in connections {
+            pool.checkin(address, connection, at.next().unwrap());
+        }
+        assert_eq!(
+            lock(&pool.idle)[&address].len(),
+            2,
+            "the first, idle for MAX_IDLE_TIME, was closed"
+        );
+        let (_, idle_for) = pool.take_idle(address, start + MAX_IDLE_TIME).unwrap();
+        assert_eq!(idle_for, Duration::ZERO, "the newest first");
+        let (_, idle_for) = pool.take_idle(address, start + MAX_IDLE_TIME).unwrap();
+        assert_eq!(idle_for, MAX_IDLE_TIME - Duration::from_secs(1));
+        assert!(pool.take_idle(address, start + MAX_IDLE_TIME).is_none());
+    }
 }
