@@ -1,47 +1,49 @@
-//! The access log: one line per HTTP request or TCP session. Workers only queue a record;
-//! a thread of the log's own formats and writes them in batches, so neither formatting nor a
-//! slow disk holds up traffic. When the queue is full, records are dropped and counted.
+//! The access log: one line per HTTP request or TCP session. A worker formats its lines into
+//! a buffer of its own, with no syscall, allocation or hand-off per line; a thread of the log's
+//! own collects the buffers and writes them, so a slow disk never holds up traffic. When a
+//! buffer is full (the disk can't keep up), lines are dropped and counted.
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::mem;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Uri};
 use metrics::Counter;
 
 use crate::address_text;
-use crate::backend::{BackendState, ServerState};
 use crate::config::{self, LogFormat, LogTarget};
-use crate::proxy::FrontendRuntime;
 use crate::stats;
 
-/// Records waiting to be written: at 100k requests a second, about 80 batches' worth.
-const QUEUE: usize = 16_384;
-/// How often a busy writer wakes: records wait at most this long, and workers never have to
-/// wake a writer that sleeps between batches (a syscall per record). Short, so that each batch
-/// is small: on a worker's core, a long batch would hold up requests. An idle writer blocks
-/// until the next record instead.
-const BATCH_INTERVAL: Duration = Duration::from_millis(2);
+/// Buffers that workers format into, one picked per thread, so two workers rarely share one.
+const SHARDS: usize = 16;
+/// A buffer this full drops lines until the writer empties it: about 16,000 lines.
+const SHARD_LIMIT: usize = 4 << 20;
+/// A buffer the writer keeps for reuse; one grown past this (a backlog) is freed instead.
+const SPARE_CAPACITY: usize = 1 << 20;
+/// How often a busy writer collects: lines wait at most this long. Each collection is a few
+/// writes of whole buffers, so a longer interval costs the workers' core nothing but saves
+/// its wake-ups. An idle writer sleeps until a line comes instead.
+const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The writer yields to the workers when they share a core.
 const WRITER_NICENESS: libc::c_int = 10;
 
 /// One request or session, as it ended.
-pub struct Record {
+pub struct Record<'a> {
     /// When the request (or session) began.
     pub time: SystemTime,
-    pub frontend: Arc<FrontendRuntime>,
+    pub frontend: &'a str,
     /// The backend the request was routed to, if any.
-    pub backend: Option<Arc<BackendState>>,
-    pub server: Option<Arc<ServerState>>,
+    pub backend: Option<&'a str>,
+    pub server: Option<&'a str>,
     pub client: SocketAddr,
     /// HTTP only.
-    pub request: Option<(Method, Uri)>,
+    pub request: Option<(&'a Method, &'a Uri)>,
     /// HTTP only.
     pub status: Option<u16>,
     /// Sent to the client: the response body (http) or everything from the server (tcp).
@@ -57,34 +59,75 @@ pub struct Record {
 
 pub struct AccessLog {
     config: config::AccessLog,
-    queue: SyncSender<Entry>,
-    /// A reopen asked for while the queue was full, done after the writer's next batch.
-    reopen_pending: Arc<AtomicBool>,
-    dropped: Counter,
+    shared: Arc<Shared>,
+    /// To wake the writer.
+    writer_thread: Thread,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// In the queue, a reopen sits between the records before it (old file) and after it (new).
-enum Entry {
-    Record(Box<Record>),
-    Reopen,
-    Finish,
+/// What workers, the writer and reloads share.
+struct Shared {
+    shards: [Shard; SHARDS],
+    /// Lines logged before a reopen was asked for, to go to the old file; `None` when no reopen
+    /// waits. The writer collects the shards under this lock, so each line lands on its side
+    /// of the reopen.
+    reopen: Mutex<Option<Vec<Vec<u8>>>>,
+    /// Set when the writer parks having found nothing to write: the next line wakes it.
+    idle: AtomicBool,
+    finish: AtomicBool,
+    dropped: Counter,
+}
+
+/// A cache line of its own, so that workers on different cores don't contend for one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Vec<u8>>);
+
+impl Shard {
+    fn lines(&self) -> MutexGuard<'_, Vec<u8>> {
+        // Formatting doesn't panic mid-line; a poisoned buffer holds whole lines.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Shared {
+    /// Whether the writer has nothing to do.
+    fn is_quiet(&self) -> bool {
+        !self.finish.load(Ordering::SeqCst)
+            && lock(&self.reopen).is_none()
+            && self.shards.iter().all(|shard| shard.lines().is_empty())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The shard of the calling thread.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
 }
 
 impl AccessLog {
     /// Opens the target (so a bad path fails here, naming it) and starts the writer.
     pub fn start(config: &config::AccessLog) -> io::Result<Arc<AccessLog>> {
         let output = open(&config.target)?;
-        let (queue, entries) = mpsc::sync_channel(QUEUE);
-        let reopen_pending = Arc::new(AtomicBool::new(false));
-        let dropped = stats::access_log_dropped();
+        let shared = Arc::new(Shared {
+            shards: Default::default(),
+            reopen: Mutex::new(None),
+            idle: AtomicBool::new(false),
+            finish: AtomicBool::new(false),
+            dropped: stats::access_log_dropped(),
+        });
         let writer = Writer {
-            format: config.format,
             target: config.target.clone(),
-            output: BufWriter::with_capacity(64 * 1024, output),
-            entries,
-            reopen_pending: Arc::clone(&reopen_pending),
-            dropped: dropped.clone(),
+            output,
+            shared: Arc::clone(&shared),
+            spares: Vec::new(),
             failing: false,
         };
         let writer = thread::Builder::new()
@@ -92,9 +135,8 @@ impl AccessLog {
             .spawn(move || writer.run())?;
         Ok(Arc::new(AccessLog {
             config: config.clone(),
-            queue,
-            reopen_pending,
-            dropped,
+            shared,
+            writer_thread: writer.thread().clone(),
             writer: Mutex::new(Some(writer)),
         }))
     }
@@ -103,31 +145,68 @@ impl AccessLog {
         &self.config
     }
 
-    pub fn log(&self, record: Box<Record>) {
-        if self.queue.try_send(Entry::Record(record)).is_err() {
-            self.dropped.increment(1);
+    pub fn log(&self, record: &Record<'_>) {
+        let shared = &*self.shared;
+        if shared.finish.load(Ordering::Relaxed) {
+            shared.dropped.increment(1);
+            return;
+        }
+        let mut lines = shared.shards[shard_index()].lines();
+        if lines.len() >= SHARD_LIMIT {
+            drop(lines);
+            shared.dropped.increment(1);
+            return;
+        }
+        let was_empty = lines.is_empty();
+        format(record, self.config.format, &mut lines);
+        drop(lines);
+        // Only a shard's first line can find the writer parked: it empties every shard
+        // before it parks.
+        if was_empty && shared.idle.load(Ordering::SeqCst) {
+            self.wake_writer();
         }
     }
 
-    /// Opens the file again at its path, after logrotate moved it away: records logged from
-    /// now on go to the new file. Never waits: with the queue full, the writer reopens after
-    /// its next batch instead.
+    fn wake_writer(&self) {
+        if self.shared.idle.swap(false, Ordering::SeqCst) {
+            self.writer_thread.unpark();
+        }
+    }
+
+    /// Opens the file again at its path, after logrotate moved it away: lines logged before
+    /// this go to the old file, and lines logged from now on to the new one. Never waits on
+    /// the disk.
     pub fn reopen(&self) {
         if self.config.target == LogTarget::Stdout {
             return;
         }
-        if self.queue.try_send(Entry::Reopen).is_err() {
-            self.reopen_pending.store(true, Ordering::Relaxed);
+        let mut before = lock(&self.shared.reopen);
+        let before = before.get_or_insert_with(Vec::new);
+        for shard in &self.shared.shards {
+            let lines = mem::take(&mut *shard.lines());
+            if !lines.is_empty() {
+                before.push(lines);
+            }
         }
+        self.wake_writer();
     }
 
-    /// Writes what is queued and stops the writer; records logged after this are lost.
+    /// Writes what was logged and stops the writer; lines logged after this are dropped.
     pub fn finish(&self) {
-        let _ = self.queue.send(Entry::Finish);
-        let writer = self.writer.lock().map(|mut writer| writer.take());
-        if let Ok(Some(writer)) = writer {
+        self.shared.finish.store(true, Ordering::SeqCst);
+        self.wake_writer();
+        if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
         }
+    }
+}
+
+impl Drop for AccessLog {
+    /// A log replaced by a reload ends when the last request still holding it has logged:
+    /// its writer writes what is left and stops, without anyone waiting for it.
+    fn drop(&mut self) {
+        self.shared.finish.store(true, Ordering::SeqCst);
+        self.wake_writer();
     }
 }
 
@@ -154,12 +233,11 @@ fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
 }
 
 struct Writer {
-    format: LogFormat,
     target: LogTarget,
-    output: BufWriter<Box<dyn Write + Send>>,
-    entries: Receiver<Entry>,
-    reopen_pending: Arc<AtomicBool>,
-    dropped: Counter,
+    output: Box<dyn Write + Send>,
+    shared: Arc<Shared>,
+    /// Emptied buffers, swapped into the shards it collects so workers keep their capacity.
+    spares: Vec<Vec<u8>>,
     /// Whether the last write failed: a failing disk is reported once, not every batch.
     failing: bool,
 }
@@ -175,43 +253,70 @@ impl Writer {
                 WRITER_NICENESS,
             );
         }
-        let mut line = Vec::with_capacity(512);
+        let shared = Arc::clone(&self.shared);
         loop {
-            let mut handled = 0;
-            loop {
-                let entry = match self.entries.try_recv() {
-                    Ok(entry) => entry,
-                    // Idle: sleep until a record comes rather than waking every batch.
-                    Err(TryRecvError::Empty) if handled == 0 => match self.entries.recv() {
-                        Ok(entry) => entry,
-                        Err(_) => return self.flush(),
-                    },
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.flush(),
-                };
-                handled += 1;
-                match entry {
-                    Entry::Record(record) => {
-                        line.clear();
-                        format(&record, self.format, &mut line);
-                        if let Err(error) = self.output.write_all(&line) {
-                            self.dropped.increment(1);
-                            self.report(Err(error));
-                        }
-                    }
-                    Entry::Reopen => self.reopen_target(),
-                    Entry::Finish => return self.flush(),
+            // Read first: what was logged before `finish` is in this collection.
+            let finishing = shared.finish.load(Ordering::SeqCst);
+            let wrote = self.collect_and_write();
+            if finishing {
+                return;
+            }
+            if wrote {
+                thread::sleep(BATCH_INTERVAL);
+                continue;
+            }
+            shared.idle.store(true, Ordering::SeqCst);
+            // A line logged before `idle` was set woke no one: look once more before parking.
+            if shared.is_quiet() {
+                while shared.idle.load(Ordering::SeqCst) {
+                    thread::park();
                 }
+            } else {
+                shared.idle.store(false, Ordering::SeqCst);
             }
-            self.flush();
-            if self.reopen_pending.swap(false, Ordering::Relaxed) {
-                self.reopen_target();
-            }
-            thread::sleep(BATCH_INTERVAL);
         }
     }
 
-    fn flush(&mut self) {
+    /// Writes every shard's lines (and a waiting reopen's, before reopening); whether there
+    /// were any.
+    fn collect_and_write(&mut self) -> bool {
+        let mut batch = Vec::new();
+        let before_reopen = {
+            let mut reopen = lock(&self.shared.reopen);
+            for shard in &self.shared.shards {
+                let mut lines = shard.lines();
+                if !lines.is_empty() {
+                    let spare = self.spares.pop().unwrap_or_default();
+                    batch.push(mem::replace(&mut *lines, spare));
+                }
+            }
+            reopen.take()
+        };
+        let reopened = before_reopen.is_some();
+        if let Some(before) = before_reopen {
+            self.write(before);
+            self.reopen_target();
+        }
+        let wrote = !batch.is_empty();
+        self.write(batch);
+        wrote || reopened
+    }
+
+    fn write(&mut self, batch: Vec<Vec<u8>>) {
+        if batch.is_empty() {
+            return;
+        }
+        for mut lines in batch {
+            if let Err(error) = self.output.write_all(&lines) {
+                let count = lines.iter().filter(|&&byte| byte == b'\n').count();
+                self.shared.dropped.increment(count as u64);
+                self.report(Err(error));
+            }
+            lines.clear();
+            if lines.capacity() <= SPARE_CAPACITY {
+                self.spares.push(lines);
+            }
+        }
         let flushed = self.output.flush();
         self.report(flushed);
     }
@@ -232,12 +337,8 @@ impl Writer {
     }
 
     fn reopen_target(&mut self) {
-        self.flush();
-        if self.target == LogTarget::Stdout {
-            return;
-        }
         match open(&self.target) {
-            Ok(output) => self.output = BufWriter::with_capacity(64 * 1024, output),
+            Ok(output) => self.output = output,
             Err(error) => {
                 tracing::error!(%error, "reopening the access log failed; still writing to the old file")
             }
@@ -246,21 +347,16 @@ impl Writer {
 }
 
 /// One line, with its newline. Written field by field (serde_json only escapes the strings):
-/// the writer formats every request, so its cost counts against the proxy's CPU.
-pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
-    let config = &record.frontend.config;
-    let backend = record
-        .backend
-        .as_ref()
-        .map(|backend| backend.config.name.as_str());
-    let server = record.server.as_ref().map(|server| server.name.as_str());
-    let (method, path) = match &record.request {
+/// workers format every request, so its cost counts against the proxy's CPU.
+pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
+    let (method, path) = match record.request {
         Some((method, uri)) => (
             Some(method.as_str()),
             Some(uri.path_and_query().map_or("/", |pq| pq.as_str())),
         ),
         None => (None, None),
     };
+    let (backend, server) = (record.backend, record.server);
     let connect = record.connect.map(micros);
     let first_byte = record.first_byte.map(micros);
     match format {
@@ -268,7 +364,7 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(b"{\"time\":\"");
             rfc3339(record.time, out);
             out.extend_from_slice(b"\",\"frontend\":");
-            json_string(Some(&config.name), out);
+            json_string(Some(record.frontend), out);
             out.extend_from_slice(b",\"backend\":");
             json_string(backend, out);
             out.extend_from_slice(b",\"server\":");
@@ -298,7 +394,7 @@ pub fn format(record: &Record, format: LogFormat, out: &mut Vec<u8>) {
             let _ = write!(
                 out,
                 " {} {}/{} {} ",
-                config.name,
+                record.frontend,
                 backend.unwrap_or("-"),
                 server.unwrap_or("-"),
                 record.client,
@@ -372,8 +468,8 @@ fn micros(duration: Duration) -> u64 {
 /// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
 pub(crate) fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
     thread_local! {
-        /// The last second written, as text up to its fraction: the log writer's lines come
-        /// many to a second.
+        /// The last second written, as text up to its fraction: a worker's lines come many
+        /// to a second.
         static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
     }
     let since_epoch = (time.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
@@ -491,39 +587,22 @@ mod tests {
         }
     }
 
-    fn record(path: &str) -> Record {
-        let backend = Arc::new(crate::backend::checked_backend(&["s1"]));
-        let frontend = Arc::new(FrontendRuntime {
-            config: config::Frontend {
-                name: "web".into(),
-                listen: "127.0.0.1:80".parse().unwrap(),
-                mode: config::Mode::Http,
-                backend: Some(0),
-                max_connections: 1,
-                timeouts: config::FrontendTimeouts {
-                    request_header: Duration::from_secs(1),
-                    client_idle: Duration::from_secs(1),
-                },
-                accept_proxy: false,
-                tls: None,
-                routes: Vec::new(),
-                request_headers: config::HeaderRules::default(),
-                response_headers: config::HeaderRules::default(),
-                redirect_https: None,
-            },
-            backend: Some(Arc::clone(&backend)),
-            routes: Vec::new(),
-            tls: None,
-            stats: Arc::new(stats::FrontendStats::new("web")),
-            access_log: None,
-        });
+    /// A line of a request for `path`.
+    fn line(path: &str, format: LogFormat) -> Vec<u8> {
+        let uri: Uri = path.parse().unwrap();
+        let mut out = Vec::new();
+        super::format(&record(&Method::GET, &uri), format, &mut out);
+        out
+    }
+
+    fn record<'a>(method: &'a Method, uri: &'a Uri) -> Record<'a> {
         Record {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_761_599_250),
-            frontend,
-            backend: Some(Arc::clone(&backend)),
-            server: Some(Arc::clone(&backend.servers[0])),
+            frontend: "web",
+            backend: Some("pool"),
+            server: Some("s1"),
             client: "192.0.2.7:40000".parse().unwrap(),
-            request: Some((Method::GET, path.parse().unwrap())),
+            request: Some((method, uri)),
             status: Some(200),
             bytes: 12,
             connect: Some(Duration::from_micros(150)),
@@ -535,12 +614,11 @@ mod tests {
 
     #[test]
     fn a_json_line_is_one_object_with_every_field() {
-        let mut out = Vec::new();
-        format(&record("/a?q=%22x%22&b=\\"), LogFormat::Json, &mut out);
+        let out = line("/a?q=%22x%22&b=\\", LogFormat::Json);
         assert_eq!(out.last(), Some(&b'\n'));
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let expected = serde_json::json!({
-            "time": "2026-12-31T23:59:59.250Z", "frontend": "web", "backend": "web",
+            "time": "2026-12-31T23:59:59.250Z", "frontend": "web", "backend": "pool",
             "server": "s1", "client": "192.0.2.7:40000", "method": "GET",
             "path": "/a?q=%22x%22&b=\\", "status": 200, "bytes": 12, "connect_us": 150,
             "first_byte_us": null, "total_us": 1234, "end": "done"
@@ -550,14 +628,136 @@ mod tests {
 
     #[test]
     fn a_text_line_splits_on_spaces() {
-        let mut out = Vec::new();
-        format(&record("/a"), LogFormat::Text, &mut out);
-        let line = String::from_utf8(out).unwrap();
+        let line = String::from_utf8(line("/a", LogFormat::Text)).unwrap();
         assert_eq!(
             line,
-            "2026-12-31T23:59:59.250Z web web/s1 192.0.2.7:40000 \"GET /a\" 200 12 \
+            "2026-12-31T23:59:59.250Z web pool/s1 192.0.2.7:40000 \"GET /a\" 200 12 \
              connect_us=150 first_byte_us=- total_us=1234 end=done\n"
         );
+    }
+
+    fn file_log(path: &std::path::Path) -> Arc<AccessLog> {
+        AccessLog::start(&config::AccessLog {
+            format: LogFormat::Text,
+            target: LogTarget::File(path.to_owned()),
+        })
+        .unwrap()
+    }
+
+    fn log_path(log: &AccessLog, path: &str) {
+        let uri: Uri = path.parse().unwrap();
+        log.log(&record(&Method::GET, &uri));
+    }
+
+    /// The paths of the lines in the file at `path`, in order.
+    fn paths(path: &std::path::Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // `"GET /path"`: the sixth field, less its quote.
+        let field = |line: &str| {
+            let quoted = line.split(' ').nth(5).unwrap_or_default();
+            quoted.trim_end_matches('"').to_owned()
+        };
+        text.lines().map(field).collect()
+    }
+
+    fn wait_for_paths(path: &std::path::Path, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = paths(path);
+            if found.len() >= count || std::time::Instant::now() > deadline {
+                return found;
+            }
+            thread::park_timeout(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn lines_from_every_thread_are_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = file_log(&path);
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let log = Arc::clone(&log);
+                thread::spawn(move || {
+                    for request in 0..500 {
+                        log_path(&log, &format!("/{thread}/{request}"));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        log.finish();
+        let mut found = paths(&path);
+        assert_eq!(found.len(), 2000);
+        // Each thread's lines stay in order; together, every line is there once.
+        for thread in 0..4 {
+            let own: Vec<_> = (found.iter())
+                .filter(|path| path.starts_with(&format!("/{thread}/")))
+                .cloned()
+                .collect();
+            let expected: Vec<_> = (0..500).map(|n| format!("/{thread}/{n}")).collect();
+            assert_eq!(own, expected);
+        }
+        found.sort();
+        found.dedup();
+        assert_eq!(found.len(), 2000);
+    }
+
+    #[test]
+    fn an_idle_writer_wakes_for_the_next_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = file_log(&path);
+        for round in 0..20 {
+            log_path(&log, &format!("/{round}"));
+            // No finish: the writer alone has to notice each line, after idling.
+            assert_eq!(wait_for_paths(&path, round + 1).len(), round + 1);
+        }
+        log.finish();
+    }
+
+    #[test]
+    fn a_reopen_splits_the_lines_at_the_moment_it_was_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let rotated = dir.path().join("access.log.1");
+        let log = file_log(&path);
+        for round in 0..50 {
+            log_path(&log, &format!("/before-{round}"));
+        }
+        std::fs::rename(&path, &rotated).unwrap();
+        log.reopen();
+        log_path(&log, "/after");
+        log.finish();
+        let before: Vec<_> = (0..50).map(|round| format!("/before-{round}")).collect();
+        assert_eq!(paths(&rotated), before);
+        assert_eq!(paths(&path), ["/after"]);
+    }
+
+    #[test]
+    fn lines_after_finish_are_dropped_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = file_log(&path);
+        log_path(&log, "/kept");
+        log.finish();
+        log_path(&log, "/late");
+        assert_eq!(paths(&path), ["/kept"]);
+        let shard = log.shared.shards[shard_index()].lines();
+        assert!(shard.is_empty(), "nothing waits in a finished log");
+    }
+
+    #[test]
+    fn a_dropped_log_writes_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = file_log(&path);
+        log_path(&log, "/last");
+        drop(log);
+        assert_eq!(wait_for_paths(&path, 1), ["/last"]);
     }
 
     #[test]

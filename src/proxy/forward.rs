@@ -15,13 +15,12 @@ use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
 use super::headers;
-use super::http::{Client, Local};
+use super::http::{Client, Local, PendingLine};
 use super::http1_client::SendError;
 use super::persistence;
 use super::proxy_protocol;
 use super::rules;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
-use crate::access_log::Record;
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
 use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
@@ -330,8 +329,8 @@ pub struct UpstreamBody {
     inner: ResponseBody,
     finish: Option<Finish>,
     sent: u64,
-    /// The access log line, waiting for the body to end; and when the request began.
-    pub log: Option<(Box<Record>, Instant)>,
+    /// The access log line, waiting for the body to end.
+    pub log: Option<Box<PendingLine>>,
 }
 
 impl UpstreamBody {
@@ -345,13 +344,8 @@ impl UpstreamBody {
                 finish.pool.checkin(finish.address, connection, now);
             }
         }
-        if let Some((mut record, started)) = self.log.take() {
-            record.bytes = self.sent;
-            record.total = now - started;
-            record.end = end;
-            if let Some(log) = record.frontend.access_log.clone() {
-                log.log(record);
-            }
+        if let Some(line) = self.log.take() {
+            line.write(self.sent, end, now);
         }
     }
 }

@@ -224,20 +224,20 @@ async fn handle(
     let Some(draft) = account.draft.take() else {
         return response;
     };
-    let started = draft.started;
-    let mut record = Box::new(draft.record(&account.frontend, &account.exchange));
-    record.status = Some(response.status().as_u16());
+    let line = PendingLine {
+        frontend: Arc::clone(&account.frontend),
+        draft,
+        exchange: std::mem::take(&mut account.exchange),
+        status: Some(response.status().as_u16()),
+    };
     match local {
         Some(local) => {
-            record.bytes = local.text.len() as u64;
-            record.total = started.elapsed();
-            record.end = local.end;
-            account.log(record);
+            line.write(local.text.len() as u64, local.end, Instant::now());
             response
         }
         None => response.map(|body| match body {
             Either::Left(mut upstream) => {
-                upstream.log = Some((record, started));
+                upstream.log = Some(Box::new(line));
                 Either::Left(upstream)
             }
             local => local,
@@ -314,22 +314,16 @@ struct Account {
     exchange: Exchange,
 }
 
-impl Account {
-    fn log(&self, record: Box<Record>) {
-        if let Some(log) = &self.frontend.access_log {
-            log.log(record);
-        }
-    }
-}
-
 impl Drop for Account {
     fn drop(&mut self) {
         if let Some(draft) = self.draft.take() {
-            let started = draft.started;
-            let mut record = Box::new(draft.record(&self.frontend, &self.exchange));
-            record.total = started.elapsed();
-            record.end = "client_aborted";
-            self.log(record);
+            let line = PendingLine {
+                frontend: Arc::clone(&self.frontend),
+                draft,
+                exchange: std::mem::take(&mut self.exchange),
+                status: None,
+            };
+            line.write(0, "client_aborted", Instant::now());
         }
     }
 }
@@ -343,25 +337,37 @@ struct Draft {
     uri: Uri,
 }
 
-impl Draft {
-    /// The line so far: no status, bytes or total yet.
-    fn record(self, frontend: &Arc<FrontendRuntime>, exchange: &Exchange) -> Record {
-        Record {
-            time: self.time,
-            frontend: Arc::clone(frontend),
-            backend: exchange.backend.clone(),
-            server: (exchange.backend.as_ref())
-                .zip(exchange.server)
-                .map(|(backend, index)| Arc::clone(&backend.servers[index])),
-            client: self.client,
-            request: Some((self.method, self.uri)),
-            status: None,
-            bytes: 0,
-            connect: exchange.connect.map(|at| at - self.started),
-            first_byte: exchange.first_byte.map(|at| at - self.started),
-            total: Duration::ZERO,
-            end: "done",
-        }
+/// A request's access log line once its response is known, waiting for the body to end.
+pub struct PendingLine {
+    frontend: Arc<FrontendRuntime>,
+    draft: Draft,
+    exchange: Exchange,
+    status: Option<u16>,
+}
+
+impl PendingLine {
+    /// Logs the request as ended at `now`, for `end`, with `bytes` of body sent.
+    pub fn write(&self, bytes: u64, end: &'static str, now: Instant) {
+        let Some(log) = &self.frontend.access_log else {
+            return;
+        };
+        let (draft, exchange) = (&self.draft, &self.exchange);
+        let backend = exchange.backend.as_ref();
+        log.log(&Record {
+            time: draft.time,
+            frontend: &self.frontend.config.name,
+            backend: backend.map(|backend| backend.config.name.as_str()),
+            server: (backend.zip(exchange.server))
+                .map(|(backend, index)| backend.servers[index].name.as_str()),
+            client: draft.client,
+            request: Some((&draft.method, &draft.uri)),
+            status: self.status,
+            bytes,
+            connect: exchange.connect.map(|at| at - draft.started),
+            first_byte: exchange.first_byte.map(|at| at - draft.started),
+            total: now - draft.started,
+            end,
+        });
     }
 }
 

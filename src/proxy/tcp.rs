@@ -54,11 +54,11 @@ pub async fn relay(
         }
     };
     if let Some(log) = &frontend.access_log {
-        log.log(Box::new(Record {
+        log.log(&Record {
             time,
-            frontend: Arc::clone(&frontend),
-            backend: frontend.backend.clone(),
-            server,
+            frontend: &frontend.config.name,
+            backend: (frontend.backend.as_ref()).map(|backend| backend.config.name.as_str()),
+            server: server.as_ref().map(|server| server.name.as_str()),
             client: client_address,
             request: None,
             status: None,
@@ -67,7 +67,7 @@ pub async fn relay(
             first_byte: None,
             total: started.elapsed(),
             end,
-        }));
+        });
     }
 }
 
