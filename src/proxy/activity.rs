@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use metrics::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -63,6 +64,8 @@ impl Activity {
 /// bytes it moves.
 pub struct ActivityIo {
     inner: Socket,
+    /// Bytes read from the socket before this wrapper existed, read from here first.
+    received: Bytes,
     activity: Arc<Activity>,
     written: u64,
     /// The frontend's bytes in and bytes out, and what is not yet added to them.
@@ -75,6 +78,7 @@ impl ActivityIo {
     pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
         ActivityIo {
             inner: Socket(inner),
+            received: Bytes::new(),
             activity,
             written: 0,
             counters: None,
@@ -86,6 +90,13 @@ impl ActivityIo {
     /// Also adds what is read to `bytes_in` and what is written to `bytes_out`.
     pub fn counting(mut self, bytes_in: Counter, bytes_out: Counter) -> Self {
         self.counters = Some((bytes_in, bytes_out));
+        self
+    }
+
+    /// Reads return `received` before anything more from the socket.
+    pub fn with_received(mut self, received: Bytes) -> Self {
+        self.uncounted_in += received.len() as u64;
+        self.received = received;
         self
     }
 
@@ -128,6 +139,16 @@ impl AsyncRead for ActivityIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.received.is_empty() {
+            let count = self.received.len().min(buf.remaining());
+            buf.put_slice(&self.received[..count]);
+            self.received.advance(count);
+            if self.received.is_empty() {
+                // Frees the buffer rather than keeping it for the connection's life.
+                self.received = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len() - before;
@@ -228,5 +249,29 @@ mod tests {
         let mut received = [0u8; 2];
         client.read_exact(&mut received).await.unwrap();
         assert_eq!(&received, b"yz");
+    }
+
+    #[tokio::test]
+    async fn bytes_read_before_come_ahead_of_the_socket_s() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let mut server = ActivityIo::new(server, Activity::new())
+            .with_received(Bytes::from_static(b"GET /first"));
+        client.write_all(b" HTTP/1.1\r\n").await.unwrap();
+        client.shutdown().await.unwrap();
+        // A small buffer: the received bytes may take more than one read.
+        let mut whole = Vec::new();
+        let mut chunk = [0u8; 4];
+        loop {
+            match server.read(&mut chunk).await.unwrap() {
+                0 => break,
+                count => whole.extend_from_slice(&chunk[..count]),
+            }
+        }
+        assert_eq!(whole, b"GET /first HTTP/1.1\r\n");
     }
 }

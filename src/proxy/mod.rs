@@ -16,15 +16,18 @@ pub mod socket;
 pub mod tcp;
 pub mod upstream;
 
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use std::net::SocketAddr;
-
+use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::io::poll_read_buf;
 
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
@@ -35,6 +38,10 @@ use activity::{Activity, ActivityIo};
 use drain::Drain;
 use http::{Client, Versions};
 use upstream::UpstreamPool;
+
+/// A new client's first read: a whole request head, usually, which hyper then needs no read
+/// of its own for. hyper's own buffer starts at this size too.
+const FIRST_READ: usize = 8 * 1024;
 
 /// Everything a connection needs from the config, swapped as one piece so that no request sees
 /// half of a reload.
@@ -129,8 +136,6 @@ fn serve(
     pool: &Arc<UpstreamPool>,
     drain: &Arc<Drain>,
 ) {
-    // Small requests and responses must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
     let frontend = Arc::clone(frontend);
     let pool = Arc::clone(pool);
     let open = drain.track();
@@ -160,7 +165,7 @@ async fn serve_http(
         return;
     };
     let left = limit.saturating_sub(started.elapsed());
-    let Some(first) = first_byte(&stream, left, &mut draining).await else {
+    let Some(received) = first_bytes(&mut stream, left, &mut draining).await else {
         return;
     };
     // Boxed, so that until now the task is small: an idle client costs its socket and little
@@ -169,18 +174,19 @@ async fn serve_http(
         stream,
         client,
         destination,
-        first,
+        received,
         started,
     };
     Box::pin(serve_ready(ready, current, frontend, pool, draining)).await;
 }
 
-/// A new http client that has sent its first byte.
+/// A new http client that has sent its first bytes.
 struct ReadyClient {
     stream: TcpStream,
     client: SocketAddr,
     destination: SocketAddr,
-    first: u8,
+    /// What it has sent so far: never empty.
+    received: Bytes,
     /// When it was accepted.
     started: tokio::time::Instant,
 }
@@ -196,26 +202,34 @@ async fn serve_ready(
         stream,
         client,
         destination,
-        first,
+        received,
         started,
     } = ready;
     let limit = current.config.timeouts.request_header;
+    // HTTP/2 with prior knowledge starts `PRI * HTTP/2.0`; HTTP/1 requests need not pay for
+    // telling the two apart.
+    let plain_versions = match received.first() {
+        Some(b'P') => Versions::Detect,
+        _ => Versions::Http1,
+    };
     let activity = Activity::new();
     let stats = &current.stats;
     let io = ActivityIo::new(stream, Arc::clone(&activity))
-        .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
+        .counting(stats.bytes_in.clone(), stats.bytes_out.clone())
+        .with_received(received);
     match &current.tls {
         None => {
-            // HTTP/2 with prior knowledge starts `PRI * HTTP/2.0`; HTTP/1 requests need not
-            // pay for telling the two apart.
-            let versions = match first {
-                b'P' => Versions::Detect,
-                _ => Versions::Http1,
-            };
             let client = Client::new(client, destination, "http");
             let waited = started.elapsed();
             http::serve(
-                io, activity, client, versions, frontend, pool, draining, waited,
+                io,
+                activity,
+                client,
+                plain_versions,
+                frontend,
+                pool,
+                draining,
+                waited,
             )
             .await;
         }
@@ -294,20 +308,33 @@ async fn addresses(
     }
 }
 
-/// Waits for a new http client's first byte and returns it; `None` if none comes within
+/// Waits for a new http client's first bytes and returns them; `None` if none come within
 /// `limit` (hyper's header timer would have closed it too), the client closes, or draining
-/// starts first.
-async fn first_byte(
-    stream: &TcpStream,
+/// starts first. Read rather than peeked, so hyper or rustls need no second read for them.
+async fn first_bytes(
+    stream: &mut TcpStream,
     limit: Duration,
     draining: &mut watch::Receiver<bool>,
-) -> Option<u8> {
-    // Peeked, not `readable()`: tokio reports a fresh socket readable before any byte arrives.
-    let mut first = [0u8; 1];
-    tokio::select! {
-        peeked = tokio::time::timeout(limit, stream.peek(&mut first)) => {
-            matches!(peeked, Ok(Ok(1))).then_some(first[0])
+) -> Option<Bytes> {
+    let read = async {
+        loop {
+            stream.readable().await.ok()?;
+            // Allocated once the client has sent something: an idle client costs no buffer.
+            let mut buffer = Vec::with_capacity(FIRST_READ);
+            // Polled, not `try_read`: tokio takes a short read to mean the socket is drained,
+            // so hyper's next read costs no syscall that finds nothing. Without a waker,
+            // since `readable` does the waiting.
+            let mut context = Context::from_waker(Waker::noop());
+            match poll_read_buf(Pin::new(&mut *stream), &mut context, &mut buffer) {
+                Poll::Ready(Ok(0) | Err(_)) => return None,
+                Poll::Ready(Ok(_)) => return Some(Bytes::from(buffer)),
+                // tokio reports a new socket readable before any byte has come.
+                Poll::Pending => continue,
+            }
         }
+    };
+    tokio::select! {
+        received = tokio::time::timeout(limit, read) => received.ok().flatten(),
         () = drain::until_true(draining) => None,
     }
 }
