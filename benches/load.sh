@@ -21,7 +21,7 @@ usage: benches/load.sh [options]
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
-  --rounds N                    rounds of every case (default 3): within a round the proxies take
+  --rounds N                    rounds of every case (default 5): within a round the proxies take
                                 turns, and the table gives each figure's median over the rounds
   --idle N                      idle client connections for the memory case (default 10000)
   --idle-send                   idle clients send one request first, then hold the connection
@@ -30,7 +30,7 @@ EOF
 }
 
 only="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
-rounds=3
+rounds=5
 tandem_bare=0
 tandem_extra=${TANDEM_EXTRA:-}
 tandem=${TANDEM:-target/release/tandem}
