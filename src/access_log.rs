@@ -26,7 +26,7 @@ const SHARDS: usize = 16;
 const SHARD_LIMIT: usize = 4 << 20;
 /// A buffer the writer keeps for reuse; one grown past this (a backlog) is freed instead.
 const SPARE_CAPACITY: usize = 1 << 20;
-/// How often a busy writer collects: lines wait at most this long. Each collection is a few
+/// How often a busy writer collects: lines wait about this long. Each collection is a few
 /// writes of whole buffers, so a longer interval costs the workers' core nothing but saves
 /// its wake-ups. An idle writer sleeps until a line comes instead.
 const BATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -147,12 +147,10 @@ impl AccessLog {
 
     pub fn log(&self, record: &Record<'_>) {
         let shared = &*self.shared;
-        if shared.finish.load(Ordering::Relaxed) {
-            shared.dropped.increment(1);
-            return;
-        }
         let mut lines = shared.shards[shard_index()].lines();
-        if lines.len() >= SHARD_LIMIT {
+        // Read under the shard's lock: the writer's last collection locks it after it has
+        // seen `finish`, so a line is either collected or counted here.
+        if lines.len() >= SHARD_LIMIT || shared.finish.load(Ordering::SeqCst) {
             drop(lines);
             shared.dropped.increment(1);
             return;
@@ -175,13 +173,17 @@ impl AccessLog {
 
     /// Opens the file again at its path, after logrotate moved it away: lines logged before
     /// this go to the old file, and lines logged from now on to the new one. Never waits on
-    /// the disk.
+    /// the disk. A reopen asked for while the last one waits adds nothing: the writer reopens
+    /// once, and the lines in between go to the new file.
     pub fn reopen(&self) {
         if self.config.target == LogTarget::Stdout {
             return;
         }
         let mut before = lock(&self.shared.reopen);
-        let before = before.get_or_insert_with(Vec::new);
+        if before.is_some() {
+            return;
+        }
+        let before = before.insert(Vec::new());
         for shard in &self.shared.shards {
             let lines = mem::take(&mut *shard.lines());
             if !lines.is_empty() {
@@ -313,7 +315,9 @@ impl Writer {
                 self.report(Err(error));
             }
             lines.clear();
-            if lines.capacity() <= SPARE_CAPACITY {
+            // A reopen hands the workers new buffers: more spares than shards would never
+            // be used.
+            if lines.capacity() <= SPARE_CAPACITY && self.spares.len() < SHARDS {
                 self.spares.push(lines);
             }
         }
@@ -748,6 +752,29 @@ mod tests {
         assert_eq!(paths(&path), ["/kept"]);
         let shard = log.shared.shards[shard_index()].lines();
         assert!(shard.is_empty(), "nothing waits in a finished log");
+    }
+
+    #[test]
+    fn reopens_keep_no_more_spare_buffers_than_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = file_log(&path);
+        let mut writer = Writer {
+            target: LogTarget::File(path.clone()),
+            output: open(&LogTarget::File(path.clone())).unwrap(),
+            shared: Arc::clone(&log.shared),
+            spares: Vec::new(),
+            failing: false,
+        };
+        // What many reopens, each taking every worker's buffer, would hand back.
+        let batch = (0..3 * SHARDS).map(|_| b"line\n".to_vec()).collect();
+        writer.write(batch);
+        assert_eq!(writer.spares.len(), SHARDS);
+        log.finish();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            3 * SHARDS
+        );
     }
 
     #[test]
