@@ -227,14 +227,18 @@ mod tests {
         );
     }
 
+    /// A client socket and the server side of its connection.
+    async fn connected() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
     #[tokio::test]
     async fn reads_and_writes_count_as_activity() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (mut client, server) = connected().await;
         let activity = Activity::new();
         let mut server = ActivityIo::new(server, Arc::clone(&activity));
         let progress = || activity.progress.load(Ordering::Relaxed);
@@ -254,11 +258,7 @@ mod tests {
     #[tokio::test]
     async fn bytes_read_before_come_ahead_of_the_socket_s() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
+        let (mut client, server) = connected().await;
         let mut server = ActivityIo::new(server, Activity::new())
             .with_received(Bytes::from_static(b"GET /first"));
         client.write_all(b" HTTP/1.1\r\n").await.unwrap();
