@@ -640,12 +640,16 @@ mod tests {
         );
     }
 
-    fn file_log(path: &std::path::Path) -> Arc<AccessLog> {
-        AccessLog::start(&config::AccessLog {
+    /// A text log to `access.log` in a new directory, which lives as long as the first value.
+    fn file_log() -> (tempfile::TempDir, std::path::PathBuf, Arc<AccessLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::start(&config::AccessLog {
             format: LogFormat::Text,
-            target: LogTarget::File(path.to_owned()),
+            target: LogTarget::File(path.clone()),
         })
-        .unwrap()
+        .unwrap();
+        (dir, path, log)
     }
 
     fn log_path(log: &AccessLog, path: &str) {
@@ -677,9 +681,7 @@ mod tests {
 
     #[test]
     fn lines_from_every_thread_are_written_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = file_log(&path);
+        let (_dir, path, log) = file_log();
         let threads: Vec<_> = (0..4)
             .map(|thread| {
                 let log = Arc::clone(&log);
@@ -712,9 +714,7 @@ mod tests {
 
     #[test]
     fn an_idle_writer_wakes_for_the_next_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = file_log(&path);
+        let (_dir, path, log) = file_log();
         for round in 0..20 {
             log_path(&log, &format!("/{round}"));
             // No finish: the writer alone has to notice each line, after idling.
@@ -725,10 +725,8 @@ mod tests {
 
     #[test]
     fn a_reopen_splits_the_lines_at_the_moment_it_was_asked_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
+        let (dir, path, log) = file_log();
         let rotated = dir.path().join("access.log.1");
-        let log = file_log(&path);
         for round in 0..50 {
             log_path(&log, &format!("/before-{round}"));
         }
@@ -743,9 +741,7 @@ mod tests {
 
     #[test]
     fn lines_after_finish_are_dropped_not_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = file_log(&path);
+        let (_dir, path, log) = file_log();
         log_path(&log, "/kept");
         log.finish();
         log_path(&log, "/late");
@@ -756,9 +752,7 @@ mod tests {
 
     #[test]
     fn reopens_keep_no_more_spare_buffers_than_shards() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = file_log(&path);
+        let (_dir, path, log) = file_log();
         let mut writer = Writer {
             target: LogTarget::File(path.clone()),
             output: open(&LogTarget::File(path.clone())).unwrap(),
@@ -779,9 +773,7 @@ mod tests {
 
     #[test]
     fn a_dropped_log_writes_what_it_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = file_log(&path);
+        let (_dir, path, log) = file_log();
         log_path(&log, "/last");
         drop(log);
         assert_eq!(wait_for_paths(&path, 1), ["/last"]);
