@@ -221,14 +221,8 @@ async fn handle(
         response.headers_mut(),
     );
     account.frontend.stats.response(response.status());
-    let Some(draft) = account.draft.take() else {
+    let Some(line) = account.take_line(Some(response.status().as_u16())) else {
         return response;
-    };
-    let line = PendingLine {
-        frontend: Arc::clone(&account.frontend),
-        draft,
-        exchange: std::mem::take(&mut account.exchange),
-        status: Some(response.status().as_u16()),
     };
     match local {
         Some(local) => {
@@ -314,15 +308,22 @@ struct Account {
     exchange: Exchange,
 }
 
+impl Account {
+    /// The line as far as it goes, with `status`; `None` once taken, or with no access log.
+    fn take_line(&mut self, status: Option<u16>) -> Option<PendingLine> {
+        let draft = self.draft.take()?;
+        Some(PendingLine {
+            frontend: Arc::clone(&self.frontend),
+            draft,
+            exchange: std::mem::take(&mut self.exchange),
+            status,
+        })
+    }
+}
+
 impl Drop for Account {
     fn drop(&mut self) {
-        if let Some(draft) = self.draft.take() {
-            let line = PendingLine {
-                frontend: Arc::clone(&self.frontend),
-                draft,
-                exchange: std::mem::take(&mut self.exchange),
-                status: None,
-            };
+        if let Some(line) = self.take_line(None) {
             line.write(0, "client_aborted", Instant::now());
         }
     }
