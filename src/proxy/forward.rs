@@ -137,8 +137,9 @@ pub async fn forward(
             let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
                 .then(|| replayable(&request))
                 .flatten();
-            let sent =
-                tokio::time::timeout(config.response_timeout, checkout.sender.send(request)).await;
+            // The deadline from the clock read already taken: tokio's `timeout` would read it again.
+            let deadline = tokio::time::Instant::from_std(sent_at) + config.response_timeout;
+            let sent = tokio::time::timeout_at(deadline, checkout.sender.send(request)).await;
             match sent {
                 Ok(Ok(mut response)) => {
                     let now = Instant::now();
