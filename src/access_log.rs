@@ -7,7 +7,6 @@ use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::mem;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
@@ -16,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use http::{Method, Uri};
 use metrics::Counter;
 
-use crate::address_text;
 use crate::config::{self, LogFormat, LogTarget};
 use crate::stats;
 
@@ -41,7 +39,8 @@ pub struct Record<'a> {
     /// The backend the request was routed to, if any.
     pub backend: Option<&'a str>,
     pub server: Option<&'a str>,
-    pub client: SocketAddr,
+    /// The client's address and port.
+    pub client: &'a str,
     /// HTTP only.
     pub request: Option<(&'a Method, &'a Uri)>,
     /// HTTP only.
@@ -374,7 +373,7 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(b",\"server\":");
             json_string(server, out);
             out.extend_from_slice(b",\"client\":\"");
-            address_text::write_socket_address(record.client, out);
+            out.extend_from_slice(record.client.as_bytes());
             out.extend_from_slice(b"\",\"method\":");
             json_string(method, out);
             out.extend_from_slice(b",\"path\":");
@@ -605,7 +604,7 @@ mod tests {
             frontend: "web",
             backend: Some("pool"),
             server: Some("s1"),
-            client: "192.0.2.7:40000".parse().unwrap(),
+            client: "192.0.2.7:40000",
             request: Some((method, uri)),
             status: Some(200),
             bytes: 12,

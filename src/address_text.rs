@@ -1,6 +1,6 @@
-//! Addresses as text, IPv4 written by hand: once per request (the access log) or per client
-//! connection (X-Forwarded-For), where the formatting machinery costs more than the rest of
-//! the work. The output is exactly what `Display` writes.
+//! Addresses as text, IPv4 written by hand: once per client connection (X-Forwarded-For and
+//! the access log's client) or tcp session, where the formatting machinery costs more than the
+//! rest of the work. The output is exactly what `Display` writes.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +14,7 @@ pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     }
 }
 
-pub fn write_socket_address(address: SocketAddr, out: &mut Vec<u8>) {
+fn write_socket_address(address: SocketAddr, out: &mut Vec<u8>) {
     match address {
         SocketAddr::V4(address) => {
             write_ipv4(*address.ip(), out);
@@ -25,6 +25,12 @@ pub fn write_socket_address(address: SocketAddr, out: &mut Vec<u8>) {
             let _ = write!(out, "{address}");
         }
     }
+}
+
+pub fn socket_address(address: SocketAddr) -> String {
+    let mut text = Vec::with_capacity(24);
+    write_socket_address(address, &mut text);
+    String::from_utf8(text).expect("an address is ASCII")
 }
 
 fn write_ipv4(ip: Ipv4Addr, out: &mut Vec<u8>) {
@@ -52,9 +58,7 @@ mod tests {
             "[::ffff:192.0.2.1]:80",
         ] {
             let address: SocketAddr = address.parse().unwrap();
-            let mut out = Vec::new();
-            write_socket_address(address, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), address.to_string());
+            assert_eq!(socket_address(address), address.to_string());
             let mut out = Vec::new();
             write_ip(address.ip(), &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), address.ip().to_string());

@@ -28,6 +28,7 @@ use super::rules;
 use super::upstream::{ResponseBody, UpstreamPool};
 use super::{FrontendCell, FrontendRuntime};
 use crate::access_log::Record;
+use crate::address_text;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -39,6 +40,8 @@ pub struct Client {
     /// the listening address when no backend of the frontend sends a PROXY header.
     pub destination: SocketAddr,
     pub forwarded_for: HeaderValue,
+    /// `address` as the access log writes it: made once, not once per request.
+    pub address_text: Arc<str>,
     /// `http` or `https`, as X-Forwarded-Proto says.
     pub scheme: &'static str,
     /// Connections to servers that get a PROXY header naming this client: never shared with
@@ -54,6 +57,7 @@ impl Client {
             address,
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
+            address_text: address_text::socket_address(address).into(),
             scheme,
             private_pool: OnceLock::new(),
         }
@@ -195,7 +199,7 @@ async fn handle(
     let draft = frontend.access_log.is_some().then(|| Draft {
         time: SystemTime::now(),
         started: Instant::now(),
-        client: client.address,
+        client: Arc::clone(&client.address_text),
         method: request.method().clone(),
         uri: request.uri().clone(),
     });
@@ -336,7 +340,7 @@ impl Drop for Account {
 struct Draft {
     time: SystemTime,
     started: Instant,
-    client: SocketAddr,
+    client: Arc<str>,
     method: Method,
     uri: Uri,
 }
@@ -363,7 +367,7 @@ impl PendingLine {
             backend: backend.map(|backend| backend.config.name.as_str()),
             server: (backend.zip(exchange.server))
                 .map(|(backend, index)| backend.servers[index].name.as_str()),
-            client: draft.client,
+            client: &draft.client,
             request: Some((&draft.method, &draft.uri)),
             status: self.status,
             bytes,

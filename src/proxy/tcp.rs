@@ -11,6 +11,7 @@ use super::activity::{Activity, ActivityIo};
 use super::proxy_protocol;
 use super::FrontendRuntime;
 use crate::access_log::Record;
+use crate::address_text;
 use crate::backend::ServerState;
 use crate::balance::Key;
 
@@ -59,7 +60,7 @@ pub async fn relay(
             frontend: &frontend.config.name,
             backend: (frontend.backend.as_ref()).map(|backend| backend.config.name.as_str()),
             server: server.as_ref().map(|server| server.name.as_str()),
-            client: client_address,
+            client: &address_text::socket_address(client_address),
             request: None,
             status: None,
             bytes: client.written(),
