@@ -21,6 +21,9 @@ usage: benches/load.sh [options]
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
+  --peers-log                   HAProxy and nginx log every request (tcp: every session) to a file
+                                too, as tandem does: HAProxy's httplog and tcplog formats to its
+                                stdout, nginx's access_log in its default (combined) format
   --rounds N                    rounds of every case (default 5): within a round the proxies take
                                 turns, and the table gives each figure's median over the rounds
   --idle N                      idle client connections for the memory case (default 10000)
@@ -31,7 +34,7 @@ EOF
 
 only="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
 rounds=5
-tandem_bare=0
+tandem_bare=0 peers_log=0
 tandem_extra=${TANDEM_EXTRA:-}
 tandem=${TANDEM:-target/release/tandem}
 proxy_cpu=${PROXY_CPU:-0} load_cpu=${LOAD_CPU:-1}
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --base-port) base_port=$2; shift 2 ;;
     --tandem-extra) tandem_extra=$2; shift 2 ;;
     --tandem-bare) tandem_bare=1; shift ;;
+    --peers-log) peers_log=1; shift ;;
     --idle) idle=$2; shift 2 ;;
     --idle-send) idle_send=1; shift ;;
     --rounds) rounds=$2; shift 2 ;;
@@ -157,6 +161,16 @@ make_certificate() {
 
 write_configs() {
   local stream_module="" timeout=300s
+  # Off by default: the reference figures are of HAProxy and nginx at their fastest.
+  local haproxy_global_log="" haproxy_http_log="" haproxy_tcp_log=""
+  local nginx_http_log="access_log off;" nginx_stream_log=""
+  if [ "$peers_log" = 1 ]; then
+    haproxy_global_log="log stdout format raw local0"
+    haproxy_http_log="option httplog" haproxy_tcp_log="option tcplog"
+    nginx_http_log="access_log $tmp/nginx-access.log;"
+    nginx_stream_log="log_format session '\$remote_addr [\$time_local] \$status \$bytes_sent \$bytes_received \$session_time';
+  access_log $tmp/nginx-stream.log session;"
+  fi
   nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
     stream_module="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
   mkdir -p "$tmp/www"
@@ -186,7 +200,9 @@ global
   # HAProxy asks for 2 fds per maxconn; where the hard limit is lower (no CAP_SYS_RESOURCE),
   # start anyway: idle clients need one fd each, like in the other two.
   no strict-limits
+  $haproxy_global_log
 defaults
+  log global
   mode http
   option http-keep-alive
   option forwardfor
@@ -199,17 +215,20 @@ defaults
 frontend http
   bind 127.0.0.1:$http_port
   maxconn 40000
+  $haproxy_http_log
   default_backend web
 backend web
   server s1 127.0.0.1:$backend_port
 frontend https
   bind 127.0.0.1:$https_port ssl crt $tmp/combined.pem alpn http/1.1 ssl-min-ver TLSv1.2
   maxconn 40000
+  $haproxy_http_log
   default_backend web
 frontend tcp
   mode tcp
   bind 127.0.0.1:$tcp_port
   maxconn 40000
+  $haproxy_tcp_log
   default_backend raw
 backend raw
   mode tcp
@@ -225,7 +244,7 @@ pid $tmp/nginx.pid;
 error_log $tmp/nginx.log warn;
 events { worker_connections 40000; }
 http {
-  access_log off;
+  $nginx_http_log
   keepalive_requests 1000000;
   keepalive_timeout $timeout;
   client_header_timeout $timeout;
@@ -247,6 +266,7 @@ http {
   }
 }
 stream {
+  $nginx_stream_log
   server { listen 127.0.0.1:$tcp_port backlog=4096; proxy_pass 127.0.0.1:$backend_port; proxy_timeout $timeout; }
 }
 EOF
@@ -553,6 +573,7 @@ print_table() {
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
   echo "proxy on CPU $proxy_cpu, the client (wrk -t1 or openssl s_time) and the nginx backend on CPU $load_cpu, ${duration}s per run"
   echo "figures: medians of $rounds rounds, the proxies taking turns within each round (errors: summed)"
+  echo "access logs: tandem $([ "$tandem_bare" = 1 ] && echo "off (and no metrics)" || echo "JSON to a file, metrics on"); HAProxy and nginx $([ "$peers_log" = 1 ] && echo "log every request and tcp session to a file" || echo "log nothing")"
   echo
   echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
