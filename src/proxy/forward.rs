@@ -28,6 +28,8 @@ use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
 /// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
 /// less is not being closed by its server as we use it.
 const IDLE_CLOSE_RACE: Duration = Duration::from_millis(500);
+/// A deadline past the clock's range stands for this far ahead, as tokio's `timeout` does.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 /// How far a request got with a server, for the access log.
 #[derive(Default)]
@@ -137,8 +139,7 @@ pub async fn forward(
             let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
                 .then(|| replayable(&request))
                 .flatten();
-            // The deadline from the clock read already taken: tokio's `timeout` would read it again.
-            let deadline = tokio::time::Instant::from_std(sent_at) + config.response_timeout;
+            let deadline = deadline(sent_at, config.response_timeout);
             let sent = tokio::time::timeout_at(deadline, checkout.sender.send(request)).await;
             match sent {
                 Ok(Ok(mut response)) => {
@@ -193,6 +194,13 @@ pub async fn forward(
     }
     tracing::warn!(backend = %config.name, tried = tried.len(), "no server available");
     Err(NO_SERVER)
+}
+
+/// `limit` after `from`, a clock read already taken: tokio's `timeout` would read the clock
+/// again. A limit too long for the clock never ends instead of overflowing.
+fn deadline(from: Instant, limit: Duration) -> tokio::time::Instant {
+    let from = tokio::time::Instant::from_std(from);
+    from.checked_add(limit).unwrap_or_else(|| from + NEVER)
 }
 
 /// Turns the client's request (HTTP/1.x or HTTP/2) into the one a server gets over `protocol`;
@@ -404,6 +412,18 @@ mod tests {
             builder = builder.header(header::HOST, host);
         }
         builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_response_deadline_is_the_limit_after_the_send_and_never_overflows() {
+        let sent = Instant::now();
+        let limit = Duration::from_secs(60);
+        assert_eq!(deadline(sent, limit).into_std(), sent + limit);
+        let endless = deadline(sent, Duration::MAX).into_std();
+        assert!(
+            endless >= sent + NEVER,
+            "a limit past the clock's range waits for ever"
+        );
     }
 
     #[test]
