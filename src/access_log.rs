@@ -39,7 +39,7 @@ pub struct Record<'a> {
     /// The backend the request was routed to, if any.
     pub backend: Option<&'a str>,
     pub server: Option<&'a str>,
-    /// The client's address and port.
+    /// The client's address and port as text, written as it is: it has nothing to escape.
     pub client: &'a str,
     /// HTTP only.
     pub request: Option<(&'a Method, &'a Uri)>,

@@ -40,8 +40,8 @@ pub struct Client {
     /// the listening address when no backend of the frontend sends a PROXY header.
     pub destination: SocketAddr,
     pub forwarded_for: HeaderValue,
-    /// `address` as the access log writes it: made once, not once per request.
-    pub address_text: Arc<str>,
+    /// `address` as the access log writes it: made on the first logged request, not on each.
+    logged_address: OnceLock<Arc<str>>,
     /// `http` or `https`, as X-Forwarded-Proto says.
     pub scheme: &'static str,
     /// Connections to servers that get a PROXY header naming this client: never shared with
@@ -57,10 +57,14 @@ impl Client {
             address,
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
-            address_text: address_text::socket_address(address).into(),
+            logged_address: OnceLock::new(),
             scheme,
             private_pool: OnceLock::new(),
         }
+    }
+
+    fn logged_address(&self) -> &Arc<str> {
+        (self.logged_address).get_or_init(|| address_text::socket_address(self.address).into())
     }
 
     /// The pool of connections that name this client in a PROXY header.
@@ -199,7 +203,7 @@ async fn handle(
     let draft = frontend.access_log.is_some().then(|| Draft {
         time: SystemTime::now(),
         started: Instant::now(),
-        client: Arc::clone(&client.address_text),
+        client: Arc::clone(client.logged_address()),
         method: request.method().clone(),
         uri: request.uri().clone(),
     });
