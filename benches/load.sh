@@ -22,8 +22,9 @@ usage: benches/load.sh [options]
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
   --peers-log                   HAProxy and nginx log every request (tcp: every session) to a file
-                                too, as tandem does: HAProxy's httplog and tcplog formats to its
-                                stdout, nginx's access_log in its default (combined) format
+                                too, as tandem does: HAProxy with httplog and tcplog to its stdout
+                                (one write per line), nginx with access_log (combined format for
+                                http), buffered 64 KiB or 1 s as tandem's writer batches
   --rounds N                    rounds of every case (default 5): within a round the proxies take
                                 turns, and the table gives each figure's median over the rounds
   --idle N                      idle client connections for the memory case (default 10000)
@@ -165,11 +166,13 @@ write_configs() {
   local haproxy_global_log="" haproxy_http_log="" haproxy_tcp_log=""
   local nginx_http_log="access_log off;" nginx_stream_log=""
   if [ "$peers_log" = 1 ]; then
+    # dontlognull: like tandem's http frontends, no line for a connection that sent nothing.
     haproxy_global_log="log stdout format raw local0"
-    haproxy_http_log="option httplog" haproxy_tcp_log="option tcplog"
-    nginx_http_log="access_log $tmp/nginx-access.log;"
+    haproxy_http_log="option httplog
+  option dontlognull" haproxy_tcp_log="option tcplog"
+    nginx_http_log="access_log $tmp/nginx-access.log combined buffer=64k flush=1s;"
     nginx_stream_log="log_format session '\$remote_addr [\$time_local] \$status \$bytes_sent \$bytes_received \$session_time';
-  access_log $tmp/nginx-stream.log session;"
+  access_log $tmp/nginx-stream.log session buffer=64k flush=1s;"
   fi
   nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
     stream_module="load_module /usr/lib/nginx/modules/ngx_stream_module.so;"
@@ -334,6 +337,8 @@ start_pinned() {
 }
 
 start_proxy() {
+  # Each run's access logs start empty: all rounds' lines would take gigabytes.
+  rm -f "$tmp/tandem-access.log" "$tmp/nginx-access.log" "$tmp/nginx-stream.log"
   case "$1" in
     haproxy) start_pinned "$proxy_cpu" "$tmp/haproxy.out" haproxy -db -f "$tmp/haproxy.cfg" ;;
     nginx) start_pinned "$proxy_cpu" "$tmp/nginx.out" nginx -e "$tmp/nginx.log" -p "$tmp" \
