@@ -13,6 +13,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
+use smallvec::SmallVec;
 
 use super::headers;
 use super::http::{Client, Local, PendingLine};
@@ -97,7 +98,8 @@ pub async fn forward(
         pool
     };
 
-    let mut tried = Vec::new();
+    // Inline: nearly every request is placed at the first try, and needs no allocation for it.
+    let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     while tried.len() <= config.retries as usize {
         let Some(index) = backend.pick_preferring(pinned, &key, &tried) else {
             break;

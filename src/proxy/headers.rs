@@ -30,7 +30,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // most messages carry none, and most responses only `Connection: keep-alive`.
     let mut present = [false; HOP_BY_HOP.len()];
     for name in headers.keys() {
-        if let Some(index) = hop_by_hop_index(name.as_str().as_bytes()) {
+        // Header names, not their text: most compare as one byte each.
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
             present[index] = true;
         }
     }
@@ -45,7 +46,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
             let token = token.trim_ascii();
             let standard =
                 token.eq_ignore_ascii_case(b"close") || hop_by_hop_index(token).is_some();
-            if let (false, Ok(name)) = (standard, HeaderName::from_bytes(token)) {
+            if standard {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token) {
                 named.push(name);
             }
         }
@@ -60,8 +64,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// `HOP_BY_HOP` as text, in its order: a header name's text is compared with these (lengths
-/// first) more cheaply than with the header names.
+/// `HOP_BY_HOP` as text, in its order, for the tokens of a Connection header.
 const HOP_BY_HOP_NAMES: [&str; 8] = [
     "connection",
     "keep-alive",

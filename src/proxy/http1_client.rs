@@ -17,6 +17,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
@@ -295,9 +296,9 @@ fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
         _ => Version::HTTP_11,
     };
     // Where each name and value lies, so that values can share the head's buffer once frozen
-    // rather than each be copied.
+    // rather than each be copied. Inline for a usual head's few lines.
     let base = input.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = (parsed.headers.iter())
+    let spans: SmallVec<[(usize, usize, usize, usize); 16]> = (parsed.headers.iter())
         .map(|line| {
             let name = line.name.as_ptr() as usize - base;
             let value = line.value.as_ptr() as usize - base;

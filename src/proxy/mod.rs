@@ -16,7 +16,9 @@ pub mod socket;
 pub mod tcp;
 pub mod upstream;
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,6 +44,12 @@ use upstream::UpstreamPool;
 /// A new client's first read: a whole request head, usually, which hyper then needs no read
 /// of its own for. hyper's own buffer starts at this size too.
 const FIRST_READ: usize = 8 * 1024;
+
+thread_local! {
+    /// Where each new client's first read lands, one per worker: what came is then copied out
+    /// at its size, and no client allocates a buffer of `FIRST_READ` only to fill a tenth of it.
+    static FIRST_READ_SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(FIRST_READ));
+}
 
 /// Everything a connection needs from the config, swapped as one piece so that no request sees
 /// half of a reload.
@@ -319,17 +327,21 @@ async fn first_bytes(
     let read = async {
         loop {
             stream.readable().await.ok()?;
-            // Allocated once the client has sent something: an idle client costs no buffer.
-            let mut buffer = Vec::with_capacity(FIRST_READ);
             // Polled, not `try_read`: tokio takes a short read to mean the socket is drained,
             // so hyper's next read costs no syscall that finds nothing. Without a waker,
             // since `readable` does the waiting.
             let mut context = Context::from_waker(Waker::noop());
-            match poll_read_buf(Pin::new(&mut *stream), &mut context, &mut buffer) {
-                Poll::Ready(Ok(0) | Err(_)) => return None,
-                Poll::Ready(Ok(_)) => return Some(Bytes::from(buffer)),
-                // tokio reports a new socket readable before any byte has come.
-                Poll::Pending => continue,
+            let read = FIRST_READ_SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                match poll_read_buf(Pin::new(&mut *stream), &mut context, scratch) {
+                    Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(None),
+                    Poll::Ready(Ok(_)) => ControlFlow::Break(Some(Bytes::copy_from_slice(scratch))),
+                    // tokio reports a new socket readable before any byte has come.
+                    Poll::Pending => ControlFlow::Continue(()),
+                }
+            });
+            if let ControlFlow::Break(received) = read {
+                return received;
             }
         }
     };
