@@ -86,9 +86,8 @@ fn hop_by_hop_index(name: &[u8]) -> Option<usize> {
 /// A client's address as an X-Forwarded-For value: made once per connection, and cheap to
 /// clone onto each of its requests.
 pub fn forwarded_for(client: IpAddr) -> HeaderValue {
-    let mut text = Vec::with_capacity(16);
-    address_text::write_ip(client, &mut text);
-    HeaderValue::from_bytes(&text).expect("an IP address is a valid header value")
+    HeaderValue::from_str(address_text::ip(client).as_str())
+        .expect("an IP address is a valid header value")
 }
 
 /// Appends the client (from [`forwarded_for`]) to X-Forwarded-For and states the scheme it used.

@@ -64,7 +64,8 @@ impl Client {
     }
 
     fn logged_address(&self) -> &Arc<str> {
-        (self.logged_address).get_or_init(|| address_text::socket_address(self.address).into())
+        (self.logged_address)
+            .get_or_init(|| address_text::socket_address(self.address).as_str().into())
     }
 
     /// The pool of connections that name this client in a PROXY header.

@@ -60,7 +60,7 @@ pub async fn relay(
             frontend: &frontend.config.name,
             backend: (frontend.backend.as_ref()).map(|backend| backend.config.name.as_str()),
             server: server.as_ref().map(|server| server.name.as_str()),
-            client: &address_text::socket_address(client_address),
+            client: address_text::socket_address(client_address).as_str(),
             request: None,
             status: None,
             bytes: client.written(),
