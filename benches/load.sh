@@ -25,8 +25,9 @@ usage: benches/load.sh [options]
                                 too, as tandem does: HAProxy with httplog and tcplog to its stdout
                                 (one write per line), nginx with access_log (combined format for
                                 http), buffered 64 KiB or 1 s as tandem's writer batches
-  --rounds N                    rounds of every case (default 5): within a round the proxies take
-                                turns, and the table gives each figure's median over the rounds
+  --rounds N                    rounds of every case (default 5): within a round each case runs
+                                against the proxies back to back, each in a fresh process, their
+                                order rotating by round; the table gives each figure's median
   --idle N                      idle client connections for the memory case (default 10000)
   --idle-send                   idle clients send one request first, then hold the connection
 env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
@@ -541,24 +542,40 @@ measure_idle() {
   echo "  idle: ${result[idle|$proxy]%|*}"
 }
 
-run_proxy() {
-  local proxy=$1
-  echo "== $proxy, round $round of $rounds"
+# One case against one proxy, in a fresh process of it.
+run_case() {
+  local case=$1 proxy=$2
+  echo "== $case, $proxy, round $round of $rounds"
   start_proxy "$proxy"
-  measure keepalive "$proxy" "http://127.0.0.1:$http_port" / "$connections" req
-  measure close "$proxy" "http://127.0.0.1:$http_port" / "$connections" req -H 'Connection: close'
-  measure tcp "$proxy" "http://127.0.0.1:$tcp_port" / "$connections" req
-  measure 1mib "$proxy" "http://127.0.0.1:$http_port" /1m.bin 8 MiB
-  probe_tls "$proxy"
-  measure_handshakes tlsnew "$proxy"
-  measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req
+  case $case in
+    keepalive) measure keepalive "$proxy" "http://127.0.0.1:$http_port" / "$connections" req ;;
+    close) measure close "$proxy" "http://127.0.0.1:$http_port" / "$connections" req \
+      -H 'Connection: close' ;;
+    tcp) measure tcp "$proxy" "http://127.0.0.1:$tcp_port" / "$connections" req ;;
+    1mib) measure 1mib "$proxy" "http://127.0.0.1:$http_port" /1m.bin 8 MiB ;;
+    tlsnew)
+      probe_tls "$proxy"
+      measure_handshakes tlsnew "$proxy"
+      ;;
+    tlskeepalive) measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req ;;
+    idle) measure_idle "$proxy" ;;
+  esac
   stop_process "$proxy_pid"
-  # Once: memory does not move with the neighbours' load. A fresh process, so the memory case
-  # does not start from buffers the others left behind.
+}
+
+# Case by case, the proxies back to back, so that the runs compared are seconds apart rather than
+# minutes: the neighbours' load on a shared machine drifts on that scale. The order rotates each
+# round, so no proxy always runs first, or always right after another's connection-per-request
+# run has left its sockets in TIME_WAIT.
+run_round() {
+  local case proxy shift=$(((round - 1) % ${#proxies[@]}))
+  local order=("${proxies[@]:shift}" "${proxies[@]:0:shift}")
+  for case in keepalive close tcp 1mib tlsnew tlskeepalive; do
+    for proxy in "${order[@]}"; do run_case "$case" "$proxy"; done
+  done
+  # Once: memory does not move with the neighbours' load.
   if [ "$round" = 1 ]; then
-    start_proxy "$proxy"
-    measure_idle "$proxy"
-    stop_process "$proxy_pid"
+    for proxy in "${order[@]}"; do run_case idle "$proxy"; done
   fi
 }
 
@@ -577,7 +594,7 @@ print_table() {
   echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
   echo "proxy on CPU $proxy_cpu, the client (wrk -t1 or openssl s_time) and the nginx backend on CPU $load_cpu, ${duration}s per run"
-  echo "figures: medians of $rounds rounds, the proxies taking turns within each round (errors: summed)"
+  echo "figures: medians of $rounds rounds; in each, every case ran against the proxies back to back, each in a fresh process, in an order rotating by round (errors: summed)"
   echo "access logs: tandem $([ "$tandem_bare" = 1 ] && echo "off (and no metrics)" || echo "JSON to a file, metrics on"); HAProxy and nginx $([ "$peers_log" = 1 ] && echo "log every request and tcp session to a file" || echo "log nothing")"
   echo
   echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
@@ -608,8 +625,8 @@ print_table() {
   echo
   cat <<EOF
 errors: wrk socket errors (connect/read/write/timeout) and non-2xx responses. upstream conns: the
-proxy's connections to the backend half-way through the run (tcp and 1 MiB: with the idle pool of
-the http cases before, when the proxy keeps it). proxy CPU: its utime+stime over the run's wall
+proxy's connections to the backend half-way through the run (each run's proxy process is fresh,
+warmed by a 1 s run before). proxy CPU: its utime+stime over the run's wall
 time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
 before and after opening the idle connections; its ratio is of the growth per connection.
 HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at each proxy's
@@ -637,9 +654,7 @@ main() {
     -c "$tmp/backend.conf" -g 'daemon off;'
   backend_pid=$started
   wait_port "$backend_port" "$backend_pid" "$tmp/backend.out"
-  for round in $(seq "$rounds"); do
-    for proxy in "${proxies[@]}"; do run_proxy "$proxy"; done
-  done
+  for round in $(seq "$rounds"); do run_round; done
   summarize
   print_table
 }
