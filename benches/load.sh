@@ -424,7 +424,7 @@ summarize() {
 upstream_connections() { ss -Htn state established "dport = :$backend_port" | wc -l; }
 
 # One wrk run (after a 1 s warm-up) against origin (scheme://address:port); stores rate,
-# latencies, errors, CPU under "$case|$proxy".
+# latencies, errors, CPU under "$case|$proxy|$round".
 measure() {
   local case=$1 proxy=$2 origin=$3 path=$4 conns=$5 unit=$6
   shift 6
@@ -566,10 +566,11 @@ run_case() {
 # Case by case, the proxies back to back, so that the runs compared are seconds apart rather than
 # minutes: the neighbours' load on a shared machine drifts on that scale. The order rotates each
 # round, so no proxy always runs first, or always right after another's connection-per-request
-# run has left its sockets in TIME_WAIT.
+# run has left its sockets in TIME_WAIT (rounds in a multiple of the proxies' number give each
+# the first place equally often).
 run_round() {
-  local case proxy shift=$(((round - 1) % ${#proxies[@]}))
-  local order=("${proxies[@]:shift}" "${proxies[@]:0:shift}")
+  local case proxy first=$(((round - 1) % ${#proxies[@]}))
+  local order=("${proxies[@]:first}" "${proxies[@]:0:first}")
   for case in keepalive close tcp 1mib tlsnew tlskeepalive; do
     for proxy in "${order[@]}"; do run_case "$case" "$proxy"; done
   done
@@ -626,8 +627,8 @@ print_table() {
   cat <<EOF
 errors: wrk socket errors (connect/read/write/timeout) and non-2xx responses. upstream conns: the
 proxy's connections to the backend half-way through the run (each run's proxy process is fresh,
-warmed by a 1 s run before). proxy CPU: its utime+stime over the run's wall
-time (100% = CPU $proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
+warmed by a 1 s run before). proxy CPU: its utime+stime over the run's wall time (100% = CPU
+$proxy_cpu saturated). RSS: VmRSS of the proxy's processes, in a fresh process,
 before and after opening the idle connections; its ratio is of the growth per connection.
 HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at each proxy's
 default. Full handshakes: $handshake_clients openssl s_time -new processes on CPU $load_cpu, one

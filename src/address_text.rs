@@ -6,9 +6,9 @@
 use std::fmt::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// Room for the longest socket address `Display` writes: `[`, eight groups of four hex digits
-/// with seven colons (39), a scope id (`%` and 10 digits), `]:` and a 5-digit port make 58.
-const LONGEST: usize = 64;
+/// The longest socket address `Display` writes: `[`, eight groups of four hex digits with seven
+/// colons (39), a scope id (`%` and 10 digits), `]:` and a 5-digit port.
+const LONGEST: usize = 58;
 
 /// An address's text.
 pub struct AddressText {
