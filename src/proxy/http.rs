@@ -40,8 +40,6 @@ pub struct Client {
     /// the listening address when no backend of the frontend sends a PROXY header.
     pub destination: SocketAddr,
     pub forwarded_for: HeaderValue,
-    /// `address` as the access log writes it: made on the first logged request, not on each.
-    logged_address: OnceLock<Arc<str>>,
     /// `http` or `https`, as X-Forwarded-Proto says.
     pub scheme: &'static str,
     /// Connections to servers that get a PROXY header naming this client: never shared with
@@ -57,15 +55,9 @@ impl Client {
             address,
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
-            logged_address: OnceLock::new(),
             scheme,
             private_pool: OnceLock::new(),
         }
-    }
-
-    fn logged_address(&self) -> &Arc<str> {
-        (self.logged_address)
-            .get_or_init(|| address_text::socket_address(self.address).as_str().into())
     }
 
     /// The pool of connections that name this client in a PROXY header.
@@ -204,7 +196,7 @@ async fn handle(
     let draft = frontend.access_log.is_some().then(|| Draft {
         time: SystemTime::now(),
         started: Instant::now(),
-        client: Arc::clone(client.logged_address()),
+        client: client.address,
         method: request.method().clone(),
         uri: request.uri().clone(),
     });
@@ -345,7 +337,7 @@ impl Drop for Account {
 struct Draft {
     time: SystemTime,
     started: Instant,
-    client: Arc<str>,
+    client: SocketAddr,
     method: Method,
     uri: Uri,
 }
@@ -372,7 +364,7 @@ impl PendingLine {
             backend: backend.map(|backend| backend.config.name.as_str()),
             server: (backend.zip(exchange.server))
                 .map(|(backend, index)| backend.servers[index].name.as_str()),
-            client: &draft.client,
+            client: address_text::socket_address(draft.client).as_str(),
             request: Some((&draft.method, &draft.uri)),
             status: self.status,
             bytes,
