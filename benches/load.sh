@@ -61,6 +61,8 @@ done
 case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or nginx" >&2; exit 1 ;; esac
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 1; }
 proxies=(haproxy nginx tandem)
+# The measured cases, in the order they run; the idle-memory case runs apart, once.
+cases=(keepalive close tcp 1mib tlsnew tlskeepalive)
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
 admin_port=$((base_port + 3)) https_port=$((base_port + 4))
@@ -398,7 +400,7 @@ store_result() {
 # Each case's row per proxy, from its rounds: the median of every figure, the sum of errors.
 summarize() {
   local case proxy r rows
-  for case in keepalive close tcp 1mib tlsnew tlskeepalive; do
+  for case in "${cases[@]}"; do
     for proxy in "${proxies[@]}"; do
       rows=""
       for r in $(seq "$rounds"); do rows+="${result[$case|$proxy|$r]:-}"$'\n'; done
@@ -571,7 +573,7 @@ run_case() {
 run_round() {
   local case proxy first=$(((round - 1) % ${#proxies[@]}))
   local order=("${proxies[@]:first}" "${proxies[@]:0:first}")
-  for case in keepalive close tcp 1mib tlsnew tlskeepalive; do
+  for case in "${cases[@]}"; do
     for proxy in "${order[@]}"; do run_case "$case" "$proxy"; done
   done
   # Once: memory does not move with the neighbours' load.
