@@ -56,8 +56,9 @@ impl Drain {
 ///
 /// A served connection's task is polled on every read and write, and this with it. Polling a
 /// registered watch waiter takes a lock each time, so once registered it is polled again only
-/// when the channel has changed (an atomic read) or the task's waker has.
-pub fn until_true(receiver: &mut watch::Receiver<bool>) -> UntilTrue<'_> {
+/// when the channel has changed (an atomic read) or the task's waker has. Registering costs an
+/// allocation and that lock, so a connection makes one and keeps it from accept to close.
+pub fn until_true(mut receiver: watch::Receiver<bool>) -> UntilTrue {
     let changes = receiver.clone();
     UntilTrue {
         changes,
@@ -70,15 +71,15 @@ pub fn until_true(receiver: &mut watch::Receiver<bool>) -> UntilTrue<'_> {
     }
 }
 
-pub struct UntilTrue<'a> {
+pub struct UntilTrue {
     /// Never marked seen, so it tells whether the flag has moved since the start.
     changes: watch::Receiver<bool>,
-    waiting: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    waiting: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The waker the waiter holds, once it holds one.
     registered: Option<Waker>,
 }
 
-impl Future for UntilTrue<'_> {
+impl Future for UntilTrue {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -129,8 +130,7 @@ mod tests {
     #[tokio::test]
     async fn a_registered_wait_still_sees_the_start_and_a_gone_sender() {
         let drain = Drain::new();
-        let mut receiver = drain.subscribe();
-        let mut waiting = std::pin::pin!(until_true(&mut receiver));
+        let mut waiting = std::pin::pin!(until_true(drain.subscribe()));
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
@@ -141,8 +141,8 @@ mod tests {
         drain.start();
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
 
-        let (sender, mut receiver) = watch::channel(false);
-        let mut waiting = std::pin::pin!(until_true(&mut receiver));
+        let (sender, receiver) = watch::channel(false);
+        let mut waiting = std::pin::pin!(until_true(receiver));
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
         drop(sender);
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
@@ -151,9 +151,9 @@ mod tests {
     #[tokio::test]
     async fn subscribers_see_the_start() {
         let drain = Drain::new();
-        let mut receiver = drain.subscribe();
+        let receiver = drain.subscribe();
         drain.start();
-        tokio::time::timeout(std::time::Duration::from_secs(5), until_true(&mut receiver))
+        tokio::time::timeout(std::time::Duration::from_secs(5), until_true(receiver))
             .await
             .unwrap();
     }

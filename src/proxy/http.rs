@@ -17,10 +17,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
 use super::activity::Activity;
-use super::drain;
+use super::drain::UntilTrue;
 use super::forward::{self, Exchange, Finish, UpstreamBody, NO_SERVER};
 use super::headers;
 use super::routing;
@@ -86,7 +85,7 @@ pub async fn serve<I>(
     versions: Versions,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
-    draining: watch::Receiver<bool>,
+    draining: UntilTrue,
     waited: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -143,7 +142,7 @@ async fn drive<C, E>(
     mut connection: Pin<&mut C>,
     graceful_shutdown: impl Fn(Pin<&mut C>),
     idle: impl Future<Output = ()>,
-    mut draining: watch::Receiver<bool>,
+    mut draining: UntilTrue,
     peer: SocketAddr,
 ) where
     C: Future<Output = Result<(), E>>,
@@ -166,7 +165,7 @@ async fn drive<C, E>(
                 tracing::debug!(client = %peer, "client idle timeout");
                 return;
             }
-            () = drain::until_true(&mut draining), if !closing => {
+            () = &mut draining, if !closing => {
                 graceful_shutdown(connection.as_mut());
                 closing = true;
             }

@@ -37,7 +37,7 @@ use crate::config::{self, Mode};
 use crate::stats::FrontendStats;
 use crate::tls::Termination;
 use activity::{Activity, ActivityIo};
-use drain::Drain;
+use drain::{Drain, UntilTrue};
 use http::{Client, Versions};
 use upstream::UpstreamPool;
 
@@ -89,13 +89,12 @@ pub async fn accept_loop(
     connections: Arc<Semaphore>,
     pool: Arc<UpstreamPool>,
     drain: Arc<Drain>,
-    mut close: watch::Receiver<bool>,
+    close: watch::Receiver<bool>,
     accepting: watch::Sender<bool>,
 ) {
-    let mut draining = drain.subscribe();
     // Made once, not per client accepted.
-    let mut drained = std::pin::pin!(drain::until_true(&mut draining));
-    let mut closed = std::pin::pin!(drain::until_true(&mut close));
+    let mut drained = drain::until_true(drain.subscribe());
+    let mut closed = drain::until_true(close);
     loop {
         let accepted = tokio::select! {
             accepted = accept(&listener, &connections, &accepting) => accepted,
@@ -147,7 +146,7 @@ fn serve(
     let frontend = Arc::clone(frontend);
     let pool = Arc::clone(pool);
     let open = drain.track();
-    let draining = drain.subscribe();
+    let draining = drain::until_true(drain.subscribe());
     tokio::spawn(async move {
         let current = frontend.load_full();
         let session = Session::open(&current.stats);
@@ -165,7 +164,7 @@ async fn serve_http(
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
-    mut draining: watch::Receiver<bool>,
+    mut draining: UntilTrue,
 ) {
     let limit = current.config.timeouts.request_header;
     let started = tokio::time::Instant::now();
@@ -204,7 +203,7 @@ async fn serve_ready(
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
-    draining: watch::Receiver<bool>,
+    draining: UntilTrue,
 ) {
     let ReadyClient {
         stream,
@@ -322,7 +321,7 @@ async fn addresses(
 async fn first_bytes(
     stream: &mut TcpStream,
     limit: Duration,
-    draining: &mut watch::Receiver<bool>,
+    draining: &mut UntilTrue,
 ) -> Option<Bytes> {
     let read = async {
         loop {
@@ -347,7 +346,7 @@ async fn first_bytes(
     };
     tokio::select! {
         received = tokio::time::timeout(limit, read) => received.ok().flatten(),
-        () = drain::until_true(draining) => None,
+        () = draining => None,
     }
 }
 
