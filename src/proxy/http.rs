@@ -114,11 +114,15 @@ pub async fn serve<I>(
             let connection = std::pin::pin!(connection);
             drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
         }
+        // Boxed, these two: inline, their connections would size every connection's future,
+        // copied in whole as each is accepted, at nearly twice what HTTP/1 needs.
         Versions::Http2 => {
-            let connection = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .serve_connection(io, service);
-            let connection = std::pin::pin!(connection);
+            let mut connection = Box::pin(
+                http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(io, service),
+            );
+            let connection = connection.as_mut();
             drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
         }
         Versions::Detect => {
@@ -129,8 +133,8 @@ pub async fn serve<I>(
                 .header_read_timeout(header_timeout)
                 .writev(false);
             builder.http2().timer(TokioTimer::new());
-            let connection = builder.serve_connection(io, service);
-            let connection = std::pin::pin!(connection);
+            let mut connection = Box::pin(builder.serve_connection(io, service));
+            let connection = connection.as_mut();
             drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
         }
     }

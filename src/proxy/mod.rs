@@ -175,8 +175,6 @@ async fn serve_http(
     let Some(received) = first_bytes(&mut stream, left, &mut draining).await else {
         return;
     };
-    // Boxed, so that until now the task is small: an idle client costs its socket and little
-    // more (TLS and hyper's state, buffers among them, come once it sends something).
     let ready = ReadyClient {
         stream,
         client,
@@ -184,7 +182,14 @@ async fn serve_http(
         received,
         started,
     };
-    Box::pin(serve_ready(ready, current, frontend, pool, draining)).await;
+    // Boxed, so that until now the task is small: an idle client costs its socket and little
+    // more (TLS and hyper's state, buffers among them, come once it sends something). Boxed
+    // apart, so that a plain connection's box is not sized for a TLS one's state, twice as
+    // large, copied in whole for every connection.
+    match current.tls.clone() {
+        None => Box::pin(serve_plain(ready, current, frontend, pool, draining)).await,
+        Some(tls) => Box::pin(serve_tls(ready, tls, current, frontend, pool, draining)).await,
+    }
 }
 
 /// A new http client that has sent its first bytes.
@@ -198,73 +203,72 @@ struct ReadyClient {
     started: tokio::time::Instant,
 }
 
-async fn serve_ready(
+impl ReadyClient {
+    /// The connection as hyper or rustls reads it: counted, watched for activity, and starting
+    /// with what has been received.
+    fn into_io(self, stats: &FrontendStats) -> (ActivityIo, Arc<Activity>) {
+        let activity = Activity::new();
+        let io = ActivityIo::new(self.stream, Arc::clone(&activity))
+            .counting(stats.bytes_in.clone(), stats.bytes_out.clone())
+            .with_received(self.received);
+        (io, activity)
+    }
+}
+
+async fn serve_plain(
     ready: ReadyClient,
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
     draining: UntilTrue,
 ) {
-    let ReadyClient {
-        stream,
-        client,
-        destination,
-        received,
-        started,
-    } = ready;
-    let limit = current.config.timeouts.request_header;
     // HTTP/2 with prior knowledge starts `PRI * HTTP/2.0`; HTTP/1 requests need not pay for
     // telling the two apart.
-    let plain_versions = match received.first() {
+    let versions = match ready.received.first() {
         Some(b'P') => Versions::Detect,
         _ => Versions::Http1,
     };
-    let activity = Activity::new();
-    let stats = &current.stats;
-    let io = ActivityIo::new(stream, Arc::clone(&activity))
-        .counting(stats.bytes_in.clone(), stats.bytes_out.clone())
-        .with_received(received);
-    match &current.tls {
-        None => {
-            let client = Client::new(client, destination, "http");
-            let waited = started.elapsed();
-            http::serve(
-                io,
-                activity,
-                client,
-                plain_versions,
-                frontend,
-                pool,
-                draining,
-                waited,
-            )
-            .await;
+    let client = Client::new(ready.client, ready.destination, "http");
+    let waited = ready.started.elapsed();
+    let (io, activity) = ready.into_io(&current.stats);
+    http::serve(
+        io, activity, client, versions, frontend, pool, draining, waited,
+    )
+    .await;
+}
+
+async fn serve_tls(
+    ready: ReadyClient,
+    tls: Arc<Termination>,
+    current: Arc<FrontendRuntime>,
+    frontend: FrontendCell,
+    pool: Arc<UpstreamPool>,
+    draining: UntilTrue,
+) {
+    let (address, destination, started) = (ready.client, ready.destination, ready.started);
+    let (io, activity) = ready.into_io(&current.stats);
+    let left = (current.config.timeouts.request_header).saturating_sub(started.elapsed());
+    let stream = match tokio::time::timeout(left, tls.acceptor.accept(io)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            current.stats.tls_handshake_errors.increment(1);
+            return tracing::debug!(client = %address, %error, "TLS handshake failed");
         }
-        Some(tls) => {
-            let left = limit.saturating_sub(started.elapsed());
-            let stream = match tokio::time::timeout(left, tls.acceptor.accept(io)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    current.stats.tls_handshake_errors.increment(1);
-                    return tracing::debug!(%client, %error, "TLS handshake failed");
-                }
-                Err(_) => {
-                    current.stats.tls_handshake_errors.increment(1);
-                    return tracing::debug!(%client, "TLS handshake timed out");
-                }
-            };
-            let versions = match stream.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Versions::Http2,
-                _ => Versions::Http1,
-            };
-            let client = Client::new(client, destination, "https");
-            let waited = started.elapsed();
-            http::serve(
-                stream, activity, client, versions, frontend, pool, draining, waited,
-            )
-            .await;
+        Err(_) => {
+            current.stats.tls_handshake_errors.increment(1);
+            return tracing::debug!(client = %address, "TLS handshake timed out");
         }
-    }
+    };
+    let versions = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Versions::Http2,
+        _ => Versions::Http1,
+    };
+    let client = Client::new(address, destination, "https");
+    let waited = started.elapsed();
+    http::serve(
+        stream, activity, client, versions, frontend, pool, draining, waited,
+    )
+    .await;
 }
 
 async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, current: Arc<FrontendRuntime>) {

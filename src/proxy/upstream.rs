@@ -190,8 +190,21 @@ impl UpstreamPool {
                 return Ok(checkout);
             }
         }
+        // Boxed: inline, the connect and the HTTP/2 handshake would make every request's
+        // future (moved whole into hyper's in-flight slot) a kilobyte larger, for the few
+        // requests that open a connection.
+        let sender = Box::pin(self.open(target)).await?;
+        Ok(Checkout {
+            sender,
+            reused: false,
+            idle_for: Duration::ZERO,
+        })
+    }
+
+    /// A new connection to `target`, shared from now on if it is HTTP/2.
+    async fn open(&self, target: &Target<'_>) -> io::Result<Sender> {
         let stream = connect(target).await?;
-        let sender = match target.protocol {
+        Ok(match target.protocol {
             UpstreamProtocol::Http11 => Sender::Http1(http1_client::Connection::new(stream)),
             UpstreamProtocol::H2 => {
                 let sender = handshake_http2(stream, target).await?;
@@ -199,11 +212,6 @@ impl UpstreamPool {
                 lock(&self.shared).insert(target.address, (id, sender.clone()));
                 Sender::Http2(sender)
             }
-        };
-        Ok(Checkout {
-            sender,
-            reused: false,
-            idle_for: Duration::ZERO,
         })
     }
 
