@@ -1,6 +1,7 @@
 //! Forwarding one http request to a backend: pick a server (the pinned one first), connect with
 //! retries, send, and stream the answer back while accounting for it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -51,151 +52,156 @@ pub const NO_SERVER: Local = Local::new(
 
 /// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
 /// head, with what must happen once its body has been streamed.
-pub async fn forward(
+/// An `async` block rather than an `async fn`, which would keep the request twice in its
+/// future (rust-lang/rust#62958).
+#[allow(clippy::manual_async_fn)] // the point: see above
+pub fn forward<'a>(
     request: Request<Incoming>,
-    client: &Client,
-    backend: &Arc<BackendState>,
-    request_rules: &HeaderRules,
-    pool: &Arc<UpstreamPool>,
-    exchange: &mut Exchange,
-) -> Result<(Response<ResponseBody>, Finish), Local> {
-    exchange.backend = Some(Arc::clone(backend));
-    let config = &backend.config;
-    // Copied out (the request moves on), and only when the balance hashes it.
-    let hashed_uri = match config.balance {
-        Balance::UriHash { hash_query: true } => Some(
-            request
-                .uri()
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_owned(),
-        ),
-        Balance::UriHash { hash_query: false } => Some(request.uri().path().to_owned()),
-        _ => None,
-    };
-    let key = Key {
-        client_ip: client.address.ip(),
-        uri: hashed_uri.as_deref().unwrap_or(""),
-    };
-    let cookie = config
-        .persistence
-        .as_ref()
-        .map(|persistence| match persistence {
-            Persistence::Cookie { name } => name.as_str(),
+    client: &'a Client,
+    backend: &'a Arc<BackendState>,
+    request_rules: &'a HeaderRules,
+    pool: &'a Arc<UpstreamPool>,
+    exchange: &'a mut Exchange,
+) -> impl Future<Output = Result<(Response<ResponseBody>, Finish), Local>> + Send + 'a {
+    async move {
+        exchange.backend = Some(Arc::clone(backend));
+        let config = &backend.config;
+        // Copied out (the request moves on), and only when the balance hashes it.
+        let hashed_uri = match config.balance {
+            Balance::UriHash { hash_query: true } => Some(
+                request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |pq| pq.as_str())
+                    .to_owned(),
+            ),
+            Balance::UriHash { hash_query: false } => Some(request.uri().path().to_owned()),
+            _ => None,
+        };
+        let key = Key {
+            client_ip: client.address.ip(),
+            uri: hashed_uri.as_deref().unwrap_or(""),
+        };
+        let cookie = config
+            .persistence
+            .as_ref()
+            .map(|persistence| match persistence {
+                Persistence::Cookie { name } => name.as_str(),
+            });
+        let pinned = cookie.and_then(|cookie| {
+            let server = persistence::pinned(request.headers(), cookie)?;
+            backend.server_index(server)
         });
-    let pinned = cookie.and_then(|cookie| {
-        let server = persistence::pinned(request.headers(), cookie)?;
-        backend.server_index(server)
-    });
-    let mut request = prepare_request(request, client, config.protocol, cookie);
-    rules::apply(request_rules, request.headers_mut());
-    // A server that reads a PROXY header gets connections of this client's own.
-    let preamble = (config.send_proxy)
-        .map(|version| proxy_protocol::header(version, client.address, client.destination));
-    let pool = if preamble.is_some() {
-        client.private_pool()
-    } else {
-        pool
-    };
+        let mut request = prepare_request(request, client, config.protocol, cookie);
+        rules::apply(request_rules, request.headers_mut());
+        // A server that reads a PROXY header gets connections of this client's own.
+        let preamble = (config.send_proxy)
+            .map(|version| proxy_protocol::header(version, client.address, client.destination));
+        let pool = if preamble.is_some() {
+            client.private_pool()
+        } else {
+            pool
+        };
 
-    // Inline: nearly every request is placed at the first try, and needs no allocation for it.
-    let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
-    while tried.len() <= config.retries as usize {
-        let Some(index) = backend.pick_preferring(pinned, &key, &tried) else {
-            break;
-        };
-        if let Some(&previous) = tried.last() {
-            backend.servers[previous].stats.retries.increment(1);
-        }
-        tried.push(index);
-        let server = &backend.servers[index];
-        exchange.server = Some(index);
-        let active = server.track_active();
-        let target = Target {
-            address: server.address,
-            connect_timeout: config.connect_timeout,
-            protocol: config.protocol,
-            preamble: preamble.as_deref(),
-        };
-        let mut fresh = false;
-        loop {
-            let before = Instant::now();
-            let checkout = match pool.checkout(&target, fresh, before).await {
-                Ok(checkout) => checkout,
-                Err(error) => {
-                    server.stats.connection_errors.increment(1);
-                    server.record_check(false, &format!("connect: {error}"));
-                    break;
-                }
+        // Inline: nearly every request is placed at the first try, and needs no allocation for it.
+        let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
+        while tried.len() <= config.retries as usize {
+            let Some(index) = backend.pick_preferring(pinned, &key, &tried) else {
+                break;
             };
-            // A pooled connection is ready at once: no second clock read for it.
-            let sent_at = if checkout.reused {
-                before
-            } else {
-                Instant::now()
+            if let Some(&previous) = tried.last() {
+                backend.servers[previous].stats.retries.increment(1);
+            }
+            tried.push(index);
+            let server = &backend.servers[index];
+            exchange.server = Some(index);
+            let active = server.track_active();
+            let target = Target {
+                address: server.address,
+                connect_timeout: config.connect_timeout,
+                protocol: config.protocol,
+                preamble: preamble.as_deref(),
             };
-            exchange.connect = Some(sent_at);
-            server.stats.sessions.increment(1);
-            // Only a connection that sat idle can meet a server closing it for idleness as we
-            // send; one in steady use is not worth a copy of every request.
-            let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
-                .then(|| replayable(&request))
-                .flatten();
-            let deadline = deadline(sent_at, config.response_timeout);
-            let sent = tokio::time::timeout_at(deadline, checkout.sender.send(request)).await;
-            match sent {
-                Ok(Ok(mut response)) => {
-                    let now = Instant::now();
-                    exchange.first_byte = Some(now);
-                    server.stats.response_time.record(now - sent_at);
-                    if let Some(cookie) = cookie {
-                        persistence::drop_server_cookie(response.headers_mut(), cookie);
-                        if pinned != Some(index) {
-                            persistence::pin(response.headers_mut(), cookie, &server.name);
+            let mut fresh = false;
+            loop {
+                let before = Instant::now();
+                let checkout = match pool.checkout(&target, fresh, before).await {
+                    Ok(checkout) => checkout,
+                    Err(error) => {
+                        server.stats.connection_errors.increment(1);
+                        server.record_check(false, &format!("connect: {error}"));
+                        break;
+                    }
+                };
+                // A pooled connection is ready at once: no second clock read for it.
+                let sent_at = if checkout.reused {
+                    before
+                } else {
+                    Instant::now()
+                };
+                exchange.connect = Some(sent_at);
+                server.stats.sessions.increment(1);
+                // Only a connection that sat idle can meet a server closing it for idleness as we
+                // send; one in steady use is not worth a copy of every request.
+                let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
+                    .then(|| replayable(&request))
+                    .flatten();
+                let deadline = deadline(sent_at, config.response_timeout);
+                let sent = tokio::time::timeout_at(deadline, checkout.sender.send(request)).await;
+                match sent {
+                    Ok(Ok(mut response)) => {
+                        let now = Instant::now();
+                        exchange.first_byte = Some(now);
+                        server.stats.response_time.record(now - sent_at);
+                        if let Some(cookie) = cookie {
+                            persistence::drop_server_cookie(response.headers_mut(), cookie);
+                            if pinned != Some(index) {
+                                persistence::pin(response.headers_mut(), cookie, &server.name);
+                            }
                         }
+                        let finish = Finish {
+                            pool: Arc::clone(pool),
+                            address: server.address,
+                            _active: active,
+                        };
+                        return Ok((response, finish));
                     }
-                    let finish = Finish {
-                        pool: Arc::clone(pool),
-                        address: server.address,
-                        _active: active,
-                    };
-                    return Ok((response, finish));
-                }
-                // A reused connection that the server closed as we used it: nothing was answered,
-                // so send again on a new connection what can safely be sent twice.
-                Ok(Err(error)) => match error {
-                    SendError::Unsent(again, _) if checkout.reused => {
-                        server.stats.retries.increment(1);
-                        request = *again;
-                        fresh = true;
-                    }
-                    SendError::Failed(_) if checkout.reused && replay.is_some() => {
-                        server.stats.retries.increment(1);
-                        request = replay.expect("checked just above");
-                        fresh = true;
-                    }
-                    error => {
-                        tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
+                    // A reused connection that the server closed as we used it: nothing was answered,
+                    // so send again on a new connection what can safely be sent twice.
+                    Ok(Err(error)) => match error {
+                        SendError::Unsent(again, _) if checkout.reused => {
+                            server.stats.retries.increment(1);
+                            request = *again;
+                            fresh = true;
+                        }
+                        SendError::Failed(_) if checkout.reused && replay.is_some() => {
+                            server.stats.retries.increment(1);
+                            request = replay.expect("checked just above");
+                            fresh = true;
+                        }
+                        error => {
+                            tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
+                            return Err(Local::new(
+                                StatusCode::BAD_GATEWAY,
+                                "bad gateway\n",
+                                "bad_gateway",
+                            ));
+                        }
+                    },
+                    Err(_) => {
+                        tracing::warn!(server = %server.name, timeout = ?config.response_timeout, "server response timed out");
                         return Err(Local::new(
-                            StatusCode::BAD_GATEWAY,
-                            "bad gateway\n",
-                            "bad_gateway",
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "gateway timeout\n",
+                            "server_timeout",
                         ));
                     }
-                },
-                Err(_) => {
-                    tracing::warn!(server = %server.name, timeout = ?config.response_timeout, "server response timed out");
-                    return Err(Local::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "gateway timeout\n",
-                        "server_timeout",
-                    ));
                 }
             }
         }
+        tracing::warn!(backend = %config.name, tried = tried.len(), "no server available");
+        Err(NO_SERVER)
     }
-    tracing::warn!(backend = %config.name, tried = tried.len(), "no server available");
-    Err(NO_SERVER)
 }
 
 /// `limit` after `from`, a clock read already taken: tokio's `timeout` would read the clock

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -20,14 +21,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::activity::Activity;
 use super::drain::UntilTrue;
-use super::forward::{self, Exchange, Finish, UpstreamBody, NO_SERVER};
+use super::forward::{self, Exchange, UpstreamBody, NO_SERVER};
 use super::headers;
 use super::routing;
 use super::rules;
-use super::upstream::{ResponseBody, UpstreamPool};
+use super::upstream::UpstreamPool;
 use super::{FrontendCell, FrontendRuntime};
 use crate::access_log::Record;
 use crate::address_text;
+use crate::backend::BackendState;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -94,10 +96,13 @@ pub async fn serve<I>(
     let peer = client.address;
     let client = Arc::new(client);
     let service = service_fn(move |request| {
-        let frontend = frontend.load_full();
-        let pool = Arc::clone(&pool);
-        let client = Arc::clone(&client);
-        async move { Ok::<_, Infallible>(handle(request, &client, frontend, &pool).await) }
+        let answered = handle(
+            request,
+            Arc::clone(&client),
+            frontend.load_full(),
+            Arc::clone(&pool),
+        );
+        answered.map(Ok::<_, Infallible>)
     });
     let io = TokioIo::new(io);
     let header_timeout = header_timeout(timeouts.request_header, waited);
@@ -189,72 +194,76 @@ fn header_timeout(request_header: Duration, waited: Duration) -> Duration {
 
 /// Proxies one request and accounts for it: the frontend's response counters, and the access
 /// log line once the response has been sent, or abandoned.
-async fn handle(
+///
+/// An `async` block rather than an `async fn`, here and in `forward`: an `async fn` keeps each
+/// argument twice in its future (rust-lang/rust#62958), and this future is moved whole into
+/// hyper for every request.
+#[allow(clippy::manual_async_fn)] // the point: see above
+fn handle(
     request: Request<Incoming>,
-    client: &Client,
+    client: Arc<Client>,
     frontend: Arc<FrontendRuntime>,
-    pool: &Arc<UpstreamPool>,
-) -> Response<ProxyBody> {
-    frontend.stats.requests.increment(1);
-    let draft = frontend.access_log.is_some().then(|| Draft {
-        time: SystemTime::now(),
-        started: Instant::now(),
-        client: client.address,
-        method: request.method().clone(),
-        uri: request.uri().clone(),
-    });
-    let mut account = Account {
-        frontend,
-        draft,
-        exchange: Exchange::default(),
-    };
-    let outcome = answer(
-        request,
-        client,
-        &account.frontend,
-        pool,
-        &mut account.exchange,
-    )
-    .await;
-    let (mut response, local) = match outcome {
-        Ok((response, finish)) => (
-            forward::upstream_response(response, finish).map(Either::Left),
-            None,
-        ),
-        Err(local) => (local.response(), Some(local)),
-    };
-    rules::apply(
-        &account.frontend.config.response_headers,
-        response.headers_mut(),
-    );
-    account.frontend.stats.response(response.status());
-    let Some(line) = account.take_line(Some(response.status().as_u16())) else {
-        return response;
-    };
-    match local {
-        Some(local) => {
-            line.write(local.text.len() as u64, local.end, Instant::now());
-            response
-        }
-        None => response.map(|body| match body {
-            Either::Left(mut upstream) => {
-                upstream.log = Some(Box::new(line));
-                Either::Left(upstream)
+    pool: Arc<UpstreamPool>,
+) -> impl Future<Output = Response<ProxyBody>> + Send {
+    async move {
+        let (client, pool) = (&*client, &pool);
+        frontend.stats.requests.increment(1);
+        let draft = frontend.access_log.is_some().then(|| Draft {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            client: client.address,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        });
+        let mut account = Account {
+            frontend,
+            draft,
+            exchange: Exchange::default(),
+        };
+        let outcome = match route(&request, &account.frontend) {
+            Ok(backend) => {
+                let rules = &account.frontend.config.request_headers;
+                forward::forward(request, client, backend, rules, pool, &mut account.exchange).await
             }
-            local => local,
-        }),
+            Err(local) => Err(local),
+        };
+        let (mut response, local) = match outcome {
+            Ok((response, finish)) => (
+                forward::upstream_response(response, finish).map(Either::Left),
+                None,
+            ),
+            Err(local) => (local.response(), Some(local)),
+        };
+        rules::apply(
+            &account.frontend.config.response_headers,
+            response.headers_mut(),
+        );
+        account.frontend.stats.response(response.status());
+        let Some(line) = account.take_line(Some(response.status().as_u16())) else {
+            return response;
+        };
+        match local {
+            Some(local) => {
+                line.write(local.text.len() as u64, local.end, Instant::now());
+                response
+            }
+            None => response.map(|body| match body {
+                Either::Left(mut upstream) => {
+                    upstream.log = Some(Box::new(line));
+                    Either::Left(upstream)
+                }
+                local => local,
+            }),
+        }
     }
 }
 
-/// Routes one request: answered here (redirected or refused), or forwarded to the backend its
-/// route names.
-async fn answer(
-    request: Request<Incoming>,
-    client: &Client,
-    frontend: &FrontendRuntime,
-    pool: &Arc<UpstreamPool>,
-    exchange: &mut Exchange,
-) -> Result<(Response<ResponseBody>, Finish), Local> {
+/// Routes one request: the backend its route names, or how it is answered here (redirected or
+/// refused).
+fn route<'a>(
+    request: &Request<Incoming>,
+    frontend: &'a FrontendRuntime,
+) -> Result<&'a Arc<BackendState>, Local> {
     if request.method() == Method::CONNECT {
         return Err(Local::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -291,19 +300,10 @@ async fn answer(
         });
     }
     let routed = routing::route(&config.routes, host.as_deref(), request.uri().path());
-    let backend = match routed {
-        Some(route) => &frontend.routes[route],
-        None => frontend.backend.as_ref().ok_or(NO_SERVER)?,
-    };
-    forward::forward(
-        request,
-        client,
-        backend,
-        &config.request_headers,
-        pool,
-        exchange,
-    )
-    .await
+    match routed {
+        Some(route) => Ok(&frontend.routes[route]),
+        None => frontend.backend.as_ref().ok_or(NO_SERVER),
+    }
 }
 
 /// A request being proxied, as the access log will tell it. If the client goes away before

@@ -7,7 +7,7 @@
 //! (with httparse, as hyper does) and streams it, with no task or channel in between.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -96,52 +96,57 @@ impl Connection {
 
     /// Sends `request` and waits for the response head, uploading the request body meanwhile
     /// (and on, while the response streams, if the server answers before it has all of it).
-    pub async fn send<B: RequestBody>(
+    /// Not an `async fn`, which would keep the connection and the request twice in every
+    /// request's future (rust-lang/rust#62958).
+    #[allow(clippy::manual_async_fn)] // the point: see above
+    pub fn send<B: RequestBody>(
         mut self,
         request: Request<B>,
-    ) -> Result<Response<ResponseBody<B>>, SendError<B>> {
-        let chunked = match encode_head(&request, &mut self.output) {
-            Ok(chunked) => chunked,
-            Err(error) => return Err(SendError::Failed(error)),
-        };
-        let mut written = 0;
-        while written < self.output.len() {
-            let data = &self.output[written..];
-            let sent = poll_fn(|cx| Pin::new(&mut self.socket).poll_write(cx, data)).await;
-            match sent {
-                Ok(0) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
-                Ok(n) => written += n,
-                Err(error) if written == 0 => {
-                    return Err(SendError::Unsent(Box::new(request), error));
-                }
+    ) -> impl Future<Output = Result<Response<ResponseBody<B>>, SendError<B>>> {
+        async move {
+            let chunked = match encode_head(&request, &mut self.output) {
+                Ok(chunked) => chunked,
                 Err(error) => return Err(SendError::Failed(error)),
+            };
+            let mut written = 0;
+            while written < self.output.len() {
+                let data = &self.output[written..];
+                let sent = poll_fn(|cx| Pin::new(&mut self.socket).poll_write(cx, data)).await;
+                match sent {
+                    Ok(0) => return Err(SendError::Failed(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => written += n,
+                    Err(error) if written == 0 => {
+                        return Err(SendError::Unsent(Box::new(request), error));
+                    }
+                    Err(error) => return Err(SendError::Failed(error)),
+                }
             }
+            let head_request = request.method() == Method::HEAD;
+            // An HTTP/1.0 request is the server's cue to close after answering.
+            let persistent_request = request.version() != Version::HTTP_10;
+            let mut exchange = Exchange {
+                connection: self,
+                upload: Upload::new(request.into_body(), chunked),
+            };
+            let mut head = poll_fn(|cx| exchange.poll_head(cx))
+                .await
+                .map_err(SendError::Failed)?;
+            let framing = framing(&head, head_request).map_err(SendError::Failed)?;
+            if framing == Delimiting::ChunkedThenClose {
+                // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
+                head.headers.remove(header::CONTENT_LENGTH);
+            }
+            let reusable = persistent_request && head.persistent && framing.keeps_connection();
+            let mut response = Response::new(ResponseBody {
+                exchange: Some(exchange),
+                framing: framing.into(),
+                reusable,
+            });
+            *response.status_mut() = head.status;
+            *response.version_mut() = head.version;
+            *response.headers_mut() = head.headers;
+            Ok(response)
         }
-        let head_request = request.method() == Method::HEAD;
-        // An HTTP/1.0 request is the server's cue to close after answering.
-        let persistent_request = request.version() != Version::HTTP_10;
-        let mut exchange = Exchange {
-            connection: self,
-            upload: Upload::new(request.into_body(), chunked),
-        };
-        let mut head = poll_fn(|cx| exchange.poll_head(cx))
-            .await
-            .map_err(SendError::Failed)?;
-        let framing = framing(&head, head_request).map_err(SendError::Failed)?;
-        if framing == Delimiting::ChunkedThenClose {
-            // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
-            head.headers.remove(header::CONTENT_LENGTH);
-        }
-        let reusable = persistent_request && head.persistent && framing.keeps_connection();
-        let mut response = Response::new(ResponseBody {
-            exchange: Some(exchange),
-            framing: framing.into(),
-            reusable,
-        });
-        *response.status_mut() = head.status;
-        *response.version_mut() = head.version;
-        *response.headers_mut() = head.headers;
-        Ok(response)
     }
 }
 

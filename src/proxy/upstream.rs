@@ -58,26 +58,30 @@ pub enum Sender {
 }
 
 impl Sender {
-    /// Sends `request`; the response head, its body still to come.
-    pub async fn send(
+    /// Sends `request`; the response head, its body still to come. Not an `async fn`, which
+    /// would keep `self` and the request twice in every request's future (rust-lang/rust#62958).
+    #[allow(clippy::manual_async_fn)] // the point: see above
+    pub fn send(
         self,
         request: Request<RequestBody>,
-    ) -> Result<Response<ResponseBody>, SendError<RequestBody>> {
-        match self {
-            Sender::Http1(connection) => {
-                let response = connection.send(request).await?;
-                Ok(response.map(ResponseBody::Http1))
-            }
-            Sender::Http2(mut sender) => match sender.try_send_request(request).await {
-                Ok(response) => Ok(response.map(ResponseBody::Http2)),
-                Err(mut error) => {
-                    let cause = io::Error::other(error.error().to_string());
-                    Err(match error.take_message() {
-                        Some(request) => SendError::Unsent(Box::new(request), cause),
-                        None => SendError::Failed(cause),
-                    })
+    ) -> impl Future<Output = Result<Response<ResponseBody>, SendError<RequestBody>>> + Send {
+        async move {
+            match self {
+                Sender::Http1(connection) => {
+                    let response = connection.send(request).await?;
+                    Ok(response.map(ResponseBody::Http1))
                 }
-            },
+                Sender::Http2(mut sender) => match sender.try_send_request(request).await {
+                    Ok(response) => Ok(response.map(ResponseBody::Http2)),
+                    Err(mut error) => {
+                        let cause = io::Error::other(error.error().to_string());
+                        Err(match error.take_message() {
+                            Some(request) => SendError::Unsent(Box::new(request), cause),
+                            None => SendError::Failed(cause),
+                        })
+                    }
+                },
+            }
         }
     }
 }
