@@ -356,6 +356,39 @@ async fn sigterm_finishes_requests_in_flight_then_exits_zero() {
     );
 }
 
+/// SIGTERM closes at once the connections with no request in progress: one whose client has
+/// sent nothing yet, and a keep-alive one between requests. Neither waits for the shutdown
+/// timeout (30 s by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_connections_without_a_request_at_once() {
+    let server = TestServer::start("s1").await;
+    let (tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    let mut silent = TcpStream::connect(address).await.unwrap();
+    let mut between = TcpStream::connect(address).await.unwrap();
+    between
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), between.read(&mut head))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..read]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    tandem.signal("TERM");
+    for (which, stream) in [("silent", &mut silent), ("between requests", &mut between)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        assert!(
+            closed.await.is_ok(),
+            "the {which} connection still open 5 s after SIGTERM"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_server_does_not_downgrade_the_client_connection() {
     let (server, _task) = spawn_server(|mut stream| async move {

@@ -56,8 +56,9 @@ impl Drain {
 ///
 /// A served connection's task is polled on every read and write, and this with it. Polling a
 /// registered watch waiter takes a lock each time, so once registered it is polled again only
-/// when the channel has changed (an atomic read) or the task's waker has. Registering costs an
-/// allocation and that lock, so a connection makes one and keeps it from accept to close.
+/// when the channel has changed (an atomic read) or the task's waker has. Each costs an
+/// allocation, and its registration that lock, so an http connection makes one and passes it
+/// on. Once ready it stays ready.
 pub fn until_true(mut receiver: watch::Receiver<bool>) -> UntilTrue {
     let changes = receiver.clone();
     UntilTrue {
@@ -68,6 +69,7 @@ pub fn until_true(mut receiver: watch::Receiver<bool>) -> UntilTrue {
             let _ = receiver.wait_for(|set| *set).await;
         })),
         registered: None,
+        done: false,
     }
 }
 
@@ -77,12 +79,17 @@ pub struct UntilTrue {
     waiting: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The waker the waiter holds, once it holds one.
     registered: Option<Waker>,
+    /// The waiter has finished, and must not be polled again.
+    done: bool,
 }
 
 impl Future for UntilTrue {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
         let unchanged = matches!(self.changes.has_changed(), Ok(false));
         let same_waker =
             (self.registered.as_ref()).is_some_and(|waker| waker.will_wake(cx.waker()));
@@ -90,7 +97,9 @@ impl Future for UntilTrue {
             return Poll::Pending;
         }
         self.registered = Some(cx.waker().clone());
-        self.waiting.as_mut().poll(cx)
+        let polled = self.waiting.as_mut().poll(cx);
+        self.done = polled.is_ready();
+        polled
     }
 }
 
@@ -140,6 +149,10 @@ mod tests {
         );
         drain.start();
         assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert!(
+            waiting.as_mut().poll(&mut cx).is_ready(),
+            "ready once, ready after"
+        );
 
         let (sender, receiver) = watch::channel(false);
         let mut waiting = std::pin::pin!(until_true(receiver));

@@ -52,8 +52,8 @@ pub const NO_SERVER: Local = Local::new(
 
 /// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
 /// head, with what must happen once its body has been streamed.
-/// An `async` block rather than an `async fn`, which would keep the request twice in its
-/// future (rust-lang/rust#62958).
+///
+/// Not an `async fn`: see `http::handle`.
 #[allow(clippy::manual_async_fn)] // the point: see above
 pub fn forward<'a>(
     request: Request<Incoming>,
@@ -166,8 +166,8 @@ pub fn forward<'a>(
                         };
                         return Ok((response, finish));
                     }
-                    // A reused connection that the server closed as we used it: nothing was answered,
-                    // so send again on a new connection what can safely be sent twice.
+                    // A reused connection that the server closed as we used it: nothing was
+                    // answered, so send again on a new connection what can safely be sent twice.
                     Ok(Err(error)) => match error {
                         SendError::Unsent(again, _) if checkout.reused => {
                             server.stats.retries.increment(1);

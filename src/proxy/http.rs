@@ -195,9 +195,9 @@ fn header_timeout(request_header: Duration, waited: Duration) -> Duration {
 /// Proxies one request and accounts for it: the frontend's response counters, and the access
 /// log line once the response has been sent, or abandoned.
 ///
-/// An `async` block rather than an `async fn`, here and in `forward`: an `async fn` keeps each
-/// argument twice in its future (rust-lang/rust#62958), and this future is moved whole into
-/// hyper for every request.
+/// An `async` block rather than an `async fn`, as are the functions it awaits on the way to a
+/// server: an `async fn` keeps each argument twice in its future (rust-lang/rust#62958), and
+/// this future, with theirs inside, is moved whole into hyper for every request.
 #[allow(clippy::manual_async_fn)] // the point: see above
 fn handle(
     request: Request<Incoming>,
@@ -220,10 +220,11 @@ fn handle(
             draft,
             exchange: Exchange::default(),
         };
-        let outcome = match route(&request, &account.frontend) {
+        let outcome = match backend_for(&request, &account.frontend) {
             Ok(backend) => {
-                let rules = &account.frontend.config.request_headers;
-                forward::forward(request, client, backend, rules, pool, &mut account.exchange).await
+                let request_rules = &account.frontend.config.request_headers;
+                let exchange = &mut account.exchange;
+                forward::forward(request, client, backend, request_rules, pool, exchange).await
             }
             Err(local) => Err(local),
         };
@@ -260,7 +261,7 @@ fn handle(
 
 /// Routes one request: the backend its route names, or how it is answered here (redirected or
 /// refused).
-fn route<'a>(
+fn backend_for<'a>(
     request: &Request<Incoming>,
     frontend: &'a FrontendRuntime,
 ) -> Result<&'a Arc<BackendState>, Local> {

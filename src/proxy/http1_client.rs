@@ -96,8 +96,8 @@ impl Connection {
 
     /// Sends `request` and waits for the response head, uploading the request body meanwhile
     /// (and on, while the response streams, if the server answers before it has all of it).
-    /// Not an `async fn`, which would keep the connection and the request twice in every
-    /// request's future (rust-lang/rust#62958).
+    ///
+    /// Not an `async fn`: see `http::handle`.
     #[allow(clippy::manual_async_fn)] // the point: see above
     pub fn send<B: RequestBody>(
         mut self,

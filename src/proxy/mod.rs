@@ -146,12 +146,16 @@ fn serve(
     let frontend = Arc::clone(frontend);
     let pool = Arc::clone(pool);
     let open = drain.track();
-    let draining = drain::until_true(drain.subscribe());
+    let draining = drain.subscribe();
     tokio::spawn(async move {
         let current = frontend.load_full();
         let session = Session::open(&current.stats);
         match current.config.mode {
-            Mode::Http => serve_http(stream, peer, current, frontend, pool, draining).await,
+            Mode::Http => {
+                // One wait for draining per connection, from its first byte to its last.
+                let draining = drain::until_true(draining);
+                serve_http(stream, peer, current, frontend, pool, draining).await
+            }
             Mode::Tcp => Box::pin(serve_tcp(stream, peer, current)).await,
         }
         drop((permit, open, session));

@@ -58,8 +58,9 @@ pub enum Sender {
 }
 
 impl Sender {
-    /// Sends `request`; the response head, its body still to come. Not an `async fn`, which
-    /// would keep `self` and the request twice in every request's future (rust-lang/rust#62958).
+    /// Sends `request`; the response head, its body still to come.
+    ///
+    /// Not an `async fn`: see `http::handle`.
     #[allow(clippy::manual_async_fn)] // the point: see above
     pub fn send(
         self,
