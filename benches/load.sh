@@ -596,7 +596,7 @@ print_table() {
   local case proxy row label unit rate p50 p99 errors upstream cpu per idle_note tls_note=""
   echo
   echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
-  echo "versions: $(command -v haproxy >/dev/null && haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "versions: $(if benchmarks haproxy; then haproxy -v | head -1 | cut -d' ' -f1-3; else echo "HAProxy not run"; fi), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), tandem $tandem (tree $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "command: ${TANDEM:+TANDEM=$TANDEM }${TANDEM_EXTRA:+TANDEM_EXTRA=$TANDEM_EXTRA }$command_line"
   echo "proxy on CPU $proxy_cpu, the client (wrk -t1 or openssl s_time) and the nginx backend on CPU $load_cpu, ${duration}s per run"
   echo "figures: medians of $rounds rounds; in each, every case ran against the proxies back to back, each in a fresh process, in an order rotating by round (errors: summed)"

@@ -8,6 +8,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+root=$(pwd)
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
 [ -x "$profdata" ] || {
@@ -15,21 +16,26 @@ profdata=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
   exit 1
 }
 
-work=target/pgo
+work=$root/target/pgo
 profiles=$work/profiles
+# --target: without it the flags would reach build scripts and proc-macros too.
+CARGO_ENCODED_RUSTFLAGS="-Cprofile-generate=$profiles" \
+  cargo build --locked --release --target "$host" --target-dir "$work/generate"
 rm -rf "$profiles"
 mkdir -p "$profiles"
-profiles=$(cd "$profiles" && pwd)
-
-RUSTFLAGS="-Cprofile-generate=$profiles" cargo build --release --target-dir "$work/generate"
-# Each tandem process writes its counts into $profiles as it exits.
-TANDEM="$work/generate/release/tandem" \
-  bash benches/load.sh --only tandem --rounds 1 --duration 3 --idle 1000 >"$work/training.txt"
-ls "$profiles"/*.profraw >/dev/null 2>&1 || {
-  echo "build-release.sh: the training run left no profile (see $work/training.txt)" >&2
+# One file per tandem process, written as it exits: load.sh's config check, then one process
+# per case, each stopped with SIGTERM.
+LLVM_PROFILE_FILE="$profiles/tandem-%p.profraw" TANDEM="$work/generate/$host/release/tandem" \
+  TANDEM_EXTRA="" bash benches/load.sh --only tandem --rounds 1 --duration 3 --idle 1000 \
+  >"$work/training.txt" ||
+  { echo "build-release.sh: the training run failed (see $work/training.txt)" >&2; exit 1; }
+written=$(find "$profiles" -name 'tandem-*.profraw' | wc -l)
+[ "$written" -gt 1 ] || {
+  echo "build-release.sh: no served traffic was profiled (see $work/training.txt)" >&2
   exit 1
 }
 "$profdata" merge -o "$work/tandem.profdata" "$profiles"/*.profraw
 
-RUSTFLAGS="-Cprofile-use=$(pwd)/$work/tandem.profdata" cargo build --release --target-dir "$work/use"
-echo "$work/use/release/tandem"
+CARGO_ENCODED_RUSTFLAGS="-Cprofile-use=$work/tandem.profdata" \
+  cargo build --locked --release --target "$host" --target-dir "$work/use"
+echo "$work/use/$host/release/tandem"
