@@ -23,8 +23,8 @@ use crate::proxy::frontends::Frontends;
 use crate::stats;
 use crate::status::{Live, Reloads};
 use crate::systemd;
+use crate::track::data_plane::DataPlane;
 use crate::vrrp::engine::Engine;
-use crate::vrrp::tracking::DataPlane;
 
 /// What runs now, and what a reload replaces.
 struct Running {

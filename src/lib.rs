@@ -6,6 +6,7 @@ pub mod admin;
 pub mod appliance;
 pub mod backend;
 pub mod balance;
+pub mod codec;
 pub mod config;
 pub mod health;
 pub mod proxy;

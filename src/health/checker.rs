@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::backend::{BackendState, ServerState};
+use crate::codec::proxy_protocol;
 use crate::config::{CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol};
-use crate::proxy::proxy_protocol;
 
 const USER_AGENT: &str = "tandem-health-check";
 

@@ -20,11 +20,11 @@ use super::headers;
 use super::http::{Client, Local, PendingLine};
 use super::http1_client::SendError;
 use super::persistence;
-use super::proxy_protocol;
 use super::rules;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
+use crate::codec::proxy_protocol;
 use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
 
 /// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for

@@ -21,7 +21,7 @@ use crate::config;
 use crate::stats::FrontendStats;
 use crate::status::LiveFrontend;
 use crate::tls;
-use crate::vrrp::tracking::FrontendAccepting;
+use crate::track::data_plane::FrontendAccepting;
 
 /// One listening address, shared by every worker.
 struct Listening {

@@ -9,7 +9,6 @@ pub mod http;
 pub mod http1_client;
 pub mod listener;
 pub mod persistence;
-pub mod proxy_protocol;
 pub mod routing;
 pub mod rules;
 pub mod socket;
@@ -33,6 +32,7 @@ use tokio_util::io::poll_read_buf;
 
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
+use crate::codec::proxy_protocol;
 use crate::config::{self, Mode};
 use crate::stats::FrontendStats;
 use crate::tls::Termination;

@@ -8,12 +8,12 @@ use tokio::io::{copy_bidirectional, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
-use super::proxy_protocol;
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
 use crate::backend::ServerState;
 use crate::balance::Key;
+use crate::codec::proxy_protocol;
 
 /// Relays one client connection; half-closes are passed on, so a client that shuts down its
 /// write side still gets the rest of the server's answer. `client_address` and `destination`

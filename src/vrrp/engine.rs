@@ -19,10 +19,11 @@ use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
 use super::tally::Tally;
-use super::tracking::{DataPlane, Trackers};
+use super::tracking::Trackers;
 use crate::config::{TrackTarget, VrrpInstance};
 use crate::stats;
 use crate::status::VrrpStatus;
+use crate::track::data_plane::DataPlane;
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
 /// address detection.

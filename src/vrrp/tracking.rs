@@ -8,21 +8,10 @@ use tokio::sync::watch;
 
 use crate::backend::BackendState;
 use crate::config::{Track, TrackTarget, TrackWeight};
+use crate::track::data_plane::DataPlane;
 use crate::track::{self, ItemState, Verdict};
 
 use super::net::link::LinkStates;
-
-/// What trackers watch in the proxy, indexed as in the config.
-pub struct DataPlane {
-    pub backends: Vec<Arc<BackendState>>,
-    pub frontends: Vec<FrontendAccepting>,
-}
-
-/// Whether a frontend's listeners can accept.
-pub struct FrontendAccepting {
-    pub name: String,
-    pub accepting: watch::Receiver<bool>,
-}
 
 /// One instance's tracked items.
 pub struct Trackers {
@@ -158,6 +147,7 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::track::data_plane::FrontendAccepting;
     use std::collections::HashMap;
     use std::time::Duration;
 

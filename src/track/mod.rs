@@ -12,6 +12,8 @@
 //!   (clamped) as soon as one does, so a degraded owner can be preempted. Validation refuses
 //!   positive weights on an owner: they could only take it down to 254.
 
+pub mod data_plane;
+
 use crate::config::TrackWeight;
 
 /// What the instance should run with.
