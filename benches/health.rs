@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tandem::health::counter::Counter;
+use tandem::backend::rise_fall::Counter;
 
 /// A cycle of results long enough that the branch predictor cannot learn the flapping pattern
 /// from a short period.

@@ -2,6 +2,8 @@
 //!
 //! Shared by every worker thread; the hot path touches only atomics.
 
+pub mod rise_fall;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::balance::{self, Selector, ServerView};
 use crate::config;
-use crate::health::counter::{Counter, Health};
+use rise_fall::{Counter, Health};
 use crate::stats::ServerStats;
 
 pub struct BackendState {

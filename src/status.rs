@@ -2,18 +2,17 @@
 //! source of every metrics gauge, so the three never disagree.
 
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use crate::backend::{BackendState, ServerState};
-use crate::config::{Balance, Mode, VrrpInstance};
-use crate::proxy::FrontendCell;
-use crate::vrrp::machine::State;
+use crate::config::{Balance, Mode};
+use crate::proxy::frontends::LiveFrontend;
+use crate::vrrp::status::{self as vrrp_status, VrrpStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -31,41 +30,6 @@ pub struct Reloads {
     pub failed: u64,
     /// When the running config was loaded (at start or by the last good reload), Unix seconds.
     pub last_success_unix: f64,
-}
-
-/// One VRRP instance as its task last published it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VrrpStatus {
-    pub name: String,
-    pub vrid: u8,
-    pub interface: String,
-    pub state: String,
-    pub priority: u8,
-    pub effective_priority: u8,
-    pub virtual_ips: Vec<String>,
-    /// The Master this node sees: itself, its peer, or none known.
-    pub master: Option<IpAddr>,
-}
-
-impl VrrpStatus {
-    pub fn new(config: &VrrpInstance) -> VrrpStatus {
-        VrrpStatus {
-            name: config.name.clone(),
-            vrid: config.virtual_router_id,
-            interface: config.interface.clone(),
-            state: State::Initialize.label().into(),
-            priority: config.priority,
-            effective_priority: config.priority,
-            virtual_ips: virtual_ips(config),
-            master: None,
-        }
-    }
-}
-
-pub fn virtual_ips(config: &VrrpInstance) -> Vec<String> {
-    (config.virtual_ips.iter())
-        .map(|vip| format!("{}/{}", vip.address, vip.prefix_len))
-        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,12 +82,6 @@ pub struct ServerStatus {
     pub current_sessions: u64,
 }
 
-/// A frontend as it runs, and whether its listeners accept.
-pub struct LiveFrontend {
-    pub cell: FrontendCell,
-    pub accepting: watch::Receiver<bool>,
-}
-
 /// Handles on everything that runs, replaced on each reload; read when `/status` or
 /// `/metrics` is asked for.
 pub struct Live {
@@ -141,7 +99,7 @@ impl Live {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             reloads: self.reloads,
             vrrp: (self.vrrp.iter())
-                .map(|status| lock(status).clone())
+                .map(|status| vrrp_status::lock(status).clone())
                 .collect(),
             frontends: self.frontends.iter().map(frontend_status).collect(),
             backends: (self.backends.iter())
@@ -149,12 +107,6 @@ impl Live {
                 .collect(),
         }
     }
-}
-
-pub fn lock(status: &Mutex<VrrpStatus>) -> std::sync::MutexGuard<'_, VrrpStatus> {
-    status
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {

@@ -1,4 +1,4 @@
-//! Server health: the pure rise/fall counter and the active checkers that feed it.
+//! Active health checks: one task per server, whose results feed the server's rise/fall
+//! counter ([`crate::backend::rise_fall`]).
 
 pub mod checker;
-pub mod counter;

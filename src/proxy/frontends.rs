@@ -19,7 +19,6 @@ use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
 use crate::stats::FrontendStats;
-use crate::status::LiveFrontend;
 use crate::tls;
 use crate::track::data_plane::FrontendAccepting;
 
@@ -40,6 +39,12 @@ struct Listen {
     connections: Arc<Semaphore>,
     close: watch::Receiver<bool>,
     accepting: watch::Sender<bool>,
+}
+
+/// A frontend as it runs, and whether its listeners accept.
+pub struct LiveFrontend {
+    pub cell: FrontendCell,
+    pub accepting: watch::Receiver<bool>,
 }
 
 pub struct Frontends {

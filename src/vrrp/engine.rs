@@ -22,7 +22,7 @@ use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::config::{TrackTarget, VrrpInstance};
 use crate::stats;
-use crate::status::VrrpStatus;
+use super::status::VrrpStatus;
 use crate::track::data_plane::DataPlane;
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate

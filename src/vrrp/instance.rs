@@ -25,7 +25,7 @@ use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::config::{VrrpInstance, VrrpVersion};
 use crate::stats::VrrpStats;
-use crate::status::{self, VrrpStatus};
+use super::status::{self, VrrpStatus};
 use crate::track::Verdict;
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by

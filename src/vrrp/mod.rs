@@ -15,5 +15,6 @@ mod instance;
 pub mod machine;
 pub mod net;
 pub mod packet;
+pub mod status;
 mod tally;
 pub mod tracking;
