@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use crate::balance::{self, Selector, ServerView};
 use crate::config;
-use rise_fall::{Counter, Health};
 use crate::stats::ServerStats;
+use rise_fall::{Counter, Health};
 
 pub struct BackendState {
     pub config: config::Backend,

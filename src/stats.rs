@@ -10,8 +10,6 @@ use std::sync::atomic::AtomicU64;
 use http::StatusCode;
 use metrics::{counter, histogram, Counter, Histogram};
 
-use crate::vrrp::machine::State;
-
 /// The upper bounds of `tandem_server_response_time_seconds`, in seconds.
 pub const RESPONSE_TIME_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -103,30 +101,33 @@ pub struct VrrpStats {
     labels: [(&'static str, String); 2],
     pub adverts_sent: Counter,
     pub adverts_received: Counter,
-    transitions: [Counter; 4],
+    /// One per state, in the order of the labels `new` was given.
+    transitions: Vec<Counter>,
 }
 
 impl VrrpStats {
-    pub fn new(instance: &str, vrid: u8) -> VrrpStats {
+    /// `states` labels every state an instance can enter, indexed as `entered` is given them.
+    pub fn new(instance: &str, vrid: u8, states: &[&'static str]) -> VrrpStats {
         let labels = [
             ("vrrp_instance", instance.to_owned()),
             ("vrid", vrid.to_string()),
         ];
-        let transition = |state: State| {
+        let transition = |state: &&'static str| {
             let mut labels = labels.to_vec();
-            labels.push(("state", state.label().to_owned()));
+            labels.push(("state", (*state).to_owned()));
             counter!("tandem_vrrp_transitions_total", &labels)
         };
         VrrpStats {
             adverts_sent: counter!("tandem_vrrp_adverts_sent_total", &labels),
             adverts_received: counter!("tandem_vrrp_adverts_received_total", &labels),
-            transitions: State::ALL.map(transition),
+            transitions: states.iter().map(transition).collect(),
             labels,
         }
     }
 
-    pub fn entered(&self, state: State) {
-        self.transitions[state as usize].increment(1);
+    /// The state of index `state` in the labels `new` was given was entered.
+    pub fn entered(&self, state: usize) {
+        self.transitions[state].increment(1);
     }
 
     /// A dropped advert; drops are rare, so the handle is looked up each time.

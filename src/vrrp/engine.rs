@@ -18,11 +18,11 @@ use super::net::link::{watch_links, LinkStates};
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::packet;
+use super::status::VrrpStatus;
 use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::config::{TrackTarget, VrrpInstance};
 use crate::stats;
-use super::status::VrrpStatus;
 use crate::track::data_plane::DataPlane;
 
 /// How long start-up waits for an interface's IPv6 link-local address to finish duplicate

@@ -21,11 +21,11 @@ use super::packet::{
     self, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
     SimpleTextPassword, Version,
 };
+use super::status::{self, VrrpStatus};
 use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::config::{VrrpInstance, VrrpVersion};
 use crate::stats::VrrpStats;
-use super::status::{self, VrrpStatus};
 use crate::track::Verdict;
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by
@@ -145,7 +145,11 @@ impl Instance {
             tally: Tally::default(),
             late_timers: 0,
             verdict: Verdict::Priority(config.priority),
-            stats: VrrpStats::new(&config.name, config.virtual_router_id),
+            stats: VrrpStats::new(
+                &config.name,
+                config.virtual_router_id,
+                &machine::State::ALL.map(machine::State::label),
+            ),
             status,
             config,
         }
@@ -338,7 +342,7 @@ impl Instance {
             Action::CancelTimer(Timer::Adver) => self.adver_at = None,
             Action::CancelTimer(Timer::MasterDown) => self.master_down_at = None,
             Action::StateChanged { from, to, cause } => {
-                self.stats.entered(to);
+                self.stats.entered(to as usize);
                 tracing::info!(
                     instance = %self.config.name,
                     vrid = self.config.virtual_router_id,
