@@ -1,5 +1,6 @@
-//! Forwarding one http request to a backend: pick a server (the pinned one first), connect with
-//! retries, send, and stream the answer back while accounting for it.
+//! Forwarding one http request to a backend: servers from the attempt loop (the pinned one
+//! first), a pooled or new connection to each, send, and stream the answer back while
+//! accounting for it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,8 +15,8 @@ use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use smallvec::SmallVec;
 
+use super::attempt::Attempts;
 use super::headers;
 use super::http::{Client, Local, PendingLine};
 use super::http1_client::SendError;
@@ -103,19 +104,10 @@ pub fn forward<'a>(
             pool
         };
 
-        // Inline: nearly every request is placed at the first try, and needs no allocation for it.
-        let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
-        while tried.len() <= config.retries as usize {
-            let Some(index) = backend.pick_preferring(pinned, &key, &tried) else {
-                break;
-            };
-            if let Some(&previous) = tried.last() {
-                backend.servers[previous].stats.retries.increment(1);
-            }
-            tried.push(index);
-            let server = &backend.servers[index];
+        let mut attempts = Attempts::new(backend, key, pinned);
+        for attempt in attempts.by_ref() {
+            let (index, server) = (attempt.index, attempt.server);
             exchange.server = Some(index);
-            let active = server.track_active();
             let target = Target {
                 address: server.address,
                 connect_timeout: config.connect_timeout,
@@ -128,8 +120,7 @@ pub fn forward<'a>(
                 let checkout = match pool.checkout(&target, fresh, before).await {
                     Ok(checkout) => checkout,
                     Err(error) => {
-                        server.stats.connection_errors.increment(1);
-                        server.record_check(false, &format!("connect: {error}"));
+                        attempt.connect_failed(&format!("connect: {error}"));
                         break;
                     }
                 };
@@ -140,7 +131,7 @@ pub fn forward<'a>(
                     Instant::now()
                 };
                 exchange.connect = Some(sent_at);
-                server.stats.sessions.increment(1);
+                attempt.connected();
                 // Only a connection that sat idle can meet a server closing it for idleness as we
                 // send; one in steady use is not worth a copy of every request.
                 let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
@@ -162,7 +153,7 @@ pub fn forward<'a>(
                         let finish = Finish {
                             pool: Arc::clone(pool),
                             address: server.address,
-                            _active: active,
+                            _active: attempt.active,
                         };
                         return Ok((response, finish));
                     }
@@ -199,7 +190,7 @@ pub fn forward<'a>(
                 }
             }
         }
-        tracing::warn!(backend = %config.name, tried = tried.len(), "no server available");
+        tracing::warn!(backend = %config.name, tried = attempts.tried(), "no server available");
         Err(NO_SERVER)
     }
 }

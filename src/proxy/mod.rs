@@ -1,6 +1,7 @@
 //! The data plane: listeners, the accept loop, and the http and tcp frontends.
 
 pub mod activity;
+pub mod attempt;
 pub mod drain;
 pub mod forward;
 pub mod frontends;

@@ -1,4 +1,4 @@
-//! The tcp frontend: pick a server, connect with retries, then relay bytes both ways.
+//! The tcp frontend: connect to a server through the attempt loop, then relay bytes both ways.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,10 +8,10 @@ use tokio::io::{copy_bidirectional, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
+use super::attempt::{Attempt, Attempts};
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
-use crate::backend::ServerState;
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 
@@ -35,8 +35,8 @@ pub async fn relay(
     let (server, end) = match connected {
         // Closing the client is all tcp mode can say.
         None => (None, "no_server"),
-        Some((upstream, server)) => {
-            let _active = server.track_active();
+        Some((upstream, attempt)) => {
+            let server = attempt.server;
             let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
             let end = tokio::select! {
                 result = copy_bidirectional(&mut client, &mut upstream) => match result {
@@ -72,11 +72,13 @@ pub async fn relay(
     }
 }
 
-async fn connect(
+/// Connects to a server of the frontend's backend through the shared attempt loop; the
+/// server stays counted as busy for as long as the returned try is held.
+async fn connect<'a>(
     client: SocketAddr,
     destination: SocketAddr,
-    frontend: &FrontendRuntime,
-) -> Option<(TcpStream, Arc<ServerState>)> {
+    frontend: &'a FrontendRuntime,
+) -> Option<(TcpStream, Attempt<'a>)> {
     let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
     let preamble = (backend.config.send_proxy)
         .map(|version| proxy_protocol::header(version, client, destination));
@@ -84,19 +86,11 @@ async fn connect(
         client_ip: client.ip(),
         uri: "",
     };
-    let mut tried: Vec<usize> = Vec::new();
-    while tried.len() <= backend.config.retries as usize {
-        let Some(index) = backend.pick(&key, &tried) else {
-            tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server available");
-            return None;
-        };
-        if let Some(&previous) = tried.last() {
-            backend.servers[previous].stats.retries.increment(1);
-        }
-        tried.push(index);
-        let server = &backend.servers[index];
+    let mut attempts = Attempts::new(backend, key, None);
+    for attempt in attempts.by_ref() {
+        let address = attempt.server.address;
         let connecting = async {
-            let mut stream = TcpStream::connect(server.address).await?;
+            let mut stream = TcpStream::connect(address).await?;
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;
             }
@@ -106,19 +100,20 @@ async fn connect(
         match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                server.stats.sessions.increment(1);
-                return Some((stream, Arc::clone(server)));
+                attempt.connected();
+                return Some((stream, attempt));
             }
-            Ok(Err(error)) => {
-                server.stats.connection_errors.increment(1);
-                server.record_check(false, &format!("connect: {error}"));
-            }
-            Err(_) => {
-                server.stats.connection_errors.increment(1);
-                server.record_check(false, "connect timed out");
-            }
+            Ok(Err(error)) => attempt.connect_failed(&format!("connect: {error}")),
+            Err(_) => attempt.connect_failed("connect timed out"),
         }
     }
-    tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached");
+    match attempts.tried() {
+        0 => {
+            tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server available")
+        }
+        _ => {
+            tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached")
+        }
+    }
     None
 }
