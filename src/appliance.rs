@@ -111,7 +111,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             tokio::select! {
                 _ = hangup.recv() => {
                     systemd::notify("RELOADING=1");
-                    running.reload(path);
+                    running.reload(path).await;
                     systemd::notify("READY=1");
                 }
                 _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
@@ -160,34 +160,24 @@ fn build_backends(config: &Config, previous: &[Arc<BackendState>]) -> Vec<Arc<Ba
 }
 
 impl Running {
-    /// Loads `path` again and swaps it in; an invalid file or an address that can't be bound
-    /// leaves everything as it was.
-    fn reload(&mut self, path: &Path) {
+    /// Loads `path` again and swaps it in, all or nothing: every part that can refuse (the
+    /// file, the access log, certificates and new addresses, VRRP) is prepared before any part
+    /// changes, and when one refuses, everything runs on as it was and the log says why.
+    async fn reload(&mut self, path: &Path) {
         // First, and whatever the new file holds: logrotate's SIGHUP must move the log to the
         // new file even when the config has a mistake in it.
         if let Some(access_log) = &self.access_log {
             access_log.reopen();
         }
-        let mut config = match config::load(path) {
-            Ok(config) => config,
-            Err(errors) => return self.reload_failed(&errors.to_string()),
+        // Off the control runtime: a large or slow file must not stall health checks or the
+        // admin endpoint while it is parsed.
+        let owned = path.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&owned)).await;
+        let mut config = match loaded {
+            Ok(Ok(config)) => config,
+            Ok(Err(errors)) => return self.reload_failed(&errors.to_string()),
+            Err(error) => return self.reload_failed(&format!("loading the config: {error}")),
         };
-        let access_log = match self.reload_access_log(&config) {
-            Ok(access_log) => access_log,
-            Err(error) => return self.reload_failed(&format!("{error:#}")),
-        };
-        let backends = build_backends(&config, &self.backends);
-        let applied = (self.frontends).apply(&config.frontends, &backends, access_log.as_ref());
-        if let Err(error) = applied {
-            return self.reload_failed(&format!("{error:#}"));
-        }
-        // A replaced log's writer ends once the last request still holding it has logged.
-        self.access_log = access_log;
-        for check in self.checks.drain(..) {
-            check.abort();
-        }
-        self.checks = health::checker::spawn(&backends);
-        self.backends = backends;
         if config.node.threads != self.config.node.threads {
             tracing::warn!(
                 threads = self.config.node.threads,
@@ -199,19 +189,39 @@ impl Running {
             tracing::warn!(admin = ?self.config.admin, "admin changes on restart only");
             config.admin = self.config.admin;
         }
+        let access_log = match self.reload_access_log(&config) {
+            Ok(access_log) => access_log,
+            Err(error) => return self.reload_failed(&format!("{error:#}")),
+        };
+        let backends = build_backends(&config, &self.backends);
+        let prepared = self
+            .frontends
+            .prepare(&config.frontends, &backends, access_log.as_ref());
+        let frontends = match prepared {
+            Ok(frontends) => frontends,
+            Err(error) => return self.reload_failed(&format!("{error:#}")),
+        };
+        // Last of the parts that may refuse: once VRRP has taken its part, nothing else can fail.
         if let Some(engine) = &mut self.engine {
             let data_plane = DataPlane {
-                backends: self.backends.clone(),
-                frontends: self.frontends.accepting(&config.frontends),
+                backends: backends.clone(),
+                frontends: (self.frontends).accepting_once(&config.frontends, Some(&frontends)),
             };
             if let Err(why) = engine.reconfigure(&config.vrrp, &data_plane) {
-                tracing::warn!("VRRP keeps its running config until a restart: {why}");
-                config.vrrp = self.config.vrrp.clone();
+                return self.reload_failed(&format!("vrrp: {why}"));
             }
         } else if !config.vrrp.is_empty() {
-            tracing::warn!("VRRP instances added to a node that ran none need a restart");
-            config.vrrp.clear();
+            return self
+                .reload_failed("vrrp: instances added to a node that ran none need a restart");
         }
+        self.frontends.commit(frontends);
+        // A replaced log's writer ends once the last request still holding it has logged.
+        self.access_log = access_log;
+        for check in self.checks.drain(..) {
+            check.abort();
+        }
+        self.checks = health::checker::spawn(&backends);
+        self.backends = backends;
         self.config = config;
         self.reloads.succeeded += 1;
         self.reloads.last_success_unix = unix_now();

@@ -191,3 +191,59 @@ async fn twenty_reloads_under_load_fail_no_request() {
     }
     assert_eq!(failures.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_and_the_admin_endpoint_go_on_while_a_slow_file_is_read() {
+    let mut victim = TestServer::start("victim").await;
+    let other = TestServer::start("other").await;
+    let (address, admin) = (listen(), listen());
+    let checked =
+        "    health_check: { type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n";
+    let servers = [("victim", victim.address, 1), ("other", other.address, 1)];
+    let good = config("http", address, "round_robin", checked, &servers)
+        + &format!("admin: {{ listen: \"{admin}\" }}\n");
+    let tandem = Tandem::start(&good, &[address, admin]).await;
+    let victim_down = || async {
+        let scraped =
+            tokio::time::timeout(Duration::from_millis(500), support::metrics::scrape(admin));
+        let labels = [("server", "victim"), ("state", "DOWN")];
+        (scraped.await)
+            .is_ok_and(|metrics| metrics.value("tandem_server_status", &labels) == Some(1.0))
+    };
+    assert!(!victim_down().await, "the victim is up to begin with");
+
+    // A file that takes as long as we like to read: a pipe nobody writes to yet.
+    std::fs::remove_file(&tandem.config_path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tandem.config_path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    tandem.signal("HUP");
+    victim.kill();
+    wait_until(
+        Duration::from_secs(3),
+        "the victim is marked down while the new file is being read",
+        victim_down,
+    )
+    .await;
+    let log = tandem.log();
+    assert!(
+        !log.contains("config reloaded") && !log.contains("reload failed"),
+        "the reload ended before its file was written:\n{log}"
+    );
+
+    let fifo = tandem.config_path.clone();
+    tokio::task::spawn_blocking(move || std::fs::write(fifo, good))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the reload completes", || async {
+        tandem.log().contains("config reloaded")
+    })
+    .await;
+    assert_eq!(
+        get(address, "/").await.unwrap().server.as_deref(),
+        Some("other")
+    );
+}

@@ -72,14 +72,27 @@ impl Frontends {
         })
     }
 
-    /// Serves `frontends` from now on. Binds every new address first: if one fails, nothing
-    /// changes and the error says which frontend and address.
+    /// Serves `frontends` from now on; see [`Frontends::prepare`] for what can fail.
     pub fn apply(
         &mut self,
         frontends: &[config::Frontend],
         backends: &[Arc<BackendState>],
         access_log: Option<&Arc<AccessLog>>,
     ) -> anyhow::Result<()> {
+        let prepared = self.prepare(frontends, backends, access_log)?;
+        self.commit(prepared);
+        Ok(())
+    }
+
+    /// Does everything serving `frontends` needs that can fail, and changes nothing that runs:
+    /// reads the certificates and binds every new address. Dropping the result closes what it
+    /// bound; the error says which frontend and address failed.
+    pub fn prepare(
+        &self,
+        frontends: &[config::Frontend],
+        backends: &[Arc<BackendState>],
+        access_log: Option<&Arc<AccessLog>>,
+    ) -> anyhow::Result<PreparedFrontends> {
         // Certificates are read afresh on every apply, so a SIGHUP picks up renewed files; any
         // that fails to load fails the whole apply, and the running ones stay.
         let mut terminations = Vec::with_capacity(frontends.len());
@@ -90,19 +103,8 @@ impl Frontends {
                 .with_context(|| format!("frontend {}: TLS", frontend.name))?;
             terminations.push(termination);
         }
-        let mut bound = HashMap::new();
-        for frontend in frontends {
-            if !self.listening.contains_key(&frontend.listen) {
-                let sockets =
-                    listener::bind(frontend.listen, self.workers.len()).with_context(|| {
-                        format!(
-                            "frontend {}: cannot listen on {}",
-                            frontend.name, frontend.listen
-                        )
-                    })?;
-                bound.insert(frontend.listen, sockets);
-            }
-        }
+        let mut runtimes = Vec::with_capacity(frontends.len());
+        let mut new = HashMap::new();
         for (frontend, tls) in frontends.iter().zip(terminations) {
             // By name, wherever it listened: its sessions and counters go on.
             let stats = (self.listening.values())
@@ -112,7 +114,6 @@ impl Frontends {
                     || Arc::new(FrontendStats::new(&frontend.name)),
                     |running| Arc::clone(&running.stats),
                 );
-            let listening = self.listening.get_mut(&frontend.listen);
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: frontend.backend.map(|index| Arc::clone(&backends[index])),
@@ -123,35 +124,73 @@ impl Frontends {
                 stats,
                 access_log: access_log.cloned(),
             });
-            match listening {
+            if !self.listening.contains_key(&frontend.listen) {
+                let sockets =
+                    listener::bind(frontend.listen, self.workers.len()).with_context(|| {
+                        format!(
+                            "frontend {}: cannot listen on {}",
+                            frontend.name, frontend.listen
+                        )
+                    })?;
+                new.insert(frontend.listen, (Listening::new(&runtime), sockets));
+            }
+            runtimes.push(runtime);
+        }
+        Ok(PreparedFrontends { runtimes, new })
+    }
+
+    /// Serves what `prepared` holds from now on: new addresses start accepting, kept ones take
+    /// their new settings, and removed ones stop accepting while their connections finish.
+    pub fn commit(&mut self, prepared: PreparedFrontends) {
+        let PreparedFrontends { runtimes, mut new } = prepared;
+        for runtime in &runtimes {
+            let config = &runtime.config;
+            match self.listening.get_mut(&config.listen) {
                 Some(listening) => {
-                    listening.frontend.store(runtime);
-                    resize(listening, frontend.max_connections);
+                    listening.frontend.store(Arc::clone(runtime));
+                    resize(listening, config.max_connections);
                 }
                 None => {
-                    let sockets = bound.remove(&frontend.listen).expect("bound above");
-                    self.listen(runtime, sockets);
+                    let (listening, sockets) = new.remove(&config.listen).expect("prepared");
+                    self.listen(listening, sockets);
                 }
             }
         }
         self.listening.retain(|address, listening| {
-            let kept = frontends.iter().any(|frontend| frontend.listen == *address);
+            let kept = runtimes
+                .iter()
+                .any(|runtime| runtime.config.listen == *address);
             if !kept {
                 tracing::info!(listen = %address, "frontend removed: no longer accepting");
                 listening.close.send_replace(true);
             }
             kept
         });
-        Ok(())
     }
 
     /// Whether each of `frontends` (as in the config, and applied) can accept, for VRRP
     /// trackers.
     pub fn accepting(&self, frontends: &[config::Frontend]) -> Vec<FrontendAccepting> {
+        self.accepting_once(frontends, None)
+    }
+
+    /// [`Frontends::accepting`] for `frontends` as they will be once `prepared` is committed.
+    pub fn accepting_once(
+        &self,
+        frontends: &[config::Frontend],
+        prepared: Option<&PreparedFrontends>,
+    ) -> Vec<FrontendAccepting> {
         (frontends.iter())
-            .map(|frontend| FrontendAccepting {
-                name: frontend.name.clone(),
-                accepting: self.listening[&frontend.listen].accepting.subscribe(),
+            .map(|frontend| {
+                let new = prepared.and_then(|prepared| prepared.new.get(&frontend.listen));
+                let listening = match new {
+                    Some((listening, _)) => listening,
+                    None => &self.listening[&frontend.listen],
+                };
+                FrontendAccepting {
+                    name: frontend.name.clone(),
+                    accepting: listening.accepting.subscribe(),
+                }
             })
             .collect()
     }
@@ -169,16 +208,10 @@ impl Frontends {
             .collect()
     }
 
-    fn listen(&mut self, runtime: Arc<FrontendRuntime>, sockets: Vec<StdTcpListener>) {
+    fn listen(&mut self, listening: Listening, sockets: Vec<StdTcpListener>) {
+        let runtime = listening.frontend.load();
         let config = &runtime.config;
         tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, "listening");
-        let listening = Listening {
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            max_connections: config.max_connections,
-            close: watch::channel(false).0,
-            accepting: watch::channel(true).0,
-            frontend: Arc::new(ArcSwap::new(Arc::clone(&runtime))),
-        };
         for (worker, socket) in self.workers.iter().zip(sockets) {
             let _ = worker.send(Listen {
                 socket,
@@ -189,6 +222,27 @@ impl Frontends {
             });
         }
         self.listening.insert(config.listen, listening);
+    }
+}
+
+/// What a reload has bound and built for its frontends, not serving yet.
+pub struct PreparedFrontends {
+    /// One per frontend, in config order.
+    runtimes: Vec<Arc<FrontendRuntime>>,
+    /// Addresses not listened on before, with their sockets (one per worker).
+    new: HashMap<SocketAddr, (Listening, Vec<StdTcpListener>)>,
+}
+
+impl Listening {
+    fn new(runtime: &Arc<FrontendRuntime>) -> Listening {
+        let max_connections = runtime.config.max_connections;
+        Listening {
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            close: watch::channel(false).0,
+            accepting: watch::channel(true).0,
+            frontend: Arc::new(ArcSwap::new(Arc::clone(runtime))),
+        }
     }
 }
 
