@@ -117,6 +117,11 @@ impl VrrpStats {
             labels.push(("state", state.label().to_owned()));
             counter!("tandem_vrrp_transitions_total", &labels)
         };
+        for reason in INSTANCE_DROP_REASONS {
+            let mut labels = labels.to_vec();
+            labels.push(("reason", reason.to_owned()));
+            counter!("tandem_vrrp_packets_dropped_total", &labels).increment(0);
+        }
         VrrpStats {
             adverts_sent: counter!("tandem_vrrp_adverts_sent_total", &labels),
             adverts_received: counter!("tandem_vrrp_adverts_received_total", &labels),
@@ -137,15 +142,44 @@ impl VrrpStats {
     }
 }
 
+/// Why an instance drops an advert (`vrrp::instance`): not from a unicast peer, or with the
+/// wrong password.
+pub const INSTANCE_DROP_REASONS: [&str; 2] = ["not_peer", "auth"];
+
+/// Why a packet is dropped before it reaches an instance: each `vrrp::packet::DecodeError`,
+/// a VRID not run here, or an instance too far behind.
+pub const INTERFACE_DROP_REASONS: [&str; 10] = [
+    "ttl",
+    "version",
+    "type",
+    "too_short",
+    "address_count",
+    "checksum",
+    "auth_type",
+    "interval",
+    "vrid",
+    "queue_full",
+];
+
+/// Puts every drop reason of `interface` at 0, once VRRP listens on it.
+pub fn vrrp_receiving_on(interface: &str) {
+    for reason in INTERFACE_DROP_REASONS {
+        vrrp_interface_dropped(interface, reason).increment(0);
+    }
+}
+
 /// A packet dropped before it reached an instance (malformed, or for a VRID not run here): a
 /// family of its own, so that every series of the per-instance one carries an instance.
 pub fn vrrp_dropped_on(interface: &str, reason: &'static str) {
+    vrrp_interface_dropped(interface, reason).increment(1);
+}
+
+fn vrrp_interface_dropped(interface: &str, reason: &'static str) -> Counter {
     counter!(
         "tandem_vrrp_interface_packets_dropped_total",
         "interface" => interface.to_owned(),
         "reason" => reason
     )
-    .increment(1);
 }
 
 /// The `# HELP` line of every family.
@@ -256,6 +290,12 @@ pub fn describe() {
         "1, labelled with the master this node sees."
     );
     describe_counter!("tandem_config_reloads_total", "Reloads, by result.");
+    describe_counter!(
+        "tandem_local_shortages_total",
+        "Operations that failed for want of a local resource (file descriptors, socket buffers, \
+         memory, local ports), by operation: accept, health_check, server_connect. Never counted \
+         against a server."
+    );
     describe_gauge!(
         "tandem_config_last_reload_success_timestamp_seconds",
         "When the running config was loaded, in Unix seconds."
@@ -267,11 +307,96 @@ pub fn describe() {
     );
 }
 
+/// What met a shortage of a local resource (file descriptors, socket buffers, memory, local
+/// ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortage {
+    /// Accepting a client.
+    Accept,
+    /// Connecting to a server to check it.
+    HealthCheck,
+    /// Connecting to a server for a client.
+    ServerConnect,
+}
+
+impl Shortage {
+    pub const ALL: [Shortage; 3] = [
+        Shortage::Accept,
+        Shortage::HealthCheck,
+        Shortage::ServerConnect,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Shortage::Accept => "accept",
+            Shortage::HealthCheck => "health_check",
+            Shortage::ServerConnect => "server_connect",
+        }
+    }
+}
+
+/// Shortages are rare, so the handle is looked up each time.
+pub fn shortage(operation: Shortage) -> Counter {
+    counter!("tandem_local_shortages_total", "operation" => operation.label())
+}
+
+/// Puts the process-wide counters at 0, so that they are scraped, and `rate()` and alerts see
+/// them, before their first increment.
+pub fn zero_process_counters() {
+    for succeeded in [true, false] {
+        reloads(succeeded).increment(0);
+    }
+    for operation in Shortage::ALL {
+        shortage(operation).increment(0);
+    }
+}
+
 pub fn reload(succeeded: bool) {
+    reloads(succeeded).increment(1);
+}
+
+fn reloads(succeeded: bool) -> Counter {
     let result = if succeeded { "success" } else { "failure" };
-    counter!("tandem_config_reloads_total", "result" => result).increment(1);
+    counter!("tandem_config_reloads_total", "result" => result)
 }
 
 pub fn access_log_dropped() -> Counter {
     counter!("tandem_access_log_dropped_total")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::packet::DecodeError;
+
+    #[test]
+    fn every_decode_error_is_a_drop_reason_put_at_zero() {
+        // Written as a match, so that a new variant fails to compile here until it is listed.
+        let reason = |error: DecodeError| match error {
+            DecodeError::HopLimit { .. }
+            | DecodeError::Version { .. }
+            | DecodeError::Type { .. }
+            | DecodeError::TooShort { .. }
+            | DecodeError::AddressCount { .. }
+            | DecodeError::Checksum
+            | DecodeError::AuthType { .. }
+            | DecodeError::ZeroInterval => error.as_str(),
+        };
+        let errors = [
+            DecodeError::HopLimit { received: 1 },
+            DecodeError::Version { received: 9 },
+            DecodeError::Type { received: 2 },
+            DecodeError::TooShort { length: 1 },
+            DecodeError::AddressCount {
+                count: 9,
+                length: 8,
+            },
+            DecodeError::Checksum,
+            DecodeError::AuthType { received: 7 },
+            DecodeError::ZeroInterval,
+        ];
+        for error in errors {
+            assert!(INTERFACE_DROP_REASONS.contains(&reason(error)), "{error:?}");
+        }
+    }
 }

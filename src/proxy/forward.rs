@@ -26,6 +26,8 @@ use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
+use crate::limits;
+use crate::stats::Shortage;
 
 /// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
 /// less is not being closed by its server as we use it.
@@ -48,6 +50,14 @@ pub const NO_SERVER: Local = Local::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "no server available\n",
     "no_server",
+);
+
+/// This host is out of file descriptors (or memory) for a server connection: no server is to
+/// blame, and every other would fail the same way.
+const LOCAL_SHORTAGE: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "the proxy is out of resources, try again later\n",
+    "local_shortage",
 );
 
 /// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
@@ -127,6 +137,10 @@ pub fn forward<'a>(
                 let before = Instant::now();
                 let checkout = match pool.checkout(&target, fresh, before).await {
                     Ok(checkout) => checkout,
+                    Err(error) if limits::is_shortage(&error) => {
+                        limits::shortage(Shortage::ServerConnect, &error);
+                        return Err(LOCAL_SHORTAGE);
+                    }
                     Err(error) => {
                         server.stats.connection_errors.increment(1);
                         server.record_check(false, &format!("connect: {error}"));

@@ -10,14 +10,16 @@ use std::thread;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::runtime::Builder;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
+use super::connection_limit::ConnectionLimit;
 use super::drain::Drain;
 use super::upstream::UpstreamPool;
 use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
+use crate::limits::{self, Demand};
 use crate::stats::FrontendStats;
 use crate::status::LiveFrontend;
 use crate::tls;
@@ -26,8 +28,7 @@ use crate::track::data_plane::FrontendAccepting;
 /// One listening address, shared by every worker.
 struct Listening {
     frontend: FrontendCell,
-    connections: Arc<Semaphore>,
-    max_connections: usize,
+    connections: Arc<ConnectionLimit>,
     close: watch::Sender<bool>,
     /// False while accepting fails (out of file descriptors, say): what `track: frontend` sees.
     accepting: watch::Sender<bool>,
@@ -37,7 +38,7 @@ struct Listening {
 struct Listen {
     socket: StdTcpListener,
     frontend: FrontendCell,
-    connections: Arc<Semaphore>,
+    connections: Arc<ConnectionLimit>,
     close: watch::Receiver<bool>,
     accepting: watch::Sender<bool>,
 }
@@ -85,6 +86,7 @@ impl Frontends {
                 .with_context(|| format!("frontend {}: TLS", frontend.name))?;
             terminations.push(termination);
         }
+        let max_connections = self.max_connections(frontends, backends);
         let mut bound = HashMap::new();
         for frontend in frontends {
             if !self.listening.contains_key(&frontend.listen) {
@@ -118,14 +120,16 @@ impl Frontends {
                 stats,
                 access_log: access_log.cloned(),
             });
+            let max_connections = frontend.max_connections.unwrap_or(max_connections);
             match listening {
                 Some(listening) => {
                     listening.frontend.store(runtime);
-                    resize(listening, frontend.max_connections);
+                    // Lowered, it takes effect as connections close.
+                    listening.connections.set(max_connections);
                 }
                 None => {
                     let sockets = bound.remove(&frontend.listen).expect("bound above");
-                    self.listen(runtime, sockets);
+                    self.listen(runtime, sockets, max_connections);
                 }
             }
         }
@@ -164,12 +168,47 @@ impl Frontends {
             .collect()
     }
 
-    fn listen(&mut self, runtime: Arc<FrontendRuntime>, sockets: Vec<StdTcpListener>) {
+    /// The `max_connections` of a frontend that sets none, from the open-file limit now.
+    fn max_connections(
+        &self,
+        frontends: &[config::Frontend],
+        backends: &[Arc<BackendState>],
+    ) -> usize {
+        let checked_servers = (backends.iter())
+            .filter(|backend| backend.config.health_check.is_some())
+            .map(|backend| backend.servers.len())
+            .sum();
+        let demand = Demand {
+            frontends: frontends.len(),
+            threads: self.workers.len(),
+            checked_servers,
+        };
+        let open_files = limits::open_files();
+        let derived = limits::default_max_connections(open_files, demand);
+        if frontends
+            .iter()
+            .any(|frontend| frontend.max_connections.is_none())
+        {
+            tracing::info!(
+                open_files,
+                ?demand,
+                max_connections = derived,
+                "default max_connections per frontend"
+            );
+        }
+        derived
+    }
+
+    fn listen(
+        &mut self,
+        runtime: Arc<FrontendRuntime>,
+        sockets: Vec<StdTcpListener>,
+        max_connections: usize,
+    ) {
         let config = &runtime.config;
-        tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, "listening");
+        tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, max_connections, "listening");
         let listening = Listening {
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            max_connections: config.max_connections,
+            connections: ConnectionLimit::new(max_connections),
             close: watch::channel(false).0,
             accepting: watch::channel(true).0,
             frontend: Arc::new(ArcSwap::new(Arc::clone(&runtime))),
@@ -185,17 +224,6 @@ impl Frontends {
         }
         self.listening.insert(config.listen, listening);
     }
-}
-
-/// Changes how many clients a frontend serves at once; connections beyond a lowered limit
-/// finish, and new ones wait until the count is under it.
-fn resize(listening: &mut Listening, max_connections: usize) {
-    if max_connections > listening.max_connections {
-        (listening.connections).add_permits(max_connections - listening.max_connections);
-    } else {
-        (listening.connections).forget_permits(listening.max_connections - max_connections);
-    }
-    listening.max_connections = max_connections;
 }
 
 fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {

@@ -14,6 +14,8 @@ use crate::address_text;
 use crate::backend::ServerState;
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
+use crate::limits;
+use crate::stats::Shortage;
 
 /// Relays one client connection; half-closes are passed on, so a client that shuts down its
 /// write side still gets the rest of the server's answer. `client_address` and `destination`
@@ -31,11 +33,11 @@ pub async fn relay(
     let mut client = ActivityIo::new(client, Arc::clone(&activity))
         .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
     let connected = connect(client_address, destination, &frontend).await;
-    let connect = connected.as_ref().map(|_| started.elapsed());
+    let connect = connected.as_ref().ok().map(|_| started.elapsed());
     let (server, end) = match connected {
         // Closing the client is all tcp mode can say.
-        None => (None, "no_server"),
-        Some((upstream, server)) => {
+        Err(end) => (None, end),
+        Ok((upstream, server)) => {
             let _active = server.track_active();
             let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
             let end = tokio::select! {
@@ -72,11 +74,13 @@ pub async fn relay(
     }
 }
 
+/// A connection to a server, or why there is none: `no_server`, or `local_shortage` when this
+/// host is out of descriptors (no server is blamed, none other tried).
 async fn connect(
     client: SocketAddr,
     destination: SocketAddr,
     frontend: &FrontendRuntime,
-) -> Option<(TcpStream, Arc<ServerState>)> {
+) -> Result<(TcpStream, Arc<ServerState>), &'static str> {
     let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
     let preamble = (backend.config.send_proxy)
         .map(|version| proxy_protocol::header(version, client, destination));
@@ -88,7 +92,7 @@ async fn connect(
     while tried.len() <= backend.config.retries as usize {
         let Some(index) = backend.pick(&key, &tried) else {
             tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server available");
-            return None;
+            return Err("no_server");
         };
         if let Some(&previous) = tried.last() {
             backend.servers[previous].stats.retries.increment(1);
@@ -107,7 +111,11 @@ async fn connect(
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 server.stats.sessions.increment(1);
-                return Some((stream, Arc::clone(server)));
+                return Ok((stream, Arc::clone(server)));
+            }
+            Ok(Err(error)) if limits::is_shortage(&error) => {
+                limits::shortage(Shortage::ServerConnect, &error);
+                return Err("local_shortage");
             }
             Ok(Err(error)) => {
                 server.stats.connection_errors.increment(1);
@@ -120,5 +128,5 @@ async fn connect(
         }
     }
     tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached");
-    None
+    Err("no_server")
 }

@@ -325,6 +325,7 @@ async fn receive(
     interface: String,
     instances: HashMap<u8, mpsc::Sender<Inbound>>,
 ) {
+    stats::vrrp_receiving_on(&interface);
     let mut tally = Tally::default();
     loop {
         let packet = match receiver.recv().await {
