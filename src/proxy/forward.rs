@@ -139,6 +139,7 @@ pub fn forward<'a>(
                     Ok(checkout) => checkout,
                     Err(error) if limits::is_shortage(&error) => {
                         limits::shortage(Shortage::ServerConnect, &error);
+                        exchange.server = None;
                         return Err(LOCAL_SHORTAGE);
                     }
                     Err(error) => {
