@@ -23,7 +23,7 @@ const NOT_SERVED: Duration = Duration::from_millis(500);
 const CLIENTS: usize = 2000;
 
 /// One http frontend `web` (idle clients kept for a minute) on backend `pool` of `servers`,
-/// checked every 250 ms and down after two failures in a row, with `frontend_extra` added to the
+/// checked every 300 ms and down after three failures in a row, with `frontend_extra` added to the
 /// frontend.
 fn yaml(
     web: SocketAddr,
@@ -37,7 +37,7 @@ fn yaml(
          frontends:\n  - name: web\n    listen: \"{web}\"\n    mode: http\n    backend: pool\n    \
          timeouts: {{ request_header: 60s }}\n{frontend_extra}\
          backends:\n  - name: pool\n    \
-         health_check: {{ type: http, path: /health, interval: 250ms, timeout: 250ms, rise: 1, fall: 2 }}\n    \
+         health_check: {{ type: http, path: /health, interval: 300ms, timeout: 300ms, rise: 1, fall: 3 }}\n    \
          servers:\n",
         web_admin = admin,
     );
@@ -371,16 +371,9 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
         );
         assert_eq!(errors, Some(0.0), "{reason}");
     }
-    for name in [
-        "tandem_frontend_sessions_total",
-        "tandem_frontend_http_requests_total",
-    ] {
-        assert_eq!(
-            metrics.value(name, &[("proxy", "web")]),
-            Some(0.0),
-            "{name}"
-        );
-    }
+    // (Sessions are not: waiting for tandem to listen opened one.)
+    let requests = metrics.value("tandem_frontend_http_requests_total", &[("proxy", "web")]);
+    assert_eq!(requests, Some(0.0));
     for name in [
         "tandem_server_sessions_total",
         "tandem_server_connection_errors_total",
