@@ -61,18 +61,22 @@ pub struct Demand {
     pub checked_servers: usize,
 }
 
-/// The `max_connections` of a frontend that sets none: what `open_files` leaves once the
-/// reserve is taken (the process's own, per worker thread, a listener per frontend and worker,
-/// a health check per checked server, and the admin endpoint's), at two descriptors per
-/// connection, shared evenly among the frontends. At least 1.
-pub fn default_max_connections(open_files: usize, demand: Demand) -> usize {
+/// Client connections `open_files` holds over all frontends: what it leaves once the reserve is
+/// taken (the process's own, per worker thread, a listener per frontend and worker, a health
+/// check per checked server, and the admin endpoint's), at two descriptors per connection.
+pub fn connection_budget(open_files: usize, demand: Demand) -> usize {
     let reserve = PROCESS_RESERVE
         + ADMIN_RESERVE
         + demand.threads * THREAD_RESERVE
         + demand.threads * demand.frontends
         + demand.checked_servers;
-    let connections = open_files.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION;
-    (connections / demand.frontends.max(1)).max(1)
+    open_files.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION
+}
+
+/// The `max_connections` of a frontend that sets none: the budget shared evenly among the
+/// frontends, at least 1.
+pub fn default_max_connections(open_files: usize, demand: Demand) -> usize {
+    (connection_budget(open_files, demand) / demand.frontends.max(1)).max(1)
 }
 
 /// Whether `error` says the host is short of something of its own (file descriptors, socket

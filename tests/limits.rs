@@ -273,6 +273,8 @@ async fn past_the_open_file_limit_no_server_is_blamed_and_the_log_stays_thin() {
     let config = yaml(web, admin, &[&s1, &s2], "    max_connections: 10000\n");
     let tandem = Tandem::start_with(with_1024_open_files(), &config, &[web, admin]).await;
     let started = Instant::now();
+    let warned = "max_connections over all frontends is more than the open-file limit holds";
+    assert!(tandem.log().contains(warned), "{}", tandem.log());
 
     let mut clients = idle_clients(web, CLIENTS).await;
     // Whether a line says that `what` met EMFILE (worded before and after shortages were told

@@ -168,7 +168,8 @@ impl Frontends {
             .collect()
     }
 
-    /// The `max_connections` of a frontend that sets none, from the open-file limit now.
+    /// The `max_connections` of a frontend that sets none, from the open-file limit now. Warns
+    /// when those set add up to more than the limit holds.
     fn max_connections(
         &self,
         frontends: &[config::Frontend],
@@ -185,6 +186,20 @@ impl Frontends {
         };
         let open_files = limits::open_files();
         let derived = limits::default_max_connections(open_files, demand);
+        let budget = limits::connection_budget(open_files, demand);
+        let total: usize = (frontends.iter())
+            .map(|frontend| frontend.max_connections.unwrap_or(derived))
+            .sum();
+        if total > budget {
+            tracing::warn!(
+                max_connections = total,
+                open_files,
+                holds = budget,
+                "max_connections over all frontends is more than the open-file limit holds: \
+                 past it, health checks, connections to servers and the admin endpoint can \
+                 run out of descriptors (tandem_local_shortages_total)"
+            );
+        }
         if frontends
             .iter()
             .any(|frontend| frontend.max_connections.is_none())
