@@ -351,6 +351,40 @@ async fn past_the_open_file_limit_no_server_is_blamed_and_the_log_stays_thin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_frontend_out_of_descriptors_for_servers_blames_none() {
+    raise_own_open_files();
+    let s1 = TestServer::start("s1").await;
+    let s2 = TestServer::start("s2").await;
+    let (web, admin) = (listen(), listen());
+    let config = yaml(web, admin, &[&s1, &s2], "    max_connections: 10000\n")
+        .replace("mode: http", "mode: tcp");
+    let tandem = Tandem::start_with(with_1024_open_files(), &config, &[web, admin]).await;
+
+    // Each client accepted takes a descriptor, and one more to its server: the last accepted
+    // find none left for their server.
+    let clients = idle_clients(web, CLIENTS).await;
+    wait_until(
+        LIMIT,
+        "connecting to a server runs out of descriptors",
+        || async {
+            (tandem.log().lines()).any(|line| {
+                line.contains("Too many open files")
+                    && (line.contains("server_connect") || line.contains("connect:"))
+            })
+        },
+    )
+    .await;
+
+    drop(clients);
+    wait_until_served(web).await;
+    let metrics = scrape(admin).await;
+    assert_both_up(&metrics);
+    assert!(shortages(&metrics, "server_connect") > 0.0);
+    let log = tandem.log();
+    assert!(!log.contains("server is down"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
     let s1 = TestServer::start("s1").await;
     let s2 = TestServer::start("s2").await;
