@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use arc_swap::ArcSwap;
@@ -20,7 +20,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use metrics_util::MetricKindMask;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::proxy::ACCEPT_ERROR_BACKOFF;
+use crate::limits::{AcceptBackoff, Thinned};
 use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
 use crate::status::{Live, Status, SERVER_STATES};
 
@@ -41,10 +41,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_millis(1)))
         .install_recorder()?;
     crate::stats::describe();
-    // Present from the start, so a rate over them works from the first failure on.
-    for result in ["success", "failure"] {
-        metrics::counter!("tandem_config_reloads_total", "result" => result).increment(0);
-    }
+    crate::stats::zero_process_counters();
     Ok(handle)
 }
 
@@ -58,12 +55,19 @@ pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: Pro
             upkeep.run_upkeep();
         }
     });
+    let mut backoff = AcceptBackoff::default();
+    let failures = Thinned::new();
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff.succeeded();
+                accepted
+            }
             Err(error) => {
-                tracing::warn!(%error, "admin accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                if let Some(held_back) = failures.admit(Instant::now()) {
+                    tracing::warn!(%error, held_back, "admin accept failed");
+                }
+                tokio::time::sleep(backoff.failed()).await;
                 continue;
             }
         };

@@ -42,6 +42,7 @@ struct Running {
 /// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
 /// `node.shutdown_timeout`.
 pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
+    crate::limits::raise_open_files();
     // Before any metric handle is taken: handles taken earlier would record nothing.
     let admin = match config.admin {
         Some(admin) => {

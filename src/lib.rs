@@ -9,6 +9,7 @@ pub mod balance;
 pub mod codec;
 pub mod config;
 pub mod health;
+pub mod limits;
 pub mod proxy;
 pub mod stats;
 pub mod status;

@@ -117,6 +117,11 @@ impl VrrpStats {
             labels.push(("state", (*state).to_owned()));
             counter!("tandem_vrrp_transitions_total", &labels)
         };
+        for reason in INSTANCE_DROP_REASONS {
+            let mut labels = labels.to_vec();
+            labels.push(("reason", reason.to_owned()));
+            counter!("tandem_vrrp_packets_dropped_total", &labels).increment(0);
+        }
         VrrpStats {
             adverts_sent: counter!("tandem_vrrp_adverts_sent_total", &labels),
             adverts_received: counter!("tandem_vrrp_adverts_received_total", &labels),
@@ -138,15 +143,29 @@ impl VrrpStats {
     }
 }
 
+/// Why an instance drops an advert (`vrrp::instance`): not from a unicast peer, or with the
+/// wrong password.
+pub const INSTANCE_DROP_REASONS: [&str; 2] = ["not_peer", "auth"];
+
+/// Puts every drop reason of `interface` at 0, once VRRP listens on it.
+pub fn vrrp_receiving_on(interface: &str, reasons: &[&'static str]) {
+    for &reason in reasons {
+        vrrp_interface_dropped(interface, reason).increment(0);
+    }
+}
+
 /// A packet dropped before it reached an instance (malformed, or for a VRID not run here): a
 /// family of its own, so that every series of the per-instance one carries an instance.
 pub fn vrrp_dropped_on(interface: &str, reason: &'static str) {
+    vrrp_interface_dropped(interface, reason).increment(1);
+}
+
+fn vrrp_interface_dropped(interface: &str, reason: &'static str) -> Counter {
     counter!(
         "tandem_vrrp_interface_packets_dropped_total",
         "interface" => interface.to_owned(),
         "reason" => reason
     )
-    .increment(1);
 }
 
 /// The `# HELP` line of every family.
@@ -257,6 +276,12 @@ pub fn describe() {
         "1, labelled with the master this node sees."
     );
     describe_counter!("tandem_config_reloads_total", "Reloads, by result.");
+    describe_counter!(
+        "tandem_local_shortages_total",
+        "Operations that failed for want of a local resource (file descriptors, socket buffers, \
+         memory, local ports), by operation: accept, health_check, server_connect. Never counted \
+         against a server."
+    );
     describe_gauge!(
         "tandem_config_last_reload_success_timestamp_seconds",
         "When the running config was loaded, in Unix seconds."
@@ -268,9 +293,57 @@ pub fn describe() {
     );
 }
 
+/// What met a shortage of a local resource (file descriptors, socket buffers, memory, local
+/// ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortage {
+    /// Accepting a client.
+    Accept,
+    /// Connecting to a server to check it.
+    HealthCheck,
+    /// Connecting to a server for a client.
+    ServerConnect,
+}
+
+impl Shortage {
+    pub const ALL: [Shortage; 3] = [
+        Shortage::Accept,
+        Shortage::HealthCheck,
+        Shortage::ServerConnect,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Shortage::Accept => "accept",
+            Shortage::HealthCheck => "health_check",
+            Shortage::ServerConnect => "server_connect",
+        }
+    }
+}
+
+/// Shortages are rare, so the handle is looked up each time.
+pub fn shortage(operation: Shortage) -> Counter {
+    counter!("tandem_local_shortages_total", "operation" => operation.label())
+}
+
+/// Puts the process-wide counters at 0, so that they are scraped, and `rate()` and alerts see
+/// them, before their first increment.
+pub fn zero_process_counters() {
+    for succeeded in [true, false] {
+        reloads(succeeded).increment(0);
+    }
+    for operation in Shortage::ALL {
+        shortage(operation).increment(0);
+    }
+}
+
 pub fn reload(succeeded: bool) {
+    reloads(succeeded).increment(1);
+}
+
+fn reloads(succeeded: bool) -> Counter {
     let result = if succeeded { "success" } else { "failure" };
-    counter!("tandem_config_reloads_total", "result" => result).increment(1);
+    counter!("tandem_config_reloads_total", "result" => result)
 }
 
 pub fn access_log_dropped() -> Counter {

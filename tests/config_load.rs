@@ -34,7 +34,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 listen: "127.0.0.1:8080".parse().unwrap(),
                 mode: Mode::Http,
                 backend: Some(0),
-                max_connections: 10_000,
+                max_connections: None,
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
@@ -51,7 +51,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 listen: "127.0.0.1:13306".parse().unwrap(),
                 mode: Mode::Tcp,
                 backend: Some(1),
-                max_connections: 10_000,
+                max_connections: None,
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),

@@ -248,6 +248,7 @@ async fn no_label_takes_its_value_from_a_client() {
         "reason",
         "address",
         "interface",
+        "operation",
     ];
     for sample in &metrics.0.samples {
         for (key, value) in sample.labels.iter() {

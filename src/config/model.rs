@@ -72,8 +72,9 @@ pub struct Frontend {
     /// Index into `Config::backends`: where requests no route matches go. `None` only on an
     /// http frontend that redirects every request to https.
     pub backend: Option<usize>,
-    /// Clients accepted at once; further ones wait in the kernel backlog.
-    pub max_connections: usize,
+    /// Clients accepted at once; further ones wait in the kernel backlog. `None`: derived from
+    /// the open-file limit when applied (`limits::default_max_connections`).
+    pub max_connections: Option<usize>,
     pub timeouts: FrontendTimeouts,
     /// Each connection starts with a PROXY protocol header (v1 or v2) from a balancer in front,
     /// whose client address then stands for the connection's.

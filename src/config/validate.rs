@@ -19,7 +19,6 @@ pub struct FieldError {
     pub message: String,
 }
 
-const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_REQUEST_HEADER: Duration = Duration::from_secs(10);
 const DEFAULT_CLIENT_IDLE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -214,8 +213,8 @@ impl Validator {
                 None
             }
         };
-        let max_connections = spec.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
-        if max_connections == 0 {
+        let max_connections = spec.max_connections;
+        if max_connections == Some(0) {
             self.error(format!("{at}.max_connections"), "must be at least 1");
         }
         let timeouts = FrontendTimeouts {
@@ -1273,7 +1272,7 @@ mod tests {
                     listen: "127.0.0.1:80".parse().unwrap(),
                     mode: Mode::Http,
                     backend: Some(0),
-                    max_connections: 10_000,
+                    max_connections: None,
                     timeouts: FrontendTimeouts {
                         request_header: Duration::from_secs(10),
                         client_idle: Duration::from_secs(60),

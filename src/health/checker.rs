@@ -1,5 +1,6 @@
 //! Active health checks: one task per server, probing at the configured interval.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use tokio::time::{self, MissedTickBehavior};
 use crate::backend::{BackendState, ServerState};
 use crate::codec::proxy_protocol;
 use crate::config::{CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol};
+use crate::limits;
+use crate::stats::Shortage;
 
 const USER_AGENT: &str = "tandem-health-check";
 
@@ -58,23 +61,44 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
         ticker.tick().await;
         let result = match time::timeout(check.timeout, probe.run(server.address)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+            Err(_) => Err(Failed::Server(format!(
+                "no answer within {:?}",
+                check.timeout
+            ))),
         };
         match result {
             Ok(()) => server.record_check(true, ""),
-            Err(detail) => {
+            Err(Failed::Server(detail)) => {
                 server.stats.check_failures.increment(1);
                 server.record_check(false, &format!("health check: {detail}"));
             }
+            // Out of descriptors here says nothing about the server: no verdict this time.
+            Err(Failed::Shortage(error)) => limits::shortage(Shortage::HealthCheck, &error),
         }
     }
 }
 
+/// Why a check did not pass.
+enum Failed {
+    /// The server refused, failed to answer, or answered wrong.
+    Server(String),
+    /// This host is short of file descriptors or memory: the check could not be made.
+    Shortage(io::Error),
+}
+
+impl From<String> for Failed {
+    fn from(detail: String) -> Failed {
+        Failed::Server(detail)
+    }
+}
+
 impl Probe {
-    async fn run(&self, address: SocketAddr) -> Result<(), String> {
-        let mut stream = TcpStream::connect(address)
-            .await
-            .map_err(|error| format!("connect: {error}"))?;
+    async fn run(&self, address: SocketAddr) -> Result<(), Failed> {
+        let mut stream = match TcpStream::connect(address).await {
+            Ok(stream) => stream,
+            Err(error) if limits::is_shortage(&error) => return Err(Failed::Shortage(error)),
+            Err(error) => return Err(Failed::Server(format!("connect: {error}"))),
+        };
         if let Some(version) = self.send_proxy {
             // v2 says LOCAL; v1's UNKNOWN is refused by some servers, so v1 names the check's
             // own connection, as HAProxy does.
@@ -103,7 +127,7 @@ impl Probe {
                 if expect.matches(status) {
                     Ok(())
                 } else {
-                    Err(format!("status {status}"))
+                    Err(Failed::Server(format!("status {status}")))
                 }
             }
         }

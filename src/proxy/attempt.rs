@@ -6,12 +6,15 @@
 //! A server counts as busy (least_conn's load) from the moment it is picked, not once connected,
 //! so that requests picking at the same time see the connects already under way.
 
+use std::io;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
 use crate::backend::{ActiveGuard, BackendState, ServerState};
 use crate::balance::Key;
+use crate::limits;
+use crate::stats::Shortage;
 
 /// The servers to try for one request or connection, in order.
 pub struct Attempts<'a> {
@@ -22,6 +25,10 @@ pub struct Attempts<'a> {
     /// Inline: nearly everything is placed at the first try, and needs no allocation for it.
     tried: SmallVec<[usize; 4]>,
 }
+
+/// This host ran out of what a connection to a server needs.
+#[derive(Debug)]
+pub struct LocalShortage;
 
 /// One try at one server; the server counts as busy until this (or its guard) drops.
 pub struct Attempt<'a> {
@@ -76,10 +83,25 @@ impl Attempt<'_> {
         self.server.stats.sessions.increment(1);
     }
 
-    /// The connect failed: counted against the server, and fed to its health as a failed check.
-    pub fn connect_failed(&self, why: &str) {
+    /// The connect failed with `error`: counted against the server, and fed to its health as a
+    /// failed check. `Err` when this host is short of descriptors, ports or memory instead: no
+    /// server is to blame and any other would fail alike, so the tries end (counted, and logged
+    /// thinned).
+    pub fn connect_failed(&self, error: &io::Error) -> Result<(), LocalShortage> {
+        if limits::is_shortage(error) {
+            limits::shortage(Shortage::ServerConnect, error);
+            return Err(LocalShortage);
+        }
         self.server.stats.connection_errors.increment(1);
-        self.server.record_check(false, why);
+        self.server
+            .record_check(false, &format!("connect: {error}"));
+        Ok(())
+    }
+
+    /// The connect did not complete within the backend's `connect_timeout`.
+    pub fn connect_timed_out(&self) {
+        self.server.stats.connection_errors.increment(1);
+        self.server.record_check(false, "connect timed out");
     }
 }
 
@@ -148,13 +170,22 @@ mod tests {
     fn a_failed_connect_takes_a_checked_server_down() {
         let backend = with_retries(&["s1"], 0);
         let mut attempts = Attempts::new(&backend, key(), None);
-        attempts
-            .next()
-            .expect("a try")
-            .connect_failed("connect: refused");
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let failed = attempts.next().expect("a try").connect_failed(&refused);
+        assert!(failed.is_ok(), "a refused connect is the server's");
         assert!(
             !backend.servers[0].is_up(),
             "one result makes the fixture fall"
         );
+    }
+
+    #[test]
+    fn running_out_of_descriptors_blames_no_server() {
+        let backend = with_retries(&["s1", "s2"], 1);
+        let mut attempts = Attempts::new(&backend, key(), None);
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let failed = attempts.next().expect("a try").connect_failed(&emfile);
+        assert!(failed.is_err(), "a local shortage ends the tries");
+        assert!(backend.servers.iter().all(|server| server.is_up()));
     }
 }

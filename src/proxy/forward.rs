@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
-use super::attempt::Attempts;
+use super::attempt::{Attempts, LocalShortage};
 use super::headers;
 use super::http::{Client, Local, PendingLine};
 use super::http1_client::SendError;
@@ -49,6 +49,14 @@ pub const NO_SERVER: Local = Local::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "no server available\n",
     "no_server",
+);
+
+/// This host is out of file descriptors (or memory) for a server connection: no server is to
+/// blame, and every other would fail the same way.
+const LOCAL_SHORTAGE: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "the proxy is out of resources, try again later\n",
+    "local_shortage",
 );
 
 /// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
@@ -119,10 +127,13 @@ pub fn forward<'a>(
                 let before = Instant::now();
                 let checkout = match pool.checkout(&target, fresh, before).await {
                     Ok(checkout) => checkout,
-                    Err(error) => {
-                        attempt.connect_failed(&format!("connect: {error}"));
-                        break;
-                    }
+                    Err(error) => match attempt.connect_failed(&error) {
+                        Ok(()) => break,
+                        Err(LocalShortage) => {
+                            exchange.server = None;
+                            return Err(LOCAL_SHORTAGE);
+                        }
+                    },
                 };
                 // A pooled connection is ready at once: no second clock read for it.
                 let sent_at = if checkout.reused {

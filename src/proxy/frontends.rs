@@ -10,14 +10,16 @@ use std::thread;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::runtime::Builder;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
+use super::connection_limit::ConnectionLimit;
 use super::drain::Drain;
 use super::upstream::UpstreamPool;
 use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
+use crate::limits::{self, Demand};
 use crate::stats::FrontendStats;
 use crate::tls;
 use crate::track::data_plane::FrontendAccepting;
@@ -25,8 +27,7 @@ use crate::track::data_plane::FrontendAccepting;
 /// One listening address, shared by every worker.
 struct Listening {
     frontend: FrontendCell,
-    connections: Arc<Semaphore>,
-    max_connections: usize,
+    connections: Arc<ConnectionLimit>,
     close: watch::Sender<bool>,
     /// False while accepting fails (out of file descriptors, say): what `track: frontend` sees.
     accepting: watch::Sender<bool>,
@@ -36,7 +37,7 @@ struct Listening {
 struct Listen {
     socket: StdTcpListener,
     frontend: FrontendCell,
-    connections: Arc<Semaphore>,
+    connections: Arc<ConnectionLimit>,
     close: watch::Receiver<bool>,
     accepting: watch::Sender<bool>,
 }
@@ -103,6 +104,7 @@ impl Frontends {
                 .with_context(|| format!("frontend {}: TLS", frontend.name))?;
             terminations.push(termination);
         }
+        let derived = self.max_connections(frontends, backends);
         let mut runtimes = Vec::with_capacity(frontends.len());
         let mut new = HashMap::new();
         for (frontend, tls) in frontends.iter().zip(terminations) {
@@ -124,6 +126,7 @@ impl Frontends {
                 stats,
                 access_log: access_log.cloned(),
             });
+            let max_connections = frontend.max_connections.unwrap_or(derived);
             if !self.listening.contains_key(&frontend.listen) {
                 let sockets =
                     listener::bind(frontend.listen, self.workers.len()).with_context(|| {
@@ -132,9 +135,10 @@ impl Frontends {
                             frontend.name, frontend.listen
                         )
                     })?;
-                new.insert(frontend.listen, (Listening::new(&runtime), sockets));
+                let limit = ConnectionLimit::new(max_connections);
+                new.insert(frontend.listen, (Listening::new(&runtime, limit), sockets));
             }
-            runtimes.push(runtime);
+            runtimes.push((runtime, max_connections));
         }
         Ok(PreparedFrontends { runtimes, new })
     }
@@ -143,12 +147,13 @@ impl Frontends {
     /// their new settings, and removed ones stop accepting while their connections finish.
     pub fn commit(&mut self, prepared: PreparedFrontends) {
         let PreparedFrontends { runtimes, mut new } = prepared;
-        for runtime in &runtimes {
+        for (runtime, max_connections) in &runtimes {
             let config = &runtime.config;
             match self.listening.get_mut(&config.listen) {
                 Some(listening) => {
                     listening.frontend.store(Arc::clone(runtime));
-                    resize(listening, config.max_connections);
+                    // Lowered, it takes effect as connections close.
+                    listening.connections.set(*max_connections);
                 }
                 None => {
                     let (listening, sockets) = new.remove(&config.listen).expect("prepared");
@@ -159,7 +164,7 @@ impl Frontends {
         self.listening.retain(|address, listening| {
             let kept = runtimes
                 .iter()
-                .any(|runtime| runtime.config.listen == *address);
+                .any(|(runtime, _)| runtime.config.listen == *address);
             if !kept {
                 tracing::info!(listen = %address, "frontend removed: no longer accepting");
                 listening.close.send_replace(true);
@@ -208,6 +213,52 @@ impl Frontends {
             .collect()
     }
 
+    /// The `max_connections` of a frontend that sets none, from the open-file limit now. Warns
+    /// when those set add up to more than the limit holds.
+    fn max_connections(
+        &self,
+        frontends: &[config::Frontend],
+        backends: &[Arc<BackendState>],
+    ) -> usize {
+        let checked_servers = (backends.iter())
+            .filter(|backend| backend.config.health_check.is_some())
+            .map(|backend| backend.servers.len())
+            .sum();
+        let demand = Demand {
+            frontends: frontends.len(),
+            threads: self.workers.len(),
+            checked_servers,
+        };
+        let open_files = limits::open_files();
+        let derived = limits::default_max_connections(open_files, demand);
+        let budget = limits::connection_budget(open_files, demand);
+        let total: usize = (frontends.iter())
+            .map(|frontend| frontend.max_connections.unwrap_or(derived))
+            .sum();
+        if total > budget {
+            tracing::warn!(
+                max_connections = total,
+                open_files,
+                holds = budget,
+                "max_connections over all frontends is more than the open-file limit holds: \
+                 past it, health checks, connections to servers and the admin endpoint can \
+                 run out of descriptors (tandem_local_shortages_total)"
+            );
+        }
+        if frontends
+            .iter()
+            .any(|frontend| frontend.max_connections.is_none())
+        {
+            tracing::info!(
+                open_files,
+                ?demand,
+                max_connections = derived,
+                "default max_connections per frontend"
+            );
+        }
+        derived
+    }
+
     fn listen(&mut self, listening: Listening, sockets: Vec<StdTcpListener>) {
         let runtime = listening.frontend.load();
         let config = &runtime.config;
@@ -227,34 +278,21 @@ impl Frontends {
 
 /// What a reload has bound and built for its frontends, not serving yet.
 pub struct PreparedFrontends {
-    /// One per frontend, in config order.
-    runtimes: Vec<Arc<FrontendRuntime>>,
+    /// One per frontend, in config order, with the number of clients it serves at once.
+    runtimes: Vec<(Arc<FrontendRuntime>, usize)>,
     /// Addresses not listened on before, with their sockets (one per worker).
     new: HashMap<SocketAddr, (Listening, Vec<StdTcpListener>)>,
 }
 
 impl Listening {
-    fn new(runtime: &Arc<FrontendRuntime>) -> Listening {
-        let max_connections = runtime.config.max_connections;
+    fn new(runtime: &Arc<FrontendRuntime>, connections: Arc<ConnectionLimit>) -> Listening {
         Listening {
-            connections: Arc::new(Semaphore::new(max_connections)),
-            max_connections,
+            connections,
             close: watch::channel(false).0,
             accepting: watch::channel(true).0,
             frontend: Arc::new(ArcSwap::new(Arc::clone(runtime))),
         }
     }
-}
-
-/// Changes how many clients a frontend serves at once; connections beyond a lowered limit
-/// finish, and new ones wait until the count is under it.
-fn resize(listening: &mut Listening, max_connections: usize) {
-    if max_connections > listening.max_connections {
-        (listening.connections).add_permits(max_connections - listening.max_connections);
-    } else {
-        (listening.connections).forget_permits(listening.max_connections - max_connections);
-    }
-    listening.max_connections = max_connections;
 }
 
 fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {

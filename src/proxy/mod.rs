@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod attempt;
+pub mod connection_limit;
 pub mod drain;
 pub mod forward;
 pub mod frontends;
@@ -23,21 +24,23 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
 
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::codec::proxy_protocol;
 use crate::config::{self, Mode};
-use crate::stats::FrontendStats;
+use crate::limits::{self, AcceptBackoff, Thinned};
+use crate::stats::{FrontendStats, Shortage};
 use crate::tls::Termination;
 use activity::{Activity, ActivityIo};
+use connection_limit::{ConnectionLimit, Permit};
 use drain::{Drain, UntilTrue};
 use http::{Client, Versions};
 use upstream::UpstreamPool;
@@ -77,9 +80,6 @@ impl FrontendRuntime {
 
 pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 
-/// Pause after a failed accept (out of file descriptors, usually) so the loop doesn't spin.
-pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
-
 /// Accepts clients while fewer than `max_connections` are open on the frontend (over all
 /// workers); the rest wait in the kernel backlog. When draining starts or the frontend is
 /// removed (`close`), takes what is already queued (closing a listener resets queued clients)
@@ -87,7 +87,7 @@ pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: FrontendCell,
-    connections: Arc<Semaphore>,
+    connections: Arc<ConnectionLimit>,
     pool: Arc<UpstreamPool>,
     drain: Arc<Drain>,
     close: watch::Receiver<bool>,
@@ -96,43 +96,56 @@ pub async fn accept_loop(
     // Made once, not per client accepted.
     let mut drained = drain::until_true(drain.subscribe());
     let mut closed = drain::until_true(close);
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
-            accepted = accept(&listener, &connections, &accepting) => accepted,
+            accepted = accept(&listener, &connections, &accepting, &mut backoff) => accepted,
             () = &mut drained => break,
             () = &mut closed => break,
         };
         serve(accepted, &frontend, &pool, &drain);
     }
-    while let Ok(accepted) =
-        tokio::time::timeout(Duration::ZERO, accept(&listener, &connections, &accepting)).await
+    while let Ok(accepted) = tokio::time::timeout(
+        Duration::ZERO,
+        accept(&listener, &connections, &accepting, &mut backoff),
+    )
+    .await
     {
         serve(accepted, &frontend, &pool, &drain);
     }
 }
 
-type Accepted = (TcpStream, SocketAddr, OwnedSemaphorePermit);
+type Accepted = (TcpStream, SocketAddr, Permit);
 
-/// The next client; `accepting` tells VRRP trackers whether the listener works.
+/// Accept errors other than shortages, logged thinly: they repeat as fast as accept is tried.
+static ACCEPT_ERRORS: Thinned = Thinned::new();
+
+/// The next client; `accepting` tells VRRP trackers whether the listener works. After a failed
+/// accept (out of file descriptors, usually) it pauses, longer while failures go on.
 async fn accept(
     listener: &TcpListener,
-    connections: &Arc<Semaphore>,
+    connections: &Arc<ConnectionLimit>,
     accepting: &watch::Sender<bool>,
+    backoff: &mut AcceptBackoff,
 ) -> Accepted {
     loop {
-        let permit = Arc::clone(connections)
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
+        let permit = connections.acquire().await;
         match listener.accept().await {
             Ok((stream, client)) => {
+                backoff.succeeded();
                 accepting.send_if_modified(|works| !std::mem::replace(works, true));
                 return (stream, client, permit);
             }
+            // The client gave up while queued: nothing wrong here.
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionAborted => {}
             Err(error) => {
                 accepting.send_if_modified(|works| std::mem::replace(works, false));
-                tracing::warn!(listen = ?listener.local_addr().ok(), %error, "accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                if limits::is_shortage(&error) {
+                    limits::shortage(Shortage::Accept, &error);
+                } else if let Some(held_back) = ACCEPT_ERRORS.admit(Instant::now()) {
+                    tracing::warn!(listen = ?listener.local_addr().ok(), %error, held_back, "accept failed");
+                }
+                tokio::time::sleep(backoff.failed()).await;
             }
         }
     }

@@ -31,11 +31,11 @@ pub async fn relay(
     let mut client = ActivityIo::new(client, Arc::clone(&activity))
         .counting(stats.bytes_in.clone(), stats.bytes_out.clone());
     let connected = connect(client_address, destination, &frontend).await;
-    let connect = connected.as_ref().map(|_| started.elapsed());
+    let connect = connected.as_ref().ok().map(|_| started.elapsed());
     let (server, end) = match connected {
         // Closing the client is all tcp mode can say.
-        None => (None, "no_server"),
-        Some((upstream, attempt)) => {
+        Err(end) => (None, end),
+        Ok((upstream, attempt)) => {
             let server = attempt.server;
             let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
             let end = tokio::select! {
@@ -73,12 +73,13 @@ pub async fn relay(
 }
 
 /// Connects to a server of the frontend's backend through the shared attempt loop; the
-/// server stays counted as busy for as long as the returned try is held.
+/// server stays counted as busy for as long as the returned try is held. Without one, why:
+/// `no_server`, or `local_shortage` when this host is out of descriptors (no server blamed).
 async fn connect<'a>(
     client: SocketAddr,
     destination: SocketAddr,
     frontend: &'a FrontendRuntime,
-) -> Option<(TcpStream, Attempt<'a>)> {
+) -> Result<(TcpStream, Attempt<'a>), &'static str> {
     let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
     let preamble = (backend.config.send_proxy)
         .map(|version| proxy_protocol::header(version, client, destination));
@@ -101,10 +102,14 @@ async fn connect<'a>(
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 attempt.connected();
-                return Some((stream, attempt));
+                return Ok((stream, attempt));
             }
-            Ok(Err(error)) => attempt.connect_failed(&format!("connect: {error}")),
-            Err(_) => attempt.connect_failed("connect timed out"),
+            Ok(Err(error)) => {
+                if attempt.connect_failed(&error).is_err() {
+                    return Err("local_shortage");
+                }
+            }
+            Err(_) => attempt.connect_timed_out(),
         }
     }
     match attempts.tried() {
@@ -115,5 +120,5 @@ async fn connect<'a>(
             tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached")
         }
     }
-    None
+    Err("no_server")
 }

@@ -30,6 +30,21 @@ use crate::track::data_plane::DataPlane;
 const SOURCE_ADDRESS_WAIT: Duration = Duration::from_secs(5);
 const INBOUND_QUEUE: usize = 64;
 
+/// Why a packet is dropped before it reaches an instance: each `packet::DecodeError`, a VRID
+/// not run here, or an instance too far behind; all put at 0 once an interface is listened on.
+const INTERFACE_DROP_REASONS: [&str; 10] = [
+    "ttl",
+    "version",
+    "type",
+    "too_short",
+    "address_count",
+    "checksum",
+    "auth_type",
+    "interval",
+    "vrid",
+    "queue_full",
+];
+
 /// Where one interface's adverts of one family go: the instances there, by VRID.
 struct Route {
     interface: Interface,
@@ -325,6 +340,7 @@ async fn receive(
     interface: String,
     instances: HashMap<u8, mpsc::Sender<Inbound>>,
 ) {
+    stats::vrrp_receiving_on(&interface, &INTERFACE_DROP_REASONS);
     let mut tally = Tally::default();
     loop {
         let packet = match receiver.recv().await {
@@ -365,6 +381,43 @@ async fn receive(
             if tally.record("queue_full", packet.source) {
                 tracing::warn!(%interface, from = %packet.source, vrid, "VRRP instance is behind: advert dropped");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vrrp::packet::DecodeError;
+
+    #[test]
+    fn every_decode_error_is_a_drop_reason_put_at_zero() {
+        // Written as a match, so that a new variant fails to compile here until it is listed.
+        let reason = |error: DecodeError| match error {
+            DecodeError::HopLimit { .. }
+            | DecodeError::Version { .. }
+            | DecodeError::Type { .. }
+            | DecodeError::TooShort { .. }
+            | DecodeError::AddressCount { .. }
+            | DecodeError::Checksum
+            | DecodeError::AuthType { .. }
+            | DecodeError::ZeroInterval => error.as_str(),
+        };
+        let errors = [
+            DecodeError::HopLimit { received: 1 },
+            DecodeError::Version { received: 9 },
+            DecodeError::Type { received: 2 },
+            DecodeError::TooShort { length: 1 },
+            DecodeError::AddressCount {
+                count: 9,
+                length: 8,
+            },
+            DecodeError::Checksum,
+            DecodeError::AuthType { received: 7 },
+            DecodeError::ZeroInterval,
+        ];
+        for error in errors {
+            assert!(INTERFACE_DROP_REASONS.contains(&reason(error)), "{error:?}");
         }
     }
 }

@@ -292,7 +292,12 @@ pub struct Tandem {
 impl Tandem {
     /// Starts tandem with `config` and waits until every `listens` address accepts.
     pub async fn start(config: &str, listens: &[SocketAddr]) -> Tandem {
-        let mut tandem = Tandem::spawn(config, Command::new(tandem_binary()));
+        Tandem::start_with(Command::new(tandem_binary()), config, listens).await
+    }
+
+    /// Like [`Tandem::start`], with `command` running the binary (under `prlimit`, say).
+    pub async fn start_with(command: Command, config: &str, listens: &[SocketAddr]) -> Tandem {
+        let mut tandem = Tandem::spawn(config, command);
         for &address in listens {
             let started = Instant::now();
             while TcpStream::connect(address).await.is_err() {
