@@ -62,17 +62,13 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
 
-    // The proxy serves before this node may claim a VIP.
-    let engine = match config.vrrp.is_empty() {
-        true => None,
-        false => {
-            let data_plane = DataPlane {
-                backends: backends.clone(),
-                frontends: frontends.accepting(&config.frontends),
-            };
-            Some(Engine::start(config.vrrp.clone(), data_plane)?)
-        }
+    // The proxy serves before this node may claim a VIP. An engine with no instances is an
+    // idle thread, there so that a reload can add some.
+    let data_plane = DataPlane {
+        backends: backends.clone(),
+        frontends: frontends.accepting(&config.frontends),
     };
+    let engine = Some(Engine::start(config.vrrp.clone(), data_plane)?);
 
     let control = Builder::new_current_thread()
         .enable_all()
@@ -204,13 +200,13 @@ impl Running {
                 backends: self.backends.clone(),
                 frontends: self.frontends.accepting(&config.frontends),
             };
-            if let Err(why) = engine.reconfigure(&config.vrrp, &data_plane) {
-                tracing::warn!("VRRP keeps its running config until a restart: {why}");
-                config.vrrp = self.config.vrrp.clone();
+            match engine.prepare(&config.vrrp, &data_plane) {
+                Ok(prepared) => engine.commit(prepared),
+                Err(error) => {
+                    tracing::warn!("VRRP keeps its running config: {error:#}");
+                    config.vrrp = self.config.vrrp.clone();
+                }
             }
-        } else if !config.vrrp.is_empty() {
-            tracing::warn!("VRRP instances added to a node that ran none need a restart");
-            config.vrrp.clear();
         }
         self.config = config;
         self.reloads.succeeded += 1;

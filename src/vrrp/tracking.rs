@@ -1,5 +1,8 @@
 //! The live side of `track:`: reads each tracked item's current state and wakes an instance
 //! when one may have changed. The rule that turns states into a priority is [`crate::track`].
+//!
+//! Trackers are built from the data plane a config runs with, and rebuilt from the new one at
+//! every reload: a backend or server is followed by its name, whatever state object carries it.
 
 use std::sync::Arc;
 
@@ -83,6 +86,15 @@ impl Trackers {
                 failing: item.source.failing(),
             }),
         )
+    }
+
+    /// Whether every tracked backend's servers have each had a health verdict since they were
+    /// added: until then `up` is a start-up guess.
+    pub fn verdicts_in(&self) -> bool {
+        (self.items.iter()).all(|item| match &item.source {
+            Source::Backend { state, .. } => state.checked(),
+            Source::Frontend { .. } | Source::Interface { .. } => true,
+        })
     }
 
     /// What fails now, for logs: `backend web_pool (0 of 2 up, min_healthy 1)`.
