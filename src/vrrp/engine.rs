@@ -542,3 +542,84 @@ async fn receive(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{VirtualIp, VrrpVersion};
+
+    fn instance(name: &str, interface: &str) -> VrrpInstance {
+        VrrpInstance {
+            name: name.into(),
+            interface: interface.into(),
+            virtual_router_id: 33,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            version: VrrpVersion::V3,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            password: None,
+            source_ip: None,
+            unicast_peers: Vec::new(),
+            virtual_ips: vec![VirtualIp {
+                address: "198.51.100.10".parse().unwrap(),
+                prefix_len: 24,
+            }],
+            v3_checksum_pseudo_header: true,
+            track: Vec::new(),
+        }
+    }
+
+    fn no_data_plane() -> DataPlane {
+        DataPlane {
+            backends: Vec::new(),
+            frontends: Vec::new(),
+        }
+    }
+
+    /// An engine without instances needs no privilege, and a refused prepare opens nothing:
+    /// this runs anywhere and touches no interface.
+    #[test]
+    fn a_refused_prepare_names_the_instance_and_changes_nothing() {
+        let mut engine = Engine::start(Vec::new(), no_data_plane()).unwrap();
+        assert!(engine.status().is_empty());
+        let missing = engine
+            .prepare(&[instance("VI_9", "tandem-none0")], &no_data_plane())
+            .err()
+            .expect("no such interface");
+        let message = format!("{missing:#}");
+        assert!(message.contains("VRRP instance VI_9 on tandem-none0"), "{message}");
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(engine.status().is_empty());
+        assert!(engine.receivers.is_empty() && engine.links.is_empty());
+
+        // What runs is untouched: an empty reload still prepares and commits.
+        let prepared = engine.prepare(&[], &no_data_plane()).unwrap();
+        engine.commit(prepared);
+        assert!(engine.status().is_empty());
+        engine.hand_over();
+        engine.release();
+    }
+
+    #[test]
+    fn a_config_is_the_same_router_while_interface_vrid_and_family_stay() {
+        let running = instance("VI_1", "eth0");
+        let mut reloaded = VrrpInstance {
+            priority: 200,
+            preempt: false,
+            advert_interval: Duration::from_millis(200),
+            password: None,
+            source_ip: Some("198.51.100.11".parse().unwrap()),
+            ..running.clone()
+        };
+        assert!(same_router(&running, &reloaded));
+        reloaded.virtual_router_id = 34;
+        assert!(!same_router(&running, &reloaded));
+        let mut moved = running.clone();
+        moved.interface = "eth1".into();
+        assert!(!same_router(&running, &moved));
+        let mut v6 = running.clone();
+        v6.virtual_ips[0].address = "2001:db8::10".parse().unwrap();
+        assert!(!same_router(&running, &v6));
+    }
+}

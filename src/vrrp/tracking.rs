@@ -220,6 +220,31 @@ mod tests {
         assert_eq!(trackers.verdict(150), Verdict::Fault);
     }
 
+    #[tokio::test]
+    async fn verdicts_are_in_once_every_tracked_server_has_had_a_check_result() {
+        let data_plane = DataPlane {
+            backends: vec![Arc::new(crate::backend::checked_backend(&["s1", "s2"]))],
+            frontends: Vec::new(),
+        };
+        let track = [Track {
+            target: TrackTarget::Backend {
+                backend: 0,
+                min_healthy: 1,
+            },
+            weight: TrackWeight::Points(-50),
+        }];
+        let mut trackers = Trackers::new(&track, &data_plane, &HashMap::new());
+        assert!(!trackers.verdicts_in());
+        data_plane.backends[0].servers[0].record_check(true, "");
+        trackers.changed().await;
+        assert!(!trackers.verdicts_in(), "s2 has had no result yet");
+        data_plane.backends[0].servers[1].record_check(true, "");
+        trackers.changed().await;
+        assert!(trackers.verdicts_in());
+        assert_eq!(trackers.verdict(150), Verdict::Priority(150));
+        assert!(Trackers::new(&[], &data_plane, &HashMap::new()).verdicts_in());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn nothing_tracked_never_changes() {
         let data_plane = DataPlane {
