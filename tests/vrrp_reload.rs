@@ -129,9 +129,10 @@ fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() 
     for (tandem, state) in [(&a, "BACKUP"), (&b, "MASTER")] {
         let log = tandem.log();
         assert!(
-            log.lines().any(|line| line.contains("instance=VI_2 vrid=35")
-                && line.contains("VRRP state changed")
-                && line.contains(state)),
+            log.lines()
+                .any(|line| line.contains("instance=VI_2 vrid=35")
+                    && line.contains("VRRP state changed")
+                    && line.contains(state)),
             "{log}"
         );
     }
@@ -201,7 +202,13 @@ impl Drop for App {
 
 /// A node whose VI_1 tracks its backend `app` (weight -100), of one server on `port`.
 fn tracked_config(name: &str, priority: u8, server: &str, port: u16) -> String {
-    node_config(name, priority, VIP4, "      track: [{ backend: app, weight: -100 }]\n").replace(
+    node_config(
+        name,
+        priority,
+        VIP4,
+        "      track: [{ backend: app, weight: -100 }]\n",
+    )
+    .replace(
         "servers: [ { name: app, address: \"127.0.0.1:9000\" } ]",
         &format!(
             "health_check: {{ type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }}\n    \

@@ -88,10 +88,7 @@ pub struct PreparedVrrp {
 
 enum Planned {
     /// The running instance at `index`, reconfigured in place.
-    Kept {
-        index: usize,
-        update: Update,
-    },
+    Kept { index: usize, update: Update },
     Started {
         config: VrrpInstance,
         link: Link,
@@ -194,7 +191,9 @@ impl Engine {
         let watch: BTreeSet<String> = (instances.iter())
             .flat_map(|instance| &instance.track)
             .filter_map(|item| match &item.target {
-                TrackTarget::Interface(name) if !self.links.contains_key(name) => Some(name.clone()),
+                TrackTarget::Interface(name) if !self.links.contains_key(name) => {
+                    Some(name.clone())
+                }
                 _ => None,
             })
             .collect();
@@ -355,7 +354,11 @@ impl Engine {
     /// Removes the VIPs and stops the engine.
     pub fn release(self) {
         self.phase.send_replace(Phase::Releasing);
-        let mut tasks: Vec<_> = self.instances.into_iter().map(|running| running.task).collect();
+        let mut tasks: Vec<_> = self
+            .instances
+            .into_iter()
+            .map(|running| running.task)
+            .collect();
         tasks.extend(self.leaving);
         let _ = self.stop.send(tasks);
         let _ = self.thread.join();
@@ -371,7 +374,9 @@ fn is_v6(config: &VrrpInstance) -> bool {
 }
 
 fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<Inbound>>> {
-    routes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    routes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether a reloaded config is the same router as a running one: same interface, VRID and
@@ -493,11 +498,7 @@ async fn default_source(
 
 /// Decodes what arrives on one interface and hands each advert to the instance of its VRID;
 /// malformed packets and unknown VRIDs are dropped, counted and logged.
-async fn receive(
-    mut receiver: VrrpReceiver,
-    interface: String,
-    routes: Routes,
-) {
+async fn receive(mut receiver: VrrpReceiver, interface: String, routes: Routes) {
     let mut tally = Tally::default();
     loop {
         let packet = match receiver.recv().await {
@@ -588,7 +589,10 @@ mod tests {
             .err()
             .expect("no such interface");
         let message = format!("{missing:#}");
-        assert!(message.contains("VRRP instance VI_9 on tandem-none0"), "{message}");
+        assert!(
+            message.contains("VRRP instance VI_9 on tandem-none0"),
+            "{message}"
+        );
         assert!(message.contains("does not exist"), "{message}");
         assert!(engine.status().is_empty());
         assert!(engine.receivers.is_empty() && engine.links.is_empty());

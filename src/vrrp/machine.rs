@@ -200,12 +200,15 @@ impl Machine {
     /// stays with `PriorityChanged`.
     pub fn reconfigure(&mut self, now: Timestamp, config: Config) -> Vec<Action> {
         let mut actions = Vec::new();
-        let advert_changed = (config.version, config.advert_interval, config.primary_address)
-            != (
-                self.config.version,
-                self.config.advert_interval,
-                self.config.primary_address,
-            );
+        let advert_changed = (
+            config.version,
+            config.advert_interval,
+            config.primary_address,
+        ) != (
+            self.config.version,
+            self.config.advert_interval,
+            self.config.primary_address,
+        );
         let preempt_changed = config.preempt != self.config.preempt;
         self.config = config;
         match &mut self.phase {
