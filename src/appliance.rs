@@ -62,13 +62,17 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
 
-    // The proxy serves before this node may claim a VIP. An engine with no instances is an
-    // idle thread, there so that a reload can add some.
-    let data_plane = DataPlane {
-        backends: backends.clone(),
-        frontends: frontends.accepting(&config.frontends),
+    // The proxy serves before this node may claim a VIP.
+    let engine = match config.vrrp.is_empty() {
+        true => None,
+        false => {
+            let data_plane = DataPlane {
+                backends: backends.clone(),
+                frontends: frontends.accepting(&config.frontends),
+            };
+            Some(Engine::start(config.vrrp.clone(), data_plane)?)
+        }
     };
-    let engine = Some(Engine::start(config.vrrp.clone(), data_plane)?);
 
     let control = Builder::new_current_thread()
         .enable_all()
@@ -195,6 +199,12 @@ impl Running {
             tracing::warn!(admin = ?self.config.admin, "admin changes on restart only");
             config.admin = self.config.admin;
         }
+        if self.engine.is_none() && !config.vrrp.is_empty() {
+            // A node that ran no VRRP gets an idle engine, which this reload fills.
+            self.engine = Engine::start(Vec::new(), DataPlane::default())
+                .map_err(|error| tracing::warn!("VRRP cannot start: {error:#}"))
+                .ok();
+        }
         if let Some(engine) = &mut self.engine {
             let data_plane = DataPlane {
                 backends: self.backends.clone(),
@@ -207,6 +217,8 @@ impl Running {
                     config.vrrp = self.config.vrrp.clone();
                 }
             }
+        } else {
+            config.vrrp.clear();
         }
         self.config = config;
         self.reloads.succeeded += 1;

@@ -159,6 +159,21 @@ fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() 
     assert_eq!((a.pid(), b.pid()), (pid_a, pid_b));
 }
 
+/// A node that started without VRRP gets its first instance by SIGHUP, and takes the VIP.
+#[test]
+fn vrrp_added_by_sighup_to_a_node_that_ran_none_takes_the_vip() {
+    let Some(lab) = lab() else { return };
+    let full = node_config("node-a", 150, VIP4, "");
+    let without_vrrp = &full[..full.find("vrrp:").unwrap()];
+    let a = Tandem::start_in(&lab.hosts[0].namespace, without_vrrp);
+    let log = reload(&a, &full);
+    assert!(log.contains("config reloaded"), "{log}");
+    wait_until(FAILOVER, "a holds the VIP", || holds(&lab, 0, VIP4));
+    wait_until(FAILOVER, "the client reaches a via the VIP", || {
+        answer_via_vip(&lab, VIP4).as_deref() == Some("node-a")
+    });
+}
+
 /// An app on `port` in a namespace, answering with `name` until dropped; then the port refuses.
 struct App {
     stop: Option<oneshot::Sender<()>>,
