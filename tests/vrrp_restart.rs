@@ -161,7 +161,7 @@ fn a_node_restarted_with_preemption_takes_the_vip_back_without_a_503() {
         by("node-a")
     );
     assert!(
-        !not_ok.iter().any(|outcome| matches!(outcome, Ok(_))),
+        !not_ok.iter().any(|outcome| outcome.is_ok()),
         "statuses other than 200: {not_ok:?}\n{}",
         a.log()
     );

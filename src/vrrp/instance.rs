@@ -151,7 +151,11 @@ impl Instance {
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
-        self.gate_preemption(&trackers);
+        self.verdicts_in = trackers.verdicts_in();
+        self.set_machine_config().await;
+        if self.config.preempt && !self.verdicts_in {
+            tracing::info!(instance = %self.config.name, "no preemption until every tracked backend's servers have had a health check result");
+        }
         if verdict != Verdict::Fault {
             self.step(Event::Startup).await;
         }
@@ -162,7 +166,7 @@ impl Instance {
                 () = trackers.changed() => {
                     let verdict = trackers.verdict(self.config.priority);
                     self.follow(verdict, &trackers).await;
-                    self.gate_preemption(&trackers);
+                    self.gate_preemption(&trackers).await;
                 }
                 Some(packet) = inbound.recv() => self.receive(packet).await,
                 update = updates.recv() => match update {
@@ -239,38 +243,24 @@ impl Instance {
 
     /// Preemption follows the config once every tracked backend has had its first verdict;
     /// before, this node follows any Master it hears (it still takes over when it hears none).
-    fn gate_preemption(&mut self, trackers: &Trackers) {
+    async fn gate_preemption(&mut self, trackers: &Trackers) {
         let verdicts_in = trackers.verdicts_in();
         if verdicts_in == self.verdicts_in {
             return;
         }
         self.verdicts_in = verdicts_in;
-        if self.config.preempt {
-            tracing::info!(
-                instance = %self.config.name,
-                allowed = verdicts_in,
-                "preemption follows the first health verdicts of tracked backends"
-            );
+        if self.config.preempt && verdicts_in {
+            tracing::info!(instance = %self.config.name, "tracked backends have had their first health check results: preemption allowed");
         }
-        self.set_machine_config();
+        self.set_machine_config().await;
     }
 
     /// Hands the config the machine needs, with preemption gated, to the running machine.
-    fn set_machine_config(&mut self) {
+    async fn set_machine_config(&mut self) {
         let config = machine_config(&self.config, self.link.sender.source(), self.verdicts_in);
         let actions = self.machine.reconfigure(self.now(), config);
         for action in actions {
-            match action {
-                Action::SendAdvert { priority } => self.send_advert(priority),
-                Action::SetTimer { timer, at } => {
-                    let at = Some(self.epoch + at.since_epoch());
-                    match timer {
-                        Timer::Adver => self.adver_at = at,
-                        Timer::MasterDown => self.master_down_at = at,
-                    }
-                }
-                other => tracing::error!(?other, "unexpected action on reconfiguring VRRP"),
-            }
+            self.apply(action).await;
         }
     }
 
@@ -311,7 +301,7 @@ impl Instance {
         }
         status::lock(&self.status).virtual_ips = status::virtual_ips(&self.config);
         self.verdicts_in = trackers.verdicts_in();
-        self.set_machine_config();
+        self.set_machine_config().await;
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, trackers).await;
         self.publish();
