@@ -178,7 +178,7 @@ impl Engine {
         // Sockets are opened for new instances, and for kept ones whose source changed.
         let to_open: Vec<VrrpInstance> = (instances.iter().zip(&kept))
             .filter(|(config, kept)| match kept {
-                Some(index) => self.instances[*index].config.source_ip != config.source_ip,
+                Some(index) => !same_link(&self.instances[*index].config, config),
                 None => true,
             })
             .map(|(config, _)| config.clone())
@@ -215,9 +215,7 @@ impl Engine {
             .map(|(config, kept)| {
                 let trackers = Trackers::new(&config.track, data_plane, &all_links);
                 let opened = match kept {
-                    Some(index) if self.instances[index].config.source_ip == config.source_ip => {
-                        None
-                    }
+                    Some(index) if same_link(&self.instances[index].config, config) => None,
                     _ => links.next(),
                 };
                 match (kept, opened) {
@@ -384,6 +382,11 @@ fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<I
 fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     (&old.interface, old.virtual_router_id, is_v6(old))
         == (&new.interface, new.virtual_router_id, is_v6(new))
+}
+
+/// Whether a kept instance can go on with its sockets: they depend on the source address.
+fn same_link(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    old.source_ip == new.source_ip
 }
 
 /// What [`open`] hands back to [`Engine::prepare`].
