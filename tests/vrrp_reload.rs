@@ -55,10 +55,34 @@ fn second(interface: &str, vrid: u8, priority: u8) -> String {
     )
 }
 
-/// Preemption off by SIGHUP: a, back above b, follows b. On by SIGHUP: a takes the VIP back.
-/// Both reloads leave a's state alone until its next advert decision.
+/// b: another tandem, or keepalived (Debian's package).
+enum Peer {
+    Tandem,
+    Keepalived,
+}
+
+/// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
+fn keepalived_config() -> String {
+    format!(
+        "global_defs {{\n  router_id keepalived-b\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
+         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP4}/24\n  }}\n}}\n"
+    )
+}
+
 #[test]
 fn preempt_toggled_by_sighup_takes_effect_both_ways() {
+    preempt_toggled_by_sighup(Peer::Tandem);
+}
+
+#[test]
+fn preempt_toggled_by_sighup_takes_effect_beside_keepalived() {
+    preempt_toggled_by_sighup(Peer::Keepalived);
+}
+
+/// Preemption off by SIGHUP: a, back above b, follows b. On by SIGHUP: a takes the VIP back.
+/// Both reloads leave a's state alone until its next advert decision.
+fn preempt_toggled_by_sighup(peer: Peer) {
     let Some(lab) = lab() else { return };
     let config_a = |priority: u8, preempt: bool| {
         node_config(
@@ -69,15 +93,18 @@ fn preempt_toggled_by_sighup_takes_effect_both_ways() {
         ) + ADMIN
     };
     let a = Tandem::start_in(&lab.hosts[0].namespace, &config_a(150, true));
-    let _b = Tandem::start_in(
-        &lab.hosts[1].namespace,
-        &(node_config("node-b", 100, VIP4, "") + ADMIN),
-    );
+    let b = &lab.hosts[1].namespace;
+    let _b: Box<dyn std::any::Any> = match peer {
+        Peer::Tandem => Box::new(Tandem::start_in(b, &node_config("node-b", 100, VIP4, ""))),
+        Peer::Keepalived => Box::new(support::Keepalived::start_in(b, &keepalived_config())),
+    };
     wait_for_master(&lab, 0, VIP4);
 
     // Below b, which preempts: b takes over.
     reload(&a, &config_a(50, false));
-    wait_for_master(&lab, 1, VIP4);
+    wait_until(FAILOVER, "b holds the VIP alone", || {
+        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4)
+    });
 
     // Above b again, with preemption off: a keeps following b's adverts.
     let backup_changes = transitions(&a, "VI_1");
@@ -95,7 +122,9 @@ fn preempt_toggled_by_sighup_takes_effect_both_ways() {
 
     // Preemption on by SIGHUP: a takes the VIP back on b's next advert.
     reload(&a, &config_a(150, true));
-    wait_for_master(&lab, 0, VIP4);
+    wait_until(FAILOVER, "a holds the VIP alone again", || {
+        holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4)
+    });
     assert!(
         a.log().contains("PreemptedLowerPriority"),
         "a should preempt, not wait for a timer:\n{}",

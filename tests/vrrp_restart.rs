@@ -1,13 +1,14 @@
 //! A node restarted with preemption takes its VIP back without a 503: it does not preempt until
-//! its tracked backend has had a first health verdict. Alone in its test binary: it counts
-//! failed requests, and tests running beside it on two cores would stretch every request.
+//! its tracked backend has had a first health verdict. In a test binary of its own, its two
+//! cases one at a time: they count failed requests, and tests running beside them on two cores
+//! would stretch every request.
 //! Needs root; fails under CI=true without it.
 
 mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::lab::{join, spawn_in, wait_until, Dad, Lab};
@@ -31,13 +32,13 @@ fn node_config(name: &str, priority: u8) -> String {
     )
 }
 
-/// The node's http app on 127.0.0.1:9000, answering 200 with the node's name while `ready`;
-/// until then it accepts and says nothing for 5 s, as an app still starting up behind a
-/// listening socket would.
-fn start_app(namespace: &str, name: &'static str, ready: Arc<AtomicBool>) {
+/// A node's http app on `listen`, answering 200 with the node's name while `ready`; until then
+/// it accepts and says nothing for 5 s, as an app still starting up behind a listening socket
+/// would.
+fn start_app(namespace: &str, listen: &'static str, name: &'static str, ready: Arc<AtomicBool>) {
     let (bound, listening) = std::sync::mpsc::channel();
     spawn_in(namespace, move || async move {
-        let listener = TcpListener::bind("127.0.0.1:9000").await.unwrap();
+        let listener = TcpListener::bind(listen).await.unwrap();
         bound.send(()).unwrap();
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
@@ -92,18 +93,51 @@ async fn request(address: SocketAddr) -> Result<(u16, String), String> {
 /// which resets it (see `a_planned_handover_fails_no_connection`).
 #[test]
 fn a_node_restarted_with_preemption_takes_the_vip_back_without_a_503() {
+    restart_takes_the_vip_back_without_a_503(Peer::Tandem);
+}
+
+/// The same beside keepalived, whose host b serves the VIP's port itself.
+#[test]
+fn a_node_restarted_with_preemption_takes_the_vip_back_from_keepalived_without_a_503() {
+    restart_takes_the_vip_back_without_a_503(Peer::Keepalived);
+}
+
+/// b: another tandem in front of its app, or keepalived with the app on the VIP's port.
+enum Peer {
+    Tandem,
+    Keepalived,
+}
+
+/// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
+fn keepalived_config() -> String {
+    format!(
+        "global_defs {{\n  router_id keepalived-b\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
+         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP4}/24\n  }}\n}}\n"
+    )
+}
+
+fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(lab) = Lab::new(3, Dad::Off) else {
         return;
     };
     let ready_a = Arc::new(AtomicBool::new(true));
-    start_app(&lab.hosts[0].namespace, "node-a", Arc::clone(&ready_a));
-    start_app(
-        &lab.hosts[1].namespace,
-        "node-b",
-        Arc::new(AtomicBool::new(true)),
-    );
-    let mut a = Tandem::start_in(&lab.hosts[0].namespace, &node_config("node-a", 150));
-    let _b = Tandem::start_in(&lab.hosts[1].namespace, &node_config("node-b", 100));
+    let (a_host, b_host) = (&lab.hosts[0].namespace, &lab.hosts[1].namespace);
+    start_app(a_host, "127.0.0.1:9000", "node-a", Arc::clone(&ready_a));
+    let b_listen = match peer {
+        Peer::Tandem => "127.0.0.1:9000",
+        Peer::Keepalived => "0.0.0.0:80",
+    };
+    start_app(b_host, b_listen, "node-b", Arc::new(AtomicBool::new(true)));
+    let mut a = Tandem::start_in(a_host, &node_config("node-a", 150));
+    let _b: Box<dyn std::any::Any> = match peer {
+        Peer::Tandem => Box::new(Tandem::start_in(b_host, &node_config("node-b", 100))),
+        Peer::Keepalived => Box::new(support::Keepalived::start_in(b_host, &keepalived_config())),
+    };
     wait_until(FAILOVER, "a holds the VIP alone", || {
         holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4)
     });
@@ -134,7 +168,7 @@ fn a_node_restarted_with_preemption_takes_the_vip_back_without_a_503() {
         }
     });
 
-    let a = Tandem::start_in(&lab.hosts[0].namespace, &node_config("node-a", 150));
+    let a = Tandem::start_in(a_host, &node_config("node-a", 150));
     wait_until(FAILOVER, "a's first check finds its app down", || {
         a.log().contains("tracked items changed the VRRP priority")
     });
