@@ -88,9 +88,9 @@ async fn request(address: SocketAddr) -> Result<(u16, String), String> {
 /// a (150) is stopped, so b (100) holds the VIP; a restarts while its app is still starting.
 /// a waits for its check's verdict (down: priority 50) instead of preempting on b's first
 /// advert; once its app answers it takes the VIP back. A client requesting through the VIP
-/// every 5 ms meanwhile gets only 200s, with no silence. One reset is tolerated, and only one:
-/// a connection b accepted just before a's gratuitous ARP landed sends its last packets to a,
-/// which resets it (see `a_planned_handover_fails_no_connection`).
+/// every 5 ms meanwhile gets only 200s. One failed connection is tolerated, and only one: a
+/// connection b accepted just before a took the VIP loses its last packets, as b gives the VIP
+/// up (no answer from b) or the client's go to a (reset), as in any preemption.
 #[test]
 fn a_node_restarted_with_preemption_takes_the_vip_back_without_a_503() {
     restart_takes_the_vip_back_without_a_503(Peer::Tandem);
@@ -199,14 +199,16 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
         "statuses other than 200: {not_ok:?}\n{}",
         a.log()
     );
-    let reset = std::io::ErrorKind::ConnectionReset.to_string();
     assert!(
-        not_ok
-            .iter()
-            .all(|outcome| outcome.as_ref().err() == Some(&reset))
-            && not_ok.len() <= 1,
+        not_ok.len() <= 1,
         "failed requests: {not_ok:?}\n{}",
         a.log()
+    );
+    let log = a.log();
+    let line_of = |text: &str| log.lines().position(|line| line.contains(text));
+    assert!(
+        line_of("tracked items changed the VRRP priority") < line_of("to=\"MASTER\""),
+        "a took the VIP before its first check verdict:\n{log}"
     );
     assert!(
         by("node-b") > 0,
