@@ -188,6 +188,45 @@ fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() 
     assert_eq!((a.pid(), b.pid()), (pid_a, pid_b));
 }
 
+/// Unicast peers and a slower advert interval by SIGHUP, in place: once multicast is dropped
+/// at the switch, b still hears a (by unicast) and stays backup; neither changes state.
+#[test]
+fn unicast_peers_and_interval_change_in_place() {
+    let Some(lab) = lab() else { return };
+    let unicast = |peer: usize| format!("      unicast_peers: [\"{}\"]\n", lab.hosts[peer].ipv4);
+    let config = |name: &str, priority: u8, extra: &str| {
+        node_config(name, priority, VIP4, extra)
+            .replace("advert_interval: 100ms", "advert_interval: 200ms")
+            + ADMIN
+    };
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &(node_config("node-a", 150, VIP4, "") + ADMIN),
+    );
+    let b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &(node_config("node-b", 100, VIP4, "") + ADMIN),
+    );
+    wait_for_master(&lab, 0, VIP4);
+    let before = (transitions(&a, "VI_1"), transitions(&b, "VI_1"));
+
+    reload(&b, &config("node-b", 100, &unicast(0)));
+    reload(&a, &config("node-a", 150, &unicast(1)));
+    lab.block_vrrp_multicast();
+    let heard = adverts_received(&lab, 1);
+    wait_until(FAILOVER, "b hears 10 more adverts from a", || {
+        adverts_received(&lab, 1) >= heard + 10.0
+    });
+    assert!(holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4));
+    assert_eq!(
+        (transitions(&a, "VI_1"), transitions(&b, "VI_1")),
+        before,
+        "a reload changed a state:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+}
+
 /// A node that started without VRRP gets its first instance by SIGHUP, and takes the VIP.
 #[test]
 fn vrrp_added_by_sighup_to_a_node_that_ran_none_takes_the_vip() {
