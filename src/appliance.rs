@@ -19,12 +19,12 @@ use crate::backend::BackendState;
 use crate::config::{self, Config};
 use crate::health;
 use crate::proxy::drain::Drain;
-use crate::proxy::frontends::Frontends;
+use crate::proxy::frontends::{Frontends, PreparedFrontends};
 use crate::stats;
 use crate::status::{Live, Reloads};
 use crate::systemd;
 use crate::track::data_plane::DataPlane;
-use crate::vrrp::engine::Engine;
+use crate::vrrp::engine::{Engine, PreparedVrrp};
 
 /// What runs now, and what a reload replaces.
 struct Running {
@@ -195,26 +195,16 @@ impl Running {
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
         let backends = build_backends(&config, &self.backends);
-        let prepared = self
-            .frontends
-            .prepare(&config.frontends, &backends, access_log.as_ref());
+        let prepared = (self.frontends).prepare(&config.frontends, &backends, access_log.as_ref());
         let frontends = match prepared {
             Ok(frontends) => frontends,
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
-        // Last of the parts that may refuse: once VRRP has taken its part, nothing else can fail.
-        if let Some(engine) = &mut self.engine {
-            let data_plane = DataPlane {
-                backends: backends.clone(),
-                frontends: (self.frontends).accepting_once(&config.frontends, Some(&frontends)),
-            };
-            if let Err(why) = engine.reconfigure(&config.vrrp, &data_plane) {
-                return self.reload_failed(&format!("vrrp: {why}"));
-            }
-        } else if !config.vrrp.is_empty() {
-            return self
-                .reload_failed("vrrp: instances added to a node that ran none need a restart");
-        }
+        // Last of the parts that may refuse: once VRRP has prepared its part, nothing can fail.
+        let vrrp = match self.prepare_vrrp(&config, &backends, &frontends).await {
+            Ok(vrrp) => vrrp,
+            Err(error) => return self.reload_failed(&format!("vrrp: {error:#}")),
+        };
         self.frontends.commit(frontends);
         // A replaced log's writer ends once the last request still holding it has logged.
         self.access_log = access_log;
@@ -223,12 +213,46 @@ impl Running {
         }
         self.checks = health::checker::spawn(&backends);
         self.backends = backends;
+        if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
+            engine.commit(vrrp);
+        }
         self.config = config;
         self.reloads.succeeded += 1;
         self.reloads.last_success_unix = unix_now();
         stats::reload(true);
         self.publish();
         tracing::info!(path = %path.display(), "config reloaded");
+    }
+
+    /// VRRP's part of a reload, prepared but not committed; `None` when the node runs no VRRP
+    /// and the file adds none. A node that ran none gets an idle engine to add instances to.
+    async fn prepare_vrrp(
+        &mut self,
+        config: &Config,
+        backends: &[Arc<BackendState>],
+        frontends: &PreparedFrontends,
+    ) -> anyhow::Result<Option<PreparedVrrp>> {
+        if self.engine.is_none() && !config.vrrp.is_empty() {
+            self.engine = Some(Engine::start(Vec::new(), DataPlane::default())?);
+        }
+        let Some(engine) = self.engine.take() else {
+            return Ok(None);
+        };
+        let data_plane = DataPlane {
+            backends: backends.to_vec(),
+            frontends: (self.frontends).accepting_once(&config.frontends, Some(frontends)),
+        };
+        // Off the control runtime: opening a new interface may wait seconds for its IPv6
+        // link-local address, and health checks must go on meanwhile.
+        let instances = config.vrrp.clone();
+        let (engine, prepared) = tokio::task::spawn_blocking(move || {
+            let prepared = engine.prepare(&instances, &data_plane);
+            (engine, prepared)
+        })
+        .await
+        .context("preparing VRRP")?;
+        self.engine = Some(engine);
+        prepared.map(Some)
     }
 
     /// The access log for `config`: the running one (already reopened) when unchanged.

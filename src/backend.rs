@@ -57,7 +57,8 @@ impl BackendState {
         }
     }
 
-    /// Resolves `changed()` after any of the backend's servers has gone up or down.
+    /// Resolves `changed()` after any of the backend's servers has gone up or down, or had its
+    /// first check result.
     pub fn health_changes(&self) -> watch::Receiver<()> {
         self.health_changes.subscribe()
     }
@@ -91,6 +92,12 @@ impl BackendState {
     pub fn servers_up(&self) -> usize {
         self.servers.iter().filter(|server| server.is_up()).count()
     }
+
+    /// Whether every server has had a health verdict since it was added: until then its health
+    /// is only the optimistic start-up guess. Always, without a health check.
+    pub fn checked(&self) -> bool {
+        self.servers.iter().all(|server| server.checked())
+    }
 }
 
 impl ServerView for BackendState {
@@ -108,6 +115,8 @@ pub struct ServerState {
     pub name: String,
     pub address: SocketAddr,
     up: AtomicBool,
+    /// Set by the first check result: `up` is no longer a guess.
+    checked: AtomicBool,
     active: AtomicU64,
     /// `None` when the backend has no health check: the server is then always up, and passive
     /// failures cannot take it down since nothing would bring it back.
@@ -129,6 +138,7 @@ impl ServerState {
             name: server.name.clone(),
             address: server.address,
             up: AtomicBool::new(true),
+            checked: AtomicBool::new(health.is_none()),
             active: AtomicU64::new(0),
             health,
             health_changes,
@@ -145,13 +155,23 @@ impl ServerState {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Whether the server has had a check result since it was added (always, without checks).
+    pub fn checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
+    }
+
     /// Feeds one check result (active, or a passive connect failure) to the rise/fall counter.
     pub fn record_check(&self, ok: bool, detail: &str) {
         let Some(health) = &self.health else { return };
         let mut counter = health
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = !self.checked.swap(true, Ordering::Relaxed);
         let Some(changed) = counter.record(ok) else {
+            if first {
+                // Trackers wait for the first verdict before letting VRRP preempt.
+                self.health_changes.send_replace(());
+            }
             return;
         };
         self.up.store(changed == Health::Up, Ordering::Relaxed);
@@ -240,6 +260,8 @@ mod tests {
             "s1 is unchanged"
         );
         assert!(!new.servers[0].is_up(), "s1's health survives");
+        assert!(new.servers[0].checked(), "and so does its first verdict");
+        assert!(!new.servers[1].checked(), "the moved s2 waits for its own");
         assert!(
             !Arc::ptr_eq(&new.servers[1], &old.servers[1]),
             "s2 moved: a new server"
@@ -279,11 +301,16 @@ mod tests {
     }
 
     #[test]
-    fn health_changes_mark_transitions_only() {
+    fn health_changes_mark_first_verdicts_and_transitions_only() {
         let backend = backend();
         let mut changes = backend.health_changes();
+        assert!(!backend.checked(), "no server has had a verdict yet");
+        backend.servers[0].record_check(true, "");
+        assert!(changes.has_changed().unwrap(), "s1's first verdict");
+        changes.mark_unchanged();
         backend.servers[0].record_check(true, "");
         assert!(!changes.has_changed().unwrap(), "up and staying up");
+        assert!(!backend.checked(), "s2 has had no verdict yet");
         backend.servers[0].record_check(false, "refused");
         assert!(changes.has_changed().unwrap());
         changes.mark_unchanged();
@@ -291,6 +318,7 @@ mod tests {
         backend.servers[1].record_check(false, "refused");
         backend.servers[1].record_check(false, "refused");
         assert!(changes.has_changed().unwrap());
+        assert!(backend.checked());
         changes.mark_unchanged();
         backend.servers[0].record_check(true, "");
         assert!(changes.has_changed().unwrap());

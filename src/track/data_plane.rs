@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::backend::BackendState;
 
 /// What trackers watch in the proxy, indexed as in the config.
+#[derive(Default)]
 pub struct DataPlane {
     pub backends: Vec<Arc<BackendState>>,
     pub frontends: Vec<FrontendAccepting>,

@@ -1,15 +1,25 @@
 //! The VRRP engine: its own thread and runtime (so a saturated data plane never delays an
 //! advert), one receive loop per interface and address family, and one task per instance.
+//!
+//! A reload is two steps, so that it can be all-or-nothing with the rest of the appliance:
+//! [`Engine::prepare`] does everything that can fail (look up interfaces, open sockets, watch
+//! newly tracked links, build trackers) and changes nothing that runs; [`Engine::commit`]
+//! applies the result and cannot fail. Instances are matched by name: one whose interface,
+//! VRID and family are unchanged keeps running and takes every other setting in place; any
+//! other is removed (it resigns and releases its VIPs) and started afresh.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use super::instance::{envelope, Announcer, Inbound, Instance, Link, Phase, Update};
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
@@ -25,8 +35,8 @@ use crate::config::{TrackTarget, VrrpInstance};
 use crate::stats;
 use crate::track::data_plane::DataPlane;
 
-/// How long start-up waits for an interface's IPv6 link-local address to finish duplicate
-/// address detection.
+/// How long opening an instance waits for an interface's IPv6 link-local address to finish
+/// duplicate address detection.
 const SOURCE_ADDRESS_WAIT: Duration = Duration::from_secs(5);
 const INBOUND_QUEUE: usize = 64;
 
@@ -45,44 +55,72 @@ const INTERFACE_DROP_REASONS: [&str; 10] = [
     "queue_full",
 ];
 
-/// Where one interface's adverts of one family go: the instances there, by VRID.
-struct Route {
-    interface: Interface,
-    instances: HashMap<u8, mpsc::Sender<Inbound>>,
-}
+/// One receive loop's interface and family (`true`: IPv6).
+type RouteKey = (String, bool);
+/// Where one receive loop sends adverts: the instances on its interface and family, by VRID.
+type Routes = Arc<Mutex<HashMap<u8, mpsc::Sender<Inbound>>>>;
+/// What keeps tracked links' states current, run on the engine's runtime.
+type LinkMonitor = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub struct Engine {
+    runtime: Handle,
+    netlink: Netlink,
     phase: watch::Sender<Phase>,
-    /// One message per instance once its peer holds its VIPs (or it had none).
+    /// Cloned into every instance: one message each once its peer holds its VIPs.
+    report: std::sync::mpsc::Sender<()>,
     handed_over: std::sync::mpsc::Receiver<()>,
-    /// The running instances' configs, and where to send each a reloaded one.
-    running: Vec<(VrrpInstance, mpsc::UnboundedSender<Update>)>,
+    /// In config order.
+    instances: Vec<Running>,
+    /// Removed instances still resigning; waited for on release.
+    leaving: Vec<JoinHandle<()>>,
+    receivers: HashMap<RouteKey, Receiving>,
     links: LinkStates,
-    status: Vec<Arc<Mutex<VrrpStatus>>>,
+    /// Hands the engine thread the tasks to wait for before it ends.
+    stop: oneshot::Sender<Vec<JoinHandle<()>>>,
     thread: thread::JoinHandle<()>,
 }
 
-/// What start-up hands back from the engine thread.
-struct Opened {
-    instances: JoinSet<()>,
-    serving: JoinSet<()>,
-    updates: Vec<mpsc::UnboundedSender<Update>>,
+struct Running {
+    config: VrrpInstance,
+    updates: mpsc::UnboundedSender<Update>,
+    status: Arc<Mutex<VrrpStatus>>,
+    task: JoinHandle<()>,
+}
+
+struct Receiving {
+    routes: Routes,
+    task: JoinHandle<()>,
+}
+
+/// A reload of the VRRP part, ready to commit. Dropping it changes nothing.
+pub struct PreparedVrrp {
+    /// In config order.
+    instances: Vec<Planned>,
+    receivers: Vec<(RouteKey, VrrpReceiver)>,
     links: LinkStates,
+    monitor: Option<LinkMonitor>,
+}
+
+enum Planned {
+    /// The running instance at `index`, reconfigured in place.
+    Kept { index: usize, update: Update },
+    Started {
+        config: VrrpInstance,
+        link: Link,
+        trackers: Trackers,
+    },
 }
 
 impl Engine {
-    /// Opens every instance's sockets and starts the protocol; fails, naming the instance, when
-    /// an interface or address is missing. `data_plane` feeds the instances' backend and
-    /// frontend trackers.
+    /// Starts the engine thread and the instances; fails, naming the instance, when an
+    /// interface or address is missing. `data_plane` feeds the instances' backend and frontend
+    /// trackers. With no instances it only starts an idle thread, so an appliance can always
+    /// hold an engine and add instances by [`Engine::prepare`] and [`Engine::commit`].
     pub fn start(instances: Vec<VrrpInstance>, data_plane: DataPlane) -> anyhow::Result<Engine> {
-        let (phase, phases) = watch::channel(Phase::Running);
+        let (phase, _) = watch::channel(Phase::Running);
         let (report, handed_over) = std::sync::mpsc::channel();
         let (ready, started) = std::sync::mpsc::channel();
-        let configs = instances.clone();
-        let status: Vec<_> = (instances.iter())
-            .map(|config| Arc::new(Mutex::new(VrrpStatus::new(config))))
-            .collect();
-        let published = status.clone();
+        let (stop, stopped) = oneshot::channel::<Vec<JoinHandle<()>>>();
         let thread = thread::Builder::new()
             .name("tandem-vrrp".into())
             .spawn(move || {
@@ -93,82 +131,225 @@ impl Engine {
                     Ok(runtime) => runtime,
                     Err(error) => return drop(ready.send(Err(anyhow!(error)))),
                 };
+                let _ = ready.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async move {
-                    match open(instances, published, &data_plane, phases, report).await {
-                        Ok(Opened {
-                            mut instances,
-                            serving,
-                            updates,
-                            links,
-                        }) => {
-                            let _ = ready.send(Ok((updates, links)));
-                            // Receivers run until the last instance has handed over.
-                            while instances.join_next().await.is_some() {}
-                            drop(serving);
+                    // An engine dropped without `release` ends its instances with the runtime.
+                    if let Ok(tasks) = stopped.await {
+                        for task in tasks {
+                            let _ = task.await;
                         }
-                        Err(error) => drop(ready.send(Err(error))),
                     }
                 });
             })
             .context("starting the VRRP thread")?;
-        let (updates, links) = started
+        let runtime = started
             .recv()
             .context("the VRRP thread ended during start-up")??;
-        Ok(Engine {
+        let netlink = {
+            let _inside = runtime.enter();
+            Netlink::connect().context("opening netlink for VRRP")?
+        };
+        let mut engine = Engine {
+            runtime,
+            netlink,
             phase,
+            report,
             handed_over,
-            running: configs.into_iter().zip(updates).collect(),
-            links,
-            status,
+            instances: Vec::new(),
+            leaving: Vec::new(),
+            receivers: HashMap::new(),
+            links: HashMap::new(),
+            stop,
             thread,
-        })
+        };
+        let prepared = engine.prepare(&instances, &data_plane)?;
+        engine.commit(prepared);
+        Ok(engine)
     }
 
     /// Each instance's state as it publishes it, in config order.
     pub fn status(&self) -> Vec<Arc<Mutex<VrrpStatus>>> {
-        self.status.clone()
+        (self.instances.iter())
+            .map(|running| Arc::clone(&running.status))
+            .collect()
     }
 
-    /// Applies reloaded instances: priority, VIPs and tracked items change in place, with no
-    /// state change. Anything else (instances added, removed or renamed; interface, VRID,
-    /// version, interval, preemption, authentication, source, peers; a newly tracked interface)
-    /// needs a restart: then nothing changes and the error says what differs.
-    pub fn reconfigure(
-        &mut self,
+    /// Opens what `instances` need beyond what runs (sockets for new instances, interfaces or
+    /// source addresses; watches on newly tracked links) and builds their trackers from
+    /// `data_plane`. Changes nothing that runs; fails, naming the instance, when an interface or
+    /// address is missing.
+    pub fn prepare(
+        &self,
         instances: &[VrrpInstance],
         data_plane: &DataPlane,
-    ) -> Result<(), String> {
-        let running = self.running.iter().map(|(config, _)| &config.name);
-        if !running.eq(instances.iter().map(|instance| &instance.name)) {
-            return Err("the set or order of VRRP instances changed".into());
-        }
-        for ((old, _), new) in self.running.iter().zip(instances) {
-            if !same_router(old, new) {
-                return Err(format!(
-                    "instance {} changed more than priority, virtual_ips and track",
-                    new.name
-                ));
-            }
-            let unwatched = (new.track.iter()).find_map(|item| match &item.target {
-                TrackTarget::Interface(name) if !self.links.contains_key(name) => Some(name),
+    ) -> anyhow::Result<PreparedVrrp> {
+        let kept: Vec<Option<usize>> = (instances.iter())
+            .map(|config| {
+                (self.instances.iter())
+                    .position(|running| running.config.name == config.name)
+                    .filter(|&index| same_router(&self.instances[index].config, config))
+            })
+            .collect();
+        // Sockets are opened for new instances, and for kept ones whose source changed.
+        let to_open: Vec<VrrpInstance> = (instances.iter().zip(&kept))
+            .filter(|(config, kept)| match kept {
+                Some(index) => !same_link(&self.instances[*index].config, config),
+                None => true,
+            })
+            .map(|(config, _)| config.clone())
+            .collect();
+        let receive_on: BTreeSet<RouteKey> = (instances.iter().zip(&kept))
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(config, _)| route_key(config))
+            .filter(|key| !self.receivers.contains_key(key))
+            .collect();
+        let watch: BTreeSet<String> = (instances.iter())
+            .flat_map(|instance| &instance.track)
+            .filter_map(|item| match &item.target {
+                TrackTarget::Interface(name) if !self.links.contains_key(name) => {
+                    Some(name.clone())
+                }
                 _ => None,
-            });
-            if let Some(interface) = unwatched {
-                return Err(format!(
-                    "instance {} newly tracks interface {interface}",
-                    new.name
-                ));
+            })
+            .collect();
+        let (done, opened) = std::sync::mpsc::channel();
+        let netlink = self.netlink.clone();
+        self.runtime.spawn(async move {
+            let _ = done.send(open(netlink, to_open, receive_on, watch).await);
+        });
+        let Opened {
+            links,
+            receivers,
+            link_states,
+            monitor,
+        } = opened.recv().context("the VRRP thread has ended")??;
+        let mut links = links.into_iter();
+        let mut all_links = self.links.clone();
+        all_links.extend(link_states.clone());
+        let planned = (instances.iter().zip(kept))
+            .map(|(config, kept)| {
+                let trackers = Trackers::new(&config.track, data_plane, &all_links);
+                let opened = match kept {
+                    Some(index) if same_link(&self.instances[index].config, config) => None,
+                    _ => links.next(),
+                };
+                match (kept, opened) {
+                    (Some(index), link) => Planned::Kept {
+                        index,
+                        update: Update {
+                            config: config.clone(),
+                            trackers,
+                            link,
+                        },
+                    },
+                    (None, Some(link)) => Planned::Started {
+                        config: config.clone(),
+                        link,
+                        trackers,
+                    },
+                    (None, None) => unreachable!("every new instance has its sockets opened"),
+                }
+            })
+            .collect();
+        Ok(PreparedVrrp {
+            instances: planned,
+            receivers,
+            links: link_states,
+            monitor,
+        })
+    }
+
+    /// Applies a prepared reload: kept instances take their new settings in place, removed ones
+    /// resign and release their VIPs, new ones start as at start-up.
+    pub fn commit(&mut self, prepared: PreparedVrrp) {
+        let PreparedVrrp {
+            instances,
+            receivers,
+            links,
+            monitor,
+        } = prepared;
+        if let Some(monitor) = monitor {
+            self.runtime.spawn(monitor);
+        }
+        self.links.extend(links);
+        for (key, receiver) in receivers {
+            let routes = Routes::default();
+            let task = (self.runtime).spawn(receive(receiver, key.0.clone(), Arc::clone(&routes)));
+            self.receivers.insert(key, Receiving { routes, task });
+        }
+        let mut previous: Vec<Option<Running>> = self.instances.drain(..).map(Some).collect();
+        let kept: BTreeSet<usize> = (instances.iter())
+            .filter_map(|planned| match planned {
+                Planned::Kept { index, .. } => Some(*index),
+                Planned::Started { .. } => None,
+            })
+            .collect();
+        // Removed first: a new instance may take over a removed one's VRID or VIPs.
+        self.leaving.retain(|task| !task.is_finished());
+        for (index, slot) in previous.iter_mut().enumerate() {
+            if kept.contains(&index) {
+                continue;
             }
+            let Some(Running { config, task, .. }) = slot.take() else {
+                continue;
+            };
+            // Dropping its `updates` sender tells the instance to resign.
+            if let Some(receiving) = self.receivers.get(&route_key(&config)) {
+                lock(&receiving.routes).remove(&config.virtual_router_id);
+            }
+            self.leaving.push(task);
+            tracing::info!(instance = %config.name, vrid = config.virtual_router_id, interface = %config.interface, "VRRP instance removed by the reload");
         }
-        for ((old, updates), new) in self.running.iter_mut().zip(instances) {
-            let trackers = Trackers::new(&new.track, data_plane, &self.links);
-            let _ = updates.send(Update {
-                config: new.clone(),
-                trackers,
-            });
-            *old = new.clone();
+        for planned in instances {
+            let running = match planned {
+                Planned::Kept { index, update } => {
+                    let mut running = previous[index].take().expect("each instance kept once");
+                    running.config = update.config.clone();
+                    // Fails only if the instance has ended, which it does only at shut-down.
+                    let _ = running.updates.send(update);
+                    running
+                }
+                Planned::Started {
+                    config,
+                    link,
+                    trackers,
+                } => self.start_instance(config, link, trackers),
+            };
+            self.instances.push(running);
         }
-        Ok(())
+        // Receive loops left with no instance stop, so their interface's adverts are not
+        // logged as VRIDs nobody has.
+        self.receivers.retain(|_, receiving| {
+            let used = !lock(&receiving.routes).is_empty();
+            if !used {
+                receiving.task.abort();
+            }
+            used
+        });
+    }
+
+    fn start_instance(&mut self, config: VrrpInstance, link: Link, trackers: Trackers) -> Running {
+        let status = Arc::new(Mutex::new(VrrpStatus::new(&config)));
+        let (inbound, queue) = mpsc::channel(INBOUND_QUEUE);
+        let receiving = (self.receivers.get(&route_key(&config)))
+            .expect("prepare opened a receive loop for every new instance's interface and family");
+        lock(&receiving.routes).insert(config.virtual_router_id, inbound);
+        let (updates, reloads) = mpsc::unbounded_channel();
+        let instance = Instance::new(config.clone(), link, Arc::clone(&status));
+        let task = self.runtime.spawn(instance.run(
+            queue,
+            trackers,
+            self.phase.subscribe(),
+            self.report.clone(),
+            reloads,
+        ));
+        tracing::info!(instance = %config.name, vrid = config.virtual_router_id, interface = %config.interface, "VRRP instance started");
+        Running {
+            config,
+            updates,
+            status,
+            task,
+        }
     }
 
     /// Resigns every instance (priority-0 advert) and returns once each peer holds the VIPs,
@@ -176,7 +357,7 @@ impl Engine {
     /// connections on them can finish.
     pub fn hand_over(&self) {
         self.phase.send_replace(Phase::Resigning);
-        for _ in 0..self.running.len() {
+        for _ in 0..self.instances.len() {
             if self.handed_over.recv().is_err() {
                 break;
             }
@@ -186,94 +367,94 @@ impl Engine {
     /// Removes the VIPs and stops the engine.
     pub fn release(self) {
         self.phase.send_replace(Phase::Releasing);
+        let mut tasks: Vec<_> = self
+            .instances
+            .into_iter()
+            .map(|running| running.task)
+            .collect();
+        tasks.extend(self.leaving);
+        let _ = self.stop.send(tasks);
         let _ = self.thread.join();
     }
 }
 
-/// Whether two configs describe the same running router, apart from what a reload may change.
-fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
-    let reloadable = |config: &VrrpInstance| VrrpInstance {
-        priority: 0,
-        virtual_ips: Vec::new(),
-        track: Vec::new(),
-        ..config.clone()
-    };
-    reloadable(old) == reloadable(new)
-        && old.virtual_ips[0].address.is_ipv6() == new.virtual_ips[0].address.is_ipv6()
+fn route_key(config: &VrrpInstance) -> RouteKey {
+    (config.interface.clone(), is_v6(config))
 }
 
-/// Starts the instance tasks, and in a second set what serves them (receivers, link monitors).
+fn is_v6(config: &VrrpInstance) -> bool {
+    config.virtual_ips[0].address.is_ipv6()
+}
+
+fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<Inbound>>> {
+    routes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a reloaded config is the same router as a running one: same interface, VRID and
+/// family. Everything else applies in place.
+fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    (&old.interface, old.virtual_router_id, is_v6(old))
+        == (&new.interface, new.virtual_router_id, is_v6(new))
+}
+
+/// Whether a kept instance can go on with its sockets: they depend on the source address.
+fn same_link(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    old.source_ip == new.source_ip
+}
+
+/// What [`open`] hands back to [`Engine::prepare`].
+struct Opened {
+    /// One per instance asked for, in order.
+    links: Vec<Link>,
+    receivers: Vec<(RouteKey, VrrpReceiver)>,
+    link_states: LinkStates,
+    monitor: Option<LinkMonitor>,
+}
+
+/// Opens, on the engine's runtime, the sockets of `instances`, a receive loop's socket for each
+/// of `receive_on`, and a watch on each of `watch`.
 async fn open(
+    netlink: Netlink,
     instances: Vec<VrrpInstance>,
-    status: Vec<Arc<Mutex<VrrpStatus>>>,
-    data_plane: &DataPlane,
-    phase: watch::Receiver<Phase>,
-    handed_over: std::sync::mpsc::Sender<()>,
+    receive_on: BTreeSet<RouteKey>,
+    watch: BTreeSet<String>,
 ) -> anyhow::Result<Opened> {
-    let netlink = Netlink::connect().context("opening netlink for VRRP")?;
-    let mut tasks = JoinSet::new();
-    let mut updates = Vec::with_capacity(instances.len());
-    // Receivers and link monitors: they serve the instances and end with them.
-    let mut receivers = JoinSet::new();
-    let tracked_interfaces: BTreeSet<String> = (instances.iter())
-        .flat_map(|instance| &instance.track)
-        .filter_map(|item| match &item.target {
-            TrackTarget::Interface(name) => Some(name.clone()),
-            TrackTarget::Backend { .. } | TrackTarget::Frontend(_) => None,
-        })
-        .collect();
-    let links = if tracked_interfaces.is_empty() {
-        HashMap::new()
+    let mut links = Vec::with_capacity(instances.len());
+    for config in &instances {
+        let link = open_link(&netlink, config, is_v6(config))
+            .await
+            .with_context(|| format!("VRRP instance {} on {}", config.name, config.interface))?;
+        links.push(link);
+    }
+    let mut receivers = Vec::with_capacity(receive_on.len());
+    for key in receive_on {
+        let interface = (instances.iter().zip(&links))
+            .find(|(config, _)| route_key(config) == key)
+            .map(|(_, link)| &link.interface)
+            .expect("a receive loop is opened for an instance being opened");
+        let receiver = if key.1 {
+            VrrpReceiver::open_v6(interface)
+        } else {
+            VrrpReceiver::open_v4(interface)
+        }
+        .with_context(|| format!("VRRP on {}", key.0))?;
+        receivers.push((key, receiver));
+    }
+    let (link_states, monitor) = if watch.is_empty() {
+        (HashMap::new(), None)
     } else {
-        let (links, monitor) = watch_links(tracked_interfaces)
+        let (states, monitor) = watch_links(watch)
             .await
             .context("watching the links of tracked interfaces over netlink")?;
-        receivers.spawn(monitor);
-        links
+        (states, Some(Box::pin(monitor) as LinkMonitor))
     };
-    // One receiver per interface and family, routing adverts to instances by VRID.
-    let mut routes: HashMap<(String, bool), Route> = HashMap::new();
-    for (config, status) in instances.into_iter().zip(status) {
-        let name = config.name.clone();
-        let is_v6 = config.virtual_ips[0].address.is_ipv6();
-        let link = open_link(&netlink, &config, is_v6)
-            .await
-            .with_context(|| format!("VRRP instance {name} on {}", config.interface))?;
-        let (inbound, queue) = mpsc::channel(INBOUND_QUEUE);
-        let route = routes
-            .entry((config.interface.clone(), is_v6))
-            .or_insert_with(|| Route {
-                interface: link.interface.clone(),
-                instances: HashMap::new(),
-            });
-        route.instances.insert(config.virtual_router_id, inbound);
-        let trackers = Trackers::new(&config.track, data_plane, &links);
-        let instance = Instance::new(config, link, status);
-        let (update, reloads) = mpsc::unbounded_channel();
-        updates.push(update);
-        tasks.spawn(instance.run(queue, trackers, phase.clone(), handed_over.clone(), reloads));
-    }
-    for (
-        (name, is_v6),
-        Route {
-            interface,
-            instances,
-        },
-    ) in routes
-    {
-        let receiver = if is_v6 {
-            VrrpReceiver::open_v6(&interface)
-        } else {
-            VrrpReceiver::open_v4(&interface)
-        }
-        .with_context(|| format!("VRRP on {name}"))?;
-        receivers.spawn(receive(receiver, name, instances));
-    }
     Ok(Opened {
-        instances: tasks,
-        serving: receivers,
-        updates,
         links,
+        receivers,
+        link_states,
+        monitor,
     })
 }
 
@@ -335,11 +516,7 @@ async fn default_source(
 
 /// Decodes what arrives on one interface and hands each advert to the instance of its VRID;
 /// malformed packets and unknown VRIDs are dropped, counted and logged.
-async fn receive(
-    mut receiver: VrrpReceiver,
-    interface: String,
-    instances: HashMap<u8, mpsc::Sender<Inbound>>,
-) {
+async fn receive(mut receiver: VrrpReceiver, interface: String, routes: Routes) {
     stats::vrrp_receiving_on(&interface, &INTERFACE_DROP_REASONS);
     let mut tally = Tally::default();
     loop {
@@ -364,6 +541,7 @@ async fn receive(
             }
         };
         let vrid = decoded.advertisement.vrid;
+        let instances = lock(&routes);
         let Some(instance) = instances.get(&vrid) else {
             stats::vrrp_dropped_on(&interface, "vrid");
             if tally.record("vrid", packet.source) {
@@ -388,7 +566,86 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{VirtualIp, VrrpVersion};
     use crate::vrrp::packet::DecodeError;
+
+    fn instance(name: &str, interface: &str) -> VrrpInstance {
+        VrrpInstance {
+            name: name.into(),
+            interface: interface.into(),
+            virtual_router_id: 33,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            version: VrrpVersion::V3,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            password: None,
+            source_ip: None,
+            unicast_peers: Vec::new(),
+            virtual_ips: vec![VirtualIp {
+                address: "198.51.100.10".parse().unwrap(),
+                prefix_len: 24,
+            }],
+            v3_checksum_pseudo_header: true,
+            track: Vec::new(),
+        }
+    }
+
+    fn no_data_plane() -> DataPlane {
+        DataPlane {
+            backends: Vec::new(),
+            frontends: Vec::new(),
+        }
+    }
+
+    /// An engine without instances needs no privilege, and a refused prepare opens nothing:
+    /// this runs anywhere and touches no interface.
+    #[test]
+    fn a_refused_prepare_names_the_instance_and_changes_nothing() {
+        let mut engine = Engine::start(Vec::new(), no_data_plane()).unwrap();
+        assert!(engine.status().is_empty());
+        let missing = engine
+            .prepare(&[instance("VI_9", "tandem-none0")], &no_data_plane())
+            .err()
+            .expect("no such interface");
+        let message = format!("{missing:#}");
+        assert!(
+            message.contains("VRRP instance VI_9 on tandem-none0"),
+            "{message}"
+        );
+        assert!(message.contains("does not exist"), "{message}");
+        assert!(engine.status().is_empty());
+        assert!(engine.receivers.is_empty() && engine.links.is_empty());
+
+        // What runs is untouched: an empty reload still prepares and commits.
+        let prepared = engine.prepare(&[], &no_data_plane()).unwrap();
+        engine.commit(prepared);
+        assert!(engine.status().is_empty());
+        engine.hand_over();
+        engine.release();
+    }
+
+    #[test]
+    fn a_config_is_the_same_router_while_interface_vrid_and_family_stay() {
+        let running = instance("VI_1", "eth0");
+        let mut reloaded = VrrpInstance {
+            priority: 200,
+            preempt: false,
+            advert_interval: Duration::from_millis(200),
+            password: None,
+            source_ip: Some("198.51.100.11".parse().unwrap()),
+            ..running.clone()
+        };
+        assert!(same_router(&running, &reloaded));
+        reloaded.virtual_router_id = 34;
+        assert!(!same_router(&running, &reloaded));
+        let mut moved = running.clone();
+        moved.interface = "eth1".into();
+        assert!(!same_router(&running, &moved));
+        let mut v6 = running.clone();
+        v6.virtual_ips[0].address = "2001:db8::10".parse().unwrap();
+        assert!(!same_router(&running, &v6));
+    }
 
     #[test]
     fn every_decode_error_is_a_drop_reason_put_at_zero() {

@@ -42,11 +42,13 @@ const HAND_OVER_INTERVALS: u32 = 4;
 /// A timer that fires later than this is logged: adverts must leave on time.
 const LATE_TIMER: Duration = Duration::from_millis(20);
 
-/// A reloaded config for a running instance: its priority, VIPs and tracked items may change;
-/// the engine has checked that nothing else did.
+/// A reloaded config for a running instance of the same name, interface, VRID and family:
+/// anything else may change, and applies in place.
 pub struct Update {
     pub config: VrrpInstance,
     pub trackers: Trackers,
+    /// Sockets opened for a new `source_ip`; `None` keeps the running ones.
+    pub link: Option<Link>,
 }
 
 /// A decoded advert for this instance's VRID.
@@ -89,6 +91,9 @@ pub struct Instance {
     late_timers: u64,
     /// What the trackers last decided, as given to the machine.
     verdict: Verdict,
+    /// Whether every tracked backend has had its first health verdict: until then this node
+    /// does not preempt, since its own backends' health is only a guess.
+    verdicts_in: bool,
     stats: VrrpStats,
     /// Published after every change, for `/status` and the metrics gauges.
     status: Arc<Mutex<VrrpStatus>>,
@@ -96,38 +101,16 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(config: VrrpInstance, link: Link, status: Arc<Mutex<VrrpStatus>>) -> Instance {
-        let version = match config.version {
-            VrrpVersion::V2 => Version::V2,
-            VrrpVersion::V3 => Version::V3,
-        };
-        let interval =
-            AdvertInterval::from_centis((config.advert_interval.as_millis() / 10) as u16);
-        let preempt = if config.preempt {
-            Preempt::After(config.preempt_delay)
-        } else {
-            Preempt::Never
-        };
-        let machine = Machine::new(machine::Config {
-            version,
-            priority: config.priority,
-            advert_interval: interval,
-            preempt,
-            primary_address: link.sender.source(),
-        });
-        let authentication = match config.password.as_deref() {
-            Some(password) => Authentication::SimpleText(
-                SimpleTextPassword::new(password.as_bytes()).expect("validated: at most 8 bytes"),
-            ),
-            None => Authentication::None,
-        };
+        // Preemption waits for the trackers' first look (see `run`).
+        let machine = Machine::new(machine_config(&config, link.sender.source(), false));
         let vips = vips(&config);
         let advert = Advertisement {
-            version,
+            version: version(&config),
             vrid: config.virtual_router_id,
             priority: config.priority,
-            interval,
+            interval: advert_interval(&config),
             addresses: vips.iter().map(|vip| vip.address).collect(),
-            authentication,
+            authentication: authentication(&config),
         };
         Instance {
             link,
@@ -145,6 +128,7 @@ impl Instance {
             tally: Tally::default(),
             late_timers: 0,
             verdict: Verdict::Priority(config.priority),
+            verdicts_in: false,
             stats: VrrpStats::new(
                 &config.name,
                 config.virtual_router_id,
@@ -158,7 +142,8 @@ impl Instance {
     /// Runs until the engine's phase is `Resigning`, then resigns (priority-0 advert), waits
     /// for a peer to take over, reports on `handed_over`, and keeps the VIPs until `Releasing`
     /// so connections already on them can finish. `trackers` move the effective priority, or
-    /// hold the instance in Fault, from the start.
+    /// hold the instance in Fault, from the start. When the engine drops `updates` (a reload
+    /// removed the instance), it resigns and releases its VIPs at once.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
@@ -170,6 +155,11 @@ impl Instance {
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
+        self.verdicts_in = trackers.verdicts_in();
+        self.set_machine_config().await;
+        if self.config.preempt && !self.verdicts_in {
+            tracing::info!(instance = %self.config.name, "no preemption until every tracked backend's servers have had a health check result");
+        }
         if verdict != Verdict::Fault {
             self.step(Event::Startup).await;
         }
@@ -180,12 +170,16 @@ impl Instance {
                 () = trackers.changed() => {
                     let verdict = trackers.verdict(self.config.priority);
                     self.follow(verdict, &trackers).await;
+                    self.gate_preemption(&trackers).await;
                 }
                 Some(packet) = inbound.recv() => self.receive(packet).await,
-                Some(update) = updates.recv() => {
-                    trackers = update.trackers;
-                    self.reconfigure(update.config, &trackers).await;
-                }
+                update = updates.recv() => match update {
+                    Some(update) => {
+                        trackers = update.trackers;
+                        self.reconfigure(update.config, update.link, &trackers).await;
+                    }
+                    None => return self.remove().await,
+                },
                 late = deadline(self.adver_at) => {
                     self.adver_at = None;
                     self.note_lateness("advert", late);
@@ -244,9 +238,50 @@ impl Instance {
         }
     }
 
+    /// Taken out of the config by a reload: resign, so a peer takes over after Skew_Time, and
+    /// give up the VIPs now (another instance may be about to claim them).
+    async fn remove(&mut self) {
+        self.step(Event::Shutdown).await;
+        tracing::info!(instance = %self.config.name, vrid = self.config.virtual_router_id, "VRRP instance removed");
+    }
+
+    /// Preemption follows the config once every tracked backend has had its first verdict;
+    /// before, this node follows any Master it hears (it still takes over when it hears none).
+    async fn gate_preemption(&mut self, trackers: &Trackers) {
+        let verdicts_in = trackers.verdicts_in();
+        if verdicts_in == self.verdicts_in {
+            return;
+        }
+        self.verdicts_in = verdicts_in;
+        if self.config.preempt && verdicts_in {
+            tracing::info!(instance = %self.config.name, "tracked backends have had their first health check results: preemption allowed");
+        }
+        self.set_machine_config().await;
+    }
+
+    /// Hands the config the machine needs, with preemption gated, to the running machine.
+    async fn set_machine_config(&mut self) {
+        let config = machine_config(&self.config, self.link.sender.source(), self.verdicts_in);
+        let actions = self.machine.reconfigure(self.now(), config);
+        for action in actions {
+            self.apply(action).await;
+        }
+    }
+
     /// Applies a reloaded config without a state change: a master adds and announces new VIPs,
-    /// removes dropped ones, and advertises a new priority at once.
-    async fn reconfigure(&mut self, config: VrrpInstance, trackers: &Trackers) {
+    /// removes dropped ones, and advertises new settings at once.
+    async fn reconfigure(&mut self, config: VrrpInstance, link: Option<Link>, trackers: &Trackers) {
+        if let Some(link) = link {
+            self.link = link;
+        }
+        if config.unicast_peers != self.config.unicast_peers
+            || config.v3_checksum_pseudo_header != self.config.v3_checksum_pseudo_header
+        {
+            self.peer_checksums.clear();
+        }
+        self.advert.version = version(&config);
+        self.advert.interval = advert_interval(&config);
+        self.advert.authentication = authentication(&config);
         let vips = vips(&config);
         if self.refresh_at.is_some() {
             for &gone in self.vips.iter().filter(|vip| !vips.contains(vip)) {
@@ -269,6 +304,8 @@ impl Instance {
             self.announce_all();
         }
         status::lock(&self.status).virtual_ips = status::virtual_ips(&self.config);
+        self.verdicts_in = trackers.verdicts_in();
+        self.set_machine_config().await;
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, trackers).await;
         self.publish();
@@ -504,6 +541,42 @@ impl Instance {
             Some((at, left)) if left > 1 => Some((at + ANNOUNCE_SPACING, left - 1)),
             _ => None,
         };
+    }
+}
+
+/// The machine's settings; preemption only once `verdicts_in` (see `gate_preemption`).
+fn machine_config(config: &VrrpInstance, source: IpAddr, verdicts_in: bool) -> machine::Config {
+    let preempt = if config.preempt && verdicts_in {
+        Preempt::After(config.preempt_delay)
+    } else {
+        Preempt::Never
+    };
+    machine::Config {
+        version: version(config),
+        priority: config.priority,
+        advert_interval: advert_interval(config),
+        preempt,
+        primary_address: source,
+    }
+}
+
+fn version(config: &VrrpInstance) -> Version {
+    match config.version {
+        VrrpVersion::V2 => Version::V2,
+        VrrpVersion::V3 => Version::V3,
+    }
+}
+
+fn advert_interval(config: &VrrpInstance) -> AdvertInterval {
+    AdvertInterval::from_centis((config.advert_interval.as_millis() / 10) as u16)
+}
+
+fn authentication(config: &VrrpInstance) -> Authentication {
+    match config.password.as_deref() {
+        Some(password) => Authentication::SimpleText(
+            SimpleTextPassword::new(password.as_bytes()).expect("validated: at most 8 bytes"),
+        ),
+        None => Authentication::None,
     }
 }
 

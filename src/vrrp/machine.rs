@@ -194,6 +194,38 @@ impl Machine {
         actions
     }
 
+    /// Applies reloaded settings in place, with no state change. A Master advertises at once
+    /// when its advert changed (version, interval, source), so peers follow now; a Backup's
+    /// pending preempt delay restarts under the new preemption rule. The effective priority
+    /// stays with `PriorityChanged`.
+    pub fn reconfigure(&mut self, now: Timestamp, config: Config) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let advert_changed = (
+            config.version,
+            config.advert_interval,
+            config.primary_address,
+        ) != (
+            self.config.version,
+            self.config.advert_interval,
+            self.config.primary_address,
+        );
+        let preempt_changed = config.preempt != self.config.preempt;
+        self.config = config;
+        match &mut self.phase {
+            Phase::Master { .. } if advert_changed => self.advertise_now(now, &mut actions),
+            Phase::Backup(backup) => {
+                if preempt_changed {
+                    backup.preempt_at = None;
+                }
+                if self.config.version == Version::V2 {
+                    backup.master_adver_interval = self.config.advert_interval;
+                }
+            }
+            Phase::Master { .. } | Phase::Initialize | Phase::Fault => {}
+        }
+        actions
+    }
+
     /// Initialize (or Fault) → Master for the address owner, Backup for everyone else.
     fn start(
         &mut self,

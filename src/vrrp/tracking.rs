@@ -1,5 +1,8 @@
 //! The live side of `track:`: reads each tracked item's current state and wakes an instance
 //! when one may have changed. The rule that turns states into a priority is [`crate::track`].
+//!
+//! Trackers are built from the data plane a config runs with, and rebuilt from the new one at
+//! every reload: a backend or server is followed by its name, whatever state object carries it.
 
 use std::sync::Arc;
 
@@ -83,6 +86,15 @@ impl Trackers {
                 failing: item.source.failing(),
             }),
         )
+    }
+
+    /// Whether every tracked backend's servers have each had a health verdict since they were
+    /// added: until then `up` is a start-up guess.
+    pub fn verdicts_in(&self) -> bool {
+        (self.items.iter()).all(|item| match &item.source {
+            Source::Backend { state, .. } => state.checked(),
+            Source::Frontend { .. } | Source::Interface { .. } => true,
+        })
     }
 
     /// What fails now, for logs: `backend web_pool (0 of 2 up, min_healthy 1)`.
@@ -206,6 +218,31 @@ mod tests {
         link.send_replace(false);
         trackers.changed().await;
         assert_eq!(trackers.verdict(150), Verdict::Fault);
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_in_once_every_tracked_server_has_had_a_check_result() {
+        let data_plane = DataPlane {
+            backends: vec![Arc::new(crate::backend::checked_backend(&["s1", "s2"]))],
+            frontends: Vec::new(),
+        };
+        let track = [Track {
+            target: TrackTarget::Backend {
+                backend: 0,
+                min_healthy: 1,
+            },
+            weight: TrackWeight::Points(-50),
+        }];
+        let mut trackers = Trackers::new(&track, &data_plane, &HashMap::new());
+        assert!(!trackers.verdicts_in());
+        data_plane.backends[0].servers[0].record_check(true, "");
+        trackers.changed().await;
+        assert!(!trackers.verdicts_in(), "s2 has had no result yet");
+        data_plane.backends[0].servers[1].record_check(true, "");
+        trackers.changed().await;
+        assert!(trackers.verdicts_in());
+        assert_eq!(trackers.verdict(150), Verdict::Priority(150));
+        assert!(Trackers::new(&[], &data_plane, &HashMap::new()).verdicts_in());
     }
 
     #[tokio::test(start_paused = true)]

@@ -985,3 +985,59 @@ fn routers_degraded_alike_do_not_flap() {
         assert_eq!(link.states(), settled, "at {second} s");
     }
 }
+
+// Reload: `reconfigure` applies new settings without a state change.
+
+#[test]
+fn reconfigure_turning_preemption_on_lets_a_backup_take_over_on_the_next_lower_advert() {
+    let never = Config {
+        preempt: Preempt::Never,
+        ..config(Version::V2, 100)
+    };
+    let mut machine = backup_at_zero(never.clone());
+    machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 50));
+    assert_eq!(machine.reconfigure(t(1100), config(Version::V2, 100)), []);
+    assert_eq!(machine.state(), State::Backup);
+    let actions = machine.handle(t(2000), v2_advert(HIGHER_ADDRESS, 50));
+    assert!(actions.contains(&state_changed(
+        State::Backup,
+        State::Master,
+        Cause::PreemptedLowerPriority(peer(HIGHER_ADDRESS, 50))
+    )));
+
+    // And off again: a Backup with preemption off follows the lower Master.
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert_eq!(machine.reconfigure(t(500), never), []);
+    assert_eq!(
+        machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 50)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: t(1000) + MASTER_DOWN_100
+        }]
+    );
+}
+
+#[test]
+fn reconfigure_a_master_advertises_at_once_only_when_its_advert_changes() {
+    let (mut machine, at) = master_after_timeout(config(Version::V3, 100));
+    let no_preempt = Config {
+        preempt: Preempt::Never,
+        ..config(Version::V3, 100)
+    };
+    assert_eq!(machine.reconfigure(at, no_preempt.clone()), []);
+    let faster = Config {
+        advert_interval: AdvertInterval::from_centis(50),
+        ..no_preempt
+    };
+    assert_eq!(
+        machine.reconfigure(at + Duration::from_millis(100), faster),
+        [
+            SendAdvert { priority: 100 },
+            SetTimer {
+                timer: Timer::Adver,
+                at: at + Duration::from_millis(600)
+            },
+        ]
+    );
+    assert_eq!(machine.state(), State::Master);
+}

@@ -1,0 +1,332 @@
+//! VRRP reloads in real namespaces, between two tandem nodes (a: 150, b: 100): `preempt`
+//! turned off and on by SIGHUP; instances added, re-identified and removed by SIGHUP without
+//! touching the others; a refused VRRP part; and a tracker that follows a server a reload
+//! replaced. Needs root; fails under CI=true without it.
+
+mod support;
+
+use std::thread::JoinHandle;
+
+use support::lab::{join, run_in, spawn_in, wait_until, Lab};
+use support::pair::*;
+use support::Tandem;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const VIP_2: &str = "198.51.100.20";
+const ADMIN: &str = "admin: { listen: 127.0.0.1:9900 }\n";
+
+/// Replaces the config and sends SIGHUP; returns once tandem has logged the outcome.
+fn reload(tandem: &Tandem, config: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(tandem.reload(config))
+}
+
+/// How many state changes `instance` has logged.
+fn transitions(tandem: &Tandem, instance: &str) -> usize {
+    let name = format!("instance={instance} ");
+    (tandem.log().lines())
+        .filter(|line| line.contains("VRRP state changed") && line.contains(&name))
+        .count()
+}
+
+/// VI_1's adverts received by host `host`, from its admin endpoint.
+fn adverts_received(lab: &Lab, host: usize) -> f64 {
+    let admin = "127.0.0.1:9900".parse().unwrap();
+    let metrics = run_in(&lab.hosts[host].namespace, move || {
+        support::metrics::scrape(admin)
+    });
+    metrics.get(
+        "tandem_vrrp_adverts_received_total",
+        &[("vrrp_instance", "VI_1"), ("vrid", "33")],
+    )
+}
+
+/// A second instance, VI_2, for `VIP_2`: to be appended to a node's config.
+fn second(interface: &str, vrid: u8, priority: u8) -> String {
+    format!(
+        "    - name: VI_2\n      interface: {interface}\n      virtual_router_id: {vrid}\n      \
+         priority: {priority}\n      advert_interval: 100ms\n      version: 3\n      \
+         virtual_ips: [\"{VIP_2}/24\"]\n"
+    )
+}
+
+/// b: another tandem, or keepalived (Debian's package).
+enum Peer {
+    Tandem,
+    Keepalived,
+}
+
+/// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
+fn keepalived_config() -> String {
+    format!(
+        "global_defs {{\n  router_id keepalived-b\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
+         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP4}/24\n  }}\n}}\n"
+    )
+}
+
+#[test]
+fn preempt_toggled_by_sighup_takes_effect_both_ways() {
+    preempt_toggled_by_sighup(Peer::Tandem);
+}
+
+#[test]
+fn preempt_toggled_by_sighup_takes_effect_beside_keepalived() {
+    preempt_toggled_by_sighup(Peer::Keepalived);
+}
+
+/// Preemption off by SIGHUP: a, back above b, follows b. On by SIGHUP: a takes the VIP back.
+/// Both reloads leave a's state alone until its next advert decision.
+fn preempt_toggled_by_sighup(peer: Peer) {
+    let Some(lab) = lab() else { return };
+    let config_a = |priority: u8, preempt: bool| {
+        node_config(
+            "node-a",
+            priority,
+            VIP4,
+            &format!("      preempt: {preempt}\n"),
+        ) + ADMIN
+    };
+    let a = Tandem::start_in(&lab.hosts[0].namespace, &config_a(150, true));
+    let b = &lab.hosts[1].namespace;
+    let _b: Box<dyn std::any::Any> = match peer {
+        Peer::Tandem => Box::new(Tandem::start_in(b, &node_config("node-b", 100, VIP4, ""))),
+        Peer::Keepalived => Box::new(support::Keepalived::start_in(b, &keepalived_config())),
+    };
+    wait_for_master(&lab, 0, VIP4);
+
+    // Below b, which preempts: b takes over.
+    reload(&a, &config_a(50, false));
+    wait_until(FAILOVER, "b holds the VIP alone", || {
+        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4)
+    });
+
+    // Above b again, with preemption off: a keeps following b's adverts.
+    let backup_changes = transitions(&a, "VI_1");
+    reload(&a, &config_a(150, false));
+    let heard = adverts_received(&lab, 0);
+    wait_until(FAILOVER, "a hears 10 more adverts from b", || {
+        adverts_received(&lab, 0) >= heard + 10.0
+    });
+    assert!(
+        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4),
+        "a took the VIP back with preemption off:\n{}",
+        a.log()
+    );
+    assert_eq!(transitions(&a, "VI_1"), backup_changes, "{}", a.log());
+
+    // Preemption on by SIGHUP: a takes the VIP back on b's next advert.
+    reload(&a, &config_a(150, true));
+    wait_until(FAILOVER, "a holds the VIP alone again", || {
+        holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4)
+    });
+    assert!(
+        a.log().contains("PreemptedLowerPriority"),
+        "a should preempt, not wait for a timer:\n{}",
+        a.log()
+    );
+}
+
+/// VI_2 is added, given another VRID, and removed by SIGHUP on both nodes, with no restart;
+/// VI_1 never changes state. A reload whose VI_2 sits on a missing interface is refused.
+#[test]
+fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() {
+    let Some(lab) = lab() else { return };
+    let (a, b) = start_pair(&lab, VIP4);
+    let config_a = |extra: &str| node_config("node-a", 150, VIP4, "") + extra;
+    let config_b = |extra: &str| node_config("node-b", 100, VIP4, "") + extra;
+    let before = (transitions(&a, "VI_1"), transitions(&b, "VI_1"));
+    let (pid_a, pid_b) = (a.pid(), b.pid());
+
+    reload(&b, &config_b(&second("eth0", 34, 100)));
+    reload(&a, &config_a(&second("eth0", 34, 150)));
+    wait_until(FAILOVER, "a holds VI_2's VIP alone", || {
+        holds(&lab, 0, VIP_2) && !holds(&lab, 1, VIP_2)
+    });
+
+    // A new VRID, and b above a this time: the new VI_2 is elected afresh.
+    reload(&b, &config_b(&second("eth0", 35, 150)));
+    reload(&a, &config_a(&second("eth0", 35, 100)));
+    wait_until(FAILOVER, "b holds VI_2's VIP alone", || {
+        holds(&lab, 1, VIP_2) && !holds(&lab, 0, VIP_2)
+    });
+    for (tandem, state) in [(&a, "BACKUP"), (&b, "MASTER")] {
+        let log = tandem.log();
+        assert!(
+            log.lines()
+                .any(|line| line.contains("instance=VI_2 vrid=35")
+                    && line.contains("VRRP state changed")
+                    && line.contains(state)),
+            "{log}"
+        );
+    }
+
+    reload(&a, &config_a(""));
+    reload(&b, &config_b(""));
+    wait_until(FAILOVER, "nobody holds VI_2's VIP", || {
+        !holds(&lab, 0, VIP_2) && !holds(&lab, 1, VIP_2)
+    });
+
+    let log = reload(&a, &config_a(&second("tandem-none0", 36, 150)));
+    assert!(
+        log.contains("VRRP keeps its running config") && log.contains("VI_2 on tandem-none0"),
+        "{log}"
+    );
+    assert!(!holds(&lab, 0, VIP_2));
+
+    assert_eq!(
+        (transitions(&a, "VI_1"), transitions(&b, "VI_1")),
+        before,
+        "VI_1 changed state"
+    );
+    assert!(holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4));
+    assert_eq!((a.pid(), b.pid()), (pid_a, pid_b));
+}
+
+/// Unicast peers and a slower advert interval by SIGHUP, in place: once multicast is dropped
+/// at the switch, b still hears a (by unicast) and stays backup; neither changes state.
+#[test]
+fn unicast_peers_and_interval_change_in_place() {
+    let Some(lab) = lab() else { return };
+    let unicast = |peer: usize| format!("      unicast_peers: [\"{}\"]\n", lab.hosts[peer].ipv4);
+    let config = |name: &str, priority: u8, extra: &str| {
+        node_config(name, priority, VIP4, extra)
+            .replace("advert_interval: 100ms", "advert_interval: 200ms")
+            + ADMIN
+    };
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &(node_config("node-a", 150, VIP4, "") + ADMIN),
+    );
+    let b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &(node_config("node-b", 100, VIP4, "") + ADMIN),
+    );
+    wait_for_master(&lab, 0, VIP4);
+    let before = (transitions(&a, "VI_1"), transitions(&b, "VI_1"));
+
+    reload(&b, &config("node-b", 100, &unicast(0)));
+    reload(&a, &config("node-a", 150, &unicast(1)));
+    lab.block_vrrp_multicast();
+    let heard = adverts_received(&lab, 1);
+    wait_until(FAILOVER, "b hears 10 more adverts from a", || {
+        adverts_received(&lab, 1) >= heard + 10.0
+    });
+    assert!(holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4));
+    assert_eq!(
+        (transitions(&a, "VI_1"), transitions(&b, "VI_1")),
+        before,
+        "a reload changed a state:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+}
+
+/// A node that started without VRRP gets its first instance by SIGHUP, and takes the VIP.
+#[test]
+fn vrrp_added_by_sighup_to_a_node_that_ran_none_takes_the_vip() {
+    let Some(lab) = lab() else { return };
+    let full = node_config("node-a", 150, VIP4, "");
+    let without_vrrp = &full[..full.find("vrrp:").unwrap()];
+    let a = Tandem::start_in(&lab.hosts[0].namespace, without_vrrp);
+    let log = reload(&a, &full);
+    assert!(log.contains("config reloaded"), "{log}");
+    wait_until(FAILOVER, "a holds the VIP", || holds(&lab, 0, VIP4));
+    wait_until(FAILOVER, "the client reaches a via the VIP", || {
+        answer_via_vip(&lab, VIP4).as_deref() == Some("node-a")
+    });
+}
+
+/// An app on `port` in a namespace, answering with `name` until dropped; then the port refuses.
+struct App {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl App {
+    fn start(namespace: &str, port: u16, name: &'static str) -> App {
+        let (bound, listening) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = spawn_in(namespace, move || async move {
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            bound.send(()).unwrap();
+            let serve = async {
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    let _ = stream.write_all(name.as_bytes()).await;
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                _ = stopped => {}
+            }
+        });
+        listening.recv().unwrap();
+        App {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|stop| stop.send(()));
+        if let Some(thread) = self.thread.take() {
+            join(thread);
+        }
+    }
+}
+
+/// A node whose VI_1 tracks its backend `app` (weight -100), of one server on `port`.
+fn tracked_config(name: &str, priority: u8, server: &str, port: u16) -> String {
+    node_config(
+        name,
+        priority,
+        VIP4,
+        "      track: [{ backend: app, weight: -100 }]\n",
+    )
+    .replace(
+        "servers: [ { name: app, address: \"127.0.0.1:9000\" } ]",
+        &format!(
+            "health_check: {{ type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }}\n    \
+             servers: [ {{ name: {server}, address: \"127.0.0.1:{port}\" }} ]"
+        ),
+    )
+}
+
+/// a's only server is replaced by SIGHUP; once the new server dies, a's priority drops below
+/// b's and the VIP moves: the tracker watches the new server, not the one it started with.
+#[test]
+fn a_tracker_follows_a_server_replaced_by_a_reload() {
+    let Some(lab) = Lab::new(3, support::lab::Dad::Off) else {
+        return;
+    };
+    let old = App::start(&lab.hosts[0].namespace, 9000, "node-a");
+    let new = App::start(&lab.hosts[0].namespace, 9001, "node-a");
+    let _app_b = App::start(&lab.hosts[1].namespace, 9000, "node-b");
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &tracked_config("node-a", 150, "app", 9000),
+    );
+    let _b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &tracked_config("node-b", 100, "app", 9000),
+    );
+    wait_for_master(&lab, 0, VIP4);
+
+    reload(&a, &tracked_config("node-a", 150, "app2", 9001));
+    drop(old);
+    drop(new);
+    wait_for_master(&lab, 1, VIP4);
+    assert!(
+        a.log().contains("backend app (0 of 1 up, min_healthy 1)"),
+        "{}",
+        a.log()
+    );
+}
