@@ -289,6 +289,7 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                 prefix_len: 24,
             }],
             v3_checksum_pseudo_header: true,
+            virtual_mac: false,
             track: vec![
                 Track {
                     target: TrackTarget::Backend {

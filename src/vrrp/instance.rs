@@ -69,6 +69,35 @@ pub struct Link {
     pub announcer: Announcer,
 }
 
+impl Link {
+    /// Opens the virtual MAC's macvlan on this link's interface and sends, announces and holds
+    /// the VIPs through it from now on; adverts keep their source address.
+    async fn through_virtual_mac(&mut self, vrid: u8) -> anyhow::Result<Interface> {
+        let source = self.sender.source();
+        let macvlan = (self.netlink)
+            .open_virtual_mac(&self.interface, vrid, source.is_ipv6())
+            .await?;
+        let opened = match source {
+            IpAddr::V4(source) => VrrpSender::open_v4(&macvlan, source)
+                .and_then(|sender| Ok((sender, Announcer::V4(ArpAnnouncer::open(&macvlan)?)))),
+            IpAddr::V6(source) => VrrpSender::open_v6_through(&macvlan, source)
+                .and_then(|sender| Ok((sender, Announcer::V6(NeighborAnnouncer::open(&macvlan)?)))),
+        };
+        match opened {
+            Ok((sender, announcer)) => {
+                self.sender = sender;
+                self.announcer = announcer;
+                self.interface = macvlan.clone();
+                Ok(macvlan)
+            }
+            Err(error) => {
+                let _ = self.netlink.remove_virtual_mac(&macvlan).await;
+                Err(error.into())
+            }
+        }
+    }
+}
+
 pub struct Instance {
     config: VrrpInstance,
     link: Link,
@@ -163,6 +192,7 @@ impl Instance {
         handed_over: std::sync::mpsc::Sender<()>,
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) {
+        let virtual_mac = self.open_virtual_mac().await;
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
@@ -210,6 +240,34 @@ impl Instance {
                 }
             }
             self.remove_vips().await;
+        }
+        if let Some(macvlan) = virtual_mac {
+            if let Err(error) = self.link.netlink.remove_virtual_mac(&macvlan).await {
+                tracing::warn!(instance = %self.config.name, %error, "removing the virtual MAC interface failed");
+            }
+        }
+    }
+
+    /// With `virtual_mac: true`, moves adverts, announcements and the VIPs onto the macvlan
+    /// that carries the virtual MAC, and returns it. When that fails the instance runs with
+    /// the interface's own MAC rather than not at all, and says so.
+    async fn open_virtual_mac(&mut self) -> Option<Interface> {
+        if !self.config.virtual_mac {
+            return None;
+        }
+        match self
+            .link
+            .through_virtual_mac(self.config.virtual_router_id)
+            .await
+        {
+            Ok(macvlan) => {
+                tracing::info!(instance = %self.config.name, interface = %macvlan.name, mac = %macvlan.mac, "VRRP uses the virtual MAC");
+                Some(macvlan)
+            }
+            Err(error) => {
+                tracing::error!(instance = %self.config.name, error = format!("{error:#}"), "the virtual MAC is unavailable: running with the interface's own MAC");
+                None
+            }
         }
     }
 
