@@ -340,7 +340,7 @@ fn an_unknown_vrrp_key_names_the_allowed_ones() {
           field `advert_int`, expected one of `name`, `interface`, `virtual_router_id`, \
           `priority`, `advert_interval`, `version`, `preempt`, `preempt_delay`, \
           `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`, \
-          `track`"
+          `virtual_mac`, `track`"
         ]
     );
 }
