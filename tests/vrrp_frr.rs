@@ -58,19 +58,32 @@ impl Nodes {
         Tandem::start_in(&self.lab.hosts[0].namespace, &config)
     }
 
-    /// Whether tandem holds the VIP, on its virtual MAC's macvlan.
-    fn tandem_holds(&self) -> bool {
-        let macvlan = if self.vip.contains(':') {
+    /// tandem's macvlan for the virtual MAC.
+    fn macvlan(&self) -> &'static str {
+        if self.vip.contains(':') {
             "vrrp6.33"
         } else {
             "vrrp4.33"
-        };
+        }
+    }
+
+    /// `ip -o addr show dev <tandem's macvlan>`, empty when it does not exist.
+    fn macvlan_addresses(&self) -> Option<String> {
         let output = Command::new("ip")
             .args(["-n", &self.lab.hosts[0].namespace, "-o", "addr", "show"])
-            .args(["dev", macvlan])
+            .args(["dev", self.macvlan()])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&output.stdout).contains(&format!(" {}/", self.vip))
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Whether tandem holds the VIP, on its virtual MAC's macvlan.
+    fn tandem_holds(&self) -> bool {
+        (self.macvlan_addresses())
+            .is_some_and(|addresses| addresses.contains(&format!(" {}/", self.vip)))
     }
 
     fn wait_for_master(&self, frr: &Frr, winner: Winner) {
@@ -211,4 +224,32 @@ fn tandem_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
 #[test]
 fn frr_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
     healed_split_brain(VIP6, Winner::Frr);
+}
+
+/// A macvlan left behind by a killed tandem is taken back by the next one, and a tandem that
+/// stops removes it.
+#[test]
+fn tandem_takes_back_a_leftover_virtual_mac_and_removes_it_on_exit() {
+    let Some(nodes) = Nodes::new(VIP4) else {
+        return;
+    };
+    let frr = Frr::start(&nodes.frr_host, 100);
+    let mut tandem = nodes.start_tandem(150);
+    nodes.wait_for_master(&frr, Winner::Tandem);
+    tandem.signal_and_wait("KILL");
+    nodes.wait_for_master(&frr, Winner::Frr);
+    assert!(
+        nodes.macvlan_addresses().is_some(),
+        "kill -9 left no macvlan"
+    );
+
+    let mut tandem = nodes.start_tandem(150);
+    nodes.wait_for_master(&frr, Winner::Tandem);
+    assert!(tandem.signal_and_wait("TERM").success());
+    assert_eq!(
+        nodes.macvlan_addresses(),
+        None,
+        "the macvlan outlived tandem"
+    );
+    nodes.wait_for_master(&frr, Winner::Frr);
 }
