@@ -115,8 +115,11 @@ impl Netlink {
         .await
         .map_err(fail("setting up"))?;
         // The macvlan answers ARP only for the VIPs on it, never for the node's own addresses
-        // (arp_ignore 1); it receives what the routes send back through the parent (rp_filter 0).
+        // (arp_ignore 1), and asks (for a unicast peer) in a VIP's name only (arp_announce 2),
+        // so nobody learns the virtual MAC for the node's own address; it receives what the
+        // routes send back through the parent (rp_filter 0).
         raise_sysctl(&name, "arp_ignore", 1)?;
+        raise_sysctl(&name, "arp_announce", 2)?;
         set_sysctl(&name, "rp_filter", 0)?;
         if !family_is_v6 {
             // The parent must not answer ARP for the VIPs with its own MAC (arp_ignore 1), nor
