@@ -117,8 +117,9 @@ impl Nodes {
     }
 }
 
-/// Waits until the winner has answered for about a second more, then judges the whole run.
-fn assert_no_client_stranded(client: GapClient, winner: Winner, what: &str) {
+/// Waits until the winner has answered for about a second more, then judges the whole run, and
+/// checks that the client knows the VIP by the virtual MAC.
+fn assert_no_client_stranded(nodes: &Nodes, client: GapClient, winner: Winner, what: &str) {
     let before = client.answers_from(winner.name());
     wait_until(FAILOVER, "the client is answered by the new master", || {
         client.answers_from(winner.name()) >= before + SETTLED
@@ -129,6 +130,19 @@ fn assert_no_client_stranded(client: GapClient, winner: Winner, what: &str) {
     assert!(
         gap <= LONGEST_GAP,
         "{what}: a client went {gap:?} without an answer"
+    );
+    let virtual_mac = if nodes.vip.contains(':') {
+        "00:00:5e:00:02:21"
+    } else {
+        "00:00:5e:00:01:21"
+    };
+    assert_eq!(
+        nodes
+            .lab
+            .neighbour_mac(&nodes.lab.hosts[2], nodes.vip)
+            .as_deref(),
+        Some(virtual_mac),
+        "{what}: the client's neighbour entry for the VIP"
     );
 }
 
@@ -147,7 +161,7 @@ fn preempting_takeover(vip: &'static str, winner: Winner) {
             let client = nodes.client();
             let _tandem = nodes.start_tandem(150);
             nodes.wait_for_master(&frr, Winner::Tandem);
-            assert_no_client_stranded(client, winner, &what);
+            assert_no_client_stranded(&nodes, client, winner, &what);
         }
         Winner::Frr => {
             let _tandem = nodes.start_tandem(100);
@@ -155,7 +169,7 @@ fn preempting_takeover(vip: &'static str, winner: Winner) {
             let client = nodes.client();
             let frr = Frr::start(&nodes.frr_host, 150);
             nodes.wait_for_master(&frr, Winner::Frr);
-            assert_no_client_stranded(client, winner, &what);
+            assert_no_client_stranded(&nodes, client, winner, &what);
         }
     }
 }
@@ -183,7 +197,7 @@ fn healed_split_brain(vip: &'static str, winner: Winner) {
     let client = nodes.client();
     nodes.lab.unblock_vrrp_multicast();
     nodes.wait_for_master(&frr, winner);
-    assert_no_client_stranded(client, winner, &what);
+    assert_no_client_stranded(&nodes, client, winner, &what);
 }
 
 #[test]
