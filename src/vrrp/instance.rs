@@ -109,6 +109,8 @@ pub struct Instance {
     master_down_at: Option<Instant>,
     refresh_at: Option<Instant>,
     announce: Option<(Instant, u8)>,
+    /// With `virtual_mac: true`, the macvlan that carries it: up only while holding the VIPs.
+    virtual_mac: Option<Interface>,
     /// Set while resigning: VIP removal waits for a peer to take over.
     resigning: bool,
     vips_to_hand_over: bool,
@@ -168,6 +170,7 @@ impl Instance {
             master_down_at: None,
             refresh_at: None,
             announce: None,
+            virtual_mac: None,
             resigning: false,
             vips_to_hand_over: false,
             peer_checksums: HashMap::new(),
@@ -192,7 +195,7 @@ impl Instance {
         handed_over: std::sync::mpsc::Sender<()>,
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) {
-        let virtual_mac = self.open_virtual_mac().await;
+        self.virtual_mac = self.open_virtual_mac().await;
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
@@ -241,7 +244,7 @@ impl Instance {
             }
             self.remove_vips().await;
         }
-        if let Some(macvlan) = virtual_mac {
+        if let Some(macvlan) = self.virtual_mac.take() {
             if let Err(error) = self.link.netlink.remove_virtual_mac(&macvlan).await {
                 tracing::warn!(instance = %self.config.name, %error, "removing the virtual MAC interface failed");
             }
@@ -511,6 +514,9 @@ impl Instance {
     }
 
     async fn add_or_refresh_vips(&mut self) {
+        if self.refresh_at.is_none() {
+            self.set_virtual_mac_up(true).await;
+        }
         for &vip in &self.vips {
             if let Err(error) = self
                 .link
@@ -527,6 +533,10 @@ impl Instance {
     async fn remove_vips(&mut self) {
         self.refresh_at = None;
         self.announce = None;
+        // Down first: removing an IPv6 VIP from a macvlan that is up sends an MLD report from
+        // the virtual MAC, which would draw the switch's entry to this node after the new
+        // master has taken it.
+        self.set_virtual_mac_up(false).await;
         for &vip in &self.vips {
             if let Err(error) = self
                 .link
@@ -536,6 +546,17 @@ impl Instance {
             {
                 tracing::error!(instance = %self.config.name, %error, "removing a VIP failed");
             }
+        }
+    }
+
+    /// The virtual MAC's macvlan is up only while this node holds the VIPs, as FRR keeps its
+    /// own protodown: a Backup's then sends nothing from the virtual MAC, and takes nothing in.
+    async fn set_virtual_mac_up(&self, up: bool) {
+        let Some(macvlan) = &self.virtual_mac else {
+            return;
+        };
+        if let Err(error) = self.link.netlink.set_virtual_mac_up(macvlan, up).await {
+            tracing::error!(instance = %self.config.name, %error, up, "setting the virtual MAC interface up or down failed");
         }
     }
 

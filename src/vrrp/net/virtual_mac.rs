@@ -56,8 +56,8 @@ pub enum VirtualMacError {
 
 impl Netlink {
     /// Creates (or, after a crash left it behind, takes back) the macvlan carrying `vrid`'s
-    /// virtual MAC on `parent`, up, and sets the sysctls that keep ARP answers for the VIPs on
-    /// it. Returns the macvlan.
+    /// virtual MAC on `parent`, down until [`Netlink::set_virtual_mac_up`], and sets the
+    /// sysctls that keep ARP answers for the VIPs on it. Returns the macvlan.
     pub async fn open_virtual_mac(
         &self,
         parent: &Interface,
@@ -101,19 +101,15 @@ impl Netlink {
                 parent: parent.name.clone(),
                 mac,
             })?;
-        // In two steps after creation: the kernel takes no IPv6 setting for a link it has not
-        // registered yet, and one that is already up has its link-local by then.
-        let set = |message| self.handle().link().set(message).execute();
-        set(rtnetlink::LinkUnspec::new_with_index(macvlan.index)
+        // Down (one left up by a killed master may still hold VIPs) until this node holds them.
+        self.set_virtual_mac_up(&macvlan, false).await?;
+        // Only now: the kernel takes no IPv6 setting for a link it has not registered yet, and
+        // one that has been up has its link-local already.
+        let message = rtnetlink::LinkUnspec::new_with_index(macvlan.index)
             .append_extra_attribute(no_link_local)
-            .build())
-        .await
-        .map_err(fail("turning off IPv6 addresses of"))?;
-        set(rtnetlink::LinkUnspec::new_with_index(macvlan.index)
-            .up()
-            .build())
-        .await
-        .map_err(fail("setting up"))?;
+            .build();
+        (self.handle().link().set(message).execute().await)
+            .map_err(fail("turning off IPv6 addresses of"))?;
         // The macvlan answers ARP only for the VIPs on it, never for the node's own addresses
         // (arp_ignore 1), and asks (for a unicast peer) in a VIP's name only (arp_announce 2),
         // so nobody learns the virtual MAC for the node's own address; it receives what the
@@ -172,6 +168,23 @@ impl Netlink {
         } else {
             Err(taken())
         }
+    }
+
+    /// Sets the macvlan up (it carries the VIPs) or down (it sends and receives nothing).
+    pub async fn set_virtual_mac_up(
+        &self,
+        macvlan: &Interface,
+        up: bool,
+    ) -> Result<(), VirtualMacError> {
+        let message = rtnetlink::LinkUnspec::new_with_index(macvlan.index);
+        let message = if up { message.up() } else { message.down() }.build();
+        (self.handle().link().set(message).execute().await).map_err(|source| {
+            VirtualMacError::Netlink {
+                action: if up { "setting up" } else { "setting down" },
+                name: macvlan.name.clone(),
+                source,
+            }
+        })
     }
 
     /// Removes the macvlan, and with it the VIPs still on it. One already gone is not an error.
