@@ -267,3 +267,19 @@ fn tandem_takes_back_a_leftover_virtual_mac_and_removes_it_on_exit() {
     );
     nodes.wait_for_master(&frr, Winner::Frr);
 }
+
+/// tandem stopped by SIGTERM resigns and hands over to FRR: the client is served throughout.
+#[test]
+fn tandem_hands_over_to_frr_on_sigterm_with_no_client_stranded() {
+    for vip in [VIP4, VIP6] {
+        let Some(nodes) = Nodes::new(vip) else { return };
+        let frr = Frr::start(&nodes.frr_host, 100);
+        let mut tandem = nodes.start_tandem(150);
+        nodes.wait_for_master(&frr, Winner::Tandem);
+        let client = nodes.client();
+        assert!(tandem.signal_and_wait("TERM").success());
+        nodes.wait_for_master(&frr, Winner::Frr);
+        let what = format!("tandem hands over to FRR over {vip}");
+        assert_no_client_stranded(&nodes, client, Winner::Frr, &what);
+    }
+}

@@ -231,8 +231,13 @@ impl Instance {
         }
         self.resigning = true;
         self.step(Event::Shutdown).await;
-        if self.vips_to_hand_over {
-            self.wait_for_peer(&mut inbound).await;
+        if self.vips_to_hand_over && self.wait_for_peer(&mut inbound).await {
+            // Clients' frames for the virtual MAC go to the peer now, so VIPs kept here serve
+            // nobody, and a macvlan kept up could answer ARP for them and draw the switch back.
+            if self.virtual_mac.is_some() {
+                self.remove_vips().await;
+                self.vips_to_hand_over = false;
+            }
         }
         let _ = handed_over.send(());
         if self.vips_to_hand_over {
@@ -276,8 +281,9 @@ impl Instance {
 
     /// Keeps the VIPs (and serves on them) until a peer has advertised as master twice, so no
     /// client is turned away between our resignation and its takeover: its first advert may
-    /// leave before its VIPs and gratuitous ARPs. Bounded, for a node with no peer.
-    async fn wait_for_peer(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
+    /// leave before its VIPs and gratuitous ARPs. Bounded, for a node with no peer: says
+    /// whether a peer took over.
+    async fn wait_for_peer(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> bool {
         let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
         let mut peer_adverts = 0;
         loop {
@@ -289,12 +295,12 @@ impl Instance {
                     peer_adverts += usize::from(from_peer);
                     if peer_adverts == 2 {
                         tracing::info!(instance = %self.config.name, peer = %packet.source, "peer took over");
-                        break;
+                        return true;
                     }
                 }
                 _ = sleep_until(limit) => {
                     tracing::info!(instance = %self.config.name, "no peer took over in time");
-                    break;
+                    return false;
                 }
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
             }
