@@ -5,7 +5,9 @@
 //! Adverts and announcements leave through the macvlan, so they carry the virtual MAC and the
 //! switch learns where it lives; the VIPs sit on the macvlan, so the kernel answers ARP and
 //! Neighbor Solicitations for them with the virtual MAC. Clients then keep one MAC for the VIP
-//! whichever node holds it, and a failover only has to move the switch's entry.
+//! whichever node holds it, and a failover only has to move the switch's entry. The macvlan is
+//! up only while its node holds the VIPs (FRR's vrrpd keeps its own protodown likewise), so a
+//! Backup's never sends from the virtual MAC and never draws the switch's entry to itself.
 
 use std::io;
 
