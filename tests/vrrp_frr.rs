@@ -174,13 +174,28 @@ fn preempting_takeover(vip: &'static str, winner: Winner) {
     }
 }
 
+/// How the link between the two Masters of a split brain comes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Heal {
+    /// All at once: whichever Master speaks first.
+    AtOnce,
+    /// The winner's adverts first: the loser steps down without the winner ever hearing it, so
+    /// nothing tells the winner to announce again (issue 17's stranded case).
+    WinnerHeardFirst,
+}
+
 /// The switch drops VRRP until both nodes are master, then lets it through again: the node
 /// with the higher priority stays master.
-fn healed_split_brain(vip: &'static str, winner: Winner) {
+fn healed_split_brain(vip: &'static str, winner: Winner, heal: Heal) {
     let Some(nodes) = Nodes::new(vip) else { return };
     let what = format!(
-        "{} wins a healed split brain over {}",
+        "{} wins a healed split brain{} over {}",
         winner.name(),
+        if heal == Heal::WinnerHeardFirst {
+            ", heard first,"
+        } else {
+            ""
+        },
         if vip.contains(':') { "IPv6" } else { "IPv4" }
     );
     let (tandem_priority, frr_priority) = match winner {
@@ -195,8 +210,20 @@ fn healed_split_brain(vip: &'static str, winner: Winner) {
         nodes.tandem_holds() && frr.is_master()
     });
     let client = nodes.client();
-    nodes.lab.unblock_vrrp_multicast();
-    nodes.wait_for_master(&frr, winner);
+    if heal == Heal::WinnerHeardFirst {
+        // Host a is tandem, b FRR.
+        let loser = match winner {
+            Winner::Tandem => 1,
+            Winner::Frr => 0,
+        };
+        nodes.lab.block_vrrp_from(loser);
+        nodes.lab.unblock_vrrp_multicast();
+        nodes.wait_for_master(&frr, winner);
+        nodes.lab.unblock_vrrp_from();
+    } else {
+        nodes.lab.unblock_vrrp_multicast();
+        nodes.wait_for_master(&frr, winner);
+    }
     assert_no_client_stranded(&nodes, client, winner, &what);
 }
 
@@ -222,22 +249,42 @@ fn frr_preempts_tandem_over_ipv6_with_no_client_stranded() {
 
 #[test]
 fn tandem_wins_a_healed_split_brain_over_ipv4_with_no_client_stranded() {
-    healed_split_brain(VIP4, Winner::Tandem);
+    healed_split_brain(VIP4, Winner::Tandem, Heal::AtOnce);
+}
+
+#[test]
+fn tandem_heard_first_wins_a_healed_split_brain_over_ipv4_with_no_client_stranded() {
+    healed_split_brain(VIP4, Winner::Tandem, Heal::WinnerHeardFirst);
 }
 
 #[test]
 fn frr_wins_a_healed_split_brain_over_ipv4_with_no_client_stranded() {
-    healed_split_brain(VIP4, Winner::Frr);
+    healed_split_brain(VIP4, Winner::Frr, Heal::AtOnce);
+}
+
+#[test]
+fn frr_heard_first_wins_a_healed_split_brain_over_ipv4_with_no_client_stranded() {
+    healed_split_brain(VIP4, Winner::Frr, Heal::WinnerHeardFirst);
 }
 
 #[test]
 fn tandem_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
-    healed_split_brain(VIP6, Winner::Tandem);
+    healed_split_brain(VIP6, Winner::Tandem, Heal::AtOnce);
+}
+
+#[test]
+fn tandem_heard_first_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
+    healed_split_brain(VIP6, Winner::Tandem, Heal::WinnerHeardFirst);
 }
 
 #[test]
 fn frr_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
-    healed_split_brain(VIP6, Winner::Frr);
+    healed_split_brain(VIP6, Winner::Frr, Heal::AtOnce);
+}
+
+#[test]
+fn frr_heard_first_wins_a_healed_split_brain_over_ipv6_with_no_client_stranded() {
+    healed_split_brain(VIP6, Winner::Frr, Heal::WinnerHeardFirst);
 }
 
 /// A macvlan left behind by a killed tandem is taken back by the next one, and a tandem that
