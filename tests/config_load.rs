@@ -289,6 +289,7 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                 prefix_len: 24,
             }],
             v3_checksum_pseudo_header: true,
+            virtual_mac: false,
             track: vec![
                 Track {
                     target: TrackTarget::Backend {
@@ -339,7 +340,7 @@ fn an_unknown_vrrp_key_names_the_allowed_ones() {
           field `advert_int`, expected one of `name`, `interface`, `virtual_router_id`, \
           `priority`, `advert_interval`, `version`, `preempt`, `preempt_delay`, \
           `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`, \
-          `track`"
+          `virtual_mac`, `track`"
         ]
     );
 }

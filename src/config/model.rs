@@ -286,6 +286,9 @@ pub struct VrrpInstance {
     /// v3 over IPv4 only: whether the checksum covers the IPv4 pseudo-header (keepalived and FRR
     /// do; RFC 9568 and Cisco don't). Received adverts are accepted either way.
     pub v3_checksum_pseudo_header: bool,
+    /// Adverts, announcements and ARP/ND answers for the VIPs carry 00-00-5E-00-01-{VRID}
+    /// (IPv6: 00-00-5E-00-02-{VRID}) from a macvlan on `interface` that holds the VIPs.
+    pub virtual_mac: bool,
     /// What moves the effective priority or puts the instance in Fault (`track:`).
     pub track: Vec<Track>,
 }

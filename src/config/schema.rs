@@ -253,6 +253,8 @@ pub struct VrrpInstanceSpec {
     pub virtual_ips: Vec<String>,
     /// Version 3 over IPv4 only.
     pub v3_checksum: Option<V3ChecksumSpec>,
+    /// RFC 9568 §7.2's virtual MAC, through a macvlan tandem creates (keepalived `use_vmac`).
+    pub virtual_mac: Option<bool>,
     #[serde(default)]
     pub track: Vec<TrackSpec>,
 }

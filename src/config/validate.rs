@@ -706,6 +706,8 @@ impl Validator {
             unicast_peers,
             virtual_ips,
             v3_checksum_pseudo_header,
+            // Any VRID and family has its virtual MAC: nothing to check.
+            virtual_mac: spec.virtual_mac.unwrap_or(false),
             track,
         };
         (instance, InstanceFacts { family })
@@ -1838,6 +1840,7 @@ mod tests {
                 unicast_peers: vec![],
                 virtual_ips: vec![vip("198.51.100.10/24")],
                 v3_checksum_pseudo_header: true,
+                virtual_mac: false,
                 track: vec![],
             }]
         );
@@ -1848,7 +1851,7 @@ mod tests {
         let config = valid(&instance(
             ", version: 3, advert_interval: 100ms, priority: 255, preempt: false, \
              preempt_delay: 30s, source_ip: 'fe80::1', unicast_peers: ['fe80::2', 'fe80::3'], \
-             virtual_ips: ['2001:db8::10/64', '2001:db8::11/128']",
+             virtual_ips: ['2001:db8::10/64', '2001:db8::11/128'], virtual_mac: true",
         ));
         assert_eq!(
             config.vrrp,
@@ -1866,6 +1869,7 @@ mod tests {
                 unicast_peers: vec!["fe80::2".parse().unwrap(), "fe80::3".parse().unwrap()],
                 virtual_ips: vec![vip("2001:db8::10/64"), vip("2001:db8::11/128")],
                 v3_checksum_pseudo_header: true,
+                virtual_mac: true,
                 track: vec![],
             }]
         );

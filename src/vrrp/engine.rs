@@ -392,11 +392,21 @@ fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<I
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether a reloaded config is the same router as a running one: same interface, VRID and
-/// family. Everything else applies in place.
+/// Whether a reloaded config is the same router as a running one: same interface, VRID,
+/// family and virtual MAC (whose macvlan the instance makes at its start). Everything else
+/// applies in place.
 fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
-    (&old.interface, old.virtual_router_id, is_v6(old))
-        == (&new.interface, new.virtual_router_id, is_v6(new))
+    (
+        &old.interface,
+        old.virtual_router_id,
+        is_v6(old),
+        old.virtual_mac,
+    ) == (
+        &new.interface,
+        new.virtual_router_id,
+        is_v6(new),
+        new.virtual_mac,
+    )
 }
 
 /// Whether a kept instance can go on with its sockets: they depend on the source address.
@@ -587,6 +597,7 @@ mod tests {
                 prefix_len: 24,
             }],
             v3_checksum_pseudo_header: true,
+            virtual_mac: false,
             track: Vec::new(),
         }
     }

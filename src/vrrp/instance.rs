@@ -71,6 +71,35 @@ pub struct Link {
     pub announcer: Announcer,
 }
 
+impl Link {
+    /// Opens the virtual MAC's macvlan on this link's interface and sends, announces and holds
+    /// the VIPs through it from now on; adverts keep their source address.
+    async fn through_virtual_mac(&mut self, vrid: u8) -> anyhow::Result<Interface> {
+        let source = self.sender.source();
+        let macvlan = (self.netlink)
+            .open_virtual_mac(&self.interface, vrid, source.is_ipv6())
+            .await?;
+        let opened = match source {
+            IpAddr::V4(source) => VrrpSender::open_v4(&macvlan, source)
+                .and_then(|sender| Ok((sender, Announcer::V4(ArpAnnouncer::open(&macvlan)?)))),
+            IpAddr::V6(source) => VrrpSender::open_v6_through(&macvlan, source)
+                .and_then(|sender| Ok((sender, Announcer::V6(NeighborAnnouncer::open(&macvlan)?)))),
+        };
+        match opened {
+            Ok((sender, announcer)) => {
+                self.sender = sender;
+                self.announcer = announcer;
+                self.interface = macvlan.clone();
+                Ok(macvlan)
+            }
+            Err(error) => {
+                let _ = self.netlink.remove_virtual_mac(&macvlan).await;
+                Err(error.into())
+            }
+        }
+    }
+}
+
 pub struct Instance {
     config: VrrpInstance,
     link: Link,
@@ -82,6 +111,8 @@ pub struct Instance {
     master_down_at: Option<Instant>,
     refresh_at: Option<Instant>,
     announce: Option<(Instant, u8)>,
+    /// With `virtual_mac: true`, the macvlan that carries it: up only while holding the VIPs.
+    virtual_mac: Option<Interface>,
     /// Set while resigning: VIP removal waits for a peer to take over.
     resigning: bool,
     vips_to_hand_over: bool,
@@ -122,6 +153,7 @@ impl Instance {
             master_down_at: None,
             refresh_at: None,
             announce: None,
+            virtual_mac: None,
             resigning: false,
             vips_to_hand_over: false,
             peer_checksums: HashMap::new(),
@@ -152,6 +184,7 @@ impl Instance {
         handed_over: std::sync::mpsc::Sender<()>,
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) {
+        self.virtual_mac = self.open_virtual_mac().await;
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
@@ -196,8 +229,13 @@ impl Instance {
         }
         self.resigning = true;
         self.step(Event::Shutdown).await;
-        if self.vips_to_hand_over {
-            self.wait_for_peer(&mut inbound).await;
+        if self.vips_to_hand_over && self.wait_for_peer(&mut inbound).await {
+            // Clients' frames for the virtual MAC go to the peer now, so VIPs kept here serve
+            // nobody, and a macvlan kept up could answer ARP for them and draw the switch back.
+            if self.virtual_mac.is_some() {
+                self.remove_vips().await;
+                self.vips_to_hand_over = false;
+            }
         }
         let _ = handed_over.send(());
         if self.vips_to_hand_over {
@@ -209,12 +247,41 @@ impl Instance {
             }
             self.remove_vips().await;
         }
+        if let Some(macvlan) = self.virtual_mac.take() {
+            if let Err(error) = self.link.netlink.remove_virtual_mac(&macvlan).await {
+                tracing::warn!(instance = %self.config.name, %error, "removing the virtual MAC interface failed");
+            }
+        }
+    }
+
+    /// With `virtual_mac: true`, moves adverts, announcements and the VIPs onto the macvlan
+    /// that carries the virtual MAC, and returns it. When that fails the instance runs with
+    /// the interface's own MAC rather than not at all, and says so.
+    async fn open_virtual_mac(&mut self) -> Option<Interface> {
+        if !self.config.virtual_mac {
+            return None;
+        }
+        match self
+            .link
+            .through_virtual_mac(self.config.virtual_router_id)
+            .await
+        {
+            Ok(macvlan) => {
+                tracing::info!(instance = %self.config.name, interface = %macvlan.name, mac = %macvlan.mac, "VRRP uses the virtual MAC");
+                Some(macvlan)
+            }
+            Err(error) => {
+                tracing::error!(instance = %self.config.name, error = format!("{error:#}"), "the virtual MAC is unavailable: running with the interface's own MAC");
+                None
+            }
+        }
     }
 
     /// Keeps the VIPs (and serves on them) until a peer has advertised as master twice, so no
     /// client is turned away between our resignation and its takeover: its first advert may
-    /// leave before its VIPs and gratuitous ARPs. Bounded, for a node with no peer.
-    async fn wait_for_peer(&mut self, inbound: &mut mpsc::Receiver<Inbound>) {
+    /// leave before its VIPs and gratuitous ARPs. Bounded, for a node with no peer: says
+    /// whether a peer took over.
+    async fn wait_for_peer(&mut self, inbound: &mut mpsc::Receiver<Inbound>) -> bool {
         let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
         let mut peer_adverts = 0;
         loop {
@@ -226,12 +293,12 @@ impl Instance {
                     peer_adverts += usize::from(from_peer);
                     if peer_adverts == 2 {
                         tracing::info!(instance = %self.config.name, peer = %packet.source, "peer took over");
-                        break;
+                        return true;
                     }
                 }
                 _ = sleep_until(limit) => {
                     tracing::info!(instance = %self.config.name, "no peer took over in time");
-                    break;
+                    return false;
                 }
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
             }
@@ -494,6 +561,9 @@ impl Instance {
     }
 
     async fn add_or_refresh_vips(&mut self) {
+        if self.refresh_at.is_none() {
+            self.set_virtual_mac_up(true).await;
+        }
         for &vip in &self.vips {
             if let Err(error) = self
                 .link
@@ -510,6 +580,10 @@ impl Instance {
     async fn remove_vips(&mut self) {
         self.refresh_at = None;
         self.announce = None;
+        // Down first: removing an IPv6 VIP from a macvlan that is up sends an MLD report from
+        // the virtual MAC, which would draw the switch's entry to this node after the new
+        // master has taken it.
+        self.set_virtual_mac_up(false).await;
         for &vip in &self.vips {
             if let Err(error) = self
                 .link
@@ -519,6 +593,17 @@ impl Instance {
             {
                 tracing::error!(instance = %self.config.name, %error, "removing a VIP failed");
             }
+        }
+    }
+
+    /// The virtual MAC's macvlan is up only while this node holds the VIPs, as FRR keeps its
+    /// own protodown: a Backup's then sends nothing from the virtual MAC, and takes nothing in.
+    async fn set_virtual_mac_up(&self, up: bool) {
+        let Some(macvlan) = &self.virtual_mac else {
+            return;
+        };
+        if let Err(error) = self.link.netlink.set_virtual_mac_up(macvlan, up).await {
+            tracing::error!(instance = %self.config.name, %error, up, "setting the virtual MAC interface up or down failed");
         }
     }
 

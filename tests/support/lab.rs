@@ -154,6 +154,29 @@ impl Lab {
         run(Command::new("ip").args(["netns", "exec", switch, "nft", "delete table bridge lab"]));
     }
 
+    /// Makes the switch drop VRRP multicast from host `index` only: the others still hear each
+    /// other, and host `index` hears them.
+    pub fn block_vrrp_from(&self, index: usize) {
+        let switch = &self.namespaces[0];
+        let rules = format!(
+            "table bridge lab_from {{ chain forward {{ type filter hook forward priority 0; \
+             iifname \"p{index}\" ip daddr 224.0.0.18 drop; \
+             iifname \"p{index}\" ip6 daddr ff02::12 drop; }}; }}"
+        );
+        run(Command::new("ip").args(["netns", "exec", switch, "nft", &rules]));
+    }
+
+    pub fn unblock_vrrp_from(&self) {
+        let switch = &self.namespaces[0];
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            switch,
+            "nft",
+            "delete table bridge lab_from",
+        ]));
+    }
+
     /// `eth0`'s MAC as `ip` shows it.
     pub fn mac(&self, host: &Host) -> String {
         let link = ip(&["-n", &host.namespace, "-o", "link", "show", "dev", "eth0"]);

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod edge;
+pub mod frr;
+pub mod gap_client;
 pub mod lab;
 pub mod metrics;
 pub mod pair;

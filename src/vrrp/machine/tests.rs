@@ -1041,3 +1041,139 @@ fn reconfigure_a_master_advertises_at_once_only_when_its_advert_changes() {
     );
     assert_eq!(machine.state(), State::Master);
 }
+
+// Every way into Master announces: a seeded walk through every event in every state.
+
+/// A small deterministic generator (xorshift), so a failing walk can be replayed by its seed.
+struct Walk(u64);
+
+impl Walk {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+fn any_event(walk: &mut Walk) -> Event {
+    const FROM: [&str; 3] = [LOWER_ADDRESS, OURS, HIGHER_ADDRESS];
+    const PRIORITIES: [u8; 6] = [0, 1, 99, 100, 101, 255];
+    match walk.next(9) {
+        0 => Event::Startup,
+        1 => Event::Shutdown,
+        2 => Event::Fault,
+        3 => Event::FaultCleared,
+        4 => Event::MasterDownTimerFired,
+        5 => Event::AdverTimerFired,
+        6 => Event::PriorityChanged(PRIORITIES[walk.next(6) as usize]),
+        _ => advert(
+            if walk.next(8) == 0 {
+                Version::V2
+            } else {
+                Version::V3
+            },
+            FROM[walk.next(3) as usize],
+            PRIORITIES[walk.next(6) as usize],
+            AdvertInterval::from_secs(1),
+        ),
+    }
+}
+
+/// Which way into Master a transition took, to show the walk went every way.
+fn way_in(cause: Cause) -> &'static str {
+    match cause {
+        Cause::AddressOwner => "address owner",
+        Cause::MasterDown { last_master: None } => "no master heard",
+        Cause::MasterDown {
+            last_master: Some(_),
+        } => "master went silent",
+        Cause::MasterResigned(_) => "master resigned",
+        Cause::PreemptedLowerPriority(_) => "preempted",
+        Cause::FaultCleared => "fault cleared as owner",
+        other => panic!("entered Master for {other:?}"),
+    }
+}
+
+#[test]
+fn every_way_into_master_adds_the_vips_then_announces_them() {
+    let mut ways_in = std::collections::BTreeSet::new();
+    let mut split_brains_answered = 0;
+    for seed in 1..=200u64 {
+        let mut walk = Walk(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let priority = [100, 255][walk.next(2) as usize];
+        let preempt = [Preempt::After(Duration::ZERO), Preempt::Never][walk.next(2) as usize];
+        let mut machine = Machine::new(Config {
+            preempt,
+            ..config(Version::V3, priority)
+        });
+        let mut now = t(0);
+        for step in 0..500 {
+            now = now + Duration::from_millis(walk.next(5000));
+            let event = any_event(&mut walk);
+            let before = machine.state();
+            let actions = machine.handle(now, event.clone());
+            let context =
+                || format!("seed {seed}, step {step}: {before:?} + {event:?} -> {actions:?}");
+            if machine.state() == State::Master && before != State::Master {
+                let at = |wanted: Action| actions.iter().position(|&action| action == wanted);
+                let (Some(add), Some(announce)) = (at(AddVips), at(SendGratuitous)) else {
+                    panic!(
+                        "entered Master without adding and announcing the VIPs: {}",
+                        context()
+                    );
+                };
+                assert!(add < announce, "announced before adding: {}", context());
+                let Some(&StateChanged { cause, .. }) = actions.last() else {
+                    panic!("no state change last: {}", context());
+                };
+                ways_in.insert(way_in(cause));
+            }
+            if (actions.iter())
+                .any(|action| matches!(action, Report(Anomaly::LowerPriorityMaster(_))))
+            {
+                assert!(actions.contains(&SendGratuitous), "{}", context());
+                split_brains_answered += 1;
+            }
+        }
+    }
+    assert_eq!(
+        ways_in.into_iter().collect::<Vec<_>>(),
+        [
+            "address owner",
+            "fault cleared as owner",
+            "master resigned",
+            "master went silent",
+            "no master heard",
+            "preempted",
+        ]
+    );
+    assert!(split_brains_answered > 0);
+}
+
+/// A healed split brain, in both orders: whichever Master's advert crosses first, the winner
+/// ends as the only Master. When the loser hears first it steps down silently and the winner
+/// never hears it, so nothing tells the winner to announce again: with `virtual_mac` the link
+/// needs nothing more, since the winner's own adverts come from the MAC clients already use.
+#[test]
+fn a_healed_split_brain_leaves_the_higher_priority_master_whoever_speaks_first() {
+    for loser_speaks_first in [false, true] {
+        let mut link = Link::new(vec![router(150, OURS), router(100, HIGHER_ADDRESS)]);
+        link.linked = false;
+        link.send(0, Event::Startup);
+        link.send(1, Event::Startup);
+        link.run_until(t(10_000));
+        assert_eq!(link.states(), [State::Master, State::Master]);
+
+        link.linked = true;
+        // A new priority is advertised at once: that Master speaks first.
+        let (first, priority) = if loser_speaks_first {
+            (1, 101)
+        } else {
+            (0, 151)
+        };
+        link.send(first, Event::PriorityChanged(priority));
+        link.run_until(t(12_000));
+        assert_eq!(link.states(), [State::Master, State::Backup]);
+    }
+}

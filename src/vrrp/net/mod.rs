@@ -6,6 +6,7 @@
 //! - [`socket`]: raw VRRP sockets (IP protocol 112) for IPv4 and IPv6, receive and send.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements for a VIP.
 //! - [`link`]: whether tracked interfaces are up and running, from link notifications.
+//! - [`virtual_mac`]: the macvlan that carries the VRRP virtual MAC, and the sysctls it needs.
 //!
 //! Everything here acts in the network namespace of the thread that opens it: tests run it in a
 //! thread that has entered a namespace, and the engine in its own thread of the main namespace.
@@ -16,9 +17,11 @@ pub mod link;
 pub mod netlink;
 pub mod socket;
 pub mod vip;
+pub mod virtual_mac;
 
 pub use announce::{ArpAnnouncer, NeighborAnnouncer};
 pub use interface::{Interface, InterfaceError, SourceAddresses};
 pub use netlink::Netlink;
 pub use socket::{ReceivedVrrp, SocketError, VrrpReceiver, VrrpSender};
 pub use vip::{Vip, VipError};
+pub use virtual_mac::VirtualMacError;

@@ -281,10 +281,9 @@ impl VrrpSender {
             let action = format!("opening the IPv4 VRRP send socket from {source} ({action})");
             move |error| SocketError::new(&interface.name, action, error)
         };
+        // No IP_MULTICAST_IF: SO_BINDTODEVICE already picks the interface, and naming it by
+        // `source` would name the parent when sending through the virtual MAC's macvlan.
         let socket = raw_vrrp_socket(Domain::IPV4, interface).map_err(fail("socket"))?;
-        socket
-            .set_multicast_if_v4(&source)
-            .map_err(fail("IP_MULTICAST_IF"))?;
         socket
             .set_multicast_ttl_v4(255)
             .map_err(fail("IP_MULTICAST_TTL"))?;
@@ -306,6 +305,24 @@ impl VrrpSender {
     /// Opens an IPv6 send socket on the interface from its link-local address, which RFC 5798
     /// §5.1.2.1 requires as the source of IPv6 adverts.
     pub fn open_v6(interface: &Interface, link_local: Ipv6Addr) -> Result<Self, SocketError> {
+        Self::open_v6_from(interface, link_local, false)
+    }
+
+    /// Opens an IPv6 send socket on the virtual MAC's macvlan from its parent's link-local
+    /// address, which the macvlan does not have (see [`super::virtual_mac`]): adverts keep the
+    /// node's address, and so its place in elections, with or without the virtual MAC.
+    pub fn open_v6_through(
+        macvlan: &Interface,
+        parent_link_local: Ipv6Addr,
+    ) -> Result<Self, SocketError> {
+        Self::open_v6_from(macvlan, parent_link_local, true)
+    }
+
+    fn open_v6_from(
+        interface: &Interface,
+        link_local: Ipv6Addr,
+        elsewhere: bool,
+    ) -> Result<Self, SocketError> {
         let fail = |action: &str| {
             let action = format!("opening the IPv6 VRRP send socket from {link_local} ({action})");
             move |error| SocketError::new(&interface.name, action, error)
@@ -317,6 +334,12 @@ impl VrrpSender {
             )));
         }
         let socket = raw_vrrp_socket(Domain::IPV6, interface).map_err(fail("socket"))?;
+        if elsewhere {
+            // Lets bind take an address of another interface (the parent's link-local).
+            socket
+                .set_freebind_v6(true)
+                .map_err(fail("IPV6_FREEBIND"))?;
+        }
         socket
             .set_multicast_if_v6(interface.index)
             .map_err(fail("IPV6_MULTICAST_IF"))?;

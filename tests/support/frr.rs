@@ -1,0 +1,198 @@
+//! FRR's vrrpd (Debian's `frr`) as a VRRP peer in a lab host: zebra and vrrpd run as user `frr`
+//! from a world-writable state directory, with their sockets there, and are killed on drop.
+//!
+//! FRR does not create the virtual MAC's macvlan: like an operator, [`FrrHost::prepare`] creates
+//! it with the VIP on it, and vrrpd keeps it protodown while it is not master.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use super::lab::{spawn_in, wait_until};
+
+const FRR_BIN: &str = "/usr/lib/frr";
+
+/// A lab host prepared for FRR: the virtual MAC's macvlan with the VIP on it, up.
+pub struct FrrHost {
+    namespace: String,
+    vip: String,
+    /// The macvlan FRR sends from and the VIP lives on.
+    pub macvlan: String,
+}
+
+impl FrrHost {
+    /// Creates the macvlan for VRID 33 on eth0 with `vip` on it, as FRR's documentation has
+    /// the operator do, and sets the ARP sysctls FRR leaves to the operator.
+    pub fn prepare(namespace: &str, vip: &str) -> FrrHost {
+        let v6 = vip.contains(':');
+        let (macvlan, mac, host_prefix) = if v6 {
+            ("vrrp6-33", "00:00:5e:00:02:21", 128)
+        } else {
+            ("vrrp4-33", "00:00:5e:00:01:21", 32)
+        };
+        let ip = |args: &[&str]| {
+            run(Command::new("ip").args(["-n", namespace]).args(args));
+        };
+        ip(&[
+            "link", "add", macvlan, "link", "eth0", "type", "macvlan", "mode", "bridge",
+        ]);
+        ip(&["link", "set", macvlan, "address", mac]);
+        // FRR sends IPv6 adverts from the macvlan's own link-local: a random one, so the two
+        // nodes' macvlans (same MAC) do not derive the same address.
+        ip(&["link", "set", macvlan, "addrgenmode", "random"]);
+        let vip_with_prefix = format!("{vip}/{host_prefix}");
+        let mut add = vec!["addr", "add", &vip_with_prefix, "dev", macvlan];
+        if v6 {
+            add.push("nodad");
+        }
+        ip(&add);
+        run(Command::new("ip")
+            .args(["netns", "exec", namespace, "sysctl", "-q", "-w"])
+            .args([
+                "net.ipv4.conf.eth0.arp_ignore=1".to_owned(),
+                "net.ipv4.conf.eth0.arp_announce=2".to_owned(),
+                format!("net.ipv4.conf.{macvlan}.arp_ignore=1"),
+                // No router solicitations from the virtual MAC while vrrpd is not running.
+                format!("net.ipv6.conf.{macvlan}.router_solicitations=0"),
+            ]));
+        ip(&["link", "set", macvlan, "up"]);
+        FrrHost {
+            namespace: namespace.to_owned(),
+            vip: vip.to_owned(),
+            macvlan: macvlan.to_owned(),
+        }
+    }
+}
+
+/// zebra and vrrpd on a prepared host.
+pub struct Frr {
+    namespace: String,
+    macvlan: String,
+    daemons: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Frr {
+    /// Starts zebra and vrrpd with `priority` (v3, 100 ms adverts, preempting).
+    pub fn start(host: &FrrHost, priority: u8) -> Frr {
+        let vip_keyword = if host.vip.contains(':') { "ipv6" } else { "ip" };
+        let dir = tempfile::tempdir().unwrap();
+        make_world_writable(dir.path());
+        let config = format!(
+            "hostname frr-{namespace}\n\
+             interface eth0\n \
+             vrrp 33 version 3\n \
+             vrrp 33 priority {priority}\n \
+             vrrp 33 advertisement-interval 100\n \
+             vrrp 33 {vip_keyword} {vip}\n",
+            namespace = host.namespace,
+            vip = host.vip,
+        );
+        std::fs::write(dir.path().join("frr.conf"), config).unwrap();
+        let mut frr = Frr {
+            namespace: host.namespace.clone(),
+            macvlan: host.macvlan.clone(),
+            daemons: Vec::new(),
+            dir,
+        };
+        frr.spawn("zebra");
+        let api = frr.dir.path().join("zserv.api");
+        wait_until(
+            Duration::from_secs(10),
+            "zebra opens its API socket",
+            || api.exists(),
+        );
+        frr.spawn("vrrpd");
+        frr
+    }
+
+    fn spawn(&mut self, daemon: &str) {
+        let dir = self.dir.path();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let log = std::fs::File::create(dir.join(format!("{daemon}.out"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespace])
+            .arg(format!("{FRR_BIN}/{daemon}"))
+            .args(["-P", "0", "-u", "frr", "-g", "frr"])
+            .args(["-i", &path(&format!("{daemon}.pid"))])
+            .args(["-z", &path("zserv.api")])
+            .args(["--vty_socket", &path("")])
+            .args(["-f", &path("frr.conf")])
+            .args(["--log", &format!("file:{}", path(&format!("{daemon}.log")))])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {daemon}: {error} (apt-get install frr)"));
+        self.daemons.push(child);
+    }
+
+    /// Whether vrrpd is master: it keeps the macvlan protodown otherwise.
+    pub fn is_master(&self) -> bool {
+        let link = run(Command::new("ip").args([
+            "-n",
+            &self.namespace,
+            "-d",
+            "link",
+            "show",
+            "dev",
+            &self.macvlan,
+        ]));
+        link.contains("state UP") && !link.contains("protodown on")
+    }
+
+    /// vrrpd's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vrrpd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        for daemon in self.daemons.iter_mut().rev() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- vrrpd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// An app on port 80 of every address of the host, VIP included, answering every connection
+/// with `name`: what serves behind the VIP on the FRR node.
+pub fn serve_name_on_port_80(namespace: &str, name: &'static str) {
+    let (bound, listening) = std::sync::mpsc::channel();
+    spawn_in(namespace, move || async move {
+        // [::] takes IPv4 too (bindv6only is 0 in a new namespace).
+        let listener = TcpListener::bind(SocketAddr::from(([0u16; 8], 80)))
+            .await
+            .unwrap();
+        bound.send(()).unwrap();
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.write_all(name.as_bytes()).await;
+        }
+    });
+    listening.recv().unwrap();
+}
+
+fn make_world_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
