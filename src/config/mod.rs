@@ -13,20 +13,52 @@ mod yaml;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 
+use std::io::Read;
 use std::path::Path;
+
+/// The largest config file read: far above any real one (the shipped example is a few KiB), and
+/// small enough that a wrong path such as `/dev/zero` fails at once instead of filling memory.
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
 
 /// Reads, parses and validates a config file, reporting every error found.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let text = read(path)?;
+    parse(&text, path)
+}
+
+/// The file's text, at most `MAX_FILE_SIZE` bytes of UTF-8.
+fn read(path: &Path) -> Result<String, ConfigErrors> {
+    let whole_file = |message: String| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: None,
             column: None,
             field: String::new(),
-            message: format!("cannot read the config file: {error}"),
+            message,
         }])
-    })?;
-    parse(&text, path)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
+        .map_err(|error| whole_file(format!("cannot read the config file: {error}")))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(whole_file(format!(
+            "the config file is larger than {} MiB; is this the right file?",
+            MAX_FILE_SIZE >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).expect("valid_up_to ends the valid prefix");
+        let position = yaml::position_after(valid);
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: Some(position.line),
+            column: Some(position.column),
+            field: String::new(),
+            message: "not valid UTF-8; a config file is UTF-8 text".to_owned(),
+        }])
+    })
 }
 
 /// Parses and validates config text; `file` names it in errors, and relative paths in it are

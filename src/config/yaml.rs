@@ -20,8 +20,19 @@ pub struct StructuralError {
     pub message: String,
 }
 
+/// How deeply collections may nest. The deepest setting is five levels down
+/// (`vrrp.instances[0].track[0].weight`); the limit is far above that, and it keeps parse time
+/// in check: the YAML parser's time grows with the square of flow-collection nesting.
+pub const MAX_DEPTH: usize = 64;
+
+/// What saphyr-parser says when flow collections nest past the 255 levels it counts.
+const SCANNER_DEPTH_ERROR: &str = "recursion limit exceeded";
+
 /// Deserializes `text`, reporting the first structural problem with its field path and place.
 pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
+    if let Some(too_deep) = Locator::new(text).too_deep {
+        return Err(too_deep);
+    }
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let field = known_path(&error.path().to_string());
@@ -82,10 +93,21 @@ fn skip_line_and_column(rest: &str) -> &str {
     }
 }
 
+/// Where the character after `text` is: its line, and its column counted in characters.
+pub fn position_after(text: &str) -> Position {
+    let line_start = text.rfind('\n').map_or(0, |newline| newline + 1);
+    Position {
+        line: text.matches('\n').count() + 1,
+        column: text[line_start..].chars().count() + 1,
+    }
+}
+
 /// Maps field paths (`backends[0].servers[1].address`) to where they are written.
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Collections nested deeper than `MAX_DEPTH`, where the walk stopped.
+    too_deep: Option<StructuralError>,
 }
 
 impl Locator {
@@ -94,7 +116,22 @@ impl Locator {
     pub fn new(text: &str) -> Locator {
         let mut walk = Walk::default();
         for event in saphyr_parser::Parser::new_from_str(text) {
-            let Ok((event, span)) = event else { break };
+            let (event, span) = match event {
+                Ok(event) => event,
+                // The scanner counts flow levels in a byte: deeper flow nesting is refused
+                // before any event shows it, and would be the slow case of the other parser.
+                Err(error) if error.info() == SCANNER_DEPTH_ERROR => {
+                    let start = Position {
+                        line: error.marker().line(),
+                        column: error.marker().col() + 1,
+                    };
+                    return Locator {
+                        too_deep: Some(walk.too_deep(start)),
+                        positions: walk.positions,
+                    };
+                }
+                Err(_) => break,
+            };
             if event == saphyr_parser::Event::DocumentEnd {
                 break;
             }
@@ -103,9 +140,16 @@ impl Locator {
                 column: span.start.col() + 1,
             };
             walk.event(event, start);
+            if walk.stack.len() > MAX_DEPTH {
+                return Locator {
+                    too_deep: Some(walk.too_deep(start)),
+                    positions: walk.positions,
+                };
+            }
         }
         Locator {
             positions: walk.positions,
+            too_deep: None,
         }
     }
 
@@ -192,6 +236,23 @@ impl Walk {
                 self.stack.pop();
             }
             _ => {}
+        }
+    }
+
+    /// The error for nesting past `MAX_DEPTH` at `start`, named by the innermost open
+    /// collection that has a field path.
+    fn too_deep(&self, start: Position) -> StructuralError {
+        let field = (self.stack.iter().rev())
+            .find_map(|frame| match frame {
+                Frame::Mapping { path, .. } | Frame::Sequence { path, .. } => path.clone(),
+            })
+            .unwrap_or_default();
+        StructuralError {
+            field,
+            position: Some(start),
+            message: format!(
+                "collections nested more than {MAX_DEPTH} deep; no setting is nested like this"
+            ),
         }
     }
 

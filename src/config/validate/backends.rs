@@ -9,6 +9,9 @@ use std::time::Duration;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 1;
+/// A server that takes longer than this to accept a connection is not coming.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
+const MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_WEIGHT: u32 = 1;
 const MAX_WEIGHT: u32 = 256;
 
@@ -35,11 +38,13 @@ impl Validator {
             format!("{at}.connect_timeout"),
             spec.connect_timeout.as_deref(),
             DEFAULT_CONNECT_TIMEOUT,
+            MAX_CONNECT_TIMEOUT,
         );
         let response_timeout = self.timeout(
             format!("{at}.response_timeout"),
             spec.response_timeout.as_deref(),
             DEFAULT_RESPONSE_TIMEOUT,
+            MAX_RESPONSE_TIMEOUT,
         );
         let health_check = spec
             .health_check

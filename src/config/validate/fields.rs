@@ -59,17 +59,24 @@ impl Validator {
         parsed
     }
 
-    /// A duration that must be positive: a zero timeout or interval would fire at once.
+    /// A duration that must be positive, since a zero timeout or interval would fire at once,
+    /// and at most `max`, since timers and deadlines are added to the clock and must not
+    /// overflow it (and a timeout of years is a typo, not a setting).
     pub(super) fn timeout(
         &mut self,
         field: String,
         text: Option<&str>,
         default: Duration,
+        max: Duration,
     ) -> Duration {
         let Some(text) = text else { return default };
         match duration::parse(text) {
             Ok(Duration::ZERO) => {
                 self.error(field, "must be longer than zero");
+                default
+            }
+            Ok(duration) if duration > max => {
+                self.error(field, too_long(text, max));
                 default
             }
             Ok(duration) => duration,
@@ -79,4 +86,12 @@ impl Validator {
             }
         }
     }
+}
+
+/// Why a duration over its field's `max` is refused.
+pub(super) fn too_long(text: &str, max: Duration) -> String {
+    format!(
+        "{text} is longer than this can be; the most is {}",
+        duration::display(max)
+    )
 }

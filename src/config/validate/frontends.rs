@@ -10,6 +10,11 @@ use std::time::Duration;
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_REQUEST_HEADER: Duration = Duration::from_secs(10);
 const DEFAULT_CLIENT_IDLE: Duration = Duration::from_secs(60);
+/// The longest a client may keep a connection idle or take over a request head.
+const MAX_CLIENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The kernel's default ceiling on one process's open files (fs.nr_open): a frontend cannot
+/// hold more clients than that, and the connection semaphore has a limit of its own above it.
+const MAX_CONNECTIONS: usize = 1 << 20;
 
 impl Validator {
     /// `earlier` are the frontends before this one, for listen address clashes.
@@ -58,17 +63,27 @@ impl Validator {
         let max_connections = spec.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
             self.error(format!("{at}.max_connections"), "must be at least 1");
+        } else if max_connections > MAX_CONNECTIONS {
+            self.error(
+                format!("{at}.max_connections"),
+                format!(
+                    "{max_connections} is more than {MAX_CONNECTIONS}, the most open files a \
+                     process may have by default"
+                ),
+            );
         }
         let timeouts = FrontendTimeouts {
             request_header: self.timeout(
                 format!("{at}.timeouts.request_header"),
                 spec.timeouts.request_header.as_deref(),
                 DEFAULT_REQUEST_HEADER,
+                MAX_CLIENT_TIMEOUT,
             ),
             client_idle: self.timeout(
                 format!("{at}.timeouts.client_idle"),
                 spec.timeouts.client_idle.as_deref(),
                 DEFAULT_CLIENT_IDLE,
+                MAX_CLIENT_TIMEOUT,
             ),
         };
         self.http_only(&at, mode, &spec);

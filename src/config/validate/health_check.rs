@@ -7,6 +7,9 @@ use std::time::Duration;
 
 const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// A server checked less often than hourly is not being watched; the timeout is shorter still,
+/// being at most the interval.
+const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 3;
 const DEFAULT_CHECK_PATH: &str = "/";
@@ -18,11 +21,13 @@ impl Validator {
             format!("{at}.interval"),
             spec.interval.as_deref(),
             DEFAULT_CHECK_INTERVAL,
+            MAX_CHECK_INTERVAL,
         );
         let timeout = self.timeout(
             format!("{at}.timeout"),
             spec.timeout.as_deref(),
             DEFAULT_CHECK_TIMEOUT,
+            MAX_CHECK_INTERVAL,
         );
         if timeout > interval {
             self.error(

@@ -3,6 +3,7 @@
 
 use super::super::super::model::*;
 use super::super::Validator;
+use crate::vrrp::packet;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -39,6 +40,17 @@ impl Validator {
                 format!("{at}.virtual_ips"),
                 format!(
                     "instance {name:?} has no virtual_ips; add at least one, e.g. 198.51.100.10/24"
+                ),
+            );
+        }
+        if texts.len() > packet::MAX_ADDRESSES {
+            self.error(
+                format!("{at}.virtual_ips"),
+                format!(
+                    "{} virtual IPs, but an advert carries at most {}; split them over several \
+                     instances",
+                    texts.len(),
+                    packet::MAX_ADDRESSES
                 ),
             );
         }

@@ -8,6 +8,7 @@ mod track;
 use super::super::duration;
 use super::super::model::*;
 use super::super::schema::*;
+use super::fields::too_long;
 use super::Validator;
 use addresses::{first_valid_vip, Family};
 use std::collections::HashMap;
@@ -18,6 +19,10 @@ use crate::vrrp::packet;
 
 const DEFAULT_VRRP_PRIORITY: u8 = 100;
 const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
+/// keepalived bounds its `preempt_delay` to 1000 s; an hour is already more than any use.
+const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(3600);
+/// Linux's loopback interface.
+const LOOPBACK: &str = "lo";
 
 /// What validation learnt about one VRRP instance beyond its model, for the checks across
 /// instances.
@@ -60,6 +65,14 @@ impl Validator {
         let at = format!("vrrp.instances[{index}]");
         self.non_empty(format!("{at}.name"), &spec.name);
         self.non_empty(format!("{at}.interface"), &spec.interface);
+        if spec.interface == LOOPBACK {
+            self.error(
+                format!("{at}.interface"),
+                "VRRP cannot run on the loopback interface: adverts are multicast to the link and \
+                 clients find the VIP by ARP or neighbour discovery, which lo has neither of; \
+                 name the interface that faces the clients",
+            );
+        }
         let virtual_router_id = self
             .integer_in(
                 format!("{at}.virtual_router_id"),
@@ -106,10 +119,20 @@ impl Validator {
         // Zero is the RFC behaviour; with preempt: false the delay is simply unused.
         let preempt_delay = match spec.preempt_delay.as_deref() {
             None => Duration::ZERO,
-            Some(text) => duration::parse(text).unwrap_or_else(|message| {
-                self.error(format!("{at}.preempt_delay"), message);
-                Duration::ZERO
-            }),
+            Some(text) => match duration::parse(text) {
+                Ok(delay) if delay > MAX_PREEMPT_DELAY => {
+                    self.error(
+                        format!("{at}.preempt_delay"),
+                        too_long(text, MAX_PREEMPT_DELAY),
+                    );
+                    Duration::ZERO
+                }
+                Ok(delay) => delay,
+                Err(message) => {
+                    self.error(format!("{at}.preempt_delay"), message);
+                    Duration::ZERO
+                }
+            },
         };
         let password = spec
             .authentication
