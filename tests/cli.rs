@@ -88,6 +88,44 @@ fn check_reports_every_error_with_its_line_and_field() {
 }
 
 #[test]
+fn check_reports_structural_and_semantic_errors_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    let text = BROKEN.replace("    mode: http\n", "    mode: http\n    colour: red\n")
+        + "admin: { listen: nowhere }\nbackend: []\n";
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(tandem_binary())
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = path.display().to_string();
+    let fields: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{file}:")))
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|rest| rest.splitn(4, ": ").nth(1).unwrap_or(rest))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "frontends[0].colour",
+            "backends[0].servers[0].address",
+            "admin.listen",
+            "backend"
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!("{file}: 4 error(s)\n")),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn run_refuses_a_broken_config_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.yaml");

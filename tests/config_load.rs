@@ -585,3 +585,48 @@ fn deep_nesting_is_refused_at_once_with_its_place() {
     );
     assert!(!inline_errors(&depth_64)[0].contains("nested"));
 }
+
+#[test]
+fn structural_and_semantic_errors_are_reported_together() {
+    let file = "config/broken/mixed_errors.yaml";
+    let expected: Vec<String> = [
+        "2:30: node.threads: must be at least 1; leave it out to use one per CPU",
+        "3:1: frontend: unknown field `frontend`, expected one of `node`, `log`, `frontends`, \
+         `backends`, `vrrp`, `admin`, `access_log`",
+        "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
+        "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
+         `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
+         `request_headers`, `response_headers`, `redirect_https`",
+        "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
+         such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
+        "24:36: backends[1].servers[0].address: invalid socket address \"127.0.0.1:99999\"; \
+         write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "28:18: vrrp.instances[0].interface: VRRP cannot run on the loopback interface: adverts \
+         are multicast to the link and clients find the VIP by ARP or neighbour discovery, which \
+         lo has neither of; name the interface that faces the clients",
+        "29:26: vrrp.instances[0].virtual_router_id: virtual_router_id 300 is out of range \
+         1..=255",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    // The frontends and the tracker naming the skipped backend `pool`, and the tracker naming
+    // the skipped frontend `api`, are not reported as unknown references too.
+    assert_eq!(errors(file), expected);
+}
+
+#[test]
+fn unknown_top_level_keys_are_all_reported_beside_semantic_errors() {
+    let text = "node: { name: '' }\nfrontend: []\nbackend: []\nvrrp: { instances: [] }\n";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:1:9: node.name: must not be empty",
+            "inline.yaml:2:1: frontend: unknown field `frontend`, expected one of `node`, `log`, \
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+            "inline.yaml:3:1: backend: unknown field `backend`, expected one of `node`, `log`, \
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+        ]
+    );
+}

@@ -5,24 +5,27 @@
 //! collected during validation instead of stopping deserialization at the first one. `Option`
 //! marks a key that may be left out; validation fills in the default.
 
+pub use super::recover::Unit;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The whole file. A new top-level section is a new field here.
+/// The whole file. A new top-level section is a new field here. Unlike every other struct it
+/// takes unknown keys, which the reader reports all together (`yaml::deserialize`), so that a
+/// misspelt section does not hide the rest of the file. Each section and each list item is a
+/// recovery `Unit`: one that does not fit is reported and skipped, and the others still read.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileSpec {
-    pub node: NodeSpec,
-    pub log: Option<LogSpec>,
+    pub node: Unit<NodeSpec>,
+    pub log: Option<Unit<LogSpec>>,
     #[serde(default)]
-    pub frontends: Vec<FrontendSpec>,
+    pub frontends: Vec<Unit<FrontendSpec>>,
     #[serde(default)]
-    pub backends: Vec<BackendSpec>,
+    pub backends: Vec<Unit<BackendSpec>>,
     pub vrrp: Option<VrrpSpec>,
-    pub admin: Option<AdminSpec>,
-    pub access_log: Option<AccessLogSpec>,
+    pub admin: Option<Unit<AdminSpec>>,
+    pub access_log: Option<Unit<AccessLogSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,7 +230,7 @@ pub struct ServerSpec {
 #[serde(deny_unknown_fields)]
 pub struct VrrpSpec {
     #[serde(default)]
-    pub instances: Vec<VrrpInstanceSpec>,
+    pub instances: Vec<Unit<VrrpInstanceSpec>>,
 }
 
 /// One virtual router. A new per-instance setting is a new field here and a new step in

@@ -1,8 +1,9 @@
 //! Everything that knows the config is YAML: reading it into the schema, and finding where in
 //! the text a field was written so that validation errors can name a line.
 
+use super::recover;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// A place in the text, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,29 +29,130 @@ pub const MAX_DEPTH: usize = 64;
 /// What saphyr-parser says when flow collections nest past the 255 levels it counts.
 const SCANNER_DEPTH_ERROR: &str = "recursion limit exceeded";
 
-/// Deserializes `text`, reporting the first structural problem with its field path and place.
-pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
-    if let Some(too_deep) = Locator::new(text).too_deep {
-        return Err(too_deep);
-    }
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = known_path(&error.path().to_string());
-        let inner = error.into_inner();
-        // Errors about the document as a whole (several documents, say) come without a place.
-        let position = match inner.location() {
-            Some(location) => Some(Position {
-                line: location.line(),
-                column: location.column(),
-            }),
-            None => Locator::new(text).locate(&field),
+/// Most structural errors reported at once; each costs one more read of the file.
+const MAX_STRUCTURAL_ERRORS: usize = 100;
+
+/// What reading the text into the schema gave.
+pub struct Read<T> {
+    /// `None` when something outside every recovery unit does not fit (or the YAML is broken).
+    pub value: Option<T>,
+    /// Every structural problem found, including those of the units skipped in `value`.
+    pub errors: Vec<StructuralError>,
+}
+
+/// Deserializes `text`, which `locator` has walked, reporting every structural problem with its
+/// field path and place: each unknown top-level key, and the first problem in each recovery
+/// unit (see `recover`), which is then skipped.
+pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T> {
+    if let Some(too_deep) = &locator.too_deep {
+        return Read {
+            value: None,
+            errors: vec![too_deep.clone()],
         };
+    }
+    let mut skip = BTreeSet::new();
+    let mut errors: Vec<StructuralError> = Vec::new();
+    loop {
+        let mut ignored = Vec::new();
+        let (result, failed) = recover::pass(&skip, || {
+            let deserializer = serde_yaml::Deserializer::from_str(text);
+            let mut note = |path: serde_ignored::Path<'_>| ignored.push(field_path(&path));
+            let deserializer = serde_ignored::Deserializer::new(deserializer, &mut note);
+            serde_path_to_error::deserialize(deserializer)
+        });
+        let error = match result {
+            Ok(value) => {
+                errors.extend(unknown_keys::<T>(&ignored, locator));
+                return Read {
+                    value: Some(value),
+                    errors,
+                };
+            }
+            Err(error) => structural(error, locator),
+        };
+        // Reading past a skipped unit can meet the same broken YAML again.
+        if errors.last() != Some(&error) {
+            errors.push(error);
+        }
+        match failed {
+            Some(unit) if errors.len() < MAX_STRUCTURAL_ERRORS => {
+                skip.insert(unit);
+            }
+            _ => {
+                errors.extend(unknown_keys::<T>(&ignored, locator));
+                return Read {
+                    value: None,
+                    errors,
+                };
+            }
+        }
+    }
+}
+
+/// Deserializes `text` whole, reporting its first structural problem.
+#[cfg(test)]
+pub fn deserialize_first<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
+    let read = deserialize(text, &Locator::new(text));
+    match (read.value, read.errors.into_iter().next()) {
+        (Some(value), None) => Ok(value),
+        (_, Some(error)) => Err(error),
+        (None, None) => unreachable!("a failed read has an error"),
+    }
+}
+
+fn structural(
+    error: serde_path_to_error::Error<serde_yaml::Error>,
+    locator: &Locator,
+) -> StructuralError {
+    let field = known_path(&error.path().to_string());
+    let inner = error.into_inner();
+    // Errors about the document as a whole (several documents, say) come without a place.
+    let position = match inner.location() {
+        Some(location) => Some(Position {
+            line: location.line(),
+            column: location.column(),
+        }),
+        None => locator.locate(&field),
+    };
+    StructuralError {
+        field,
+        position,
+        message: bare_message(&inner.to_string()),
+    }
+}
+
+/// The keys serde ignored: the schema's structs deny unknown keys, except the top level, which
+/// collects them so that a misspelt section does not hide the rest of the file.
+fn unknown_keys<'a, T: DeserializeOwned>(
+    ignored: &'a [String],
+    locator: &'a Locator,
+) -> impl Iterator<Item = StructuralError> + 'a {
+    let top_level = recover::field_names::<T>();
+    ignored.iter().map(move |field| {
+        let key = field.rsplit('.').next().unwrap_or(field);
+        let message = <serde_yaml::Error as serde::de::Error>::unknown_field(key, top_level);
         StructuralError {
-            field,
-            position,
-            message: bare_message(&inner.to_string()),
+            field: field.clone(),
+            position: locator.locate_key(field),
+            message: message.to_string(),
         }
     })
+}
+
+/// serde_ignored's path in `ConfigError`'s syntax.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 /// The path up to its first unknown (`?`) segment, which is where a syntax error stopped
@@ -106,6 +208,8 @@ pub fn position_after(text: &str) -> Position {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Where each mapping key is written, by the field path it names.
+    keys: HashMap<String, Position>,
     /// Collections nested deeper than `MAX_DEPTH`, where the walk stopped.
     too_deep: Option<StructuralError>,
 }
@@ -128,6 +232,7 @@ impl Locator {
                     return Locator {
                         too_deep: Some(walk.too_deep(start)),
                         positions: walk.positions,
+                        keys: walk.keys,
                     };
                 }
                 Err(_) => break,
@@ -144,13 +249,20 @@ impl Locator {
                 return Locator {
                     too_deep: Some(walk.too_deep(start)),
                     positions: walk.positions,
+                    keys: walk.keys,
                 };
             }
         }
         Locator {
             positions: walk.positions,
+            keys: walk.keys,
             too_deep: None,
         }
+    }
+
+    /// Where the key naming `field` is written; else where its value or nearest parent is.
+    pub fn locate_key(&self, field: &str) -> Option<Position> {
+        self.keys.get(field).copied().or_else(|| self.locate(field))
     }
 
     /// Where `field` is written; for a field left out (a default), where its nearest written
@@ -183,6 +295,7 @@ fn parent(field: &str) -> &str {
 struct Walk {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    keys: HashMap<String, Position>,
 }
 
 /// An open collection. `path` is `None` inside a non-scalar mapping key, which no field path
@@ -290,6 +403,7 @@ impl Walk {
                         Node::Scalar(value) if !value.is_empty() => start,
                         _ => position,
                     };
+                    self.keys.insert(child.clone(), position);
                     (child, at)
                 }
             },
@@ -386,7 +500,8 @@ top:
 
     #[test]
     fn deserializes_text_that_fits() {
-        let outer: Outer = deserialize("items:\n  - { name: a, size: 3 }\n  - name: b\n").unwrap();
+        let outer: Outer =
+            deserialize_first("items:\n  - { name: a, size: 3 }\n  - name: b\n").unwrap();
         let items: Vec<(&str, Option<u32>)> = outer
             .items
             .iter()
@@ -397,7 +512,8 @@ top:
 
     #[test]
     fn reports_an_unknown_key_at_the_key_with_its_path() {
-        let error = deserialize::<Outer>("items:\n  - name: a\n    colour: red\n").unwrap_err();
+        let error =
+            deserialize_first::<Outer>("items:\n  - name: a\n    colour: red\n").unwrap_err();
         assert_eq!(
             error,
             StructuralError {
@@ -410,7 +526,7 @@ top:
 
     #[test]
     fn reports_a_missing_key_at_its_mapping() {
-        let error = deserialize::<Outer>("items:\n  - name: a\n  - size: 1\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - name: a\n  - size: 1\n").unwrap_err();
         assert_eq!(error.field, "items[1]");
         assert_eq!(error.position, at(3, 5));
         assert_eq!(error.message, "missing field `name`");
@@ -418,7 +534,7 @@ top:
 
     #[test]
     fn reports_a_wrong_type_at_the_value() {
-        let error = deserialize::<Outer>("items:\n  - { name: a, size: big }\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - { name: a, size: big }\n").unwrap_err();
         assert_eq!(error.field, "items[0].size");
         assert_eq!(error.position, at(2, 22));
         assert_eq!(error.message, "invalid type: string \"big\", expected u32");
@@ -426,7 +542,7 @@ top:
 
     #[test]
     fn reports_a_syntax_error_without_an_unknown_path_segment() {
-        let error = deserialize::<Outer>("items:\n  - name: a: b\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - name: a: b\n").unwrap_err();
         assert_eq!(error.field, "items[0]");
         assert_eq!(error.position, at(2, 12));
         assert_eq!(
@@ -437,7 +553,7 @@ top:
 
     #[test]
     fn places_a_whole_document_error_at_the_start() {
-        let error = deserialize::<Outer>("items: []\n---\nitems: []\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items: []\n---\nitems: []\n").unwrap_err();
         assert_eq!(error.field, "");
         assert_eq!(error.position, at(1, 1));
         assert!(

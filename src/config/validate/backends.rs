@@ -64,7 +64,7 @@ impl Validator {
         self.unique_names(
             &format!("{at}.servers"),
             "server",
-            servers.iter().map(|s| &s.name),
+            servers.iter().map(|s| &s.name).enumerate(),
         );
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));

@@ -8,16 +8,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 impl Validator {
-    /// Reports each name used before in the same list, pointing at the first use. Empty names
-    /// are reported on their own and not again here.
+    /// Reports each name used before in the same list, pointing at the first use. `names` are
+    /// the list's items that were read, with their indexes. Empty names are reported on their
+    /// own and not again here.
     pub(super) fn unique_names<'a>(
         &mut self,
         list: &str,
         what: &str,
-        names: impl Iterator<Item = &'a String>,
+        names: impl Iterator<Item = (usize, &'a String)>,
     ) {
         let mut first_use: HashMap<&str, usize> = HashMap::new();
-        for (index, name) in names.enumerate() {
+        for (index, name) in names {
             if name.is_empty() {
                 continue;
             }

@@ -119,10 +119,12 @@ impl Validator {
         backends: &[Backend],
     ) -> usize {
         let Some(index) = backends.iter().position(|backend| backend.name == name) else {
-            self.error(
-                field,
-                format!("unknown backend {name:?}; {}", known_backends(backends)),
-            );
+            if !self.skipped_backends.iter().any(|skipped| skipped == name) {
+                self.error(
+                    field,
+                    format!("unknown backend {name:?}; {}", known_backends(backends)),
+                );
+            }
             return 0;
         };
         if mode == Mode::Tcp {

@@ -16,6 +16,7 @@ use super::model::*;
 use super::schema::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A semantic problem at a field path; the caller locates it in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub fn validate(spec: FileSpec, base: &Path) -> Result<Config, Vec<FieldError>> 
     let mut validator = Validator {
         errors: Vec::new(),
         base: base.to_path_buf(),
+        skipped_backends: Vec::new(),
+        skipped_frontends: Vec::new(),
     };
     let config = validator.config(spec);
     if validator.errors.is_empty() {
@@ -45,6 +48,10 @@ pub fn validate(spec: FileSpec, base: &Path) -> Result<Config, Vec<FieldError>> 
 struct Validator {
     errors: Vec<FieldError>,
     base: PathBuf,
+    /// The names of backends and frontends skipped for a structural error (reported on its
+    /// own): a reference to one of them is not reported as unknown too.
+    skipped_backends: Vec<String>,
+    skipped_frontends: Vec<String>,
 }
 
 impl Validator {
@@ -55,33 +62,62 @@ impl Validator {
         });
     }
 
+    /// Units skipped for a structural error are left out of the model, which is then discarded
+    /// anyway; the rest are validated as usual, under their indexes in the file.
     fn config(&mut self, spec: FileSpec) -> Config {
-        let node = self.node(spec.node);
-        let log_level = spec.log.and_then(|log| log.level);
+        let node = match spec.node {
+            Unit::Read(node) => self.node(node),
+            Unit::Skipped { .. } => Node {
+                name: String::new(),
+                threads: 1,
+                shutdown_timeout: Duration::ZERO,
+            },
+        };
+        let log_level = spec.log.and_then(Unit::read).and_then(|log| log.level);
         if log_level.as_deref() == Some("") {
             self.error(
                 "log.level",
                 "must not be empty; leave it out for the default",
             );
         }
-        let backends: Vec<Backend> = spec
-            .backends
-            .into_iter()
-            .enumerate()
-            .map(|(index, backend)| self.backend(index, backend))
-            .collect();
-        self.unique_names("backends", "backend", backends.iter().map(|b| &b.name));
-        let mut frontends: Vec<Frontend> = Vec::with_capacity(spec.frontends.len());
-        for (index, frontend) in spec.frontends.into_iter().enumerate() {
-            let frontend = self.frontend(index, frontend, &backends, &frontends);
-            frontends.push(frontend);
+        let mut backends: Vec<Backend> = Vec::with_capacity(spec.backends.len());
+        let mut backend_indexes = Vec::with_capacity(spec.backends.len());
+        for (index, backend) in spec.backends.into_iter().enumerate() {
+            match backend {
+                Unit::Read(backend) => {
+                    backends.push(self.backend(index, backend));
+                    backend_indexes.push(index);
+                }
+                Unit::Skipped { name } => self.skipped_backends.extend(name),
+            }
         }
-        self.unique_names("frontends", "frontend", frontends.iter().map(|f| &f.name));
+        let names = backend_indexes
+            .iter()
+            .copied()
+            .zip(backends.iter().map(|b| &b.name));
+        self.unique_names("backends", "backend", names);
+        let mut frontends: Vec<Frontend> = Vec::with_capacity(spec.frontends.len());
+        let mut frontend_indexes = Vec::with_capacity(spec.frontends.len());
+        for (index, frontend) in spec.frontends.into_iter().enumerate() {
+            match frontend {
+                Unit::Read(frontend) => {
+                    let frontend = self.frontend(index, frontend, &backends, &frontends);
+                    frontends.push(frontend);
+                    frontend_indexes.push(index);
+                }
+                Unit::Skipped { name } => self.skipped_frontends.extend(name),
+            }
+        }
+        let names = frontend_indexes
+            .iter()
+            .copied()
+            .zip(frontends.iter().map(|f| &f.name));
+        self.unique_names("frontends", "frontend", names);
         let vrrp = spec
             .vrrp
             .map_or_else(Vec::new, |vrrp| self.vrrp(vrrp, &frontends, &backends));
-        let admin = spec.admin.map(|admin| self.admin(admin, &frontends));
-        let access_log = spec.access_log.map(|log| self.access_log(log));
+        let admin = (spec.admin.and_then(Unit::read)).map(|admin| self.admin(admin, &frontends));
+        let access_log = (spec.access_log.and_then(Unit::read)).map(|log| self.access_log(log));
         Config {
             node,
             log_level,

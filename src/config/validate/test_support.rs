@@ -12,7 +12,7 @@ pub use std::time::Duration;
 pub const TEST_BASE: &str = "/etc/tandem";
 
 pub fn spec(text: &str) -> FileSpec {
-    yaml::deserialize(text).expect("test YAML fits the schema")
+    yaml::deserialize_first(text).expect("test YAML fits the schema")
 }
 
 pub fn valid(text: &str) -> Config {

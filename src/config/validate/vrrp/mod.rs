@@ -27,6 +27,8 @@ const LOOPBACK: &str = "lo";
 /// What validation learnt about one VRRP instance beyond its model, for the checks across
 /// instances.
 struct InstanceFacts {
+    /// Its index in the file.
+    index: usize,
     /// The VIPs' address family; `None` when no VIP is valid (already reported).
     family: Option<Family>,
 }
@@ -42,15 +44,16 @@ impl Validator {
         let mut instances = Vec::with_capacity(spec.instances.len());
         let mut facts = Vec::with_capacity(spec.instances.len());
         for (index, instance) in spec.instances.into_iter().enumerate() {
+            // One skipped for a structural error is reported on its own.
+            let Some(instance) = instance.read() else {
+                continue;
+            };
             let (instance, fact) = self.vrrp_instance(index, instance, frontends, backends);
             instances.push(instance);
             facts.push(fact);
         }
-        self.unique_names(
-            "vrrp.instances",
-            "instance",
-            instances.iter().map(|i| &i.name),
-        );
+        let names = (facts.iter().map(|fact| fact.index)).zip(instances.iter().map(|i| &i.name));
+        self.unique_names("vrrp.instances", "instance", names);
         self.unique_vrids(&instances, &facts);
         instances
     }
@@ -192,7 +195,7 @@ impl Validator {
             v3_checksum_pseudo_header,
             track,
         };
-        (instance, InstanceFacts { family })
+        (instance, InstanceFacts { index, family })
     }
 
     /// An integer that must lie in `range`; `None` (reported) when it does not.
@@ -331,7 +334,7 @@ impl Validator {
     /// other's adverts. IPv4 and IPv6 ones may share it, as in keepalived.
     fn unique_vrids(&mut self, instances: &[VrrpInstance], facts: &[InstanceFacts]) {
         let mut first_use: HashMap<(&str, u8, Family), usize> = HashMap::new();
-        for (index, (instance, fact)) in instances.iter().zip(facts).enumerate() {
+        for (position, (instance, fact)) in instances.iter().zip(facts).enumerate() {
             // An empty interface or a VRID out of range (0 stands in) is reported on its own.
             let Some(family) = fact.family else { continue };
             if instance.interface.is_empty() || instance.virtual_router_id == 0 {
@@ -344,16 +347,19 @@ impl Validator {
             );
             if let Some(&first) = first_use.get(&key) {
                 self.error(
-                    format!("vrrp.instances[{index}].virtual_router_id"),
+                    format!("vrrp.instances[{}].virtual_router_id", fact.index),
                     format!(
                         "virtual_router_id {} is already used for {family} on {} by \
-                         vrrp.instances[{first}] ({:?}); give each virtual router on a link its \
+                         vrrp.instances[{}] ({:?}); give each virtual router on a link its \
                          own ID",
-                        instance.virtual_router_id, instance.interface, instances[first].name
+                        instance.virtual_router_id,
+                        instance.interface,
+                        facts[first].index,
+                        instances[first].name
                     ),
                 );
             } else {
-                first_use.insert(key, index);
+                first_use.insert(key, position);
             }
         }
     }

@@ -29,7 +29,7 @@ impl Validator {
             }
             (None, Some(frontend), None) => {
                 let index = frontends.iter().position(|known| known.name == frontend);
-                if index.is_none() {
+                if index.is_none() && !self.skipped_frontends.contains(&frontend) {
                     let known: Vec<&str> = frontends.iter().map(|f| f.name.as_str()).collect();
                     self.error(
                         format!("{at}.frontend"),
@@ -122,10 +122,12 @@ impl Validator {
         backends: &[Backend],
     ) -> Option<TrackTarget> {
         let Some(index) = backends.iter().position(|backend| backend.name == name) else {
-            self.error(
-                format!("{at}.backend"),
-                format!("unknown backend {name:?}; {}", known_backends(backends)),
-            );
+            if !self.skipped_backends.iter().any(|skipped| skipped == name) {
+                self.error(
+                    format!("{at}.backend"),
+                    format!("unknown backend {name:?}; {}", known_backends(backends)),
+                );
+            }
             return None;
         };
         let backend = &backends[index];
