@@ -107,7 +107,7 @@ fn check_reports_structural_and_semantic_errors_in_one_run() {
         .lines()
         .filter_map(|line| line.strip_prefix(&format!("{file}:")))
         .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
-        .map(|rest| rest.splitn(4, ": ").nth(1).unwrap_or(rest))
+        .map(|rest| rest.split(": ").nth(1).unwrap_or(rest))
         .collect();
     assert_eq!(
         fields,

@@ -31,6 +31,9 @@ const SCANNER_DEPTH_ERROR: &str = "recursion limit exceeded";
 
 /// Most structural errors reported at once; each costs one more read of the file.
 const MAX_STRUCTURAL_ERRORS: usize = 100;
+/// Most text read over all those reads, so that a large file with many errors still fails
+/// fast: a few-KiB config gets all its errors, a 16 MiB one its first four.
+const MAX_BYTES_READ: usize = 64 << 20;
 
 /// What reading the text into the schema gave.
 pub struct Read<T> {
@@ -52,7 +55,9 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T
     }
     let mut skip = BTreeSet::new();
     let mut errors: Vec<StructuralError> = Vec::new();
+    let mut bytes_read = 0;
     loop {
+        bytes_read += text.len();
         let mut ignored = Vec::new();
         let (result, failed) = recover::pass(&skip, || {
             let deserializer = serde_yaml::Deserializer::from_str(text);
@@ -75,7 +80,10 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T
             errors.push(error);
         }
         match failed {
-            Some(unit) if errors.len() < MAX_STRUCTURAL_ERRORS => {
+            Some(unit)
+                if errors.len() < MAX_STRUCTURAL_ERRORS
+                    && bytes_read + text.len() <= MAX_BYTES_READ =>
+            {
                 skip.insert(unit);
             }
             _ => {
