@@ -571,6 +571,57 @@ top:
         );
     }
 
+    /// A top level that takes unknown keys, with recovery units, like the config file's.
+    #[derive(Debug, Deserialize)]
+    struct Top {
+        items: Vec<recover::Unit<Item>>,
+    }
+
+    #[test]
+    fn reports_each_units_first_problem_and_every_unknown_top_level_key() {
+        let text = "items:\n  - { name: a, size: x }\n  - { name: b, colour: red, size: y }\n  \
+                    - { name: c }\nextra: 1\nmore: [1]\n";
+        let read = deserialize::<Top>(text, &Locator::new(text));
+        let errors: Vec<(String, Option<Position>)> = (read.errors.iter())
+            .map(|error| (error.field.clone(), error.position))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                ("items[0].size".to_string(), at(2, 22)),
+                ("items[1].colour".to_string(), at(3, 16)),
+                ("extra".to_string(), at(5, 1)),
+                ("more".to_string(), at(6, 1)),
+            ]
+        );
+        assert_eq!(
+            read.errors[2].message,
+            "unknown field `extra`, expected `items`"
+        );
+        let items = read.value.expect("the top level fits").items;
+        assert!(
+            matches!(&items[0], recover::Unit::Skipped { name } if name.as_deref() == Some("a"))
+        );
+        assert!(matches!(&items[1], recover::Unit::Skipped { .. }));
+        assert!(matches!(&items[2], recover::Unit::Read(Item { name, size: None }) if name == "c"));
+    }
+
+    #[test]
+    fn stops_at_a_problem_outside_every_unit() {
+        let text = "items: 5\nextra: 1\n";
+        let read = deserialize::<Top>(text, &Locator::new(text));
+        assert!(read.value.is_none());
+        let fields: Vec<&str> = read.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["items"]);
+    }
+
+    #[test]
+    fn places_the_character_after_a_text() {
+        assert_eq!(position_after(""), Position { line: 1, column: 1 });
+        assert_eq!(position_after("ab\ncafé"), Position { line: 2, column: 5 });
+        assert_eq!(position_after("ab\n"), Position { line: 2, column: 1 });
+    }
+
     #[test]
     fn strips_places_and_the_path_prefix_from_messages() {
         assert_eq!(
