@@ -113,6 +113,7 @@ fn check_reports_structural_and_semantic_errors_in_one_run() {
         fields,
         [
             "frontends[0].colour",
+            "frontends[0].backend",
             "backends[0].servers[0].address",
             "admin.listen",
             "backend"
@@ -120,7 +121,7 @@ fn check_reports_structural_and_semantic_errors_in_one_run() {
         "{stderr}"
     );
     assert!(
-        stderr.ends_with(&format!("{file}: 4 error(s)\n")),
+        stderr.ends_with(&format!("{file}: 5 error(s)\n")),
         "{stderr}"
     );
 }

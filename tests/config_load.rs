@@ -630,3 +630,82 @@ fn unknown_top_level_keys_are_all_reported_beside_semantic_errors() {
         ]
     );
 }
+
+#[test]
+fn every_unknown_key_is_reported_and_hides_nothing_else() {
+    let text = "\
+node: { name: n }
+backends:
+  - name: pool
+    helth_check: { type: tcp }
+    servers:
+      - { name: s1, address: 127.0.0.1:99999, wieght: 2 }
+    balanse: least_conn
+vrrp:
+  instances:
+    - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24],
+        track: [{ interface: eth1, weigth: -10 }] }
+";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
+             of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
+             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+            "inline.yaml:6:30: backends[0].servers[0].address: invalid socket address \
+             \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names \
+             are not resolved)",
+            "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
+             one of `name`, `address`, `weight`",
+            "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
+             `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+            "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
+             expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_key_in_any_mapping_names_the_keys_allowed_there() {
+    let text = "\
+node: { name: n, zz: 1 }
+log: { level: info, zz: 1 }
+admin: { listen: 127.0.0.1:9, zz: 1 }
+access_log: { zz: 1 }
+frontends:
+  - name: f
+    listen: 127.0.0.1:80
+    mode: http
+    backend: b
+    zz: 1
+    timeouts: { zz: 1 }
+    tls: { certificates: [{ cert: a.pem, key: a.key, zz: 1 }], zz: 1 }
+    routes: [{ host: a.example, backend: b, zz: 1 }]
+    request_headers: { zz: 1 }
+    response_headers: { zz: 1 }
+backends:
+  - name: b
+    zz: 1
+    health_check: { type: tcp, zz: 1 }
+    servers: [{ name: s, address: 127.0.0.1:81, zz: 1 }]
+    persistence: { type: cookie, name: C, zz: 1 }
+vrrp:
+  zz: 1
+  instances:
+    - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24], zz: 1,
+        authentication: { type: pass, password: x, zz: 1 }, track: [{ interface: eth1, zz: 1 }] }
+zz: 1
+";
+    let errors = parse(text, Path::new("inline.yaml")).unwrap_err().0;
+    let unknown: Vec<&ConfigError> = (errors.iter())
+        .filter(|error| error.field == "zz" || error.field.ends_with(".zz"))
+        .collect();
+    assert_eq!(unknown.len(), 20, "{errors:#?}");
+    for error in unknown {
+        assert!(
+            error.message.starts_with("unknown field `zz`, expected "),
+            "{error}"
+        );
+    }
+}

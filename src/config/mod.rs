@@ -101,7 +101,7 @@ fn parse_with_source(text: &str, file: &Path) -> Result<(Config, Source), Config
         file: file.to_path_buf(),
         locator: yaml::Locator::new(text),
     };
-    let read = yaml::deserialize::<schema::FileSpec>(text, &source.locator);
+    let read = yaml::deserialize::<schema::FileSpec>(text, &source.locator, schema::known_keys);
     let mut errors: Vec<ConfigError> = (read.errors.into_iter())
         .map(|error| ConfigError {
             file: file.to_path_buf(),

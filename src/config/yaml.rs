@@ -44,9 +44,13 @@ pub struct Read<T> {
 }
 
 /// Deserializes `text`, which `locator` has walked, reporting every structural problem with its
-/// field path and place: each unknown top-level key, and the first problem in each recovery
-/// unit (see `recover`), which is then skipped.
-pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T> {
+/// field path and place: each unknown key (with what `known_keys` allows in its mapping), and
+/// the first other problem in each recovery unit (see `recover`), which is then skipped.
+pub fn deserialize<T: DeserializeOwned>(
+    text: &str,
+    locator: &Locator,
+    known_keys: fn(&str) -> Option<&'static [&'static str]>,
+) -> Read<T> {
     if let Some(too_deep) = &locator.too_deep {
         return Read {
             value: None,
@@ -67,7 +71,7 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T
         });
         let error = match result {
             Ok(value) => {
-                errors.extend(unknown_keys::<T>(&ignored, locator));
+                errors.extend(unknown_keys(&ignored, locator, known_keys));
                 return Read {
                     value: Some(value),
                     errors,
@@ -87,7 +91,7 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T
                 skip.insert(unit);
             }
             _ => {
-                errors.extend(unknown_keys::<T>(&ignored, locator));
+                errors.extend(unknown_keys(&ignored, locator, known_keys));
                 return Read {
                     value: None,
                     errors,
@@ -100,7 +104,7 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, locator: &Locator) -> Read<T
 /// Deserializes `text` whole, reporting its first structural problem.
 #[cfg(test)]
 pub fn deserialize_first<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
-    let read = deserialize(text, &Locator::new(text));
+    let read = deserialize(text, &Locator::new(text), |_| None);
     match (read.value, read.errors.into_iter().next()) {
         (Some(value), None) => Ok(value),
         (_, Some(error)) => Err(error),
@@ -129,22 +133,48 @@ fn structural(
     }
 }
 
-/// The keys serde ignored: the schema's structs deny unknown keys, except the top level, which
-/// collects them so that a misspelt section does not hide the rest of the file.
-fn unknown_keys<'a, T: DeserializeOwned>(
+/// The keys serde ignored, which are unknown ones: the schema takes them so that they can all
+/// be reported, each with the keys `known_keys` allows in its mapping.
+fn unknown_keys<'a>(
     ignored: &'a [String],
     locator: &'a Locator,
+    known_keys: fn(&str) -> Option<&'static [&'static str]>,
 ) -> impl Iterator<Item = StructuralError> + 'a {
-    let top_level = recover::field_names::<T>();
     ignored.iter().map(move |field| {
-        let key = field.rsplit('.').next().unwrap_or(field);
-        let message = <serde_yaml::Error as serde::de::Error>::unknown_field(key, top_level);
+        let (mapping, key) = match field.rsplit_once('.') {
+            Some((mapping, key)) => (mapping, key),
+            None => ("", field.as_str()),
+        };
+        let message = match known_keys(&without_indexes(mapping)) {
+            Some(known) => {
+                <serde_yaml::Error as serde::de::Error>::unknown_field(key, known).to_string()
+            }
+            None => format!("unknown field `{key}`"),
+        };
         StructuralError {
             field: field.clone(),
             position: locator.locate_key(field),
-            message: message.to_string(),
+            message,
         }
     })
+}
+
+/// `backends[2].servers[0]` as `backends[].servers[]`.
+fn without_indexes(path: &str) -> String {
+    let mut general = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                general.push_str("[]");
+            }
+            ']' => in_index = false,
+            c if !in_index => general.push(c),
+            _ => {}
+        }
+    }
+    general
 }
 
 /// serde_ignored's path in `ConfigError`'s syntax.
@@ -577,11 +607,24 @@ top:
         items: Vec<recover::Unit<Item>>,
     }
 
+    fn top_keys(path: &str) -> Option<&'static [&'static str]> {
+        path.is_empty().then(recover::field_names::<Top>)
+    }
+
+    #[test]
+    fn reads_paths_without_their_indexes() {
+        assert_eq!(
+            without_indexes("backends[12].servers[0]"),
+            "backends[].servers[]"
+        );
+        assert_eq!(without_indexes(""), "");
+    }
+
     #[test]
     fn reports_each_units_first_problem_and_every_unknown_top_level_key() {
         let text = "items:\n  - { name: a, size: x }\n  - { name: b, colour: red, size: y }\n  \
                     - { name: c }\nextra: 1\nmore: [1]\n";
-        let read = deserialize::<Top>(text, &Locator::new(text));
+        let read = deserialize::<Top>(text, &Locator::new(text), top_keys);
         let errors: Vec<(String, Option<Position>)> = (read.errors.iter())
             .map(|error| (error.field.clone(), error.position))
             .collect();
@@ -609,7 +652,7 @@ top:
     #[test]
     fn stops_at_a_problem_outside_every_unit() {
         let text = "items: 5\nextra: 1\n";
-        let read = deserialize::<Top>(text, &Locator::new(text));
+        let read = deserialize::<Top>(text, &Locator::new(text), top_keys);
         assert!(read.value.is_none());
         let fields: Vec<&str> = read.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["items"]);
