@@ -1,8 +1,9 @@
 //! Configuration: the YAML file schema, its validation, and the validated model.
 //!
-//! Loading reports every error at once: the structural ones (an unknown or missing key, a
-//! wrong type), one per recovery unit (see `recover`), and the semantic ones of every part that
-//! could be read. Only broken YAML, or a problem outside every unit, stops it early.
+//! Loading reports every error at once: every unknown key; the first missing key or wrong type
+//! of each recovery unit (see `recover`); and the semantic errors of every unit that could be
+//! read. Only broken YAML, or a problem outside every unit, stops it early. Loading is a plain
+//! function with no runtime: a caller on an async runtime runs it on a blocking thread.
 
 mod duration;
 mod error;
