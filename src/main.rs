@@ -43,30 +43,23 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { config } => match tandem::config::load(&config) {
-            Ok(loaded) => {
+        Command::Check { config } => {
+            let errors = match tandem::config::load_with_source(&config) {
                 // The files a config names are part of it: a certificate that won't load would
                 // fail start-up or a reload just the same.
-                let mut certificate_errors = 0;
-                for frontend in &loaded.frontends {
-                    if let Some(Err(error)) = frontend.tls.as_ref().map(tandem::tls::termination) {
-                        eprintln!("{}: frontend {}: {error}", config.display(), frontend.name);
-                        certificate_errors += 1;
-                    }
-                }
-                if certificate_errors > 0 {
-                    eprintln!("{}: {certificate_errors} error(s)", config.display());
-                    return ExitCode::FAILURE;
-                }
+                Ok((loaded, source)) => certificate_errors(&loaded, &source),
+                Err(errors) => errors.0,
+            };
+            if errors.is_empty() {
                 println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+                return ExitCode::SUCCESS;
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{}: {} error(s)", config.display(), errors.0.len());
-                ExitCode::FAILURE
+            for error in &errors {
+                eprintln!("{error}");
             }
-        },
+            eprintln!("{}: {} error(s)", config.display(), errors.len());
+            ExitCode::FAILURE
+        }
         Command::Status {
             config,
             admin,
@@ -100,6 +93,28 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Every certificate or key file of `config` that won't load, at the field that names it.
+fn certificate_errors(
+    config: &tandem::config::Config,
+    source: &tandem::config::Source,
+) -> Vec<tandem::config::ConfigError> {
+    let mut errors = Vec::new();
+    for (index, frontend) in config.frontends.iter().enumerate() {
+        let Some(tls) = &frontend.tls else { continue };
+        for (pair, files) in tls.certificates.iter().enumerate() {
+            let Err(error) = tandem::tls::load(files) else {
+                continue;
+            };
+            let mut field = format!("frontends[{index}].tls.certificates[{pair}]");
+            if let tandem::tls::TlsError::File { role, .. } = &error {
+                field = format!("{field}.{}", role.key());
+            }
+            errors.push(source.error(field, error.to_string()));
+        }
+    }
+    errors
 }
 
 fn status(config: &Path, admin: Option<SocketAddr>, json: bool) -> anyhow::Result<String> {

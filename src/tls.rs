@@ -24,12 +24,34 @@ use crate::config;
 pub enum TlsError {
     /// A certificate or key file cannot be read or used.
     #[error("{}: {problem}", path.display())]
-    File { path: PathBuf, problem: FileProblem },
+    File {
+        path: PathBuf,
+        /// Which of the pair it is, so that `tandem check` can name the config field.
+        role: FileRole,
+        problem: FileProblem,
+    },
     #[error("tls needs at least one certificate")]
     NoCertificates,
     /// rustls refused the configuration or could not make its ticket keys.
     #[error("cannot set up TLS: {0}")]
     Setup(rustls::Error),
+}
+
+/// A certificate pair's two files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    Cert,
+    Key,
+}
+
+impl FileRole {
+    /// The config key that names the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            FileRole::Cert => "cert",
+            FileRole::Key => "key",
+        }
+    }
 }
 
 /// What is wrong with one certificate or key file.
@@ -56,9 +78,10 @@ pub enum FileProblem {
     KeyMismatch(PathBuf),
 }
 
-fn file_error(path: &Path, problem: FileProblem) -> TlsError {
+fn file_error(path: &Path, role: FileRole, problem: FileProblem) -> TlsError {
     TlsError::File {
         path: path.to_path_buf(),
+        role,
         problem,
     }
 }
@@ -87,7 +110,7 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
     let signing_key = PROVIDER
         .key_provider
         .load_private_key(read_key(&files.key)?)
-        .map_err(|e| file_error(&files.key, FileProblem::UnsupportedKey(e)))?;
+        .map_err(|e| file_error(&files.key, FileRole::Key, FileProblem::UnsupportedKey(e)))?;
     let key = CertifiedKey::new(chain, signing_key);
     match key.keys_match() {
         // A key that cannot tell its public half is taken on trust, as rustls itself does.
@@ -95,12 +118,14 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
         Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
             return Err(file_error(
                 &files.key,
+                FileRole::Key,
                 FileProblem::KeyMismatch(files.cert.clone()),
             ))
         }
         Err(e) => {
             return Err(file_error(
                 &files.cert,
+                FileRole::Cert,
                 FileProblem::UnparsableCertificate {
                     number: 1,
                     why: e.to_string(),
@@ -116,27 +141,27 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| file_error(path, FileProblem::Read(e)))
+fn read(path: &Path, role: FileRole) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| file_error(path, role, FileProblem::Read(e)))
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let chain = CertificateDer::pem_slice_iter(&read(path)?)
+    let chain = CertificateDer::pem_slice_iter(&read(path, FileRole::Cert)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(path, FileProblem::Pem(e)))?;
+        .map_err(|e| file_error(path, FileRole::Cert, FileProblem::Pem(e)))?;
     if chain.is_empty() {
-        return Err(file_error(path, FileProblem::NoCertificate));
+        return Err(file_error(path, FileRole::Cert, FileProblem::NoCertificate));
     }
     Ok(chain)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| {
+    PrivateKeyDer::from_pem_slice(&read(path, FileRole::Key)?).map_err(|e| {
         let problem = match e {
             rustls::pki_types::pem::Error::NoItemsFound => FileProblem::NoPrivateKey,
             e => FileProblem::Pem(e),
         };
-        file_error(path, problem)
+        file_error(path, FileRole::Key, problem)
     })
 }
 
@@ -148,6 +173,7 @@ fn leaf_facts(path: &Path, chain: &[CertificateDer<'_>]) -> Result<(Vec<String>,
             .map_err(|e| {
                 file_error(
                     path,
+                    FileRole::Cert,
                     FileProblem::UnparsableCertificate {
                         number: i + 1,
                         why: e.to_string(),
@@ -160,7 +186,11 @@ fn leaf_facts(path: &Path, chain: &[CertificateDer<'_>]) -> Result<(Vec<String>,
 
     let san = leaf.subject_alternative_name().map_err(|e| {
         let why = format!("subjectAltName: {e}");
-        file_error(path, FileProblem::UnparsableCertificate { number: 1, why })
+        file_error(
+            path,
+            FileRole::Cert,
+            FileProblem::UnparsableCertificate { number: 1, why },
+        )
     })?;
     let mut names: Vec<String> = san
         .iter()

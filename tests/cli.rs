@@ -88,6 +88,95 @@ fn check_reports_every_error_with_its_line_and_field() {
 }
 
 #[test]
+fn check_reports_structural_and_semantic_errors_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    let text = BROKEN.replace("    mode: http\n", "    mode: http\n    colour: red\n")
+        + "admin: { listen: nowhere }\nbackend: []\n";
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(tandem_binary())
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file = path.display().to_string();
+    let fields: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix(&format!("{file}:")))
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|rest| rest.split(": ").nth(1).unwrap_or(rest))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "frontends[0].colour",
+            "frontends[0].backend",
+            "backends[0].servers[0].address",
+            "admin.listen",
+            "backend"
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!("{file}: 5 error(s)\n")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_places_certificate_file_errors_at_the_field_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["site.test".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("site.pem"), issued.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("site.key"),
+        issued.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    // Relative paths are the config file's neighbours.
+    let config = "\
+node: { name: edge }
+frontends:
+  - name: edge
+    listen: 127.0.0.1:8443
+    mode: http
+    backend: pool
+    tls:
+      certificates:
+        - { cert: site.pem, key: site.key }
+        - { cert: missing.pem, key: site.key }
+        - { cert: site.pem, key: site.pem }
+backends:
+  - { name: pool, servers: [{ name: s1, address: 127.0.0.1:8080 }] }
+";
+    let path = dir.path().join("tandem.yaml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(tandem_binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let file = path.display();
+    let neighbour = |name: &str| dir.path().join(name).display().to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{file}:10:19: frontends[0].tls.certificates[1].cert: {}: cannot read: No such file \
+             or directory (os error 2)\n\
+             {file}:11:34: frontends[0].tls.certificates[2].key: {}: no private key in it \
+             (expected a PEM PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block)\n\
+             {file}: 2 error(s)\n",
+            neighbour("missing.pem"),
+            neighbour("site.pem"),
+        )
+    );
+}
+
+#[test]
 fn run_refuses_a_broken_config_before_listening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.yaml");

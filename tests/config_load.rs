@@ -422,3 +422,291 @@ fn every_track_error_is_located() {
     .collect();
     assert_eq!(errors(file), expected);
 }
+
+/// Each error of `text`, read as the file `inline.yaml`, as its operator-facing line.
+fn inline_errors(text: &str) -> Vec<String> {
+    let errors = parse(text, Path::new("inline.yaml")).expect_err("the text is invalid");
+    errors.0.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn thread_counts_that_cannot_run_are_refused() {
+    assert_eq!(
+        inline_errors("node: { name: n, threads: 2147483648 }\n"),
+        ["inline.yaml:1:27: node.threads: 2147483648 threads is more than 1024, the most tandem \
+          runs; leave it out to use one per CPU"]
+    );
+    let config = parse(
+        "node: { name: n, threads: 1024 }\n",
+        Path::new("inline.yaml"),
+    )
+    .unwrap();
+    assert_eq!(config.node.threads, 1024);
+}
+
+#[test]
+fn durations_too_long_to_run_are_refused_with_their_bound() {
+    let text = "\
+node: { name: n, shutdown_timeout: 25h }
+frontends:
+  - name: f
+    listen: 127.0.0.1:80
+    mode: http
+    backend: b
+    timeouts: { request_header: 1441m, client_idle: 999999999999s }
+backends:
+  - name: b
+    connect_timeout: 3601s
+    response_timeout: 86400001ms
+    health_check: { type: tcp, interval: 999999999999s, timeout: 2h }
+    servers: [{ name: s, address: 127.0.0.1:81 }]
+vrrp:
+  instances:
+    - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24], preempt_delay: 61m }
+";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:1:36: node.shutdown_timeout: 25h is longer than this can be; the most \
+             is 24h",
+            "inline.yaml:7:33: frontends[0].timeouts.request_header: 1441m is longer than this \
+             can be; the most is 24h",
+            "inline.yaml:7:53: frontends[0].timeouts.client_idle: 999999999999s is longer than \
+             this can be; the most is 24h",
+            "inline.yaml:10:22: backends[0].connect_timeout: 3601s is longer than this can be; \
+             the most is 1h",
+            "inline.yaml:11:23: backends[0].response_timeout: 86400001ms is longer than this can \
+             be; the most is 24h",
+            "inline.yaml:12:42: backends[0].health_check.interval: 999999999999s is longer than \
+             this can be; the most is 1h",
+            "inline.yaml:12:66: backends[0].health_check.timeout: 2h is longer than this can be; \
+             the most is 1h",
+            "inline.yaml:16:104: vrrp.instances[0].preempt_delay: 61m is longer than this can \
+             be; the most is 1h",
+        ]
+    );
+}
+
+#[test]
+fn vrrp_on_the_loopback_interface_is_refused() {
+    let text = "node: { name: n }\nvrrp:\n  instances:\n    - { name: v, interface: lo, \
+                virtual_router_id: 1, virtual_ips: [198.51.100.1/24] }\n";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:4:29: vrrp.instances[0].interface: VRRP cannot run on the loopback \
+          interface: adverts are multicast to the link and clients find the VIP by ARP or \
+          neighbour discovery, which lo has neither of; name the interface that faces the \
+          clients"
+        ]
+    );
+}
+
+#[test]
+fn more_virtual_ips_than_an_advert_carries_are_refused() {
+    let vips: Vec<String> = (0..256).map(|i| format!("'2001:db8::{i:x}/64'")).collect();
+    let text = format!(
+        "node: {{ name: n }}\nvrrp:\n  instances:\n    - name: v\n      interface: eth0\n      \
+         version: 3\n      virtual_router_id: 1\n      virtual_ips: [{}]\n",
+        vips.join(", ")
+    );
+    assert_eq!(
+        inline_errors(&text),
+        [
+            "inline.yaml:8:7: vrrp.instances[0].virtual_ips: 256 virtual IPs, but an advert \
+          carries at most 255; split them over several instances"
+        ]
+    );
+}
+
+#[test]
+fn connection_limits_beyond_open_files_are_refused() {
+    let text = "node: { name: n }\nfrontends: [{ name: f, listen: 127.0.0.1:80, mode: tcp, \
+                backend: b, max_connections: 18446744073709551615 }]\nbackends: [{ name: b, \
+                servers: [{ name: s, address: 127.0.0.1:81 }] }]\n";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:2:86: frontends[0].max_connections: 18446744073709551615 is more than \
+          1048576, the most open files a process may have by default"
+        ]
+    );
+}
+
+#[test]
+fn a_file_past_the_size_limit_is_refused_without_reading_it_all() {
+    let errors = load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "/dev/zero: the config file is larger than 16 MiB; is this the right file?"
+    );
+}
+
+#[test]
+fn invalid_utf8_is_placed_at_its_first_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.yaml");
+    std::fs::write(
+        &path,
+        b"node: { name: n }\n# caf\xc3\xa9 ok\nlog: { level: caf\xe9 }\n",
+    )
+    .unwrap();
+    let errors = load(&path).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{}:3:18: not valid UTF-8; a config file is UTF-8 text",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_at_once_with_its_place() {
+    for depth in [65, 300, 40_000] {
+        let text = format!(
+            "node: {{ name: n }}\nfrontends: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let errors = inline_errors(&text);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("inline.yaml:2:")
+                && errors[0].ends_with(
+                    ": collections nested more than 64 deep; no setting is nested like this"
+                ),
+            "{depth}: {errors:?}"
+        );
+    }
+    let depth_64 = format!(
+        "node: {{ name: n }}\nlog: {}{}\n",
+        "[".repeat(63),
+        "]".repeat(63)
+    );
+    assert!(!inline_errors(&depth_64)[0].contains("nested"));
+}
+
+#[test]
+fn structural_and_semantic_errors_are_reported_together() {
+    let file = "config/broken/mixed_errors.yaml";
+    let expected: Vec<String> = [
+        "2:30: node.threads: must be at least 1; leave it out to use one per CPU",
+        "3:1: frontend: unknown field `frontend`, expected one of `node`, `log`, `frontends`, \
+         `backends`, `vrrp`, `admin`, `access_log`",
+        "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
+        "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
+         `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
+         `request_headers`, `response_headers`, `redirect_https`",
+        "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
+         such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
+        "24:36: backends[1].servers[0].address: invalid socket address \"127.0.0.1:99999\"; \
+         write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "28:18: vrrp.instances[0].interface: VRRP cannot run on the loopback interface: adverts \
+         are multicast to the link and clients find the VIP by ARP or neighbour discovery, which \
+         lo has neither of; name the interface that faces the clients",
+        "29:26: vrrp.instances[0].virtual_router_id: virtual_router_id 300 is out of range \
+         1..=255",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    // The frontends and the tracker naming the skipped backend `pool`, and the tracker naming
+    // the skipped frontend `api`, are not reported as unknown references too.
+    assert_eq!(errors(file), expected);
+}
+
+#[test]
+fn unknown_top_level_keys_are_all_reported_beside_semantic_errors() {
+    let text = "node: { name: '' }\nfrontend: []\nbackend: []\nvrrp: { instances: [] }\n";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:1:9: node.name: must not be empty",
+            "inline.yaml:2:1: frontend: unknown field `frontend`, expected one of `node`, `log`, \
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+            "inline.yaml:3:1: backend: unknown field `backend`, expected one of `node`, `log`, \
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+        ]
+    );
+}
+
+#[test]
+fn every_unknown_key_is_reported_and_hides_nothing_else() {
+    let text = "\
+node: { name: n }
+backends:
+  - name: pool
+    helth_check: { type: tcp }
+    servers:
+      - { name: s1, address: 127.0.0.1:99999, wieght: 2 }
+    balanse: least_conn
+vrrp:
+  instances:
+    - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24],
+        track: [{ interface: eth1, weigth: -10 }] }
+";
+    assert_eq!(
+        inline_errors(text),
+        [
+            "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
+             of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
+             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+            "inline.yaml:6:30: backends[0].servers[0].address: invalid socket address \
+             \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names \
+             are not resolved)",
+            "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
+             one of `name`, `address`, `weight`",
+            "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
+             `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+            "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
+             expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_key_in_any_mapping_names_the_keys_allowed_there() {
+    let text = "\
+node: { name: n, zz: 1 }
+log: { level: info, zz: 1 }
+admin: { listen: 127.0.0.1:9, zz: 1 }
+access_log: { zz: 1 }
+frontends:
+  - name: f
+    listen: 127.0.0.1:80
+    mode: http
+    backend: b
+    zz: 1
+    timeouts: { zz: 1 }
+    tls: { certificates: [{ cert: a.pem, key: a.key, zz: 1 }], zz: 1 }
+    routes: [{ host: a.example, backend: b, zz: 1 }]
+    request_headers: { zz: 1 }
+    response_headers: { zz: 1 }
+backends:
+  - name: b
+    zz: 1
+    health_check: { type: tcp, zz: 1 }
+    servers: [{ name: s, address: 127.0.0.1:81, zz: 1 }]
+    persistence: { type: cookie, name: C, zz: 1 }
+vrrp:
+  zz: 1
+  instances:
+    - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24], zz: 1,
+        authentication: { type: pass, password: x, zz: 1 }, track: [{ interface: eth1, zz: 1 }] }
+zz: 1
+";
+    let errors = parse(text, Path::new("inline.yaml")).unwrap_err().0;
+    let unknown: Vec<&ConfigError> = (errors.iter())
+        .filter(|error| error.field == "zz" || error.field.ends_with(".zz"))
+        .collect();
+    assert_eq!(unknown.len(), 20, "{errors:#?}");
+    for error in unknown {
+        assert!(
+            error.message.starts_with("unknown field `zz`, expected "),
+            "{error}"
+        );
+    }
+}

@@ -47,6 +47,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `duration` as it would be written in the config, in the largest unit that keeps it whole.
+pub fn display(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if millis >= size && millis % size == 0 {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +115,13 @@ mod tests {
         assert!(parse("1m30s")
             .unwrap_err()
             .contains(r#"unknown unit "m30s""#));
+    }
+
+    #[test]
+    fn displays_in_the_largest_whole_unit() {
+        for text in ["24h", "90m", "1h", "59s", "1500ms", "0ms"] {
+            assert_eq!(display(parse(text).unwrap()), text);
+        }
     }
 
     #[test]

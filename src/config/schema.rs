@@ -1,38 +1,39 @@
 //! The config file as written: what serde reads before validation.
 //!
-//! Every struct denies unknown keys, so a typo is an error rather than a silently ignored
-//! setting. Addresses, durations and status matches stay raw text here: their errors are
+//! No struct denies unknown keys itself: the reader collects every one (`yaml::deserialize`)
+//! and reports them all, with the keys allowed there (`known_keys`), so a typo is an error
+//! rather than a silently ignored setting, and hides no other error. Addresses, durations and status matches stay raw text here: their errors are
 //! collected during validation instead of stopping deserialization at the first one. `Option`
 //! marks a key that may be left out; validation fills in the default.
 
+pub use super::recover::Unit;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The whole file. A new top-level section is a new field here.
+/// The whole file. A new top-level section is a new field here. Each section and each list item
+/// is a recovery `Unit`: one that does not fit is reported and skipped, and the others still
+/// read.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileSpec {
-    pub node: NodeSpec,
-    pub log: Option<LogSpec>,
+    pub node: Unit<NodeSpec>,
+    pub log: Option<Unit<LogSpec>>,
     #[serde(default)]
-    pub frontends: Vec<FrontendSpec>,
+    pub frontends: Vec<Unit<FrontendSpec>>,
     #[serde(default)]
-    pub backends: Vec<BackendSpec>,
+    pub backends: Vec<Unit<BackendSpec>>,
     pub vrrp: Option<VrrpSpec>,
-    pub admin: Option<AdminSpec>,
-    pub access_log: Option<AccessLogSpec>,
+    pub admin: Option<Unit<AdminSpec>>,
+    pub access_log: Option<Unit<AccessLogSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AdminSpec {
     pub listen: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AccessLogSpec {
     pub format: Option<LogFormatSpec>,
     pub path: Option<String>,
@@ -46,7 +47,6 @@ pub enum LogFormatSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
     pub threads: Option<usize>,
@@ -54,13 +54,11 @@ pub struct NodeSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogSpec {
     pub level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FrontendSpec {
     pub name: String,
     pub listen: String,
@@ -80,7 +78,6 @@ pub struct FrontendSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     /// Left out and empty are the same mistake, reported by validation.
     #[serde(default)]
@@ -89,7 +86,6 @@ pub struct TlsSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CertificateSpec {
     pub cert: String,
     pub key: String,
@@ -104,7 +100,6 @@ pub enum AlpnSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     pub host: Option<String>,
     pub path_prefix: Option<String>,
@@ -112,7 +107,6 @@ pub struct RouteSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HeaderRulesSpec {
     /// Sorted by name here; the order of `set` doesn't matter, as each name is set once.
     #[serde(default)]
@@ -129,14 +123,12 @@ pub enum ModeSpec {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FrontendTimeoutsSpec {
     pub request_header: Option<String>,
     pub client_idle: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BackendSpec {
     pub name: String,
     pub balance: Option<BalanceSpec>,
@@ -155,7 +147,6 @@ pub struct BackendSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PersistenceSpec {
     #[serde(rename = "type")]
     pub kind: PersistenceKindSpec,
@@ -194,7 +185,6 @@ pub enum BalanceSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HealthCheckSpec {
     #[serde(rename = "type")]
     pub kind: CheckKindSpec,
@@ -216,7 +206,6 @@ pub enum CheckKindSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     pub name: String,
     pub address: String,
@@ -224,16 +213,14 @@ pub struct ServerSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VrrpSpec {
     #[serde(default)]
-    pub instances: Vec<VrrpInstanceSpec>,
+    pub instances: Vec<Unit<VrrpInstanceSpec>>,
 }
 
 /// One virtual router. A new per-instance setting is a new field here and a new step in
 /// `Validator::vrrp_instance`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VrrpInstanceSpec {
     pub name: String,
     pub interface: String,
@@ -262,7 +249,6 @@ pub struct VrrpInstanceSpec {
 /// One `track:` item: exactly one of `backend`, `frontend` and `interface`, checked by
 /// validation so the message can say which.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrackSpec {
     pub backend: Option<String>,
     pub frontend: Option<String>,
@@ -274,7 +260,6 @@ pub struct TrackSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AuthenticationSpec {
     /// Raw text, so that `ah` gets its own explanation rather than serde's "unknown variant".
     #[serde(rename = "type")]
@@ -408,4 +393,33 @@ impl<'de> Deserialize<'de> for StatusSpec {
 
         deserializer.deserialize_any(StatusVisitor)
     }
+}
+
+/// The keys a mapping of the file may have, by its field path with list indexes left out
+/// (`backends[].servers[]`), for the message about a key that is none of them. A new struct
+/// above is a new line here.
+pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
+    use super::recover::field_names as of;
+    Some(match path {
+        "" => of::<FileSpec>(),
+        "node" => of::<NodeSpec>(),
+        "log" => of::<LogSpec>(),
+        "admin" => of::<AdminSpec>(),
+        "access_log" => of::<AccessLogSpec>(),
+        "frontends[]" => of::<FrontendSpec>(),
+        "frontends[].timeouts" => of::<FrontendTimeoutsSpec>(),
+        "frontends[].tls" => of::<TlsSpec>(),
+        "frontends[].tls.certificates[]" => of::<CertificateSpec>(),
+        "frontends[].routes[]" => of::<RouteSpec>(),
+        "frontends[].request_headers" | "frontends[].response_headers" => of::<HeaderRulesSpec>(),
+        "backends[]" => of::<BackendSpec>(),
+        "backends[].health_check" => of::<HealthCheckSpec>(),
+        "backends[].servers[]" => of::<ServerSpec>(),
+        "backends[].persistence" => of::<PersistenceSpec>(),
+        "vrrp" => of::<VrrpSpec>(),
+        "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
+        "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),
+        "vrrp.instances[].track[]" => of::<TrackSpec>(),
+        _ => return None,
+    })
 }

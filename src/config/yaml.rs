@@ -1,8 +1,9 @@
 //! Everything that knows the config is YAML: reading it into the schema, and finding where in
 //! the text a field was written so that validation errors can name a line.
 
+use super::recover;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// A place in the text, both 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,26 +21,176 @@ pub struct StructuralError {
     pub message: String,
 }
 
-/// Deserializes `text`, reporting the first structural problem with its field path and place.
-pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = known_path(&error.path().to_string());
-        let inner = error.into_inner();
-        // Errors about the document as a whole (several documents, say) come without a place.
-        let position = match inner.location() {
-            Some(location) => Some(Position {
-                line: location.line(),
-                column: location.column(),
-            }),
-            None => Locator::new(text).locate(&field),
+/// How deeply collections may nest. The deepest setting is five levels down
+/// (`vrrp.instances[0].track[0].weight`); the limit is far above that, and it keeps parse time
+/// in check: the YAML parser's time grows with the square of flow-collection nesting.
+pub const MAX_DEPTH: usize = 64;
+
+/// What saphyr-parser says when flow collections nest past the 255 levels it counts.
+const SCANNER_DEPTH_ERROR: &str = "recursion limit exceeded";
+
+/// Most structural errors reported at once; each costs one more read of the file.
+const MAX_STRUCTURAL_ERRORS: usize = 100;
+/// Most text read over all those reads, so that a large file with many errors still fails
+/// fast: a few-KiB config gets all its errors, a 16 MiB one its first four.
+const MAX_BYTES_READ: usize = 64 << 20;
+
+/// What reading the text into the schema gave.
+pub struct Read<T> {
+    /// `None` when something outside every recovery unit does not fit (or the YAML is broken).
+    pub value: Option<T>,
+    /// Every structural problem found, including those of the units skipped in `value`.
+    pub errors: Vec<StructuralError>,
+}
+
+/// Deserializes `text`, which `locator` has walked, reporting every structural problem with its
+/// field path and place: each unknown key (with what `known_keys` allows in its mapping), and
+/// the first other problem in each recovery unit (see `recover`), which is then skipped.
+pub fn deserialize<T: DeserializeOwned>(
+    text: &str,
+    locator: &Locator,
+    known_keys: fn(&str) -> Option<&'static [&'static str]>,
+) -> Read<T> {
+    if let Some(too_deep) = &locator.too_deep {
+        return Read {
+            value: None,
+            errors: vec![too_deep.clone()],
+        };
+    }
+    let mut skip = BTreeSet::new();
+    let mut errors: Vec<StructuralError> = Vec::new();
+    let mut bytes_read = 0;
+    loop {
+        bytes_read += text.len();
+        let mut ignored = Vec::new();
+        let (result, failed) = recover::pass(&skip, || {
+            let deserializer = serde_yaml::Deserializer::from_str(text);
+            let mut note = |path: serde_ignored::Path<'_>| ignored.push(field_path(&path));
+            let deserializer = serde_ignored::Deserializer::new(deserializer, &mut note);
+            serde_path_to_error::deserialize(deserializer)
+        });
+        let error = match result {
+            Ok(value) => {
+                errors.extend(unknown_keys(&ignored, locator, known_keys));
+                return Read {
+                    value: Some(value),
+                    errors,
+                };
+            }
+            Err(error) => structural(error, locator),
+        };
+        // Reading past a skipped unit can meet the same broken YAML again.
+        if errors.last() != Some(&error) {
+            errors.push(error);
+        }
+        match failed {
+            Some(unit)
+                if errors.len() < MAX_STRUCTURAL_ERRORS
+                    && bytes_read + text.len() <= MAX_BYTES_READ =>
+            {
+                skip.insert(unit);
+            }
+            _ => {
+                errors.extend(unknown_keys(&ignored, locator, known_keys));
+                return Read {
+                    value: None,
+                    errors,
+                };
+            }
+        }
+    }
+}
+
+/// Deserializes `text` whole, reporting its first structural problem.
+#[cfg(test)]
+pub fn deserialize_first<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
+    let read = deserialize(text, &Locator::new(text), |_| None);
+    match (read.value, read.errors.into_iter().next()) {
+        (Some(value), None) => Ok(value),
+        (_, Some(error)) => Err(error),
+        (None, None) => unreachable!("a failed read has an error"),
+    }
+}
+
+fn structural(
+    error: serde_path_to_error::Error<serde_yaml::Error>,
+    locator: &Locator,
+) -> StructuralError {
+    let field = known_path(&error.path().to_string());
+    let inner = error.into_inner();
+    // Errors about the document as a whole (several documents, say) come without a place.
+    let position = match inner.location() {
+        Some(location) => Some(Position {
+            line: location.line(),
+            column: location.column(),
+        }),
+        None => locator.locate(&field),
+    };
+    StructuralError {
+        field,
+        position,
+        message: bare_message(&inner.to_string()),
+    }
+}
+
+/// The keys serde ignored, which are unknown ones: the schema takes them so that they can all
+/// be reported, each with the keys `known_keys` allows in its mapping.
+fn unknown_keys<'a>(
+    ignored: &'a [String],
+    locator: &'a Locator,
+    known_keys: fn(&str) -> Option<&'static [&'static str]>,
+) -> impl Iterator<Item = StructuralError> + 'a {
+    ignored.iter().map(move |field| {
+        let (mapping, key) = match field.rsplit_once('.') {
+            Some((mapping, key)) => (mapping, key),
+            None => ("", field.as_str()),
+        };
+        let message = match known_keys(&without_indexes(mapping)) {
+            Some(known) => {
+                <serde_yaml::Error as serde::de::Error>::unknown_field(key, known).to_string()
+            }
+            None => format!("unknown field `{key}`"),
         };
         StructuralError {
-            field,
-            position,
-            message: bare_message(&inner.to_string()),
+            field: field.clone(),
+            position: locator.locate_key(field),
+            message,
         }
     })
+}
+
+/// `backends[2].servers[0]` as `backends[].servers[]`.
+fn without_indexes(path: &str) -> String {
+    let mut general = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                general.push_str("[]");
+            }
+            ']' => in_index = false,
+            c if !in_index => general.push(c),
+            _ => {}
+        }
+    }
+    general
+}
+
+/// serde_ignored's path in `ConfigError`'s syntax.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 /// The path up to its first unknown (`?`) segment, which is where a syntax error stopped
@@ -82,10 +233,23 @@ fn skip_line_and_column(rest: &str) -> &str {
     }
 }
 
+/// Where the character after `text` is: its line, and its column counted in characters.
+pub fn position_after(text: &str) -> Position {
+    let line_start = text.rfind('\n').map_or(0, |newline| newline + 1);
+    Position {
+        line: text.matches('\n').count() + 1,
+        column: text[line_start..].chars().count() + 1,
+    }
+}
+
 /// Maps field paths (`backends[0].servers[1].address`) to where they are written.
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Where each mapping key is written, by the field path it names.
+    keys: HashMap<String, Position>,
+    /// Collections nested deeper than `MAX_DEPTH`, where the walk stopped.
+    too_deep: Option<StructuralError>,
 }
 
 impl Locator {
@@ -94,7 +258,23 @@ impl Locator {
     pub fn new(text: &str) -> Locator {
         let mut walk = Walk::default();
         for event in saphyr_parser::Parser::new_from_str(text) {
-            let Ok((event, span)) = event else { break };
+            let (event, span) = match event {
+                Ok(event) => event,
+                // The scanner counts flow levels in a byte: deeper flow nesting is refused
+                // before any event shows it, and would be the slow case of the other parser.
+                Err(error) if error.info() == SCANNER_DEPTH_ERROR => {
+                    let start = Position {
+                        line: error.marker().line(),
+                        column: error.marker().col() + 1,
+                    };
+                    return Locator {
+                        too_deep: Some(walk.too_deep(start)),
+                        positions: walk.positions,
+                        keys: walk.keys,
+                    };
+                }
+                Err(_) => break,
+            };
             if event == saphyr_parser::Event::DocumentEnd {
                 break;
             }
@@ -103,10 +283,24 @@ impl Locator {
                 column: span.start.col() + 1,
             };
             walk.event(event, start);
+            if walk.stack.len() > MAX_DEPTH {
+                return Locator {
+                    too_deep: Some(walk.too_deep(start)),
+                    positions: walk.positions,
+                    keys: walk.keys,
+                };
+            }
         }
         Locator {
             positions: walk.positions,
+            keys: walk.keys,
+            too_deep: None,
         }
+    }
+
+    /// Where the key naming `field` is written; else where its value or nearest parent is.
+    pub fn locate_key(&self, field: &str) -> Option<Position> {
+        self.keys.get(field).copied().or_else(|| self.locate(field))
     }
 
     /// Where `field` is written; for a field left out (a default), where its nearest written
@@ -139,6 +333,7 @@ fn parent(field: &str) -> &str {
 struct Walk {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    keys: HashMap<String, Position>,
 }
 
 /// An open collection. `path` is `None` inside a non-scalar mapping key, which no field path
@@ -195,6 +390,23 @@ impl Walk {
         }
     }
 
+    /// The error for nesting past `MAX_DEPTH` at `start`, named by the innermost open
+    /// collection that has a field path.
+    fn too_deep(&self, start: Position) -> StructuralError {
+        let field = (self.stack.iter().rev())
+            .find_map(|frame| match frame {
+                Frame::Mapping { path, .. } | Frame::Sequence { path, .. } => path.clone(),
+            })
+            .unwrap_or_default();
+        StructuralError {
+            field,
+            position: Some(start),
+            message: format!(
+                "collections nested more than {MAX_DEPTH} deep; no setting is nested like this"
+            ),
+        }
+    }
+
     /// Records a node starting at `start` and returns its field path, `None` for mapping keys.
     fn enter(&mut self, node: Node<'_>, start: Position) -> Option<String> {
         let (path, position) = match self.stack.last_mut() {
@@ -229,6 +441,7 @@ impl Walk {
                         Node::Scalar(value) if !value.is_empty() => start,
                         _ => position,
                     };
+                    self.keys.insert(child.clone(), position);
                     (child, at)
                 }
             },
@@ -325,7 +538,8 @@ top:
 
     #[test]
     fn deserializes_text_that_fits() {
-        let outer: Outer = deserialize("items:\n  - { name: a, size: 3 }\n  - name: b\n").unwrap();
+        let outer: Outer =
+            deserialize_first("items:\n  - { name: a, size: 3 }\n  - name: b\n").unwrap();
         let items: Vec<(&str, Option<u32>)> = outer
             .items
             .iter()
@@ -336,7 +550,8 @@ top:
 
     #[test]
     fn reports_an_unknown_key_at_the_key_with_its_path() {
-        let error = deserialize::<Outer>("items:\n  - name: a\n    colour: red\n").unwrap_err();
+        let error =
+            deserialize_first::<Outer>("items:\n  - name: a\n    colour: red\n").unwrap_err();
         assert_eq!(
             error,
             StructuralError {
@@ -349,7 +564,7 @@ top:
 
     #[test]
     fn reports_a_missing_key_at_its_mapping() {
-        let error = deserialize::<Outer>("items:\n  - name: a\n  - size: 1\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - name: a\n  - size: 1\n").unwrap_err();
         assert_eq!(error.field, "items[1]");
         assert_eq!(error.position, at(3, 5));
         assert_eq!(error.message, "missing field `name`");
@@ -357,7 +572,7 @@ top:
 
     #[test]
     fn reports_a_wrong_type_at_the_value() {
-        let error = deserialize::<Outer>("items:\n  - { name: a, size: big }\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - { name: a, size: big }\n").unwrap_err();
         assert_eq!(error.field, "items[0].size");
         assert_eq!(error.position, at(2, 22));
         assert_eq!(error.message, "invalid type: string \"big\", expected u32");
@@ -365,7 +580,7 @@ top:
 
     #[test]
     fn reports_a_syntax_error_without_an_unknown_path_segment() {
-        let error = deserialize::<Outer>("items:\n  - name: a: b\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items:\n  - name: a: b\n").unwrap_err();
         assert_eq!(error.field, "items[0]");
         assert_eq!(error.position, at(2, 12));
         assert_eq!(
@@ -376,7 +591,7 @@ top:
 
     #[test]
     fn places_a_whole_document_error_at_the_start() {
-        let error = deserialize::<Outer>("items: []\n---\nitems: []\n").unwrap_err();
+        let error = deserialize_first::<Outer>("items: []\n---\nitems: []\n").unwrap_err();
         assert_eq!(error.field, "");
         assert_eq!(error.position, at(1, 1));
         assert!(
@@ -384,6 +599,70 @@ top:
             "{}",
             error.message
         );
+    }
+
+    /// A top level that takes unknown keys, with recovery units, like the config file's.
+    #[derive(Debug, Deserialize)]
+    struct Top {
+        items: Vec<recover::Unit<Item>>,
+    }
+
+    fn top_keys(path: &str) -> Option<&'static [&'static str]> {
+        path.is_empty().then(recover::field_names::<Top>)
+    }
+
+    #[test]
+    fn reads_paths_without_their_indexes() {
+        assert_eq!(
+            without_indexes("backends[12].servers[0]"),
+            "backends[].servers[]"
+        );
+        assert_eq!(without_indexes(""), "");
+    }
+
+    #[test]
+    fn reports_each_units_first_problem_and_every_unknown_top_level_key() {
+        let text = "items:\n  - { name: a, size: x }\n  - { name: b, colour: red, size: y }\n  \
+                    - { name: c }\nextra: 1\nmore: [1]\n";
+        let read = deserialize::<Top>(text, &Locator::new(text), top_keys);
+        let errors: Vec<(String, Option<Position>)> = (read.errors.iter())
+            .map(|error| (error.field.clone(), error.position))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                ("items[0].size".to_string(), at(2, 22)),
+                ("items[1].colour".to_string(), at(3, 16)),
+                ("extra".to_string(), at(5, 1)),
+                ("more".to_string(), at(6, 1)),
+            ]
+        );
+        assert_eq!(
+            read.errors[2].message,
+            "unknown field `extra`, expected `items`"
+        );
+        let items = read.value.expect("the top level fits").items;
+        assert!(
+            matches!(&items[0], recover::Unit::Skipped { name } if name.as_deref() == Some("a"))
+        );
+        assert!(matches!(&items[1], recover::Unit::Skipped { .. }));
+        assert!(matches!(&items[2], recover::Unit::Read(Item { name, size: None }) if name == "c"));
+    }
+
+    #[test]
+    fn stops_at_a_problem_outside_every_unit() {
+        let text = "items: 5\nextra: 1\n";
+        let read = deserialize::<Top>(text, &Locator::new(text), top_keys);
+        assert!(read.value.is_none());
+        let fields: Vec<&str> = read.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["items"]);
+    }
+
+    #[test]
+    fn places_the_character_after_a_text() {
+        assert_eq!(position_after(""), Position { line: 1, column: 1 });
+        assert_eq!(position_after("ab\ncafé"), Position { line: 2, column: 5 });
+        assert_eq!(position_after("ab\n"), Position { line: 2, column: 1 });
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the caller: the decoded [`Advertisement`] exposes every field for them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::checksum::vrrp_checksum;
@@ -26,6 +27,23 @@ const V2_AUTH_NONE: u8 = 0;
 const V2_AUTH_SIMPLE_TEXT: u8 = 1;
 /// The v3 interval field is 12 bits; the 4 bits above it are reserved.
 const V3_INTERVAL_MASK: u16 = 0x0fff;
+
+/// Virtual router identifiers a group may use; 0 is none (RFC 3768 §5.3.3, RFC 9568 §5.2.3).
+pub const VRIDS: RangeInclusive<u8> = 1..=255;
+/// The priority of the router that owns the virtual addresses.
+pub const OWNER_PRIORITY: u8 = 255;
+/// Priorities a router may run with: 0 is only sent by a Master resigning.
+pub const PRIORITIES: RangeInclusive<u8> = 1..=OWNER_PRIORITY;
+/// Virtual addresses one advertisement carries at most: their count is one byte.
+pub const MAX_ADDRESSES: usize = u8::MAX as usize;
+/// A simple-text password fills at most the 8 bytes of authentication data.
+pub const MAX_PASSWORD_LEN: usize = V2_AUTH_DATA_LEN;
+/// VRRPv2 carries the interval as whole seconds in one byte.
+pub const V2_INTERVAL_STEP: Duration = Duration::from_secs(1);
+pub const V2_MAX_INTERVAL: Duration = Duration::from_secs(u8::MAX as u64);
+/// VRRPv3 carries it as 12 bits of centiseconds.
+pub const V3_INTERVAL_STEP: Duration = Duration::from_millis(10);
+pub const V3_MAX_INTERVAL: Duration = AdvertInterval::from_centis(V3_INTERVAL_MASK).as_duration();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {

@@ -300,7 +300,7 @@ fn is_cookie_value_byte(byte: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{problems, valid};
+    use super::super::test_support::{problems, valid};
     use super::*;
     use std::path::PathBuf;
 
