@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tandem::vrrp::packet::{
+use tandem::codec::vrrp::{
     decode, encode, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
     SimpleTextPassword, Version, REQUIRED_HOP_LIMIT,
 };

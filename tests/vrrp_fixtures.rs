@@ -5,11 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use tandem::vrrp::machine::{self, Action, Cause, Event, Machine, Peer, ReceivedAdvert, Timestamp};
-use tandem::vrrp::packet::{
+use tandem::codec::vrrp::{
     decode, encode, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Decoded,
     Envelope, SimpleTextPassword, Version,
 };
+use tandem::vrrp::machine::{self, Action, Cause, Event, Machine, Peer, ReceivedAdvert, Timestamp};
 
 /// A fixture split the way the shell's socket presents a packet: header facts and payload.
 struct Captured {

@@ -9,7 +9,12 @@ use ppp::v2::{Command, Protocol, Version};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::config::ProxyVersion;
+/// Which of the two formats: v1's text line, or v2's binary header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyVersion {
+    V1,
+    V2,
+}
 
 /// The addresses a PROXY header carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

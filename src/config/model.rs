@@ -201,11 +201,8 @@ pub enum Persistence {
     Cookie { name: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyVersion {
-    V1,
-    V2,
-}
+/// The PROXY protocol version a backend sends, as the codec that writes it names it.
+pub use crate::codec::proxy_protocol::ProxyVersion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {

@@ -27,10 +27,10 @@ use super::net::interface::Interface;
 use super::net::link::{watch_links, LinkStates};
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
-use super::packet;
 use super::status::VrrpStatus;
 use super::tally::Tally;
 use super::tracking::Trackers;
+use crate::codec::vrrp as packet;
 use crate::config::{TrackTarget, VrrpInstance};
 use crate::stats;
 use crate::track::data_plane::DataPlane;
@@ -576,8 +576,8 @@ async fn receive(mut receiver: VrrpReceiver, interface: String, routes: Routes) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::vrrp::DecodeError;
     use crate::config::{VirtualIp, VrrpVersion};
-    use crate::vrrp::packet::DecodeError;
 
     fn instance(name: &str, interface: &str) -> VrrpInstance {
         VrrpInstance {

@@ -17,13 +17,13 @@ use super::net::interface::Interface;
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpSender, VRRP_GROUP_V4, VRRP_GROUP_V6};
 use super::net::vip::Vip;
-use super::packet::{
-    self, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
-    SimpleTextPassword, Version,
-};
 use super::status::{self, VrrpStatus};
 use super::tally::Tally;
 use super::tracking::Trackers;
+use crate::codec::vrrp::{
+    self as packet, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
+    SimpleTextPassword, Version,
+};
 use crate::config::{VrrpInstance, VrrpVersion};
 use crate::stats::VrrpStats;
 use crate::track::Verdict;

@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::vrrp::packet::{AdvertInterval, Version};
+use crate::codec::vrrp::{AdvertInterval, Version};
 use timing::{master_down_interval, skew_time};
 
 /// The priority of the router that owns the virtual addresses: it takes them without waiting.

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::timing::Timestamp;
-use crate::vrrp::packet::{AdvertInterval, Version};
+use crate::codec::vrrp::{AdvertInterval, Version};
 
 /// One step for the shell, performed in the order returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

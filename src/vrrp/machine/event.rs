@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::vrrp::packet::{AdvertInterval, Advertisement, Version};
+use crate::codec::vrrp::{AdvertInterval, Advertisement, Version};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -3,7 +3,7 @@
 use std::ops::Add;
 use std::time::Duration;
 
-use crate::vrrp::packet::{AdvertInterval, Version};
+use crate::codec::vrrp::{AdvertInterval, Version};
 
 /// A point on the shell's monotonic clock, as the time elapsed since an epoch the shell picks
 /// (its start, say). The machine never reads a clock: every event comes with one of these.

@@ -3,7 +3,7 @@
 
 use super::super::super::model::*;
 use super::super::Validator;
-use crate::vrrp::packet;
+use crate::codec::vrrp as packet;
 use std::fmt;
 use std::net::IpAddr;
 

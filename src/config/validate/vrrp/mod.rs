@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::vrrp::packet;
+use crate::codec::vrrp as packet;
 
 const DEFAULT_VRRP_PRIORITY: u8 = 100;
 const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@ use super::super::super::model::*;
 use super::super::super::schema::*;
 use super::super::frontends::known_backends;
 use super::super::Validator;
-use crate::vrrp::packet;
+use crate::codec::vrrp as packet;
 
 impl Validator {
     /// One `track:` item; `None` when it is invalid (reported).

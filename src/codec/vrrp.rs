@@ -6,11 +6,13 @@
 //! Checks that need configuration (VRID, authentication, interval, the address list) belong to
 //! the caller: the decoded [`Advertisement`] exposes every field for them.
 
+mod checksum;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::checksum::vrrp_checksum;
+use checksum::vrrp_checksum;
 
 /// IP protocol number of VRRP.
 pub const IP_PROTOCOL: u8 = 112;

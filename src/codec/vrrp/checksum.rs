@@ -1,7 +1,7 @@
 //! The Internet checksum (RFC 1071) over a VRRP message, with or without the IP pseudo-header
 //! that VRRPv3 folds in (RFC 9568 §5.2.8).
 
-use super::packet::{Envelope, IP_PROTOCOL};
+use super::{Envelope, IP_PROTOCOL};
 
 /// The checksum of `message`, preceded by the pseudo-header of `pseudo_header` when given.
 ///
