@@ -1,0 +1,173 @@
+//! Hostile and unusual HTTP requests, written byte for byte on raw sockets, against a real
+//! tandem and real servers on loopback: what the client is answered, and whether a server ever
+//! saw the request.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a test waits for an answer before calling it missing.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// A response as it came over the wire.
+#[derive(Debug)]
+struct RawAnswer {
+    /// `HTTP/1.1 400 Bad Request`, say.
+    status_line: String,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn status(&self) -> u16 {
+        self.status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Reads one response head, and its body by Content-Length (tandem's own answers have one).
+async fn read_raw_answer(stream: &mut TcpStream) -> RawAnswer {
+    let mut received = Vec::new();
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .expect("a readable connection");
+        assert!(
+            read > 0,
+            "closed before a whole head: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..read]);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = received[head_end..].to_vec();
+    while body.len() < length {
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(ANSWER_WITHIN, stream.read(&mut buffer))
+            .await
+            .expect("a body in time")
+            .expect("a readable connection");
+        assert!(read > 0, "closed mid-body");
+        body.extend_from_slice(&buffer[..read]);
+    }
+    RawAnswer {
+        status_line: head.lines().next().unwrap_or("").to_owned(),
+        head,
+        body,
+    }
+}
+
+/// Writes `request` on a new connection and reads the answer.
+async fn exchange(address: SocketAddr, request: &[u8]) -> RawAnswer {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_raw_answer(&mut stream).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_1_without_one_valid_host_gets_400_and_never_reaches_a_server() {
+    let server = TestServer::start("s1").await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    for request in [
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n",
+        "GET http://example.com/ HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a@evil.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a:badport\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        "GET http://user@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: a b\r\n\r\n",
+    ] {
+        let answer = exchange(address, request.as_bytes()).await;
+        assert_eq!(answer.status(), 400, "{request:?}: {answer:?}");
+    }
+    assert_eq!(server.requests(), 0, "a server saw a request");
+
+    // What the grammar allows goes through: an HTTP/1.0 request needs no Host.
+    for request in [
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+    ] {
+        let answer = exchange(address, request.as_bytes()).await;
+        assert_eq!(answer.status(), 200, "{request:?}: {answer:?}");
+        assert_eq!(answer.body, b"s1");
+    }
+    assert_eq!(server.requests(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_authority_with_userinfo_gets_400_and_never_reaches_a_server() {
+    let server = TestServer::start("s1").await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for (uri, status) in [
+        ("http://a@evil.example/", 400),
+        ("http://example.com:8080/", 200),
+    ] {
+        let request = hyper::Request::get(uri)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), status, "{uri}");
+    }
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_method_gets_501_and_never_reaches_a_server() {
+    let server = TestServer::start("s1").await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    for length in [33, 64 * 1024] {
+        let request = format!("{} / HTTP/1.1\r\nHost: x\r\n\r\n", "A".repeat(length));
+        let answer = exchange(address, request.as_bytes()).await;
+        assert_eq!(
+            answer.status_line, "HTTP/1.1 501 Not Implemented",
+            "a method of {length} bytes"
+        );
+    }
+    assert_eq!(server.requests(), 0, "a server saw a request");
+    // The longest registered method (WebDAV's) and a made-up one at the bound go through.
+    for method in ["UPDATEREDIRECTREF", &"B".repeat(32)] {
+        let request = format!("{method} / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let answer = exchange(address, request.as_bytes()).await;
+        assert_eq!(answer.status(), 200, "{method}: {answer:?}");
+    }
+    assert_eq!(server.requests(), 2);
+}
