@@ -171,3 +171,61 @@ async fn an_overlong_method_gets_501_and_never_reaches_a_server() {
     }
     assert_eq!(server.requests(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_gets_400_and_counts_against_the_client() {
+    let server = TestServer::start("s1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let (address, admin) = (listen(), listen());
+    let yaml = config(
+        "http",
+        address,
+        "round_robin",
+        "",
+        &[("s1", server.address, 1)],
+    ) + &format!(
+        "admin: {{ listen: \"{admin}\" }}\naccess_log: {{ format: json, path: \"{}\" }}\n",
+        log.display()
+    );
+    let _tandem = Tandem::start(&yaml, &[address, admin]).await;
+    for body in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhelloXX0\r\n\r\n",
+        "5\r\nhello\r\nzz\r\n\r\n",
+    ] {
+        let request =
+            format!("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        let answer = exchange(address, request.as_bytes()).await;
+        assert_eq!(answer.status_line, "HTTP/1.1 400 Bad Request", "{body:?}");
+        // Answered here: the server's own answer to a broken upload names it.
+        assert!(!answer.head.contains("x-server"), "{answer:?}");
+    }
+    wait_until(ANSWER_WITHIN, "three lines in the access log", || async {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.lines().count() == 3)
+    })
+    .await;
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (record["status"].as_u64(), record["end"].as_str()),
+            (Some(400), Some("bad_request")),
+            "{record}"
+        );
+    }
+    let metrics = support::metrics::scrape(admin).await;
+    let server_labels = [("server", "s1")];
+    assert_eq!(
+        metrics.get("tandem_server_connection_errors_total", &server_labels),
+        0.0
+    );
+    assert_eq!(
+        metrics.get("tandem_server_retries_total", &server_labels),
+        0.0
+    );
+    // Not marked down, and not retried: the next request goes to the same server, once.
+    let before = server.requests();
+    let answer = exchange(address, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!((answer.status(), answer.body.as_slice()), (200, &b"s1"[..]));
+    assert_eq!(server.requests(), before + 1);
+}

@@ -179,6 +179,15 @@ pub fn forward<'a>(
                             request = replay.expect("checked just above");
                             fresh = true;
                         }
+                        // The client's fault: no server is blamed, and nothing is retried.
+                        SendError::ClientBody(error) => {
+                            tracing::debug!(client = %client.address, %error, "request body broken");
+                            return Err(Local::new(
+                                StatusCode::BAD_REQUEST,
+                                "bad request body\n",
+                                "bad_request",
+                            ));
+                        }
                         error => {
                             tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
                             return Err(Local::new(

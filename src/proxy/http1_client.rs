@@ -60,13 +60,46 @@ pub enum SendError<B> {
     Unsent(Box<Request<B>>, io::Error),
     /// The server may have seen the request.
     Failed(io::Error),
+    /// The client's request body broke off or was malformed (a bad chunk, say): the client's
+    /// fault, not the server's.
+    ClientBody(io::Error),
 }
 
 impl<B> SendError<B> {
     pub fn error(&self) -> &io::Error {
         match self {
-            SendError::Unsent(_, error) | SendError::Failed(error) => error,
+            SendError::Unsent(_, error)
+            | SendError::Failed(error)
+            | SendError::ClientBody(error) => error,
         }
+    }
+
+    /// The error of an exchange that ended before its response head, by whose fault.
+    fn exchange(error: io::Error) -> SendError<B> {
+        match error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<ClientBodyError>())
+        {
+            true => SendError::ClientBody(error),
+            false => SendError::Failed(error),
+        }
+    }
+}
+
+/// What a client's request body failed with, marked as the client's so that it is not taken
+/// for the server's.
+#[derive(Debug)]
+struct ClientBodyError(BoxError);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -130,7 +163,7 @@ impl Connection {
             };
             let mut head = poll_fn(|cx| exchange.poll_head(cx))
                 .await
-                .map_err(SendError::Failed)?;
+                .map_err(SendError::exchange)?;
             let framing = framing(&head, head_request).map_err(SendError::Failed)?;
             if framing == Delimiting::ChunkedThenClose {
                 // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
@@ -671,7 +704,8 @@ impl<B: RequestBody> Upload<B> {
                     }
                 }
                 Some(Err(error)) => {
-                    return Poll::Ready(Err(UploadError::Client(io::Error::other(error.into()))));
+                    let error = io::Error::other(ClientBodyError(error.into()));
+                    return Poll::Ready(Err(UploadError::Client(error)));
                 }
                 None => {
                     self.body = None;
