@@ -229,3 +229,46 @@ async fn a_malformed_chunked_body_gets_400_and_counts_against_the_client() {
     assert_eq!((answer.status(), answer.body.as_slice()), (200, &b"s1"[..]));
     assert_eq!(server.requests(), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_2_is_answered_as_1_1_and_the_connection_closed() {
+    let server = TestServer::start("s1").await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_raw_answer(&mut stream).await;
+    assert_eq!(answer.status_line, "HTTP/1.1 200 OK", "{answer:?}");
+    assert_eq!(answer.body, b"s1");
+    let mut rest = Vec::new();
+    tokio::time::timeout(ANSWER_WITHIN, stream.read_to_end(&mut rest))
+        .await
+        .expect("the connection closed after the answer")
+        .unwrap();
+    assert_eq!(rest, b"", "nothing after the answer");
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_sent_a_byte_at_a_time_is_answered() {
+    let server = TestServer::start("s1").await;
+    let (_tandem, address) =
+        start_proxy("http", "round_robin", "", &[("s1", server.address, 1)]).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n" {
+        stream.write_all(&[*byte]).await.unwrap();
+        stream.flush().await.unwrap();
+    }
+    let answer = read_raw_answer(&mut stream).await;
+    assert_eq!((answer.status(), answer.body.as_slice()), (200, &b"s1"[..]));
+    // The connection goes on as usual once hyper has it.
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_raw_answer(&mut stream).await.status(), 200);
+}
