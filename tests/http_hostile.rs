@@ -272,3 +272,108 @@ async fn a_head_sent_a_byte_at_a_time_is_answered() {
         .unwrap();
     assert_eq!(read_raw_answer(&mut stream).await.status(), 200);
 }
+
+/// How a raw test server meets a request that expects `100 Continue`.
+#[derive(Clone, Copy, Debug)]
+enum OnExpect {
+    /// Says continue, reads the body, answers 200.
+    Continue,
+    /// Refuses at once with 401, without reading the body.
+    Refuse,
+    /// Ignores the expectation: waits for the body, answers 200.
+    Ignore,
+}
+
+/// A server written byte for byte: it tells what request heads it got, and meets each with
+/// `behaviour`.
+async fn expect_server(
+    behaviour: OnExpect,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (heads, received) = tokio::sync::mpsc::unbounded_channel();
+    // Dropping the task's handle leaves it serving.
+    let (address, _) = spawn_server(move |mut stream| {
+        let heads = heads.clone();
+        async move {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+            let answer: &[u8] = match behaviour {
+                OnExpect::Refuse => b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno",
+                OnExpect::Continue | OnExpect::Ignore => {
+                    if let OnExpect::Continue = behaviour {
+                        stream
+                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                            .await
+                            .unwrap();
+                    }
+                    let mut body = [0u8; 5];
+                    if stream.read_exact(&mut body).await.is_err() || &body != b"hello" {
+                        return;
+                    }
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                }
+            };
+            stream.write_all(answer).await.unwrap();
+            let _ = stream.read(&mut [0u8; 64]).await;
+        }
+    })
+    .await;
+    (address, received)
+}
+
+const EXPECTING: &[u8] =
+    b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_100_continue_reaches_the_client_before_it_sends_the_body() {
+    let (server, mut heads) = expect_server(OnExpect::Continue).await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("s1", server, 1)]).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(EXPECTING).await.unwrap();
+    let interim = read_raw_answer(&mut stream).await;
+    assert_eq!(interim.status_line, "HTTP/1.1 100 Continue");
+    let head = heads.recv().await.unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("expect: 100-continue\r\n"),
+        "the server was not asked: {head:?}"
+    );
+    stream.write_all(b"hello").await.unwrap();
+    let answer = read_raw_answer(&mut stream).await;
+    assert_eq!((answer.status(), answer.body.as_slice()), (200, &b"ok"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_before_the_body_is_answered_without_100() {
+    let (server, mut heads) = expect_server(OnExpect::Refuse).await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("s1", server, 1)]).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(EXPECTING).await.unwrap();
+    // Not told to go on: the first answer is the server's refusal, and no body was sent.
+    let answer = read_raw_answer(&mut stream).await;
+    assert_eq!(
+        answer.status_line, "HTTP/1.1 401 Unauthorized",
+        "{answer:?}"
+    );
+    assert_eq!(answer.body, b"no");
+    assert!(heads.recv().await.unwrap().starts_with("POST /upload "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_ignoring_expect_gets_the_body_after_a_short_wait() {
+    let (server, _heads) = expect_server(OnExpect::Ignore).await;
+    let (_tandem, address) = start_proxy("http", "round_robin", "", &[("s1", server, 1)]).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(EXPECTING).await.unwrap();
+    let interim = read_raw_answer(&mut stream).await;
+    assert_eq!(interim.status_line, "HTTP/1.1 100 Continue");
+    stream.write_all(b"hello").await.unwrap();
+    let answer = read_raw_answer(&mut stream).await;
+    assert_eq!((answer.status(), answer.body.as_slice()), (200, &b"ok"[..]));
+}

@@ -12,6 +12,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -20,6 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
 use super::socket::Socket;
@@ -30,6 +32,9 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 64 * 1024;
 /// Trailer fields after a chunked body, at most.
 const MAX_TRAILERS: usize = 32;
+/// How long a request that expects `100 Continue` holds its body back for the server's word,
+/// as curl waits: a server that ignores the expectation is then sent the body anyway.
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// How much a read may take at first: a small response whole. A read that fills it doubles it,
 /// up to the largest, so a large body moves in few syscalls; a read far below it halves it.
 const MIN_READ: usize = 16 * 1024;
@@ -155,11 +160,13 @@ impl Connection {
                 }
             }
             let head_request = request.method() == Method::HEAD;
+            let expects_continue = (request.headers().get(header::EXPECT))
+                .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
             // An HTTP/1.0 request is the server's cue to close after answering.
             let persistent_request = request.version() != Version::HTTP_10;
             let mut exchange = Exchange {
                 connection: self,
-                upload: Upload::new(request.into_body(), chunked),
+                upload: Upload::new(request.into_body(), chunked, expects_continue),
             };
             let mut head = poll_fn(|cx| exchange.poll_head(cx))
                 .await
@@ -249,7 +256,15 @@ impl<B: RequestBody> Exchange<B> {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Poll::Ready(Err(invalid("protocol upgrades are not proxied")));
                     }
+                    // The server wants the body: reading it from the client is what has hyper
+                    // send the client its own 100.
+                    self.upload.go_on();
                     continue;
+                }
+                if self.upload.is_held() {
+                    // Refused before the body (RFC 9110 §10.1.1): it is not sent, and the
+                    // connection, which the server may still read it from, is not reused.
+                    self.upload.abandon();
                 }
                 return Poll::Ready(Ok(head));
             }
@@ -646,6 +661,9 @@ struct Upload<B> {
     pending: VecDeque<Bytes>,
     /// The server stopped taking it: the connection can't be reused.
     abandoned: bool,
+    /// For a request that expects `100 Continue`: the body is not read from the client until
+    /// the server says continue, or this runs out.
+    held: Option<Pin<Box<Sleep>>>,
 }
 
 enum UploadError {
@@ -654,14 +672,26 @@ enum UploadError {
 }
 
 impl<B: RequestBody> Upload<B> {
-    fn new(body: B, chunked: bool) -> Upload<B> {
+    fn new(body: B, chunked: bool, expects_continue: bool) -> Upload<B> {
         let body = (!body.is_end_stream()).then_some(body);
+        let held = (expects_continue && body.is_some())
+            .then(|| Box::pin(tokio::time::sleep(CONTINUE_WAIT)));
         Upload {
             body,
             chunked,
             pending: VecDeque::new(),
             abandoned: false,
+            held,
         }
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The server has said continue.
+    fn go_on(&mut self) {
+        self.held = None;
     }
 
     fn is_done(&self) -> bool {
@@ -672,6 +702,7 @@ impl<B: RequestBody> Upload<B> {
         self.body = None;
         self.pending.clear();
         self.abandoned = true;
+        self.held = None;
     }
 
     /// Writes what the client has sent so far; ready once the whole body is written.
@@ -680,6 +711,10 @@ impl<B: RequestBody> Upload<B> {
         socket: &mut Socket,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), UploadError>> {
+        if let Some(held) = &mut self.held {
+            ready!(held.as_mut().poll(cx));
+            self.held = None;
+        }
         loop {
             while !self.pending.is_empty() {
                 let mut slices = [IoSlice::new(&[]); 3];
