@@ -14,17 +14,9 @@ pub fn is_complete(received: &[u8], searched: usize) -> bool {
         .unwrap_or(received.len());
     // Back by two, so that an end split across reads is found.
     let from = start.max(searched.saturating_sub(2));
-    let mut lines = received[from..].iter().enumerate();
-    while let Some((at, &byte)) = lines.next() {
-        if byte != b'\n' {
-            continue;
-        }
-        match &received[from + at + 1..] {
-            [b'\n', ..] | [b'\r', b'\n', ..] => return true,
-            _ => {}
-        }
-    }
-    false
+    (received[from..].iter().enumerate()).any(|(at, &byte)| {
+        byte == b'\n' && matches!(&received[from + at + 1..], [b'\n', ..] | [b'\r', b'\n', ..])
+    })
 }
 
 /// `head` with an HTTP/1.2 to 1.9 request line made 1.1, and `Connection: close` added; `None`

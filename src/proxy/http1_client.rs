@@ -160,8 +160,10 @@ impl Connection {
                 }
             }
             let head_request = request.method() == Method::HEAD;
-            let expects_continue = (request.headers().get(header::EXPECT))
-                .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            // Looked up only for a request with a body: most have none.
+            let expects_continue = !request.body().is_end_stream()
+                && (request.headers().get(header::EXPECT))
+                    .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
             // An HTTP/1.0 request is the server's cue to close after answering.
             let persistent_request = request.version() != Version::HTTP_10;
             let mut exchange = Exchange {
