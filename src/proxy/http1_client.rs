@@ -790,6 +790,8 @@ fn invalid(message: impl Into<String>) -> io::Error {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use futures_util::stream::{self, StreamExt};
@@ -1016,6 +1018,36 @@ mod tests {
             connection.send(request).await,
             Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
         ));
+    }
+
+    #[tokio::test]
+    async fn a_body_expecting_100_continue_is_not_read_when_the_server_refuses_first() {
+        let (connection, mut server) = connected().await;
+        let read = Arc::new(AtomicBool::new(false));
+        let reading = Arc::clone(&read);
+        let frames = stream::poll_fn(move |_| {
+            reading.store(true, Ordering::SeqCst);
+            Poll::Ready(Some(Ok::<_, Infallible>(Frame::data(Bytes::from("abc")))))
+        })
+        .take(1);
+        let request = Request::post("/up")
+            .header("expect", "100-continue")
+            .body(StreamBody::new(frames))
+            .unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert!(head.contains("expect: 100-continue\r\n"), "{head}");
+        (server.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 417);
+        assert_eq!(body_of(&mut response).await, "");
+        assert!(!read.load(Ordering::SeqCst), "the body was read");
+        assert!(
+            response.body_mut().take_reusable().is_none(),
+            "the server may still read a body from it"
+        );
     }
 
     #[tokio::test]
