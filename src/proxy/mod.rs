@@ -17,6 +17,7 @@ pub mod tcp;
 pub mod upstream;
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::pin::Pin;
@@ -338,51 +339,60 @@ async fn addresses(
 /// not come within `limit` (hyper's header timer would have closed it too), the client closes,
 /// or draining starts before any byte. Read rather than peeked, so hyper or rustls need no
 /// second read for them.
-async fn first_bytes(
-    stream: &mut TcpStream,
+///
+/// Not an `async fn`, which would keep its arguments twice (see `http::handle`): an idle client
+/// costs this future.
+#[allow(clippy::manual_async_fn)] // the point: see above
+fn first_bytes<'a>(
+    stream: &'a mut TcpStream,
     limit: Duration,
-    draining: &mut UntilTrue,
+    draining: &'a mut UntilTrue,
     whole_head: bool,
-) -> Option<Bytes> {
-    // Exactly the size of what came: usually all of it in one read.
-    let mut received = Vec::new();
-    let timer = tokio::time::sleep(limit);
-    let mut timer = std::pin::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            readable = stream.readable() => readable.ok()?,
-            // A client that has started its head gets to finish it and be answered.
-            () = &mut *draining, if received.is_empty() => return None,
-            () = &mut timer => return None,
-        }
-        // Polled, not `try_read`: tokio takes a short read to mean the socket is drained, so
-        // hyper's next read costs no syscall that finds nothing. Without a waker, since
-        // `readable` does the waiting.
-        let mut context = Context::from_waker(Waker::noop());
-        let searched = received.len();
-        let read = FIRST_READ_SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            match poll_read_buf(Pin::new(&mut *stream), &mut context, scratch) {
-                Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(()),
-                Poll::Ready(Ok(_)) => {
-                    received.reserve_exact(scratch.len());
-                    received.extend_from_slice(scratch);
-                    ControlFlow::Continue(())
-                }
-                // tokio reports a new socket readable before any byte has come.
-                Poll::Pending => ControlFlow::Continue(()),
+) -> impl Future<Output = Option<Bytes>> + 'a {
+    async move {
+        // Exactly the size of what came (usually all of it in one read); a boxed slice, a word
+        // smaller than a `Vec` in every waiting client's future.
+        let mut received = Box::<[u8]>::default();
+        let timer = tokio::time::sleep(limit);
+        let mut timer = std::pin::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                readable = stream.readable() => readable.ok()?,
+                // A client that has started its head gets to finish it and be answered.
+                () = &mut *draining, if received.is_empty() => return None,
+                () = &mut timer => return None,
             }
-        });
-        if read.is_break() {
-            return None;
-        }
-        if received.len() > searched
-            && (!whole_head
-                || received.len() >= FIRST_READ
-                || first_head::is_complete(&received, searched))
-        {
-            return Some(Bytes::from(received));
+            // Polled, not `try_read`: tokio takes a short read to mean the socket is drained, so
+            // hyper's next read costs no syscall that finds nothing. Without a waker, since
+            // `readable` does the waiting.
+            let mut context = Context::from_waker(Waker::noop());
+            let searched = received.len();
+            let read = FIRST_READ_SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                match poll_read_buf(Pin::new(&mut *stream), &mut context, scratch) {
+                    Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(()),
+                    Poll::Ready(Ok(_)) => {
+                        let mut grown = Vec::from(std::mem::take(&mut received));
+                        grown.reserve_exact(scratch.len());
+                        grown.extend_from_slice(scratch);
+                        received = grown.into_boxed_slice();
+                        ControlFlow::Continue(())
+                    }
+                    // tokio reports a new socket readable before any byte has come.
+                    Poll::Pending => ControlFlow::Continue(()),
+                }
+            });
+            if read.is_break() {
+                return None;
+            }
+            if received.len() > searched
+                && (!whole_head
+                    || received.len() >= FIRST_READ
+                    || first_head::is_complete(&received, searched))
+            {
+                return Some(Bytes::from(received));
+            }
         }
     }
 }
