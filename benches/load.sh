@@ -30,11 +30,16 @@ usage: benches/load.sh [options]
                                 order rotating by round; the table gives each figure's median
   --idle N                      idle client connections for the memory case (default 10000)
   --idle-send                   idle clients send one request first, then hold the connection
+  --idle-partial                idle clients send part of a request head and hold the connection
+                                waiting for the rest (a slow client)
+  --cases LIST                  the measured cases to run, comma-separated, from keepalive, close,
+                                tcp, 1mib, tlsnew, tlskeepalive (default: all); "none" runs only
+                                the idle-memory case
 env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
 EOF
 }
 
-only="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
+only="" cases_option="" duration=10 connections=64 handshake_clients=8 base_port=18080 idle=10000 idle_send=0
 rounds=5
 tandem_bare=0 peers_log=0
 tandem_extra=${TANDEM_EXTRA:-}
@@ -53,6 +58,8 @@ while [ $# -gt 0 ]; do
     --peers-log) peers_log=1; shift ;;
     --idle) idle=$2; shift 2 ;;
     --idle-send) idle_send=1; shift ;;
+    --idle-partial) idle_send=partial; shift ;;
+    --cases) cases_option=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 1 ;;
@@ -63,6 +70,18 @@ case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or 
 proxies=(haproxy nginx tandem)
 # The measured cases, in the order they run; the idle-memory case runs apart, once.
 cases=(keepalive close tcp 1mib tlsnew tlskeepalive)
+case "$cases_option" in
+  "") ;;
+  none) cases=() ;;
+  *)
+    IFS=, read -ra cases <<<"$cases_option"
+    for case in "${cases[@]}"; do
+      case "$case" in keepalive|close|tcp|1mib|tlsnew|tlskeepalive) ;;
+        *) echo "--cases: unknown case $case" >&2; exit 1 ;;
+      esac
+    done
+    ;;
+esac
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
 admin_port=$((base_port + 3)) https_port=$((base_port + 4))
@@ -604,7 +623,11 @@ print_table() {
   echo
   echo "| case | proxy | rate | p50 ms | p99 ms | errors | upstream conns | proxy CPU | per proxy-CPU-s | RSS | tandem/HAProxy rate | tandem/HAProxy per CPU-s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  [ "$idle_send" = 1 ] && idle_note=", one request each" || idle_note=""
+  case $idle_send in
+    1) idle_note=", one request each" ;;
+    partial) idle_note=", each holding a partial request head" ;;
+    *) idle_note="" ;;
+  esac
   for case in keepalive close tcp 1mib idle tlsnew tlskeepalive; do
     case $case in
       keepalive) label="HTTP keep-alive, -c$connections" unit="req/s" ;;
@@ -626,7 +649,7 @@ print_table() {
       echo "| $label | $proxy | $rate $unit | $p50 | $p99 | $errors | $upstream | $cpu | $per ${unit%/s} | | $(ratio "$proxy" "$case" 1) | $(ratio "$proxy" "$case" 7) |"
     done
   done
-  for proxy in "${proxies[@]}"; do tls_note+="${tls_note:+; }$proxy ${negotiated[$proxy]}"; done
+  for proxy in "${proxies[@]}"; do tls_note+="${tls_note:+; }$proxy ${negotiated[$proxy]:-no TLS case run}"; done
   echo
   cat <<EOF
 errors: wrk socket errors (connect/read/write/timeout) and non-2xx responses. upstream conns: the

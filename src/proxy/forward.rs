@@ -181,6 +181,15 @@ pub fn forward<'a>(
                             request = replay.expect("checked just above");
                             fresh = true;
                         }
+                        // The client's fault: no server is blamed, and nothing is retried.
+                        SendError::ClientBody(error) => {
+                            tracing::debug!(client = %client.address, %error, "request body broken");
+                            return Err(Local::new(
+                                StatusCode::BAD_REQUEST,
+                                "bad request body\n",
+                                "bad_request",
+                            ));
+                        }
                         error => {
                             tracing::warn!(server = %server.name, error = %error.error(), "request to server failed");
                             return Err(Local::new(
@@ -222,14 +231,23 @@ fn prepare_request(
     cookie: Option<&str>,
 ) -> Request<RequestBody> {
     let from_http2 = request.version() == Version::HTTP_2;
+    // An HTTP/1.1 server is asked to say whether it wants the body (`http1_client` holds the
+    // body back until it does); an h2 server is sent it at once.
+    let ask_to_continue = protocol == UpstreamProtocol::Http11
+        && request.version() == Version::HTTP_11
+        && !request.body().is_end_stream();
     let headers = request.headers_mut();
     // gRPC needs `te: trailers` end to end; it is the one TE value HTTP/2 allows.
     let wants_trailers = protocol == UpstreamProtocol::H2
         && (headers.get_all(header::TE).iter())
             .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
     headers::remove_hop_by_hop(headers);
-    // hyper already answered any 100-continue by reading the body; the server must not wait.
-    headers.remove(header::EXPECT);
+    // hyper answers the client's 100-continue once the body is read from it.
+    if let Some(expect) = headers.remove(header::EXPECT) {
+        if ask_to_continue && expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+            headers.insert(header::EXPECT, expect);
+        }
+    }
     headers::add_forwarded(headers, &client.forwarded_for, client.scheme);
     if let Some(cookie) = cookie {
         persistence::strip(headers, cookie);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -32,6 +32,11 @@ use crate::address_text;
 use crate::backend::BackendState;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+
+/// A longer method is refused with 501 (RFC 9112 §3), not forwarded: twice the longest in IANA's
+/// HTTP method registry (UPDATEREDIRECTREF, 17 bytes, from WebDAV's RFC 4437), so any method a
+/// server may implement passes.
+const MAX_METHOD: usize = 32;
 
 /// The client of a connection, with what its requests need of it worked out once.
 pub struct Client {
@@ -265,6 +270,13 @@ fn backend_for<'a>(
     request: &Request<Incoming>,
     frontend: &'a FrontendRuntime,
 ) -> Result<&'a Arc<BackendState>, Local> {
+    if request.method().as_str().len() > MAX_METHOD {
+        return Err(Local::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "method not implemented\n",
+            "rejected",
+        ));
+    }
     if request.method() == Method::CONNECT {
         return Err(Local::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -272,15 +284,7 @@ fn backend_for<'a>(
             "rejected",
         ));
     }
-    // Routing and the server must agree on one host (RFC 9112 §3.2).
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    if hosts.next().is_some() && hosts.next().is_some() {
-        return Err(Local::new(
-            StatusCode::BAD_REQUEST,
-            "more than one Host header\n",
-            "bad_request",
-        ));
-    }
+    check_host(request)?;
     let config = &frontend.config;
     // Worked out only when something here looks at it.
     let host = (config.redirect_https.is_some() || !config.routes.is_empty())
@@ -304,6 +308,33 @@ fn backend_for<'a>(
     match routed {
         Some(route) => Ok(&frontend.routes[route]),
         None => frontend.backend.as_ref().ok_or(NO_SERVER),
+    }
+}
+
+/// Refuses a request whose host is missing or ambiguous (RFC 9112 §3.2): an HTTP/1.1 request
+/// without Host, more than one Host, or a Host or URI authority (HTTP/2's `:authority`, an
+/// absolute-form target) that is not `host[:port]`. Routing and the server must agree on one
+/// host, and a server must not be handed one that a proxy let through malformed.
+fn check_host(request: &Request<Incoming>) -> Result<(), Local> {
+    const fn bad(text: &'static str) -> Result<(), Local> {
+        Err(Local::new(StatusCode::BAD_REQUEST, text, "bad_request"))
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return bad("more than one Host header\n"),
+        (None, None) if request.version() == Version::HTTP_11 => {
+            return bad("no Host header\n");
+        }
+        (Some(host), None) if !routing::is_valid_authority(host.as_bytes()) => {
+            return bad("invalid Host header\n");
+        }
+        _ => {}
+    }
+    match request.uri().authority() {
+        Some(authority) if !routing::is_valid_authority(authority.as_str().as_bytes()) => {
+            bad("invalid authority in the request target\n")
+        }
+        _ => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -20,6 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use smallvec::SmallVec;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
 use super::socket::Socket;
@@ -30,6 +32,9 @@ const MAX_HEADERS: usize = 100;
 const MAX_HEAD: usize = 64 * 1024;
 /// Trailer fields after a chunked body, at most.
 const MAX_TRAILERS: usize = 32;
+/// How long a request that expects `100 Continue` holds its body back for the server's word,
+/// as curl waits: a server that ignores the expectation is then sent the body anyway.
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// How much a read may take at first: a small response whole. A read that fills it doubles it,
 /// up to the largest, so a large body moves in few syscalls; a read far below it halves it.
 const MIN_READ: usize = 16 * 1024;
@@ -60,13 +65,46 @@ pub enum SendError<B> {
     Unsent(Box<Request<B>>, io::Error),
     /// The server may have seen the request.
     Failed(io::Error),
+    /// The client's request body broke off or was malformed (a bad chunk, say): the client's
+    /// fault, not the server's.
+    ClientBody(io::Error),
 }
 
 impl<B> SendError<B> {
     pub fn error(&self) -> &io::Error {
         match self {
-            SendError::Unsent(_, error) | SendError::Failed(error) => error,
+            SendError::Unsent(_, error)
+            | SendError::Failed(error)
+            | SendError::ClientBody(error) => error,
         }
+    }
+
+    /// The error of an exchange that ended before its response head, by whose fault.
+    fn exchange(error: io::Error) -> SendError<B> {
+        match error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<ClientBodyError>())
+        {
+            true => SendError::ClientBody(error),
+            false => SendError::Failed(error),
+        }
+    }
+}
+
+/// What a client's request body failed with, marked as the client's so that it is not taken
+/// for the server's.
+#[derive(Debug)]
+struct ClientBodyError(BoxError);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -122,15 +160,19 @@ impl Connection {
                 }
             }
             let head_request = request.method() == Method::HEAD;
+            // Looked up only for a request with a body: most have none.
+            let expects_continue = !request.body().is_end_stream()
+                && (request.headers().get(header::EXPECT))
+                    .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
             // An HTTP/1.0 request is the server's cue to close after answering.
             let persistent_request = request.version() != Version::HTTP_10;
             let mut exchange = Exchange {
                 connection: self,
-                upload: Upload::new(request.into_body(), chunked),
+                upload: Upload::new(request.into_body(), chunked, expects_continue),
             };
             let mut head = poll_fn(|cx| exchange.poll_head(cx))
                 .await
-                .map_err(SendError::Failed)?;
+                .map_err(SendError::exchange)?;
             let framing = framing(&head, head_request).map_err(SendError::Failed)?;
             if framing == Delimiting::ChunkedThenClose {
                 // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
@@ -216,7 +258,15 @@ impl<B: RequestBody> Exchange<B> {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
                         return Poll::Ready(Err(invalid("protocol upgrades are not proxied")));
                     }
+                    // The server wants the body: reading it from the client is what has hyper
+                    // send the client its own 100.
+                    self.upload.go_on();
                     continue;
+                }
+                if self.upload.is_held() {
+                    // Refused before the body (RFC 9110 §10.1.1): it is not sent, and the
+                    // connection, which the server may still read it from, is not reused.
+                    self.upload.abandon();
                 }
                 return Poll::Ready(Ok(head));
             }
@@ -613,6 +663,9 @@ struct Upload<B> {
     pending: VecDeque<Bytes>,
     /// The server stopped taking it: the connection can't be reused.
     abandoned: bool,
+    /// For a request that expects `100 Continue`: the body is not read from the client until
+    /// the server says continue, or this runs out.
+    held: Option<Pin<Box<Sleep>>>,
 }
 
 enum UploadError {
@@ -621,14 +674,26 @@ enum UploadError {
 }
 
 impl<B: RequestBody> Upload<B> {
-    fn new(body: B, chunked: bool) -> Upload<B> {
+    fn new(body: B, chunked: bool, expects_continue: bool) -> Upload<B> {
         let body = (!body.is_end_stream()).then_some(body);
+        let held = (expects_continue && body.is_some())
+            .then(|| Box::pin(tokio::time::sleep(CONTINUE_WAIT)));
         Upload {
             body,
             chunked,
             pending: VecDeque::new(),
             abandoned: false,
+            held,
         }
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The server has said continue.
+    fn go_on(&mut self) {
+        self.held = None;
     }
 
     fn is_done(&self) -> bool {
@@ -639,6 +704,7 @@ impl<B: RequestBody> Upload<B> {
         self.body = None;
         self.pending.clear();
         self.abandoned = true;
+        self.held = None;
     }
 
     /// Writes what the client has sent so far; ready once the whole body is written.
@@ -647,6 +713,10 @@ impl<B: RequestBody> Upload<B> {
         socket: &mut Socket,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), UploadError>> {
+        if let Some(held) = &mut self.held {
+            ready!(held.as_mut().poll(cx));
+            self.held = None;
+        }
         loop {
             while !self.pending.is_empty() {
                 let mut slices = [IoSlice::new(&[]); 3];
@@ -671,7 +741,8 @@ impl<B: RequestBody> Upload<B> {
                     }
                 }
                 Some(Err(error)) => {
-                    return Poll::Ready(Err(UploadError::Client(io::Error::other(error.into()))));
+                    let error = io::Error::other(ClientBodyError(error.into()));
+                    return Poll::Ready(Err(UploadError::Client(error)));
                 }
                 None => {
                     self.body = None;
@@ -719,6 +790,8 @@ fn invalid(message: impl Into<String>) -> io::Error {
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use futures_util::stream::{self, StreamExt};
@@ -945,6 +1018,36 @@ mod tests {
             connection.send(request).await,
             Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
         ));
+    }
+
+    #[tokio::test]
+    async fn a_body_expecting_100_continue_is_not_read_when_the_server_refuses_first() {
+        let (connection, mut server) = connected().await;
+        let read = Arc::new(AtomicBool::new(false));
+        let reading = Arc::clone(&read);
+        let frames = stream::poll_fn(move |_| {
+            reading.store(true, Ordering::SeqCst);
+            Poll::Ready(Some(Ok::<_, Infallible>(Frame::data(Bytes::from("abc")))))
+        })
+        .take(1);
+        let request = Request::post("/up")
+            .header("expect", "100-continue")
+            .body(StreamBody::new(frames))
+            .unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert!(head.contains("expect: 100-continue\r\n"), "{head}");
+        (server.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 417);
+        assert_eq!(body_of(&mut response).await, "");
+        assert!(!read.load(Ordering::SeqCst), "the body was read");
+        assert!(
+            response.body_mut().take_reusable().is_none(),
+            "the server may still read a body from it"
+        );
     }
 
     #[tokio::test]

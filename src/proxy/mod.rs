@@ -4,6 +4,7 @@ pub mod activity;
 pub mod attempt;
 pub mod connection_limit;
 pub mod drain;
+mod first_head;
 pub mod forward;
 pub mod frontends;
 pub mod headers;
@@ -18,6 +19,7 @@ pub mod tcp;
 pub mod upstream;
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::pin::Pin;
@@ -46,7 +48,8 @@ use http::{Client, Versions};
 use upstream::UpstreamPool;
 
 /// A new client's first read: a whole request head, usually, which hyper then needs no read
-/// of its own for. hyper's own buffer starts at this size too.
+/// of its own for. hyper's own buffer starts at this size too. Also how much of a first head
+/// a plain client may send before hyper takes over, if it has not ended by then.
 const FIRST_READ: usize = 8 * 1024;
 
 thread_local! {
@@ -190,9 +193,16 @@ async fn serve_http(
         return;
     };
     let left = limit.saturating_sub(started.elapsed());
-    let Some(received) = first_bytes(&mut stream, left, &mut draining).await else {
+    // A TLS client's first bytes are its handshake; a plain one's, its request head.
+    let whole_head = current.tls.is_none();
+    let Some(mut received) = first_bytes(&mut stream, left, &mut draining, whole_head).await else {
         return;
     };
+    if whole_head {
+        if let Some(as_http_1_1) = first_head::as_http_1_1(&received) {
+            received = Bytes::from(as_http_1_1);
+        }
+    }
     let ready = ReadyClient {
         stream,
         client,
@@ -337,38 +347,67 @@ async fn addresses(
     }
 }
 
-/// Waits for a new http client's first bytes and returns them; `None` if none come within
-/// `limit` (hyper's header timer would have closed it too), the client closes, or draining
-/// starts first. Read rather than peeked, so hyper or rustls need no second read for them.
-async fn first_bytes(
-    stream: &mut TcpStream,
+/// Waits for a new http client's first bytes and returns them: with `whole_head`, until they
+/// hold a whole request head (or `FIRST_READ` bytes of one), so that a client that stops
+/// halfway costs what it sent rather than hyper's connection and buffers. `None` if that does
+/// not come within `limit` (hyper's header timer would have closed it too), the client closes,
+/// or draining starts before any byte. Read rather than peeked, so hyper or rustls need no
+/// second read for them.
+///
+/// Not an `async fn`, which would keep its arguments twice (see `http::handle`): an idle client
+/// costs this future.
+#[allow(clippy::manual_async_fn)] // the point: see above
+fn first_bytes<'a>(
+    stream: &'a mut TcpStream,
     limit: Duration,
-    draining: &mut UntilTrue,
-) -> Option<Bytes> {
-    let read = async {
+    draining: &'a mut UntilTrue,
+    whole_head: bool,
+) -> impl Future<Output = Option<Bytes>> + 'a {
+    async move {
+        // Exactly the size of what came (usually all of it in one read); a boxed slice, a word
+        // smaller than a `Vec` in every waiting client's future.
+        let mut received = Box::<[u8]>::default();
+        let timer = tokio::time::sleep(limit);
+        let mut timer = std::pin::pin!(timer);
         loop {
-            stream.readable().await.ok()?;
-            // Polled, not `try_read`: tokio takes a short read to mean the socket is drained,
-            // so hyper's next read costs no syscall that finds nothing. Without a waker,
-            // since `readable` does the waiting.
+            tokio::select! {
+                biased;
+                readable = stream.readable() => readable.ok()?,
+                // A client that has started its head gets to finish it and be answered.
+                () = &mut *draining, if received.is_empty() => return None,
+                () = &mut timer => return None,
+            }
+            // Polled, not `try_read`: tokio takes a short read to mean the socket is drained, so
+            // hyper's next read costs no syscall that finds nothing. Without a waker, since
+            // `readable` does the waiting.
             let mut context = Context::from_waker(Waker::noop());
+            let searched = received.len();
             let read = FIRST_READ_SCRATCH.with_borrow_mut(|scratch| {
                 scratch.clear();
                 match poll_read_buf(Pin::new(&mut *stream), &mut context, scratch) {
-                    Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(None),
-                    Poll::Ready(Ok(_)) => ControlFlow::Break(Some(Bytes::copy_from_slice(scratch))),
+                    Poll::Ready(Ok(0) | Err(_)) => ControlFlow::Break(()),
+                    Poll::Ready(Ok(_)) => {
+                        let mut grown = Vec::from(std::mem::take(&mut received));
+                        grown.reserve_exact(scratch.len());
+                        grown.extend_from_slice(scratch);
+                        received = grown.into_boxed_slice();
+                        ControlFlow::Continue(())
+                    }
                     // tokio reports a new socket readable before any byte has come.
                     Poll::Pending => ControlFlow::Continue(()),
                 }
             });
-            if let ControlFlow::Break(received) = read {
-                return received;
+            if read.is_break() {
+                return None;
+            }
+            if received.len() > searched
+                && (!whole_head
+                    || received.len() >= FIRST_READ
+                    || first_head::is_complete(&received, searched))
+            {
+                return Some(Bytes::from(received));
             }
         }
-    };
-    tokio::select! {
-        received = tokio::time::timeout(limit, read) => received.ok().flatten(),
-        () = draining => None,
     }
 }
 

@@ -57,6 +57,98 @@ fn is_host_name(name: &str) -> bool {
     }
 }
 
+/// Whether `authority` is `host [ ":" port ]` as RFC 3986 §3.2.2 and §3.2.3 write it: an IP
+/// literal in brackets, or an IPv4 address or registered name (unreserved characters,
+/// sub-delims, percent-encodings; possibly empty), then optionally a colon and digits. A Host
+/// header must be this (RFC 9112 §3.2), and so must HTTP/2's `:authority`, which may not carry
+/// userinfo either (RFC 9113 §8.3.1). Run on every request: one pass over the bytes by class,
+/// no allocation.
+pub fn is_valid_authority(authority: &[u8]) -> bool {
+    let port = match authority {
+        [b'[', rest @ ..] => match rest.iter().position(|&byte| byte == b']') {
+            Some(end) if is_ip_literal(&rest[..end]) => &rest[end + 1..],
+            _ => return false,
+        },
+        _ => {
+            let end = (authority.iter())
+                .position(|&byte| byte == b':')
+                .unwrap_or(authority.len());
+            if !is_reg_name(&authority[..end]) {
+                return false;
+            }
+            &authority[end..]
+        }
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// RFC 3986's unreserved characters and sub-delims: what a reg-name holds besides
+/// percent-encodings (an IPv4 address is one too).
+const fn reg_name_bytes() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        byte += 1;
+    }
+    table
+}
+
+static REG_NAME: [bool; 256] = reg_name_bytes();
+
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        match name[at] {
+            b'%' => match name.get(at + 1..at + 3) {
+                Some([high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => at += 3,
+                _ => return false,
+            },
+            byte if REG_NAME[byte as usize] => at += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// What goes between the brackets: an IPv6 address, or an IPvFuture `v` HEXDIG+ `.` (unreserved,
+/// sub-delims or `:`)+. Rare enough to parse properly.
+fn is_ip_literal(literal: &[u8]) -> bool {
+    if let [b'v' | b'V', rest @ ..] = literal {
+        let Some(dot) = rest.iter().position(|&byte| byte == b'.') else {
+            return false;
+        };
+        let (version, address) = (&rest[..dot], &rest[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !address.is_empty()
+            && (address.iter()).all(|&byte| byte == b':' || REG_NAME[byte as usize]);
+    }
+    std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
 /// Index of the first route whose every condition matches; None: the frontend's default backend.
 pub fn route(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
     routes.iter().position(|route| {
@@ -88,6 +180,51 @@ fn host_matches(wanted: &HostMatch, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_authority_is_a_host_and_an_optional_port_as_rfc_3986_writes_them() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "Example.COM.",
+            "192.0.2.1:80",
+            "[2001:db8::1]",
+            "[2001:db8::1]:8443",
+            "[::ffff:192.0.2.1]",
+            "[v7.a:b]",
+            "a_b-c~d",
+            "caf%C3%A9.example",
+            "a!$&'()*+,;=b",
+            "",
+            "host:",
+        ] {
+            assert!(super::is_valid_authority(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "a b",
+            "a@evil.example",
+            "user:pass@example.com",
+            "a:badport",
+            "a:80:80",
+            "a:8 0",
+            "evil.com/x?",
+            "evil.com\\@good",
+            "a%2",
+            "a%zz",
+            "[::1",
+            "[]",
+            "[::g]",
+            "[::1]x",
+            "[::1]:a",
+            "[fe80::1%25eth0]",
+            "[v.a]",
+            "[v7.]",
+            "a\tb",
+            "caf\u{e9}.example",
+        ] {
+            assert!(!super::is_valid_authority(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
     #[test]
     fn a_host_with_anything_but_a_name_or_address_in_it_is_no_host() {
         let uri = http::Uri::from_static("/");
