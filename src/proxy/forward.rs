@@ -4,22 +4,20 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
 use super::attempt::{Attempts, LocalShortage};
+use super::client::Client;
 use super::headers;
-use super::http::{Client, Local, PendingLine};
 use super::http1_client::SendError;
+use super::local::{Local, NO_SERVER};
 use super::persistence;
 use super::rules;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
@@ -36,7 +34,7 @@ const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 /// How far a request got with a server, for the access log.
 #[derive(Default)]
-pub struct Exchange {
+pub struct ServerTrace {
     /// Where the request was routed.
     pub backend: Option<Arc<BackendState>>,
     /// The server tried last, by index in the backend.
@@ -44,12 +42,6 @@ pub struct Exchange {
     pub connect: Option<Instant>,
     pub first_byte: Option<Instant>,
 }
-
-pub const NO_SERVER: Local = Local::new(
-    StatusCode::SERVICE_UNAVAILABLE,
-    "no server available\n",
-    "no_server",
-);
 
 /// This host is out of file descriptors (or memory) for a server connection: no server is to
 /// blame, and every other would fail the same way.
@@ -60,7 +52,7 @@ const LOCAL_SHORTAGE: Local = Local::new(
 );
 
 /// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
-/// head, with what must happen once its body has been streamed.
+/// head, with what must happen once its body has been streamed; `trace` records how far it got.
 ///
 /// Not an `async fn`: see `http::handle`.
 #[allow(clippy::manual_async_fn)] // the point: see above
@@ -70,10 +62,10 @@ pub fn forward<'a>(
     backend: &'a Arc<BackendState>,
     request_rules: &'a HeaderRules,
     pool: &'a Arc<UpstreamPool>,
-    exchange: &'a mut Exchange,
+    trace: &'a mut ServerTrace,
 ) -> impl Future<Output = Result<(Response<ResponseBody>, Finish), Local>> + Send + 'a {
     async move {
-        exchange.backend = Some(Arc::clone(backend));
+        trace.backend = Some(Arc::clone(backend));
         let config = &backend.config;
         // Copied out (the request moves on), and only when the balance hashes it.
         let hashed_uri = match config.balance {
@@ -115,7 +107,7 @@ pub fn forward<'a>(
         let mut attempts = Attempts::new(backend, key, pinned);
         for attempt in attempts.by_ref() {
             let (index, server) = (attempt.index, attempt.server);
-            exchange.server = Some(index);
+            trace.server = Some(index);
             let target = Target {
                 address: server.address,
                 connect_timeout: config.connect_timeout,
@@ -130,7 +122,7 @@ pub fn forward<'a>(
                     Err(error) => match attempt.connect_failed(&error) {
                         Ok(()) => break,
                         Err(LocalShortage) => {
-                            exchange.server = None;
+                            trace.server = None;
                             return Err(LOCAL_SHORTAGE);
                         }
                     },
@@ -141,7 +133,7 @@ pub fn forward<'a>(
                 } else {
                     Instant::now()
                 };
-                exchange.connect = Some(sent_at);
+                trace.connect = Some(sent_at);
                 attempt.connected();
                 // Only a connection that sat idle can meet a server closing it for idleness as we
                 // send; one in steady use is not worth a copy of every request.
@@ -153,7 +145,7 @@ pub fn forward<'a>(
                 match sent {
                     Ok(Ok(mut response)) => {
                         let now = Instant::now();
-                        exchange.first_byte = Some(now);
+                        trace.first_byte = Some(now);
                         server.stats.response_time.record(now - sent_at);
                         if let Some(cookie) = cookie {
                             persistence::drop_server_cookie(response.headers_mut(), cookie);
@@ -333,25 +325,6 @@ fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
     Some(copy)
 }
 
-/// The server's response as the client gets it, its body accounted for by `finish`.
-pub fn upstream_response(
-    response: Response<ResponseBody>,
-    finish: Finish,
-) -> Response<UpstreamBody> {
-    let (mut parts, body) = response.into_parts();
-    headers::remove_hop_by_hop(&mut parts.headers);
-    // The version is per hop: an HTTP/1.0 server must not make our client's connection 1.0
-    // (and so close after every response). HTTP/2 clients get HTTP/2 whatever this says.
-    parts.version = Version::HTTP_11;
-    let body = UpstreamBody {
-        inner: body,
-        finish: Some(finish),
-        sent: 0,
-        log: None,
-    };
-    Response::from_parts(parts, body)
-}
-
 /// What to release once a response has been streamed to the client.
 pub struct Finish {
     pool: Arc<UpstreamPool>,
@@ -359,74 +332,13 @@ pub struct Finish {
     _active: ActiveGuard,
 }
 
-/// A server's response body on its way to the client. When it ends, the connection goes back
-/// to the pool and the server's in-flight count drops; if it is abandoned midway, the
-/// connection is closed instead, since unread bytes would poison it.
-pub struct UpstreamBody {
-    inner: ResponseBody,
-    finish: Option<Finish>,
-    sent: u64,
-    /// The access log line, waiting for the body to end.
-    pub log: Option<Box<PendingLine>>,
-}
-
-impl UpstreamBody {
-    fn release(&mut self, end: &'static str) {
-        if self.finish.is_none() && self.log.is_none() {
-            return;
+impl Finish {
+    /// The response has been streamed: its connection goes back to the pool, if it can be
+    /// used again, and the server's in-flight count drops (with this).
+    pub fn checkin(self, body: &mut ResponseBody, now: Instant) {
+        if let Some(connection) = body.take_reusable() {
+            self.pool.checkin(self.address, connection, now);
         }
-        let now = Instant::now();
-        if let Some(finish) = self.finish.take() {
-            if let Some(connection) = self.inner.take_reusable() {
-                finish.pool.checkin(finish.address, connection, now);
-            }
-        }
-        if let Some(line) = self.log.take() {
-            line.write(self.sent, end, now);
-        }
-    }
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
-            }
-            Poll::Ready(None) => self.release("done"),
-            Poll::Ready(Some(Err(_))) => {
-                self.finish = None;
-                self.release("server_aborted");
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        let end = if self.inner.is_end_stream() {
-            "done"
-        } else {
-            "client_aborted"
-        };
-        self.release(end);
     }
 }
 

@@ -1,18 +1,14 @@
-//! The http frontend: HTTP/1.1 and HTTP/2 from clients, keep-alive, each request routed to a
-//! backend or answered here (redirects and errors), and accounted for.
+//! The http frontend's connections: HTTP/1.1 and HTTP/2 from clients, keep-alive, header and
+//! idle timeouts, and draining; each request is an exchange (`exchange.rs`).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -20,57 +16,11 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::activity::Activity;
+use super::client::Client;
 use super::drain::UntilTrue;
-use super::forward::{self, Exchange, UpstreamBody, NO_SERVER};
-use super::headers;
-use super::routing;
-use super::rules;
+use super::exchange;
 use super::upstream::UpstreamPool;
-use super::{FrontendCell, FrontendRuntime};
-use crate::access_log::Record;
-use crate::address_text;
-use crate::backend::BackendState;
-
-pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
-
-/// A longer method is refused with 501 (RFC 9112 §3), not forwarded: twice the longest in IANA's
-/// HTTP method registry (UPDATEREDIRECTREF, 17 bytes, from WebDAV's RFC 4437), so any method a
-/// server may implement passes.
-const MAX_METHOD: usize = 32;
-
-/// The client of a connection, with what its requests need of it worked out once.
-pub struct Client {
-    /// Who the client is: the peer, or the source its PROXY header carried.
-    pub address: SocketAddr,
-    /// The address the client connected to (or the destination its PROXY header carried);
-    /// the listening address when no backend of the frontend sends a PROXY header.
-    pub destination: SocketAddr,
-    pub forwarded_for: HeaderValue,
-    /// `http` or `https`, as X-Forwarded-Proto says.
-    pub scheme: &'static str,
-    /// Connections to servers that get a PROXY header naming this client: never shared with
-    /// another client, and closed once the client connection and every response still
-    /// streaming from them are gone.
-    /// Made on first use, so other clients don't pay for it.
-    private_pool: OnceLock<Arc<UpstreamPool>>,
-}
-
-impl Client {
-    pub fn new(address: SocketAddr, destination: SocketAddr, scheme: &'static str) -> Client {
-        Client {
-            address,
-            destination,
-            forwarded_for: headers::forwarded_for(address.ip()),
-            scheme,
-            private_pool: OnceLock::new(),
-        }
-    }
-
-    /// The pool of connections that name this client in a PROXY header.
-    pub fn private_pool(&self) -> &Arc<UpstreamPool> {
-        (self.private_pool).get_or_init(|| Arc::new(UpstreamPool::private()))
-    }
-}
+use super::FrontendCell;
 
 /// The HTTP versions a connection may speak: as TLS's ALPN settled, or for a plain connection
 /// whatever it starts with (HTTP/2 only with prior knowledge).
@@ -101,7 +51,7 @@ pub async fn serve<I>(
     let peer = client.address;
     let client = Arc::new(client);
     let service = service_fn(move |request| {
-        let answered = handle(
+        let answered = exchange::handle(
             request,
             Arc::clone(&client),
             frontend.load_full(),
@@ -195,252 +145,6 @@ fn header_timeout(request_header: Duration, waited: Duration) -> Duration {
     request_header
         .saturating_sub(waited)
         .max(request_header / 2)
-}
-
-/// Proxies one request and accounts for it: the frontend's response counters, and the access
-/// log line once the response has been sent, or abandoned.
-///
-/// An `async` block rather than an `async fn`, as are the functions it awaits on the way to a
-/// server: an `async fn` keeps each argument twice in its future (rust-lang/rust#62958), and
-/// this future, with theirs inside, is moved whole into hyper for every request.
-#[allow(clippy::manual_async_fn)] // the point: see above
-fn handle(
-    request: Request<Incoming>,
-    client: Arc<Client>,
-    frontend: Arc<FrontendRuntime>,
-    pool: Arc<UpstreamPool>,
-) -> impl Future<Output = Response<ProxyBody>> + Send {
-    async move {
-        let (client, pool) = (&*client, &pool);
-        frontend.stats.requests.increment(1);
-        let draft = frontend.access_log.is_some().then(|| Draft {
-            time: SystemTime::now(),
-            started: Instant::now(),
-            client: client.address,
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-        });
-        let mut account = Account {
-            frontend,
-            draft,
-            exchange: Exchange::default(),
-        };
-        let outcome = match backend_for(&request, &account.frontend) {
-            Ok(backend) => {
-                let request_rules = &account.frontend.config.request_headers;
-                let exchange = &mut account.exchange;
-                forward::forward(request, client, backend, request_rules, pool, exchange).await
-            }
-            Err(local) => Err(local),
-        };
-        let (mut response, local) = match outcome {
-            Ok((response, finish)) => (
-                forward::upstream_response(response, finish).map(Either::Left),
-                None,
-            ),
-            Err(local) => (local.response(), Some(local)),
-        };
-        rules::apply(
-            &account.frontend.config.response_headers,
-            response.headers_mut(),
-        );
-        account.frontend.stats.response(response.status());
-        let Some(line) = account.take_line(Some(response.status().as_u16())) else {
-            return response;
-        };
-        match local {
-            Some(local) => {
-                line.write(local.text.len() as u64, local.end, Instant::now());
-                response
-            }
-            None => response.map(|body| match body {
-                Either::Left(mut upstream) => {
-                    upstream.log = Some(Box::new(line));
-                    Either::Left(upstream)
-                }
-                local => local,
-            }),
-        }
-    }
-}
-
-/// Routes one request: the backend its route names, or how it is answered here (redirected or
-/// refused).
-fn backend_for<'a>(
-    request: &Request<Incoming>,
-    frontend: &'a FrontendRuntime,
-) -> Result<&'a Arc<BackendState>, Local> {
-    if request.method().as_str().len() > MAX_METHOD {
-        return Err(Local::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "method not implemented\n",
-            "rejected",
-        ));
-    }
-    if request.method() == Method::CONNECT {
-        return Err(Local::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT is not supported\n",
-            "rejected",
-        ));
-    }
-    check_host(request)?;
-    let config = &frontend.config;
-    // Worked out only when something here looks at it.
-    let host = (config.redirect_https.is_some() || !config.routes.is_empty())
-        .then(|| routing::request_host(request.uri(), request.headers()))
-        .flatten();
-    if let Some(port) = config.redirect_https {
-        let location = host.and_then(|host| rules::https_location(&host, port, request.uri()));
-        return Err(match location {
-            Some(location) => Local {
-                location: Some(location),
-                ..Local::new(StatusCode::PERMANENT_REDIRECT, "", "redirect")
-            },
-            None => Local::new(
-                StatusCode::BAD_REQUEST,
-                "no host to redirect to\n",
-                "bad_request",
-            ),
-        });
-    }
-    let routed = routing::route(&config.routes, host.as_deref(), request.uri().path());
-    match routed {
-        Some(route) => Ok(&frontend.routes[route]),
-        None => frontend.backend.as_ref().ok_or(NO_SERVER),
-    }
-}
-
-/// Refuses a request whose host is missing or ambiguous (RFC 9112 §3.2): an HTTP/1.1 request
-/// without Host, more than one Host, or a Host or URI authority (HTTP/2's `:authority`, an
-/// absolute-form target) that is not `host[:port]`. Routing and the server must agree on one
-/// host, and a server must not be handed one that a proxy let through malformed.
-fn check_host(request: &Request<Incoming>) -> Result<(), Local> {
-    const fn bad(text: &'static str) -> Result<(), Local> {
-        Err(Local::new(StatusCode::BAD_REQUEST, text, "bad_request"))
-    }
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (Some(_), Some(_)) => return bad("more than one Host header\n"),
-        (None, None) if request.version() == Version::HTTP_11 => {
-            return bad("no Host header\n");
-        }
-        (Some(host), None) if !routing::is_valid_authority(host.as_bytes()) => {
-            return bad("invalid Host header\n");
-        }
-        _ => {}
-    }
-    match request.uri().authority() {
-        Some(authority) if !routing::is_valid_authority(authority.as_str().as_bytes()) => {
-            bad("invalid authority in the request target\n")
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A request being proxied, as the access log will tell it. If the client goes away before
-/// the response head (hyper then drops the request's future), the line is written on drop.
-struct Account {
-    frontend: Arc<FrontendRuntime>,
-    /// Taken once the response is on its way; `None` too when there is no access log.
-    draft: Option<Draft>,
-    exchange: Exchange,
-}
-
-impl Account {
-    /// The line as far as it goes, with `status`; `None` once taken, or with no access log.
-    fn take_line(&mut self, status: Option<u16>) -> Option<PendingLine> {
-        let draft = self.draft.take()?;
-        Some(PendingLine {
-            frontend: Arc::clone(&self.frontend),
-            draft,
-            exchange: std::mem::take(&mut self.exchange),
-            status,
-        })
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        if let Some(line) = self.take_line(None) {
-            line.write(0, "client_aborted", Instant::now());
-        }
-    }
-}
-
-/// What the access log needs from the start of a request.
-struct Draft {
-    time: SystemTime,
-    started: Instant,
-    client: SocketAddr,
-    method: Method,
-    uri: Uri,
-}
-
-/// A request's access log line once its response is known, waiting for the body to end.
-pub struct PendingLine {
-    frontend: Arc<FrontendRuntime>,
-    draft: Draft,
-    exchange: Exchange,
-    status: Option<u16>,
-}
-
-impl PendingLine {
-    /// Logs the request as ended at `now`, for `end`, with `bytes` of body sent.
-    pub fn write(&self, bytes: u64, end: &'static str, now: Instant) {
-        let Some(log) = &self.frontend.access_log else {
-            return;
-        };
-        let (draft, exchange) = (&self.draft, &self.exchange);
-        let backend = exchange.backend.as_ref();
-        log.log(&Record {
-            time: draft.time,
-            frontend: &self.frontend.config.name,
-            backend: backend.map(|backend| backend.config.name.as_str()),
-            server: (backend.zip(exchange.server))
-                .map(|(backend, index)| backend.servers[index].name.as_str()),
-            client: address_text::socket_address(draft.client).as_str(),
-            request: Some((&draft.method, &draft.uri)),
-            status: self.status,
-            bytes,
-            connect: exchange.connect.map(|at| at - draft.started),
-            first_byte: exchange.first_byte.map(|at| at - draft.started),
-            total: now - draft.started,
-            end,
-        });
-    }
-}
-
-/// A request answered here instead of by a server.
-pub struct Local {
-    pub status: StatusCode,
-    pub text: &'static str,
-    /// Why, in the access log.
-    pub end: &'static str,
-    pub location: Option<HeaderValue>,
-}
-
-impl Local {
-    pub const fn new(status: StatusCode, text: &'static str, end: &'static str) -> Local {
-        Local {
-            status,
-            text,
-            end,
-            location: None,
-        }
-    }
-
-    fn response(&self) -> Response<ProxyBody> {
-        let body = Full::new(Bytes::from_static(self.text.as_bytes()));
-        let mut response = Response::new(Either::Right(body));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        if let Some(location) = &self.location {
-            headers.insert(header::LOCATION, location.clone());
-        }
-        response
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 
 pub mod activity;
 pub mod attempt;
+pub mod client;
 pub mod connection_limit;
 pub mod drain;
+pub mod exchange;
 mod first_head;
 pub mod forward;
 pub mod frontends;
@@ -11,6 +13,7 @@ pub mod headers;
 pub mod http;
 pub mod http1_client;
 pub mod listener;
+pub mod local;
 pub mod persistence;
 pub mod routing;
 pub mod rules;
@@ -42,9 +45,10 @@ use crate::limits::{self, AcceptBackoff, Thinned};
 use crate::stats::{FrontendStats, Shortage};
 use crate::tls::Termination;
 use activity::{Activity, ActivityIo};
+use client::Client;
 use connection_limit::{ConnectionLimit, Permit};
 use drain::{Drain, UntilTrue};
-use http::{Client, Versions};
+use http::Versions;
 use upstream::UpstreamPool;
 
 /// A new client's first read: a whole request head, usually, which hyper then needs no read

@@ -1,0 +1,334 @@
+//! One request's exchange, from the request hyper hands over to its access log line: checked
+//! (method, host), routed or answered here, forwarded, its response's headers ruled, counted,
+//! and logged once its body has been sent or abandoned.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use super::client::Client;
+use super::forward::{self, Finish, ServerTrace};
+use super::headers;
+use super::local::{Local, NO_SERVER};
+use super::routing;
+use super::rules;
+use super::upstream::{ResponseBody, UpstreamPool};
+use super::FrontendRuntime;
+use crate::access_log::Record;
+use crate::address_text;
+use crate::backend::BackendState;
+
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+
+/// A longer method is refused with 501 (RFC 9112 §3), not forwarded: twice the longest in IANA's
+/// HTTP method registry (UPDATEREDIRECTREF, 17 bytes, from WebDAV's RFC 4437), so any method a
+/// server may implement passes.
+const MAX_METHOD: usize = 32;
+
+/// Proxies one request and accounts for it: the frontend's response counters, and the access
+/// log line once the response has been sent, or abandoned.
+///
+/// An `async` block rather than an `async fn`, as are the functions it awaits on the way to a
+/// server: an `async fn` keeps each argument twice in its future (rust-lang/rust#62958), and
+/// this future, with theirs inside, is moved whole into hyper for every request.
+#[allow(clippy::manual_async_fn)] // the point: see above
+pub fn handle(
+    request: Request<Incoming>,
+    client: Arc<Client>,
+    frontend: Arc<FrontendRuntime>,
+    pool: Arc<UpstreamPool>,
+) -> impl Future<Output = Response<ProxyBody>> + Send {
+    async move {
+        let (client, pool) = (&*client, &pool);
+        frontend.stats.requests.increment(1);
+        let draft = frontend.access_log.is_some().then(|| Draft {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            client: client.address,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        });
+        let mut account = Account {
+            frontend,
+            draft,
+            trace: ServerTrace::default(),
+        };
+        let outcome = match backend_for(&request, &account.frontend) {
+            Ok(backend) => {
+                let request_rules = &account.frontend.config.request_headers;
+                let trace = &mut account.trace;
+                forward::forward(request, client, backend, request_rules, pool, trace).await
+            }
+            Err(local) => Err(local),
+        };
+        let (mut response, local) = match outcome {
+            Ok((response, finish)) => (upstream_response(response, finish).map(Either::Left), None),
+            Err(local) => (local.response().map(Either::Right), Some(local)),
+        };
+        rules::apply(
+            &account.frontend.config.response_headers,
+            response.headers_mut(),
+        );
+        account.frontend.stats.response(response.status());
+        let Some(line) = account.take_line(Some(response.status().as_u16())) else {
+            return response;
+        };
+        match local {
+            Some(local) => {
+                line.write(local.text.len() as u64, local.end, Instant::now());
+                response
+            }
+            None => response.map(|body| match body {
+                Either::Left(mut upstream) => {
+                    upstream.log = Some(Box::new(line));
+                    Either::Left(upstream)
+                }
+                local => local,
+            }),
+        }
+    }
+}
+
+/// Routes one request: the backend its route names, or how it is answered here (redirected or
+/// refused).
+fn backend_for<'a>(
+    request: &Request<Incoming>,
+    frontend: &'a FrontendRuntime,
+) -> Result<&'a Arc<BackendState>, Local> {
+    if request.method().as_str().len() > MAX_METHOD {
+        return Err(Local::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "method not implemented\n",
+            "rejected",
+        ));
+    }
+    if request.method() == Method::CONNECT {
+        return Err(Local::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not supported\n",
+            "rejected",
+        ));
+    }
+    check_host(request)?;
+    let config = &frontend.config;
+    // Worked out only when something here looks at it.
+    let host = (config.redirect_https.is_some() || !config.routes.is_empty())
+        .then(|| routing::request_host(request.uri(), request.headers()))
+        .flatten();
+    if let Some(port) = config.redirect_https {
+        let location = host.and_then(|host| rules::https_location(&host, port, request.uri()));
+        return Err(match location {
+            Some(location) => Local {
+                location: Some(location),
+                ..Local::new(StatusCode::PERMANENT_REDIRECT, "", "redirect")
+            },
+            None => Local::new(
+                StatusCode::BAD_REQUEST,
+                "no host to redirect to\n",
+                "bad_request",
+            ),
+        });
+    }
+    let routed = routing::route(&config.routes, host.as_deref(), request.uri().path());
+    match routed {
+        Some(route) => Ok(&frontend.routes[route]),
+        None => frontend.backend.as_ref().ok_or(NO_SERVER),
+    }
+}
+
+/// Refuses a request whose host is missing or ambiguous (RFC 9112 §3.2): an HTTP/1.1 request
+/// without Host, more than one Host, or a Host or URI authority (HTTP/2's `:authority`, an
+/// absolute-form target) that is not `host[:port]`. Routing and the server must agree on one
+/// host, and a server must not be handed one that a proxy let through malformed.
+fn check_host(request: &Request<Incoming>) -> Result<(), Local> {
+    const fn bad(text: &'static str) -> Result<(), Local> {
+        Err(Local::new(StatusCode::BAD_REQUEST, text, "bad_request"))
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return bad("more than one Host header\n"),
+        (None, None) if request.version() == Version::HTTP_11 => {
+            return bad("no Host header\n");
+        }
+        (Some(host), None) if !routing::is_valid_authority(host.as_bytes()) => {
+            return bad("invalid Host header\n");
+        }
+        _ => {}
+    }
+    match request.uri().authority() {
+        Some(authority) if !routing::is_valid_authority(authority.as_str().as_bytes()) => {
+            bad("invalid authority in the request target\n")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A request being proxied, as the access log will tell it. If the client goes away before
+/// the response head (hyper then drops the request's future), the line is written on drop.
+struct Account {
+    frontend: Arc<FrontendRuntime>,
+    /// Taken once the response is on its way; `None` too when there is no access log.
+    draft: Option<Draft>,
+    trace: ServerTrace,
+}
+
+impl Account {
+    /// The line as far as it goes, with `status`; `None` once taken, or with no access log.
+    fn take_line(&mut self, status: Option<u16>) -> Option<PendingLine> {
+        let draft = self.draft.take()?;
+        Some(PendingLine {
+            frontend: Arc::clone(&self.frontend),
+            draft,
+            trace: std::mem::take(&mut self.trace),
+            status,
+        })
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        if let Some(line) = self.take_line(None) {
+            line.write(0, "client_aborted", Instant::now());
+        }
+    }
+}
+
+/// What the access log needs from the start of a request.
+struct Draft {
+    time: SystemTime,
+    started: Instant,
+    client: SocketAddr,
+    method: Method,
+    uri: Uri,
+}
+
+/// A request's access log line once its response is known, waiting for the body to end.
+pub struct PendingLine {
+    frontend: Arc<FrontendRuntime>,
+    draft: Draft,
+    trace: ServerTrace,
+    status: Option<u16>,
+}
+
+impl PendingLine {
+    /// Logs the request as ended at `now`, for `end`, with `bytes` of body sent.
+    pub fn write(&self, bytes: u64, end: &'static str, now: Instant) {
+        let Some(log) = &self.frontend.access_log else {
+            return;
+        };
+        let (draft, trace) = (&self.draft, &self.trace);
+        let backend = trace.backend.as_ref();
+        log.log(&Record {
+            time: draft.time,
+            frontend: &self.frontend.config.name,
+            backend: backend.map(|backend| backend.config.name.as_str()),
+            server: (backend.zip(trace.server))
+                .map(|(backend, index)| backend.servers[index].name.as_str()),
+            client: address_text::socket_address(draft.client).as_str(),
+            request: Some((&draft.method, &draft.uri)),
+            status: self.status,
+            bytes,
+            connect: trace.connect.map(|at| at - draft.started),
+            first_byte: trace.first_byte.map(|at| at - draft.started),
+            total: now - draft.started,
+            end,
+        });
+    }
+}
+
+/// The server's response as the client gets it, its body accounted for by `finish`.
+pub fn upstream_response(
+    response: Response<ResponseBody>,
+    finish: Finish,
+) -> Response<UpstreamBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    // The version is per hop: an HTTP/1.0 server must not make our client's connection 1.0
+    // (and so close after every response). HTTP/2 clients get HTTP/2 whatever this says.
+    parts.version = Version::HTTP_11;
+    let body = UpstreamBody {
+        inner: body,
+        finish: Some(finish),
+        sent: 0,
+        log: None,
+    };
+    Response::from_parts(parts, body)
+}
+
+/// A server's response body on its way to the client. When it ends, the connection goes back
+/// to the pool and the server's in-flight count drops; if it is abandoned midway, the
+/// connection is closed instead, since unread bytes would poison it.
+pub struct UpstreamBody {
+    inner: ResponseBody,
+    finish: Option<Finish>,
+    sent: u64,
+    /// The access log line, waiting for the body to end.
+    pub log: Option<Box<PendingLine>>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self, end: &'static str) {
+        if self.finish.is_none() && self.log.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(finish) = self.finish.take() {
+            finish.checkin(&mut self.inner, now);
+        }
+        if let Some(line) = self.log.take() {
+            line.write(self.sent, end, now);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
+            }
+            Poll::Ready(None) => self.release("done"),
+            Poll::Ready(Some(Err(_))) => {
+                self.finish = None;
+                self.release("server_aborted");
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        let end = if self.inner.is_end_stream() {
+            "done"
+        } else {
+            "client_aborted"
+        };
+        self.release(end);
+    }
+}
