@@ -150,9 +150,15 @@ fn parse_v1(received: &[u8]) -> Result<Parsed, HeaderError> {
     }
 }
 
-/// `line` ends with LF; ppp insists on the CRLF before it, as the spec does.
+/// `line` ends with LF, and must end with CRLF as the spec says: ppp checks that of a TCP4 or
+/// TCP6 line, but takes `UNKNOWN` with anything after it, a bare LF included.
 fn parse_v1_line(line: &[u8]) -> Result<Option<Carried>, HeaderError> {
-    let header = ppp::v1::Header::try_from(line).map_err(|reason| HeaderError::MalformedV1 {
+    let parsed = if line.ends_with(b"\r\n") {
+        ppp::v1::Header::try_from(line)
+    } else {
+        Err(ppp::v1::ParseError::MissingNewLine.into())
+    };
+    let header = parsed.map_err(|reason| HeaderError::MalformedV1 {
         line: line.escape_ascii().to_string(),
         reason,
     })?;

@@ -5,6 +5,9 @@
 //! keep-alive benchmark showed that hand-off as the largest user-space cost of a proxied
 //! request, so here the request's task writes the head, uploads the body, parses the answer
 //! (with httparse, as hyper does) and streams it, with no task or channel in between.
+//!
+//! The head parser and the body decoder are pure, over bytes in memory; they are public but
+//! hidden from the docs only so that the fuzz target (tests/fuzz/http1_response.rs) drives them.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -273,17 +276,19 @@ impl<B: RequestBody> Exchange<B> {
     }
 }
 
-struct Head {
-    status: StatusCode,
-    version: Version,
-    headers: HeaderMap,
+#[doc(hidden)]
+pub struct Head {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
     /// Whether the server keeps the connection open after this response.
-    persistent: bool,
+    pub persistent: bool,
 }
 
 /// A complete response head from the front of `input`, taken out of it; `None` until one has
 /// all arrived.
-fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
+#[doc(hidden)]
+pub fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
     // Uninitialised, as hyper does: zeroing a hundred header slots costs more than the parse.
     let mut lines = [MaybeUninit::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -343,8 +348,9 @@ fn parse_head(input: &mut BytesMut) -> io::Result<Option<Head>> {
 }
 
 /// How a response body is delimited (RFC 9112 §6.3).
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum Delimiting {
+pub enum Delimiting {
     Length(u64),
     Chunked,
     /// Chunked where the head also gave a length, or came from an HTTP/1.0 server: the body is
@@ -361,7 +367,8 @@ impl Delimiting {
 
 /// The body's framing, from the head. A Content-Length that is not a number, or values that
 /// disagree, leave no framing to trust (RFC 9112 §6.3): the response is refused.
-fn framing(head: &Head, head_request: bool) -> io::Result<Delimiting> {
+#[doc(hidden)]
+pub fn framing(head: &Head, head_request: bool) -> io::Result<Delimiting> {
     let status = head.status;
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Delimiting::Length(0));
@@ -409,8 +416,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
 }
 
 /// Where a body stands, as it is read.
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum Framing {
+pub enum Framing {
     Length(u64),
     /// Before a chunk-size line.
     ChunkSize,
@@ -444,7 +452,8 @@ pub struct ResponseBody<B> {
 }
 
 /// What one step of decoding gave.
-enum Decoded {
+#[doc(hidden)]
+pub enum Decoded {
     Data(Bytes),
     /// Moved on without data (a chunk boundary); decode again.
     Progress,
@@ -469,7 +478,8 @@ impl<B: RequestBody> ResponseBody<B> {
 }
 
 /// Decodes what `input` holds, without reading.
-fn decode(framing: &mut Framing, input: &mut BytesMut) -> io::Result<Decoded> {
+#[doc(hidden)]
+pub fn decode(framing: &mut Framing, input: &mut BytesMut) -> io::Result<Decoded> {
     Ok(match framing {
         Framing::Done => Decoded::End,
         _ if input.is_empty() => Decoded::NeedInput,
