@@ -28,10 +28,13 @@ pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError
         let inner = error.into_inner();
         // Errors about the document as a whole (several documents, say) come without a place.
         let position = match inner.location() {
-            Some(location) => Some(Position {
-                line: location.line(),
-                column: location.column(),
-            }),
+            Some(location) => Some(within(
+                text,
+                Position {
+                    line: location.line(),
+                    column: location.column(),
+                },
+            )),
             None => Locator::new(text).locate(&field),
         };
         StructuralError {
@@ -40,6 +43,22 @@ pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError
             message: bare_message(&inner.to_string()),
         }
     })
+}
+
+/// The parser puts the end of a text that has no final line break at the start of a line after
+/// it, which an editor can't go to: that is the end of the last line.
+fn within(text: &str, position: Position) -> Position {
+    // YAML breaks lines at CR, LF and CRLF alike.
+    let breaks = text.replace("\r\n", "\n");
+    let last_line = breaks.split(['\r', '\n']).count();
+    if position.line <= last_line {
+        return position;
+    }
+    let last = breaks.rsplit(['\r', '\n']).next().unwrap_or_default();
+    Position {
+        line: last_line,
+        column: last.chars().count() + 1,
+    }
 }
 
 /// The path up to its first unknown (`?`) segment, which is where a syntax error stopped
@@ -92,8 +111,12 @@ impl Locator {
     /// Walks the YAML events of the first document in `text`, the only one a config may have.
     /// Text past a syntax error is simply not located.
     pub fn new(text: &str) -> Locator {
+        // yaml_serde takes a byte-order mark anywhere, where YAML 1.2 and saphyr allow one only
+        // before a document; read as a space (one character for one, so every position stays),
+        // it no longer stops the walk short of fields that deserialized.
+        let text = text.replace('\u{feff}', " ");
         let mut walk = Walk::default();
-        for event in saphyr_parser::Parser::new_from_str(text) {
+        for event in saphyr_parser::Parser::new_from_str(&text) {
             let Ok((event, span)) = event else { break };
             if event == saphyr_parser::Event::DocumentEnd {
                 break;

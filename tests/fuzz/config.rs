@@ -254,3 +254,33 @@ fn the_seeds_are_what_their_folders_say() {
         }
     }
 }
+
+/// Found by the targets above: an error at the end of a text without a final line break was
+/// put on the line after the last, which an editor can't go to.
+#[test]
+fn an_error_at_the_end_of_the_text_is_on_its_last_line() {
+    let at = |text: &str| {
+        let errors = parse(text, Path::new(FILE)).unwrap_err();
+        assert_located(&errors, text);
+        (errors.0[0].line, errors.0[0].column)
+    };
+    assert_eq!(at(" "), (Some(1), Some(2)));
+    assert_eq!(at("backends:\n  - { name: s1"), (Some(2), Some(15)));
+    assert_eq!(at("backends:\r  - { name: s1"), (Some(2), Some(15)));
+    // With the line break, the line after it is in the file.
+    assert_eq!(at("backends:\n  - { name: s1\n"), (Some(3), Some(1)));
+}
+
+/// Found by the mutation target: a byte-order mark inside the text (here in a comment) stopped
+/// the YAML walk that finds where fields are, so validation errors had no position.
+#[test]
+fn a_byte_order_mark_inside_the_text_leaves_errors_located() {
+    let text =
+        "# A port past \u{feff}65535.\nnode:\n  name: lb-a\nbackends:\n  - name: web_pool\n    \
+                servers:\n      - { name: s1, address: 127.0.0.1:99999 }\n";
+    let errors = parse(text, Path::new(FILE)).unwrap_err();
+    assert_located(&errors, text);
+    let error = &errors.0[0];
+    assert_eq!(error.field, "backends[0].servers[0].address");
+    assert_eq!((error.line, error.column), (Some(7), Some(30)));
+}

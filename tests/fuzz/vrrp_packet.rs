@@ -66,9 +66,10 @@ struct Sendable {
     password: Option<([u8; 8], u8)>,
     /// v3 over IPv4 only: the checksum without the pseudo-header (Cisco's way).
     message_only: bool,
-    /// Bits to flip (modulo the message's), besides each of the header's.
-    #[generator(Vec::produce().with().len(1usize..=16))]
-    flips: Vec<u16>,
+    /// Bits to flip and lengths to cut the message to (both modulo its own), besides each
+    /// bit and each length of the header.
+    #[generator(Vec::produce().with().len(1usize..=8))]
+    damage: Vec<u16>,
 }
 
 impl Sendable {
@@ -171,7 +172,7 @@ fn what_tandem_sends_decodes_to_itself_and_no_flipped_bit_passes() {
             // The Internet checksum detects every single-bit error; only v3 over IPv4 accepts
             // two sums, and a flip can land on the other one.
             let bits = bytes.len() * 8;
-            let anywhere = sendable.flips.iter().map(|&bit| usize::from(bit) % bits);
+            let anywhere = sendable.damage.iter().map(|&bit| usize::from(bit) % bits);
             for bit in (0..64).chain(anywhere) {
                 let mut flipped = bytes.clone();
                 flipped[bit / 8] ^= 1 << (bit % 8);
@@ -183,7 +184,11 @@ fn what_tandem_sends_decodes_to_itself_and_no_flipped_bit_passes() {
                     );
                 }
             }
-            for length in 0..bytes.len() {
+            let anywhere = sendable
+                .damage
+                .iter()
+                .map(|&at| usize::from(at) % bytes.len());
+            for length in (0..8).chain(anywhere) {
                 assert!(decode(&bytes[..length], &envelope, REQUIRED_HOP_LIMIT).is_err());
             }
         });
