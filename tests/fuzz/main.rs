@@ -4,7 +4,7 @@
 //! Each target holds its parser to properties (a round trip gives back what went in, a parser
 //! never takes more bytes than it was given, ...), not only to "does not panic". Under
 //! `cargo test` bolero feeds each one a bounded number of random inputs ([`ITERATIONS`]) and
-//! replays any files in `tests/fuzz/__fuzz__/<target>/{corpus,crashes}`; README's "Fuzzing"
+//! replays any corpus or crash files it finds under `tests/fuzz/__fuzz__/`; README's "Fuzzing"
 //! says how to run them for longer. What a run found stays here as a named regression test.
 
 mod config;
