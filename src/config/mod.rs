@@ -32,6 +32,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses and validates config text; `file` names it in errors, and relative paths in it are
 /// taken from its directory.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    // A byte-order mark only says the file is UTF-8 (editors on Windows write one), and no
+    // editor counts it as a column; yaml_serde would take it for a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let spec: schema::FileSpec = yaml::deserialize(text).map_err(|error| {
         ConfigErrors(vec![ConfigError {
             file: file.to_path_buf(),

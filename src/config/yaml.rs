@@ -22,6 +22,7 @@ pub struct StructuralError {
 
 /// Deserializes `text`, reporting the first structural problem with its field path and place.
 pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError> {
+    byte_order_mark_inside(text)?;
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let field = known_path(&error.path().to_string());
@@ -42,6 +43,27 @@ pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError
             position,
             message: bare_message(&inner.to_string()),
         }
+    })
+}
+
+/// YAML 1.2 allows a byte-order mark only at the start. yaml_serde takes one anywhere, but the
+/// Locator's parser stops there, and would leave every later field without a place.
+fn byte_order_mark_inside(text: &str) -> Result<(), StructuralError> {
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(at) = body.find('\u{feff}') else {
+        return Ok(());
+    };
+    let before = &text[..text.len() - body.len() + at];
+    let breaks = before.replace("\r\n", "\n");
+    let line = breaks.rsplit(['\r', '\n']).next().unwrap_or_default();
+    Err(StructuralError {
+        field: String::new(),
+        position: Some(Position {
+            line: breaks.split(['\r', '\n']).count(),
+            column: line.chars().count() + 1,
+        }),
+        message: "a byte-order mark (U+FEFF) inside the text; YAML allows one only at the start"
+            .to_owned(),
     })
 }
 
@@ -111,12 +133,8 @@ impl Locator {
     /// Walks the YAML events of the first document in `text`, the only one a config may have.
     /// Text past a syntax error is simply not located.
     pub fn new(text: &str) -> Locator {
-        // yaml_serde takes a byte-order mark anywhere, where YAML 1.2 and saphyr allow one only
-        // before a document; read as a space (one character for one, so every position stays),
-        // it no longer stops the walk short of fields that deserialized.
-        let text = text.replace('\u{feff}', " ");
         let mut walk = Walk::default();
-        for event in saphyr_parser::Parser::new_from_str(&text) {
+        for event in saphyr_parser::Parser::new_from_str(text) {
             let Ok((event, span)) = event else { break };
             if event == saphyr_parser::Event::DocumentEnd {
                 break;

@@ -271,16 +271,29 @@ fn an_error_at_the_end_of_the_text_is_on_its_last_line() {
     assert_eq!(at("backends:\n  - { name: s1\n"), (Some(3), Some(1)));
 }
 
-/// Found by the mutation target: a byte-order mark inside the text (here in a comment) stopped
-/// the YAML walk that finds where fields are, so validation errors had no position.
+/// Found by the mutation target: yaml_serde took a byte-order mark inside the text (here in
+/// a comment), but the walk that finds where fields are stopped there, so validation errors had
+/// no position. YAML 1.2 allows one only at the start, so it is refused where it is.
 #[test]
-fn a_byte_order_mark_inside_the_text_leaves_errors_located() {
+fn a_byte_order_mark_inside_the_text_is_refused_where_it_is() {
     let text =
         "# A port past \u{feff}65535.\nnode:\n  name: lb-a\nbackends:\n  - name: web_pool\n    \
                 servers:\n      - { name: s1, address: 127.0.0.1:99999 }\n";
     let errors = parse(text, Path::new(FILE)).unwrap_err();
     assert_located(&errors, text);
-    let error = &errors.0[0];
-    assert_eq!(error.field, "backends[0].servers[0].address");
-    assert_eq!((error.line, error.column), (Some(7), Some(30)));
+    assert_eq!(
+        errors.to_string(),
+        "config/fuzzed.yaml:1:15: a byte-order mark (U+FEFF) inside the text; YAML allows one \
+         only at the start"
+    );
+    let key = "node:\n  na\u{feff}me: lb-a\n";
+    assert_located(&parse(key, Path::new(FILE)).unwrap_err(), key);
+    // At the start, it only marks a UTF-8 file. (It was refused as "more than one document".)
+    let marked = format!("\u{feff}{}", &text[text.find('\n').unwrap() + 1..]);
+    let errors = parse(&marked, Path::new(FILE)).unwrap_err();
+    assert_eq!(
+        errors.0[0].field, "backends[0].servers[0].address",
+        "{errors}"
+    );
+    assert_eq!((errors.0[0].line, errors.0[0].column), (Some(6), Some(30)));
 }
