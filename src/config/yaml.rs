@@ -50,35 +50,36 @@ pub fn deserialize<T: DeserializeOwned>(text: &str) -> Result<T, StructuralError
 /// Locator's parser stops there, and would leave every later field without a place.
 fn byte_order_mark_inside(text: &str) -> Result<(), StructuralError> {
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let Some(at) = body.find('\u{feff}') else {
-        return Ok(());
-    };
-    let before = &text[..text.len() - body.len() + at];
-    let breaks = before.replace("\r\n", "\n");
-    let line = breaks.rsplit(['\r', '\n']).next().unwrap_or_default();
-    Err(StructuralError {
-        field: String::new(),
-        position: Some(Position {
-            line: breaks.split(['\r', '\n']).count(),
-            column: line.chars().count() + 1,
+    match body.find('\u{feff}') {
+        None => Ok(()),
+        Some(at) => Err(StructuralError {
+            field: String::new(),
+            position: Some(end_of(&text[..text.len() - body.len() + at])),
+            message:
+                "a byte-order mark (U+FEFF) inside the text; YAML allows one only at the start"
+                    .to_owned(),
         }),
-        message: "a byte-order mark (U+FEFF) inside the text; YAML allows one only at the start"
-            .to_owned(),
-    })
+    }
 }
 
 /// The parser puts the end of a text that has no final line break at the start of a line after
 /// it, which an editor can't go to: that is the end of the last line.
 fn within(text: &str, position: Position) -> Position {
-    // YAML breaks lines at CR, LF and CRLF alike.
-    let breaks = text.replace("\r\n", "\n");
-    let last_line = breaks.split(['\r', '\n']).count();
-    if position.line <= last_line {
-        return position;
+    let end = end_of(text);
+    if position.line <= end.line {
+        position
+    } else {
+        end
     }
+}
+
+/// Where `text` ends: its last line (YAML breaks lines at CR, LF and CRLF alike), just after its
+/// last character.
+fn end_of(text: &str) -> Position {
+    let breaks = text.replace("\r\n", "\n");
     let last = breaks.rsplit(['\r', '\n']).next().unwrap_or_default();
     Position {
-        line: last_line,
+        line: breaks.split(['\r', '\n']).count(),
         column: last.chars().count() + 1,
     }
 }
