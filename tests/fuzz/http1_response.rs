@@ -318,6 +318,8 @@ struct ChunkedBody {
     after: Vec<u8>,
     #[generator(Vec::produce().with().len(1usize..=4))]
     pieces: Vec<u16>,
+    /// A byte (at a position modulo the encoding's length) to overwrite afterwards.
+    damage: (u16, u8),
 }
 
 #[test]
@@ -370,5 +372,18 @@ fn a_chunked_body_decodes_to_its_data_and_trailers_and_stops_at_its_end() {
                 decode_in_pieces(Framing::ChunkSize, &encoded[..body_end - 1], &[0]),
                 Err("closed inside the body".into())
             );
+
+            // One byte changed: near-valid syntax, judged alike however it arrives.
+            let (at, byte) = chunked.damage;
+            encoded[usize::from(at) % body_end] = byte;
+            let decoded = |pieces| {
+                decode_in_pieces(Framing::ChunkSize, &encoded, pieces).map_err(|_| "refused")
+            };
+            let whole = decoded(&[0]);
+            assert_eq!(decoded(&chunked.pieces), whole);
+            assert_eq!(decoded(&[1]), whole);
+            if let Ok((body, _, taken)) = whole {
+                assert!(body.len() < taken && taken <= encoded.len());
+            }
         });
 }
