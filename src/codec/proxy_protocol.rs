@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use ppp::v2::{Command, Protocol, Version};
+use smallvec::SmallVec;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -51,7 +52,7 @@ pub enum HeaderError {
 }
 
 /// The spec's longest v1 line, CRLF included: `PROXY UNKNOWN` with two full IPv6 addresses.
-const V1_MAX_LENGTH: usize = 107;
+pub const V1_MAX_LENGTH: usize = 107;
 /// How a v1 header starts.
 const V1_START: &[u8] = b"PROXY ";
 /// The v2 signature, version-command, family-protocol and the 16-bit length of what follows.
@@ -59,7 +60,7 @@ const V2_FIXED_LENGTH: usize = 16;
 /// nginx's limit for a whole header (`NGX_PROXY_PROTOCOL_MAX_HEADER`): room for the TLVs that
 /// cloud balancers and HAProxy's `proxy-v2-options` send (ids, SNI, TLS details), while a
 /// client can't make us buffer the 64 KiB the length field allows.
-const V2_MAX_LENGTH: usize = 4096;
+pub const V2_MAX_LENGTH: usize = 4096;
 /// How much of a client's first bytes an error quotes.
 const QUOTED: usize = 8;
 
@@ -67,19 +68,62 @@ const QUOTED: usize = 8;
 /// nothing after them. `Ok(None)`: a v2 LOCAL command, v1 `UNKNOWN`, or a v2 family or protocol
 /// other than TCP over IPv4/IPv6 (the spec's fall-back to UNSPEC, as HAProxy and nginx do): the
 /// connection's own addresses apply. The caller bounds the time with `tokio::time::timeout`.
+///
+/// Each round peeks at what has arrived and lets [`parse`] judge it: a complete header is taken
+/// off the socket up to its end; otherwise every byte seen is header, so all are taken, and the
+/// next peek waits for new ones.
 pub async fn read_header(stream: &mut TcpStream) -> Result<Option<Carried>, HeaderError> {
-    let mut first = [0u8; V2_FIXED_LENGTH];
-    let seen = peek(stream, &mut first).await?;
-    if seen == 0 {
-        return Err(HeaderError::Empty);
+    // Inline room for a whole v1 line, or a v2 header with IPv6 addresses and a few TLVs.
+    let mut taken: SmallVec<[u8; 128]> = SmallVec::new();
+    let mut wanted = V1_MAX_LENGTH;
+    loop {
+        let start = taken.len();
+        taken.resize(wanted, 0);
+        let peeked = peek(stream, &mut taken[start..]).await?;
+        if peeked == 0 {
+            return Err(if start == 0 {
+                HeaderError::Empty
+            } else {
+                HeaderError::Closed
+            });
+        }
+        taken.truncate(start + peeked);
+        match parse(&taken)? {
+            Parsed::Complete { length, carried } => {
+                read_exact(stream, &mut taken[start..length]).await?;
+                return Ok(carried);
+            }
+            Parsed::Partial { length } => {
+                read_exact(stream, &mut taken[start..]).await?;
+                wanted = length.unwrap_or(V1_MAX_LENGTH);
+            }
+        }
     }
-    let first = &first[..seen];
-    if may_start(first, ppp::v2::PROTOCOL_PREFIX) {
-        read_v2(stream).await
-    } else if may_start(first, V1_START) {
-        read_v1(stream).await
+}
+
+/// What the first bytes of a connection hold, as far as they have arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole header: the first `length` bytes. What follows them is the application's.
+    Complete {
+        length: usize,
+        carried: Option<Carried>,
+    },
+    /// Every byte so far is header and more must come: up to `Some(length)` bytes in all once a
+    /// v2 header has announced it (always more than received), else up to a v1 line's LF or a
+    /// v2 fixed part's end (then fewer than [`V1_MAX_LENGTH`] bytes were received).
+    Partial { length: Option<usize> },
+}
+
+/// The sans-IO core of [`read_header`]: judges `received`, the first bytes of a connection.
+/// More bytes never change a complete header, and never turn an error into a header.
+pub fn parse(received: &[u8]) -> Result<Parsed, HeaderError> {
+    if may_start(received, ppp::v2::PROTOCOL_PREFIX) {
+        parse_v2(received)
+    } else if may_start(received, V1_START) {
+        parse_v1(received)
     } else {
-        Err(missing(first))
+        Err(missing(received))
     }
 }
 
@@ -98,38 +142,28 @@ fn missing(received: &[u8]) -> HeaderError {
     }
 }
 
-/// The v1 line ends at the first LF; the bytes after it are the application's, so each round
-/// peeks, and consumes only up to the LF (or all it peeked, which is all header, when there is
-/// none yet). Each peek waits for new bytes, since the previous ones were consumed.
-async fn read_v1(stream: &mut TcpStream) -> Result<Option<Carried>, HeaderError> {
-    let mut line = [0u8; V1_MAX_LENGTH];
-    let mut length = 0;
-    loop {
-        let peeked = peek(stream, &mut line[length..]).await?;
-        if peeked == 0 {
-            return Err(HeaderError::Closed);
-        }
-        let end = line[length..length + peeked]
-            .iter()
-            .position(|&byte| byte == b'\n');
-        let taken = end.map_or(peeked, |at| at + 1);
-        read_exact(stream, &mut line[length..length + taken]).await?;
-        length += taken;
-        if !may_start(&line[..length], V1_START) {
-            return Err(missing(&line[..length]));
-        }
-        if end.is_some() {
-            return parse_v1(&line[..length]);
-        }
-        if length == V1_MAX_LENGTH {
-            return Err(HeaderError::V1TooLong);
-        }
+/// The v1 line ends at the first LF, within [`V1_MAX_LENGTH`] bytes.
+fn parse_v1(received: &[u8]) -> Result<Parsed, HeaderError> {
+    let within = &received[..received.len().min(V1_MAX_LENGTH)];
+    match within.iter().position(|&byte| byte == b'\n') {
+        Some(end) => Ok(Parsed::Complete {
+            length: end + 1,
+            carried: parse_v1_line(&within[..=end])?,
+        }),
+        None if within.len() == V1_MAX_LENGTH => Err(HeaderError::V1TooLong),
+        None => Ok(Parsed::Partial { length: None }),
     }
 }
 
-/// `line` ends with LF; ppp insists on the CRLF before it, as the spec does.
-fn parse_v1(line: &[u8]) -> Result<Option<Carried>, HeaderError> {
-    let header = ppp::v1::Header::try_from(line).map_err(|reason| HeaderError::MalformedV1 {
+/// `line` ends with LF, and must end with CRLF as the spec says: ppp checks that of a TCP4 or
+/// TCP6 line, but takes `UNKNOWN` with anything after it, a bare LF included.
+fn parse_v1_line(line: &[u8]) -> Result<Option<Carried>, HeaderError> {
+    let parsed = if line.ends_with(b"\r\n") {
+        ppp::v1::Header::try_from(line)
+    } else {
+        Err(ppp::v1::ParseError::MissingNewLine.into())
+    };
+    let header = parsed.map_err(|reason| HeaderError::MalformedV1 {
         line: line.escape_ascii().to_string(),
         reason,
     })?;
@@ -148,25 +182,28 @@ fn parse_v1(line: &[u8]) -> Result<Option<Carried>, HeaderError> {
 
 /// The fixed part says how many bytes follow; ppp checks it first, so that a bad version or
 /// command is refused before waiting for a length that means nothing.
-async fn read_v2(stream: &mut TcpStream) -> Result<Option<Carried>, HeaderError> {
-    let mut header = vec![0u8; V2_FIXED_LENGTH];
-    read_exact(stream, &mut header).await?;
-    if !header.starts_with(ppp::v2::PROTOCOL_PREFIX) {
-        return Err(missing(&header));
+fn parse_v2(received: &[u8]) -> Result<Parsed, HeaderError> {
+    let Some(fixed) = received.get(..V2_FIXED_LENGTH) else {
+        return Ok(Parsed::Partial { length: None });
+    };
+    match ppp::v2::Header::try_from(fixed) {
+        Ok(_) | Err(ppp::v2::ParseError::Partial(..)) => {}
+        Err(error) => return Err(HeaderError::MalformedV2(error)),
     }
-    if let Err(error) = ppp::v2::Header::try_from(header.as_slice()) {
-        if !matches!(error, ppp::v2::ParseError::Partial(..)) {
-            return Err(HeaderError::MalformedV2(error));
-        }
-        let length = V2_FIXED_LENGTH + usize::from(u16::from_be_bytes([header[14], header[15]]));
-        if length > V2_MAX_LENGTH {
-            return Err(HeaderError::V2TooLong { length });
-        }
-        header.resize(length, 0);
-        read_exact(stream, &mut header[V2_FIXED_LENGTH..]).await?;
+    let length = V2_FIXED_LENGTH + usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    if length > V2_MAX_LENGTH {
+        return Err(HeaderError::V2TooLong { length });
     }
-    let parsed = ppp::v2::Header::try_from(header.as_slice()).map_err(HeaderError::MalformedV2)?;
-    Ok(carried_v2(&parsed))
+    let Some(header) = received.get(..length) else {
+        return Ok(Parsed::Partial {
+            length: Some(length),
+        });
+    };
+    let parsed = ppp::v2::Header::try_from(header).map_err(HeaderError::MalformedV2)?;
+    Ok(Parsed::Complete {
+        length,
+        carried: carried_v2(&parsed),
+    })
 }
 
 /// TLVs are ignored. UDP, UNIX and UNSPEC describe no TCP peer of ours, so, as the spec allows

@@ -98,6 +98,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
 }
 
 fn parse_with_source(text: &str, file: &Path) -> Result<(Config, Source), ConfigErrors> {
+    // A byte-order mark only says the file is UTF-8 (editors on Windows write one), and no
+    // editor counts it as a column; yaml_serde would take it for a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let source = Source {
         file: file.to_path_buf(),
         locator: yaml::Locator::new(text),

@@ -57,6 +57,12 @@ pub fn deserialize<T: DeserializeOwned>(
             errors: vec![too_deep.clone()],
         };
     }
+    if let Err(error) = byte_order_mark_inside(text) {
+        return Read {
+            value: None,
+            errors: vec![error],
+        };
+    }
     let mut skip = BTreeSet::new();
     let mut errors: Vec<StructuralError> = Vec::new();
     let mut bytes_read = 0;
@@ -77,7 +83,7 @@ pub fn deserialize<T: DeserializeOwned>(
                     errors,
                 };
             }
-            Err(error) => structural(error, locator),
+            Err(error) => structural(error, text, locator),
         };
         // Reading past a skipped unit can meet the same broken YAML again.
         if errors.last() != Some(&error) {
@@ -114,16 +120,20 @@ pub fn deserialize_first<T: DeserializeOwned>(text: &str) -> Result<T, Structura
 
 fn structural(
     error: serde_path_to_error::Error<serde_yaml::Error>,
+    text: &str,
     locator: &Locator,
 ) -> StructuralError {
     let field = known_path(&error.path().to_string());
     let inner = error.into_inner();
     // Errors about the document as a whole (several documents, say) come without a place.
     let position = match inner.location() {
-        Some(location) => Some(Position {
-            line: location.line(),
-            column: location.column(),
-        }),
+        Some(location) => Some(within(
+            text,
+            Position {
+                line: location.line(),
+                column: location.column(),
+            },
+        )),
         None => locator.locate(&field),
     };
     StructuralError {
@@ -151,12 +161,55 @@ fn unknown_keys<'a>(
             }
             None => format!("unknown field `{key}`"),
         };
+        // A key with no text of its own (YAML's `? ` with nothing after it is a null key) has no
+        // place the locator knows: it is reported at the start, so it still has one.
+        let position = locator
+            .locate_key(field)
+            .unwrap_or(Position { line: 1, column: 1 });
         StructuralError {
             field: field.clone(),
-            position: locator.locate_key(field),
+            position: Some(position),
             message,
         }
     })
+}
+
+/// YAML 1.2 allows a byte-order mark only at the start. yaml_serde takes one anywhere, but the
+/// Locator's parser stops there, and would leave every later field without a place.
+fn byte_order_mark_inside(text: &str) -> Result<(), StructuralError> {
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match body.find('\u{feff}') {
+        None => Ok(()),
+        Some(at) => Err(StructuralError {
+            field: String::new(),
+            position: Some(end_of(&text[..text.len() - body.len() + at])),
+            message:
+                "a byte-order mark (U+FEFF) inside the text; YAML allows one only at the start"
+                    .to_owned(),
+        }),
+    }
+}
+
+/// The parser puts the end of a text that has no final line break at the start of a line after
+/// it, which an editor can't go to: that is the end of the last line.
+fn within(text: &str, position: Position) -> Position {
+    let end = end_of(text);
+    if position.line <= end.line {
+        position
+    } else {
+        end
+    }
+}
+
+/// Where `text` ends: its last line (YAML breaks lines at CR, LF and CRLF alike), just after its
+/// last character.
+fn end_of(text: &str) -> Position {
+    let breaks = text.replace("\r\n", "\n");
+    let last = breaks.rsplit(['\r', '\n']).next().unwrap_or_default();
+    Position {
+        line: breaks.split(['\r', '\n']).count(),
+        column: last.chars().count() + 1,
+    }
 }
 
 /// `backends[2].servers[0]` as `backends[].servers[]`.
