@@ -8,10 +8,9 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
-use support::frr::{serve_name_on_port_80, Frr, FrrHost};
+use support::frr::{serve_name_on_port_80, tandem_holds, tandem_macvlan_addresses, Frr, FrrHost};
 use support::gap_client::GapClient;
 use support::lab::{wait_until, Dad, Lab};
 use support::pair::{answer_via_vip, node_config, start_app, FAILOVER, VIP4, VIP6};
@@ -58,32 +57,13 @@ impl Nodes {
         Tandem::start_in(&self.lab.hosts[0].namespace, &config)
     }
 
-    /// tandem's macvlan for the virtual MAC.
-    fn macvlan(&self) -> &'static str {
-        if self.vip.contains(':') {
-            "vrrp6.33"
-        } else {
-            "vrrp4.33"
-        }
-    }
-
-    /// `ip -o addr show dev <tandem's macvlan>`, empty when it does not exist.
+    /// tandem's macvlan's addresses, none when it does not exist.
     fn macvlan_addresses(&self) -> Option<String> {
-        let output = Command::new("ip")
-            .args(["-n", &self.lab.hosts[0].namespace, "-o", "addr", "show"])
-            .args(["dev", self.macvlan()])
-            .output()
-            .unwrap();
-        output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+        tandem_macvlan_addresses(&self.lab.hosts[0].namespace, self.vip)
     }
 
-    /// Whether tandem holds the VIP, on its virtual MAC's macvlan.
     fn tandem_holds(&self) -> bool {
-        (self.macvlan_addresses())
-            .is_some_and(|addresses| addresses.contains(&format!(" {}/", self.vip)))
+        tandem_holds(&self.lab.hosts[0].namespace, self.vip)
     }
 
     fn wait_for_master(&self, frr: &Frr, winner: Winner) {

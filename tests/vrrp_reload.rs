@@ -1,5 +1,6 @@
 //! VRRP reloads in real namespaces, between two tandem nodes (a: 150, b: 100): `preempt`
-//! turned off and on by SIGHUP; instances added, re-identified and removed by SIGHUP without
+//! turned off and on by SIGHUP, also beside keepalived and beside FRR's vrrpd (IPv4 and IPv6,
+//! with a on the virtual MAC); instances added, re-identified and removed by SIGHUP without
 //! touching the others; a refused VRRP part; and a tracker that follows a server a reload
 //! replaced. Needs root; fails under CI=true without it.
 
@@ -7,6 +8,7 @@ mod support;
 
 use std::thread::JoinHandle;
 
+use support::frr::{serve_name_on_port_80, tandem_holds, Frr, FrrHost};
 use support::lab::{join, run_in, spawn_in, wait_until, Lab};
 use support::pair::*;
 use support::Tandem;
@@ -55,10 +57,11 @@ fn second(interface: &str, vrid: u8, priority: u8) -> String {
     )
 }
 
-/// b: another tandem, or keepalived (Debian's package).
+/// b: another tandem, keepalived (Debian's package), or FRR's vrrpd with a on the virtual MAC.
 enum Peer {
     Tandem,
     Keepalived,
+    Frr,
 }
 
 /// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
@@ -72,38 +75,79 @@ fn keepalived_config() -> String {
 
 #[test]
 fn preempt_toggled_by_sighup_takes_effect_both_ways() {
-    preempt_toggled_by_sighup(Peer::Tandem);
+    preempt_toggled_by_sighup(Peer::Tandem, VIP4);
 }
 
 #[test]
 fn preempt_toggled_by_sighup_takes_effect_beside_keepalived() {
-    preempt_toggled_by_sighup(Peer::Keepalived);
+    preempt_toggled_by_sighup(Peer::Keepalived, VIP4);
+}
+
+#[test]
+fn preempt_toggled_by_sighup_takes_effect_beside_frr_over_ipv4() {
+    preempt_toggled_by_sighup(Peer::Frr, VIP4);
+}
+
+#[test]
+fn preempt_toggled_by_sighup_takes_effect_beside_frr_over_ipv6() {
+    preempt_toggled_by_sighup(Peer::Frr, VIP6);
 }
 
 /// Preemption off by SIGHUP: a, back above b, follows b. On by SIGHUP: a takes the VIP back.
-/// Both reloads leave a's state alone until its next advert decision.
-fn preempt_toggled_by_sighup(peer: Peer) {
+/// Both reloads leave a's state alone until its next advert decision. Beside keepalived and
+/// FRR, b's host serves the VIP's port itself.
+fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
     let Some(lab) = lab() else { return };
+    let (a_host, b_host) = (&lab.hosts[0].namespace, &lab.hosts[1].namespace);
+    let virtual_mac = match peer {
+        Peer::Frr => "      virtual_mac: true\n",
+        Peer::Tandem | Peer::Keepalived => "",
+    };
     let config_a = |priority: u8, preempt: bool| {
         node_config(
             "node-a",
             priority,
-            VIP4,
-            &format!("      preempt: {preempt}\n"),
+            vip,
+            &format!("      preempt: {preempt}\n{virtual_mac}"),
         ) + ADMIN
     };
-    let a = Tandem::start_in(&lab.hosts[0].namespace, &config_a(150, true));
-    let b = &lab.hosts[1].namespace;
-    let _b: Box<dyn std::any::Any> = match peer {
-        Peer::Tandem => Box::new(Tandem::start_in(b, &node_config("node-b", 100, VIP4, ""))),
-        Peer::Keepalived => Box::new(support::Keepalived::start_in(b, &keepalived_config())),
+    let a = Tandem::start_in(a_host, &config_a(150, true));
+    if !matches!(peer, Peer::Tandem) {
+        serve_name_on_port_80(b_host, "node-b");
+    }
+    let (frr, _b): (Option<Frr>, Option<Box<dyn std::any::Any>>) = match peer {
+        Peer::Tandem => {
+            let b = Tandem::start_in(b_host, &node_config("node-b", 100, vip, ""));
+            (None, Some(Box::new(b)))
+        }
+        Peer::Keepalived => {
+            let b = support::Keepalived::start_in(b_host, &keepalived_config());
+            (None, Some(Box::new(b)))
+        }
+        Peer::Frr => (Some(Frr::start(&FrrHost::prepare(b_host, vip), 100)), None),
     };
-    wait_for_master(&lab, 0, VIP4);
+    // With the virtual MAC, a's VIP is on its macvlan, and FRR's is always on FRR's.
+    let a_holds = || match frr {
+        Some(_) => tandem_holds(a_host, vip),
+        None => holds(&lab, 0, vip),
+    };
+    let b_holds = || {
+        frr.as_ref()
+            .map_or_else(|| holds(&lab, 1, vip), Frr::is_master)
+    };
+    let alone_master = |name: &str| {
+        let (a, b) = (a_holds(), b_holds());
+        (if name == "node-a" { a && !b } else { b && !a })
+            && answer_via_vip(&lab, vip).as_deref() == Some(name)
+    };
+    wait_until(FAILOVER, "a alone serves the VIP", || {
+        alone_master("node-a")
+    });
 
     // Below b, which preempts: b takes over.
     reload(&a, &config_a(50, false));
-    wait_until(FAILOVER, "b holds the VIP alone", || {
-        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4)
+    wait_until(FAILOVER, "b alone serves the VIP", || {
+        alone_master("node-b")
     });
 
     // Above b again, with preemption off: a keeps following b's adverts.
@@ -114,7 +158,7 @@ fn preempt_toggled_by_sighup(peer: Peer) {
         adverts_received(&lab, 0) >= heard + 10.0
     });
     assert!(
-        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4),
+        alone_master("node-b"),
         "a took the VIP back with preemption off:\n{}",
         a.log()
     );
@@ -122,8 +166,8 @@ fn preempt_toggled_by_sighup(peer: Peer) {
 
     // Preemption on by SIGHUP: a takes the VIP back on b's next advert.
     reload(&a, &config_a(150, true));
-    wait_until(FAILOVER, "a holds the VIP alone again", || {
-        holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4)
+    wait_until(FAILOVER, "a alone serves the VIP again", || {
+        alone_master("node-a")
     });
     assert!(
         a.log().contains("PreemptedLowerPriority"),

@@ -162,6 +162,34 @@ impl Drop for Frr {
     }
 }
 
+/// The macvlan tandem makes for VRID 33's virtual MAC and puts `vip` on.
+pub fn tandem_macvlan(vip: &str) -> &'static str {
+    if vip.contains(':') {
+        "vrrp6.33"
+    } else {
+        "vrrp4.33"
+    }
+}
+
+/// `ip -o addr show dev <tandem's macvlan>` in `namespace`, none when there is no macvlan.
+pub fn tandem_macvlan_addresses(namespace: &str, vip: &str) -> Option<String> {
+    let output = Command::new("ip")
+        .args(["-n", namespace, "-o", "addr", "show"])
+        .args(["dev", tandem_macvlan(vip)])
+        .output()
+        .unwrap();
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether tandem in `namespace` holds `vip` on its virtual MAC's macvlan.
+pub fn tandem_holds(namespace: &str, vip: &str) -> bool {
+    tandem_macvlan_addresses(namespace, vip)
+        .is_some_and(|addresses| addresses.contains(&format!(" {vip}/")))
+}
+
 /// An app on port 80 of every address of the host, VIP included, answering every connection
 /// with `name`: what serves behind the VIP on the FRR node.
 pub fn serve_name_on_port_80(namespace: &str, name: &'static str) {
