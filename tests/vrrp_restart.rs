@@ -1,7 +1,8 @@
 //! A node restarted with preemption takes its VIP back without a 503: it does not preempt until
-//! its tracked backend has had a first health verdict. In a test binary of its own, its two
+//! its tracked backend has had a first health verdict. In a test binary of its own, its
 //! cases one at a time: they count failed requests, and tests running beside them on two cores
-//! would stretch every request.
+//! would stretch every request. Beside another tandem, keepalived, and FRR's vrrpd (IPv4 and
+//! IPv6, with the restarted node on the virtual MAC).
 //! Needs root; fails under CI=true without it.
 
 mod support;
@@ -11,24 +12,30 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::frr::{tandem_holds, Frr, FrrHost};
 use support::lab::{join, spawn_in, wait_until, Dad, Lab};
-use support::pair::{holds, FAILOVER, VIP4};
+use support::pair::{holds, FAILOVER, VIP4, VIP6};
 use support::Tandem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// An http frontend on the VIP in front of the node's app, whose http check takes up to 1 s;
+/// An http frontend on `vip` in front of the node's app, whose http check takes up to 1 s;
 /// VI_1 (v3, 100 ms adverts, preempting) loses 100 points while the app is down.
-fn node_config(name: &str, priority: u8) -> String {
+fn node_config(name: &str, priority: u8, vip: &str, vrrp_extra: &str) -> String {
+    let (listen, prefix) = if vip.contains(':') {
+        (format!("[{vip}]:80"), 64)
+    } else {
+        (format!("{vip}:80"), 24)
+    };
     format!(
         "node: {{ name: {name}, threads: 1 }}\n\
-         frontends:\n  - {{ name: web, listen: \"{VIP4}:80\", mode: http, backend: app }}\n\
+         frontends:\n  - {{ name: web, listen: \"{listen}\", mode: http, backend: app }}\n\
          backends:\n  - name: app\n    \
          health_check: {{ type: http, path: /, interval: 1s, timeout: 1s, rise: 1, fall: 1 }}\n    \
          servers: [ {{ name: app, address: \"127.0.0.1:9000\" }} ]\n\
          vrrp:\n  instances:\n    - name: VI_1\n      interface: eth0\n      virtual_router_id: 33\n      \
          priority: {priority}\n      advert_interval: 100ms\n      version: 3\n      \
-         virtual_ips: [\"{VIP4}/24\"]\n      track: [{{ backend: app, weight: -100 }}]\n"
+         virtual_ips: [\"{vip}/{prefix}\"]\n      track: [{{ backend: app, weight: -100 }}]\n{vrrp_extra}"
     )
 }
 
@@ -93,19 +100,31 @@ async fn request(address: SocketAddr) -> Result<(u16, String), String> {
 /// up (no answer from b) or the client's go to a (reset), as in any preemption.
 #[test]
 fn a_node_restarted_with_preemption_takes_the_vip_back_without_a_503() {
-    restart_takes_the_vip_back_without_a_503(Peer::Tandem);
+    restart_takes_the_vip_back_without_a_503(Peer::Tandem, VIP4);
 }
 
 /// The same beside keepalived, whose host b serves the VIP's port itself.
 #[test]
 fn a_node_restarted_with_preemption_takes_the_vip_back_from_keepalived_without_a_503() {
-    restart_takes_the_vip_back_without_a_503(Peer::Keepalived);
+    restart_takes_the_vip_back_without_a_503(Peer::Keepalived, VIP4);
 }
 
-/// b: another tandem in front of its app, or keepalived with the app on the VIP's port.
+/// The same beside FRR's vrrpd, a on the virtual MAC, over IPv4 and IPv6.
+#[test]
+fn a_node_restarted_with_preemption_takes_the_vip_back_from_frr_over_ipv4_without_a_503() {
+    restart_takes_the_vip_back_without_a_503(Peer::Frr, VIP4);
+}
+
+#[test]
+fn a_node_restarted_with_preemption_takes_the_vip_back_from_frr_over_ipv6_without_a_503() {
+    restart_takes_the_vip_back_without_a_503(Peer::Frr, VIP6);
+}
+
+/// b: another tandem in front of its app, or keepalived or FRR with the app on the VIP's port.
 enum Peer {
     Tandem,
     Keepalived,
+    Frr,
 }
 
 /// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
@@ -117,7 +136,7 @@ fn keepalived_config() -> String {
     )
 }
 
-fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
+fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _alone = ONE_AT_A_TIME
         .lock()
@@ -130,19 +149,42 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
     start_app(a_host, "127.0.0.1:9000", "node-a", Arc::clone(&ready_a));
     let b_listen = match peer {
         Peer::Tandem => "127.0.0.1:9000",
-        Peer::Keepalived => "0.0.0.0:80",
+        // Takes IPv4 too (bindv6only is 0 in a new namespace).
+        Peer::Keepalived | Peer::Frr => "[::]:80",
     };
     start_app(b_host, b_listen, "node-b", Arc::new(AtomicBool::new(true)));
-    let mut a = Tandem::start_in(a_host, &node_config("node-a", 150));
-    let _b: Box<dyn std::any::Any> = match peer {
-        Peer::Tandem => Box::new(Tandem::start_in(b_host, &node_config("node-b", 100))),
-        Peer::Keepalived => Box::new(support::Keepalived::start_in(b_host, &keepalived_config())),
+    let a_config = match peer {
+        Peer::Frr => node_config("node-a", 150, vip, "      virtual_mac: true\n"),
+        Peer::Tandem | Peer::Keepalived => node_config("node-a", 150, vip, ""),
+    };
+    let mut a = Tandem::start_in(a_host, &a_config);
+    let (frr, _b): (Option<Frr>, Option<Box<dyn std::any::Any>>) = match peer {
+        Peer::Tandem => {
+            let b = Tandem::start_in(b_host, &node_config("node-b", 100, vip, ""));
+            (None, Some(Box::new(b)))
+        }
+        Peer::Keepalived => {
+            let b = support::Keepalived::start_in(b_host, &keepalived_config());
+            (None, Some(Box::new(b)))
+        }
+        Peer::Frr => (Some(Frr::start(&FrrHost::prepare(b_host, vip), 100)), None),
+    };
+    // With the virtual MAC, a's VIP is on its macvlan, and FRR's is always on FRR's.
+    let a_holds = || match frr {
+        Some(_) => tandem_holds(a_host, vip),
+        None => holds(&lab, 0, vip),
+    };
+    let b_holds = || {
+        frr.as_ref()
+            .map_or_else(|| holds(&lab, 1, vip), Frr::is_master)
     };
     wait_until(FAILOVER, "a holds the VIP alone", || {
-        holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4)
+        a_holds() && !b_holds()
     });
     assert!(a.signal_and_wait("TERM").success());
-    wait_until(FAILOVER, "b holds the VIP", || holds(&lab, 1, VIP4));
+    wait_until(FAILOVER, "b holds the VIP alone", || {
+        b_holds() && !a_holds()
+    });
     ready_a.store(false, Ordering::SeqCst);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,7 +192,7 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
     let client = spawn_in(&lab.hosts[2].namespace, {
         let (stop, answered_by_a) = (Arc::clone(&stop), Arc::clone(&answered_by_a));
         move || async move {
-            let address: SocketAddr = format!("{VIP4}:80").parse().unwrap();
+            let address = SocketAddr::new(vip.parse().unwrap(), 80);
             let mut outcomes = Vec::new();
             // Bounded: until told to stop, or 6000 requests.
             for _ in 0..6000 {
@@ -168,14 +210,14 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer) {
         }
     });
 
-    let a = Tandem::start_in(a_host, &node_config("node-a", 150));
+    let a = Tandem::start_in(a_host, &a_config);
     wait_until(FAILOVER, "a's first check finds its app down", || {
         a.log().contains("tracked items changed the VRRP priority")
     });
-    assert!(holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4), "{}", a.log());
+    assert!(b_holds() && !a_holds(), "{}", a.log());
     ready_a.store(true, Ordering::SeqCst);
     wait_until(FAILOVER, "a takes the VIP back and answers", || {
-        holds(&lab, 0, VIP4) && !holds(&lab, 1, VIP4) && answered_by_a.load(Ordering::SeqCst) >= 50
+        a_holds() && !b_holds() && answered_by_a.load(Ordering::SeqCst) >= 50
     });
     stop.store(true, Ordering::SeqCst);
     let outcomes = join(client);
