@@ -10,7 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::frr::{tandem_holds, Frr, FrrHost};
 use support::lab::{join, spawn_in, wait_until, Dad, Lab};
@@ -194,11 +194,16 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
         move || async move {
             let address = SocketAddr::new(vip.parse().unwrap(), 80);
             let mut outcomes = Vec::new();
+            let (mut last_200, mut longest_without_200) = (Instant::now(), Duration::ZERO);
             // Bounded: until told to stop, or 6000 requests.
             for _ in 0..6000 {
                 let outcome = request(address).await;
                 if matches!(&outcome, Ok((200, body)) if body == "node-a") {
                     answered_by_a.fetch_add(1, Ordering::SeqCst);
+                }
+                if matches!(&outcome, Ok((200, _))) {
+                    longest_without_200 = longest_without_200.max(last_200.elapsed());
+                    last_200 = Instant::now();
                 }
                 outcomes.push(outcome);
                 if stop.load(Ordering::SeqCst) {
@@ -206,7 +211,7 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            outcomes
+            (outcomes, longest_without_200)
         }
     });
 
@@ -220,7 +225,7 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
         a_holds() && !b_holds() && answered_by_a.load(Ordering::SeqCst) >= 50
     });
     stop.store(true, Ordering::SeqCst);
-    let outcomes = join(client);
+    let (outcomes, longest_without_200) = join(client);
 
     let by = |name: &str| {
         (outcomes.iter())
@@ -231,7 +236,8 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
         .filter(|outcome| !matches!(outcome, Ok((200, _))))
         .collect();
     eprintln!(
-        "{} requests: {} answered by b, {} by a, not 200: {not_ok:?}",
+        "{} requests: {} answered by b, {} by a, not 200: {not_ok:?}; \
+         the longest the client went without a 200 was {longest_without_200:?}",
         outcomes.len(),
         by("node-b"),
         by("node-a")
