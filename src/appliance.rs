@@ -225,19 +225,19 @@ impl Running {
     }
 
     /// VRRP's part of a reload, prepared but not committed; `None` when the node runs no VRRP
-    /// and the file adds none. A node that ran none gets an idle engine to add instances to.
+    /// and the file adds none. A node that ran none gets an idle engine to add instances to,
+    /// kept only if its part is prepared.
     async fn prepare_vrrp(
         &mut self,
         config: &Config,
         backends: &[Arc<BackendState>],
         frontends: &PreparedFrontends,
     ) -> anyhow::Result<Option<PreparedVrrp>> {
-        if self.engine.is_none() && !config.vrrp.is_empty() {
-            self.engine = Some(Engine::start(Vec::new(), DataPlane::default())?);
-        }
-        let Some(engine) = self.engine.take() else {
+        let running = self.engine.take();
+        if running.is_none() && config.vrrp.is_empty() {
             return Ok(None);
-        };
+        }
+        let started_here = running.is_none();
         let data_plane = DataPlane {
             backends: backends.to_vec(),
             frontends: (self.frontends).accepting_once(&config.frontends, Some(frontends)),
@@ -246,12 +246,21 @@ impl Running {
         // link-local address, and health checks must go on meanwhile.
         let instances = config.vrrp.clone();
         let (engine, prepared) = tokio::task::spawn_blocking(move || {
+            let engine = match running {
+                Some(engine) => engine,
+                None => match Engine::start(Vec::new(), DataPlane::default()) {
+                    Ok(engine) => engine,
+                    Err(error) => return (None, Err(error)),
+                },
+            };
             let prepared = engine.prepare(&instances, &data_plane);
-            (engine, prepared)
+            (Some(engine), prepared)
         })
         .await
         .context("preparing VRRP")?;
-        self.engine = Some(engine);
+        if prepared.is_ok() || !started_here {
+            self.engine = engine;
+        }
         prepared.map(Some)
     }
 

@@ -22,6 +22,9 @@ const ADMIN_RESERVE: usize = 32;
 /// A proxied client connection usually holds a second descriptor, to its server.
 const DESCRIPTORS_PER_CONNECTION: usize = 2;
 
+/// The most connections a derived default allows: the kernel's default fs.nr_open, as
+/// validation bounds a configured `max_connections`, and far below the semaphore's own limit.
+const MOST_CONNECTIONS: usize = 1 << 20;
 /// One log line per this long for each kind of shortage; the rest are counted into the next.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
@@ -32,8 +35,14 @@ pub fn raise_open_files() {
         Ok(limits) => limits,
         Err(error) => return tracing::warn!(%error, "cannot read the open-file limit"),
     };
-    if soft < hard {
-        if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+    // A hard limit of `infinity` (systemd's LimitNOFILE=infinity) is refused as a soft limit
+    // above fs.nr_open, the most the kernel lets one process open.
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .map_or(hard, |nr_open: u64| hard.min(nr_open));
+    if soft < ceiling {
+        if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, ceiling, hard) {
             return tracing::warn!(soft, hard, %error, "cannot raise the open-file limit");
         }
     }
@@ -76,7 +85,8 @@ pub fn connection_budget(open_files: usize, demand: Demand) -> usize {
 /// The `max_connections` of a frontend that sets none: the budget shared evenly among the
 /// frontends, at least 1.
 pub fn default_max_connections(open_files: usize, demand: Demand) -> usize {
-    (connection_budget(open_files, demand) / demand.frontends.max(1)).max(1)
+    let shared = connection_budget(open_files, demand) / demand.frontends.max(1);
+    shared.clamp(1, MOST_CONNECTIONS)
 }
 
 /// Whether `error` says the host is short of something of its own (file descriptors, socket
@@ -205,7 +215,10 @@ mod tests {
         assert_eq!(default_max_connections(0, demand(1, 1, 0)), 1);
         assert_eq!(default_max_connections(100, demand(3, 64, 500)), 1);
         assert_eq!(default_max_connections(1024, demand(0, 1, 0)), 462);
-        assert!(default_max_connections(usize::MAX, demand(1, 1, 0)) > 1 << 60);
+        assert_eq!(
+            default_max_connections(usize::MAX, demand(1, 1, 0)),
+            1 << 20
+        );
     }
 
     #[test]

@@ -63,14 +63,24 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let named = imports.entry(module.to_owned()).or_default();
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let code = line.split("//").next().unwrap_or("");
-            for (at, _) in code.match_indices("crate::") {
-                let rest = &code[at + "crate::".len()..];
-                let end = rest
+        let code: String = (std::fs::read_to_string(&path).unwrap().lines())
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (at, _) in code.match_indices("crate::") {
+            let rest = &code[at + "crate::".len()..];
+            // `crate::{a, b::c}` names several modules at once.
+            let targets: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => (group[..group.find('}').unwrap_or(group.len())].split(','))
+                    .map(str::trim)
+                    .collect(),
+                None => vec![rest],
+            };
+            for target in targets {
+                let end = target
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(rest.len());
-                let target = &rest[..end];
+                    .unwrap_or(target.len());
+                let target = &target[..end];
                 if !target.is_empty() && target != module {
                     named.insert(target.to_owned());
                 }

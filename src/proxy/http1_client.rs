@@ -256,8 +256,11 @@ impl<B: RequestBody> Exchange<B> {
                         return Poll::Ready(Err(invalid("protocol upgrades are not proxied")));
                     }
                     // The server wants the body: reading it from the client is what has hyper
-                    // send the client its own 100.
-                    self.upload.go_on();
+                    // send the client its own 100. Other interim answers (102, 103) say
+                    // nothing about the body (RFC 9110 §10.1.1).
+                    if head.status == StatusCode::CONTINUE {
+                        self.upload.go_on();
+                    }
                     continue;
                 }
                 if self.upload.is_held() {

@@ -393,20 +393,20 @@ fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<I
 }
 
 /// Whether a reloaded config is the same router as a running one: same interface, VRID,
-/// family and virtual MAC (whose macvlan the instance makes at its start). Everything else
-/// applies in place.
+/// family and virtual MAC (whose macvlan the instance makes at its start, and sends through
+/// from the source address it started with). Everything else applies in place.
 fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
-    (
-        &old.interface,
-        old.virtual_router_id,
-        is_v6(old),
-        old.virtual_mac,
-    ) == (
-        &new.interface,
-        new.virtual_router_id,
-        is_v6(new),
-        new.virtual_mac,
-    )
+    let identity = |config: &VrrpInstance| {
+        let source = config.virtual_mac.then_some(config.source_ip).flatten();
+        (
+            config.interface.clone(),
+            config.virtual_router_id,
+            is_v6(config),
+            config.virtual_mac,
+            source,
+        )
+    };
+    identity(old) == identity(new)
 }
 
 /// Whether a kept instance can go on with its sockets: they depend on the source address.

@@ -247,6 +247,11 @@ impl Instance {
             }
             self.remove_vips().await;
         }
+        self.release_virtual_mac().await;
+    }
+
+    /// Removes the macvlan that carried the virtual MAC, if this instance made one.
+    async fn release_virtual_mac(&mut self) {
         if let Some(macvlan) = self.virtual_mac.take() {
             if let Err(error) = self.link.netlink.remove_virtual_mac(&macvlan).await {
                 tracing::warn!(instance = %self.config.name, %error, "removing the virtual MAC interface failed");
@@ -309,6 +314,7 @@ impl Instance {
     /// give up the VIPs now (another instance may be about to claim them).
     async fn remove(&mut self) {
         self.step(Event::Shutdown).await;
+        self.release_virtual_mac().await;
         tracing::info!(instance = %self.config.name, vrid = self.config.virtual_router_id, "VRRP instance removed");
     }
 
