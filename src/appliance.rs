@@ -79,7 +79,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
-    control.block_on(async {
+    let ran = control.block_on(async {
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -112,7 +112,21 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             tokio::select! {
                 _ = hangup.recv() => {
                     systemd::notify("RELOADING=1");
-                    running.reload(path).await;
+                    // First, and whatever the new file holds: logrotate's SIGHUP must move the
+                    // log to the new file even when the config has a mistake in it.
+                    if let Some(access_log) = &running.access_log {
+                        access_log.reopen();
+                    }
+                    // Off the control runtime: a large or slow file must not stall health
+                    // checks or the admin endpoint while it is read, nor a file that never
+                    // ends (a hung network mount) keep SIGTERM waiting.
+                    let owned = path.to_owned();
+                    let loading = tokio::task::spawn_blocking(move || config::load(&owned));
+                    tokio::select! {
+                        loaded = loading => running.reload(path, loaded).await,
+                        _ = terminate.recv() => break tracing::info!("SIGTERM while the config was being read: the reload is dropped; handing over and draining"),
+                        _ = interrupt.recv() => break tracing::info!("SIGINT while the config was being read: the reload is dropped; handing over and draining"),
+                    }
                     systemd::notify("READY=1");
                 }
                 _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
@@ -147,7 +161,10 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             access_log.finish();
         }
         anyhow::Ok(())
-    })
+    });
+    // Without waiting for a blocking task: a config read that never ends must not hold the exit.
+    control.shutdown_background();
+    ran
 }
 
 /// Backends for `config`, carrying over the run-time state of unchanged servers by name.
@@ -161,19 +178,14 @@ fn build_backends(config: &Config, previous: &[Arc<BackendState>]) -> Vec<Arc<Ba
 }
 
 impl Running {
-    /// Loads `path` again and swaps it in, all or nothing: every part that can refuse (the
-    /// file, the access log, certificates and new addresses, VRRP) is prepared before any part
-    /// changes, and when one refuses, everything runs on as it was and the log says why.
-    async fn reload(&mut self, path: &Path) {
-        // First, and whatever the new file holds: logrotate's SIGHUP must move the log to the
-        // new file even when the config has a mistake in it.
-        if let Some(access_log) = &self.access_log {
-            access_log.reopen();
-        }
-        // Off the control runtime: a large or slow file must not stall health checks or the
-        // admin endpoint while it is parsed.
-        let owned = path.to_owned();
-        let loaded = tokio::task::spawn_blocking(move || config::load(&owned)).await;
+    /// Swaps in the config `path` gave (`loaded`), all or nothing: every part that can refuse
+    /// (the file, the access log, certificates and new addresses, VRRP) is prepared before any
+    /// part changes, and when one refuses, everything runs on as it was and the log says why.
+    async fn reload(
+        &mut self,
+        path: &Path,
+        loaded: Result<Result<Config, config::ConfigErrors>, tokio::task::JoinError>,
+    ) {
         let mut config = match loaded {
             Ok(Ok(config)) => config,
             Ok(Err(errors)) => return self.reload_failed(&errors.to_string()),

@@ -247,3 +247,52 @@ async fn health_checks_and_the_admin_endpoint_go_on_while_a_slow_file_is_read() 
         Some("other")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_up_by_a_config_file_that_never_ends() {
+    let s1 = TestServer::start("s1").await;
+    let address = listen();
+    let good = config("http", address, "round_robin", "", &[("s1", s1.address, 1)]);
+    let mut tandem = Tandem::start(&good, &[address]).await;
+    // A pipe nobody writes to: the read of the new file never ends.
+    std::fs::remove_file(&tandem.config_path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tandem.config_path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    tandem.signal("HUP");
+    // Opening a pipe waits for a writer: the reader shows as a thread of tandem's waiting there.
+    let pid = tandem.pid();
+    wait_until(
+        Duration::from_secs(5),
+        "tandem is reading the new file",
+        || async move { waits_for_a_pipe_writer(pid) },
+    )
+    .await;
+    tandem.signal("TERM");
+    let mut status = None;
+    wait_until(
+        Duration::from_secs(5),
+        "tandem exits on SIGTERM while its reload still reads",
+        || {
+            status = tandem.exited();
+            std::future::ready(status.is_some())
+        },
+    )
+    .await;
+    let status = status.unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// Whether a thread of process `pid` is blocked opening a pipe nobody writes to (the kernel's
+/// wait channel for that is `wait_for_partner`).
+fn waits_for_a_pipe_writer(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("wchan"))
+            .is_ok_and(|wchan| wchan.trim() == "wait_for_partner")
+    })
+}

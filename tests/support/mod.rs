@@ -378,6 +378,11 @@ impl Tandem {
         self.child.wait().unwrap()
     }
 
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Replaces the config file and sends SIGHUP; returns the log once tandem has logged the
     /// outcome.
     pub async fn reload(&self, config: &str) -> String {
