@@ -6,15 +6,11 @@
 
 mod support;
 
-use std::thread::JoinHandle;
-
-use support::frr::{serve_name_on_port_80, tandem_holds, Frr, FrrHost};
-use support::lab::{join, run_in, spawn_in, wait_until, Lab};
+use support::frr::serve_name_on_port_80;
+use support::lab::{run_in, wait_until, Lab};
 use support::pair::*;
+use support::peer::{Peer, PeerNode};
 use support::Tandem;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const VIP_2: &str = "198.51.100.20";
 const ADMIN: &str = "admin: { listen: 127.0.0.1:9900 }\n";
@@ -57,22 +53,6 @@ fn second(interface: &str, vrid: u8, priority: u8) -> String {
     )
 }
 
-/// b: another tandem, keepalived (Debian's package), or FRR's vrrpd with a on the virtual MAC.
-enum Peer {
-    Tandem,
-    Keepalived,
-    Frr,
-}
-
-/// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
-fn keepalived_config() -> String {
-    format!(
-        "global_defs {{\n  router_id keepalived-b\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
-         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP4}/24\n  }}\n}}\n"
-    )
-}
-
 #[test]
 fn preempt_toggled_by_sighup_takes_effect_both_ways() {
     preempt_toggled_by_sighup(Peer::Tandem, VIP4);
@@ -99,10 +79,7 @@ fn preempt_toggled_by_sighup_takes_effect_beside_frr_over_ipv6() {
 fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
     let Some(lab) = lab() else { return };
     let (a_host, b_host) = (&lab.hosts[0].namespace, &lab.hosts[1].namespace);
-    let virtual_mac = match peer {
-        Peer::Frr => "      virtual_mac: true\n",
-        Peer::Tandem | Peer::Keepalived => "",
-    };
+    let virtual_mac = peer.tandem_extra();
     let config_a = |priority: u8, preempt: bool| {
         node_config(
             "node-a",
@@ -115,28 +92,9 @@ fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
     if !matches!(peer, Peer::Tandem) {
         serve_name_on_port_80(b_host, "node-b");
     }
-    let (frr, _b): (Option<Frr>, Option<Box<dyn std::any::Any>>) = match peer {
-        Peer::Tandem => {
-            let b = Tandem::start_in(b_host, &node_config("node-b", 100, vip, ""));
-            (None, Some(Box::new(b)))
-        }
-        Peer::Keepalived => {
-            let b = support::Keepalived::start_in(b_host, &keepalived_config());
-            (None, Some(Box::new(b)))
-        }
-        Peer::Frr => (Some(Frr::start(&FrrHost::prepare(b_host, vip), 100)), None),
-    };
-    // With the virtual MAC, a's VIP is on its macvlan, and FRR's is always on FRR's.
-    let a_holds = || match frr {
-        Some(_) => tandem_holds(a_host, vip),
-        None => holds(&lab, 0, vip),
-    };
-    let b_holds = || {
-        frr.as_ref()
-            .map_or_else(|| holds(&lab, 1, vip), Frr::is_master)
-    };
+    let b = PeerNode::start(&lab, peer, vip, &node_config("node-b", 100, vip, ""));
     let alone_master = |name: &str| {
-        let (a, b) = (a_holds(), b_holds());
+        let (a, b) = (b.a_holds(&lab, vip), b.b_holds(&lab, vip));
         (if name == "node-a" { a && !b } else { b && !a })
             && answer_via_vip(&lab, vip).as_deref() == Some(name)
     };
@@ -284,47 +242,6 @@ fn vrrp_added_by_sighup_to_a_node_that_ran_none_takes_the_vip() {
     wait_until(FAILOVER, "the client reaches a via the VIP", || {
         answer_via_vip(&lab, VIP4).as_deref() == Some("node-a")
     });
-}
-
-/// An app on `port` in a namespace, answering with `name` until dropped; then the port refuses.
-struct App {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl App {
-    fn start(namespace: &str, port: u16, name: &'static str) -> App {
-        let (bound, listening) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = spawn_in(namespace, move || async move {
-            let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            bound.send(()).unwrap();
-            let serve = async {
-                loop {
-                    let (mut stream, _) = listener.accept().await.unwrap();
-                    let _ = stream.write_all(name.as_bytes()).await;
-                }
-            };
-            tokio::select! {
-                () = serve => {}
-                _ = stopped => {}
-            }
-        });
-        listening.recv().unwrap();
-        App {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|stop| stop.send(()));
-        if let Some(thread) = self.thread.take() {
-            join(thread);
-        }
-    }
 }
 
 /// A node whose VI_1 tracks its backend `app` (weight -100), of one server on `port`.

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::frr::{tandem_holds, Frr, FrrHost};
 use support::lab::{join, spawn_in, wait_until, Dad, Lab};
-use support::pair::{holds, FAILOVER, VIP4, VIP6};
+use support::pair::{FAILOVER, VIP4, VIP6};
+use support::peer::{Peer, PeerNode};
 use support::Tandem;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -120,22 +120,6 @@ fn a_node_restarted_with_preemption_takes_the_vip_back_from_frr_over_ipv6_withou
     restart_takes_the_vip_back_without_a_503(Peer::Frr, VIP6);
 }
 
-/// b: another tandem in front of its app, or keepalived or FRR with the app on the VIP's port.
-enum Peer {
-    Tandem,
-    Keepalived,
-    Frr,
-}
-
-/// keepalived as b: v3, 100 ms adverts, priority 100, preempting (its default).
-fn keepalived_config() -> String {
-    format!(
-        "global_defs {{\n  router_id keepalived-b\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
-         priority 100\n  version 3\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP4}/24\n  }}\n}}\n"
-    )
-}
-
 fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _alone = ONE_AT_A_TIME
@@ -153,31 +137,11 @@ fn restart_takes_the_vip_back_without_a_503(peer: Peer, vip: &'static str) {
         Peer::Keepalived | Peer::Frr => "[::]:80",
     };
     start_app(b_host, b_listen, "node-b", Arc::new(AtomicBool::new(true)));
-    let a_config = match peer {
-        Peer::Frr => node_config("node-a", 150, vip, "      virtual_mac: true\n"),
-        Peer::Tandem | Peer::Keepalived => node_config("node-a", 150, vip, ""),
-    };
+    let a_config = node_config("node-a", 150, vip, peer.tandem_extra());
     let mut a = Tandem::start_in(a_host, &a_config);
-    let (frr, _b): (Option<Frr>, Option<Box<dyn std::any::Any>>) = match peer {
-        Peer::Tandem => {
-            let b = Tandem::start_in(b_host, &node_config("node-b", 100, vip, ""));
-            (None, Some(Box::new(b)))
-        }
-        Peer::Keepalived => {
-            let b = support::Keepalived::start_in(b_host, &keepalived_config());
-            (None, Some(Box::new(b)))
-        }
-        Peer::Frr => (Some(Frr::start(&FrrHost::prepare(b_host, vip), 100)), None),
-    };
-    // With the virtual MAC, a's VIP is on its macvlan, and FRR's is always on FRR's.
-    let a_holds = || match frr {
-        Some(_) => tandem_holds(a_host, vip),
-        None => holds(&lab, 0, vip),
-    };
-    let b_holds = || {
-        frr.as_ref()
-            .map_or_else(|| holds(&lab, 1, vip), Frr::is_master)
-    };
+    let b = PeerNode::start(&lab, peer, vip, &node_config("node-b", 100, vip, ""));
+    let a_holds = || b.a_holds(&lab, vip);
+    let b_holds = || b.b_holds(&lab, vip);
     wait_until(FAILOVER, "a holds the VIP alone", || {
         a_holds() && !b_holds()
     });

@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::lab::{join, spawn_in, wait_until, Dad, Lab};
+use support::lab::{wait_until, Dad, Lab};
+use support::pair::App;
 use support::{Keepalived, Tandem};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const VIP: &str = "198.51.100.10";
 /// Health checks every 100 ms, down after 2 failures: about 200 ms to notice a dead app.
@@ -33,48 +30,6 @@ fn node_config(name: &str, priority: u8, track: &str) -> String {
     )
 }
 
-/// A node's app on 127.0.0.1:9000 in its namespace, answering with the node's name until
-/// dropped; then the port refuses connections.
-struct App {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl App {
-    fn start(namespace: &str, name: &'static str) -> App {
-        let (bound, listening) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = spawn_in(namespace, move || async move {
-            let listener = TcpListener::bind("127.0.0.1:9000").await.unwrap();
-            bound.send(()).unwrap();
-            let serve = async {
-                loop {
-                    let (mut stream, _) = listener.accept().await.unwrap();
-                    let _ = stream.write_all(name.as_bytes()).await;
-                }
-            };
-            tokio::select! {
-                () = serve => {}
-                _ = stopped => {}
-            }
-        });
-        listening.recv().unwrap();
-        App {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|stop| stop.send(()));
-        if let Some(thread) = self.thread.take() {
-            join(thread);
-        }
-    }
-}
-
 fn holds(lab: &Lab, host: usize) -> bool {
     lab.addresses(&lab.hosts[host])
         .contains(&format!(" {VIP}/"))
@@ -93,8 +48,8 @@ fn a_failed_backend_moves_the_vip_to_the_healthy_node_and_back() {
         return;
     };
     let track = "{ backend: app, weight: -100 }";
-    let mut app_a = Some(App::start(&lab.hosts[0].namespace, "node-a"));
-    let _app_b = App::start(&lab.hosts[1].namespace, "node-b");
+    let mut app_a = Some(App::start(&lab.hosts[0].namespace, 9000, "node-a"));
+    let _app_b = App::start(&lab.hosts[1].namespace, 9000, "node-b");
     let a = Tandem::start_in(&lab.hosts[0].namespace, &node_config("node-a", 150, track));
     let b = Tandem::start_in(&lab.hosts[1].namespace, &node_config("node-b", 100, track));
     wait_for_master(&lab, 0, HANDOVER);
@@ -111,7 +66,7 @@ fn a_failed_backend_moves_the_vip_to_the_healthy_node_and_back() {
         b.log()
     );
 
-    let _app_a = App::start(&lab.hosts[0].namespace, "node-a");
+    let _app_a = App::start(&lab.hosts[0].namespace, 9000, "node-a");
     wait_for_master(&lab, 0, HANDOVER);
 }
 
@@ -121,8 +76,8 @@ fn both_backends_failing_moves_nothing() {
         return;
     };
     let track = "{ backend: app, weight: -100 }";
-    let mut app_a = Some(App::start(&lab.hosts[0].namespace, "node-a"));
-    let mut app_b = Some(App::start(&lab.hosts[1].namespace, "node-b"));
+    let mut app_a = Some(App::start(&lab.hosts[0].namespace, 9000, "node-a"));
+    let mut app_b = Some(App::start(&lab.hosts[1].namespace, 9000, "node-b"));
     // Equal priorities: whoever is master stays master when both degrade alike.
     let nodes = [
         Tandem::start_in(&lab.hosts[0].namespace, &node_config("node-a", 150, track)),
@@ -159,8 +114,8 @@ fn a_tracked_interface_without_weight_faults_and_gives_up_the_vip() {
     let Some(lab) = Lab::new(2, Dad::Off) else {
         return;
     };
-    let _app_a = App::start(&lab.hosts[0].namespace, "node-a");
-    let _app_b = App::start(&lab.hosts[1].namespace, "node-b");
+    let _app_a = App::start(&lab.hosts[0].namespace, 9000, "node-a");
+    let _app_b = App::start(&lab.hosts[1].namespace, 9000, "node-b");
     let a = Tandem::start_in(
         &lab.hosts[0].namespace,
         &node_config("node-a", 150, "{ interface: eth0 }"),
@@ -184,7 +139,7 @@ fn a_keepalived_peer_takes_over_from_a_degraded_node_and_yields_back() {
     let Some(lab) = Lab::new(2, Dad::Off) else {
         return;
     };
-    let mut app_a = Some(App::start(&lab.hosts[0].namespace, "node-a"));
+    let mut app_a = Some(App::start(&lab.hosts[0].namespace, 9000, "node-a"));
     let keepalived_config = format!(
         "global_defs {{\n  router_id keepalived-b\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 33\n  \
@@ -201,7 +156,7 @@ fn a_keepalived_peer_takes_over_from_a_degraded_node_and_yields_back() {
     drop(app_a.take());
     wait_for_master(&lab, 1, HANDOVER);
 
-    let _app_a = App::start(&lab.hosts[0].namespace, "node-a");
+    let _app_a = App::start(&lab.hosts[0].namespace, 9000, "node-a");
     wait_for_master(&lab, 0, HANDOVER);
     assert!(a.log().contains("PreemptedLowerPriority"), "{}", a.log());
 }

@@ -7,6 +7,7 @@ pub mod gap_client;
 pub mod lab;
 pub mod metrics;
 pub mod pair;
+pub mod peer;
 
 use std::convert::Infallible;
 use std::future::Future;

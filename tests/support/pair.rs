@@ -2,12 +2,14 @@
 //! behind a tcp frontend on the VIP, for failover tests.
 
 use std::net::SocketAddr;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 
-use super::lab::{run_in, spawn_in, wait_until, Dad, Lab};
+use super::lab::{join, run_in, spawn_in, wait_until, Dad, Lab};
 use super::Tandem;
 
 pub const VIP4: &str = "198.51.100.10";
@@ -109,4 +111,45 @@ pub fn lab() -> Option<Lab> {
     start_app(&lab.hosts[0].namespace, "node-a");
     start_app(&lab.hosts[1].namespace, "node-b");
     Some(lab)
+}
+
+/// An app on `port` in a namespace, answering with `name` until dropped; then the port refuses.
+pub struct App {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl App {
+    pub fn start(namespace: &str, port: u16, name: &'static str) -> App {
+        let (bound, listening) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = spawn_in(namespace, move || async move {
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            bound.send(()).unwrap();
+            let serve = async {
+                loop {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    let _ = stream.write_all(name.as_bytes()).await;
+                }
+            };
+            tokio::select! {
+                () = serve => {}
+                _ = stopped => {}
+            }
+        });
+        listening.recv().unwrap();
+        App {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|stop| stop.send(()));
+        if let Some(thread) = self.thread.take() {
+            join(thread);
+        }
+    }
 }
