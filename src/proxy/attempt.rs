@@ -97,12 +97,6 @@ impl Attempt<'_> {
             .record_check(false, &format!("connect: {error}"));
         Ok(())
     }
-
-    /// The connect did not complete within the backend's `connect_timeout`.
-    pub fn connect_timed_out(&self) {
-        self.server.stats.connection_errors.increment(1);
-        self.server.record_check(false, "connect timed out");
-    }
 }
 
 #[cfg(test)]

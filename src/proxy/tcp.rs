@@ -1,5 +1,6 @@
 //! The tcp frontend: connect to a server through the attempt loop, then relay bytes both ways.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -95,21 +96,22 @@ async fn connect<'a>(
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;
             }
-            Ok::<_, std::io::Error>(stream)
+            Ok::<_, io::Error>(stream)
         };
-        let connected = tokio::time::timeout(backend.config.connect_timeout, connecting).await;
+        let connected = tokio::time::timeout(backend.config.connect_timeout, connecting)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")));
         match connected {
-            Ok(Ok(stream)) => {
+            Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 attempt.connected();
                 return Ok((stream, attempt));
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 if attempt.connect_failed(&error).is_err() {
                     return Err("local_shortage");
                 }
             }
-            Err(_) => attempt.connect_timed_out(),
         }
     }
     match attempts.tried() {
