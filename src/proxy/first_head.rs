@@ -12,11 +12,16 @@ pub fn is_complete(received: &[u8], searched: usize) -> bool {
     let start = (received.iter())
         .position(|&byte| byte != b'\r' && byte != b'\n')
         .unwrap_or(received.len());
+    // Usually the head came whole and nothing after it: its end is the buffer's.
+    if start + 3 < received.len()
+        && matches!(received, [.., b'\n', b'\n'] | [.., b'\n', b'\r', b'\n'])
+    {
+        return true;
+    }
     // Back by two, so that an end split across reads is found.
     let from = start.max(searched.saturating_sub(2));
-    (received[from..].iter().enumerate()).any(|(at, &byte)| {
-        byte == b'\n' && matches!(&received[from + at + 1..], [b'\n', ..] | [b'\r', b'\n', ..])
-    })
+    memchr::memchr_iter(b'\n', &received[from..])
+        .any(|at| matches!(&received[from + at + 1..], [b'\n', ..] | [b'\r', b'\n', ..]))
 }
 
 /// `head` with an HTTP/1.2 to 1.9 request line made 1.1, and `Connection: close` added; `None`
@@ -28,7 +33,7 @@ pub fn is_complete(received: &[u8], searched: usize) -> bool {
 /// closes after this one answer instead, which a client of any version must expect.
 pub fn as_http_1_1(head: &[u8]) -> Option<Vec<u8>> {
     let start = (head.iter()).position(|&byte| byte != b'\r' && byte != b'\n')?;
-    let line_end = start + head[start..].iter().position(|&byte| byte == b'\n')?;
+    let line_end = start + memchr::memchr(b'\n', &head[start..])?;
     let line = &head[start..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match line {

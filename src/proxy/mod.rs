@@ -242,7 +242,8 @@ impl ReadyClient {
         let activity = Activity::new();
         let io = ActivityIo::new(self.stream, Arc::clone(&activity))
             .counting(stats.bytes_in.clone(), stats.bytes_out.clone())
-            .with_received(self.received);
+            .with_received(self.received)
+            .closing_at_shutdown();
         (io, activity)
     }
 }
