@@ -43,6 +43,8 @@ pub struct Record<'a> {
     pub client: &'a str,
     /// HTTP only.
     pub request: Option<(&'a Method, &'a Uri)>,
+    /// Written only when the frontend gives requests IDs.
+    pub request_id: Option<&'a str>,
     /// HTTP only.
     pub status: Option<u16>,
     /// Sent to the client: the response body (http) or everything from the server (tcp).
@@ -388,6 +390,10 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             number(first_byte, b"null", out);
             out.extend_from_slice(b",\"total_us\":");
             number(Some(micros(record.total)), b"null", out);
+            if let Some(id) = record.request_id {
+                out.extend_from_slice(b",\"request_id\":");
+                json_string(Some(id), out);
+            }
             out.extend_from_slice(b",\"end\":\"");
             out.extend_from_slice(record.end.as_bytes());
             out.extend_from_slice(b"\"}");
@@ -423,6 +429,10 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             number(Some(micros(record.total)), b"-", out);
             out.extend_from_slice(b" end=");
             out.extend_from_slice(record.end.as_bytes());
+            if let Some(id) = record.request_id {
+                out.extend_from_slice(b" request_id=");
+                quoted(id, out);
+            }
         }
     }
     out.push(b'\n');
@@ -606,6 +616,7 @@ mod tests {
             server: Some("s1"),
             client: "192.0.2.7:40000",
             request: Some((method, uri)),
+            request_id: None,
             status: Some(200),
             bytes: 12,
             connect: Some(Duration::from_micros(150)),

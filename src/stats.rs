@@ -30,6 +30,8 @@ pub struct FrontendStats {
     pub proxy_header_errors: Counter,
     /// Connections closed before any request: the TLS handshake failed or timed out.
     pub tls_handshake_errors: Counter,
+    /// Requests a rule denied.
+    pub denied: Counter,
 }
 
 impl FrontendStats {
@@ -56,6 +58,7 @@ impl FrontendStats {
             bytes_out: counter!("tandem_frontend_bytes_out_total", &[proxy()]),
             proxy_header_errors: connection_error("proxy_header"),
             tls_handshake_errors: connection_error("tls_handshake"),
+            denied: counter!("tandem_frontend_denied_total", &[proxy()]),
         }
     }
 
@@ -182,6 +185,14 @@ pub fn describe() {
     describe_counter!(
         "tandem_frontend_http_requests_total",
         "HTTP requests received."
+    );
+    describe_counter!(
+        "tandem_frontend_denied_total",
+        "HTTP requests a rule denied."
+    );
+    describe_counter!(
+        "tandem_rule_hits_total",
+        "HTTP requests each rule matched, by rule name (or index)."
     );
     describe_counter!(
         "tandem_frontend_http_responses_total",
@@ -344,6 +355,16 @@ pub fn reload(succeeded: bool) {
 fn reloads(succeeded: bool) -> Counter {
     let result = if succeeded { "success" } else { "failure" };
     counter!("tandem_config_reloads_total", "result" => result)
+}
+
+/// Requests that `rule` of `frontend` matched, exported at 0 from the start.
+pub fn rule_hits(frontend: &str, rule: &str) -> Counter {
+    let counter = counter!(
+        "tandem_rule_hits_total",
+        &[("proxy", frontend.to_owned()), ("rule", rule.to_owned())]
+    );
+    counter.increment(0);
+    counter
 }
 
 pub fn access_log_dropped() -> Counter {

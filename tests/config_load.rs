@@ -41,10 +41,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 },
                 accept_proxy: false,
                 tls: None,
-                routes: Vec::new(),
-                request_headers: HeaderRules::default(),
-                response_headers: HeaderRules::default(),
-                redirect_https: None,
+                rules: RuleSet::default(),
+                error_pages: ErrorPages::default(),
+                request_id: None,
             },
             Frontend {
                 name: "db".into(),
@@ -58,10 +57,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 },
                 accept_proxy: false,
                 tls: None,
-                routes: Vec::new(),
-                request_headers: HeaderRules::default(),
-                response_headers: HeaderRules::default(),
-                redirect_https: None,
+                rules: RuleSet::default(),
+                error_pages: ErrorPages::default(),
+                request_id: None,
             },
         ],
         backends: vec![
@@ -597,7 +595,8 @@ fn structural_and_semantic_errors_are_reported_together() {
         "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
-         `request_headers`, `response_headers`, `redirect_https`",
+         `request_headers`, `response_headers`, `redirect_https`, `matchers`, `rules`, \
+         `error_pages`, `request_id`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
@@ -707,6 +706,33 @@ zz: 1
         assert!(
             error.message.starts_with("unknown field `zz`, expected "),
             "{error}"
+        );
+    }
+}
+
+#[test]
+fn every_rule_error_is_located() {
+    let found = errors("config/broken/rule_errors.yaml");
+    let expected = [
+        "config/broken/rule_errors.yaml:16:39: frontends[0].rules[4].match.frobnicate: unknown \
+         field `frobnicate`",
+        "config/broken/rule_errors.yaml:9:26: frontends[0].matchers.api.path_regex: invalid regex \
+         \"^/api/(v[0-9]+\": unclosed group",
+        "config/broken/rule_errors.yaml:11:18: frontends[0].rules[0].match: unknown matcher \
+         \"office\": the named matchers are api",
+        "config/broken/rule_errors.yaml:12:48: frontends[0].rules[1].backend: unknown backend \
+         \"nowhere\"",
+        "config/broken/rule_errors.yaml:13:45: frontends[0].rules[2].set_request_headers.X-Real-IP: \
+         unknown variable {client_address}",
+        "config/broken/rule_errors.yaml:14:36: frontends[0].rules[3].match.header.X-Role: invalid \
+         regex \"(admin\": unclosed group",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for wanted in expected {
+        assert!(
+            found.iter().any(|error| error.starts_with(wanted)),
+            "{wanted}\nnot among\n{}",
+            found.join("\n")
         );
     }
 }

@@ -9,12 +9,14 @@ mod duration;
 mod error;
 pub mod model;
 mod recover;
+pub mod rules;
 mod schema;
 mod validate;
 mod yaml;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use rules::{ErrorPage, ErrorPages, RuleSet};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

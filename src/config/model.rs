@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
+use super::rules::{ErrorPages, RuleSet};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub node: Node,
@@ -81,14 +83,14 @@ pub struct Frontend {
     pub accept_proxy: bool,
     /// `None`: plain TCP (http mode then also takes HTTP/2 with prior knowledge).
     pub tls: Option<Tls>,
-    /// http only; first match wins.
-    pub routes: Vec<Route>,
-    /// http only: applied to each request before it goes to a server.
-    pub request_headers: HeaderRules,
-    /// http only: applied to each response, including those tandem makes itself.
-    pub response_headers: HeaderRules,
-    /// http only: every request is answered with a 308 to `https://` on this port.
-    pub redirect_https: Option<u16>,
+    /// http only: the rules, the shorthands (`routes`, header sets, `redirect_https`) among
+    /// them.
+    pub rules: RuleSet,
+    /// http only: the bodies of tandem's own answers, by status.
+    pub error_pages: ErrorPages,
+    /// http only: the header carrying each request's ID, made when a request comes without
+    /// one; `None`: no IDs.
+    pub request_id: Option<HeaderName>,
 }
 
 /// TLS termination on a frontend.
@@ -142,6 +144,21 @@ pub enum HostMatch {
     /// `*.example.com` is kept as `.example.com`: any name ending in it (any depth of
     /// subdomain), but not `example.com` itself.
     Suffix(String),
+}
+
+impl HostMatch {
+    /// Case-insensitive, as host names are; the config holds them lowercase already.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(name) => host.eq_ignore_ascii_case(name),
+            // The suffix starts with its dot, so a longer host has at least one more label.
+            HostMatch::Suffix(suffix) => {
+                host.len() > suffix.len()
+                    && host.as_bytes()[host.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
+            }
+        }
+    }
 }
 
 /// Header changes: `remove` first, then `set` (replacing any value already there).

@@ -75,6 +75,106 @@ pub struct FrontendSpec {
     pub request_headers: Option<HeaderRulesSpec>,
     pub response_headers: Option<HeaderRulesSpec>,
     pub redirect_https: Option<IntegerSpec>,
+    /// Named matchers, for rules to refer to.
+    pub matchers: Option<BTreeMap<String, MatcherSpec>>,
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    /// Status code to the file answering it when tandem answers itself.
+    pub error_pages: Option<BTreeMap<IntegerSpec, String>>,
+    pub request_id: Option<RequestIdSpec>,
+}
+
+/// A condition on a request; every key given must hold.
+#[derive(Debug, Default, Deserialize)]
+pub struct MatcherSpec {
+    pub host: Option<OneOrMany>,
+    pub host_regex: Option<String>,
+    pub path: Option<OneOrMany>,
+    pub path_prefix: Option<OneOrMany>,
+    pub path_regex: Option<String>,
+    pub method: Option<OneOrMany>,
+    pub header: Option<BTreeMap<String, ValueTestSpec>>,
+    pub query: Option<BTreeMap<String, ValueTestSpec>>,
+    pub cookie: Option<BTreeMap<String, ValueTestSpec>>,
+    pub client: Option<OneOrMany>,
+    pub client_file: Option<String>,
+    pub sni: Option<OneOrMany>,
+    pub not: Option<Box<MatchSpec>>,
+    pub any: Option<Vec<MatchSpec>>,
+}
+
+/// A matcher where one is expected: a named matcher's name, or one written in place.
+#[derive(Debug)]
+pub enum MatchSpec {
+    Name(String),
+    Inline(Box<MatcherSpec>),
+}
+
+/// A header's, query parameter's or cookie's test: text (`value`, `~regex`, `!...`), or
+/// `true`/`false` for present/absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueTestSpec {
+    Text(String),
+    Present(bool),
+}
+
+/// One value or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RuleSpec {
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchSpec>,
+    pub backend: Option<String>,
+    pub deny: Option<DenySpec>,
+    pub redirect: Option<RedirectSpec>,
+    pub respond: Option<RespondSpec>,
+    pub rewrite: Option<RewriteSpec>,
+    pub set_request_headers: Option<BTreeMap<String, ScalarText>>,
+    pub remove_request_headers: Option<Vec<String>>,
+    pub set_response_headers: Option<BTreeMap<String, ScalarText>>,
+    pub remove_response_headers: Option<Vec<String>>,
+}
+
+/// `deny: 403`, or `deny: { status, body }`.
+#[derive(Debug)]
+pub enum DenySpec {
+    Status(IntegerSpec),
+    Answer(RespondSpec),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RedirectSpec {
+    pub location: String,
+    pub code: Option<IntegerSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RespondSpec {
+    pub status: Option<IntegerSpec>,
+    pub headers: Option<BTreeMap<String, ScalarText>>,
+    pub body: Option<String>,
+    pub body_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RewriteSpec {
+    pub path: Option<String>,
+    pub path_regex: Option<PathRegexSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PathRegexSpec {
+    pub from: String,
+    pub to: String,
+}
+
+/// `request_id: true`, or `request_id: { header: X-Trace-ID }`.
+#[derive(Debug, Default)]
+pub struct RequestIdSpec {
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,7 +378,7 @@ pub enum V3ChecksumSpec {
 /// An integer as its decimal text, so that one out of range (`256`, `-1`, or larger than any
 /// machine integer) reaches validation and is reported as written instead of stopping
 /// deserialization. Anything but an integer is still a type error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IntegerSpec(pub String);
 
 impl<'de> Deserialize<'de> for IntegerSpec {
@@ -395,6 +495,179 @@ impl<'de> Deserialize<'de> for StatusSpec {
     }
 }
 
+/// A type that YAML writes either as a scalar or as a mapping, read as `Self` from either.
+trait ScalarOrMap: Sized {
+    const EXPECTING: &'static str;
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E>;
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// What kind of scalar YAML gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Bool,
+    Integer,
+    Text,
+}
+
+struct ScalarOrMapVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: ScalarOrMap> Visitor<'de> for ScalarOrMapVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<T, E> {
+        T::scalar(value.to_string(), Scalar::Bool)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+        T::scalar(value.to_string(), Scalar::Integer)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        T::scalar(value.to_string(), Scalar::Integer)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        T::scalar(value.to_string(), Scalar::Text)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::map(map)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        let _ = seq;
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self))
+    }
+}
+
+fn scalar_or_map<'de, D: Deserializer<'de>, T: ScalarOrMap>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_any(ScalarOrMapVisitor(std::marker::PhantomData))
+}
+
+/// Reads a mapping as `T`, through the reader's own map access so that its unknown keys are
+/// still reported.
+fn inline<'de, T: Deserialize<'de>, A: de::MapAccess<'de>>(map: A) -> Result<T, A::Error> {
+    T::deserialize(de::value::MapAccessDeserializer::new(map))
+}
+
+impl ScalarOrMap for MatchSpec {
+    const EXPECTING: &'static str = "a matcher's name or a matcher";
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
+        match kind {
+            Scalar::Text => Ok(MatchSpec::Name(text)),
+            _ => Err(E::invalid_type(
+                de::Unexpected::Str(&text),
+                &Self::EXPECTING,
+            )),
+        }
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Ok(MatchSpec::Inline(Box::new(inline(map)?)))
+    }
+}
+
+impl ScalarOrMap for ValueTestSpec {
+    const EXPECTING: &'static str = "a value, ~regex, !value, or true/false for present/absent";
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
+        Ok(match kind {
+            Scalar::Bool => ValueTestSpec::Present(text == "true"),
+            _ => ValueTestSpec::Text(text),
+        })
+    }
+    fn map<'de, A: de::MapAccess<'de>>(_map: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
+    }
+}
+
+impl ScalarOrMap for DenySpec {
+    const EXPECTING: &'static str = "a status code, or { status, body }";
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
+        match kind {
+            Scalar::Integer => Ok(DenySpec::Status(IntegerSpec(text))),
+            _ => Err(E::invalid_type(
+                de::Unexpected::Str(&text),
+                &Self::EXPECTING,
+            )),
+        }
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Ok(DenySpec::Answer(inline(map)?))
+    }
+}
+
+impl ScalarOrMap for RequestIdSpec {
+    const EXPECTING: &'static str = "true, or { header: NAME }";
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
+        match (kind, text.as_str()) {
+            (Scalar::Bool, "true") => Ok(RequestIdSpec::default()),
+            _ => Err(E::invalid_value(
+                de::Unexpected::Str(&text),
+                &Self::EXPECTING,
+            )),
+        }
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            header: Option<String>,
+        }
+        let fields: Fields = inline(map)?;
+        Ok(RequestIdSpec {
+            header: fields.header,
+        })
+    }
+}
+
+macro_rules! deserialize_scalar_or_map {
+    ($($type:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                scalar_or_map(deserializer)
+            }
+        }
+    )*};
+}
+
+deserialize_scalar_or_map!(MatchSpec, ValueTestSpec, DenySpec, RequestIdSpec);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![value.to_string()]))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut values = Vec::new();
+                while let Some(ScalarText(value)) = seq.next_element()? {
+                    values.push(value);
+                }
+                Ok(OneOrMany(values))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
 /// The keys a mapping of the file may have, by its field path with list indexes left out
 /// (`backends[].servers[]`), for the message about a key that is none of them. A new struct
 /// above is a new line here.
@@ -412,6 +685,13 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].tls.certificates[]" => of::<CertificateSpec>(),
         "frontends[].routes[]" => of::<RouteSpec>(),
         "frontends[].request_headers" | "frontends[].response_headers" => of::<HeaderRulesSpec>(),
+        "frontends[].rules[]" => of::<RuleSpec>(),
+        "frontends[].rules[].deny" | "frontends[].rules[].respond" => of::<RespondSpec>(),
+        "frontends[].rules[].redirect" => of::<RedirectSpec>(),
+        "frontends[].rules[].rewrite" => of::<RewriteSpec>(),
+        "frontends[].rules[].rewrite.path_regex" => of::<PathRegexSpec>(),
+        "frontends[].request_id" => &["header"],
+        path if is_matcher_path(path) => of::<MatcherSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
@@ -422,4 +702,12 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "vrrp.instances[].track[]" => of::<TrackSpec>(),
         _ => return None,
     })
+}
+
+/// Whether `path` is a matcher's mapping: a named one, a rule's `match`, or one nested in
+/// `not` or `any`.
+fn is_matcher_path(path: &str) -> bool {
+    let named =
+        (path.strip_prefix("frontends[].matchers.")).is_some_and(|name| !name.contains('.'));
+    named || path.ends_with(".match") || path.ends_with(".not") || path.ends_with(".any[]")
 }

@@ -18,6 +18,8 @@ pub struct Client {
     pub forwarded_for: HeaderValue,
     /// `http` or `https`, as X-Forwarded-Proto says.
     pub scheme: &'static str,
+    /// The server name a TLS client asked for.
+    pub sni: Option<Box<str>>,
     /// Connections to servers that get a PROXY header naming this client: never shared with
     /// another client, and closed once the client connection and every response still
     /// streaming from them are gone.
@@ -32,8 +34,14 @@ impl Client {
             destination,
             forwarded_for: headers::forwarded_for(address.ip()),
             scheme,
+            sni: None,
             private_pool: OnceLock::new(),
         }
+    }
+
+    pub fn with_sni(mut self, sni: Option<&str>) -> Client {
+        self.sni = sni.map(Box::from);
+        self
     }
 
     /// The pool of connections that name this client in a PROXY header.

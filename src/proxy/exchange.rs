@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -18,14 +18,13 @@ use hyper::body::Incoming;
 use super::client::Client;
 use super::forward::{self, Finish, ServerTrace};
 use super::headers;
-use super::local::{Local, NO_SERVER};
+use super::local::Local;
 use super::routing;
-use super::rules;
+use super::rule_actions::{self, Ruled};
 use super::upstream::{ResponseBody, UpstreamPool};
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
-use crate::backend::BackendState;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -56,35 +55,45 @@ pub fn handle(
             client: client.address,
             method: request.method().clone(),
             uri: request.uri().clone(),
+            request_id: None,
         });
         let mut account = Account {
             frontend,
             draft,
             trace: ServerTrace::default(),
         };
-        let outcome = match backend_for(&request, &account.frontend) {
-            Ok(backend) => {
-                let request_rules = &account.frontend.config.request_headers;
-                let trace = &mut account.trace;
-                forward::forward(request, client, backend, request_rules, pool, trace).await
-            }
-            Err(local) => Err(local),
+        let mut request = request;
+        let checked = check(&request);
+        let frontend = &*account.frontend;
+        let ruled = match checked {
+            Ok(()) => rule_actions::apply(&mut request, client, frontend),
+            Err(local) => Ruled::refused(local),
         };
+        let outcome = match &ruled.target {
+            Ok(backend) => {
+                let trace = &mut account.trace;
+                let headers = (&frontend.config.rules, &ruled.request_headers);
+                forward::forward(request, client, backend, headers, pool, trace).await
+            }
+            Err(local) => Err(local.clone()),
+        };
+        let pages = &frontend.config.error_pages;
         let (mut response, local) = match outcome {
             Ok((response, finish)) => (upstream_response(response, finish).map(Either::Left), None),
-            Err(local) => (local.response().map(Either::Right), Some(local)),
+            Err(local) => (local.response(pages).map(Either::Right), Some(local)),
         };
-        rules::apply(
-            &account.frontend.config.response_headers,
-            response.headers_mut(),
-        );
+        (ruled.response_headers).apply(&frontend.config.rules, response.headers_mut());
+        if let Some(draft) = &mut account.draft {
+            draft.request_id = ruled.request_id;
+        }
         account.frontend.stats.response(response.status());
         let Some(line) = account.take_line(Some(response.status().as_u16())) else {
             return response;
         };
         match local {
             Some(local) => {
-                line.write(local.text.len() as u64, local.end, Instant::now());
+                let sent = local.sent(&line.frontend.config.error_pages);
+                line.write(sent, local.end, Instant::now());
                 response
             }
             None => response.map(|body| match body {
@@ -98,12 +107,8 @@ pub fn handle(
     }
 }
 
-/// Routes one request: the backend its route names, or how it is answered here (redirected or
-/// refused).
-fn backend_for<'a>(
-    request: &Request<Incoming>,
-    frontend: &'a FrontendRuntime,
-) -> Result<&'a Arc<BackendState>, Local> {
+/// Refuses a request no rule should see: a method too long or CONNECT, or a bad host.
+fn check(request: &Request<Incoming>) -> Result<(), Local> {
     if request.method().as_str().len() > MAX_METHOD {
         return Err(Local::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -118,31 +123,7 @@ fn backend_for<'a>(
             "rejected",
         ));
     }
-    check_host(request)?;
-    let config = &frontend.config;
-    // Worked out only when something here looks at it.
-    let host = (config.redirect_https.is_some() || !config.routes.is_empty())
-        .then(|| routing::request_host(request.uri(), request.headers()))
-        .flatten();
-    if let Some(port) = config.redirect_https {
-        let location = host.and_then(|host| rules::https_location(&host, port, request.uri()));
-        return Err(match location {
-            Some(location) => Local {
-                location: Some(location),
-                ..Local::new(StatusCode::PERMANENT_REDIRECT, "", "redirect")
-            },
-            None => Local::new(
-                StatusCode::BAD_REQUEST,
-                "no host to redirect to\n",
-                "bad_request",
-            ),
-        });
-    }
-    let routed = routing::route(&config.routes, host.as_deref(), request.uri().path());
-    match routed {
-        Some(route) => Ok(&frontend.routes[route]),
-        None => frontend.backend.as_ref().ok_or(NO_SERVER),
-    }
+    check_host(request)
 }
 
 /// Refuses a request whose host is missing or ambiguous (RFC 9112 §3.2): an HTTP/1.1 request
@@ -209,6 +190,7 @@ struct Draft {
     client: SocketAddr,
     method: Method,
     uri: Uri,
+    request_id: Option<HeaderValue>,
 }
 
 /// A request's access log line once its response is known, waiting for the body to end.
@@ -235,6 +217,7 @@ impl PendingLine {
                 .map(|(backend, index)| backend.servers[index].name.as_str()),
             client: address_text::socket_address(draft.client).as_str(),
             request: Some((&draft.method, &draft.uri)),
+            request_id: draft.request_id.as_ref().and_then(|id| id.to_str().ok()),
             status: self.status,
             bytes,
             connect: trace.connect.map(|at| at - draft.started),

@@ -19,12 +19,12 @@ use super::headers;
 use super::http1_client::SendError;
 use super::local::{Local, NO_SERVER};
 use super::persistence;
-use super::rules;
+use super::rule_actions::HeaderChanges;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
-use crate::config::{Balance, HeaderRules, Persistence, UpstreamProtocol};
+use crate::config::{Balance, Persistence, RuleSet, UpstreamProtocol};
 
 /// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
 /// less is not being closed by its server as we use it.
@@ -51,7 +51,7 @@ const LOCAL_SHORTAGE: Local = Local::new(
     "local_shortage",
 );
 
-/// Sends `request` to a server of `backend` (after `request_rules`) and returns its response
+/// Sends `request` to a server of `backend` (with `request_headers` applied last) and returns its response
 /// head, with what must happen once its body has been streamed; `trace` records how far it got.
 ///
 /// Not an `async fn`: see `http::handle`.
@@ -60,7 +60,7 @@ pub fn forward<'a>(
     request: Request<Incoming>,
     client: &'a Client,
     backend: &'a Arc<BackendState>,
-    request_rules: &'a HeaderRules,
+    request_headers: (&'a RuleSet, &'a HeaderChanges),
     pool: &'a Arc<UpstreamPool>,
     trace: &'a mut ServerTrace,
 ) -> impl Future<Output = Result<(Response<ResponseBody>, Finish), Local>> + Send + 'a {
@@ -94,7 +94,9 @@ pub fn forward<'a>(
             backend.server_index(server)
         });
         let mut request = prepare_request(request, client, config.protocol, cookie);
-        rules::apply(request_rules, request.headers_mut());
+        request_headers
+            .1
+            .apply(request_headers.0, request.headers_mut());
         // A server that reads a PROXY header gets connections of this client's own.
         let preamble = (config.send_proxy)
             .map(|version| proxy_protocol::header(version, client.address, client.destination));

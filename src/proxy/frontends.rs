@@ -20,7 +20,7 @@ use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
 use crate::limits::{self, Demand};
-use crate::stats::FrontendStats;
+use crate::stats::{self, FrontendStats};
 use crate::tls;
 use crate::track::data_plane::FrontendAccepting;
 
@@ -119,8 +119,11 @@ impl Frontends {
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: frontend.backend.map(|index| Arc::clone(&backends[index])),
-                routes: (frontend.routes.iter())
-                    .map(|route| Arc::clone(&backends[route.backend]))
+                rule_backends: (frontend.rules.backends.iter())
+                    .map(|&index| Arc::clone(&backends[index]))
+                    .collect(),
+                rule_hits: (frontend.rules.rules.iter())
+                    .map(|rule| stats::rule_hits(&frontend.name, &rule.name))
                     .collect(),
                 tls,
                 stats,

@@ -15,8 +15,9 @@ pub mod http1_client;
 pub mod listener;
 pub mod local;
 pub mod persistence;
+mod request_id;
 pub mod routing;
-pub mod rules;
+mod rule_actions;
 pub mod socket;
 pub mod tcp;
 pub mod upstream;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use metrics::Counter;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
@@ -66,10 +68,12 @@ thread_local! {
 /// half of a reload.
 pub struct FrontendRuntime {
     pub config: config::Frontend,
-    /// Where requests no route matches go; `None` when every request is redirected.
+    /// Where requests no rule sends elsewhere go; `None` when every request is redirected.
     pub backend: Option<Arc<BackendState>>,
-    /// The backend of each of `config.routes`, in order.
-    pub routes: Vec<Arc<BackendState>>,
+    /// The backends rules send to: `config.rules.backends`, resolved.
+    pub rule_backends: Vec<Arc<BackendState>>,
+    /// Requests each of `config.rules` matched.
+    pub rule_hits: Vec<Counter>,
     /// Certificates and settings as loaded when this config was applied.
     pub tls: Option<Arc<Termination>>,
     /// Kept across reloads while the frontend keeps its name and address.
@@ -81,7 +85,8 @@ impl FrontendRuntime {
     /// Whether a backend it sends to writes a PROXY header, which names the address each
     /// client connected to.
     fn sends_proxy(&self) -> bool {
-        (self.backend.iter().chain(&self.routes)).any(|backend| backend.config.send_proxy.is_some())
+        (self.backend.iter().chain(&self.rule_backends))
+            .any(|backend| backend.config.send_proxy.is_some())
     }
 }
 
@@ -296,7 +301,8 @@ async fn serve_tls(
         Some(b"h2") => Versions::Http2,
         _ => Versions::Http1,
     };
-    let client = Client::new(address, destination, "https");
+    let sni = stream.get_ref().1.server_name();
+    let client = Client::new(address, destination, "https").with_sni(sni);
     let waited = started.elapsed();
     http::serve(
         stream, activity, client, versions, frontend, pool, draining, waited,

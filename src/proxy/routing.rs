@@ -1,4 +1,4 @@
-//! Which backend an http request goes to: the host it is for and the first route it matches.
+//! The host an http request is for, and whether a Host or authority is well-formed.
 //!
 //! Pure functions over the request's URI and headers, run on every request: they allocate only
 //! to lowercase a host that arrives with capitals.
@@ -7,8 +7,6 @@ use std::borrow::Cow;
 
 use http::header::{HeaderMap, HOST};
 use http::Uri;
-
-use crate::config::{HostMatch, Route};
 
 /// The host a request is for, lowercased, without port or trailing dot: from the Host header, or for
 /// HTTP/2 (and absolute-form HTTP/1.1) from the URI authority, which wins over Host when present
@@ -149,35 +147,6 @@ fn is_ip_literal(literal: &[u8]) -> bool {
     std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
-/// Index of the first route whose every condition matches; None: the frontend's default backend.
-pub fn route(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
-    routes.iter().position(|route| {
-        let host_matches = match (&route.host, host) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(wanted), Some(host)) => host_matches(wanted, host),
-        };
-        host_matches
-            && route
-                .path_prefix
-                .as_deref()
-                .is_none_or(|prefix| path.as_bytes().starts_with(prefix.as_bytes()))
-    })
-}
-
-/// Case-insensitive, as host names are; the config holds them lowercase already.
-fn host_matches(wanted: &HostMatch, host: &str) -> bool {
-    match wanted {
-        HostMatch::Exact(name) => host.eq_ignore_ascii_case(name),
-        // The suffix starts with its dot, so a longer host has at least one more label.
-        HostMatch::Suffix(suffix) => {
-            host.len() > suffix.len()
-                && host.as_bytes()[host.len() - suffix.len()..]
-                    .eq_ignore_ascii_case(suffix.as_bytes())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -254,6 +223,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::config::HostMatch;
     use http::HeaderValue;
 
     fn host_of(uri: &str, host_header: Option<&str>) -> Option<String> {
@@ -368,93 +338,30 @@ mod tests {
         ));
     }
 
-    fn exact(name: &str) -> Option<HostMatch> {
-        Some(HostMatch::Exact(name.into()))
-    }
-
-    fn suffix(dotted: &str) -> Option<HostMatch> {
-        Some(HostMatch::Suffix(dotted.into()))
-    }
-
-    fn to(backend: usize, host: Option<HostMatch>, path_prefix: Option<&str>) -> Route {
-        Route {
-            host,
-            path_prefix: path_prefix.map(Into::into),
-            backend,
+    #[test]
+    fn an_exact_host_matches_only_that_host_in_any_case() {
+        let exact = HostMatch::Exact("static.example.com".into());
+        assert!(exact.matches("static.example.com"));
+        assert!(exact.matches("Static.Example.com"));
+        for other in ["example.com", "a.static.example.com", "static.example.co"] {
+            assert!(!exact.matches(other), "{other}");
         }
     }
 
     #[test]
-    fn exact_host_matches_only_that_host() {
-        let routes = [to(0, exact("static.example.com"), None)];
-        assert_eq!(route(&routes, Some("static.example.com"), "/"), Some(0));
-        assert_eq!(route(&routes, Some("Static.Example.com"), "/"), Some(0));
-        assert_eq!(route(&routes, Some("example.com"), "/"), None);
-        assert_eq!(route(&routes, Some("a.static.example.com"), "/"), None);
-        assert_eq!(route(&routes, Some("static.example.co"), "/"), None);
-    }
-
-    #[test]
-    fn suffix_needs_at_least_one_more_label() {
-        let routes = [to(0, suffix(".example.com"), None)];
-        assert_eq!(route(&routes, Some("a.example.com"), "/"), Some(0));
-        assert_eq!(route(&routes, Some("a.b.example.com"), "/"), Some(0));
-        assert_eq!(route(&routes, Some("A.EXAMPLE.COM"), "/"), Some(0));
-        assert_eq!(route(&routes, Some("example.com"), "/"), None);
-        assert_eq!(route(&routes, Some(".example.com"), "/"), None);
-        assert_eq!(route(&routes, Some("badexample.com"), "/"), None);
-        assert_eq!(route(&routes, Some("example.com.evil"), "/"), None);
-        assert_eq!(route(&routes, Some("xample.com"), "/"), None);
-    }
-
-    #[test]
-    fn a_route_with_a_host_never_matches_a_request_without_one() {
-        let routes = [
-            to(0, exact("example.com"), None),
-            to(1, suffix(".example.com"), None),
-        ];
-        assert_eq!(route(&routes, None, "/"), None);
-        let routes = [to(0, exact("example.com"), None), to(1, None, Some("/"))];
-        assert_eq!(route(&routes, None, "/x"), Some(1));
-    }
-
-    #[test]
-    fn path_prefix_matches_bytes_at_the_start() {
-        let routes = [to(0, None, Some("/api/"))];
-        assert_eq!(route(&routes, None, "/api/x"), Some(0));
-        assert_eq!(route(&routes, None, "/api/"), Some(0));
-        assert_eq!(route(&routes, None, "/api"), None);
-        assert_eq!(route(&routes, None, "/API/x"), None);
-        assert_eq!(route(&routes, None, "/x/api/"), None);
-        let routes = [to(0, None, Some("/img"))];
-        assert_eq!(route(&routes, None, "/img"), Some(0));
-        assert_eq!(route(&routes, None, "/imgs/x"), Some(0));
-        assert_eq!(route(&routes, None, "/im"), None);
-        // No decoding: `%2F` is not `/`.
-        let routes = [to(0, None, Some("/a/b"))];
-        assert_eq!(route(&routes, None, "/a%2Fb"), None);
-    }
-
-    #[test]
-    fn every_condition_must_match_and_the_first_route_wins() {
-        let routes = [
-            to(0, exact("example.com"), Some("/api/")),
-            to(1, suffix(".example.com"), None),
-            to(2, None, Some("/api/")),
-            to(3, exact("example.com"), None),
-        ];
-        assert_eq!(route(&routes, Some("example.com"), "/api/v1"), Some(0));
-        assert_eq!(route(&routes, Some("example.com"), "/"), Some(3));
-        assert_eq!(route(&routes, Some("www.example.com"), "/api/v1"), Some(1));
-        assert_eq!(route(&routes, Some("example.org"), "/api/v1"), Some(2));
-        assert_eq!(route(&routes, Some("example.org"), "/"), None);
-        assert_eq!(route(&[], Some("example.com"), "/"), None);
-    }
-
-    #[test]
-    fn a_route_without_conditions_matches_everything() {
-        let routes = [to(0, None, None)];
-        assert_eq!(route(&routes, None, "/"), Some(0));
-        assert_eq!(route(&routes, Some("example.com"), "*"), Some(0));
+    fn a_wildcard_needs_at_least_one_more_label() {
+        let suffix = HostMatch::Suffix(".example.com".into());
+        for host in ["a.example.com", "a.b.example.com", "A.EXAMPLE.COM"] {
+            assert!(suffix.matches(host), "{host}");
+        }
+        for other in [
+            "example.com",
+            ".example.com",
+            "badexample.com",
+            "example.com.evil",
+            "xample.com",
+        ] {
+            assert!(!suffix.matches(other), "{other}");
+        }
     }
 }

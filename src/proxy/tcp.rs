@@ -63,6 +63,7 @@ pub async fn relay(
             server: server.as_ref().map(|server| server.name.as_str()),
             client: address_text::socket_address(client_address).as_str(),
             request: None,
+            request_id: None,
             status: None,
             bytes: client.written(),
             connect,

@@ -11,7 +11,7 @@ use super::Validator;
 
 /// Names a header rule may not set: they describe the connection or how the message is framed,
 /// which tandem manages on each hop itself.
-const UNSETTABLE: [&str; 8] = [
+pub(super) const UNSETTABLE: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -58,6 +58,10 @@ impl Validator {
             ("request_headers", spec.request_headers.is_some()),
             ("response_headers", spec.response_headers.is_some()),
             ("redirect_https", spec.redirect_https.is_some()),
+            ("matchers", spec.matchers.is_some()),
+            ("rules", !spec.rules.is_empty()),
+            ("error_pages", spec.error_pages.is_some()),
+            ("request_id", spec.request_id.is_some()),
         ];
         for (key, _) in used.into_iter().filter(|(_, used)| *used) {
             self.error(
@@ -110,7 +114,7 @@ impl Validator {
     }
 
     /// A file path, relative ones taken from the config file's directory.
-    fn file(&mut self, field: String, text: &str) -> std::path::PathBuf {
+    pub(super) fn file(&mut self, field: String, text: &str) -> std::path::PathBuf {
         self.non_empty(field, text);
         let path = Path::new(text);
         if path.is_absolute() {
@@ -211,7 +215,7 @@ impl Validator {
         rules
     }
 
-    fn header_name(&mut self, field: String, name: &str) -> Option<HeaderName> {
+    pub(super) fn header_name(&mut self, field: String, name: &str) -> Option<HeaderName> {
         let parsed = HeaderName::from_bytes(name.as_bytes()).ok();
         if parsed.is_none() {
             self.error(
@@ -260,7 +264,7 @@ impl Validator {
 }
 
 /// A route's `host` as written: a name, or `*.` and a name.
-fn host_match(text: &str) -> Result<HostMatch, String> {
+pub(super) fn host_match(text: &str) -> Result<HostMatch, String> {
     let lower = text.to_ascii_lowercase();
     let (name, wildcard) = match lower.strip_prefix("*.") {
         Some(rest) => (rest, true),
@@ -302,6 +306,7 @@ fn is_cookie_value_byte(byte: u8) -> bool {
 mod tests {
     use super::super::test_support::{problems, valid};
     use super::*;
+    use crate::config::rules::{Decision, HeaderEdits, Part, Var};
     use std::path::PathBuf;
 
     /// The frontends of the issue that asked for these features, as written there.
@@ -368,42 +373,66 @@ backends:
                 alpn: vec![Alpn::H2, Alpn::Http11],
             })
         );
+        // The shorthands, compiled into rules: header sets first, then the routes in order.
+        let rules = &edge.rules.rules;
+        let names: Vec<&str> = rules.iter().map(|rule| rule.name.as_str()).collect();
         assert_eq!(
-            edge.routes,
+            names,
             [
-                Route {
-                    host: Some(HostMatch::Exact("static.example.com".into())),
-                    path_prefix: None,
-                    backend: 1,
-                },
-                Route {
-                    host: Some(HostMatch::Suffix(".example.com".into())),
-                    path_prefix: Some("/api/".into()),
-                    backend: 2,
-                },
-                Route {
-                    host: None,
-                    path_prefix: Some("/img/".into()),
-                    backend: 1,
-                },
+                "request_headers",
+                "response_headers",
+                "routes[0]",
+                "routes[1]",
+                "routes[2]"
             ]
         );
-        assert_eq!(edge.backend, Some(0));
-        assert_eq!(edge.request_headers.set, [header("x-env", "prod")]);
+        let shown =
+            |index: usize| format!("{:?} {:?}", rules[index].matcher, rules[index].decision);
         assert_eq!(
-            edge.request_headers.remove,
+            shown(2),
+            "Some(Host([Exact(\"static.example.com\")])) Some(Backend(0))"
+        );
+        assert_eq!(
+            shown(3),
+            "Some(All([Host([Suffix(\".example.com\")]), PathPrefix([\"/api/\"])])) Some(Backend(1))"
+        );
+        assert_eq!(shown(4), "Some(PathPrefix([\"/img/\"])) Some(Backend(0))");
+        assert_eq!(edge.rules.backends, [1, 2]);
+        assert_eq!(edge.backend, Some(0));
+        let set = |edits: &HeaderEdits| -> Vec<(HeaderName, Option<HeaderValue>)> {
+            (edits.set.iter())
+                .map(|(name, value)| (name.clone(), value.fixed.clone()))
+                .collect()
+        };
+        let (name, value) = header("x-env", "prod");
+        assert_eq!(set(&rules[0].request_headers), [(name, Some(value))]);
+        assert_eq!(
+            rules[0].request_headers.remove,
             [HeaderName::from_static("x-debug")]
         );
-        assert_eq!(
-            edge.response_headers.set,
-            [header("strict-transport-security", "max-age=31536000")]
-        );
-        assert_eq!(edge.response_headers.remove, [http::header::SERVER]);
-        assert_eq!(edge.redirect_https, None);
+        let (name, value) = header("strict-transport-security", "max-age=31536000");
+        assert_eq!(set(&rules[1].response_headers), [(name, Some(value))]);
+        assert_eq!(rules[1].response_headers.remove, [http::header::SERVER]);
 
         let plain = &config.frontends[1];
-        assert_eq!((plain.backend, plain.redirect_https), (None, Some(8443)));
-        assert_eq!((plain.tls.as_ref(), plain.routes.len()), (None, 0));
+        assert_eq!(plain.backend, None);
+        assert!(plain.tls.is_none());
+        let redirect = &plain.rules.rules[0];
+        assert_eq!(redirect.name, "redirect_https");
+        let Some(Decision::Redirect { status, location }) = &redirect.decision else {
+            panic!("a redirect, not {:?}", redirect.decision);
+        };
+        assert_eq!(status.as_u16(), 308);
+        assert_eq!(
+            location.parts,
+            [
+                Part::Text("https://".into()),
+                Part::Var(Var::Host),
+                Part::Text(":8443".into()),
+                Part::Var(Var::Path),
+                Part::Var(Var::Query),
+            ]
+        );
 
         let web = &config.backends[0];
         assert_eq!(
@@ -507,15 +536,19 @@ backends:
             "mode: http, backend: b, routes: [{ host: API.Example.com, backend: grpc }, \
              { host: \"*.Example.COM\", path_prefix: /x, backend: sticky }]",
         ));
-        let routes = &config.frontends[0].routes;
+        let rules = &config.frontends[0].rules;
         assert_eq!(
-            routes[0].host,
-            Some(HostMatch::Exact("api.example.com".into()))
+            format!("{:?}", rules.rules[0].matcher),
+            "Some(Host([Exact(\"api.example.com\")]))"
         );
-        assert_eq!(routes[0].backend, 2);
+        assert!(matches!(
+            rules.rules[0].decision,
+            Some(Decision::Backend(0))
+        ));
+        assert_eq!(rules.backends[0], 2);
         assert_eq!(
-            routes[1].host,
-            Some(HostMatch::Suffix(".example.com".into()))
+            format!("{:?}", rules.rules[1].matcher),
+            "Some(All([Host([Suffix(\".example.com\")]), PathPrefix([\"/x\"])]))"
         );
 
         let found = problems(&frontend(
@@ -569,9 +602,16 @@ backends:
         let config = valid(&frontend(
             "mode: http, backend: b, response_headers: { set: { X-Port: 8443, X-On: true } }",
         ));
+        let set = &config.frontends[0].rules.rules[0].response_headers.set;
+        let values: Vec<(&str, Option<&HeaderValue>)> = (set.iter())
+            .map(|(name, value)| (name.as_str(), value.fixed.as_ref()))
+            .collect();
         assert_eq!(
-            config.frontends[0].response_headers.set,
-            [header("x-on", "true"), header("x-port", "8443")]
+            values,
+            [
+                ("x-on", Some(&HeaderValue::from_static("true"))),
+                ("x-port", Some(&HeaderValue::from_static("8443")))
+            ]
         );
     }
 

@@ -3,6 +3,7 @@
 
 use super::super::model::*;
 use super::super::schema::*;
+use super::rules::RuleSources;
 use super::{Validator, UNPARSED_ADDRESS};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -93,6 +94,17 @@ impl Validator {
             self.header_rules(&format!("{at}.request_headers"), spec.request_headers);
         let response_headers =
             self.header_rules(&format!("{at}.response_headers"), spec.response_headers);
+        let sources = RuleSources {
+            matchers: spec.matchers,
+            rules: spec.rules,
+            routes,
+            request_headers,
+            response_headers,
+            redirect_https,
+        };
+        let rules = self.rule_set(&at, sources, backends);
+        let error_pages = self.error_pages(&at, spec.error_pages);
+        let request_id = self.request_id(&at, spec.request_id, &rules);
         Frontend {
             name: spec.name,
             listen,
@@ -102,10 +114,9 @@ impl Validator {
             timeouts,
             accept_proxy: spec.accept_proxy.unwrap_or(false),
             tls,
-            routes,
-            request_headers,
-            response_headers,
-            redirect_https,
+            rules,
+            error_pages,
+            request_id,
         }
     }
 

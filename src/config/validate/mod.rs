@@ -8,6 +8,7 @@ mod fields;
 mod frontends;
 mod health_check;
 mod node;
+mod rules;
 #[cfg(test)]
 mod test_support;
 mod vrrp;
@@ -133,6 +134,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::test_support::*;
+    use crate::config::{ErrorPages, RuleSet};
 
     #[test]
     fn fills_in_every_default() {
@@ -159,10 +161,9 @@ mod tests {
                     },
                     accept_proxy: false,
                     tls: None,
-                    routes: Vec::new(),
-                    request_headers: HeaderRules::default(),
-                    response_headers: HeaderRules::default(),
-                    redirect_https: None,
+                    rules: RuleSet::default(),
+                    error_pages: ErrorPages::default(),
+                    request_id: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
