@@ -736,3 +736,18 @@ fn every_rule_error_is_located() {
         );
     }
 }
+
+#[test]
+fn rules_example_loads_with_every_rule() {
+    let config = load(Path::new("config/rules-example.yaml")).expect("the rules example is valid");
+    let web = &config.frontends[0];
+    let names: Vec<&str> = (web.rules.rules.iter())
+        .map(|rule| rule.name.as_str())
+        .collect();
+    assert_eq!(names, ["blocked", "admin", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(
+        web.request_id,
+        Some(http::HeaderName::from_static("x-request-id"))
+    );
+    assert_eq!(web.error_pages.0.len(), 1);
+}
