@@ -310,3 +310,44 @@ async fn http2_clients_get_the_same_rules_and_hits_are_counted() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sni_a_tls_client_asked_for_picks_the_backend_and_fills_templates() {
+    let (app, api) = (TestServer::start("app").await, TestServer::start("api").await);
+    let pki = Pki::new();
+    let leaf = pki.leaf("site", &["www.example.com", "api.example.com"]);
+    let edge = listen();
+    let config = format!(
+        "node: {{ name: rules, threads: 1 }}\n\
+         frontends:\n\
+         \x20 - name: web\n    listen: \"{edge}\"\n    mode: http\n    backend: app\n\
+         \x20   tls: {{ certificates: [{}] }}\n\
+         \x20   rules:\n\
+         \x20     - {{ match: {{ sni: api.example.com }}, backend: api, set_request_headers: {{ X-SNI: \"{{sni}} {{scheme}}\" }} }}\n\
+         backends:\n\
+         \x20 - {{ name: app, servers: [{{ name: app, address: \"{}\" }}] }}\n\
+         \x20 - {{ name: api, servers: [{{ name: api, address: \"{}\" }}] }}\n",
+        leaf.yaml(),
+        app.address,
+        api.address,
+    );
+    let _tandem = Tandem::start(&config, &[edge]).await;
+    let ca = pki.ca_path.display().to_string();
+    let ask = |name: &'static str| {
+        let (resolve, url) = (
+            format!("{name}:{}:127.0.0.1", edge.port()),
+            format!("https://{name}:{}/headers", edge.port()),
+        );
+        let ca = ca.clone();
+        async move { curl(&["--resolve", &resolve, "--cacert", &ca, &url]).await }
+    };
+    let api_answer = ask("api.example.com").await;
+    assert_eq!(api_answer.header("x-server"), Some("api"));
+    assert!(
+        api_answer.body.contains("x-sni: api.example.com https\n"),
+        "{}",
+        api_answer.body
+    );
+    let www = ask("www.example.com").await;
+    assert_eq!(www.header("x-server"), Some("app"));
+}
