@@ -16,8 +16,8 @@ usage: benches/load.sh [options]
   --connections N               wrk connections for the small-response cases (default 64)
   --handshake-clients N         openssl s_time processes for the full-TLS-handshake case, each
                                 one connection at a time (default 8)
-  --base-port PORT              ports PORT..PORT+4: backend, proxy http, proxy tcp, tandem admin,
-                                proxy https (default 18080)
+  --base-port PORT              ports PORT..PORT+5: backend, proxy http, proxy tcp, tandem admin,
+                                proxy https, proxy http with rules (default 18080)
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
@@ -33,8 +33,10 @@ usage: benches/load.sh [options]
   --idle-partial                idle clients send part of a request head and hold the connection
                                 waiting for the rest (a slow client)
   --cases LIST                  the measured cases to run, comma-separated, from keepalive, close,
-                                tcp, 1mib, tlsnew, tlskeepalive (default: all); "none" runs only
-                                the idle-memory case
+                                tcp, 1mib, tlsnew, tlskeepalive, rules (default: all); "none" runs
+                                only the idle-memory case. rules: keep-alive through a frontend
+                                of 20 rules, the first 19 not matching (tandem's rules, HAProxy's
+                                ACLs and http-request lines; nginx is not run)
 env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
 EOF
 }
@@ -69,14 +71,14 @@ case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or 
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 1; }
 proxies=(haproxy nginx tandem)
 # The measured cases, in the order they run; the idle-memory case runs apart, once.
-cases=(keepalive close tcp 1mib tlsnew tlskeepalive)
+cases=(keepalive close tcp 1mib tlsnew tlskeepalive rules)
 case "$cases_option" in
   "") ;;
   none) cases=() ;;
   *)
     IFS=, read -ra cases <<<"$cases_option"
     for case in "${cases[@]}"; do
-      case "$case" in keepalive|close|tcp|1mib|tlsnew|tlskeepalive) ;;
+      case "$case" in keepalive|close|tcp|1mib|tlsnew|tlskeepalive|rules) ;;
         *) echo "--cases: unknown case $case" >&2; exit 1 ;;
       esac
     done
@@ -84,7 +86,7 @@ case "$cases_option" in
 esac
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
-admin_port=$((base_port + 3)) https_port=$((base_port + 4))
+admin_port=$((base_port + 3)) https_port=$((base_port + 4)) rules_port=$((base_port + 5))
 
 here=$(cd "$(dirname "$0")" && pwd)
 tmp="" pids=()
@@ -118,7 +120,7 @@ check_prerequisites() {
     [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
   fi
   local port
-  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port" "$https_port"; do
+  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port" "$https_port" "$rules_port"; do
     [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
   done
 }
@@ -251,6 +253,33 @@ frontend https
   maxconn 40000
   $haproxy_http_log
   default_backend web
+# The rules case: 19 conditions that a benchmark request (GET /, no cookie, query or role)
+# does not meet, then one that sends it on, as tandem's rules frontend has them.
+frontend rules
+  bind 127.0.0.1:$rules_port
+  maxconn 40000
+  $haproxy_http_log
+  http-request deny if { path_beg /admin } !{ src 192.0.2.0/24 }
+  http-request redirect location https://new.example.com%[path] code 301 if { hdr(host) -i old.example.com }
+  http-request return status 200 content-type text/plain string ok if { path /healthz }
+  http-request deny deny_status 405 if { method PUT DELETE } !{ req.hdr(x-role) -m str admin }
+  http-request deny if { req.hdr(user-agent) -m reg -i badbot }
+  http-request deny if { src 203.0.113.0/24 }
+  http-request deny if { urlp(debug) 1 }
+  http-request redirect location https://www.example.com%[path] code 308 if { hdr_end(host) -i .example.org }
+  http-request return status 204 if { path /favicon.ico }
+  http-request deny if { path_reg ^/[.]git/ }
+  use_backend web if { path_reg ^/api/v[0-9]+/ }
+  use_backend web if { req.cook(beta) 1 }
+  use_backend web if { hdr(host) -i static.example.com }
+  use_backend web if { path_beg /img/ }
+  use_backend web if { path_beg /css/ }
+  use_backend web if { path_beg /js/ }
+  use_backend web if { hdr(x-canary) -m found }
+  use_backend web if { path_end .php }
+  use_backend web if { method POST } { path_beg /upload }
+  use_backend web if { path_beg / }
+  default_backend web
 frontend tcp
   mode tcp
   bind 127.0.0.1:$tcp_port
@@ -316,6 +345,33 @@ frontends:
     backend: web
     max_connections: 40000
     timeouts: { request_header: $timeout, client_idle: $timeout }
+  - name: rules
+    listen: 127.0.0.1:$rules_port
+    mode: http
+    backend: web
+    max_connections: 40000
+    timeouts: { request_header: $timeout, client_idle: $timeout }
+    rules:
+      - { match: { path_prefix: /admin, not: { client: 192.0.2.0/24 } }, deny: 403 }
+      - { match: { host: old.example.com }, redirect: { location: "https://new.example.com{path}", code: 301 } }
+      - { match: { path: /healthz }, respond: { status: 200, body: ok, headers: { Content-Type: text/plain } } }
+      - { match: { method: [PUT, DELETE], header: { X-Role: "!admin" } }, deny: 405 }
+      - { match: { header: { User-Agent: "~(?i)badbot" } }, deny: 403 }
+      - { match: { client: 203.0.113.0/24 }, deny: 403 }
+      - { match: { query: { debug: "1" } }, deny: 403 }
+      - { match: { host: "*.example.org" }, redirect: { location: "https://www.example.com{path}", code: 308 } }
+      - { match: { path: /favicon.ico }, respond: { status: 204 } }
+      - { match: { path_regex: "^/[.]git/" }, deny: 403 }
+      - { match: { path_regex: "^/api/v[0-9]+/" }, backend: web }
+      - { match: { cookie: { beta: "1" } }, backend: web }
+      - { match: { host: static.example.com }, backend: web }
+      - { match: { path_prefix: /img/ }, backend: web }
+      - { match: { path_prefix: /css/ }, backend: web }
+      - { match: { path_prefix: /js/ }, backend: web }
+      - { match: { header: { X-Canary: true } }, backend: web }
+      - { match: { path_regex: "[.]php$" }, backend: web }
+      - { match: { method: POST, path_prefix: /upload }, backend: web }
+      - { match: { path_prefix: / }, backend: web }
   - name: tcp
     listen: 127.0.0.1:$tcp_port
     mode: tcp
@@ -568,6 +624,8 @@ measure_idle() {
 # One case against one proxy, in a fresh process of it.
 run_case() {
   local case=$1 proxy=$2
+  # nginx's locations and ifs don't run in order as rules do: no like-for-like config.
+  [ "$case" = rules ] && [ "$proxy" = nginx ] && return 0
   echo "== $case, $proxy, round $round of $rounds"
   start_proxy "$proxy"
   case $case in
@@ -581,6 +639,7 @@ run_case() {
       measure_handshakes tlsnew "$proxy"
       ;;
     tlskeepalive) measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req ;;
+    rules) measure rules "$proxy" "http://127.0.0.1:$rules_port" / "$connections" req ;;
     idle) measure_idle "$proxy" ;;
   esac
   stop_process "$proxy_pid"
@@ -628,7 +687,7 @@ print_table() {
     partial) idle_note=", each holding a partial request head" ;;
     *) idle_note="" ;;
   esac
-  for case in keepalive close tcp 1mib idle tlsnew tlskeepalive; do
+  for case in keepalive close tcp 1mib idle tlsnew tlskeepalive rules; do
     case $case in
       keepalive) label="HTTP keep-alive, -c$connections" unit="req/s" ;;
       close) label="HTTP new connection per request, -c$connections" unit="req/s" ;;
@@ -637,6 +696,7 @@ print_table() {
       idle) label="$idle idle connections" ;;
       tlsnew) label="HTTPS full TLS handshake per request, $handshake_clients s_time" unit="handshakes/s" ;;
       tlskeepalive) label="HTTPS keep-alive, -c$connections" unit="req/s" ;;
+      rules) label="HTTP keep-alive, 20 rules (19 not matching), -c$connections" unit="req/s" ;;
     esac
     for proxy in "${proxies[@]}"; do
       row=${result[$case|$proxy]:-}
@@ -649,6 +709,12 @@ print_table() {
       echo "| $label | $proxy | $rate $unit | $p50 | $p99 | $errors | $upstream | $cpu | $per ${unit%/s} | | $(ratio "$proxy" "$case" 1) | $(ratio "$proxy" "$case" 7) |"
     done
   done
+  local with=${result[rules|tandem]:-} without=${result[keepalive|tandem]:-}
+  if [ -n "$with" ] && [ -n "$without" ]; then
+    echo
+    echo "tandem with 20 rules over without, per CPU-s: $(awk -v w="$(cut -d'|' -f7 <<<"$with")" \
+      -v o="$(cut -d'|' -f7 <<<"$without")" 'BEGIN { printf "%.3f", w / o }')"
+  fi
   for proxy in "${proxies[@]}"; do tls_note+="${tls_note:+; }$proxy ${negotiated[$proxy]:-no TLS case run}"; done
   echo
   cat <<EOF

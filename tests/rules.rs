@@ -313,7 +313,10 @@ async fn http2_clients_get_the_same_rules_and_hits_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sni_a_tls_client_asked_for_picks_the_backend_and_fills_templates() {
-    let (app, api) = (TestServer::start("app").await, TestServer::start("api").await);
+    let (app, api) = (
+        TestServer::start("app").await,
+        TestServer::start("api").await,
+    );
     let pki = Pki::new();
     let leaf = pki.leaf("site", &["www.example.com", "api.example.com"]);
     let edge = listen();

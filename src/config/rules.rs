@@ -23,6 +23,11 @@ pub struct RuleSet {
     /// Whether a matcher or template looks at the request's host, so that it is worked out
     /// only then.
     pub uses_host: bool,
+    /// Whether any rule has request header actions, response header actions, or a rewrite:
+    /// a request pays for rendering and applying them only then.
+    pub edits_requests: bool,
+    pub edits_responses: bool,
+    pub rewrites: bool,
 }
 
 impl PartialEq for RuleSet {

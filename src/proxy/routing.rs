@@ -26,7 +26,10 @@ fn host_name(host: &str) -> Option<Cow<'_, str>> {
         &host[..=host.find(']')?]
     } else {
         // A name or IPv4 address holds no colon: the first one starts the port.
-        host.split_once(':').map_or(host, |(name, _port)| name)
+        let end = (host.bytes())
+            .position(|byte| byte == b':')
+            .unwrap_or(host.len());
+        &host[..end]
     };
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() || !is_host_name(name) {

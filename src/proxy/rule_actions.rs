@@ -62,6 +62,7 @@ pub fn apply<'f, B>(
     let view = RequestView {
         method: request.method(),
         uri: request.uri(),
+        path: rules::path_of(request.uri()),
         headers: request.headers(),
         host: host.as_deref(),
         client: client.address,
@@ -78,17 +79,17 @@ pub fn apply<'f, B>(
         None => frontend.backend.as_ref().ok_or(NO_SERVER),
     };
     let matched_rules = || verdict.matched.iter().map(|index| &set.rules[index]);
-    let changes = |edits: fn(&Rule) -> &HeaderEdits| HeaderChanges {
-        rendered: render_all(matched_rules(), edits, &view),
-        matched: verdict.matched.clone(),
-        edits,
+    let changes = |wanted: bool, edits: fn(&Rule) -> &HeaderEdits| match wanted {
+        true => HeaderChanges {
+            rendered: render_all(matched_rules(), edits, &view),
+            matched: verdict.matched.clone(),
+            edits,
+        },
+        false => HeaderChanges::none(edits),
     };
-    let response_headers = changes(response_edits);
-    let request_headers = match target {
-        Ok(_) => changes(request_edits),
-        Err(_) => HeaderChanges::none(request_edits),
-    };
-    let path = (target.is_ok())
+    let response_headers = changes(set.edits_responses, response_edits);
+    let request_headers = changes(set.edits_requests && target.is_ok(), request_edits);
+    let path = (set.rewrites && target.is_ok())
         .then(|| rewritten_path(matched_rules(), &view))
         .flatten();
     if let Some(path) = path {
@@ -260,13 +261,15 @@ fn rewritten_path<'r>(
         let Some(rewrite) = &rule.rewrite else {
             continue;
         };
-        let current = path.as_deref().unwrap_or(view.uri.path());
+        let current = path.as_deref().unwrap_or(view.path);
         // A rewrite's `{path}` is what the rewrites before it left.
         let moved = (path.is_some())
             .then(|| with_path(view.uri, current))
             .flatten();
+        let uri = moved.as_ref().unwrap_or(view.uri);
         let at = RequestView {
-            uri: moved.as_ref().unwrap_or(view.uri),
+            uri,
+            path: rules::path_of(uri),
             ..*view
         };
         let next = match rewrite {

@@ -1,7 +1,7 @@
 //! Whether a matcher holds for a request. Run for every rule of every request: no allocation,
 //! and regexes only where a matcher has one.
 
-use http::header::COOKIE;
+use http::header::{HeaderMap, HeaderName, HeaderValue, COOKIE};
 
 use super::RequestView;
 use crate::config::rules::{Matcher, ValueTest};
@@ -12,29 +12,54 @@ pub fn matches(matcher: &Matcher, request: &RequestView<'_>) -> bool {
         Matcher::Any(any) => any.iter().any(|inner| matches(inner, request)),
         Matcher::Not(inner) => !matches(inner, request),
         Matcher::Named(inner) => matches(inner, request),
+        leaf => leaf_matches(leaf, request),
+    }
+}
+
+/// [`matches`] with the top level and the common leaves of an all-of inlined into the caller,
+/// the loop over a frontend's rules: most rules are a few such leaves, and a call per rule and
+/// condition cost more than the tests themselves.
+#[inline(always)]
+pub fn matches_inline(matcher: &Matcher, request: &RequestView<'_>) -> bool {
+    match matcher {
+        Matcher::All(all) => all.iter().all(|inner| leaf_matches(inner, request)),
+        other => leaf_matches(other, request),
+    }
+}
+
+#[inline(always)]
+fn leaf_matches(matcher: &Matcher, request: &RequestView<'_>) -> bool {
+    match matcher {
         Matcher::Host(hosts) => {
             (request.host).is_some_and(|host| hosts.iter().any(|wanted| wanted.matches(host)))
         }
-        Matcher::HostRegex(regex) => request.host.is_some_and(|host| regex.is_match(host)),
-        Matcher::Path(paths) => paths.iter().any(|path| path == request.uri.path()),
+        Matcher::Path(paths) => paths.iter().any(|path| path == request.path),
         Matcher::PathPrefix(prefixes) => {
-            let path = request.uri.path().as_bytes();
+            let path = request.path.as_bytes();
             (prefixes.iter()).any(|prefix| path.starts_with(prefix.as_bytes()))
         }
-        Matcher::PathRegex(regex) => regex.is_match(request.uri.path()),
         Matcher::Method(methods) => methods.contains(request.method),
-        Matcher::Header(name, test) => {
-            let values = request.headers.get_all(name).iter();
-            holds(test, &mut values.map(|value| value.as_bytes()))
-        }
-        Matcher::Query(name, test) => {
-            let query = request.uri.query().unwrap_or("");
-            holds(test, &mut pairs(query, b'&', name).map(str::as_bytes))
-        }
+        other => matches_rest(other, request),
+    }
+}
+
+#[inline(never)]
+fn matches_rest(matcher: &Matcher, request: &RequestView<'_>) -> bool {
+    match matcher {
+        Matcher::HostRegex(regex) => request.host.is_some_and(|host| regex.is_match(host)),
+        Matcher::PathRegex(regex) => regex.is_match(request.path),
+        Matcher::Header(name, test) => header_holds(test, request.headers, name),
+        Matcher::Query(name, test) => match request.uri.query() {
+            Some(query) => holds(test, &mut pairs(query, b'&', name).map(str::as_bytes)),
+            None => holds(test, &mut std::iter::empty()),
+        },
         Matcher::Cookie(name, test) => {
-            let headers = request.headers.get_all(COOKIE).iter();
-            let mut values = headers
-                .filter_map(|header| header.to_str().ok())
+            let mut cookies = header_values(request.headers, &COOKIE).peekable();
+            if cookies.peek().is_none() {
+                return holds(test, &mut std::iter::empty());
+            }
+            let mut values = cookies
+                .filter_map(|header| std::str::from_utf8(header).ok())
                 .flat_map(|header| pairs(header, b';', name))
                 .map(str::as_bytes);
             holds(test, &mut values)
@@ -43,8 +68,46 @@ pub fn matches(matcher: &Matcher, request: &RequestView<'_>) -> bool {
         Matcher::Sni(names) => {
             (request.sni).is_some_and(|sni| names.iter().any(|wanted| wanted.matches(sni)))
         }
+        Matcher::Not(inner) => !matches(inner, request),
+        _ => matches(matcher, request),
     }
 }
+
+/// Whether `test` holds for header `name`.
+fn header_holds(test: &ValueTest, headers: &HeaderMap, name: &HeaderName) -> bool {
+    holds(test, &mut header_values(headers, name))
+}
+
+/// The values of header `name`. A request usually has a handful of headers: comparing their
+/// names costs less than hashing the one wanted, which a lookup does first.
+fn header_values<'h>(headers: &'h HeaderMap, name: &'h HeaderName) -> HeaderValues<'h> {
+    match headers.keys_len() <= FEW_HEADERS {
+        true => HeaderValues::Scan(headers.iter(), name),
+        false => HeaderValues::Lookup(headers.get_all(name).iter()),
+    }
+}
+
+enum HeaderValues<'h> {
+    Scan(http::header::Iter<'h, HeaderValue>, &'h HeaderName),
+    Lookup(http::header::ValueIter<'h, HeaderValue>),
+}
+
+impl<'h> Iterator for HeaderValues<'h> {
+    type Item = &'h [u8];
+
+    fn next(&mut self) -> Option<&'h [u8]> {
+        let value = match self {
+            HeaderValues::Scan(headers, name) => {
+                (headers.find(|(present, _)| present == name)).map(|(_, value)| value)
+            }
+            HeaderValues::Lookup(values) => values.next(),
+        };
+        value.map(HeaderValue::as_bytes)
+    }
+}
+
+/// Up to this many header names, a header is found by comparing names rather than by hash.
+const FEW_HEADERS: usize = 8;
 
 /// Whether `test` holds for a value that has `values` (none when absent); a test on the value
 /// holds when any of them passes.

@@ -19,6 +19,8 @@ use crate::config::rules::{CaptureSource, Rule, RuleSet};
 pub struct RequestView<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
+    /// `uri`'s path, as sent; `/` for a request without one in origin form (`OPTIONS *`).
+    pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// Lowercase, without port (see `proxy::routing::request_host`); only worked out when a
     /// rule uses it (`RuleSet::uses_host`).
@@ -31,13 +33,11 @@ pub struct RequestView<'a> {
     pub request_id: Option<&'a HeaderValue>,
 }
 
-impl<'a> RequestView<'a> {
-    /// The path, `/` for a request without one in origin form (`OPTIONS *`).
-    pub fn path(&self) -> &'a str {
-        match self.uri.path() {
-            path if path.starts_with('/') => path,
-            _ => "/",
-        }
+/// `uri`'s path for [`RequestView::path`].
+pub fn path_of(uri: &Uri) -> &str {
+    match uri.path() {
+        path if path.starts_with('/') => path,
+        _ => "/",
     }
 }
 
@@ -114,7 +114,7 @@ pub fn evaluate(set: &RuleSet, request: &RequestView<'_>) -> Verdict {
             continue;
         }
         let applies =
-            (rule.matcher.as_ref()).is_none_or(|wanted| matcher::matches(wanted, request));
+            (rule.matcher.as_ref()).is_none_or(|wanted| matcher::matches_inline(wanted, request));
         if !applies {
             continue;
         }
@@ -134,7 +134,7 @@ fn has_edits(rule: &Rule) -> bool {
 /// none or they don't match (the templates then render them empty).
 pub fn captures<'a>(rule: &Rule, request: &RequestView<'a>) -> Option<regex::Captures<'a>> {
     match rule.captures.as_ref()? {
-        CaptureSource::Path(regex) => regex.captures(request.path()),
+        CaptureSource::Path(regex) => regex.captures(request.path),
         CaptureSource::Host(regex) => regex.captures(request.host?),
     }
 }

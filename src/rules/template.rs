@@ -45,7 +45,7 @@ fn push(
             let _ = write!(out, "{}", request.client.port());
         }
         Var::Host => out.push_str(request.host.unwrap_or("")),
-        Var::Path => out.push_str(request.path()),
+        Var::Path => out.push_str(request.path),
         Var::Query => {
             if let Some(query) = request.uri.query() {
                 out.push('?');

@@ -50,6 +50,7 @@ impl Request {
         RequestView {
             method: &self.method,
             uri: &self.uri,
+            path: path_of(&self.uri),
             headers: &self.headers,
             host: self.host,
             client: self.client,

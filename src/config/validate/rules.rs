@@ -125,6 +125,15 @@ impl Validator {
             set.rules.push(rule);
         }
         set.uses_host = set.rules.iter().any(Rule::uses_host);
+        set.edits_requests = set
+            .rules
+            .iter()
+            .any(|rule| !rule.request_headers.is_empty());
+        set.edits_responses = set
+            .rules
+            .iter()
+            .any(|rule| !rule.response_headers.is_empty());
+        set.rewrites = set.rules.iter().any(|rule| rule.rewrite.is_some());
         set
     }
 
