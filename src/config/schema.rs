@@ -75,6 +75,7 @@ pub struct FrontendSpec {
     pub request_headers: Option<HeaderRulesSpec>,
     pub response_headers: Option<HeaderRulesSpec>,
     pub redirect_https: Option<IntegerSpec>,
+    pub client_limits: Option<ClientLimitsSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -412,6 +413,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].tls.certificates[]" => of::<CertificateSpec>(),
         "frontends[].routes[]" => of::<RouteSpec>(),
         "frontends[].request_headers" | "frontends[].response_headers" => of::<HeaderRulesSpec>(),
+        "frontends[].client_limits" => of::<ClientLimitsSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
@@ -422,4 +424,62 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "vrrp.instances[].track[]" => of::<TrackSpec>(),
         _ => return None,
     })
+}
+
+/// `client_limits:` on a frontend: what one client address may hold at once.
+#[derive(Debug, Deserialize)]
+pub struct ClientLimitsSpec {
+    pub connections: IntegerSpec,
+}
+
+/// A rule's `rate_limit:` action, as written: `{ key: client, rate: 100/s, burst: 50 }`.
+#[derive(Debug, Deserialize)]
+pub struct RateLimitSpec {
+    pub key: RateKeySpec,
+    /// `N/s`, `N/m`, `N/h` or `N/<duration>` (`5/10s`); a bare number reaches validation, which
+    /// says how to write it.
+    pub rate: ScalarText,
+    /// Left out: the rate's count.
+    pub burst: Option<IntegerSpec>,
+}
+
+/// What a rate limit counts requests by: `client` or `{ header: NAME }`. Read by hand: the
+/// YAML reader takes an enum's data variants as tags (`!header NAME`), not mappings.
+#[derive(Debug)]
+pub enum RateKeySpec {
+    Client,
+    Header(String),
+}
+
+#[derive(Deserialize)]
+struct HeaderKeySpec {
+    header: String,
+}
+
+impl<'de> Deserialize<'de> for RateKeySpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = RateKeySpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`client` or `{ header: NAME }`")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RateKeySpec, E> {
+                match value {
+                    "client" => Ok(RateKeySpec::Client),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(value), &self)),
+                }
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RateKeySpec, A::Error> {
+                let spec = HeaderKeySpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RateKeySpec::Header(spec.header))
+            }
+        }
+
+        deserializer.deserialize_any(KeyVisitor)
+    }
 }

@@ -211,7 +211,7 @@ impl Validator {
         rules
     }
 
-    fn header_name(&mut self, field: String, name: &str) -> Option<HeaderName> {
+    pub(super) fn header_name(&mut self, field: String, name: &str) -> Option<HeaderName> {
         let parsed = HeaderName::from_bytes(name.as_bytes()).ok();
         if parsed.is_none() {
             self.error(

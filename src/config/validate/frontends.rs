@@ -13,7 +13,7 @@ const DEFAULT_CLIENT_IDLE: Duration = Duration::from_secs(60);
 const MAX_CLIENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The kernel's default ceiling on one process's open files (fs.nr_open): a frontend cannot
 /// hold more clients than that, and the connection semaphore has a limit of its own above it.
-const MAX_CONNECTIONS: usize = 1 << 20;
+pub(super) const MAX_CONNECTIONS: usize = 1 << 20;
 
 impl Validator {
     /// `earlier` are the frontends before this one, for listen address clashes.
@@ -93,6 +93,7 @@ impl Validator {
             self.header_rules(&format!("{at}.request_headers"), spec.request_headers);
         let response_headers =
             self.header_rules(&format!("{at}.response_headers"), spec.response_headers);
+        let client_limits = self.client_limits(&at, spec.client_limits);
         Frontend {
             name: spec.name,
             listen,
@@ -106,6 +107,7 @@ impl Validator {
             request_headers,
             response_headers,
             redirect_https,
+            client_limits,
         }
     }
 

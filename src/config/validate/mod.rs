@@ -8,6 +8,7 @@ mod fields;
 mod frontends;
 mod health_check;
 mod node;
+mod rate_limit;
 #[cfg(test)]
 mod test_support;
 mod vrrp;
@@ -163,6 +164,7 @@ mod tests {
                     request_headers: HeaderRules::default(),
                     response_headers: HeaderRules::default(),
                     redirect_https: None,
+                    client_limits: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
