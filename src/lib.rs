@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod limits;
 pub mod proxy;
+pub mod rules;
 pub mod stats;
 pub mod status;
 pub mod systemd;

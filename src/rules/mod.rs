@@ -1,0 +1,3 @@
+//! The rule layer of http frontends.
+
+pub mod rate_limit;
