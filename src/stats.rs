@@ -30,6 +30,8 @@ pub struct FrontendStats {
     pub proxy_header_errors: Counter,
     /// Connections closed before any request: the TLS handshake failed or timed out.
     pub tls_handshake_errors: Counter,
+    /// Connections closed at once: their client had `client_limits.connections` open.
+    pub denied_connections: Counter,
 }
 
 impl FrontendStats {
@@ -56,6 +58,7 @@ impl FrontendStats {
             bytes_out: counter!("tandem_frontend_bytes_out_total", &[proxy()]),
             proxy_header_errors: connection_error("proxy_header"),
             tls_handshake_errors: connection_error("tls_handshake"),
+            denied_connections: counter!("tandem_frontend_denied_connections_total", &[proxy()]),
         }
     }
 
@@ -201,6 +204,11 @@ pub fn describe() {
         "tandem_frontend_connection_errors_total",
         "Client connections closed before any request, by reason: proxy_header (missing or \
          malformed PROXY header), tls_handshake."
+    );
+    describe_counter!(
+        "tandem_frontend_denied_connections_total",
+        "Client connections closed at once because their address had \
+         client_limits.connections open."
     );
     describe_gauge!(
         "tandem_tls_certificate_expiry_timestamp_seconds",

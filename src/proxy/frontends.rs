@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::runtime::Builder;
 use tokio::sync::{mpsc, watch};
 
+use super::client_limit::ClientConnections;
 use super::connection_limit::ConnectionLimit;
 use super::drain::Drain;
 use super::upstream::UpstreamPool;
@@ -108,14 +109,20 @@ impl Frontends {
         let mut runtimes = Vec::with_capacity(frontends.len());
         let mut new = HashMap::new();
         for (frontend, tls) in frontends.iter().zip(terminations) {
-            // By name, wherever it listened: its sessions and counters go on.
-            let stats = (self.listening.values())
+            // By name, wherever it listened: its sessions, counters and clients' connections
+            // go on.
+            let running = (self.listening.values())
                 .map(|listening| listening.frontend.load_full())
-                .find(|running| running.config.name == frontend.name)
-                .map_or_else(
-                    || Arc::new(FrontendStats::new(&frontend.name)),
-                    |running| Arc::clone(&running.stats),
-                );
+                .find(|running| running.config.name == frontend.name);
+            let stats = running.as_ref().map_or_else(
+                || Arc::new(FrontendStats::new(&frontend.name)),
+                |running| Arc::clone(&running.stats),
+            );
+            let client_connections = running
+                .as_ref()
+                .map_or_else(ClientConnections::new, |running| {
+                    Arc::clone(&running.client_connections)
+                });
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: frontend.backend.map(|index| Arc::clone(&backends[index])),
@@ -124,6 +131,7 @@ impl Frontends {
                     .collect(),
                 tls,
                 stats,
+                client_connections,
                 access_log: access_log.cloned(),
             });
             let max_connections = frontend.max_connections.unwrap_or(derived);
