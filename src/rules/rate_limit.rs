@@ -23,8 +23,8 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::config;
 
-/// Slots per bucket: a key not tracked yet may take any of them. Eight 16-byte slots are two
-/// cache lines.
+/// Slots per bucket: a key not tracked yet may take any of them. Eight 16-byte slots are 128
+/// bytes, two or three cache lines.
 pub const WAYS: usize = 8;
 /// Keys one [`SharedRateLimit`] tracks at once (1 MiB): far more clients than are ever over
 /// the limit together, so a client in debt is not forgotten for want of room.
@@ -69,8 +69,10 @@ impl Table {
         }
     }
 
-    /// Lets a request of `key` through at `now` (nanoseconds since the time base, never going
-    /// back), or says how long until one would be. A refused request costs the key nothing.
+    /// Lets a request of `key` through at `now` (nanoseconds since the time base), or says how
+    /// long until one would be. A refused request costs the key nothing. `now` may be a little
+    /// behind one given before (threads read the clock before their turn): that only makes the
+    /// check a little stricter.
     pub fn check(&mut self, key: u64, now: u64) -> Result<(), Duration> {
         // The high half picks the bucket; a caller may use the low bits to pick a table.
         let bucket = (key >> 32) as usize & self.bucket_mask;
@@ -261,6 +263,15 @@ mod tests {
         let other_bucket = key(9, 1);
         assert_eq!(passes(&mut table, other_bucket, SECOND), 5);
         assert!(table.check(first, SECOND).is_err());
+    }
+
+    #[test]
+    fn a_clock_read_a_little_earlier_only_makes_it_stricter() {
+        let mut table = table(1024);
+        let client = key(0, 1);
+        table.check(client, SECOND).unwrap();
+        // Four more would pass at SECOND; a thread that read the clock 50 ms before gets three.
+        assert_eq!(passes(&mut table, client, SECOND - 50 * MS), 3);
     }
 
     #[test]
