@@ -599,7 +599,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
-         `request_headers`, `response_headers`, `redirect_https`",
+         `request_headers`, `response_headers`, `redirect_https`, `client_limits`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
