@@ -32,6 +32,10 @@ pub struct FrontendStats {
     pub tls_handshake_errors: Counter,
     /// Requests a rule denied.
     pub denied: Counter,
+    /// Requests answered 429 by a rule's rate limit.
+    pub rate_limited: Counter,
+    /// Connections closed at once: their client had `client_limits.connections` open.
+    pub denied_connections: Counter,
 }
 
 impl FrontendStats {
@@ -59,6 +63,8 @@ impl FrontendStats {
             proxy_header_errors: connection_error("proxy_header"),
             tls_handshake_errors: connection_error("tls_handshake"),
             denied: counter!("tandem_frontend_denied_total", &[proxy()]),
+            rate_limited: counter!("tandem_frontend_rate_limited_total", &[proxy()]),
+            denied_connections: counter!("tandem_frontend_denied_connections_total", &[proxy()]),
         }
     }
 
@@ -191,6 +197,10 @@ pub fn describe() {
         "HTTP requests a rule denied."
     );
     describe_counter!(
+        "tandem_frontend_rate_limited_total",
+        "HTTP requests answered 429 by a rule's rate limit."
+    );
+    describe_counter!(
         "tandem_rule_hits_total",
         "HTTP requests each rule matched, by rule name (or index)."
     );
@@ -212,6 +222,11 @@ pub fn describe() {
         "tandem_frontend_connection_errors_total",
         "Client connections closed before any request, by reason: proxy_header (missing or \
          malformed PROXY header), tls_handshake."
+    );
+    describe_counter!(
+        "tandem_frontend_denied_connections_total",
+        "Client connections closed at once because their address had \
+         client_limits.connections open."
     );
     describe_gauge!(
         "tandem_tls_certificate_expiry_timestamp_seconds",

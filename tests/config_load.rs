@@ -44,6 +44,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 rules: RuleSet::default(),
                 error_pages: ErrorPages::default(),
                 request_id: None,
+                client_limits: None,
             },
             Frontend {
                 name: "db".into(),
@@ -60,6 +61,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 rules: RuleSet::default(),
                 error_pages: ErrorPages::default(),
                 request_id: None,
+                client_limits: None,
             },
         ],
         backends: vec![
@@ -596,7 +598,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
          `request_headers`, `response_headers`, `redirect_https`, `matchers`, `rules`, \
-         `error_pages`, `request_id`",
+         `error_pages`, `request_id`, `client_limits`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
@@ -726,6 +728,8 @@ fn every_rule_error_is_located() {
          unknown variable {client_address}",
         "config/broken/rule_errors.yaml:14:36: frontends[0].rules[3].match.header.X-Role: invalid \
          regex \"(admin\": unclosed group",
+        "config/broken/rule_errors.yaml:17:65: frontends[0].rules[5].rate_limit.rate: invalid rate \
+         \"100\": write a count per period",
     ];
     assert_eq!(found.len(), expected.len(), "{found:#?}");
     for wanted in expected {

@@ -354,3 +354,77 @@ async fn the_sni_a_tls_client_asked_for_picks_the_backend_and_fills_templates() 
     let www = ask("www.example.com").await;
     assert_eq!(www.header("x-server"), Some("app"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_per_client_or_header_and_survive_a_reload() {
+    let app = TestServer::start("app").await;
+    let (edge, admin) = (listen(), listen());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("429.html"), "<h1>slow down</h1>\n").unwrap();
+    let config = format!(
+        "node: {{ name: rules, threads: 2 }}\n\
+         admin: {{ listen: \"{admin}\" }}\n\
+         frontends:\n\
+         \x20 - name: web\n    listen: \"{edge}\"\n    mode: http\n    backend: app\n\
+         \x20   error_pages: {{ 429: {}/429.html }}\n\
+         \x20   rules:\n\
+         \x20     - {{ name: per_client, match: {{ path_prefix: /client }}, rate_limit: {{ key: client, rate: 1/h, burst: 3 }} }}\n\
+         \x20     - {{ name: per_key, match: {{ path_prefix: /key }}, rate_limit: {{ key: {{ header: X-Api-Key }}, rate: 1/h, burst: 2 }} }}\n\
+         backends:\n\
+         \x20 - {{ name: app, servers: [{{ name: app, address: \"{}\" }}] }}\n",
+        dir.path().display(),
+        app.address,
+    );
+    let tandem = Tandem::start(&config, &[edge, admin]).await;
+    let status = |source: &'static str, path: &'static str, key: Option<&'static str>| async move {
+        let mut headers = vec![("host", "a")];
+        headers.extend(key.map(|key| ("x-api-key", key)));
+        send(source, edge, "GET", path, &headers).await
+    };
+    for _ in 0..3 {
+        assert_eq!(status("127.0.0.2", "/client", None).await.status, 200);
+    }
+    let limited = status("127.0.0.2", "/client", None).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(text(&limited), "<h1>slow down</h1>\n");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(
+        status("127.0.0.3", "/client", None).await.status,
+        200,
+        "another client"
+    );
+    assert_eq!(
+        status("127.0.0.2", "/other", None).await.status,
+        200,
+        "another rule's path"
+    );
+
+    for source in ["127.0.0.4", "127.0.0.5"] {
+        assert_eq!(
+            status(source, "/key", Some("alpha")).await.status,
+            200,
+            "{source}"
+        );
+    }
+    assert_eq!(
+        status("127.0.0.6", "/key", Some("alpha")).await.status,
+        429,
+        "one key"
+    );
+    assert_eq!(status("127.0.0.6", "/key", Some("beta")).await.status, 200);
+
+    // The same rules reloaded keep what each client has used.
+    let log = tandem.reload(&config).await;
+    assert!(log.contains("config reloaded"), "{log}");
+    assert_eq!(status("127.0.0.2", "/client", None).await.status, 429);
+
+    let metrics = scrape(admin).await;
+    let limited = metrics.get("tandem_frontend_rate_limited_total", &[("proxy", "web")]);
+    assert_eq!(limited, 3.0);
+    assert_eq!(app.requests(), 3 + 1 + 1 + 2 + 1);
+}

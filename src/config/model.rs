@@ -91,6 +91,8 @@ pub struct Frontend {
     /// http only: the header carrying each request's ID, made when a request comes without
     /// one; `None`: no IDs.
     pub request_id: Option<HeaderName>,
+    /// What one client address may hold at once; `None`: no per-client limit.
+    pub client_limits: Option<ClientLimits>,
 }
 
 /// TLS termination on a frontend.
@@ -348,4 +350,41 @@ pub enum VrrpVersion {
 pub struct VirtualIp {
     pub address: IpAddr,
     pub prefix_len: u8,
+}
+
+/// Per-client limits of a frontend. The client is the PROXY header's source address with
+/// `accept_proxy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Connections one client address may have open at once (at least 1); one more is closed
+    /// as soon as it is accepted (and its PROXY header read).
+    pub connections: u32,
+}
+
+/// A rule's `rate_limit:`: each key may send `burst` requests at once, and one more every
+/// `period / rate` after that (GCRA, a token bucket of `burst` refilled at the rate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub key: RateKey,
+    /// Requests per `period`; at least 1, and at most one per nanosecond.
+    pub rate: u32,
+    pub period: Duration,
+    /// Requests a key with full credit may send back to back; at least 1.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The steady spacing of requests: `period / rate`, at least a nanosecond.
+    pub fn emission_interval(&self) -> Duration {
+        self.period / self.rate
+    }
+}
+
+/// What a rate limit counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// The client address (the PROXY header's source with `accept_proxy`).
+    Client,
+    /// The value of this request header; requests without it share one key.
+    Header(HeaderName),
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::Regex;
 
-use super::model::HostMatch;
+use super::model::{HostMatch, RateLimit};
 
 /// An http frontend's rules, in order.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,8 @@ pub struct RuleSet {
     pub edits_requests: bool,
     pub edits_responses: bool,
     pub rewrites: bool,
+    /// Whether any rule has a rate limit.
+    pub rate_limits: bool,
 }
 
 impl PartialEq for RuleSet {
@@ -50,6 +52,8 @@ pub struct Rule {
     /// without one, its `host_regex`.
     pub captures: Option<CaptureSource>,
     pub decision: Option<Decision>,
+    /// Requests beyond it are answered 429, unless an earlier rule answers them itself.
+    pub rate_limit: Option<RateLimit>,
     pub rewrite: Option<Rewrite>,
     pub request_headers: HeaderEdits,
     pub response_headers: HeaderEdits,
@@ -63,6 +67,7 @@ impl Rule {
             matcher: None,
             captures: None,
             decision: None,
+            rate_limit: None,
             rewrite: None,
             request_headers: HeaderEdits::default(),
             response_headers: HeaderEdits::default(),

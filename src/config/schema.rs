@@ -82,6 +82,7 @@ pub struct FrontendSpec {
     /// Status code to the file answering it when tandem answers itself.
     pub error_pages: Option<BTreeMap<IntegerSpec, String>>,
     pub request_id: Option<RequestIdSpec>,
+    pub client_limits: Option<ClientLimitsSpec>,
 }
 
 /// A condition on a request; every key given must hold.
@@ -132,6 +133,7 @@ pub struct RuleSpec {
     pub redirect: Option<RedirectSpec>,
     pub respond: Option<RespondSpec>,
     pub rewrite: Option<RewriteSpec>,
+    pub rate_limit: Option<RateLimitSpec>,
     pub set_request_headers: Option<BTreeMap<String, ScalarText>>,
     pub remove_request_headers: Option<Vec<String>>,
     pub set_response_headers: Option<BTreeMap<String, ScalarText>>,
@@ -691,6 +693,8 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].rules[].rewrite" => of::<RewriteSpec>(),
         "frontends[].rules[].rewrite.path_regex" => of::<PathRegexSpec>(),
         "frontends[].request_id" => &["header"],
+        "frontends[].rules[].rate_limit" => of::<RateLimitSpec>(),
+        "frontends[].client_limits" => of::<ClientLimitsSpec>(),
         path if is_matcher_path(path) => of::<MatcherSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
@@ -710,4 +714,62 @@ fn is_matcher_path(path: &str) -> bool {
     let named =
         (path.strip_prefix("frontends[].matchers.")).is_some_and(|name| !name.contains('.'));
     named || path.ends_with(".match") || path.ends_with(".not") || path.ends_with(".any[]")
+}
+
+/// `client_limits:` on a frontend: what one client address may hold at once.
+#[derive(Debug, Deserialize)]
+pub struct ClientLimitsSpec {
+    pub connections: IntegerSpec,
+}
+
+/// A rule's `rate_limit:` action, as written: `{ key: client, rate: 100/s, burst: 50 }`.
+#[derive(Debug, Deserialize)]
+pub struct RateLimitSpec {
+    pub key: RateKeySpec,
+    /// `N/s`, `N/m`, `N/h` or `N/<duration>` (`5/10s`); a bare number reaches validation, which
+    /// says how to write it.
+    pub rate: ScalarText,
+    /// Left out: the rate's count.
+    pub burst: Option<IntegerSpec>,
+}
+
+/// What a rate limit counts requests by: `client` or `{ header: NAME }`. Read by hand: the
+/// YAML reader takes an enum's data variants as tags (`!header NAME`), not mappings.
+#[derive(Debug)]
+pub enum RateKeySpec {
+    Client,
+    Header(String),
+}
+
+#[derive(Deserialize)]
+struct HeaderKeySpec {
+    header: String,
+}
+
+impl<'de> Deserialize<'de> for RateKeySpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = RateKeySpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`client` or `{ header: NAME }`")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RateKeySpec, E> {
+                match value {
+                    "client" => Ok(RateKeySpec::Client),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(value), &self)),
+                }
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RateKeySpec, A::Error> {
+                let spec = HeaderKeySpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RateKeySpec::Header(spec.header))
+            }
+        }
+
+        deserializer.deserialize_any(KeyVisitor)
+    }
 }

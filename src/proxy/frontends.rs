@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use tokio::runtime::Builder;
 use tokio::sync::{mpsc, watch};
 
+use super::client_limit::ClientConnections;
 use super::connection_limit::ConnectionLimit;
 use super::drain::Drain;
 use super::upstream::UpstreamPool;
@@ -20,6 +21,7 @@ use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
 use crate::limits::{self, Demand};
+use crate::rules::rate_limit::SharedRateLimit;
 use crate::stats::{self, FrontendStats};
 use crate::tls;
 use crate::track::data_plane::FrontendAccepting;
@@ -108,14 +110,20 @@ impl Frontends {
         let mut runtimes = Vec::with_capacity(frontends.len());
         let mut new = HashMap::new();
         for (frontend, tls) in frontends.iter().zip(terminations) {
-            // By name, wherever it listened: its sessions and counters go on.
-            let stats = (self.listening.values())
+            // By name, wherever it listened: its sessions, counters and clients' connections
+            // go on.
+            let running = (self.listening.values())
                 .map(|listening| listening.frontend.load_full())
-                .find(|running| running.config.name == frontend.name)
-                .map_or_else(
-                    || Arc::new(FrontendStats::new(&frontend.name)),
-                    |running| Arc::clone(&running.stats),
-                );
+                .find(|running| running.config.name == frontend.name);
+            let stats = running.as_ref().map_or_else(
+                || Arc::new(FrontendStats::new(&frontend.name)),
+                |running| Arc::clone(&running.stats),
+            );
+            let client_connections = running
+                .as_ref()
+                .map_or_else(ClientConnections::new, |running| {
+                    Arc::clone(&running.client_connections)
+                });
             let runtime = Arc::new(FrontendRuntime {
                 config: frontend.clone(),
                 backend: frontend.backend.map(|index| Arc::clone(&backends[index])),
@@ -125,8 +133,10 @@ impl Frontends {
                 rule_hits: (frontend.rules.rules.iter())
                     .map(|rule| stats::rule_hits(&frontend.name, &rule.name))
                     .collect(),
+                rate_limits: rate_limits(&frontend.rules, running.as_deref()),
                 tls,
                 stats,
+                client_connections,
                 access_log: access_log.cloned(),
             });
             let max_connections = frontend.max_connections.unwrap_or(derived);
@@ -296,6 +306,26 @@ impl Listening {
             frontend: Arc::new(ArcSwap::new(Arc::clone(runtime))),
         }
     }
+}
+
+/// A limiter for each rule of `rules` with a rate limit: the running frontend's for a rule of
+/// the same name and limit, so that a reload gives no client its burst again; else a new one.
+fn rate_limits(
+    rules: &config::RuleSet,
+    running: Option<&FrontendRuntime>,
+) -> Vec<Option<Arc<SharedRateLimit>>> {
+    let kept = |rule: &config::rules::Rule, limit: &config::RateLimit| {
+        let running = running?;
+        let index = (running.config.rules.rules.iter())
+            .position(|old| old.name == rule.name && old.rate_limit.as_ref() == Some(limit))?;
+        running.rate_limits.get(index).cloned().flatten()
+    };
+    (rules.rules.iter())
+        .map(|rule| {
+            let limit = rule.rate_limit.as_ref()?;
+            Some(kept(rule, limit).unwrap_or_else(|| Arc::new(SharedRateLimit::new(limit))))
+        })
+        .collect()
 }
 
 fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod attempt;
 pub mod client;
+pub mod client_limit;
 pub mod connection_limit;
 pub mod drain;
 pub mod exchange;
@@ -24,7 +25,7 @@ pub mod upstream;
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -44,10 +45,12 @@ use crate::backend::BackendState;
 use crate::codec::proxy_protocol;
 use crate::config::{self, Mode};
 use crate::limits::{self, AcceptBackoff, Thinned};
+use crate::rules::rate_limit::SharedRateLimit;
 use crate::stats::{FrontendStats, Shortage};
 use crate::tls::Termination;
 use activity::{Activity, ActivityIo};
 use client::Client;
+use client_limit::{ClientConnections, ClientPermit};
 use connection_limit::{ConnectionLimit, Permit};
 use drain::{Drain, UntilTrue};
 use http::Versions;
@@ -74,10 +77,16 @@ pub struct FrontendRuntime {
     pub rule_backends: Vec<Arc<BackendState>>,
     /// Requests each of `config.rules` matched.
     pub rule_hits: Vec<Counter>,
+    /// The limiter of each of `config.rules` with a rate limit, kept across reloads while the
+    /// rule keeps its name and limit.
+    pub rate_limits: Vec<Option<Arc<SharedRateLimit>>>,
     /// Certificates and settings as loaded when this config was applied.
     pub tls: Option<Arc<Termination>>,
     /// Kept across reloads while the frontend keeps its name and address.
     pub stats: Arc<FrontendStats>,
+    /// Connections open per client address, for `client_limits`; kept across reloads like
+    /// `stats`.
+    pub client_connections: Arc<ClientConnections>,
     pub access_log: Option<Arc<AccessLog>>,
 }
 
@@ -201,6 +210,10 @@ async fn serve_http(
     let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await else {
         return;
     };
+    // Held until the connection ends.
+    let Ok(_client_permit) = count_client(client.ip(), &current) else {
+        return;
+    };
     let left = limit.saturating_sub(started.elapsed());
     // A TLS client's first bytes are its handshake; a plain one's, its request head.
     let whole_head = current.tls.is_none();
@@ -312,8 +325,39 @@ async fn serve_tls(
 
 async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, current: Arc<FrontendRuntime>) {
     let limit = current.config.timeouts.request_header;
-    if let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await {
+    let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await else {
+        return;
+    };
+    // Held until the connection ends.
+    if let Ok(_client_permit) = count_client(client.ip(), &current) {
         tcp::relay(stream, client, destination, current).await;
+    }
+}
+
+/// A client that already has as many connections open as `client_limits` allow.
+struct OverClientLimit;
+
+/// Counts the connection against its client's address when the frontend sets
+/// `client_limits` (`None`: it does not). Over the limit, the connection is to be closed at
+/// once, as HAProxy's `tcp-request connection reject` does: answering would cost a TLS
+/// handshake and a request read for each connection of a client that opens too many.
+fn count_client(
+    client: IpAddr,
+    frontend: &FrontendRuntime,
+) -> Result<Option<ClientPermit>, OverClientLimit> {
+    let Some(limits) = frontend.config.client_limits else {
+        return Ok(None);
+    };
+    match frontend
+        .client_connections
+        .try_open(client, limits.connections)
+    {
+        Some(permit) => Ok(Some(permit)),
+        None => {
+            frontend.stats.denied_connections.increment(1);
+            tracing::debug!(frontend = %frontend.config.name, %client, "client_limits.connections reached: connection closed");
+            Err(OverClientLimit)
+        }
     }
 }
 

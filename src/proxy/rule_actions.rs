@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::header::HeaderMap;
+use http::header::{self, HeaderMap};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, StatusCode, Uri};
 
@@ -15,6 +15,8 @@ use super::routing;
 use super::FrontendRuntime;
 use crate::backend::BackendState;
 use crate::config::rules::{Decision, HeaderEdits, Rewrite, Rule, RuleSet, Template, Var};
+use crate::config::RateKey;
+use crate::rules::rate_limit::{self, RateKeyValue};
 use crate::rules::{self, template, Matched, RequestView};
 
 /// What the rules did to a request, and will do to its headers and its response's.
@@ -74,10 +76,15 @@ pub fn apply<'f, B>(
     for index in verdict.matched.iter() {
         frontend.rule_hits[index].increment(1);
     }
-    let target = match verdict.decided {
+    let mut target = match verdict.decided {
         Some(index) => decide(&set.rules[index], &view, frontend),
         None => frontend.backend.as_ref().ok_or(NO_SERVER),
     };
+    if set.rate_limits {
+        if let Some(limited) = rate_limited(set, &verdict, &view, frontend) {
+            target = Err(limited);
+        }
+    }
     let matched_rules = || verdict.matched.iter().map(|index| &set.rules[index]);
     let changes = |wanted: bool, edits: fn(&Rule) -> &HeaderEdits| match wanted {
         true => HeaderChanges {
@@ -191,6 +198,51 @@ fn decide<'f>(
             Err(local)
         }
     }
+}
+
+/// The 429 of the first matching rule whose rate limit the request exceeds. Rules after one
+/// that answers the request here (deny, redirect, respond) don't count it.
+fn rate_limited(
+    set: &RuleSet,
+    verdict: &rules::Verdict,
+    view: &RequestView<'_>,
+    frontend: &FrontendRuntime,
+) -> Option<Local> {
+    let answered_here = (verdict.decided)
+        .filter(|&index| !matches!(set.rules[index].decision, Some(Decision::Backend(_))));
+    let mut now = None;
+    for index in verdict.matched.iter() {
+        if answered_here.is_some_and(|decided| decided < index) {
+            break;
+        }
+        let (Some(limit), Some(Some(limiter))) = (
+            &set.rules[index].rate_limit,
+            frontend.rate_limits.get(index),
+        ) else {
+            continue;
+        };
+        let key = match &limit.key {
+            RateKey::Client => RateKeyValue::Client(view.client.ip()),
+            RateKey::Header(name) => {
+                RateKeyValue::Header(view.headers.get(name).map(HeaderValue::as_bytes))
+            }
+        };
+        let now = *now.get_or_insert_with(std::time::Instant::now);
+        if let Err(wait) = limiter.check(key, now) {
+            frontend.stats.rate_limited.increment(1);
+            let mut local = Local::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests\n",
+                "rate_limited",
+            );
+            let seconds = rate_limit::retry_after_seconds(wait);
+            local
+                .headers
+                .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+            return Some(local);
+        }
+    }
+    None
 }
 
 /// A short text for a denial without a body: the status's reason phrase.

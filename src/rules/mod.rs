@@ -7,6 +7,7 @@
 //! actions of every matching rule apply, in order.
 
 pub mod matcher;
+pub mod rate_limit;
 pub mod template;
 
 use std::net::SocketAddr;
@@ -103,7 +104,7 @@ impl Matched {
 }
 
 /// Evaluates `set` against `request`. Once a rule has decided, later rules are matched only
-/// if they have header or rewrite actions to apply.
+/// if they have header, rewrite or rate-limit actions to apply.
 pub fn evaluate(set: &RuleSet, request: &RequestView<'_>) -> Verdict {
     let mut verdict = Verdict {
         decided: None,
@@ -127,7 +128,10 @@ pub fn evaluate(set: &RuleSet, request: &RequestView<'_>) -> Verdict {
 }
 
 fn has_edits(rule: &Rule) -> bool {
-    rule.rewrite.is_some() || !rule.request_headers.is_empty() || !rule.response_headers.is_empty()
+    rule.rewrite.is_some()
+        || rule.rate_limit.is_some()
+        || !rule.request_headers.is_empty()
+        || !rule.response_headers.is_empty()
 }
 
 /// The captures of `rule`'s regex on `request`, for its templates' `{1}`..; `None` when it has

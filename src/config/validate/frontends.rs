@@ -14,7 +14,7 @@ const DEFAULT_CLIENT_IDLE: Duration = Duration::from_secs(60);
 const MAX_CLIENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The kernel's default ceiling on one process's open files (fs.nr_open): a frontend cannot
 /// hold more clients than that, and the connection semaphore has a limit of its own above it.
-const MAX_CONNECTIONS: usize = 1 << 20;
+pub(super) const MAX_CONNECTIONS: usize = 1 << 20;
 
 impl Validator {
     /// `earlier` are the frontends before this one, for listen address clashes.
@@ -105,6 +105,7 @@ impl Validator {
         let rules = self.rule_set(&at, sources, backends);
         let error_pages = self.error_pages(&at, spec.error_pages);
         let request_id = self.request_id(&at, spec.request_id, &rules);
+        let client_limits = self.client_limits(&at, spec.client_limits);
         Frontend {
             name: spec.name,
             listen,
@@ -117,6 +118,7 @@ impl Validator {
             rules,
             error_pages,
             request_id,
+            client_limits,
         }
     }
 

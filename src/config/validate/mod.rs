@@ -8,6 +8,7 @@ mod fields;
 mod frontends;
 mod health_check;
 mod node;
+mod rate_limit;
 mod rules;
 #[cfg(test)]
 mod test_support;
@@ -164,6 +165,7 @@ mod tests {
                     rules: RuleSet::default(),
                     error_pages: ErrorPages::default(),
                     request_id: None,
+                    client_limits: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),

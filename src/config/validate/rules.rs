@@ -134,6 +134,7 @@ impl Validator {
             .iter()
             .any(|rule| !rule.response_headers.is_empty());
         set.rewrites = set.rules.iter().any(|rule| rule.rewrite.is_some());
+        set.rate_limits = set.rules.iter().any(|rule| rule.rate_limit.is_some());
         set
     }
 
@@ -197,10 +198,14 @@ impl Validator {
         // Whether any action is written, compiled or not: one with mistakes is reported as such.
         let acts = !written.is_empty()
             || spec.rewrite.is_some()
+            || spec.rate_limit.is_some()
             || spec.set_request_headers.is_some()
             || spec.remove_request_headers.is_some()
             || spec.set_response_headers.is_some()
             || spec.remove_response_headers.is_some();
+        if let Some(limit) = spec.rate_limit {
+            rule.rate_limit = self.rate_limit(&format!("{at}.rate_limit"), limit);
+        }
         if let Some(rewrite) = spec.rewrite {
             rule.rewrite = self.rewrite(&format!("{at}.rewrite"), rewrite, groups);
         }
@@ -219,8 +224,8 @@ impl Validator {
         if !acts {
             self.error(
                 at.to_owned(),
-                "the rule does nothing: give it backend, deny, redirect, respond, rewrite or a \
-                 header action",
+                "the rule does nothing: give it backend, deny, redirect, respond, rate_limit, \
+                 rewrite or a header action",
             );
         }
         rule
