@@ -156,13 +156,48 @@ pub enum Matcher {
     HostRegex(Regex),
     Path(Vec<String>),
     PathPrefix(Vec<String>),
-    PathRegex(Regex),
+    PathRegex(PathPattern),
     Method(Vec<Method>),
     Header(HeaderName, ValueTest),
     Query(String, ValueTest),
     Cookie(String, ValueTest),
     Client(Arc<AddressSet>),
     Sni(Vec<HostMatch>),
+}
+
+/// A path regex, and the text every path it matches starts with (from a `^` and the literal
+/// text after it): a path without it is refused before the regex runs.
+#[derive(Debug, Clone)]
+pub struct PathPattern {
+    pub regex: Regex,
+    pub prefix: String,
+}
+
+impl PathPattern {
+    pub fn new(regex: Regex) -> PathPattern {
+        let prefix = literal_prefix(regex.as_str());
+        PathPattern { regex, prefix }
+    }
+
+    pub fn is_match(&self, path: &str) -> bool {
+        path.starts_with(&self.prefix) && self.regex.is_match(path)
+    }
+}
+
+/// The literal text after a leading `^`, up to the first character with a meaning in a regex
+/// (less the one before a `?`, `*` or `{`, which may be left out).
+fn literal_prefix(pattern: &str) -> String {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return String::new();
+    };
+    let end = rest
+        .find(|c| "\\.+*?()|[]{}^$".contains(c))
+        .unwrap_or(rest.len());
+    let mut prefix = rest[..end].to_owned();
+    if rest[end..].starts_with(['?', '*', '{']) {
+        prefix.pop();
+    }
+    prefix
 }
 
 /// A test on a header's, query parameter's or cookie's value.
@@ -373,6 +408,27 @@ mod tests {
             3,
             "the two halves of 203.0.113.0/24 are merged"
         );
+    }
+
+    #[test]
+    fn a_path_regex_knows_the_literal_text_its_paths_start_with() {
+        for (pattern, prefix) in [
+            ("^/api/v[0-9]+/", "/api/v"),
+            ("^/[.]git/", "/"),
+            ("[.]php$", ""),
+            ("^/ab?c", "/a"),
+            ("^/ab*", "/a"),
+            ("^/ab{2}", "/a"),
+            ("^/ab+", "/ab"),
+            ("^(?i)/admin", ""),
+            ("^/a\\.b", "/a"),
+            ("^/exact$", "/exact"),
+        ] {
+            let pattern = PathPattern::new(Regex::new(pattern).unwrap());
+            assert_eq!(pattern.prefix, prefix, "{}", pattern.regex);
+        }
+        let api = PathPattern::new(Regex::new("^/api/v[0-9]+/").unwrap());
+        assert!(api.is_match("/api/v2/x") && !api.is_match("/api/x") && !api.is_match("/"));
     }
 
     #[test]

@@ -141,6 +141,9 @@ impl HeaderChanges {
 
     /// Applies the changes of the rules the request matched, in their order, to `headers`.
     pub fn apply(&self, rules: &RuleSet, headers: &mut HeaderMap) {
+        if self.matched.is_empty() {
+            return;
+        }
         let mut rendered = self.rendered.iter().cloned();
         for index in self.matched.iter() {
             edit((self.edits)(&rules.rules[index]), headers, &mut rendered);

@@ -43,7 +43,7 @@ fn leaf_matches(matcher: &Matcher, request: &RequestView<'_>) -> bool {
     }
 }
 
-#[inline(never)]
+#[inline(always)]
 fn matches_rest(matcher: &Matcher, request: &RequestView<'_>) -> bool {
     match matcher {
         Matcher::HostRegex(regex) => request.host.is_some_and(|host| regex.is_match(host)),

@@ -323,7 +323,7 @@ impl Validator {
         if let Some(pattern) = &spec.path_regex {
             keep(
                 self.regex(&format!("{at}.path_regex"), pattern)
-                    .map(Matcher::PathRegex),
+                    .map(|regex| Matcher::PathRegex(PathPattern::new(regex))),
             );
         }
         if let Some(methods) = &spec.method {
