@@ -45,6 +45,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 request_headers: HeaderRules::default(),
                 response_headers: HeaderRules::default(),
                 redirect_https: None,
+                compression: None,
             },
             Frontend {
                 name: "db".into(),
@@ -62,6 +63,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 request_headers: HeaderRules::default(),
                 response_headers: HeaderRules::default(),
                 redirect_https: None,
+                compression: None,
             },
         ],
         backends: vec![

@@ -10,6 +10,7 @@ mod error;
 pub mod model;
 mod recover;
 mod schema;
+mod size;
 mod validate;
 mod yaml;
 

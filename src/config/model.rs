@@ -89,6 +89,8 @@ pub struct Frontend {
     pub response_headers: HeaderRules,
     /// http only: every request is answered with a 308 to `https://` on this port.
     pub redirect_https: Option<u16>,
+    /// http only: servers' responses compressed for clients that accept it.
+    pub compression: Option<Compression>,
 }
 
 /// TLS termination on a frontend.
@@ -331,4 +333,43 @@ pub enum VrrpVersion {
 pub struct VirtualIp {
     pub address: IpAddr,
     pub prefix_len: u8,
+}
+
+/// Response compression on an http frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// Distinct; the first wins among those a client weighs the same.
+    pub algorithms: Vec<Algorithm>,
+    /// The Content-Types compressed.
+    pub types: Vec<MediaRange>,
+    /// A response whose Content-Length is below this goes as it is (one without a length, a
+    /// stream, is compressed whatever its size).
+    pub min_size: u64,
+}
+
+/// A content coding tandem compresses with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Zstd,
+    Brotli,
+    Gzip,
+}
+
+impl Algorithm {
+    /// Its name in the config, Accept-Encoding and Content-Encoding.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Zstd => "zstd",
+            Algorithm::Brotli => "br",
+            Algorithm::Gzip => "gzip",
+        }
+    }
+}
+
+/// A media type pattern, lowercase: `text/html`, or `text/*` for any subtype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange {
+    pub main: String,
+    /// `None`: any subtype.
+    pub subtype: Option<String>,
 }

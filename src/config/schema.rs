@@ -75,6 +75,7 @@ pub struct FrontendSpec {
     pub request_headers: Option<HeaderRulesSpec>,
     pub response_headers: Option<HeaderRulesSpec>,
     pub redirect_https: Option<IntegerSpec>,
+    pub compression: Option<CompressionSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -412,6 +413,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].tls.certificates[]" => of::<CertificateSpec>(),
         "frontends[].routes[]" => of::<RouteSpec>(),
         "frontends[].request_headers" | "frontends[].response_headers" => of::<HeaderRulesSpec>(),
+        "frontends[].compression" => of::<CompressionSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
@@ -422,4 +424,54 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "vrrp.instances[].track[]" => of::<TrackSpec>(),
         _ => return None,
     })
+}
+
+/// `compression` on an http frontend. Names and sizes stay text, so that validation reports
+/// each bad one with the ones allowed.
+#[derive(Debug, Deserialize)]
+pub struct CompressionSpec {
+    pub algorithms: Option<Vec<String>>,
+    pub types: Option<Vec<String>>,
+    pub min_size: Option<SizeSpec>,
+}
+
+/// A size as written: YAML gives `512` as a number and `1KiB` as a string; both are kept as
+/// text and parsed by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeSpec(pub String);
+
+impl<'de> Deserialize<'de> for SizeSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = SizeSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as 512 or 1KiB")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_i128<E: de::Error>(self, value: i128) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_u128<E: de::Error>(self, value: u128) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
+    }
 }

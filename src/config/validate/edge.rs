@@ -58,6 +58,7 @@ impl Validator {
             ("request_headers", spec.request_headers.is_some()),
             ("response_headers", spec.response_headers.is_some()),
             ("redirect_https", spec.redirect_https.is_some()),
+            ("compression", spec.compression.is_some()),
         ];
         for (key, _) in used.into_iter().filter(|(_, used)| *used) {
             self.error(

@@ -93,6 +93,8 @@ impl Validator {
             self.header_rules(&format!("{at}.request_headers"), spec.request_headers);
         let response_headers =
             self.header_rules(&format!("{at}.response_headers"), spec.response_headers);
+        let compression =
+            (spec.compression).map(|c| self.compression(&format!("{at}.compression"), c));
         Frontend {
             name: spec.name,
             listen,
@@ -106,6 +108,7 @@ impl Validator {
             request_headers,
             response_headers,
             redirect_https,
+            compression,
         }
     }
 

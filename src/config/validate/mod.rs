@@ -3,6 +3,7 @@
 
 mod admin;
 mod backends;
+mod compression;
 mod edge;
 mod fields;
 mod frontends;
@@ -163,6 +164,7 @@ mod tests {
                     request_headers: HeaderRules::default(),
                     response_headers: HeaderRules::default(),
                     redirect_https: None,
+                    compression: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
