@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod attempt;
 pub mod client;
+mod compression;
 pub mod connection_limit;
 pub mod drain;
 pub mod exchange;
