@@ -45,7 +45,20 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 request_headers: HeaderRules::default(),
                 response_headers: HeaderRules::default(),
                 redirect_https: None,
-                compression: None,
+                compression: Some(Compression {
+                    algorithms: vec![Algorithm::Zstd, Algorithm::Brotli, Algorithm::Gzip],
+                    types: vec![
+                        MediaRange {
+                            main: "text".into(),
+                            subtype: None,
+                        },
+                        MediaRange {
+                            main: "application".into(),
+                            subtype: Some("json".into()),
+                        },
+                    ],
+                    min_size: 1024,
+                }),
             },
             Frontend {
                 name: "db".into(),
@@ -599,7 +612,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
-         `request_headers`, `response_headers`, `redirect_https`",
+         `request_headers`, `response_headers`, `redirect_https`, `compression`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
