@@ -161,10 +161,13 @@ pub fn apply(
     status: StatusCode,
     headers: &mut HeaderMap,
 ) -> Option<Algorithm> {
-    if !compressible(config, status, headers) {
-        return None;
+    match compressible(config, status, headers)? {
+        Vary::Absent => {
+            headers.insert(header::VARY, HeaderValue::from_static(ACCEPT_ENCODING));
+        }
+        Vary::Covered => {}
+        Vary::Other => add_to_vary(headers),
     }
-    vary_on_accept_encoding(headers);
     let algorithm = accepted?;
     headers.insert(
         header::CONTENT_ENCODING,
@@ -178,40 +181,84 @@ pub fn apply(
     Some(algorithm)
 }
 
-/// Whether a response may be compressed at all: not one without a body (1xx, 204, 304), a
-/// part (206, Content-Range), one already encoded, one the server forbids changing
-/// (`Cache-Control: no-transform`, RFC 9111 §5.2.2.6), one shorter than `min_size`, or one whose
-/// Content-Type is missing or not listed.
-fn compressible(config: &Compression, status: StatusCode, headers: &HeaderMap) -> bool {
+const ACCEPT_ENCODING: &str = "Accept-Encoding";
+
+/// What a response's Vary says already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vary {
+    Absent,
+    /// Names Accept-Encoding, or is `*` (varies on everything).
+    Covered,
+    Other,
+}
+
+/// Whether a response may be compressed at all (and what its Vary says, if so): not one
+/// without a body (1xx, 204, 304), a part (206, Content-Range), one already encoded, one the
+/// server forbids changing (`Cache-Control: no-transform`, RFC 9111 §5.2.2.6), one shorter
+/// than `min_size`, or one whose Content-Type is missing or not listed. The headers are read
+/// in one pass: looking each name up would hash it.
+fn compressible(config: &Compression, status: StatusCode, headers: &HeaderMap) -> Option<Vary> {
     if status.is_informational()
         || matches!(
             status,
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED | StatusCode::PARTIAL_CONTENT
         )
     {
-        return false;
+        return None;
     }
-    if headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::CONTENT_RANGE)
-    {
-        return false;
-    }
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        let length = std::str::from_utf8(length.as_bytes())
-            .ok()
-            .and_then(|text| text.parse::<u64>().ok());
-        if length.is_none_or(|length| length < config.min_size) {
-            return false;
+    let mut content_type = None;
+    let mut vary = Vary::Absent;
+    for (name, value) in headers {
+        let value = value.as_bytes();
+        if name == header::CONTENT_ENCODING || name == header::CONTENT_RANGE {
+            return None;
+        } else if name == header::CONTENT_LENGTH {
+            if !at_least(value, config.min_size) {
+                return None;
+            }
+        } else if name == header::CACHE_CONTROL {
+            if list(value).any(|directive| directive.eq_ignore_ascii_case(b"no-transform")) {
+                return None;
+            }
+        } else if name == header::CONTENT_TYPE {
+            content_type.get_or_insert(value);
+        } else if name == header::VARY {
+            let covered = list(value)
+                .any(|name| name == b"*" || name.eq_ignore_ascii_case(ACCEPT_ENCODING.as_bytes()));
+            if covered {
+                vary = Vary::Covered;
+            } else if vary == Vary::Absent {
+                vary = Vary::Other;
+            }
         }
     }
-    if (headers.get_all(header::CACHE_CONTROL).iter()).any(|value| {
-        (value.as_bytes().split(|&byte| byte == b','))
-            .any(|directive| trim(directive).eq_ignore_ascii_case(b"no-transform"))
-    }) {
+    content_type
+        .is_some_and(|content_type| type_listed(&config.types, content_type))
+        .then_some(vary)
+}
+
+/// Whether a Content-Length value is at least `min`; false when it is not a number.
+fn at_least(digits: &[u8], min: u64) -> bool {
+    if digits.is_empty() {
         return false;
     }
-    headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| type_listed(&config.types, value.as_bytes()))
+    let mut length: u64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return false;
+        }
+        let more = length.checked_mul(10);
+        match more.and_then(|more| more.checked_add(u64::from(digit - b'0'))) {
+            Some(more) => length = more,
+            None => return true,
+        }
+    }
+    length >= min
+}
+
+/// The elements of a comma-separated field value, trimmed.
+fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&byte| byte == b',').map(trim)
 }
 
 /// Whether a Content-Type value's media type (its parameters aside) is one of `types`, compared
@@ -233,25 +280,12 @@ fn type_listed(types: &[MediaRange], content_type: &[u8]) -> bool {
     })
 }
 
-/// Adds `Accept-Encoding` to Vary, into one line with what is there; leaves a Vary that has it
-/// already or is `*` (varies on everything).
-fn vary_on_accept_encoding(headers: &mut HeaderMap) {
-    const ACCEPT_ENCODING: &str = "Accept-Encoding";
+/// Adds `Accept-Encoding` to a Vary that names other fields, into one line with them.
+fn add_to_vary(headers: &mut HeaderMap) {
     let mut joined = Vec::new();
     for value in headers.get_all(header::VARY) {
-        let covered = (value.as_bytes().split(|&byte| byte == b',')).any(|name| {
-            let name = trim(name);
-            name == b"*" || name.eq_ignore_ascii_case(ACCEPT_ENCODING.as_bytes())
-        });
-        if covered {
-            return;
-        }
         joined.extend_from_slice(value.as_bytes());
         joined.extend_from_slice(b", ");
-    }
-    if joined.is_empty() {
-        headers.insert(header::VARY, HeaderValue::from_static(ACCEPT_ENCODING));
-        return;
     }
     joined.extend_from_slice(ACCEPT_ENCODING.as_bytes());
     // Valid field values joined by ", " are a valid field value.
@@ -774,6 +808,29 @@ mod tests {
             vary(&["Origin", "ACCEPT-ENCODING"]),
             ["Origin", "ACCEPT-ENCODING"]
         );
+    }
+
+    #[test]
+    fn reads_a_content_length_as_digits_only() {
+        assert!(at_least(b"1024", 1024));
+        assert!(!at_least(b"1023", 1024));
+        assert!(at_least(b"0", 0));
+        assert!(
+            at_least(b"99999999999999999999999", u64::MAX),
+            "past u64: large enough"
+        );
+        for malformed in [&b""[..], b"-1", b"+1", b"1 0", b" 1", b"0x10"] {
+            assert!(!at_least(malformed, 0), "{malformed:?}");
+        }
+    }
+
+    #[test]
+    fn reads_every_cache_control_line() {
+        let mut headers = response(&[]);
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("no-transform"));
+        assert_eq!(decide(200, &mut headers), None);
+        assert_eq!(headers.get(VARY), None);
     }
 
     #[test]
