@@ -30,7 +30,11 @@ const BROTLI_QUALITY: i32 = 4;
 const ZSTD_LEVEL: i32 = 3;
 /// Brotli's and zstd's window, as a power of two: 512 KiB (nginx's brotli module's default)
 /// rather than their 4 MiB and 2 MiB, which each compressed response would hold until it ends.
+/// A body of known length gets the smallest window that holds it, at least 1 KiB: setting up
+/// the codec's tables, which grow with the window, cost a 2 KiB response 20 times what
+/// compressing it did.
 const WINDOW_LOG: u8 = 19;
+const MIN_WINDOW_LOG: u8 = 10;
 
 /// The algorithm to compress this request's response with: of those `config` offers and the
 /// client accepts, the one it weighs highest, ties going to the first configured. None for HEAD
@@ -151,17 +155,26 @@ fn qvalue(text: &[u8]) -> Option<u16> {
     }
 }
 
+/// How one response body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub algorithm: Algorithm,
+    /// The body's length, when the server gave it: it sizes the codec's window.
+    pub length: Option<u64>,
+}
+
 /// Decides for a server's response to a request that accepted `accepted`, and edits its
-/// headers to match: the algorithm its body is to be compressed with, or None to send it as it
-/// is. A response that could be compressed gets `Vary: Accept-Encoding` either way, so that a
-/// cache does not hand one client's variant to all.
+/// headers to match: how its body is to be compressed, or None to send it as it is. A response
+/// that could be compressed gets `Vary: Accept-Encoding` either way, so that a cache does not
+/// hand one client's variant to all.
 pub fn apply(
     config: &Compression,
     accepted: Option<Algorithm>,
     status: StatusCode,
     headers: &mut HeaderMap,
-) -> Option<Algorithm> {
-    match compressible(config, status, headers)? {
+) -> Option<Plan> {
+    let Compressible { vary, length } = compressible(config, status, headers)?;
+    match vary {
         Vary::Absent => {
             headers.insert(header::VARY, HeaderValue::from_static(ACCEPT_ENCODING));
         }
@@ -178,10 +191,18 @@ pub fn apply(
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::ACCEPT_RANGES);
     weaken_etag(headers);
-    Some(algorithm)
+    Some(Plan { algorithm, length })
 }
 
 const ACCEPT_ENCODING: &str = "Accept-Encoding";
+
+/// A response that may be compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Compressible {
+    vary: Vary,
+    /// Its Content-Length.
+    length: Option<u64>,
+}
 
 /// What a response's Vary says already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +218,11 @@ enum Vary {
 /// server forbids changing (`Cache-Control: no-transform`, RFC 9111 §5.2.2.6), one shorter
 /// than `min_size`, or one whose Content-Type is missing or not listed. The headers are read
 /// in one pass: looking each name up would hash it.
-fn compressible(config: &Compression, status: StatusCode, headers: &HeaderMap) -> Option<Vary> {
+fn compressible(
+    config: &Compression,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<Compressible> {
     if status.is_informational()
         || matches!(
             status,
@@ -208,13 +233,15 @@ fn compressible(config: &Compression, status: StatusCode, headers: &HeaderMap) -
     }
     let mut content_type = None;
     let mut vary = Vary::Absent;
+    let mut length = None;
     for (name, value) in headers {
         let value = value.as_bytes();
         if name == header::CONTENT_ENCODING || name == header::CONTENT_RANGE {
             return None;
         } else if name == header::CONTENT_LENGTH {
-            if !at_least(value, config.min_size) {
-                return None;
+            match content_length(value) {
+                Some(known) if known >= config.min_size => length = Some(known),
+                _ => return None,
             }
         } else if name == header::CACHE_CONTROL {
             if list(value).any(|directive| directive.eq_ignore_ascii_case(b"no-transform")) {
@@ -234,26 +261,24 @@ fn compressible(config: &Compression, status: StatusCode, headers: &HeaderMap) -
     }
     content_type
         .is_some_and(|content_type| type_listed(&config.types, content_type))
-        .then_some(vary)
+        .then_some(Compressible { vary, length })
 }
 
-/// Whether a Content-Length value is at least `min`; false when it is not a number.
-fn at_least(digits: &[u8], min: u64) -> bool {
+/// A Content-Length value, read as digits (past u64: u64::MAX); None when it is not a number.
+fn content_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
-        return false;
+        return None;
     }
     let mut length: u64 = 0;
     for &digit in digits {
         if !digit.is_ascii_digit() {
-            return false;
+            return None;
         }
-        let more = length.checked_mul(10);
-        match more.and_then(|more| more.checked_add(u64::from(digit - b'0'))) {
-            Some(more) => length = more,
-            None => return true,
-        }
+        length = length
+            .saturating_mul(10)
+            .saturating_add(u64::from(digit - b'0'));
     }
-    length >= min
+    Some(length)
 }
 
 /// The elements of a comma-separated field value, trimmed.
@@ -325,6 +350,15 @@ fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
+/// The window, as a power of two, for a body of `length` bytes.
+fn window_log(length: Option<u64>) -> u8 {
+    let Some(length) = length else {
+        return WINDOW_LOG;
+    };
+    let bits = u64::BITS - length.saturating_sub(1).leading_zeros();
+    u8::try_from(bits).map_or(WINDOW_LOG, |bits| bits.clamp(MIN_WINDOW_LOG, WINDOW_LOG))
+}
+
 /// A response body's compressor: one codec's state, and where the stream is. It wraps no body
 /// itself: its owner hands it the body to read at each poll, so the owner keeps the body (and
 /// what it needs of it when the response ends).
@@ -341,17 +375,31 @@ enum State {
 }
 
 impl Encoder {
-    pub fn new(algorithm: Algorithm) -> Box<Encoder> {
-        let codec: Box<dyn EncodeV2 + Send> = match algorithm {
-            Algorithm::Zstd => Box::new(ZstdEncoder::new_with_params(
-                ZSTD_LEVEL,
-                &[zstd::params::CParameter::window_log(WINDOW_LOG.into())],
-            )),
-            Algorithm::Brotli => Box::new(BrotliEncoder::new(
-                brotli::params::EncoderParams::default()
+    pub fn new(plan: Plan) -> Box<Encoder> {
+        let window = window_log(plan.length);
+        let codec: Box<dyn EncodeV2 + Send> = match plan.algorithm {
+            Algorithm::Zstd => {
+                use zstd::params::CParameter;
+                // Level 3's tables are 2^17 and 2^16 entries; no larger than the window here.
+                let window = u32::from(window);
+                Box::new(ZstdEncoder::new_with_params(
+                    ZSTD_LEVEL,
+                    &[
+                        CParameter::window_log(window),
+                        CParameter::hash_log((window + 1).min(17)),
+                        CParameter::chain_log(window.min(16)),
+                    ],
+                ))
+            }
+            Algorithm::Brotli => {
+                let mut params = brotli::params::EncoderParams::default()
                     .quality(Level::Precise(BROTLI_QUALITY))
-                    .window_size(WINDOW_LOG.into()),
-            )),
+                    .window_size(window.into());
+                if let Some(length) = plan.length {
+                    params = params.size_hint(usize::try_from(length).unwrap_or(usize::MAX));
+                }
+                Box::new(BrotliEncoder::new(params))
+            }
             Algorithm::Gzip => Box::new(GzipEncoder::new(Level::Precise(GZIP_LEVEL).into())),
         };
         Box::new(Encoder {
@@ -663,7 +711,8 @@ mod tests {
 
     fn decide(status: u16, headers: &mut HeaderMap) -> Option<Algorithm> {
         let status = StatusCode::from_u16(status).unwrap();
-        apply(&config(&ALL), Some(Algorithm::Gzip), status, headers)
+        let plan = apply(&config(&ALL), Some(Algorithm::Gzip), status, headers);
+        plan.map(|plan| plan.algorithm)
     }
 
     #[test]
@@ -812,16 +861,40 @@ mod tests {
 
     #[test]
     fn reads_a_content_length_as_digits_only() {
-        assert!(at_least(b"1024", 1024));
-        assert!(!at_least(b"1023", 1024));
-        assert!(at_least(b"0", 0));
-        assert!(
-            at_least(b"99999999999999999999999", u64::MAX),
-            "past u64: large enough"
-        );
+        assert_eq!(content_length(b"1024"), Some(1024));
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b"99999999999999999999999"), Some(u64::MAX));
         for malformed in [&b""[..], b"-1", b"+1", b"1 0", b" 1", b"0x10"] {
-            assert!(!at_least(malformed, 0), "{malformed:?}");
+            assert_eq!(content_length(malformed), None, "{malformed:?}");
         }
+    }
+
+    #[test]
+    fn plans_with_the_length_the_server_gave() {
+        let status = StatusCode::OK;
+        let gzip = Some(Algorithm::Gzip);
+        let plan = apply(&config(&ALL), gzip, status, &mut response(&[]));
+        assert_eq!(
+            plan,
+            Some(Plan {
+                algorithm: Algorithm::Gzip,
+                length: Some(4096)
+            })
+        );
+        let mut stream = headers(&[(CONTENT_TYPE, "text/plain")]);
+        let plan = apply(&config(&ALL), gzip, status, &mut stream).unwrap();
+        assert_eq!(plan.length, None);
+    }
+
+    #[test]
+    fn sizes_the_window_to_the_body() {
+        assert_eq!(window_log(None), 19);
+        assert_eq!(window_log(Some(0)), 10);
+        assert_eq!(window_log(Some(1024)), 10);
+        assert_eq!(window_log(Some(1025)), 11);
+        assert_eq!(window_log(Some(4096)), 12);
+        assert_eq!(window_log(Some(512 << 10)), 19);
+        assert_eq!(window_log(Some(u64::MAX)), 19);
     }
 
     #[test]
@@ -934,30 +1007,32 @@ mod tests {
     #[test]
     fn compresses_a_body_frame_by_frame_for_each_algorithm() {
         let original = text(50_000);
-        for algorithm in ALL {
+        // The exact length sizes the window; one too small (never sent: framing enforces the
+        // length) would only find fewer matches.
+        for (algorithm, length) in ALL
+            .into_iter()
+            .flat_map(|a| [None, Some(50_000), Some(100)].map(|length| (a, length)))
+        {
+            let case = format!("{algorithm:?}, length {length:?}");
             let body = Frames {
                 frames: (original.chunks(7_000))
                     .map(|chunk| Some(Frame::data(Bytes::copy_from_slice(chunk))))
                     .collect(),
                 error: false,
             };
-            let frames = drain(&mut Encoder::new(algorithm), body);
+            let frames = drain(&mut Encoder::new(Plan { algorithm, length }), body);
             assert_eq!(
                 frames.len(),
                 8,
-                "{algorithm:?}: one frame for each, the last ends it"
+                "{case}: one frame for each, the last ends it"
             );
             let compressed = data_of(&frames);
             assert!(
                 compressed.len() < original.len() / 4,
-                "{algorithm:?}: {} bytes",
+                "{case}: {} bytes",
                 compressed.len()
             );
-            assert_eq!(
-                decode(algorithm, &compressed, true),
-                original,
-                "{algorithm:?}"
-            );
+            assert_eq!(decode(algorithm, &compressed, true), original, "{case}");
         }
     }
 
@@ -974,7 +1049,13 @@ mod tests {
                 ]),
                 error: false,
             };
-            let frames = drain(&mut Encoder::new(algorithm), body);
+            let frames = drain(
+                &mut Encoder::new(Plan {
+                    algorithm,
+                    length: None,
+                }),
+                body,
+            );
             assert!(frames[1].is_none() && frames[3].is_none(), "{algorithm:?}");
             let until_pause = data_of(&frames[..1]);
             assert_eq!(
@@ -1006,7 +1087,10 @@ mod tests {
                 ]),
                 error: false,
             };
-            let mut encoder = Encoder::new(algorithm);
+            let mut encoder = Encoder::new(Plan {
+                algorithm,
+                length: None,
+            });
             let frames = drain(&mut encoder, body);
             assert!(encoder.is_done());
             assert_eq!(frames.len(), 3, "{algorithm:?}: data, the end, trailers");
@@ -1023,7 +1107,13 @@ mod tests {
                 frames: VecDeque::new(),
                 error: false,
             };
-            let frames = drain(&mut Encoder::new(algorithm), body);
+            let frames = drain(
+                &mut Encoder::new(Plan {
+                    algorithm,
+                    length: None,
+                }),
+                body,
+            );
             assert_eq!(frames.len(), 1);
             assert_eq!(decode(algorithm, &data_of(&frames), true), b"");
         }
@@ -1036,7 +1126,10 @@ mod tests {
                 frames: VecDeque::from([Some(Frame::data(Bytes::from(text(2_000))))]),
                 error: true,
             };
-            let mut encoder = Encoder::new(algorithm);
+            let mut encoder = Encoder::new(Plan {
+                algorithm,
+                length: None,
+            });
             let frames = drain(&mut encoder, body);
             assert_eq!(frames.len(), 2, "{algorithm:?}");
             assert!(frames[1].as_ref().unwrap().is_err());
@@ -1065,7 +1158,13 @@ mod tests {
                 frames: VecDeque::from([Some(Frame::data(Bytes::from(noise.clone())))]),
                 error: false,
             };
-            let frames = drain(&mut Encoder::new(algorithm), body);
+            let frames = drain(
+                &mut Encoder::new(Plan {
+                    algorithm,
+                    length: None,
+                }),
+                body,
+            );
             assert_eq!(
                 decode(algorithm, &data_of(&frames), true),
                 noise,

@@ -112,9 +112,9 @@ fn compress(config: &Compression, accepted: Option<Algorithm>, response: &mut Re
     let Either::Left(_) = response.body() else {
         return;
     };
-    let algorithm = compression::apply(config, accepted, status, response.headers_mut());
-    if let (Some(algorithm), Either::Left(body)) = (algorithm, response.body_mut()) {
-        body.encoder = Some(Encoder::new(algorithm));
+    let plan = compression::apply(config, accepted, status, response.headers_mut());
+    if let (Some(plan), Either::Left(body)) = (plan, response.body_mut()) {
+        body.encoder = Some(Encoder::new(plan));
     }
 }
 
