@@ -45,6 +45,20 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 error_pages: ErrorPages::default(),
                 request_id: None,
                 client_limits: None,
+                compression: Some(Compression {
+                    algorithms: vec![Algorithm::Zstd, Algorithm::Brotli, Algorithm::Gzip],
+                    types: vec![
+                        MediaRange {
+                            main: "text".into(),
+                            subtype: None,
+                        },
+                        MediaRange {
+                            main: "application".into(),
+                            subtype: Some("json".into()),
+                        },
+                    ],
+                    min_size: 1024,
+                }),
             },
             Frontend {
                 name: "db".into(),
@@ -62,6 +76,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 error_pages: ErrorPages::default(),
                 request_id: None,
                 client_limits: None,
+                compression: None,
             },
         ],
         backends: vec![
@@ -598,7 +613,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
          `request_headers`, `response_headers`, `redirect_https`, `matchers`, `rules`, \
-         `error_pages`, `request_id`, `client_limits`",
+         `error_pages`, `request_id`, `client_limits`, `compression`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",

@@ -11,6 +11,7 @@ pub mod model;
 mod recover;
 pub mod rules;
 mod schema;
+mod size;
 mod validate;
 mod yaml;
 

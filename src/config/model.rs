@@ -93,6 +93,8 @@ pub struct Frontend {
     pub request_id: Option<HeaderName>,
     /// What one client address may hold at once; `None`: no per-client limit.
     pub client_limits: Option<ClientLimits>,
+    /// http only: servers' responses compressed for clients that accept it.
+    pub compression: Option<Compression>,
 }
 
 /// TLS termination on a frontend.
@@ -387,4 +389,43 @@ pub enum RateKey {
     Client,
     /// The value of this request header; requests without it share one key.
     Header(HeaderName),
+}
+
+/// Response compression on an http frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// Distinct; the first wins among those a client weighs the same.
+    pub algorithms: Vec<Algorithm>,
+    /// The Content-Types compressed.
+    pub types: Vec<MediaRange>,
+    /// A response whose Content-Length is below this goes as it is (one without a length, a
+    /// stream, is compressed whatever its size).
+    pub min_size: u64,
+}
+
+/// A content coding tandem compresses with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Zstd,
+    Brotli,
+    Gzip,
+}
+
+impl Algorithm {
+    /// Its name in the config, Accept-Encoding and Content-Encoding.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Zstd => "zstd",
+            Algorithm::Brotli => "br",
+            Algorithm::Gzip => "gzip",
+        }
+    }
+}
+
+/// A media type pattern, lowercase: `text/html`, or `text/*` for any subtype.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange {
+    pub main: String,
+    /// `None`: any subtype.
+    pub subtype: Option<String>,
 }

@@ -83,6 +83,7 @@ pub struct FrontendSpec {
     pub error_pages: Option<BTreeMap<IntegerSpec, String>>,
     pub request_id: Option<RequestIdSpec>,
     pub client_limits: Option<ClientLimitsSpec>,
+    pub compression: Option<CompressionSpec>,
 }
 
 /// A condition on a request; every key given must hold.
@@ -695,6 +696,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].request_id" => &["header"],
         "frontends[].rules[].rate_limit" => of::<RateLimitSpec>(),
         "frontends[].client_limits" => of::<ClientLimitsSpec>(),
+        "frontends[].compression" => of::<CompressionSpec>(),
         path if is_matcher_path(path) => of::<MatcherSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
@@ -771,5 +773,55 @@ impl<'de> Deserialize<'de> for RateKeySpec {
         }
 
         deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+/// `compression` on an http frontend. Names and sizes stay text, so that validation reports
+/// each bad one with the ones allowed.
+#[derive(Debug, Deserialize)]
+pub struct CompressionSpec {
+    pub algorithms: Option<Vec<String>>,
+    pub types: Option<Vec<String>>,
+    pub min_size: Option<SizeSpec>,
+}
+
+/// A size as written: YAML gives `512` as a number and `1KiB` as a string; both are kept as
+/// text and parsed by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeSpec(pub String);
+
+impl<'de> Deserialize<'de> for SizeSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = SizeSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as 512 or 1KiB")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_i128<E: de::Error>(self, value: i128) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_u128<E: de::Error>(self, value: u128) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<SizeSpec, E> {
+                Ok(SizeSpec(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
     }
 }

@@ -16,6 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use super::client::Client;
+use super::compression::{self, Encoder};
 use super::forward::{self, Finish, ServerTrace};
 use super::headers;
 use super::local::Local;
@@ -25,6 +26,7 @@ use super::upstream::{ResponseBody, UpstreamPool};
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
+use crate::config::{Algorithm, Compression};
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -65,6 +67,9 @@ pub fn handle(
         let mut request = request;
         let checked = check(&request);
         let frontend = &*account.frontend;
+        // What the client accepts, as it sent it, before any rule changes the request.
+        let accepted = (frontend.config.compression.as_ref())
+            .and_then(|config| compression::accepted(config, request.method(), request.headers()));
         let ruled = match checked {
             Ok(()) => rule_actions::apply(&mut request, client, frontend),
             Err(local) => Ruled::refused(local),
@@ -83,6 +88,9 @@ pub fn handle(
             Err(local) => (local.response(pages).map(Either::Right), Some(local)),
         };
         (ruled.response_headers).apply(&frontend.config.rules, response.headers_mut());
+        if let Some(config) = &frontend.config.compression {
+            compress(config, accepted, &mut response);
+        }
         if let Some(draft) = &mut account.draft {
             draft.request_id = ruled.request_id;
         }
@@ -104,6 +112,19 @@ pub fn handle(
                 local => local,
             }),
         }
+    }
+}
+
+/// Compresses a server's response as `config` and what its request `accepted` allow.
+/// tandem's own answers are a few bytes and go as they are.
+fn compress(config: &Compression, accepted: Option<Algorithm>, response: &mut Response<ProxyBody>) {
+    let status = response.status();
+    let Either::Left(_) = response.body() else {
+        return;
+    };
+    let plan = compression::apply(config, accepted, status, response.headers_mut());
+    if let (Some(plan), Either::Left(body)) = (plan, response.body_mut()) {
+        body.encoder = Some(Encoder::new(plan));
     }
 }
 
@@ -243,6 +264,7 @@ pub fn upstream_response(
         finish: Some(finish),
         sent: 0,
         log: None,
+        encoder: None,
     };
     Response::from_parts(parts, body)
 }
@@ -254,8 +276,11 @@ pub struct UpstreamBody {
     inner: ResponseBody,
     finish: Option<Finish>,
     sent: u64,
-    /// The access log line, waiting for the body to end.
+    /// The access log line, waiting for the body to end. Its byte count is what the client
+    /// was sent: compressed, when the body is.
     pub log: Option<Box<PendingLine>>,
+    /// Compresses the body on its way, when the frontend, the request and the response allow.
+    encoder: Option<Box<Encoder>>,
 }
 
 impl UpstreamBody {
@@ -281,7 +306,11 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let this = &mut *self;
+        let polled = match &mut this.encoder {
+            None => Pin::new(&mut this.inner).poll_frame(cx),
+            Some(encoder) => encoder.poll_frame(Pin::new(&mut this.inner), cx),
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
@@ -298,16 +327,23 @@ impl Body for UpstreamBody {
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
+            && self
+                .encoder
+                .as_ref()
+                .is_none_or(|encoder| encoder.is_done())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.encoder {
+            None => self.inner.size_hint(),
+            Some(_) => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        let end = if self.inner.is_end_stream() {
+        let end = if self.is_end_stream() {
             "done"
         } else {
             "client_aborted"

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod attempt;
 pub mod client;
 pub mod client_limit;
+mod compression;
 pub mod connection_limit;
 pub mod drain;
 pub mod exchange;

@@ -62,6 +62,7 @@ impl Validator {
             ("rules", !spec.rules.is_empty()),
             ("error_pages", spec.error_pages.is_some()),
             ("request_id", spec.request_id.is_some()),
+            ("compression", spec.compression.is_some()),
         ];
         for (key, _) in used.into_iter().filter(|(_, used)| *used) {
             self.error(

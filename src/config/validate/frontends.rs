@@ -106,6 +106,8 @@ impl Validator {
         let error_pages = self.error_pages(&at, spec.error_pages);
         let request_id = self.request_id(&at, spec.request_id, &rules);
         let client_limits = self.client_limits(&at, spec.client_limits);
+        let compression =
+            (spec.compression).map(|c| self.compression(&format!("{at}.compression"), c));
         Frontend {
             name: spec.name,
             listen,
@@ -119,6 +121,7 @@ impl Validator {
             error_pages,
             request_id,
             client_limits,
+            compression,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod backends;
+mod compression;
 mod edge;
 mod fields;
 mod frontends;
@@ -166,6 +167,7 @@ mod tests {
                     error_pages: ErrorPages::default(),
                     request_id: None,
                     client_limits: None,
+                    compression: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
