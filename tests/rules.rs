@@ -428,3 +428,55 @@ async fn rate_limits_count_per_client_or_header_and_survive_a_reload() {
     assert_eq!(limited, 3.0);
     assert_eq!(app.requests(), 3 + 1 + 1 + 2 + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_path_templates_body_files_and_response_header_removal() {
+    let app = TestServer::start("app").await;
+    let edge = listen();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("maintenance.html"), "<p>back at noon</p>\n").unwrap();
+    let config = format!(
+        "node: {{ name: rules, threads: 1 }}\n\
+         frontends:\n\
+         \x20 - name: web\n    listen: \"{edge}\"\n    mode: http\n    backend: app\n\
+         \x20   rules:\n\
+         \x20     - {{ match: {{ host_regex: \"^([a-z]+)\\\\.shop\\\\.example$\" }}, redirect: {{ location: \"https://example.com/shops/{{1}}{{path}}\" }} }}\n\
+         \x20     - {{ match: {{ path: /maintenance }}, respond: {{ status: 503, body_file: {}/maintenance.html, headers: {{ Content-Type: text/html, Retry-After: \"120\" }} }} }}\n\
+         \x20     - {{ match: {{ path_prefix: /old/ }}, rewrite: {{ path: \"/headers\" }} }}\n\
+         \x20     - {{ match: {{ header: {{ User-Agent: \"~(?i)curl\" }} }}, set_request_headers: {{ X-Agent: curl }} }}\n\
+         \x20     - {{ remove_response_headers: [X-Server], set_response_headers: {{ X-Via: \"tandem {{scheme}}\" }} }}\n\
+         backends:\n\
+         \x20 - {{ name: app, servers: [{{ name: app, address: \"{}\" }}] }}\n",
+        dir.path().display(),
+        app.address,
+    );
+    let _tandem = Tandem::start(&config, &[edge]).await;
+
+    let shop = get(edge, "/cart?x=1", &[("host", "books.shop.example")]).await;
+    assert_eq!(shop.status, 302, "redirect's default code");
+    assert_eq!(
+        shop.headers["location"],
+        "https://example.com/shops/books/cart"
+    );
+
+    let down = get(edge, "/maintenance", &[]).await;
+    assert_eq!(
+        (down.status, text(&down).as_str()),
+        (503, "<p>back at noon</p>\n")
+    );
+    assert_eq!(down.headers["content-type"], "text/html");
+    assert_eq!(down.headers["retry-after"], "120");
+
+    let moved = get(edge, "/old/page?q=2", &[("user-agent", "CURL/8")]).await;
+    assert_eq!(moved.status, 200);
+    assert!(moved.server.is_none(), "X-Server removed from the response");
+    assert_eq!(moved.headers["x-via"], "tandem http");
+    let seen = text(&moved);
+    assert!(
+        seen.contains("x-agent: curl\n"),
+        "the rewrite reached /headers: {seen}"
+    );
+    let other = get(edge, "/headers", &[("user-agent", "wget")]).await;
+    assert!(!text(&other).contains("x-agent"), "{}", text(&other));
+    assert_eq!(app.requests(), 2);
+}
