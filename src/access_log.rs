@@ -430,8 +430,9 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(b" end=");
             out.extend_from_slice(record.end.as_bytes());
             if let Some(id) = record.request_id {
-                out.extend_from_slice(b" request_id=");
+                out.extend_from_slice(b" request_id=\"");
                 quoted(id, out);
+                out.push(b'"');
             }
         }
     }
@@ -647,6 +648,18 @@ mod tests {
             line,
             "2026-12-31T23:59:59.250Z web pool/s1 192.0.2.7:40000 \"GET /a\" 200 12 \
              connect_us=150 first_byte_us=- total_us=1234 end=done\n"
+        );
+        let uri: Uri = "/a".parse().unwrap();
+        let record = Record {
+            request_id: Some("id-7 \"x\""),
+            ..record(&Method::GET, &uri)
+        };
+        let mut out = Vec::new();
+        super::format(&record, LogFormat::Text, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.ends_with(" end=done request_id=\"id-7 \\\"x\\\"\"\n"),
+            "the ID is one quoted field: {line}"
         );
     }
 

@@ -126,6 +126,16 @@ async fn deny_redirect_and_respond_answer_without_the_server() {
 
     let denied = get(edge, "/admin/users", &[]).await;
     assert_eq!(denied.status, 403);
+    // Paths a server reads as /admin meet the rule on /admin too.
+    for sneaky in [
+        "//admin",
+        "/./admin/x",
+        "/x/../admin",
+        "/%61dmin",
+        "/%2e%2e/admin",
+    ] {
+        assert_eq!(get(edge, sneaky, &[]).await.status, 403, "{sneaky}");
+    }
     assert_eq!(
         text(&denied),
         "<h1>not for you</h1>\n",
@@ -479,4 +489,35 @@ async fn captures_path_templates_body_files_and_response_header_removal() {
     let other = get(edge, "/headers", &[("user-agent", "wget")]).await;
     assert!(!text(&other).contains("x-agent"), "{}", text(&other));
     assert_eq!(app.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_the_rules_still_gets_the_headers_every_answer_gets() {
+    let app = TestServer::start("app").await;
+    let edge = listen();
+    let config = format!(
+        "node: {{ name: rules, threads: 1 }}\n\
+         frontends:\n\
+         \x20 - name: web\n    listen: \"{edge}\"\n    mode: http\n    backend: app\n\
+         \x20   request_id: true\n\
+         \x20   response_headers: {{ set: {{ Strict-Transport-Security: max-age=600 }} }}\n\
+         backends:\n\
+         \x20 - {{ name: app, servers: [{{ name: app, address: \"{}\" }}] }}\n",
+        app.address,
+    );
+    let _tandem = Tandem::start(&config, &[edge]).await;
+    let mut stream = tokio::net::TcpStream::connect(edge).await.unwrap();
+    let answer = exchange(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 400 "), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age=600\r\n"),
+        "{answer}"
+    );
+    assert_eq!(app.requests(), 0);
 }

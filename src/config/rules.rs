@@ -185,9 +185,10 @@ impl PathPattern {
 }
 
 /// The literal text after a leading `^`, up to the first character with a meaning in a regex
-/// (less the one before a `?`, `*` or `{`, which may be left out).
+/// (less the one before a `?`, `*` or `{`, which may be left out). Nothing for a pattern with
+/// alternatives: `^/a|^/b` matches paths that don't start with `/a`.
 fn literal_prefix(pattern: &str) -> String {
-    let Some(rest) = pattern.strip_prefix('^') else {
+    let Some(rest) = pattern.strip_prefix('^').filter(|_| !pattern.contains('|')) else {
         return String::new();
     };
     let end = rest
@@ -313,6 +314,14 @@ impl AddressSet {
     pub fn new(networks: impl IntoIterator<Item = (IpAddr, u8)>) -> AddressSet {
         let mut set = AddressSet::default();
         for (address, prefix) in networks {
+            // An IPv4-mapped network holds IPv4 clients, which are looked up as IPv4.
+            let (address, prefix) = match address {
+                IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                    Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                    None => (address, prefix),
+                },
+                _ => (address, prefix),
+            };
             match address {
                 IpAddr::V4(address) => {
                     let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
@@ -377,7 +386,7 @@ mod tests {
     fn an_address_set_holds_its_networks_and_nothing_else() {
         let set = set(&[
             ("192.0.2.0", 24),
-            ("198.51.100.7", 32),
+            ("::ffff:198.51.100.7", 128),
             ("2001:db8::", 32),
             ("203.0.113.0", 25),
             ("203.0.113.128", 25),
@@ -423,6 +432,8 @@ mod tests {
             ("^(?i)/admin", ""),
             ("^/a\\.b", "/a"),
             ("^/exact$", "/exact"),
+            ("^/admin|^/internal", ""),
+            ("^/(a|b)", ""),
         ] {
             let pattern = PathPattern::new(Regex::new(pattern).unwrap());
             assert_eq!(pattern.prefix, prefix, "{}", pattern.regex);

@@ -695,6 +695,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].rules[].rewrite.path_regex" => of::<PathRegexSpec>(),
         "frontends[].request_id" => &["header"],
         "frontends[].rules[].rate_limit" => of::<RateLimitSpec>(),
+        "frontends[].rules[].rate_limit.key" => &["header"],
         "frontends[].client_limits" => of::<ClientLimitsSpec>(),
         "frontends[].compression" => of::<CompressionSpec>(),
         path if is_matcher_path(path) => of::<MatcherSpec>(),

@@ -20,6 +20,7 @@ use super::compression::{self, Encoder};
 use super::forward::{self, Finish, ServerTrace};
 use super::headers;
 use super::local::Local;
+use super::request_id;
 use super::routing;
 use super::rule_actions::{self, Ruled};
 use super::upstream::{ResponseBody, UpstreamPool};
@@ -70,9 +71,11 @@ pub fn handle(
         // What the client accepts, as it sent it, before any rule changes the request.
         let accepted = (frontend.config.compression.as_ref())
             .and_then(|config| compression::accepted(config, request.method(), request.headers()));
+        let request_id = (frontend.config.request_id.as_ref())
+            .map(|name| request_id::take_or_make(name, request.headers_mut()));
         let ruled = match checked {
-            Ok(()) => rule_actions::apply(&mut request, client, frontend),
-            Err(local) => Ruled::refused(local),
+            Ok(()) => rule_actions::apply(&mut request, request_id, client, frontend),
+            Err(local) => Ruled::refused(local, request_id, &frontend.config.rules),
         };
         let outcome = match &ruled.target {
             Ok(backend) => {

@@ -308,14 +308,15 @@ impl Listening {
     }
 }
 
-/// A limiter for each rule of `rules` with a rate limit: the running frontend's for a rule of
-/// the same name and limit, so that a reload gives no client its burst again; else a new one.
+/// A limiter for each rule of `rules` with a rate limit: the running frontend's for a named
+/// rule of the same name and limit, so that a reload gives no client its burst again; else a
+/// new one (an unnamed rule's index may belong to another rule after a reload).
 fn rate_limits(
     rules: &config::RuleSet,
     running: Option<&FrontendRuntime>,
 ) -> Vec<Option<Arc<SharedRateLimit>>> {
     let kept = |rule: &config::rules::Rule, limit: &config::RateLimit| {
-        let running = running?;
+        let running = running.filter(|_| !rule.name.bytes().all(|byte| byte.is_ascii_digit()))?;
         let index = (running.config.rules.rules.iter())
             .position(|old| old.name == rule.name && old.rate_limit.as_ref() == Some(limit))?;
         running.rate_limits.get(index).cloned().flatten()

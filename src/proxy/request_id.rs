@@ -17,18 +17,24 @@ thread_local! {
     static NEXT: Cell<(u64, u64)> = Cell::new((RandomState::new().hash_one(0u64), 0));
 }
 
-/// The request's ID in `name`: the one sent if there is exactly one of sensible length,
-/// otherwise a new one, which is set in `headers` in its place.
+/// The request's ID in `name`: the one sent if there is exactly one of sensible length and
+/// characters, otherwise a new one, which is set in `headers` in its place.
 pub fn take_or_make(name: &HeaderName, headers: &mut HeaderMap) -> HeaderValue {
     let mut sent = headers.get_all(name).iter();
     if let (Some(id), None) = (sent.next(), sent.next()) {
-        if (1..=MAX_KEPT).contains(&id.len()) {
+        if (1..=MAX_KEPT).contains(&id.len()) && id.as_bytes().iter().all(is_id_byte) {
             return id.clone();
         }
     }
     let id = make();
     headers.insert(name.clone(), id.clone());
     id
+}
+
+/// What a kept ID may hold: visible ASCII but quotes and backslash (no space either), so that
+/// it can't forge a field of a log line.
+fn is_id_byte(byte: &u8) -> bool {
+    byte.is_ascii_graphic() && !matches!(byte, b'"' | b'\\' | b'\'')
 }
 
 /// 32 lowercase hex digits.
@@ -57,13 +63,14 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_doubled_or_oversized_id_is_replaced_by_a_new_unique_one() {
+    fn a_missing_doubled_oversized_or_spaced_id_is_replaced_by_a_new_unique_one() {
         let mut made = Vec::new();
         for sent in [
             vec![],
             vec!["a", "b"],
             vec![""],
             vec![&*"x".repeat(MAX_KEPT + 1)],
+            vec!["x end=done"],
         ] {
             let mut headers = HeaderMap::new();
             for value in sent {
@@ -77,6 +84,6 @@ mod tests {
         }
         made.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         made.dedup();
-        assert_eq!(made.len(), 4);
+        assert_eq!(made.len(), 5);
     }
 }

@@ -10,7 +10,6 @@ use http::{HeaderValue, Request, StatusCode, Uri};
 
 use super::client::Client;
 use super::local::{Local, NO_SERVER};
-use super::request_id;
 use super::routing;
 use super::FrontendRuntime;
 use crate::backend::BackendState;
@@ -38,18 +37,15 @@ pub struct HeaderChanges {
     edits: fn(&Rule) -> &HeaderEdits,
 }
 
-/// Applies `frontend`'s rules to `request`.
+/// Applies `frontend`'s rules to `request`, whose ID (if the frontend gives them) is
+/// `request_id`.
 pub fn apply<'f, B>(
     request: &mut Request<B>,
+    request_id: Option<HeaderValue>,
     client: &Client,
     frontend: &'f FrontendRuntime,
 ) -> Ruled<'f> {
-    let config = &frontend.config;
-    let set = &config.rules;
-    let request_id = config
-        .request_id
-        .as_ref()
-        .map(|name| request_id::take_or_make(name, request.headers_mut()));
+    let set = &frontend.config.rules;
     if set.rules.is_empty() {
         return Ruled {
             target: frontend.backend.as_ref().ok_or(NO_SERVER),
@@ -61,10 +57,11 @@ pub fn apply<'f, B>(
     let host = (set.uses_host)
         .then(|| routing::request_host(request.uri(), request.headers()))
         .flatten();
+    let path = rules::path::normalize(rules::path_of(request.uri()));
     let view = RequestView {
         method: request.method(),
         uri: request.uri(),
-        path: rules::path_of(request.uri()),
+        path: &path,
         headers: request.headers(),
         host: host.as_deref(),
         client: client.address,
@@ -96,7 +93,9 @@ pub fn apply<'f, B>(
     };
     let response_headers = changes(set.edits_responses, response_edits);
     let request_headers = changes(set.edits_requests && target.is_ok(), request_edits);
-    let path = (set.rewrites && target.is_ok())
+    // `OPTIONS *` names no resource whose path could be rewritten.
+    let rewrites = set.rewrites && target.is_ok() && view.uri.path().starts_with('/');
+    let path = rewrites
         .then(|| rewritten_path(matched_rules(), &view))
         .flatten();
     if let Some(path) = path {
@@ -119,13 +118,26 @@ fn response_edits(rule: &Rule) -> &HeaderEdits {
 }
 
 impl Ruled<'_> {
-    /// A request refused before rules see it.
-    pub fn refused(local: Local) -> Self {
+    /// A request refused before rules see it. Its answer still gets the response headers that
+    /// every request gets (rules without a matcher, whose values are fixed: HSTS, say).
+    pub fn refused(local: Local, request_id: Option<HeaderValue>, set: &RuleSet) -> Self {
+        let mut unconditional = Matched::default();
+        for (index, rule) in set.rules.iter().enumerate() {
+            let edits = &rule.response_headers;
+            let fixed = edits.set.iter().all(|(_, value)| value.fixed.is_some());
+            if rule.matcher.is_none() && !edits.is_empty() && fixed {
+                unconditional.insert(index);
+            }
+        }
         Ruled {
             target: Err(local),
-            request_id: None,
+            request_id,
             request_headers: HeaderChanges::none(request_edits),
-            response_headers: HeaderChanges::none(response_edits),
+            response_headers: HeaderChanges {
+                matched: unconditional,
+                rendered: Vec::new(),
+                edits: response_edits,
+            },
         }
     }
 }
@@ -358,7 +370,7 @@ fn render_path(
     captures: Option<&regex::Captures<'_>>,
 ) -> Option<String> {
     let rendered = template::render(template, view, captures)?;
-    let path = rendered.to_str().ok()?;
+    let path = std::str::from_utf8(rendered.as_bytes()).ok()?;
     path.starts_with('/').then(|| path.to_owned())
 }
 

@@ -7,6 +7,7 @@
 //! actions of every matching rule apply, in order.
 
 pub mod matcher;
+pub mod path;
 pub mod rate_limit;
 pub mod template;
 
@@ -20,7 +21,8 @@ use crate::config::rules::{CaptureSource, Rule, RuleSet};
 pub struct RequestView<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
-    /// `uri`'s path, as sent; `/` for a request without one in origin form (`OPTIONS *`).
+    /// `uri`'s path as rules read it: normalised (`path::normalize`); `/` for a request
+    /// without one in origin form (`OPTIONS *`).
     pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// Lowercase, without port (see `proxy::routing::request_host`); only worked out when a
@@ -59,7 +61,7 @@ pub struct Matched {
 }
 
 impl Matched {
-    fn insert(&mut self, index: usize) {
+    pub fn insert(&mut self, index: usize) {
         let (word, bit) = (index / 128, index % 128);
         let word = match word {
             0 => &mut self.first,

@@ -103,6 +103,7 @@ impl Table {
     }
 
     /// How many keys it can track at once.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }

@@ -40,8 +40,8 @@ impl Validator {
         if spec.backend.is_some() || !spec.routes.is_empty() {
             self.error(
                 field,
-                "redirect_https answers every request itself, so backend and routes would never \
-                 be used; remove them or remove redirect_https",
+                "redirect_https answers every request no rule answers first, so backend and routes \
+                 would never be used; remove them or remove redirect_https",
             );
         }
         parsed
@@ -519,7 +519,7 @@ backends:
         let found = problems(&frontend("mode: http, redirect_https: 443, backend: b"));
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with(
-            "frontends[0].redirect_https: redirect_https answers every request itself"
+            "frontends[0].redirect_https: redirect_https answers every request no rule answers first"
         ));
         for port in ["0", "65536", "-1"] {
             assert_eq!(

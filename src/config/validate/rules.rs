@@ -88,6 +88,18 @@ impl Validator {
         for (index, spec) in sources.rules.into_iter().enumerate() {
             let at = format!("{at}.rules[{index}]");
             if let Some(name) = &spec.name {
+                let taken = name.bytes().all(|byte| byte.is_ascii_digit())
+                    || ["request_headers", "response_headers", "redirect_https"].contains(&&**name)
+                    || name.starts_with("routes[");
+                if taken || name.is_empty() {
+                    self.error(
+                        format!("{at}.name"),
+                        format!(
+                            "rule name {name:?} is taken: unnamed rules are known by their index, \
+                             and the shorthands by their key"
+                        ),
+                    );
+                }
                 if let Some(first) = names.insert(name.clone(), index) {
                     self.error(
                         format!("{at}.name"),
@@ -589,6 +601,16 @@ impl Validator {
             }
         }
         let body = self.body(at, &spec)?;
+        if !body.is_empty() && matches!(status.as_u16(), 204 | 304) {
+            self.error(
+                format!("{at}.status"),
+                format!(
+                    "a {} answer has no body; remove body or change the status",
+                    status.as_u16()
+                ),
+            );
+            return None;
+        }
         Some(Decision::Respond {
             status,
             headers,
@@ -654,12 +676,12 @@ impl Validator {
                     self.error(field, format!("{path:?} must start with / (or a variable)"));
                     return None;
                 }
-                self.template(&field, &path, groups).map(Rewrite::Path)
+                self.path_template(&field, &path, groups).map(Rewrite::Path)
             }
             (None, Some(PathRegexSpec { from, to })) => {
                 let from = self.regex(&format!("{at}.path_regex.from"), &from)?;
-                let to =
-                    self.template(&format!("{at}.path_regex.to"), &to, from.captures_len() - 1)?;
+                let field = format!("{at}.path_regex.to");
+                let to = self.path_template(&field, &to, from.captures_len() - 1)?;
                 Some(Rewrite::PathRegex { from, to })
             }
             _ => {
@@ -694,6 +716,22 @@ impl Validator {
             }
         }
         edits
+    }
+
+    /// A template for a path: it may not take a header's, cookie's or the query's text, which
+    /// could hold `?`, `#` or `..` and so name another resource than the rule meant.
+    fn path_template(&mut self, at: &str, text: &str, groups: usize) -> Option<Template> {
+        let template = self.template(at, text, groups)?;
+        let unsafe_var = |var: &Var| matches!(var, Var::Header(_) | Var::Cookie(_) | Var::Query);
+        if template.uses(unsafe_var) {
+            self.error(
+                at.to_owned(),
+                "a path may not take {header.*}, {cookie.*} or {query}: their text could name \
+                 another resource",
+            );
+            return None;
+        }
+        Some(template)
     }
 
     fn settable_header(&mut self, field: &str, name: &str) -> Option<HeaderName> {
@@ -1007,7 +1045,10 @@ mod tests {
              \x20     - { set_request_headers: { X-A: \"{bad}\" } }\n\
              \x20     - { match: { path: /a }, deny: 200 }\n\
              \x20     - { match: { path: /a } }\n\
-             \x20     - { backend: app, respond: { status: 200 } }\n",
+             \x20     - { backend: app, respond: { status: 200 } }\n\
+             \x20     - { name: \"7\", deny: 403 }\n\
+             \x20     - { respond: { status: 204, body: x } }\n\
+             \x20     - { rewrite: { path: \"/u/{header.X-User}\" } }\n",
         );
         let wanted = [
             "frontends[0].matchers.loop.not: matchers refer to each other in a loop: loop -> loop",
@@ -1019,6 +1060,9 @@ mod tests {
             "frontends[0].rules[3].deny: status 200 must be 4xx or 5xx",
             "frontends[0].rules[4]: the rule does nothing",
             "frontends[0].rules[5]: a rule decides one way: backend, respond are all given",
+            "frontends[0].rules[6].name: rule name \"7\" is taken",
+            "frontends[0].rules[7].respond.status: a 204 answer has no body",
+            "frontends[0].rules[8].rewrite.path: a path may not take {header.*}",
         ];
         for wanted in wanted {
             assert!(
