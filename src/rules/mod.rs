@@ -75,6 +75,7 @@ impl Matched {
         *word |= 1 << bit;
     }
 
+    #[cfg(test)]
     pub fn contains(&self, index: usize) -> bool {
         let (word, bit) = (index / 128, index % 128);
         let word = match word {
