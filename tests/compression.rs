@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use support::edge::{body, h1_client, installed};
+use support::edge::{body, curl, h1_client, installed};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -190,54 +190,6 @@ async fn start(compression: &str) -> Setup {
     }
 }
 
-/// What curl received for one request.
-#[derive(Debug)]
-struct Fetched {
-    status: u16,
-    /// The response head as received, lowercased.
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Fetched {
-    fn header(&self, name: &str) -> Option<&str> {
-        (self.head.lines())
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .map(str::trim)
-    }
-}
-
-/// curl with `args`; the body as raw bytes (decoded only with `--compressed`).
-async fn curl(args: &[&str]) -> Fetched {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let dir = tempfile::tempdir().unwrap();
-        let (head, body) = (dir.path().join("head"), dir.path().join("body"));
-        let output = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20"])
-            .arg("--dump-header")
-            .arg(&head)
-            .arg("--output")
-            .arg(&body)
-            .args(["--write-out", "%{http_code}"])
-            .args(&args)
-            .output()
-            .expect("curl runs");
-        assert!(
-            output.status.success(),
-            "curl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Fetched {
-            status: String::from_utf8(output.stdout).unwrap().parse().unwrap(),
-            head: std::fs::read_to_string(head).unwrap().to_lowercase(),
-            body: std::fs::read(body).unwrap_or_default(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
 /// The algorithms this curl decodes, by `curl -V`'s features; each one missing is said, and
 /// under CI=true fails the test, since CI's curl (Debian's) has them all.
 fn curl_decodes() -> Vec<&'static str> {
@@ -305,9 +257,9 @@ async fn each_algorithm_curl_decodes_arrives_compressed_and_decodes_to_the_serve
                 assert_eq!(raw.header("vary"), Some("accept-encoding"), "{case}");
                 assert_eq!(raw.header("content-length"), None, "{case}");
                 assert!(
-                    raw.body.len() < PAGE / 4,
+                    raw.bytes.len() < PAGE / 4,
                     "{case}: {} bytes on the wire",
-                    raw.body.len()
+                    raw.bytes.len()
                 );
                 if path == "/text" {
                     assert_eq!(raw.header("etag"), Some("w/\"v1\""), "{case}");
@@ -315,7 +267,7 @@ async fn each_algorithm_curl_decodes_arrives_compressed_and_decodes_to_the_serve
                     let logged = logged_bytes(setup.access_log.path(), &target).await;
                     assert_eq!(
                         logged,
-                        raw.body.len() as u64,
+                        raw.bytes.len() as u64,
                         "{case}: the log counts what was sent"
                     );
                 }
@@ -327,7 +279,7 @@ async fn each_algorithm_curl_decodes_arrives_compressed_and_decodes_to_the_serve
                     "{case}"
                 );
                 assert!(
-                    decoded.body == page(PAGE),
+                    decoded.bytes == page(PAGE),
                     "{case}: decodes to the server's bytes"
                 );
             }
@@ -337,7 +289,7 @@ async fn each_algorithm_curl_decodes_arrives_compressed_and_decodes_to_the_serve
     let url = format!("http://{}/text", setup.listen);
     let decoded = curl(&["--compressed", &url]).await;
     assert_eq!(decoded.header("content-encoding"), Some(algorithms[0]));
-    assert!(decoded.body == page(PAGE));
+    assert!(decoded.bytes == page(PAGE));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +306,7 @@ async fn what_must_not_be_compressed_arrives_as_the_server_sent_it() {
     assert_eq!(encoded.header("content-length"), Some(&*PAGE.to_string()));
     assert_eq!(encoded.header("vary"), None);
     assert!(
-        encoded.body == page(PAGE),
+        encoded.bytes == page(PAGE),
         "already encoded: passed untouched"
     );
 
@@ -365,12 +317,12 @@ async fn what_must_not_be_compressed_arrives_as_the_server_sent_it() {
         None,
         "never compressed, so it does not vary"
     );
-    assert!(small.body == page(200), "below min_size");
+    assert!(small.bytes == page(200), "below min_size");
 
     let image = curl(&["-H", gzip, &url("/image")]).await;
     assert_eq!(image.header("content-encoding"), None);
     assert_eq!(image.header("vary"), None);
-    assert!(image.body == page(PAGE), "a type not listed");
+    assert!(image.bytes == page(PAGE), "a type not listed");
 
     let part = curl(&["-H", gzip, "-H", "Range: bytes=0-99", &url("/text")]).await;
     assert_eq!(part.status, 206);
@@ -380,7 +332,7 @@ async fn what_must_not_be_compressed_arrives_as_the_server_sent_it() {
         Some(&*format!("bytes 0-99/{PAGE}"))
     );
     assert!(
-        part.body == page(PAGE)[..100],
+        part.bytes == page(PAGE)[..100],
         "a range is never compressed"
     );
 
@@ -402,7 +354,7 @@ async fn what_must_not_be_compressed_arrives_as_the_server_sent_it() {
         "but it could vary"
     );
     assert_eq!(plain.header("etag"), Some("\"v1\""));
-    assert!(plain.body == page(PAGE));
+    assert!(plain.bytes == page(PAGE));
     assert_eq!(
         logged_bytes(setup.access_log.path(), "/text?plain").await,
         PAGE as u64
@@ -445,7 +397,7 @@ async fn a_streamed_response_arrives_compressed_and_whole() {
                 "{case}"
             );
             assert_eq!(
-                String::from_utf8(decoded.body).unwrap(),
+                String::from_utf8(decoded.bytes).unwrap(),
                 EVENTS.concat(),
                 "{case}"
             );

@@ -350,7 +350,9 @@ pub struct CurlAnswer {
     pub http_version: String,
     /// The response head as received, lowercased.
     pub head: String,
+    /// The body as text (invalid UTF-8 replaced), and as the bytes received.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl CurlAnswer {
@@ -385,11 +387,13 @@ pub async fn curl(args: &[&str]) -> CurlAnswer {
         );
         let written = String::from_utf8(output.stdout).unwrap();
         let (status, http_version) = written.split_once(' ').unwrap();
+        let bytes = std::fs::read(body).unwrap_or_default();
         CurlAnswer {
             status: status.parse().unwrap(),
             http_version: http_version.to_owned(),
             head: std::fs::read_to_string(head).unwrap().to_lowercase(),
-            body: std::fs::read_to_string(body).unwrap_or_default(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     })
     .await
