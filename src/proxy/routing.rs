@@ -5,8 +5,10 @@
 
 use std::borrow::Cow;
 
-use http::header::{HeaderMap, HeaderValue, HOST};
+use http::header::{HeaderMap, HOST};
 use http::Uri;
+
+use crate::rules::matcher::header_values;
 
 /// The host a request is for, lowercased, without port or trailing dot: from the Host header, or for
 /// HTTP/2 (and absolute-form HTTP/1.1) from the URI authority, which wins over Host when present
@@ -17,16 +19,7 @@ pub fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<Cow<'a, 
         return host_name(authority.host());
     }
     // A Host header that is not visible ASCII names no host we could route on.
-    host_name(host_header(headers)?.to_str().ok()?)
-}
-
-/// The Host header. Among a request's few headers, where Host usually comes first, a scan
-/// costs less than the hash a lookup starts with.
-fn host_header(headers: &HeaderMap) -> Option<&HeaderValue> {
-    if headers.keys_len() > 8 {
-        return headers.get(HOST);
-    }
-    (headers.iter()).find_map(|(name, value)| (name == HOST).then_some(value))
+    host_name(header_values(headers, &HOST).next()?.to_str().ok()?)
 }
 
 /// `host[:port]` as a lowercase name without port or trailing dot; `None` if nothing is left.

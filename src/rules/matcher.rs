@@ -59,7 +59,7 @@ fn matches_rest(matcher: &Matcher, request: &RequestView<'_>) -> bool {
                 return holds(test, &mut std::iter::empty());
             }
             let mut values = cookies
-                .filter_map(|header| std::str::from_utf8(header).ok())
+                .filter_map(|header| header.to_str().ok())
                 .flat_map(|header| pairs(header, b';', name))
                 .map(str::as_bytes);
             holds(test, &mut values)
@@ -75,34 +75,36 @@ fn matches_rest(matcher: &Matcher, request: &RequestView<'_>) -> bool {
 
 /// Whether `test` holds for header `name`.
 fn header_holds(test: &ValueTest, headers: &HeaderMap, name: &HeaderName) -> bool {
-    holds(test, &mut header_values(headers, name))
+    holds(
+        test,
+        &mut header_values(headers, name).map(HeaderValue::as_bytes),
+    )
 }
 
 /// The values of header `name`. A request usually has a handful of headers: comparing their
 /// names costs less than hashing the one wanted, which a lookup does first.
-fn header_values<'h>(headers: &'h HeaderMap, name: &'h HeaderName) -> HeaderValues<'h> {
+pub fn header_values<'h>(headers: &'h HeaderMap, name: &'h HeaderName) -> HeaderValues<'h> {
     match headers.keys_len() <= FEW_HEADERS {
         true => HeaderValues::Scan(headers.iter(), name),
         false => HeaderValues::Lookup(headers.get_all(name).iter()),
     }
 }
 
-enum HeaderValues<'h> {
+pub enum HeaderValues<'h> {
     Scan(http::header::Iter<'h, HeaderValue>, &'h HeaderName),
     Lookup(http::header::ValueIter<'h, HeaderValue>),
 }
 
 impl<'h> Iterator for HeaderValues<'h> {
-    type Item = &'h [u8];
+    type Item = &'h HeaderValue;
 
-    fn next(&mut self) -> Option<&'h [u8]> {
-        let value = match self {
+    fn next(&mut self) -> Option<&'h HeaderValue> {
+        match self {
             HeaderValues::Scan(headers, name) => {
                 (headers.find(|(present, _)| present == name)).map(|(_, value)| value)
             }
             HeaderValues::Lookup(values) => values.next(),
-        };
-        value.map(HeaderValue::as_bytes)
+        }
     }
 }
 
