@@ -96,7 +96,7 @@ impl Validator {
                         format!("{at}.name"),
                         format!(
                             "rule name {name:?} is taken: unnamed rules are known by their index, \
-                             and the shorthands by their key"
+                             and the shorthands by their key; choose a name with a letter in it"
                         ),
                     );
                 }
@@ -164,8 +164,8 @@ impl Validator {
         if let Some(matcher) = &spec.matcher {
             let field = format!("{at}.match");
             rule.matcher = self.match_spec(&field, matcher, named);
-            if let MatchSpec::Inline(inline) = matcher {
-                rule.captures = self.capture_source(inline);
+            if let (MatchSpec::Inline(_), Some(compiled)) = (matcher, &rule.matcher) {
+                rule.captures = capture_source(compiled);
             }
         }
         let groups = match &rule.captures {
@@ -241,18 +241,6 @@ impl Validator {
             );
         }
         rule
-    }
-
-    /// The regex whose captures `{1}`.. name: the matcher's `path_regex`, else its `host_regex`.
-    fn capture_source(&mut self, spec: &MatcherSpec) -> Option<CaptureSource> {
-        let compile = |pattern: &str| compile_regex(pattern).ok();
-        if let Some(regex) = spec.path_regex.as_deref().and_then(compile) {
-            return Some(CaptureSource::Path(regex));
-        }
-        spec.host_regex
-            .as_deref()
-            .and_then(compile)
-            .map(CaptureSource::Host)
     }
 
     fn match_spec(&mut self, at: &str, spec: &MatchSpec, named: &mut Named<'_>) -> Option<Matcher> {
@@ -801,6 +789,25 @@ impl Validator {
             None => Some(HeaderName::from_static(DEFAULT_REQUEST_ID)),
         }
     }
+}
+
+/// The regex whose captures `{1}`.. name, from a rule's own matcher as compiled: its
+/// `path_regex`, else its `host_regex`.
+fn capture_source(matcher: &Matcher) -> Option<CaptureSource> {
+    let conditions = match matcher {
+        Matcher::All(all) => all.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    let path = conditions.iter().find_map(|condition| match condition {
+        Matcher::PathRegex(pattern) => Some(CaptureSource::Path(pattern.regex.clone())),
+        _ => None,
+    });
+    path.or_else(|| {
+        conditions.iter().find_map(|condition| match condition {
+            Matcher::HostRegex(regex) => Some(CaptureSource::Host(regex.clone())),
+            _ => None,
+        })
+    })
 }
 
 /// The one condition, or all of them; `None` for none.
