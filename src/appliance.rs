@@ -11,15 +11,18 @@ use arc_swap::ArcSwap;
 use anyhow::Context as _;
 use tokio::runtime::Builder;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
 use crate::admin;
 use crate::backend::BackendState;
-use crate::config::{self, Config};
+use crate::config::{self, Config, ServerAddress, VrrpInstance};
+use crate::dns::names::{self, Names, Report};
+use crate::dns::Resolved;
 use crate::health;
 use crate::proxy::drain::Drain;
-use crate::proxy::frontends::{Frontends, PreparedFrontends};
+use crate::proxy::frontends::Frontends;
 use crate::stats;
 use crate::status::{Live, Reloads};
 use crate::systemd;
@@ -37,6 +40,10 @@ struct Running {
     reloads: Reloads,
     /// What `/status` and `/metrics` read.
     live: Arc<ArcSwap<Live>>,
+    names: Names,
+    /// What the names of `config` resolved to last, as `backends` were built from.
+    resolved: Resolved,
+    reports: mpsc::UnboundedReceiver<Report>,
 }
 
 /// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
@@ -58,7 +65,20 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         .map(AccessLog::start)
         .transpose()?;
     let drain = Drain::new();
-    let backends = build_backends(&config, &[]);
+    let control = Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    // Servers named by DNS are looked up before anything serves, so the first requests have
+    // them; their tasks run on the control runtime from here on.
+    let (mut names, mut reports) = Names::new();
+    let mut resolved = Resolved::default();
+    control.block_on(async {
+        let started = names.follow(&config, &resolved);
+        let wait = names::longest_timeout(&config);
+        names::first_reports(&mut reports, started, &mut resolved, wait).await;
+    });
+    let backends = build_backends(&config, &resolved, &[]);
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
@@ -75,10 +95,6 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         }
     };
 
-    let control = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control runtime")?;
     let ran = control.block_on(async {
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -105,6 +121,9 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             access_log,
             reloads,
             live,
+            names,
+            resolved,
+            reports,
         };
         tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
         systemd::notify("READY=1");
@@ -129,6 +148,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                     }
                     systemd::notify("READY=1");
                 }
+                Some(report) = running.reports.recv() => running.names_resolved(report).await,
                 _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
                 _ = interrupt.recv() => break tracing::info!("SIGINT: handing over and draining"),
             }
@@ -168,11 +188,16 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Backends for `config`, carrying over the run-time state of unchanged servers by name.
-fn build_backends(config: &Config, previous: &[Arc<BackendState>]) -> Vec<Arc<BackendState>> {
+fn build_backends(
+    config: &Config,
+    resolved: &Resolved,
+    previous: &[Arc<BackendState>],
+) -> Vec<Arc<BackendState>> {
     (config.backends.iter())
         .map(|backend| {
             let same = previous.iter().find(|old| old.config.name == backend.name);
-            Arc::new(BackendState::new(backend.clone(), same.map(Arc::as_ref)))
+            let state = BackendState::new(backend.clone(), resolved, same.map(Arc::as_ref));
+            Arc::new(state)
         })
         .collect()
 }
@@ -206,14 +231,24 @@ impl Running {
             Ok(access_log) => access_log,
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
-        let backends = build_backends(&config, &self.backends);
+        // A name the new file adds is looked up before its backend is built (reports of the
+        // names already followed are taken in meanwhile too). A failed reload follows the
+        // running file's names again.
+        let started = self.names.follow(&config, &self.resolved);
+        let wait = names::longest_timeout(&config);
+        names::first_reports(&mut self.reports, started, &mut self.resolved, wait).await;
+        let backends = build_backends(&config, &self.resolved, &self.backends);
         let prepared = (self.frontends).prepare(&config.frontends, &backends, access_log.as_ref());
         let frontends = match prepared {
             Ok(frontends) => frontends,
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
         // Last of the parts that may refuse: once VRRP has prepared its part, nothing can fail.
-        let vrrp = match self.prepare_vrrp(&config, &backends, &frontends).await {
+        let data_plane = DataPlane {
+            backends: backends.clone(),
+            frontends: (self.frontends).accepting_once(&config.frontends, Some(&frontends)),
+        };
+        let vrrp = match self.prepare_vrrp(&config.vrrp, data_plane).await {
             Ok(vrrp) => vrrp,
             Err(error) => return self.reload_failed(&format!("vrrp: {error:#}")),
         };
@@ -229,6 +264,16 @@ impl Running {
             engine.commit(vrrp);
         }
         self.config = config;
+        let config = &self.config;
+        self.resolved.retain(|key| {
+            (config.backends.iter()).any(|backend| {
+                backend.name == key.backend
+                    && (backend.servers.iter()).any(|server| {
+                        server.name == key.server
+                            && server.address == ServerAddress::Name(key.name.clone())
+                    })
+            })
+        });
         self.reloads.succeeded += 1;
         self.reloads.last_success_unix = unix_now();
         stats::reload(true);
@@ -241,22 +286,17 @@ impl Running {
     /// kept only if its part is prepared.
     async fn prepare_vrrp(
         &mut self,
-        config: &Config,
-        backends: &[Arc<BackendState>],
-        frontends: &PreparedFrontends,
+        instances: &[VrrpInstance],
+        data_plane: DataPlane,
     ) -> anyhow::Result<Option<PreparedVrrp>> {
         let running = self.engine.take();
-        if running.is_none() && config.vrrp.is_empty() {
+        if running.is_none() && instances.is_empty() {
             return Ok(None);
         }
         let started_here = running.is_none();
-        let data_plane = DataPlane {
-            backends: backends.to_vec(),
-            frontends: (self.frontends).accepting_once(&config.frontends, Some(frontends)),
-        };
         // Off the control runtime: opening a new interface may wait seconds for its IPv6
         // link-local address, and health checks must go on meanwhile.
-        let instances = config.vrrp.clone();
+        let instances = instances.to_vec();
         let (engine, prepared) = tokio::task::spawn_blocking(move || {
             let engine = match running {
                 Some(engine) => engine,
@@ -287,7 +327,45 @@ impl Running {
         }
     }
 
+    /// A name's addresses changed: its backend is rebuilt from the running file (unchanged
+    /// servers keep their state, as on a reload) and takes over from the old one, for the
+    /// proxy, the health checks and VRRP's trackers alike. No file is read.
+    async fn names_resolved(&mut self, report: Report) {
+        let mut changed = self.resolved.set(report.key, report.slots);
+        // Answers that arrived together are applied together.
+        while let Ok(report) = self.reports.try_recv() {
+            changed |= self.resolved.set(report.key, report.slots);
+        }
+        if !changed {
+            return;
+        }
+        let backends = build_backends(&self.config, &self.resolved, &self.backends);
+        self.frontends.replace_backends(&backends);
+        let data_plane = DataPlane {
+            backends: backends.clone(),
+            frontends: self.frontends.accepting(&self.config.frontends),
+        };
+        let instances = self.config.vrrp.clone();
+        match self.prepare_vrrp(&instances, data_plane).await {
+            Ok(prepared) => {
+                if let (Some(engine), Some(prepared)) = (&mut self.engine, prepared) {
+                    engine.commit(prepared);
+                }
+            }
+            Err(error) => tracing::error!(
+                "VRRP trackers keep the servers as they were before the names changed: {error:#}"
+            ),
+        }
+        for check in self.checks.drain(..) {
+            check.abort();
+        }
+        self.checks = health::checker::spawn(&backends);
+        self.backends = backends;
+        self.publish();
+    }
+
     fn reload_failed(&mut self, why: &str) {
+        self.names.follow(&self.config, &self.resolved);
         self.reloads.failed += 1;
         stats::reload(false);
         self.publish();

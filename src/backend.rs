@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::balance::{self, Selector, ServerView};
-use crate::config;
+use crate::config::{self, DnsName, ServerAddress};
+use crate::dns::Resolved;
 use crate::stats::ServerStats;
 use rise_fall::{Counter, Health};
 
@@ -28,7 +29,11 @@ impl BackendState {
     /// Builds the backend for `config`, carrying over from `previous` (the same backend in the
     /// config being replaced) the run-time state of every server whose settings are unchanged:
     /// health and in-flight count survive a reload, so nothing flaps back to unchecked.
-    pub fn new(config: config::Backend, previous: Option<&BackendState>) -> Self {
+    pub fn new(
+        config: config::Backend,
+        resolved: &Resolved,
+        previous: Option<&BackendState>,
+    ) -> Self {
         // Trackers keep listening across reloads: the channel belongs to the backend's name.
         let health_changes = previous.map_or_else(
             || watch::Sender::new(()),
@@ -36,19 +41,23 @@ impl BackendState {
         );
         let previous =
             previous.filter(|previous| previous.config.health_check == config.health_check);
-        let servers = (config.servers.iter())
-            .map(|server| {
+        let expanded = expand(&config, resolved);
+        let servers = (expanded.iter())
+            .map(|member| {
                 let same = previous.and_then(|previous| {
-                    (previous.servers.iter())
-                        .find(|state| state.name == server.name && state.address == server.address)
+                    (previous.servers.iter()).find(|state| {
+                        state.name == member.server.name && state.address == member.address
+                    })
                 });
                 same.map_or_else(
-                    || Arc::new(ServerState::new(&config, server, health_changes.clone())),
+                    || Arc::new(ServerState::new(&config, member, health_changes.clone())),
                     Arc::clone,
                 )
             })
             .collect();
-        let selector = balance::selector(config.balance, &config.servers);
+        let expanded: Vec<config::Server> =
+            (expanded.into_iter()).map(|member| member.server).collect();
+        let selector = balance::selector(config.balance, &expanded);
         BackendState {
             config,
             servers,
@@ -114,6 +123,8 @@ pub struct ServerState {
     pub backend: String,
     pub name: String,
     pub address: SocketAddr,
+    /// The DNS name the address was found by, for a server named by one.
+    pub dns_name: Option<DnsName>,
     up: AtomicBool,
     /// Set by the first check result: `up` is no longer a guess.
     checked: AtomicBool,
@@ -128,15 +139,17 @@ pub struct ServerState {
 impl ServerState {
     fn new(
         backend: &config::Backend,
-        server: &config::Server,
+        member: &Member<'_>,
         health_changes: watch::Sender<()>,
     ) -> Self {
+        let server = &member.server;
         let health = (backend.health_check.as_ref())
             .map(|check| Mutex::new(Counter::new(check.rise, check.fall)));
         ServerState {
             backend: backend.name.clone(),
             name: server.name.clone(),
-            address: server.address,
+            address: member.address,
+            dns_name: member.dns_name.cloned(),
             up: AtomicBool::new(true),
             checked: AtomicBool::new(health.is_none()),
             active: AtomicU64::new(0),
@@ -199,6 +212,44 @@ impl ServerState {
     }
 }
 
+/// The servers of `backend`, each named by DNS replaced by one per address `resolved` knows
+/// for it (`web-1`, `web-2`...: the slot numbers), in the config's order; none until it has
+/// an answer.
+fn expand<'a>(backend: &'a config::Backend, resolved: &Resolved) -> Vec<Member<'a>> {
+    let mut members = Vec::with_capacity(backend.servers.len());
+    for server in &backend.servers {
+        match &server.address {
+            &ServerAddress::Ip(address) => members.push(Member {
+                server: server.clone(),
+                address,
+                dns_name: None,
+            }),
+            ServerAddress::Name(name) => {
+                for slot in resolved.slots(&backend.name, &server.name, name) {
+                    let numbered = config::Server {
+                        name: format!("{}-{}", server.name, slot.number),
+                        address: ServerAddress::Ip(slot.address),
+                        ..server.clone()
+                    };
+                    members.push(Member {
+                        server: numbered,
+                        address: slot.address,
+                        dns_name: Some(name),
+                    });
+                }
+            }
+        }
+    }
+    members
+}
+
+/// A server as it runs: one written with an address, or one address of a server named by DNS.
+struct Member<'a> {
+    server: config::Server,
+    address: SocketAddr,
+    dns_name: Option<&'a DnsName>,
+}
+
 pub struct ActiveGuard(Arc<ServerState>);
 
 impl Drop for ActiveGuard {
@@ -228,15 +279,22 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
         servers: (servers.iter().zip(81u16..))
             .map(|(name, port)| config::Server {
                 name: (*name).into(),
-                address: SocketAddr::from(([127, 0, 0, 1], port)),
+                address: ServerAddress::Ip(SocketAddr::from(([127, 0, 0, 1], port))),
                 weight: 1,
             })
             .collect(),
         persistence: None,
         send_proxy: None,
         protocol: config::UpstreamProtocol::Http11,
+        resolve: config::Resolve::default(),
     };
-    BackendState::new(config, None)
+    built(config)
+}
+
+/// The backend for `config`, with no previous state and no names resolved: for unit tests.
+#[cfg(test)]
+pub(crate) fn built(config: config::Backend) -> BackendState {
+    BackendState::new(config, &Resolved::default(), None)
 }
 
 #[cfg(test)]
@@ -253,8 +311,8 @@ mod tests {
         old.servers[0].record_check(false, "refused");
         let mut changes = old.health_changes();
         let mut config = old.config.clone();
-        config.servers[1].address = SocketAddr::from(([127, 0, 0, 1], 83));
-        let new = BackendState::new(config, Some(&old));
+        config.servers[1].address = ServerAddress::Ip(SocketAddr::from(([127, 0, 0, 1], 83)));
+        let new = BackendState::new(config, &Resolved::default(), Some(&old));
         assert!(
             Arc::ptr_eq(&new.servers[0], &old.servers[0]),
             "s1 is unchanged"
@@ -275,7 +333,7 @@ mod tests {
 
         let mut checked_differently = new.config.clone();
         checked_differently.health_check.as_mut().unwrap().rise = 5;
-        let rebuilt = BackendState::new(checked_differently, Some(&new));
+        let rebuilt = BackendState::new(checked_differently, &Resolved::default(), Some(&new));
         assert!(
             !Arc::ptr_eq(&rebuilt.servers[0], &new.servers[0]),
             "new check settings start afresh"
@@ -283,10 +341,67 @@ mod tests {
     }
 
     #[test]
+    fn a_server_named_by_dns_is_one_server_per_address_keeping_state_across_answers() {
+        use crate::dns::{NameKey, Slot};
+        let mut config = backend().config;
+        let name = DnsName {
+            host: "app.internal".into(),
+            port: 80,
+        };
+        config.servers[1].address = ServerAddress::Name(name.clone());
+        let key = NameKey {
+            backend: "web".into(),
+            server: "s2".into(),
+            name: name.clone(),
+        };
+        let slot = |number, last: u8| Slot {
+            number,
+            address: SocketAddr::from(([192, 0, 2, last], 80)),
+        };
+        let unresolved = built(config.clone());
+        let names: Vec<&str> = unresolved.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1"], "no server until the name has an answer");
+        assert_eq!(unresolved.pick(&key_for_tests(), &[]), Some(0));
+
+        let mut resolved = Resolved::default();
+        resolved.set(key.clone(), vec![slot(1, 1), slot(2, 2)]);
+        let first = BackendState::new(config.clone(), &resolved, Some(&unresolved));
+        let names: Vec<&str> = first.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1", "s2-1", "s2-2"]);
+        assert_eq!(first.servers[2].address, slot(2, 2).address);
+        assert_eq!(first.servers[2].dns_name.as_ref(), Some(&name));
+        assert!(Arc::ptr_eq(&first.servers[0], &unresolved.servers[0]));
+        first.servers[2].record_check(false, "refused");
+
+        resolved.set(key, vec![slot(2, 2), slot(3, 3)]);
+        let second = BackendState::new(config, &resolved, Some(&first));
+        let names: Vec<&str> = second.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1", "s2-2", "s2-3"]);
+        assert!(
+            Arc::ptr_eq(&second.servers[1], &first.servers[2]),
+            "an address still answered keeps its server"
+        );
+        assert!(!second.servers[1].is_up(), "and its health");
+        let picks: Vec<Option<usize>> =
+            (0..4).map(|_| second.pick(&key_for_tests(), &[])).collect();
+        assert!(
+            picks.iter().all(|pick| *pick != Some(1)),
+            "the selector is built over the servers as they run: {picks:?}"
+        );
+    }
+
+    fn key_for_tests() -> balance::Key<'static> {
+        balance::Key {
+            client_ip: [192, 0, 2, 1].into(),
+            uri: "",
+        }
+    }
+
+    #[test]
     fn a_pinned_server_is_preferred_while_up_and_untried_whatever_its_weight() {
         let mut config = backend().config;
         config.servers[1].weight = 0;
-        let backend = BackendState::new(config, None);
+        let backend = BackendState::new(config, &Resolved::default(), None);
         let key = balance::Key {
             client_ip: [192, 0, 2, 1].into(),
             uri: "",

@@ -185,6 +185,11 @@ pub fn describe() {
         "Client connections open now."
     );
     describe_counter!(
+        "tandem_dns_lookups_total",
+        "Lookups of the name of a server named by DNS, by result (answered, failed); a failed \
+         one keeps the addresses last known."
+    );
+    describe_counter!(
         "tandem_frontend_sessions_total",
         "Client connections accepted."
     );
@@ -380,6 +385,21 @@ pub fn rule_hits(frontend: &str, rule: &str) -> Counter {
     );
     counter.increment(0);
     counter
+}
+
+/// Lookups of the name of `server` (named by DNS) in `backend`, answered or failed; both
+/// exported at 0 from the start.
+pub fn dns_lookups(backend: &str, server: &str) -> [Counter; 2] {
+    ["answered", "failed"].map(|result| {
+        let labels = [
+            ("proxy", backend.to_owned()),
+            ("server", server.to_owned()),
+            ("result", result.to_owned()),
+        ];
+        let counter = counter!("tandem_dns_lookups_total", &labels);
+        counter.increment(0);
+        counter
+    })
 }
 
 pub fn access_log_dropped() -> Counter {

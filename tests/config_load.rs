@@ -100,18 +100,19 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 servers: vec![
                     Server {
                         name: "s1".into(),
-                        address: "127.0.0.1:9001".parse().unwrap(),
+                        address: ServerAddress::Ip("127.0.0.1:9001".parse().unwrap()),
                         weight: 3,
                     },
                     Server {
                         name: "s2".into(),
-                        address: "127.0.0.1:9002".parse().unwrap(),
+                        address: ServerAddress::Ip("127.0.0.1:9002".parse().unwrap()),
                         weight: 1,
                     },
                 ],
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
+                resolve: Resolve::default(),
             },
             Backend {
                 name: "db_pool".into(),
@@ -128,12 +129,13 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 }),
                 servers: vec![Server {
                     name: "db1".into(),
-                    address: "127.0.0.1:3307".parse().unwrap(),
+                    address: ServerAddress::Ip("127.0.0.1:3307".parse().unwrap()),
                     weight: 1,
                 }],
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
+                resolve: Resolve::default(),
             },
         ],
         // No vrrp section: this node holds no VIP.

@@ -98,7 +98,7 @@ mod testing {
             .enumerate()
             .map(|(i, &weight)| Server {
                 name: format!("s{i}"),
-                address: ([10, 0, 0, 1], 8000 + i as u16).into(),
+                address: std::net::SocketAddr::from(([10, 0, 0, 1], 8000 + i as u16)).into(),
                 weight,
             })
             .collect()

@@ -211,6 +211,52 @@ pub struct Backend {
     pub send_proxy: Option<ProxyVersion>,
     /// What http requests are sent to servers with.
     pub protocol: UpstreamProtocol,
+    /// How the servers named by DNS are resolved.
+    pub resolve: Resolve,
+}
+
+impl Backend {
+    /// Whether any server is named by DNS.
+    pub fn resolves(&self) -> bool {
+        (self.servers.iter()).any(|server| matches!(server.address, ServerAddress::Name(_)))
+    }
+}
+
+/// `resolve:` of a backend. A name is looked up again when its answer's TTL runs out, but no
+/// sooner than `min_interval` and no later than `interval`; a failed lookup is tried again
+/// after `min_interval`, doubling up to `interval`, and keeps the addresses last known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolve {
+    pub interval: Duration,
+    pub min_interval: Duration,
+    /// For one lookup, all of its tries.
+    pub timeout: Duration,
+    /// Empty: the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    pub prefer: Family,
+    /// Addresses taken from one answer, so one answer makes at most this many servers.
+    pub max_addresses: usize,
+}
+
+impl Default for Resolve {
+    fn default() -> Self {
+        Resolve {
+            interval: Duration::from_secs(30),
+            min_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            nameservers: Vec::new(),
+            prefer: Family::Ipv4,
+            max_addresses: 16,
+        }
+    }
+}
+
+/// Which address family a name is looked up in first; the other is asked only when the first
+/// has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,9 +319,35 @@ impl StatusMatch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
     pub name: String,
-    pub address: SocketAddr,
+    pub address: ServerAddress,
     /// 0..=256; 0 drains the server (no new traffic).
     pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddress {
+    Ip(SocketAddr),
+    /// Looked up at run time: each address of the answer is a server of its own, named after
+    /// this one (`web-1`, `web-2`...), as HAProxy's `server-template` does.
+    Name(DnsName),
+}
+
+impl From<SocketAddr> for ServerAddress {
+    fn from(address: SocketAddr) -> Self {
+        ServerAddress::Ip(address)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsName {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for DnsName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 /// One virtual router: a VRID on an interface and the VIPs its master holds.

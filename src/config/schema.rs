@@ -247,6 +247,25 @@ pub struct BackendSpec {
     pub persistence: Option<PersistenceSpec>,
     pub send_proxy: Option<ProxyVersionSpec>,
     pub protocol: Option<UpstreamProtocolSpec>,
+    /// How servers named by DNS are resolved and re-resolved.
+    pub resolve: Option<ResolveSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ResolveSpec {
+    pub interval: Option<String>,
+    pub min_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub nameservers: Option<Vec<String>>,
+    pub prefer: Option<FamilySpec>,
+    pub max_addresses: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FamilySpec {
+    Ipv4,
+    Ipv6,
 }
 
 #[derive(Debug, Deserialize)]
@@ -703,6 +722,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
         "backends[].persistence" => of::<PersistenceSpec>(),
+        "backends[].resolve" => of::<ResolveSpec>(),
         "vrrp" => of::<VrrpSpec>(),
         "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
         "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),

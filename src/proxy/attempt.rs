@@ -116,7 +116,7 @@ mod tests {
     fn with_retries(servers: &[&str], retries: u32) -> BackendState {
         let mut config = checked_backend(servers).config;
         config.retries = retries;
-        BackendState::new(config, None)
+        crate::backend::built(config)
     }
 
     #[test]

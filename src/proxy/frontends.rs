@@ -186,6 +186,22 @@ impl Frontends {
         });
     }
 
+    /// Sends the running frontends' requests to `backends` from now on (the same config's,
+    /// rebuilt because a name resolved to new addresses); nothing else changes.
+    pub fn replace_backends(&self, backends: &[Arc<BackendState>]) {
+        for listening in self.listening.values() {
+            let running = listening.frontend.load_full();
+            let config = &running.config;
+            listening.frontend.store(Arc::new(FrontendRuntime {
+                backend: config.backend.map(|index| Arc::clone(&backends[index])),
+                rule_backends: (config.rules.backends.iter())
+                    .map(|&index| Arc::clone(&backends[index]))
+                    .collect(),
+                ..FrontendRuntime::clone(&running)
+            }));
+        }
+    }
+
     /// Whether each of `frontends` (as in the config, and applied) can accept, for VRRP
     /// trackers.
     pub fn accepting(&self, frontends: &[config::Frontend]) -> Vec<FrontendAccepting> {

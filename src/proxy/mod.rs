@@ -70,6 +70,7 @@ thread_local! {
 
 /// Everything a connection needs from the config, swapped as one piece so that no request sees
 /// half of a reload.
+#[derive(Clone)]
 pub struct FrontendRuntime {
     pub config: config::Frontend,
     /// Where requests no rule sends elsewhere go; `None` when every request is redirected.

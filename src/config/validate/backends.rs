@@ -3,7 +3,6 @@
 use super::super::model::*;
 use super::super::schema::*;
 use super::Validator;
-use super::UNPARSED_ADDRESS;
 use std::time::Duration;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,6 +65,7 @@ impl Validator {
             "server",
             servers.iter().map(|s| &s.name).enumerate(),
         );
+        self.numbered_names_free(&at, &servers);
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
         Backend {
@@ -85,14 +85,13 @@ impl Validator {
                 None | Some(UpstreamProtocolSpec::Http11) => UpstreamProtocol::Http11,
                 Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
             },
+            resolve: self.resolve(&at, spec.resolve),
         }
     }
 
     fn server(&mut self, at: &str, spec: ServerSpec) -> Server {
         self.non_empty(format!("{at}.name"), &spec.name);
-        let address = self
-            .socket_address(format!("{at}.address"), &spec.address)
-            .unwrap_or(UNPARSED_ADDRESS);
+        let address = self.server_address(format!("{at}.address"), &spec.address);
         let weight = spec.weight.unwrap_or(DEFAULT_WEIGHT);
         if weight > MAX_WEIGHT {
             self.error(

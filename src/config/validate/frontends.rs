@@ -206,8 +206,9 @@ mod tests {
         assert_eq!(
             problems(&text),
             [
-                "backends[0].servers[0].address: invalid socket address \"127.0.0.1:99999\"; \
-                 write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+                "backends[0].servers[0].address: invalid server address \"127.0.0.1:99999\": port \
+                 \"99999\" is not 1..=65535; write IP:port such as 127.0.0.1:8080 or [::1]:8080, or \
+                 name:port such as app.internal:8080",
                 "frontends[0].listen: invalid socket address \"localhost:80\"; \
                  write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
             ]

@@ -10,6 +10,7 @@ mod frontends;
 mod health_check;
 mod node;
 mod rate_limit;
+mod resolve;
 mod rules;
 #[cfg(test)]
 mod test_support;
@@ -188,12 +189,13 @@ mod tests {
                     }),
                     servers: vec![Server {
                         name: "s".into(),
-                        address: "127.0.0.1:81".parse().unwrap(),
+                        address: ServerAddress::Ip("127.0.0.1:81".parse().unwrap()),
                         weight: 1,
                     }],
                     persistence: None,
                     send_proxy: None,
                     protocol: UpstreamProtocol::Http11,
+                    resolve: Resolve::default(),
                 }],
                 vrrp: Vec::new(),
                 admin: None,
