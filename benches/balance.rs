@@ -50,7 +50,7 @@ backends:
     let config = tandem::config::parse(&yaml, Path::new("bench.yaml"))
         .unwrap_or_else(|errors| panic!("{errors}\n{yaml}"));
     let backend = config.backends.into_iter().next().expect("one backend");
-    BackendState::new(backend, None)
+    BackendState::new(backend, &tandem::dns::Resolved::default(), None)
 }
 
 /// Takes every fourth server down, starting with the second (so server 0 stays up).
