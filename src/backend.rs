@@ -19,6 +19,9 @@ use rise_fall::{Counter, Health};
 pub struct BackendState {
     pub config: config::Backend,
     pub servers: Vec<Arc<ServerState>>,
+    /// The settings of each of `servers`, by index: `config.servers` with each named by DNS
+    /// replaced by one per address.
+    pub server_configs: Vec<config::Server>,
     pub selector: Box<dyn Selector>,
     /// Marked changed whenever a server goes up or down, so VRRP trackers (on another thread and
     /// runtime) recompute at once instead of polling.
@@ -55,12 +58,13 @@ impl BackendState {
                 )
             })
             .collect();
-        let expanded: Vec<config::Server> =
+        let server_configs: Vec<config::Server> =
             (expanded.into_iter()).map(|member| member.server).collect();
-        let selector = balance::selector(config.balance, &expanded);
+        let selector = balance::selector(config.balance, &server_configs);
         BackendState {
             config,
             servers,
+            server_configs,
             selector,
             health_changes,
         }

@@ -80,6 +80,9 @@ pub struct ServerStatus {
     pub state: String,
     pub weight: u32,
     pub current_sessions: u64,
+    /// `name:port` for a server named by DNS (`address` is what the name resolved to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
 }
 
 /// Handles on everything that runs, replaced on each reload; read when `/status` or
@@ -139,7 +142,7 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
 
 fn backend_status(backend: &BackendState) -> BackendStatus {
     let servers: Vec<ServerStatus> = (backend.servers.iter())
-        .zip(&backend.config.servers)
+        .zip(&backend.server_configs)
         .map(|(state, config)| server_status(state, config.weight))
         .collect();
     BackendStatus {
@@ -170,6 +173,7 @@ fn server_status(server: &ServerState, weight: u32) -> ServerStatus {
         state: state.into(),
         weight,
         current_sessions: server.current_sessions(),
+        dns_name: (server.dns_name.as_ref()).map(ToString::to_string),
     }
 }
 

@@ -189,7 +189,7 @@ fn an_unknown_key_names_the_allowed_ones() {
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
           `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`"
+          `protocol`, `resolve`"
         ]
     );
 }
@@ -229,9 +229,9 @@ fn an_invalid_address_is_located_in_a_flow_mapping() {
     assert_eq!(
         errors("config/broken/bad_address.yaml"),
         [
-            "config/broken/bad_address.yaml:15:30: backends[0].servers[1].address: invalid socket \
-          address \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 \
-          (host names are not resolved)"
+            "config/broken/bad_address.yaml:15:30: backends[0].servers[1].address: invalid server \
+          address \"127.0.0.1:99999\": port \"99999\" is not 1..=65535; write IP:port such as \
+          127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080"
         ]
     );
 }
@@ -269,8 +269,9 @@ fn every_semantic_error_is_reported_in_line_order() {
          server)",
         "36:17: backends[0].servers[1].name: duplicate server name \"s1\"; \
          backends[0].servers[0] already uses it",
-        "36:30: backends[0].servers[1].address: invalid socket address \"127.0.0.1:99999\"; \
-         write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "36:30: backends[0].servers[1].address: invalid server address \"127.0.0.1:99999\": port \
+         \"99999\" is not 1..=65535; write IP:port such as 127.0.0.1:8080 or [::1]:8080, or \
+         name:port such as app.internal:8080",
         // Left out, so located at the backend that lacks it.
         "37:5: backends[1].servers: backend \"hashed\" has no servers; add at least one",
         "39:38: backends[1].health_check.path: only applies to type: http checks; remove it or \
@@ -619,8 +620,9 @@ fn structural_and_semantic_errors_are_reported_together() {
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
-        "24:36: backends[1].servers[0].address: invalid socket address \"127.0.0.1:99999\"; \
-         write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
+        "24:36: backends[1].servers[0].address: invalid server address \"127.0.0.1:99999\": port \
+         \"99999\" is not 1..=65535; write IP:port such as 127.0.0.1:8080 or [::1]:8080, or \
+         name:port such as app.internal:8080",
         "28:18: vrrp.instances[0].interface: VRRP cannot run on the loopback interface: adverts \
          are multicast to the link and clients find the VIP by ARP or neighbour discovery, which \
          lo has neither of; name the interface that faces the clients",
@@ -670,15 +672,16 @@ vrrp:
         [
             "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
              of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
-             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
-            "inline.yaml:6:30: backends[0].servers[0].address: invalid socket address \
-             \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names \
-             are not resolved)",
+             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, \
+             `resolve`",
+            "inline.yaml:6:30: backends[0].servers[0].address: invalid server address \
+             \"127.0.0.1:99999\": port \"99999\" is not 1..=65535; write IP:port such as \
+             127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080",
             "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
              one of `name`, `address`, `weight`",
             "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
              `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
-             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `resolve`",
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
              expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
         ]

@@ -121,6 +121,11 @@ impl TestServer {
         Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)), Arc::default()).await
     }
 
+    /// Listens on `address` (another loopback address than 127.0.0.1, say).
+    pub async fn start_at(name: &str, address: SocketAddr) -> TestServer {
+        Self::start_on(name, address, Arc::default()).await
+    }
+
     async fn start_on(name: &str, address: SocketAddr, control: Arc<ServerControl>) -> TestServer {
         let listener = TcpListener::bind(address).await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -1,0 +1,314 @@
+//! Servers named by DNS, against a real DNS server (dnsmasq): traffic follows a changed record
+//! with no reload, a name with three addresses is three servers, a failed lookup keeps the
+//! addresses last known, and /etc/hosts is read.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::TokioResolver;
+
+use support::edge::installed;
+use support::metrics::scrape;
+use support::{free_port, get, listen, wait_until, Tandem, TestServer};
+
+const NAME: &str = "app.tandem.test";
+
+/// dnsmasq answering from a hosts file only, with a TTL of 1 s; `set` rewrites the file and
+/// has dnsmasq read it again (SIGHUP).
+struct Dnsmasq {
+    child: Child,
+    address: SocketAddr,
+    hosts: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dnsmasq {
+    async fn start(addresses: &[IpAddr]) -> Dnsmasq {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        write_hosts(&hosts, addresses);
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args([
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--user=root",
+            ])
+            .args(["--local-ttl=1", "--pid-file="])
+            .arg(format!("--port={}", address.port()))
+            .arg(format!("--addn-hosts={}", hosts.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts");
+        let dnsmasq = Dnsmasq {
+            child,
+            address,
+            hosts,
+            _dir: dir,
+        };
+        let expected: Vec<IpAddr> = addresses.to_vec();
+        wait_until(Duration::from_secs(10), "dnsmasq answers", || {
+            let lookup = dnsmasq.lookup();
+            let expected = expected.clone();
+            async move {
+                lookup.await.is_some_and(|mut found| {
+                    found.sort();
+                    let mut expected = expected;
+                    expected.sort();
+                    found == expected
+                })
+            }
+        })
+        .await;
+        dnsmasq
+    }
+
+    /// What dnsmasq answers for the test's name now.
+    fn lookup(&self) -> impl std::future::Future<Output = Option<Vec<IpAddr>>> + use<> {
+        let mut config = ResolverConfig::new();
+        config.add_name_server(NameServerConfig::new(self.address, Protocol::Udp));
+        let mut builder =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
+        // Asked again and again until dnsmasq listens: each try must be short.
+        builder.options_mut().timeout = Duration::from_millis(200);
+        builder.options_mut().attempts = 1;
+        builder.options_mut().cache_size = 0;
+        let resolver = builder.build();
+        async move {
+            let answer = resolver.lookup_ip(NAME).await.ok()?;
+            Some(answer.iter().collect())
+        }
+    }
+
+    fn set(&self, addresses: &[IpAddr]) {
+        write_hosts(&self.hosts, addresses);
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn write_hosts(path: &PathBuf, addresses: &[IpAddr]) {
+    let lines: String = (addresses.iter())
+        .map(|address| format!("{address} {NAME}\n"))
+        .collect();
+    std::fs::write(path, lines).unwrap();
+}
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+/// Test servers `a`, `b`, `c`... on 127.0.0.2, .3, .4... all on `port`.
+async fn servers(port: u16, count: u8) -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for (index, name) in ["a", "b", "c"].iter().take(usize::from(count)).enumerate() {
+        let address = SocketAddr::new(loopback(2 + index as u8), port);
+        servers.push(TestServer::start_at(name, address).await);
+    }
+    servers
+}
+
+fn config(web: SocketAddr, admin: SocketAddr, dns: SocketAddr, port: u16) -> String {
+    format!(
+        "node: {{ name: dns-test }}
+admin: {{ listen: \"{admin}\" }}
+frontends:
+  - {{ name: web, listen: \"{web}\", mode: http, backend: app }}
+backends:
+  - name: app
+    resolve: {{ nameservers: [\"{dns}\"], interval: 2s, min_interval: 100ms, timeout: 1s }}
+    servers:
+      - {{ name: app, address: \"{NAME}:{port}\" }}
+"
+    )
+}
+
+/// Who answers a request through `web`, or the failure.
+async fn answered_by(web: SocketAddr) -> Result<String, String> {
+    let answer = get(web, "/").await?;
+    match answer.status {
+        200 => Ok(answer.server.unwrap_or_default()),
+        status => Err(format!("status {status}")),
+    }
+}
+
+#[tokio::test]
+async fn traffic_follows_a_changed_record_with_no_reload() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let port = free_port();
+    let _servers = servers(port, 2).await;
+    let dns = Dnsmasq::start(&[loopback(2)]).await;
+    let (web, admin) = (listen(), listen());
+    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            answered_by(web).await.as_deref(),
+            Ok("a"),
+            "{}",
+            tandem.log()
+        );
+    }
+
+    dns.set(&[loopback(3)]);
+    wait_until(Duration::from_secs(10), "traffic goes to b", || async {
+        answered_by(web).await.as_deref() == Ok("b")
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(answered_by(web).await.as_deref(), Ok("b"), "and only to b");
+    }
+    let metrics = scrape(admin).await;
+    assert_eq!(
+        metrics.sum("tandem_config_reloads_total", &[]),
+        0.0,
+        "no reload"
+    );
+    assert!(
+        metrics.get(
+            "tandem_dns_lookups_total",
+            &[("proxy", "app"), ("server", "app"), ("result", "answered")]
+        ) >= 2.0
+    );
+    assert!(tandem.log().contains("name resolved to new addresses"));
+}
+
+#[tokio::test]
+async fn a_name_with_three_addresses_is_three_servers() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let port = free_port();
+    let _servers = servers(port, 3).await;
+    let dns = Dnsmasq::start(&[loopback(2), loopback(3), loopback(4)]).await;
+    let (web, admin) = (listen(), listen());
+    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            answered_by(web)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {}", tandem.log())),
+        );
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c"], "round robin over the three");
+    let status = get(admin, "/status").await.expect("status answers");
+    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    let servers = status["backends"][0]["servers"].as_array().unwrap();
+    let names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["app-1", "app-2", "app-3"],
+        "numbered in the answer's order"
+    );
+    let mut addresses: Vec<&str> = (servers.iter())
+        .map(|s| s["address"].as_str().unwrap())
+        .collect();
+    addresses.sort();
+    let expected: Vec<String> = (2..=4)
+        .map(|last| format!("127.0.0.{last}:{port}"))
+        .collect();
+    assert_eq!(addresses, expected);
+    assert!(servers
+        .iter()
+        .all(|s| s["dns_name"] == format!("{NAME}:{port}").as_str()));
+    let metrics = scrape(admin).await;
+    for server in ["app-1", "app-2", "app-3"] {
+        assert_eq!(
+            metrics.get(
+                "tandem_server_sessions_total",
+                &[("proxy", "app"), ("server", server)]
+            ),
+            1.0,
+            "{server}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_lookup_keeps_the_addresses_last_known() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let port = free_port();
+    let _servers = servers(port, 1).await;
+    let mut dns = Dnsmasq::start(&[loopback(2)]).await;
+    let (web, admin) = (listen(), listen());
+    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    assert_eq!(answered_by(web).await.as_deref(), Ok("a"));
+
+    dns.stop();
+    let failed = [("proxy", "app"), ("server", "app"), ("result", "failed")];
+    wait_until(Duration::from_secs(10), "a lookup fails", || async {
+        scrape(admin).await.get("tandem_dns_lookups_total", &failed) >= 1.0
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            answered_by(web).await.as_deref(),
+            Ok("a"),
+            "{}",
+            tandem.log()
+        );
+    }
+    assert!(tandem
+        .log()
+        .contains("name lookup failed: keeping the addresses last known"));
+}
+
+#[tokio::test]
+async fn names_in_etc_hosts_are_read() {
+    let server = TestServer::start("local").await;
+    let (web, admin) = (listen(), listen());
+    let config = format!(
+        "node: {{ name: hosts-test }}
+admin: {{ listen: \"{admin}\" }}
+frontends:
+  - {{ name: web, listen: \"{web}\", mode: http, backend: app }}
+backends:
+  - name: app
+    servers: [{{ name: app, address: \"localhost:{}\" }}]
+",
+        server.address.port()
+    );
+    let tandem = Tandem::start(&config, &[web]).await;
+    assert_eq!(
+        answered_by(web).await.as_deref(),
+        Ok("local"),
+        "{}",
+        tandem.log()
+    );
+}
