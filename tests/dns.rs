@@ -312,3 +312,39 @@ backends:
         tandem.log()
     );
 }
+
+#[tokio::test]
+async fn a_reload_that_adds_a_name_applies_it_already_looked_up() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let port = free_port();
+    let _servers = servers(port, 1).await;
+    let literal = TestServer::start("literal").await;
+    let dns = Dnsmasq::start(&[loopback(2)]).await;
+    let (web, admin) = (listen(), listen());
+    let named = config(web, admin, dns.address, port);
+    let first = named.replace(
+        &format!("\"{NAME}:{port}\""),
+        &format!("\"{}\"", literal.address),
+    );
+    let tandem = Tandem::start(&first, &[web]).await;
+    assert_eq!(answered_by(web).await.as_deref(), Ok("literal"));
+
+    let log = tandem.reload(&named).await;
+    assert!(log.contains("config reloaded"), "{log}");
+    assert_eq!(
+        answered_by(web).await.as_deref(),
+        Ok("a"),
+        "the first request after the reload goes to the name's address"
+    );
+    let log = tandem
+        .reload(&named.replace("interval: 2s", "interval: 3s"))
+        .await;
+    assert!(log.contains("config reloaded"), "{log}");
+    assert_eq!(
+        answered_by(web).await.as_deref(),
+        Ok("a"),
+        "and after a reload changing resolve:"
+    );
+}
