@@ -58,7 +58,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         .map(AccessLog::start)
         .transpose()?;
     let drain = Drain::new();
-    let backends = build_backends(&config, &[]);
+    let backends = build_backends(&config, &[])?;
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
@@ -167,12 +167,18 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     ran
 }
 
-/// Backends for `config`, carrying over the run-time state of unchanged servers by name.
-fn build_backends(config: &Config, previous: &[Arc<BackendState>]) -> Vec<Arc<BackendState>> {
+/// Backends for `config`, carrying over the run-time state of unchanged servers by name, with
+/// their TLS to servers built afresh (its files read now).
+fn build_backends(
+    config: &Config,
+    previous: &[Arc<BackendState>],
+) -> anyhow::Result<Vec<Arc<BackendState>>> {
     (config.backends.iter())
         .map(|backend| {
             let same = previous.iter().find(|old| old.config.name == backend.name);
-            Arc::new(BackendState::new(backend.clone(), same.map(Arc::as_ref)))
+            let state = BackendState::new(backend.clone(), same.map(Arc::as_ref)).with_tls();
+            let state = state.with_context(|| format!("backend {}: TLS", backend.name))?;
+            Ok(Arc::new(state))
         })
         .collect()
 }
@@ -206,7 +212,10 @@ impl Running {
             Ok(access_log) => access_log,
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
-        let backends = build_backends(&config, &self.backends);
+        let backends = match build_backends(&config, &self.backends) {
+            Ok(backends) => backends,
+            Err(error) => return self.reload_failed(&format!("{error:#}")),
+        };
         let prepared = (self.frontends).prepare(&config.frontends, &backends, access_log.as_ref());
         let frontends = match prepared {
             Ok(frontends) => frontends,

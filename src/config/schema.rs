@@ -247,6 +247,19 @@ pub struct BackendSpec {
     pub persistence: Option<PersistenceSpec>,
     pub send_proxy: Option<ProxyVersionSpec>,
     pub protocol: Option<UpstreamProtocolSpec>,
+    /// TLS to the servers; a server's own `tls` overrides it key by key.
+    pub tls: Option<UpstreamTlsSpec>,
+}
+
+/// `tls:` on a backend or a server: how tandem connects to servers over TLS.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamTlsSpec {
+    pub verify: Option<bool>,
+    pub ca: Option<String>,
+    pub sni: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub alpn: Option<Vec<AlpnSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,6 +312,10 @@ pub struct HealthCheckSpec {
     pub path: Option<String>,
     pub host: Option<String>,
     pub expect_status: Option<StatusSpec>,
+    /// The check's connection over TLS; left out, it follows whether the server has `tls`.
+    pub tls: Option<bool>,
+    /// The name a TLS check sends and verifies in place of the server's `tls.sni`.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -313,6 +330,7 @@ pub struct ServerSpec {
     pub name: String,
     pub address: String,
     pub weight: Option<u32>,
+    pub tls: Option<UpstreamTlsSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -703,6 +721,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
         "backends[].persistence" => of::<PersistenceSpec>(),
+        "backends[].tls" | "backends[].servers[].tls" => of::<UpstreamTlsSpec>(),
         "vrrp" => of::<VrrpSpec>(),
         "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
         "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),

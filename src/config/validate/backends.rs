@@ -68,7 +68,7 @@ impl Validator {
         );
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
-        Backend {
+        let backend = Backend {
             name: spec.name,
             balance,
             connect_timeout,
@@ -85,7 +85,12 @@ impl Validator {
                 None | Some(UpstreamProtocolSpec::Http11) => UpstreamProtocol::Http11,
                 Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
             },
+            tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
+        };
+        for (index, server) in backend.servers.iter().enumerate() {
+            self.merged_upstream_tls(&format!("{at}.servers[{index}]"), &backend, server);
         }
+        backend
     }
 
     fn server(&mut self, at: &str, spec: ServerSpec) -> Server {
@@ -104,6 +109,7 @@ impl Validator {
             name: spec.name,
             address,
             weight,
+            tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
         }
     }
 }

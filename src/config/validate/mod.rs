@@ -13,6 +13,7 @@ mod rate_limit;
 mod rules;
 #[cfg(test)]
 mod test_support;
+mod upstream_tls;
 mod vrrp;
 
 use super::model::*;
@@ -185,15 +186,19 @@ mod tests {
                         timeout: Duration::from_secs(1),
                         rise: 2,
                         fall: 3,
+                        tls: None,
+                        sni: None,
                     }),
                     servers: vec![Server {
                         name: "s".into(),
                         address: "127.0.0.1:81".parse().unwrap(),
                         weight: 1,
+                        tls: None,
                     }],
                     persistence: None,
                     send_proxy: None,
                     protocol: UpstreamProtocol::Http11,
+                    tls: None,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
