@@ -61,7 +61,7 @@ impl Origination {
             let why = describe(&error);
             if self.log_failures {
                 tracing::warn!(
-                    backend = %self.backend, server = %self.server, name = ?self.name, %why,
+                    backend = %self.backend, server = %self.server, name = %self.name.to_str(), %why,
                     "TLS handshake with server failed"
                 );
             }
