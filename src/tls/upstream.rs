@@ -364,3 +364,198 @@ impl ServerCertVerifier for NoVerification {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::HandshakeKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::{CertificateFiles, Tls};
+    use crate::tls::termination;
+
+    /// A CA, a server certificate it signed for `server.test` and 127.0.0.1, and the CA's PEM.
+    struct Files {
+        dir: tempfile::TempDir,
+        server: CertificateFiles,
+        ca: PathBuf,
+    }
+
+    /// `ca_name` is the CA's common name: two CAs of one name would be taken for each other.
+    fn files(ca_name: &str) -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        (ca_params.distinguished_name).push(rcgen::DnType::CommonName, ca_name);
+        let ca = write("ca.pem", ca_params.self_signed(&ca_key).unwrap().pem());
+        let key = KeyPair::generate().unwrap();
+        let names = vec!["server.test".to_owned(), "127.0.0.1".to_owned()];
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let server = CertificateFiles {
+            cert: write("server.pem", cert.pem()),
+            key: write("server.key", key.serialize_pem()),
+        };
+        Files { dir, server, ca }
+    }
+
+    /// A backend of one server at `address` with `tls` (YAML flow map) on the backend.
+    fn backend(address: std::net::SocketAddr, tls: &str, check: &str) -> config::Backend {
+        let text = format!(
+            "node: {{ name: n }}\n\
+             frontends: [{{ name: f, listen: 127.0.0.1:1, mode: http, backend: b }}]\n\
+             backends: [{{ name: b, tls: {tls}{check}, servers: [{{ name: s, address: \"{address}\" }}] }}]\n"
+        );
+        let mut config = config::parse(&text, Path::new("/t.yaml")).unwrap();
+        config.backends.remove(0)
+    }
+
+    /// A TLS server answering `ok` to each connection's first byte.
+    async fn server(files: &Files) -> std::net::SocketAddr {
+        let tls = Tls {
+            certificates: vec![files.server.clone()],
+            alpn: vec![Alpn::H2, Alpn::Http11],
+        };
+        let acceptor = termination(&tls).unwrap().acceptor;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut byte = [0; 1];
+                    if stream.read_exact(&mut byte).await.is_ok() {
+                        let _ = stream.write_all(b"ok").await;
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    async fn exchange(
+        origination: &Origination,
+        address: std::net::SocketAddr,
+    ) -> io::Result<HandshakeKind> {
+        let mut stream = origination
+            .connect(TcpStream::connect(address).await?)
+            .await?;
+        stream.write_all(b"?").await?;
+        let mut answer = [0; 2];
+        stream.read_exact(&mut answer).await?;
+        assert_eq!(&answer, b"ok");
+        Ok(stream.get_ref().1.handshake_kind().unwrap())
+    }
+
+    #[tokio::test]
+    async fn later_connections_to_a_server_resume_its_session() {
+        let files = files("test CA");
+        let address = server(&files).await;
+        let tls = format!("{{ ca: \"{}\", sni: server.test }}", files.ca.display());
+        let servers = for_backend(&backend(address, &tls, "")).unwrap();
+        let origination = servers[0].traffic.as_ref().unwrap();
+        assert_eq!(
+            exchange(origination, address).await.unwrap(),
+            HandshakeKind::Full
+        );
+        for _ in 0..3 {
+            let kind = exchange(origination, address).await.unwrap();
+            assert_eq!(kind, HandshakeKind::Resumed);
+        }
+        assert!(servers[0].check.is_none(), "no health check");
+    }
+
+    #[tokio::test]
+    async fn a_server_is_verified_against_its_address_without_sni() {
+        let files = files("test CA");
+        let address = server(&files).await;
+        let tls = format!("{{ ca: \"{}\" }}", files.ca.display());
+        let servers = for_backend(&backend(address, &tls, "")).unwrap();
+        let origination = servers[0].traffic.as_ref().unwrap();
+        assert_eq!(origination.name, ServerName::IpAddress(address.ip().into()));
+        exchange(origination, address).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_issuer_and_a_wrong_name_are_named() {
+        let files = files("test CA");
+        let other = self::files("another CA");
+        let address = server(&files).await;
+        for (tls, expected) in [
+            (
+                format!("{{ ca: \"{}\", sni: server.test }}", other.ca.display()),
+                "TLS: server certificate has an unknown issuer (not signed by a trusted CA)",
+            ),
+            (
+                format!("{{ ca: \"{}\", sni: other.test }}", files.ca.display()),
+                "TLS: server certificate: certificate not valid for name \"other.test\"; \
+                 certificate is only valid for DnsName(\"server.test\") or IpAddress(127.0.0.1)",
+            ),
+        ] {
+            let servers = for_backend(&backend(address, &tls, "")).unwrap();
+            let origination = servers[0].traffic.as_ref().unwrap();
+            let error = exchange(origination, address).await.unwrap_err();
+            assert_eq!(error.to_string(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn checks_offer_only_the_backend_protocol_and_take_their_own_sni() {
+        let files = files("test CA");
+        let tls = format!(
+            "{{ ca: \"{}\", sni: server.test, alpn: [h2, http/1.1] }}",
+            files.ca.display()
+        );
+        let check = ", health_check: { type: tcp, sni: check.test }";
+        let servers = for_backend(&backend("127.0.0.1:1".parse().unwrap(), &tls, check)).unwrap();
+        let (traffic, check) = (
+            servers[0].traffic.as_ref().unwrap(),
+            servers[0].check.as_ref().unwrap(),
+        );
+        assert_eq!(
+            traffic.connector.config().alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(
+            check.connector.config().alpn_protocols,
+            [b"http/1.1".to_vec()]
+        );
+        assert_eq!(check.name.to_str(), "check.test");
+        assert_ne!(traffic.id(), check.id());
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named_at_the_key_that_named_it() {
+        let files = files("test CA");
+        let missing = files.dir.path().join("missing.pem");
+        let tls = format!("{{ ca: \"{}\" }}", missing.display());
+        let error = for_backend(&backend("127.0.0.1:1".parse().unwrap(), &tls, ""))
+            .err()
+            .unwrap();
+        assert_eq!(error.field, "tls.ca");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "server s: tls.ca: {}: cannot read: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+    }
+}

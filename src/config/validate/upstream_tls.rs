@@ -122,3 +122,110 @@ fn backend_tls_path(server_at: &str) -> String {
         .map_or(server_at, |(backend, _)| backend);
     format!("{backend}.tls")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    fn servers(tls: &str) -> String {
+        format!(
+            ", servers: [{{ name: s1, address: 127.0.0.1:81 }}, \
+             {{ name: s2, address: 127.0.0.2:81{tls} }}]"
+        )
+    }
+
+    #[test]
+    fn a_server_s_keys_override_the_backend_s_one_by_one() {
+        let text = one_backend(&format!(
+            ", protocol: h2, tls: {{ ca: ca.pem, sni: api.test, client_cert: c.pem, client_key: c.key }}{}",
+            servers(", tls: { sni: Other.test, verify: true, alpn: [http/1.1] }")
+        ));
+        let config = valid(&text);
+        let backend = &config.backends[0];
+        let first = UpstreamTls::of(backend, &backend.servers[0]).unwrap();
+        let second = UpstreamTls::of(backend, &backend.servers[1]).unwrap();
+        assert_eq!(
+            first,
+            UpstreamTls {
+                verify: true,
+                ca: Some(Path::new(TEST_BASE).join("ca.pem")),
+                sni: Some("api.test".into()),
+                client_certificate: Some(CertificateFiles {
+                    cert: Path::new(TEST_BASE).join("c.pem"),
+                    key: Path::new(TEST_BASE).join("c.key"),
+                }),
+                alpn: vec![Alpn::H2],
+            },
+            "verify defaults to true, alpn to the backend's protocol"
+        );
+        assert_eq!(second.sni.as_deref(), Some("other.test"));
+        assert_eq!(second.alpn, [Alpn::Http11]);
+        assert_eq!(
+            (second.ca, second.client_certificate),
+            (first.ca, first.client_certificate)
+        );
+    }
+
+    #[test]
+    fn only_servers_with_tls_somewhere_get_it() {
+        let config = valid(&one_backend(&servers(", tls: { verify: false }")));
+        let backend = &config.backends[0];
+        assert_eq!(UpstreamTls::of(backend, &backend.servers[0]), None);
+        let own = UpstreamTls::of(backend, &backend.servers[1]).unwrap();
+        assert!(!own.verify);
+        assert_eq!(own.ca, None, "the system's CAs");
+        assert_eq!(own.alpn, [Alpn::Http11]);
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_wherever_either_is_written() {
+        let text = one_backend(&format!(
+            ", tls: {{ client_cert: c.pem }}{}",
+            servers(", tls: { client_key: c.key }")
+        ));
+        assert_eq!(
+            problems(&text),
+            [
+                "backends[0].tls.client_cert: needs client_key too: a client certificate is \
+              presented with its key"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_a_ca_without_verification_and_bad_names_and_lists() {
+        let text = one_backend(
+            ", tls: { verify: false, ca: ca.pem, alpn: [h2, h2] }, \
+             servers: [{ name: s, address: 127.0.0.1:81, tls: { sni: 192.0.2.1 } }]",
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "backends[0].servers[0].tls.sni: \"192.0.2.1\" is not a DNS name (SNI carries \
+                 names, not addresses)",
+                "backends[0].tls.alpn[1]: offered twice",
+                "backends[0].servers[0].tls.ca: has no use with verify: false; remove one of them",
+            ]
+        );
+        assert_eq!(
+            problems(&one_backend(", tls: { sni: '' }")),
+            ["backends[0].tls.sni: must not be empty; leave it out to send no SNI"]
+        );
+    }
+
+    #[test]
+    fn a_check_names_its_sni_only_over_tls() {
+        let check = |keys: &str| one_backend(&format!(", health_check: {{ type: tcp{keys} }}"));
+        let config = valid(&check(", tls: true, sni: Check.test"));
+        let health_check = config.backends[0].health_check.as_ref().unwrap();
+        assert_eq!(health_check.tls, Some(true));
+        assert_eq!(health_check.sni.as_deref(), Some("check.test"));
+        assert_eq!(
+            problems(&check(", tls: false, sni: check.test")),
+            [
+                "backends[0].health_check.sni: only applies to checks over TLS; remove it or set \
+              tls: true"
+            ]
+        );
+    }
+}
