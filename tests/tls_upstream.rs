@@ -240,59 +240,73 @@ async fn a_verified_server_answers_and_a_wrong_ca_or_name_fails_and_is_logged() 
     let other_ca = Ca::new("another CA");
     let nginx = Nginx::start(&ca).await;
     let trusted = ca.cert.display();
-    let (yaml, listens) = config(&[
-        (
-            "right",
-            "http",
-            server(
-                "a",
-                nginx.tls,
-                &format!("{{ ca: \"{trusted}\", sni: {SERVER_NAME} }}"),
-            ),
-        ),
-        (
-            "by_address",
-            "http",
-            server("a", nginx.tls, &format!("{{ ca: \"{trusted}\" }}")),
-        ),
-        (
-            "wrong_ca",
-            "http",
-            server(
-                "a",
-                nginx.tls,
-                &format!(
-                    "{{ ca: \"{}\", sni: {SERVER_NAME} }}",
-                    other_ca.cert.display()
+    let (yaml, listens) =
+        config(&[
+            (
+                "right",
+                "http",
+                server(
+                    "a",
+                    nginx.tls,
+                    &format!("{{ ca: \"{trusted}\", sni: {SERVER_NAME} }}"),
                 ),
             ),
-        ),
-        (
-            "wrong_name",
-            "http",
-            server(
-                "a",
-                nginx.tls,
-                &format!("{{ ca: \"{trusted}\", sni: other.test }}"),
+            (
+                "by_address",
+                "http",
+                server("a", nginx.tls, &format!("{{ ca: \"{trusted}\" }}")),
             ),
-        ),
-        (
-            "unverified",
-            "http",
-            server("a", nginx.tls, "{ verify: false, sni: other.test }"),
-        ),
-        (
-            "relay",
-            "tcp",
-            server(
-                "a",
-                nginx.tls,
-                &format!("{{ ca: \"{trusted}\", sni: {SERVER_NAME} }}"),
+            (
+                "wrong_ca",
+                "http",
+                server(
+                    "a",
+                    nginx.tls,
+                    &format!(
+                        "{{ ca: \"{}\", sni: {SERVER_NAME} }}",
+                        other_ca.cert.display()
+                    ),
+                ),
             ),
-        ),
-    ]);
+            (
+                "wrong_name",
+                "http",
+                server(
+                    "a",
+                    nginx.tls,
+                    &format!("{{ ca: \"{trusted}\", sni: other.test }}"),
+                ),
+            ),
+            (
+                "unverified",
+                "http",
+                server("a", nginx.tls, "{ verify: false, sni: other.test }"),
+            ),
+            (
+                "relay",
+                "tcp",
+                server(
+                    "a",
+                    nginx.tls,
+                    &format!("{{ ca: \"{trusted}\", sni: {SERVER_NAME} }}"),
+                ),
+            ),
+            // A plain check passes; traffic's failed handshakes count against the server.
+            (
+                "passive",
+                "http",
+                format!(
+                "    health_check: {{ type: tcp, tls: false, interval: 1h, rise: 1, fall: 1 }}\n{}",
+                server(
+                    "a",
+                    nginx.tls,
+                    &format!("{{ ca: \"{}\", sni: {SERVER_NAME} }}", other_ca.cert.display()),
+                )
+            ),
+            ),
+        ]);
     let tandem = Tandem::start(&yaml, &listens).await;
-    let [right, by_address, wrong_ca, wrong_name, unverified, relay] = listens[..] else {
+    let [right, by_address, wrong_ca, wrong_name, unverified, relay, passive] = listens[..] else {
         unreachable!()
     };
 
@@ -320,7 +334,7 @@ async fn a_verified_server_answers_and_a_wrong_ca_or_name_fails_and_is_logged() 
     assert_eq!(answer.status, 200, "{}", tandem.log());
     assert_eq!(answer.server.as_deref(), Some("nginx-tls"));
 
-    for address in [wrong_ca, wrong_name] {
+    for address in [wrong_ca, wrong_name, passive] {
         let answer = get(address, "/").await.unwrap();
         assert_eq!(answer.status, 503, "a failed handshake is a failed connect");
         assert_eq!(answer.server, None);
@@ -337,6 +351,12 @@ async fn a_verified_server_answers_and_a_wrong_ca_or_name_fails_and_is_logged() 
     assert!(
         logged("backend=wrong_name") && logged(r#"certificate not valid for name "other.test""#),
         "the name is logged:\n{log}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains("backend=passive")
+            && line.contains("server is down")
+            && line.contains("detail=connect: TLS: server certificate has an unknown issuer")),
+        "a failed handshake is a failed connect, which passive health counts:\n{log}"
     );
 }
 
