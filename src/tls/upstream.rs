@@ -125,7 +125,8 @@ pub struct ServerTls {
 pub struct UpstreamTlsError {
     pub server: String,
     pub field: String,
-    pub error: TlsError,
+    /// Boxed: a `TlsError` is large, and this is returned on every apply.
+    pub error: Box<TlsError>,
 }
 
 /// The TLS of every server of `backend`, in server order, its files read now.
@@ -157,7 +158,7 @@ pub fn for_backend(backend: &config::Backend) -> Result<Vec<ServerTls>, Upstream
                 UpstreamTlsError {
                     server: server.name.clone(),
                     field,
-                    error,
+                    error: Box::new(error),
                 }
             };
             let tls = UpstreamTls::of(backend, server);
