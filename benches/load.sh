@@ -4,7 +4,8 @@
 # openssl s_time for full TLS handshakes) and the backend share CPU 1. Per proxy and case it
 # reports the client's rate and latency, the proxy's CPU time (utime+stime of all its processes)
 # and, for 10,000 idle client connections, its RSS before and after. The HTTPS cases use one
-# ECDSA P-256 certificate, generated at start, for all three proxies.
+# ECDSA P-256 certificate, generated at start, for all three proxies; the case of TLS to the
+# server gives the backend one signed by a CA generated too, which the proxies verify.
 # Installs and builds nothing: it says what is missing and exits 1. See usage() for options.
 set -euo pipefail
 
@@ -16,8 +17,9 @@ usage: benches/load.sh [options]
   --connections N               wrk connections for the small-response cases (default 64)
   --handshake-clients N         openssl s_time processes for the full-TLS-handshake case, each
                                 one connection at a time (default 8)
-  --base-port PORT              ports PORT..PORT+5: backend, proxy http, proxy tcp, tandem admin,
-                                proxy https, proxy http with rules (default 18080)
+  --base-port PORT              ports PORT..PORT+7: backend, proxy http, proxy tcp, tandem admin,
+                                proxy https, proxy http with rules, backend https, proxy http to
+                                the backend's https (default 18080)
   --tandem-bare                 tandem without metrics and access log (default: both on, as in
                                 the shipped config: admin endpoint, JSON access log to a file)
   --tandem-extra FILE           YAML appended to tandem's generated config (or env TANDEM_EXTRA)
@@ -33,10 +35,13 @@ usage: benches/load.sh [options]
   --idle-partial                idle clients send part of a request head and hold the connection
                                 waiting for the rest (a slow client)
   --cases LIST                  the measured cases to run, comma-separated, from keepalive, close,
-                                tcp, 1mib, tlsnew, tlskeepalive, rules (default: all); "none" runs
-                                only the idle-memory case. rules: keep-alive through a frontend
-                                of 20 rules, the first 19 not matching (tandem's rules, HAProxy's
-                                ACLs and http-request lines; nginx is not run)
+                                tcp, 1mib, tlsnew, tlskeepalive, rules, tlsserver (default: all);
+                                "none" runs only the idle-memory case. rules: keep-alive through
+                                a frontend of 20 rules, the first 19 not matching (tandem's rules,
+                                HAProxy's ACLs and http-request lines; nginx is not run).
+                                tlsserver: keep-alive, the proxy speaking TLS to the backend and
+                                verifying its certificate (HAProxy's ssl verify required ca-file,
+                                nginx's proxy_ssl_verify on)
 env: TANDEM (default target/release/tandem), PROXY_CPU (0), LOAD_CPU (1)
 EOF
 }
@@ -71,14 +76,14 @@ case "$only" in ""|tandem|haproxy|nginx) ;; *) echo "--only: tandem, haproxy or 
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 1; }
 proxies=(haproxy nginx tandem)
 # The measured cases, in the order they run; the idle-memory case runs apart, once.
-cases=(keepalive close tcp 1mib tlsnew tlskeepalive rules)
+cases=(keepalive close tcp 1mib tlsnew tlskeepalive rules tlsserver)
 case "$cases_option" in
   "") ;;
   none) cases=() ;;
   *)
     IFS=, read -ra cases <<<"$cases_option"
     for case in "${cases[@]}"; do
-      case "$case" in keepalive|close|tcp|1mib|tlsnew|tlskeepalive|rules) ;;
+      case "$case" in keepalive|close|tcp|1mib|tlsnew|tlskeepalive|rules|tlsserver) ;;
         *) echo "--cases: unknown case $case" >&2; exit 1 ;;
       esac
     done
@@ -87,6 +92,7 @@ esac
 [ -n "$only" ] && proxies=("$only")
 backend_port=$base_port http_port=$((base_port + 1)) tcp_port=$((base_port + 2))
 admin_port=$((base_port + 3)) https_port=$((base_port + 4)) rules_port=$((base_port + 5))
+backend_tls_port=$((base_port + 6)) tls_server_port=$((base_port + 7))
 
 here=$(cd "$(dirname "$0")" && pwd)
 tmp="" pids=()
@@ -120,7 +126,8 @@ check_prerequisites() {
     [ -z "$tandem_extra" ] || [ -r "$tandem_extra" ] || die "cannot read --tandem-extra $tandem_extra"
   fi
   local port
-  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port" "$https_port" "$rules_port"; do
+  for port in "$backend_port" "$http_port" "$tcp_port" "$admin_port" "$https_port" "$rules_port" \
+    "$backend_tls_port" "$tls_server_port"; do
     [ -z "$(ss -Hltn "sport = :$port")" ] || die "127.0.0.1:$port is in use: pick another --base-port"
   done
 }
@@ -184,6 +191,18 @@ make_certificate() {
     -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >"$tmp/openssl.out" 2>&1 ||
     { cat "$tmp/openssl.out" >&2; die "openssl could not make the test certificate"; }
   cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/combined.pem"
+  # The backend's for TLS to the server: a leaf (not a CA, which verifiers refuse as a server's
+  # certificate) for localhost and 127.0.0.1, signed by backend-ca.pem.
+  printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+    'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' >"$tmp/backend-ext.cnf"
+  { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+      -subj /CN=bench-backend-ca -keyout "$tmp/backend-ca-key.pem" -out "$tmp/backend-ca.pem" &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+      -keyout "$tmp/backend-key.pem" -out "$tmp/backend.csr" &&
+    openssl x509 -req -in "$tmp/backend.csr" -CA "$tmp/backend-ca.pem" \
+      -CAkey "$tmp/backend-ca-key.pem" -CAcreateserial -days 2 -extfile "$tmp/backend-ext.cnf" \
+      -out "$tmp/backend-cert.pem"; } >"$tmp/openssl.out" 2>&1 ||
+    { cat "$tmp/openssl.out" >&2; die "openssl could not make the backend's certificate"; }
 }
 
 write_configs() {
@@ -217,6 +236,10 @@ http {
   default_type text/plain;
   server {
     listen 127.0.0.1:$backend_port backlog=4096;
+    listen 127.0.0.1:$backend_tls_port ssl backlog=4096;
+    ssl_certificate $tmp/backend-cert.pem;
+    ssl_certificate_key $tmp/backend-key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location = /1m.bin { root $tmp/www; }
     location / { return 200 "hello\n"; }
   }
@@ -280,6 +303,14 @@ frontend rules
   use_backend web if { method POST } { path_beg /upload }
   use_backend web if { path_beg / }
   default_backend web
+# TLS to the server: the backend's certificate verified against its CA, for the name sent.
+frontend tlsserver
+  bind 127.0.0.1:$tls_server_port
+  maxconn 40000
+  $haproxy_http_log
+  default_backend webtls
+backend webtls
+  server s1 127.0.0.1:$backend_tls_port ssl verify required ca-file $tmp/backend-ca.pem sni str(localhost)
 frontend tcp
   mode tcp
   bind 127.0.0.1:$tcp_port
@@ -305,6 +336,20 @@ http {
   keepalive_timeout $timeout;
   client_header_timeout $timeout;
   upstream web { server 127.0.0.1:$backend_port; keepalive 64; keepalive_requests 1000000; }
+  upstream webtls { server 127.0.0.1:$backend_tls_port; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$tls_server_port backlog=4096;
+    location / {
+      proxy_pass https://webtls;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate $tmp/backend-ca.pem;
+      proxy_ssl_server_name on;
+      proxy_ssl_name localhost;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
   server {
     listen 127.0.0.1:$http_port backlog=4096;
     # nginx offers ALPN http/1.1 by itself (h2 only with http2 on the listen).
@@ -372,6 +417,12 @@ frontends:
       - { match: { path_regex: "[.]php$" }, backend: web }
       - { match: { method: POST, path_prefix: /upload }, backend: web }
       - { match: { path_prefix: / }, backend: web }
+  - name: tlsserver
+    listen: 127.0.0.1:$tls_server_port
+    mode: http
+    backend: webtls
+    max_connections: 40000
+    timeouts: { request_header: $timeout, client_idle: $timeout }
   - name: tcp
     listen: 127.0.0.1:$tcp_port
     mode: tcp
@@ -385,6 +436,10 @@ backends:
   - name: raw
     balance: round_robin
     servers: [{ name: s1, address: 127.0.0.1:$backend_port }]
+  - name: webtls
+    balance: round_robin
+    tls: { ca: $tmp/backend-ca.pem, sni: localhost }
+    servers: [{ name: s1, address: 127.0.0.1:$backend_tls_port }]
 EOF
   if [ "$tandem_bare" = 0 ]; then
     cat >>"$tmp/tandem.yaml" <<EOF
@@ -429,6 +484,7 @@ start_proxy() {
   wait_port "$http_port" "$proxy_pid" "$tmp/$1.out"
   wait_port "$tcp_port" "$proxy_pid" "$tmp/$1.out"
   wait_port "$https_port" "$proxy_pid" "$tmp/$1.out"
+  wait_port "$tls_server_port" "$proxy_pid" "$tmp/$1.out"
 }
 
 forget() {
@@ -500,7 +556,9 @@ summarize() {
 }
 
 # The proxy's connections to the backend: how far it reuses them.
-upstream_connections() { ss -Htn state established "dport = :$backend_port" | wc -l; }
+upstream_connections() {
+  ss -Htn state established "( dport = :$backend_port or dport = :$backend_tls_port )" | wc -l
+}
 
 # One wrk run (after a 1 s warm-up) against origin (scheme://address:port); stores rate,
 # latencies, errors, CPU under "$case|$proxy|$round".
@@ -640,6 +698,7 @@ run_case() {
       ;;
     tlskeepalive) measure tlskeepalive "$proxy" "https://127.0.0.1:$https_port" / "$connections" req ;;
     rules) measure rules "$proxy" "http://127.0.0.1:$rules_port" / "$connections" req ;;
+    tlsserver) measure tlsserver "$proxy" "http://127.0.0.1:$tls_server_port" / "$connections" req ;;
     idle) measure_idle "$proxy" ;;
   esac
   stop_process "$proxy_pid"
@@ -687,7 +746,7 @@ print_table() {
     partial) idle_note=", each holding a partial request head" ;;
     *) idle_note="" ;;
   esac
-  for case in keepalive close tcp 1mib idle tlsnew tlskeepalive rules; do
+  for case in keepalive close tcp 1mib idle tlsnew tlskeepalive rules tlsserver; do
     case $case in
       keepalive) label="HTTP keep-alive, -c$connections" unit="req/s" ;;
       close) label="HTTP new connection per request, -c$connections" unit="req/s" ;;
@@ -697,6 +756,7 @@ print_table() {
       tlsnew) label="HTTPS full TLS handshake per request, $handshake_clients s_time" unit="handshakes/s" ;;
       tlskeepalive) label="HTTPS keep-alive, -c$connections" unit="req/s" ;;
       rules) label="HTTP keep-alive, 20 rules (19 not matching), -c$connections" unit="req/s" ;;
+      tlsserver) label="HTTP keep-alive, TLS to the server (verified), -c$connections" unit="req/s" ;;
     esac
     for proxy in "${proxies[@]}"; do
       row=${result[$case|$proxy]:-}

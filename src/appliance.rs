@@ -78,7 +78,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         let wait = names::longest_timeout(&config);
         names::first_reports(&mut reports, started, &mut resolved, wait).await;
     });
-    let backends = build_backends(&config, &resolved, &[]);
+    let backends = build_backends(&config, &resolved, &[])?;
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
@@ -187,17 +187,20 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     ran
 }
 
-/// Backends for `config`, carrying over the run-time state of unchanged servers by name.
+/// Backends for `config`, carrying over the run-time state of unchanged servers by name, with
+/// their TLS to servers built afresh (its files read now).
 fn build_backends(
     config: &Config,
     resolved: &Resolved,
     previous: &[Arc<BackendState>],
-) -> Vec<Arc<BackendState>> {
+) -> anyhow::Result<Vec<Arc<BackendState>>> {
     (config.backends.iter())
         .map(|backend| {
             let same = previous.iter().find(|old| old.config.name == backend.name);
             let state = BackendState::new(backend.clone(), resolved, same.map(Arc::as_ref));
-            Arc::new(state)
+            let state = state.with_tls();
+            let state = state.with_context(|| format!("backend {}: TLS", backend.name))?;
+            Ok(Arc::new(state))
         })
         .collect()
 }
@@ -237,7 +240,10 @@ impl Running {
         let started = self.names.follow(&config, &self.resolved);
         let wait = names::longest_timeout(&config);
         names::first_reports(&mut self.reports, started, &mut self.resolved, wait).await;
-        let backends = build_backends(&config, &self.resolved, &self.backends);
+        let backends = match build_backends(&config, &self.resolved, &self.backends) {
+            Ok(backends) => backends,
+            Err(error) => return self.reload_failed(&format!("{error:#}")),
+        };
         let prepared = (self.frontends).prepare(&config.frontends, &backends, access_log.as_ref());
         let frontends = match prepared {
             Ok(frontends) => frontends,
@@ -339,7 +345,17 @@ impl Running {
         if !changed {
             return;
         }
-        let backends = build_backends(&self.config, &self.resolved, &self.backends);
+        let backends = match build_backends(&self.config, &self.resolved, &self.backends) {
+            Ok(backends) => backends,
+            // The files of TLS to servers are read again, and one fails: the servers stay as
+            // they were until it is fixed and the next change or reload.
+            Err(error) => {
+                return tracing::error!(
+                    "servers named by DNS stay as they were: rebuilding their backend failed: \
+                     {error:#}"
+                )
+            }
+        };
         self.frontends.replace_backends(&backends);
         let data_plane = DataPlane {
             backends: backends.clone(),

@@ -14,6 +14,10 @@ use crate::balance::{self, Selector, ServerView};
 use crate::config::{self, DnsName, ServerAddress};
 use crate::dns::Resolved;
 use crate::stats::ServerStats;
+use crate::tls::{
+    self,
+    upstream::{Origination, ServerTls, UpstreamServer},
+};
 use rise_fall::{Counter, Health};
 
 pub struct BackendState {
@@ -26,6 +30,8 @@ pub struct BackendState {
     /// Marked changed whenever a server goes up or down, so VRRP trackers (on another thread and
     /// runtime) recompute at once instead of polling.
     health_changes: watch::Sender<()>,
+    /// TLS to each server, in server order (`with_tls`); empty: every server plain.
+    tls: Vec<ServerTls>,
 }
 
 impl BackendState {
@@ -67,7 +73,37 @@ impl BackendState {
             server_configs,
             selector,
             health_changes,
+            tls: Vec::new(),
         }
+    }
+
+    /// Adds the TLS to its servers that the config asks for, reading its files now: each apply
+    /// (start-up or SIGHUP) reads them afresh, and a file that fails fails the apply.
+    pub fn with_tls(mut self) -> Result<Self, tls::upstream::UpstreamTlsError> {
+        let servers = (self.server_configs.iter().zip(&self.servers)).map(|(server, state)| {
+            let named = |file: &config::Server| match &state.dns_name {
+                Some(name) => file.address == ServerAddress::Name(name.clone()),
+                None => file.name == server.name,
+            };
+            UpstreamServer {
+                server,
+                index: (self.config.servers.iter()).position(named).unwrap_or(0),
+                address: state.address.ip(),
+                dns_host: state.dns_name.as_ref().map(|name| name.host.as_str()),
+            }
+        });
+        self.tls = tls::upstream::for_servers(&self.config, servers)?;
+        Ok(self)
+    }
+
+    /// TLS for the traffic to server `index`; `None`: plain.
+    pub fn tls(&self, index: usize) -> Option<&Origination> {
+        self.tls.get(index)?.traffic.as_ref()
+    }
+
+    /// TLS for the health checks of server `index`; `None`: plain.
+    pub fn check_tls(&self, index: usize) -> Option<&Origination> {
+        self.tls.get(index)?.check.as_ref()
     }
 
     /// Resolves `changed()` after any of the backend's servers has gone up or down, or had its
@@ -279,18 +315,22 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
             timeout: Duration::from_secs(1),
             rise: 1,
             fall: 1,
+            tls: None,
+            sni: None,
         }),
         servers: (servers.iter().zip(81u16..))
             .map(|(name, port)| config::Server {
                 name: (*name).into(),
                 address: ServerAddress::Ip(SocketAddr::from(([127, 0, 0, 1], port))),
                 weight: 1,
+                tls: None,
             })
             .collect(),
         persistence: None,
         send_proxy: None,
         protocol: config::UpstreamProtocol::Http11,
         resolve: config::Resolve::default(),
+        tls: None,
     };
     built(config)
 }

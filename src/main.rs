@@ -114,6 +114,14 @@ fn certificate_errors(
             errors.push(source.error(field, error.to_string()));
         }
     }
+    // TLS to servers: the first file of each backend that won't load, at the key naming it.
+    for (index, backend) in config.backends.iter().enumerate() {
+        if let Err(error) = tandem::tls::upstream::for_backend(backend) {
+            let field = format!("backends[{index}].{}", error.field);
+            let message = format!("server {}: {}", error.server, error.error);
+            errors.push(source.error(field, message));
+        }
+    }
     errors
 }
 

@@ -3,6 +3,9 @@
 //!
 //! Everything that depends only on the certificates (names, which one serves which SNI) is
 //! worked out once when a frontend's TLS is built, so a handshake does one or two hash lookups.
+//! TLS to servers (the client side) is `upstream`.
+
+pub mod upstream;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -42,6 +45,10 @@ pub enum TlsError {
 pub enum FileRole {
     Cert,
     Key,
+    /// A server-side (`tls:` on a backend or server) CA file.
+    Ca,
+    ClientCert,
+    ClientKey,
 }
 
 impl FileRole {
@@ -50,6 +57,9 @@ impl FileRole {
         match self {
             FileRole::Cert => "cert",
             FileRole::Key => "key",
+            FileRole::Ca => "ca",
+            FileRole::ClientCert => "client_cert",
+            FileRole::ClientKey => "client_key",
         }
     }
 }
@@ -105,11 +115,11 @@ static PROVIDER: LazyLock<Arc<CryptoProvider>> =
 /// Reads and checks a certificate chain and its key. An expired certificate loads (as in
 /// HAProxy): the caller reports it from `not_after_unix`.
 pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsError> {
-    let chain = read_chain(&files.cert)?;
+    let chain = read_chain(&files.cert, FileRole::Cert)?;
     let (names, not_after_unix) = leaf_facts(&files.cert, &chain)?;
     let signing_key = PROVIDER
         .key_provider
-        .load_private_key(read_key(&files.key)?)
+        .load_private_key(read_key(&files.key, FileRole::Key)?)
         .map_err(|e| file_error(&files.key, FileRole::Key, FileProblem::UnsupportedKey(e)))?;
     let key = CertifiedKey::new(chain, signing_key);
     match key.keys_match() {
@@ -145,23 +155,23 @@ fn read(path: &Path, role: FileRole) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_error(path, role, FileProblem::Read(e)))
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let chain = CertificateDer::pem_slice_iter(&read(path, FileRole::Cert)?)
+fn read_chain(path: &Path, role: FileRole) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(&read(path, role)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(path, FileRole::Cert, FileProblem::Pem(e)))?;
+        .map_err(|e| file_error(path, role, FileProblem::Pem(e)))?;
     if chain.is_empty() {
-        return Err(file_error(path, FileRole::Cert, FileProblem::NoCertificate));
+        return Err(file_error(path, role, FileProblem::NoCertificate));
     }
     Ok(chain)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(&read(path, FileRole::Key)?).map_err(|e| {
+fn read_key(path: &Path, role: FileRole) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(&read(path, role)?).map_err(|e| {
         let problem = match e {
             rustls::pki_types::pem::Error::NoItemsFound => FileProblem::NoPrivateKey,
             e => FileProblem::Pem(e),
         };
-        file_error(path, FileRole::Key, problem)
+        file_error(path, role, problem)
     })
 }
 

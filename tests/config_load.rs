@@ -96,23 +96,28 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     timeout: Duration::from_millis(500),
                     rise: 2,
                     fall: 2,
+                    tls: None,
+                    sni: None,
                 }),
                 servers: vec![
                     Server {
                         name: "s1".into(),
                         address: ServerAddress::Ip("127.0.0.1:9001".parse().unwrap()),
                         weight: 3,
+                        tls: None,
                     },
                     Server {
                         name: "s2".into(),
                         address: ServerAddress::Ip("127.0.0.1:9002".parse().unwrap()),
                         weight: 1,
+                        tls: None,
                     },
                 ],
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
                 resolve: Resolve::default(),
+                tls: None,
             },
             Backend {
                 name: "db_pool".into(),
@@ -126,16 +131,20 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     timeout: Duration::from_secs(1),
                     rise: 2,
                     fall: 3,
+                    tls: None,
+                    sni: None,
                 }),
                 servers: vec![Server {
                     name: "db1".into(),
                     address: ServerAddress::Ip("127.0.0.1:3307".parse().unwrap()),
                     weight: 1,
+                    tls: None,
                 }],
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
                 resolve: Resolve::default(),
+                tls: None,
             },
         ],
         // No vrrp section: this node holds no VIP.
@@ -189,7 +198,7 @@ fn an_unknown_key_names_the_allowed_ones() {
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
           `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`, `resolve`"
+          `protocol`, `resolve`, `tls`"
         ]
     );
 }
@@ -673,15 +682,16 @@ vrrp:
             "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
              of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
              `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, \
-             `resolve`",
+             `resolve`, `tls`",
             "inline.yaml:6:30: backends[0].servers[0].address: invalid server address \
              \"127.0.0.1:99999\": port \"99999\" is not 1..=65535; write IP:port such as \
              127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080",
             "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
-             one of `name`, `address`, `weight`",
+             one of `name`, `address`, `weight`, `tls`",
             "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
              `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
-             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `resolve`",
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `resolve`, \
+             `tls`",
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
              expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
         ]

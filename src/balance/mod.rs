@@ -100,6 +100,7 @@ mod testing {
                 name: format!("s{i}"),
                 address: std::net::SocketAddr::from(([10, 0, 0, 1], 8000 + i as u16)).into(),
                 weight,
+                tls: None,
             })
             .collect()
     }

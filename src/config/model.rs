@@ -213,6 +213,9 @@ pub struct Backend {
     pub protocol: UpstreamProtocol,
     /// How the servers named by DNS are resolved.
     pub resolve: Resolve,
+    /// TLS to the servers as written on the backend; `Server::tls` overrides it key by key
+    /// (`UpstreamTls::of`).
+    pub tls: Option<UpstreamTlsKeys>,
 }
 
 impl Backend {
@@ -259,6 +262,71 @@ pub enum Family {
     Ipv6,
 }
 
+/// `tls:` on a backend or a server, as written: a key left out falls back to the backend's, then
+/// to the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTlsKeys {
+    pub verify: Option<bool>,
+    pub ca: Option<PathBuf>,
+    pub sni: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub alpn: Option<Vec<Alpn>>,
+}
+
+/// TLS to one server, its keys merged and defaulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// On unless `verify: false`: the server's certificate must chain to `ca` and be valid for
+    /// `sni` (or, without one, for the server's IP address).
+    pub verify: bool,
+    /// PEM CA certificates to trust; `None`: the system's (/etc/ssl/certs).
+    pub ca: Option<PathBuf>,
+    /// Sent as SNI and verified against; `None`: no SNI is sent (a server named by IP address).
+    pub sni: Option<String>,
+    /// Presented when the server asks for a client certificate.
+    pub client_certificate: Option<CertificateFiles>,
+    /// Offered by ALPN, in order; by default the backend's `protocol`.
+    pub alpn: Vec<Alpn>,
+}
+
+impl UpstreamTls {
+    /// The TLS a server of `backend` is connected with: the server's `tls` keys over the
+    /// backend's, or `None` when neither has `tls`. A `client_cert` without its `client_key`
+    /// (rejected by validation) presents none.
+    pub fn of(backend: &Backend, server: &Server) -> Option<UpstreamTls> {
+        let empty = UpstreamTlsKeys::default();
+        let (own, shared) = match (&server.tls, &backend.tls) {
+            (None, None) => return None,
+            (own, shared) => (
+                own.as_ref().unwrap_or(&empty),
+                shared.as_ref().unwrap_or(&empty),
+            ),
+        };
+        let client_cert = own.client_cert.as_ref().or(shared.client_cert.as_ref());
+        let client_key = own.client_key.as_ref().or(shared.client_key.as_ref());
+        let default_alpn = match backend.protocol {
+            UpstreamProtocol::Http11 => Alpn::Http11,
+            UpstreamProtocol::H2 => Alpn::H2,
+        };
+        Some(UpstreamTls {
+            verify: own.verify.or(shared.verify).unwrap_or(true),
+            ca: own.ca.clone().or_else(|| shared.ca.clone()),
+            sni: own.sni.clone().or_else(|| shared.sni.clone()),
+            client_certificate: match (client_cert, client_key) {
+                (Some(cert), Some(key)) => Some(CertificateFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            alpn: (own.alpn.clone())
+                .or_else(|| shared.alpn.clone())
+                .unwrap_or_else(|| vec![default_alpn]),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persistence {
     /// HAProxy's `cookie <name> insert indirect nocache`: a response from a server the client was
@@ -287,6 +355,11 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures that mark an up server down.
     pub fall: u32,
+    /// Whether checks go over TLS (with the server's `tls` settings, or the defaults);
+    /// `None`: when the server has `tls`.
+    pub tls: Option<bool>,
+    /// The name a TLS check sends and verifies, in place of the server's `tls.sni`.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -322,6 +395,8 @@ pub struct Server {
     pub address: ServerAddress,
     /// 0..=256; 0 drains the server (no new traffic).
     pub weight: u32,
+    /// This server's `tls` keys, over its backend's.
+    pub tls: Option<UpstreamTlsKeys>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -249,6 +249,8 @@ pub struct BackendSpec {
     pub protocol: Option<UpstreamProtocolSpec>,
     /// How servers named by DNS are resolved and re-resolved.
     pub resolve: Option<ResolveSpec>,
+    /// TLS to the servers; a server's own `tls` overrides it key by key.
+    pub tls: Option<UpstreamTlsSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -266,6 +268,17 @@ pub struct ResolveSpec {
 pub enum FamilySpec {
     Ipv4,
     Ipv6,
+}
+
+/// `tls:` on a backend or a server: how tandem connects to servers over TLS.
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamTlsSpec {
+    pub verify: Option<bool>,
+    pub ca: Option<String>,
+    pub sni: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub alpn: Option<Vec<AlpnSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +331,10 @@ pub struct HealthCheckSpec {
     pub path: Option<String>,
     pub host: Option<String>,
     pub expect_status: Option<StatusSpec>,
+    /// The check's connection over TLS; left out, it follows whether the server has `tls`.
+    pub tls: Option<bool>,
+    /// The name a TLS check sends and verifies in place of the server's `tls.sni`.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -332,6 +349,7 @@ pub struct ServerSpec {
     pub name: String,
     pub address: String,
     pub weight: Option<u32>,
+    pub tls: Option<UpstreamTlsSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -723,6 +741,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "backends[].servers[]" => of::<ServerSpec>(),
         "backends[].persistence" => of::<PersistenceSpec>(),
         "backends[].resolve" => of::<ResolveSpec>(),
+        "backends[].tls" | "backends[].servers[].tls" => of::<UpstreamTlsSpec>(),
         "vrrp" => of::<VrrpSpec>(),
         "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
         "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),

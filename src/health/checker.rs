@@ -7,16 +7,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{self, MissedTickBehavior};
+use tokio_util::either::Either;
 
 use crate::backend::{BackendState, ServerState};
 use crate::codec::proxy_protocol;
 use crate::config::{CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol};
 use crate::limits;
 use crate::stats::Shortage;
+use crate::tls::upstream::Origination;
 
 const USER_AGENT: &str = "tandem-health-check";
 
@@ -32,12 +34,17 @@ pub fn spawn(backends: &[Arc<BackendState>]) -> Vec<JoinHandle<()>> {
             kind: check.kind.clone(),
             send_proxy: backend.config.send_proxy,
             protocol: backend.config.protocol,
+            tls: None,
         };
-        for server in &backend.servers {
+        for (index, server) in backend.servers.iter().enumerate() {
+            let probe = Probe {
+                tls: backend.check_tls(index).cloned(),
+                ..probe.clone()
+            };
             tasks.push(tokio::spawn(check_forever(
                 Arc::clone(server),
                 check.clone(),
-                probe.clone(),
+                probe,
             )));
         }
     }
@@ -52,6 +59,8 @@ struct Probe {
     send_proxy: Option<ProxyVersion>,
     /// An http check speaks the backend's protocol: an h2c-only (gRPC) server would refuse 1.1.
     protocol: UpstreamProtocol,
+    /// A check over TLS (`tls: true`, or a server with `tls`): the handshake is part of it.
+    tls: Option<Origination>,
 }
 
 async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Probe) {
@@ -115,6 +124,14 @@ impl Probe {
                 .await
                 .map_err(|error| format!("PROXY header: {error}"))?;
         }
+        let stream = match &self.tls {
+            None => Either::Left(stream),
+            Some(tls) => Either::Right(
+                tls.connect(stream)
+                    .await
+                    .map_err(|error| error.to_string())?,
+            ),
+        };
         match &self.kind {
             CheckKind::Tcp => Ok(()),
             CheckKind::Http { path, host, expect } => {
@@ -134,8 +151,13 @@ impl Probe {
     }
 }
 
+/// A check's connection: plain or over TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
 /// The status of `GET path` over HTTP/1.1, on a connection closed after it.
-async fn http1_status(stream: TcpStream, path: &str, host: &str) -> Result<u16, String> {
+async fn http1_status(stream: impl Stream, path: &str, host: &str) -> Result<u16, String> {
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
@@ -156,7 +178,7 @@ async fn http1_status(stream: TcpStream, path: &str, host: &str) -> Result<u16, 
 }
 
 /// The status of `GET path` over HTTP/2 with prior knowledge.
-async fn http2_status(stream: TcpStream, path: &str, host: &str) -> Result<u16, String> {
+async fn http2_status(stream: impl Stream, path: &str, host: &str) -> Result<u16, String> {
     let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
         TokioExecutor::new(),
         TokioIo::new(stream),

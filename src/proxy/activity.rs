@@ -62,8 +62,8 @@ impl Activity {
 
 /// A socket that reports its progress to an [`Activity`], and on a client's socket counts the
 /// bytes it moves.
-pub struct ActivityIo {
-    inner: Socket,
+pub struct ActivityIo<S = Socket> {
+    inner: S,
     /// Bytes read from the socket before this wrapper existed, read from here first.
     received: Bytes,
     activity: Arc<Activity>,
@@ -78,8 +78,15 @@ pub struct ActivityIo {
 
 impl ActivityIo {
     pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+        ActivityIo::over(Socket(inner), activity)
+    }
+}
+
+impl<S> ActivityIo<S> {
+    /// Over any stream: a server's TLS connection, say.
+    pub fn over(inner: S, activity: Arc<Activity>) -> Self {
         ActivityIo {
-            inner: Socket(inner),
+            inner,
             received: Bytes::new(),
             activity,
             written: 0,
@@ -139,13 +146,13 @@ impl ActivityIo {
     }
 }
 
-impl Drop for ActivityIo {
+impl<S> Drop for ActivityIo<S> {
     fn drop(&mut self) {
         self.count();
     }
 }
 
-impl AsyncRead for ActivityIo {
+impl<S: AsyncRead + Unpin> AsyncRead for ActivityIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -175,7 +182,7 @@ impl AsyncRead for ActivityIo {
     }
 }
 
-impl AsyncWrite for ActivityIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -115,6 +115,7 @@ pub fn forward<'a>(
                 connect_timeout: config.connect_timeout,
                 protocol: config.protocol,
                 preamble: preamble.as_deref(),
+                tls: backend.tls(index),
             };
             let mut fresh = false;
             loop {

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -20,11 +20,10 @@ use http::header;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
-use super::socket::Socket;
+use super::upstream_tls::ServerStream;
 use crate::codec::http1::{
     decode, framing, parse_head, Decoded, Delimiting, Framing, Head, MAX_HEAD,
 };
@@ -39,7 +38,7 @@ const MAX_READ: usize = 256 * 1024;
 
 /// An idle connection to a server, ready for a request.
 pub struct Connection {
-    socket: Socket,
+    socket: ServerStream,
     /// Read from the server and not yet handed on.
     input: BytesMut,
     /// A request head, encoded; kept for its allocation.
@@ -106,9 +105,9 @@ impl std::error::Error for ClientBodyError {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> Connection {
+    pub fn new(stream: impl Into<ServerStream>) -> Connection {
         Connection {
-            socket: Socket(stream),
+            socket: stream.into(),
             input: BytesMut::new(),
             output: Vec::new(),
             read_size: MIN_READ,
@@ -116,17 +115,14 @@ impl Connection {
     }
 
     /// Whether the server has left this idle connection alone: no end of stream and no stray
-    /// bytes. Costs a syscall only when the socket became readable since it was last read.
+    /// bytes.
     pub fn is_open(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.socket.0.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => matches!(
-                self.socket.0.try_read(&mut [0; 1]),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock
-            ),
-        }
+        self.socket.is_open()
+    }
+
+    /// The TLS settings it was made with (0: none).
+    pub fn origination(&self) -> u64 {
+        self.socket.origination()
     }
 
     /// Sends `request` and waits for the response head, uploading the request body meanwhile
@@ -450,7 +446,7 @@ impl<B: RequestBody> Upload<B> {
     /// Writes what the client has sent so far; ready once the whole body is written.
     fn poll_send(
         &mut self,
-        socket: &mut Socket,
+        socket: &mut ServerStream,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), UploadError>> {
         if let Some(held) = &mut self.held {
@@ -538,7 +534,7 @@ mod tests {
     use futures_util::stream::{self, StreamExt};
     use http_body_util::{BodyExt, Empty, Full, StreamBody};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 

@@ -23,6 +23,7 @@ mod rule_actions;
 pub mod socket;
 pub mod tcp;
 pub mod upstream;
+mod upstream_tls;
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::attempt::{Attempt, Attempts};
+use super::upstream_tls::ServerStream;
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
@@ -38,7 +39,7 @@ pub async fn relay(
         Err(end) => (None, end),
         Ok((upstream, attempt)) => {
             let server = attempt.server;
-            let mut upstream = ActivityIo::new(upstream, Arc::clone(&activity));
+            let mut upstream = ActivityIo::over(upstream, Arc::clone(&activity));
             let end = tokio::select! {
                 result = copy_bidirectional(&mut client, &mut upstream) => match result {
                     Ok(_) => "closed",
@@ -81,7 +82,7 @@ async fn connect<'a>(
     client: SocketAddr,
     destination: SocketAddr,
     frontend: &'a FrontendRuntime,
-) -> Result<(TcpStream, Attempt<'a>), &'static str> {
+) -> Result<(ServerStream, Attempt<'a>), &'static str> {
     let backend = (frontend.backend.as_ref()).expect("validation gives a tcp frontend a backend");
     let preamble = (backend.config.send_proxy)
         .map(|version| proxy_protocol::header(version, client, destination));
@@ -94,17 +95,17 @@ async fn connect<'a>(
         let address = attempt.server.address;
         let connecting = async {
             let mut stream = TcpStream::connect(address).await?;
+            let _ = stream.set_nodelay(true);
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;
             }
-            Ok::<_, io::Error>(stream)
+            ServerStream::over(stream, backend.tls(attempt.index)).await
         };
         let connected = tokio::time::timeout(backend.config.connect_timeout, connecting)
             .await
             .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")));
         match connected {
             Ok(stream) => {
-                let _ = stream.set_nodelay(true);
                 attempt.connected();
                 return Ok((stream, attempt));
             }

@@ -26,8 +26,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::http1_client::{self, SendError};
-use super::socket::Socket;
+use super::upstream_tls::ServerStream;
 use crate::config::UpstreamProtocol;
+use crate::tls::upstream::Origination;
 
 /// Idle HTTP/1.1 connections a worker keeps per server; beyond that they are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
@@ -140,15 +141,24 @@ pub struct Target<'a> {
     pub protocol: UpstreamProtocol,
     /// Written first on a new connection (a PROXY protocol header).
     pub preamble: Option<&'a [u8]>,
+    /// TLS to the server, after the preamble; `None`: plain.
+    pub tls: Option<&'a Origination>,
+}
+
+impl Target<'_> {
+    /// The TLS settings a connection must have been made with to serve this target.
+    fn origination(&self) -> u64 {
+        self.tls.map_or(0, Origination::id)
+    }
 }
 
 pub struct UpstreamPool {
     /// Oldest first; the newest is taken first.
     idle: Mutex<ByAddress<VecDeque<(http1_client::Connection, Instant)>>>,
     max_idle: usize,
-    /// One HTTP/2 connection per server, shared by every request to it, and a number telling
-    /// it from the one that replaces it.
-    shared: Mutex<ByAddress<(u64, Http2Sender)>>,
+    /// One HTTP/2 connection per server, shared by every request to it, a number telling it
+    /// from the one that replaces it, and the TLS settings it was made with.
+    shared: Mutex<ByAddress<(u64, Http2Sender, u64)>>,
     connections: AtomicU64,
 }
 
@@ -206,24 +216,47 @@ impl UpstreamPool {
         })
     }
 
-    /// A new connection to `target`, shared from now on if it is HTTP/2.
+    /// A new connection to `target`, shared from now on if it is HTTP/2 (by configuration, or
+    /// as TLS's ALPN settled it).
     async fn open(&self, target: &Target<'_>) -> io::Result<Sender> {
-        let stream = connect(target).await?;
-        Ok(match target.protocol {
+        let (stream, protocol) = connect(target).await?;
+        Ok(match protocol {
             UpstreamProtocol::Http11 => Sender::Http1(http1_client::Connection::new(stream)),
             UpstreamProtocol::H2 => {
                 let sender = handshake_http2(stream, target).await?;
                 let id = self.connections.fetch_add(1, Ordering::Relaxed);
-                lock(&self.shared).insert(target.address, (id, sender.clone()));
+                let shared = (id, sender.clone(), target.origination());
+                lock(&self.shared).insert(target.address, shared);
                 Sender::Http2(sender)
             }
         })
     }
 
+    /// A connection to reuse: one of the configured protocol, else, where TLS's ALPN may
+    /// settle on the other, one of that.
     async fn reuse(&self, target: &Target<'_>, now: Instant) -> Option<Checkout> {
-        match target.protocol {
+        let found = self.reuse_as(target.protocol, target, now).await;
+        match target.tls {
+            Some(tls) if found.is_none() && tls.offers_other_than(target.protocol) => {
+                let other = match target.protocol {
+                    UpstreamProtocol::Http11 => UpstreamProtocol::H2,
+                    UpstreamProtocol::H2 => UpstreamProtocol::Http11,
+                };
+                self.reuse_as(other, target, now).await
+            }
+            _ => found,
+        }
+    }
+
+    async fn reuse_as(
+        &self,
+        protocol: UpstreamProtocol,
+        target: &Target<'_>,
+        now: Instant,
+    ) -> Option<Checkout> {
+        match protocol {
             UpstreamProtocol::Http11 => {
-                let (connection, idle_for) = self.take_idle(target.address, now)?;
+                let (connection, idle_for) = self.take_idle(target, now)?;
                 Some(Checkout {
                     sender: Sender::Http1(connection),
                     reused: true,
@@ -231,13 +264,15 @@ impl UpstreamPool {
                 })
             }
             UpstreamProtocol::H2 => {
-                let (id, mut sender) = lock(&self.shared).get(&target.address)?.clone();
-                if sender.ready().await.is_err() {
+                let (id, mut sender, origination) =
+                    lock(&self.shared).get(&target.address)?.clone();
+                // One made under TLS settings since replaced is left to close by itself.
+                if origination != target.origination() || sender.ready().await.is_err() {
                     // Unless another request has replaced it already.
                     let mut shared = lock(&self.shared);
                     if shared
                         .get(&target.address)
-                        .is_some_and(|(current, _)| *current == id)
+                        .is_some_and(|(current, _, _)| *current == id)
                     {
                         shared.remove(&target.address);
                     }
@@ -252,18 +287,22 @@ impl UpstreamPool {
         }
     }
 
-    /// An idle connection to `address` that its server has not closed, and how long it has
-    /// been idle.
+    /// An idle connection to `target` that its server has not closed, made with the target's
+    /// TLS settings, and how long it has been idle.
     fn take_idle(
         &self,
-        address: SocketAddr,
+        target: &Target<'_>,
         now: Instant,
     ) -> Option<(http1_client::Connection, Duration)> {
         let mut idle = lock(&self.idle);
-        let connections = idle.get_mut(&address)?;
+        let connections = idle.get_mut(&target.address)?;
+        let origination = target.origination();
         while let Some((mut connection, since)) = connections.pop_back() {
             let idle_for = now.saturating_duration_since(since);
-            if idle_for < MAX_IDLE_TIME && connection.is_open() {
+            if idle_for < MAX_IDLE_TIME
+                && connection.origination() == origination
+                && connection.is_open()
+            {
                 return Some((connection, idle_for));
             }
         }
@@ -330,27 +369,30 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A TCP connection to `target` within its connect timeout, its preamble already written.
-async fn connect(target: &Target<'_>) -> io::Result<TcpStream> {
+/// A connection to `target` within its connect timeout, its preamble already written and its
+/// TLS handshake (if any) done, and the protocol to speak on it.
+async fn connect(target: &Target<'_>) -> io::Result<(ServerStream, UpstreamProtocol)> {
     let connecting = async {
         let mut stream = TcpStream::connect(target.address).await?;
         stream.set_nodelay(true)?;
         if let Some(preamble) = target.preamble {
             stream.write_all(preamble).await?;
         }
-        Ok(stream)
+        let stream = ServerStream::over(stream, target.tls).await?;
+        let protocol = stream.protocol(target.protocol);
+        Ok((stream, protocol))
     };
     tokio::time::timeout(target.connect_timeout, connecting)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-async fn handshake_http2(stream: TcpStream, target: &Target<'_>) -> io::Result<Http2Sender> {
+async fn handshake_http2(stream: ServerStream, target: &Target<'_>) -> io::Result<Http2Sender> {
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW)
-        .handshake(TokioIo::new(Socket(stream)))
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(io::Error::other)?;
     run_connection(connection, target.address);
@@ -383,6 +425,13 @@ mod tests {
             connections.push(http1_client::Connection::new(stream));
         }
         let pool = UpstreamPool::shared();
+        let target = Target {
+            address,
+            connect_timeout: Duration::from_secs(1),
+            protocol: UpstreamProtocol::Http11,
+            preamble: None,
+            tls: None,
+        };
         let start = Instant::now();
         let mut at = [start, start + Duration::from_secs(1), start + MAX_IDLE_TIME].into_iter();
         for connection in connections {
@@ -393,10 +442,10 @@ mod tests {
             2,
             "the first, idle for MAX_IDLE_TIME, was closed"
         );
-        let (_, idle_for) = pool.take_idle(address, start + MAX_IDLE_TIME).unwrap();
+        let (_, idle_for) = pool.take_idle(&target, start + MAX_IDLE_TIME).unwrap();
         assert_eq!(idle_for, Duration::ZERO, "the newest first");
-        let (_, idle_for) = pool.take_idle(address, start + MAX_IDLE_TIME).unwrap();
+        let (_, idle_for) = pool.take_idle(&target, start + MAX_IDLE_TIME).unwrap();
         assert_eq!(idle_for, MAX_IDLE_TIME - Duration::from_secs(1));
-        assert!(pool.take_idle(address, start + MAX_IDLE_TIME).is_none());
+        assert!(pool.take_idle(&target, start + MAX_IDLE_TIME).is_none());
     }
 }

@@ -68,7 +68,7 @@ impl Validator {
         self.numbered_names_free(&at, &servers);
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
-        Backend {
+        let backend = Backend {
             name: spec.name,
             balance,
             connect_timeout,
@@ -86,7 +86,12 @@ impl Validator {
                 Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
             },
             resolve: self.resolve(&at, spec.resolve),
+            tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
+        };
+        for (index, server) in backend.servers.iter().enumerate() {
+            self.merged_upstream_tls(&format!("{at}.servers[{index}]"), &backend, server);
         }
+        backend
     }
 
     fn server(&mut self, at: &str, spec: ServerSpec) -> Server {
@@ -103,6 +108,7 @@ impl Validator {
             name: spec.name,
             address,
             weight,
+            tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
         }
     }
 }

@@ -59,12 +59,15 @@ impl Validator {
                 CheckKind::Tcp
             }
         };
+        let sni = self.check_tls(at, spec.tls, spec.sni);
         HealthCheck {
             kind,
             interval,
             timeout,
             rise,
             fall,
+            tls: spec.tls,
+            sni,
         }
     }
 

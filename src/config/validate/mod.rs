@@ -14,6 +14,7 @@ mod resolve;
 mod rules;
 #[cfg(test)]
 mod test_support;
+mod upstream_tls;
 mod vrrp;
 
 use super::model::*;
@@ -186,16 +187,20 @@ mod tests {
                         timeout: Duration::from_secs(1),
                         rise: 2,
                         fall: 3,
+                        tls: None,
+                        sni: None,
                     }),
                     servers: vec![Server {
                         name: "s".into(),
                         address: ServerAddress::Ip("127.0.0.1:81".parse().unwrap()),
                         weight: 1,
+                        tls: None,
                     }],
                     persistence: None,
                     send_proxy: None,
                     protocol: UpstreamProtocol::Http11,
                     resolve: Resolve::default(),
+                    tls: None,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
