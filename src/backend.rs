@@ -235,6 +235,7 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
         persistence: None,
         send_proxy: None,
         protocol: config::UpstreamProtocol::Http11,
+        tcp_keepalive: None,
     };
     BackendState::new(config, None)
 }

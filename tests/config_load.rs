@@ -38,6 +38,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
+                    tunnel: Duration::from_secs(3600),
                 },
                 accept_proxy: false,
                 tls: None,
@@ -59,6 +60,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     ],
                     min_size: 1024,
                 }),
+                upgrades: vec!["websocket".into()],
+                tcp_keepalive: None,
             },
             Frontend {
                 name: "db".into(),
@@ -69,6 +72,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
+                    tunnel: Duration::from_secs(3600),
                 },
                 accept_proxy: false,
                 tls: None,
@@ -77,6 +81,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 request_id: None,
                 client_limits: None,
                 compression: None,
+                upgrades: vec!["websocket".into()],
+                tcp_keepalive: None,
             },
         ],
         backends: vec![
@@ -112,6 +118,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
+                tcp_keepalive: None,
             },
             Backend {
                 name: "db_pool".into(),
@@ -134,6 +141,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 persistence: None,
                 send_proxy: None,
                 protocol: UpstreamProtocol::Http11,
+                tcp_keepalive: None,
             },
         ],
         // No vrrp section: this node holds no VIP.

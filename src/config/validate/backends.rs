@@ -68,6 +68,7 @@ impl Validator {
         );
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
+        let tcp_keepalive = self.tcp_keepalive(&at, spec.tcp_keepalive);
         Backend {
             name: spec.name,
             balance,
@@ -85,6 +86,7 @@ impl Validator {
                 None | Some(UpstreamProtocolSpec::Http11) => UpstreamProtocol::Http11,
                 Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
             },
+            tcp_keepalive,
         }
     }
 

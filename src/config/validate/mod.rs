@@ -8,11 +8,13 @@ mod edge;
 mod fields;
 mod frontends;
 mod health_check;
+mod keepalive;
 mod node;
 mod rate_limit;
 mod rules;
 #[cfg(test)]
 mod test_support;
+mod upgrades;
 mod vrrp;
 
 use super::model::*;
@@ -160,6 +162,7 @@ mod tests {
                     timeouts: FrontendTimeouts {
                         request_header: Duration::from_secs(10),
                         client_idle: Duration::from_secs(60),
+                        tunnel: Duration::from_secs(3600),
                     },
                     accept_proxy: false,
                     tls: None,
@@ -168,6 +171,8 @@ mod tests {
                     request_id: None,
                     client_limits: None,
                     compression: None,
+                    upgrades: vec!["websocket".into()],
+                    tcp_keepalive: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
@@ -194,6 +199,7 @@ mod tests {
                     persistence: None,
                     send_proxy: None,
                     protocol: UpstreamProtocol::Http11,
+                    tcp_keepalive: None,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
