@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::attempt::{Attempt, Attempts};
+use super::socket;
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
@@ -105,6 +106,9 @@ async fn connect<'a>(
         match connected {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
+                if let Some(keepalive) = &backend.config.tcp_keepalive {
+                    socket::keep_alive(&stream, keepalive);
+                }
                 attempt.connected();
                 return Ok((stream, attempt));
             }

@@ -26,8 +26,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::http1_client::{self, SendError};
-use super::socket::Socket;
-use crate::config::UpstreamProtocol;
+use super::socket::{self, Socket};
+use crate::config::{TcpKeepalive, UpstreamProtocol};
 
 /// Idle HTTP/1.1 connections a worker keeps per server; beyond that they are closed.
 const MAX_IDLE_PER_SERVER: usize = 256;
@@ -102,6 +102,14 @@ impl ResponseBody {
             ResponseBody::Http2(_) => None,
         }
     }
+
+    /// After a 101 from an HTTP/1.1 server: its connection, and what it sent after the head.
+    pub fn take_switched(&mut self) -> Option<(Socket, bytes::BytesMut)> {
+        match self {
+            ResponseBody::Http1(body) => body.take_switched(),
+            ResponseBody::Http2(_) => None,
+        }
+    }
 }
 
 impl Body for ResponseBody {
@@ -140,6 +148,7 @@ pub struct Target<'a> {
     pub protocol: UpstreamProtocol,
     /// Written first on a new connection (a PROXY protocol header).
     pub preamble: Option<&'a [u8]>,
+    pub tcp_keepalive: Option<&'a TcpKeepalive>,
 }
 
 pub struct UpstreamPool {
@@ -335,6 +344,9 @@ async fn connect(target: &Target<'_>) -> io::Result<TcpStream> {
     let connecting = async {
         let mut stream = TcpStream::connect(target.address).await?;
         stream.set_nodelay(true)?;
+        if let Some(keepalive) = target.tcp_keepalive {
+            socket::keep_alive(&stream, keepalive);
+        }
         if let Some(preamble) = target.preamble {
             stream.write_all(preamble).await?;
         }

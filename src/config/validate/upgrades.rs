@@ -2,7 +2,6 @@
 //! long an upgraded connection may idle (`timeouts.tunnel`).
 
 use super::super::model::*;
-use super::super::schema::*;
 use super::Validator;
 use std::time::Duration;
 
