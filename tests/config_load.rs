@@ -195,7 +195,7 @@ fn an_unknown_key_names_the_allowed_ones() {
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
           `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`"
+          `protocol`, `tcp_keepalive`"
         ]
     );
 }
@@ -621,7 +621,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
          `request_headers`, `response_headers`, `redirect_https`, `matchers`, `rules`, \
-         `error_pages`, `request_id`, `client_limits`, `compression`",
+         `error_pages`, `request_id`, `client_limits`, `compression`, `upgrades`, `tcp_keepalive`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
@@ -676,7 +676,7 @@ vrrp:
         [
             "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
              of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
-             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `tcp_keepalive`",
             "inline.yaml:6:30: backends[0].servers[0].address: invalid socket address \
              \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names \
              are not resolved)",
@@ -684,7 +684,7 @@ vrrp:
              one of `name`, `address`, `weight`",
             "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
              `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
-             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `tcp_keepalive`",
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
              expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
         ]

@@ -84,7 +84,7 @@ pub fn handle(
             Ok(backend) => {
                 let trace = &mut account.trace;
                 let headers = (&frontend.config.rules, &ruled.request_headers);
-                let asked = upgrade.as_ref();
+                let asked = upgrade.as_deref();
                 forward::forward(request, client, backend, headers, asked, pool, trace).await
             }
             Err(local) => Err(local.clone()),

@@ -67,14 +67,15 @@ enum Kind {
 /// becomes the GET of a handshake. Otherwise `None`, and the request goes on as any other
 /// (its Upgrade header removed with the hop-by-hop ones; a CONNECT refused).
 ///
-/// hyper marks only requests with an Upgrade header or CONNECT, so others cost a branch.
-pub fn requested(request: &mut Request<Incoming>, allowed: &[String]) -> Option<Upgrade> {
+/// hyper marks only requests with an Upgrade header or CONNECT, so others cost a branch. Boxed:
+/// the request's future, moved whole for every request, holds it across the server's answer.
+pub fn requested(request: &mut Request<Incoming>, allowed: &[String]) -> Option<Box<Upgrade>> {
     let on_upgrade = request.extensions_mut().remove::<OnUpgrade>()?;
     let kind = match request.version() {
         Version::HTTP_2 => websocket_over_h2(request, allowed)?,
         _ => http1_upgrade(request, allowed)?,
     };
-    Some(Upgrade { on_upgrade, kind })
+    Some(Box::new(Upgrade { on_upgrade, kind }))
 }
 
 fn websocket_over_h2(request: &mut Request<Incoming>, allowed: &[String]) -> Option<Kind> {
@@ -202,7 +203,7 @@ const SERVER_REFUSED_SWITCH: Local =
 pub fn answer(
     mut response: Response<ResponseBody>,
     finish: Finish,
-    upgrade: Upgrade,
+    upgrade: Box<Upgrade>,
 ) -> Result<Answer, Local> {
     let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let protocol = match &upgrade.kind {
