@@ -91,7 +91,7 @@ pub fn handle(
         };
         let outcome = match (outcome, upgrade) {
             (Ok((response, finish)), None) => Ok(Answer::Ordinary(response, finish)),
-            (Ok((response, finish)), Some(upgrade)) => tunnel::answer(response, finish, upgrade),
+            (Ok((response, finish)), Some(upgrade)) => tunnel::answer(response, finish, *upgrade),
             (Err(local), _) => Err(local),
         };
         let pages = &frontend.config.error_pages;

@@ -203,7 +203,7 @@ const SERVER_REFUSED_SWITCH: Local =
 pub fn answer(
     mut response: Response<ResponseBody>,
     finish: Finish,
-    upgrade: Box<Upgrade>,
+    upgrade: Upgrade,
 ) -> Result<Answer, Local> {
     let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let protocol = match &upgrade.kind {
