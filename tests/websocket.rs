@@ -8,6 +8,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -368,4 +369,46 @@ async fn tcp_keepalive_is_set_on_client_and_server_connections() {
     let to_server = keepalive_timer(&format!("( dport = :{} )", server_address.port()))
         .expect("keepalive on the server connection");
     assert!((1..=40).contains(&to_server), "idle 40s: {to_server}");
+}
+
+/// `GET /headers` asking to upgrade to `protocol`, on a new client connection.
+async fn upgrade_request(address: SocketAddr, protocol: &str) -> support::Answer {
+    let mut request = support::get_request(address, "/headers");
+    let headers = request.headers_mut();
+    headers.insert("connection", "upgrade".parse().unwrap());
+    headers.insert("upgrade", protocol.parse().unwrap());
+    support::request_from([127, 0, 0, 1].into(), address, request)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_upgrade_answered_plainly_is_an_ordinary_response_on_a_connection_of_its_own() {
+    let server = support::TestServer::start("plain").await;
+    let frontend = "    upgrades: [websocket]\n";
+    let (_tandem, address, _admin) = tandem(server.address, frontend, "").await;
+    assert_eq!(support::get(address, "/").await.unwrap().status, 200);
+    assert_eq!(server.control.connections.load(Ordering::SeqCst), 1);
+
+    let answer = upgrade_request(address, "websocket").await;
+    assert_eq!(
+        answer.status, 200,
+        "the server did not switch: its answer as is"
+    );
+    let seen = String::from_utf8_lossy(&answer.body);
+    assert!(seen.contains("upgrade: websocket\n"), "{seen}");
+    assert!(seen.contains("connection: upgrade\n"), "{seen}");
+    assert_eq!(
+        server.control.connections.load(Ordering::SeqCst),
+        2,
+        "an upgrade never goes on a pooled connection"
+    );
+
+    let answer = upgrade_request(address, "x-not-allowed").await;
+    assert_eq!(answer.status, 200);
+    let seen = String::from_utf8_lossy(&answer.body);
+    assert!(
+        !seen.contains("upgrade"),
+        "an upgrade the frontend does not allow is not passed on: {seen}"
+    );
 }
