@@ -165,7 +165,15 @@ async fn websocket_over_http_1_1_carries_messages_both_ways_and_keeps_close_code
         return;
     }
     let (server, server_address) = server();
-    let (tandem, address, admin) = tandem(server_address, "", "").await;
+    let (address, admin) = (listen(), listen());
+    let dir = tempfile::tempdir().unwrap();
+    let access_log = dir.path().join("access.log");
+    let yaml = config(address, admin, server_address, "", "")
+        + &format!(
+            "access_log: {{ format: json, path: \"{}\" }}\n",
+            access_log.display()
+        );
+    let tandem = Tandem::start(&yaml, &[address]).await;
 
     let mut first = client(address, "/chat?room=1");
     assert_eq!(first.received(), "welcome /chat?room=1", "server to client");
@@ -200,10 +208,34 @@ async fn websocket_over_http_1_1_carries_messages_both_ways_and_keeps_close_code
     .await;
     let log = tandem.log();
     assert!(log.contains("tunnel closed"), "{log}");
-    assert!(
-        log.contains("end=\"server_closed\"") || log.contains("end=server_closed"),
-        "{log}"
-    );
+
+    // One line per tunnel, written when it closed: the bytes are those sent to the client.
+    let read = || -> Vec<Value> {
+        (std::fs::read_to_string(&access_log).unwrap_or_default())
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    wait_until(LIMIT, "both tunnels in the access log", || {
+        let lines = read().len();
+        async move { lines == 2 }
+    })
+    .await;
+    let lines = read();
+    let line = |path: &str| {
+        (lines.iter())
+            .find(|line| line["path"] == path)
+            .unwrap_or_else(|| panic!("no line for {path}: {lines:?}"))
+    };
+    let first = line("/chat?room=1");
+    assert_eq!(first["status"], 101, "{first}");
+    assert_eq!(first["end"], "server_closed", "{first}");
+    assert_eq!(first["server"], "ws1");
+    assert!(first["bytes"].as_u64().unwrap() > 0, "{first}");
+    // Whoever starts the closing handshake, the server closes TCP first (RFC 6455 §7.1.1).
+    let second = line("/other");
+    assert_eq!(second["status"], 101, "{second}");
+    assert_eq!(second["end"], "server_closed", "{second}");
 }
 
 #[tokio::test]
@@ -310,8 +342,21 @@ async fn a_tunnel_open_at_sigterm_is_drained_and_then_tandem_exits() {
     client.command("close 1000 done");
     assert_eq!(client.next()["closed"], 1000);
     let closed = Instant::now();
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + LIMIT;
+    let status = exit_within(tandem, LIMIT).await;
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "tandem exits once the tunnel has closed: {status:?}"
+    );
+    assert!(
+        closed.elapsed() < Duration::from_secs(30),
+        "it waited for shutdown_timeout, not for the tunnel"
+    );
+}
+
+/// How `tandem` exited, if it did within `limit`.
+async fn exit_within(mut tandem: Tandem, limit: Duration) -> Option<std::process::ExitStatus> {
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = tandem.exited() {
                 return Some(status);
@@ -323,15 +368,7 @@ async fn a_tunnel_open_at_sigterm_is_drained_and_then_tandem_exits() {
         }
     })
     .await
-    .unwrap();
-    assert!(
-        status.is_some_and(|status| status.success()),
-        "tandem exits once the tunnel has closed: {status:?}"
-    );
-    assert!(
-        closed.elapsed() < Duration::from_secs(30),
-        "it waited for shutdown_timeout, not for the tunnel"
-    );
+    .unwrap()
 }
 
 /// The keepalive timer `ss` shows on the established socket matching `filter`, in seconds.
