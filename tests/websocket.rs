@@ -239,6 +239,41 @@ async fn websocket_over_http_1_1_carries_messages_both_ways_and_keeps_close_code
 }
 
 #[tokio::test]
+async fn websocket_over_tls_carries_large_messages_both_ways() {
+    if !peers_installed() {
+        return;
+    }
+    let (server, server_address) = server();
+    let pki = support::edge::Pki::new();
+    let leaf = pki.leaf("site", &["localhost"]);
+    let frontend = format!(
+        "    tls: {{ certificates: [{{ cert: {}, key: {} }}] }}\n",
+        leaf.cert.display(),
+        leaf.key.display()
+    );
+    let (_tandem, address, _admin) = tandem(server_address, &frontend, "").await;
+    let url = format!("wss://localhost:{}/secure", address.port());
+    let ca = pki.ca_path.to_str().unwrap();
+    let mut client = Peer::start(&["client", &url, ca]);
+    assert_eq!(client.next()["open"], true);
+    assert_eq!(client.received(), "welcome /secure");
+    // Little that deflate can shrink: many TLS records each way.
+    let mut state = 1u64;
+    let noise: String = (0..300_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'!' + (state >> 58) as u8)
+        })
+        .collect();
+    assert_eq!(client.echo(&noise), format!("echo {noise}"));
+    client.command("close 4005 tls bye");
+    assert_eq!(client.next()["closed"], 4005);
+    assert_eq!(server.next()["closed"], 4005);
+}
+
+#[tokio::test]
 async fn websocket_over_http_2_extended_connect_reaches_an_http_1_1_server() {
     if !peers_installed() {
         return;

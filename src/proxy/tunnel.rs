@@ -6,6 +6,10 @@
 //! An HTTP/2 client's extended CONNECT with `:protocol = websocket` (RFC 8441) reaches the
 //! HTTP/1.1 server as a WebSocket handshake (RFC 6455 §4.1), and the server's 101 becomes the
 //! client's 200.
+//!
+//! Either side's end of stream ends the tunnel, once what it sent is written, as nginx does:
+//! WebSocket closes with frames, and its server closes TCP first (RFC 6455 §7.1.1), so no
+//! half-closed state is kept.
 
 use std::future::{poll_fn, Future};
 use std::io;
