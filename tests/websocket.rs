@@ -326,6 +326,24 @@ async fn a_tunnel_idle_past_timeouts_tunnel_is_closed() {
 }
 
 #[tokio::test]
+async fn an_http_2_connection_is_not_idle_while_its_tunnel_is_open() {
+    if !peers_installed() {
+        return;
+    }
+    let (_server, server_address) = server();
+    let frontend = "    timeouts: { client_idle: 1s }\n";
+    let (_tandem, address, _admin) = tandem(server_address, frontend, "").await;
+    let port = address.port().to_string();
+    let mut client = Peer::start(&["h2client", "127.0.0.1", &port, "/calm"]);
+    assert_eq!(client.next()["status"], 200);
+    assert_eq!(client.received(), "welcome /calm");
+    // Quiet for more than client_idle (and its watchdog's quarter more): the tunnel has an hour.
+    client.command("quiet 2.5");
+    assert_eq!(client.next()["quiet"], 2.5);
+    assert_eq!(client.echo("awake"), "echo awake");
+}
+
+#[tokio::test]
 async fn a_tunnel_keeps_working_across_a_reload() {
     if !peers_installed() {
         return;
