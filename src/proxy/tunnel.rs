@@ -39,6 +39,7 @@ use super::socket::Socket;
 use super::upstream::ResponseBody;
 use super::FrontendRuntime;
 use crate::address_text;
+use crate::stats::FrontendStats;
 
 /// A tunnel, ready to run once hyper hands the client's connection over.
 pub type Joined = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -304,10 +305,10 @@ impl Tunnel {
     /// joins it to the server's until a side closes or both are quiet for `timeouts.tunnel`.
     /// Counted on the client's connection (and the frontend) from now.
     fn join(self, ends: Ends) -> Joined {
-        let open = ends.client.tunnel_opened();
-        let stats = Arc::clone(&ends.frontend.stats);
-        stats.tunnels.increment(1);
-        stats.current_tunnels.fetch_add(1, Ordering::Relaxed);
+        let open = (
+            ends.client.tunnel_opened(),
+            Current::open(&ends.frontend.stats),
+        );
         Box::pin(async move {
             let started = Instant::now();
             let (end, up, down) = self.run(&ends).await;
@@ -326,7 +327,6 @@ impl Tunnel {
             if let Some(line) = &ends.line {
                 line.write(down, end, Instant::now());
             }
-            stats.current_tunnels.fetch_sub(1, Ordering::Relaxed);
             drop(open);
         })
     }
@@ -377,6 +377,23 @@ impl Tunnel {
         let _ = tokio::time::timeout(CLOSE_LIMIT, closing).await;
         drop(finish);
         (end, up.moved, down.moved)
+    }
+}
+
+/// Counts a tunnel on its frontend (established, and open until dropped).
+struct Current(Arc<FrontendStats>);
+
+impl Current {
+    fn open(stats: &Arc<FrontendStats>) -> Current {
+        stats.tunnels.increment(1);
+        stats.current_tunnels.fetch_add(1, Ordering::Relaxed);
+        Current(Arc::clone(stats))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        self.0.current_tunnels.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
