@@ -778,3 +778,29 @@ fn rules_example_loads_with_every_rule() {
     );
     assert_eq!(web.error_pages.0.len(), 1);
 }
+
+#[test]
+fn tcp_keepalive_and_upgrade_errors_are_located() {
+    let text = "node: { name: n }\n\
+        frontends:\n\
+        - { name: f, listen: 127.0.0.1:80, mode: http, backend: b, tcp_keepalive: { idel: 60s }, upgrades: [websocket, 'a b'] }\n\
+        backends:\n\
+        - { name: b, servers: [{ name: s, address: 127.0.0.1:81 }], tcp_keepalive: yes }\n";
+    let errors: Vec<String> = parse(text, Path::new("inline.yaml"))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "inline.yaml:3:77: frontends[0].tcp_keepalive.idel: unknown field `idel`, expected \
+             one of `idle`, `interval`, `count`",
+            "inline.yaml:3:112: frontends[0].upgrades[1]: \"a b\" is not a protocol name (RFC \
+             9110 token), such as websocket",
+            "inline.yaml:5:76: backends[0].tcp_keepalive: invalid value: string \"yes\", expected \
+             true, false, or { idle, interval, count }",
+        ]
+    );
+}
