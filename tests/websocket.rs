@@ -424,7 +424,8 @@ async fn exit_within(mut tandem: Tandem, limit: Duration) -> Option<std::process
     .unwrap()
 }
 
-/// The keepalive timer `ss` shows on the established socket matching `filter`, in seconds.
+/// The keepalive timer `ss` shows on the established socket matching `filter`, in whole
+/// seconds (`ss` writes `49sec`, `2min5sec`, `120min`).
 fn keepalive_timer(filter: &str) -> Option<u64> {
     let output = Command::new("ss")
         .args(["-tnoH", "state", "established", filter])
@@ -433,9 +434,32 @@ fn keepalive_timer(filter: &str) -> Option<u64> {
     let text = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "one socket matches {filter}: {text}");
-    let timer = lines[0].split("timer:(keepalive,").nth(1)?;
-    let seconds = timer.split("sec").next()?;
-    seconds.parse().ok()
+    let timer = lines[0]
+        .split("timer:(keepalive,")
+        .nth(1)?
+        .split(',')
+        .next()?;
+    let mut seconds = 0;
+    let mut rest = timer;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        seconds += match &rest[..unit] {
+            "h" => number * 3600,
+            "min" => number * 60,
+            "sec" => number,
+            "ms" => 0,
+            other => panic!("unknown unit {other:?} in {timer:?}"),
+        };
+        rest = &rest[unit..];
+    }
+    Some(seconds)
 }
 
 #[tokio::test]
@@ -500,5 +524,37 @@ async fn an_upgrade_answered_plainly_is_an_ordinary_response_on_a_connection_of_
     assert!(
         !seen.contains("upgrade"),
         "an upgrade the frontend does not allow is not passed on: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_keepalive_is_set_in_tcp_mode_too() {
+    if !peers_installed() {
+        return;
+    }
+    let (_server, server_address) = server();
+    let frontend = "    tcp_keepalive: { idle: 30s }\n";
+    let (address, admin) = (listen(), listen());
+    let yaml = config(address, admin, server_address, frontend, "")
+        .replace("mode: http", "mode: tcp")
+        + "    tcp_keepalive: true\n";
+    let _tandem = Tandem::start(&yaml, &[address]).await;
+    // WebSocket relayed as bytes: the connections stay open to be looked at.
+    let mut client = client(address, "/relayed");
+    assert_eq!(client.received(), "welcome /relayed");
+
+    let accepted = keepalive_timer(&format!("( sport = :{} )", address.port()))
+        .expect("keepalive on the accepted connection");
+    assert!((1..=30).contains(&accepted), "idle 30s: {accepted}");
+    let kernel_default = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .unwrap()
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    let to_server = keepalive_timer(&format!("( dport = :{} )", server_address.port()))
+        .expect("keepalive on the server connection");
+    assert!(
+        to_server > 30 && to_server <= kernel_default,
+        "the kernel's {kernel_default}s: {to_server}"
     );
 }
