@@ -382,8 +382,8 @@ async fn a_tunnel_open_at_sigterm_is_drained_and_then_tandem_exits() {
     let mut client = client(address, "/drain");
     assert_eq!(client.received(), "welcome /drain");
     tandem.signal("TERM");
-    wait_until(LIMIT, "draining started", || async {
-        tandem.log().contains("handing over and draining")
+    wait_until(LIMIT, "draining started: the listener closed", || async {
+        tokio::net::TcpStream::connect(address).await.is_err()
     })
     .await;
     assert_eq!(
@@ -556,5 +556,99 @@ async fn tcp_keepalive_is_set_in_tcp_mode_too() {
     assert!(
         to_server > 30 && to_server <= kernel_default,
         "the kernel's {kernel_default}s: {to_server}"
+    );
+}
+
+/// A WebSocket client frame (masked, RFC 6455 §5.2) of a short payload.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126, "short frames only");
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(
+        payload
+            .iter()
+            .zip(mask.iter().cycle())
+            .map(|(byte, mask)| byte ^ mask),
+    );
+    frame
+}
+
+/// The next server frame (unmasked, short): its opcode and payload.
+async fn server_frame<R: tokio::io::AsyncRead + Unpin>(io: &mut R) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    io.read_exact(&mut head).await.unwrap();
+    assert!(head[1] < 126, "short frames only: {head:?}");
+    let mut payload = vec![0; usize::from(head[1])];
+    io.read_exact(&mut payload).await.unwrap();
+    (head[0] & 0x0f, payload)
+}
+
+#[tokio::test]
+async fn an_http_2_tunnel_open_at_sigterm_is_drained_too() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    if !peers_installed() {
+        return;
+    }
+    let (server, server_address) = server();
+    let node = ", shutdown_timeout: 30s";
+    let (tandem, address, _admin) = tandem(server_address, "", node).await;
+    // hyper's HTTP/2 client (Python's h2 takes a GOAWAY for the end of every stream).
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let get = http::Request::get(format!("http://{address}/"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    // Answered after tandem's SETTINGS, which allow extended CONNECT, have come.
+    sender.send_request(get).await.unwrap();
+    let mut connect = http::Request::connect(format!("http://{address}/drain"))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    (connect.extensions_mut()).insert(hyper::ext::Protocol::from_static("websocket"));
+    let response = sender.send_request(connect).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut tunnel = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    assert_eq!(
+        server_frame(&mut tunnel).await,
+        (1, b"welcome /drain".to_vec())
+    );
+
+    tandem.signal("TERM");
+    wait_until(LIMIT, "draining started: the listener closed", || async {
+        tokio::net::TcpStream::connect(address).await.is_err()
+    })
+    .await;
+    tunnel
+        .write_all(&client_frame(1, b"still here"))
+        .await
+        .unwrap();
+    assert_eq!(
+        server_frame(&mut tunnel).await,
+        (1, b"echo still here".to_vec()),
+        "while draining"
+    );
+    let mut close = 4004u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"done");
+    tunnel.write_all(&client_frame(8, &close)).await.unwrap();
+    assert_eq!(server_frame(&mut tunnel).await, (8, close));
+    assert_eq!(server.next()["closed"], 4004);
+    assert_eq!(
+        tunnel.read(&mut [0; 1]).await.unwrap(),
+        0,
+        "the stream ends"
+    );
+    let status = exit_within(tandem, LIMIT).await;
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "tandem exits once the tunnel has closed: {status:?}"
     );
 }
