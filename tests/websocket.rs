@@ -652,3 +652,38 @@ async fn an_http_2_tunnel_open_at_sigterm_is_drained_too() {
         "tandem exits once the tunnel has closed: {status:?}"
     );
 }
+
+#[tokio::test]
+async fn other_connects_over_http_2_are_still_refused() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = support::TestServer::start("plain").await;
+    let (_tandem, address, _admin) = tandem(server.address, "", "").await;
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let get = http::Request::get(format!("http://{address}/"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(get).await.unwrap().status(), 200);
+    let mut other = http::Request::connect(format!("http://{address}/chat"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    (other.extensions_mut()).insert(hyper::ext::Protocol::from_static("x-other"));
+    let answer = sender.send_request(other).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        405,
+        "an extended CONNECT for another protocol"
+    );
+    let plain = http::Request::connect(address.to_string())
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(plain).await.unwrap();
+    assert_eq!(answer.status(), 405, "a plain CONNECT");
+    assert_eq!(server.requests(), 1, "neither reached the server");
+}
