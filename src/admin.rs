@@ -183,6 +183,8 @@ fn set_gauges(status: &Status) {
     for frontend in &status.frontends {
         gauge!("tandem_frontend_current_sessions", "proxy" => frontend.name.clone())
             .set(frontend.current_sessions as f64);
+        gauge!("tandem_frontend_tunnels_current", "proxy" => frontend.name.clone())
+            .set(frontend.current_tunnels as f64);
         for certificate in &frontend.certificates {
             let labels = [
                 ("proxy", frontend.name.clone()),

@@ -331,6 +331,7 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
         protocol: config::UpstreamProtocol::Http11,
         resolve: config::Resolve::default(),
         tls: None,
+        tcp_keepalive: None,
     };
     built(config)
 }

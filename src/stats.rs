@@ -36,6 +36,10 @@ pub struct FrontendStats {
     pub rate_limited: Counter,
     /// Connections closed at once: their client had `client_limits.connections` open.
     pub denied_connections: Counter,
+    /// Upgraded connections (WebSocket) open now, over all workers (a gauge, read when scraped).
+    pub current_tunnels: AtomicU64,
+    /// Upgraded connections established.
+    pub tunnels: Counter,
 }
 
 impl FrontendStats {
@@ -65,6 +69,8 @@ impl FrontendStats {
             denied: counter!("tandem_frontend_denied_total", &[proxy()]),
             rate_limited: counter!("tandem_frontend_rate_limited_total", &[proxy()]),
             denied_connections: counter!("tandem_frontend_denied_connections_total", &[proxy()]),
+            current_tunnels: AtomicU64::new(0),
+            tunnels: counter!("tandem_frontend_tunnels_total", &[proxy()]),
         }
     }
 
@@ -192,6 +198,14 @@ pub fn describe() {
     describe_counter!(
         "tandem_frontend_sessions_total",
         "Client connections accepted."
+    );
+    describe_gauge!(
+        "tandem_frontend_tunnels_current",
+        "Upgraded connections (WebSocket) open now."
+    );
+    describe_counter!(
+        "tandem_frontend_tunnels_total",
+        "Upgraded connections (WebSocket) established."
     );
     describe_counter!(
         "tandem_frontend_http_requests_total",

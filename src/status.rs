@@ -45,6 +45,9 @@ pub struct FrontendStatus {
     /// TLS frontends only, in config order (the first is the default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateStatus>,
+    /// Upgraded connections (WebSocket) open now.
+    #[serde(default)]
+    pub current_tunnels: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +140,7 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
             .collect(),
         current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
         accepting: *frontend.accepting.borrow(),
+        current_tunnels: runtime.stats.current_tunnels.load(Ordering::Relaxed),
     }
 }
 

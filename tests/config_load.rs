@@ -38,6 +38,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
+                    tunnel: Duration::from_secs(3600),
                 },
                 accept_proxy: false,
                 tls: None,
@@ -59,6 +60,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     ],
                     min_size: 1024,
                 }),
+                upgrades: vec!["websocket".into()],
+                tcp_keepalive: None,
             },
             Frontend {
                 name: "db".into(),
@@ -69,6 +72,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 timeouts: FrontendTimeouts {
                     request_header: Duration::from_secs(10),
                     client_idle: Duration::from_secs(60),
+                    tunnel: Duration::from_secs(3600),
                 },
                 accept_proxy: false,
                 tls: None,
@@ -77,6 +81,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 request_id: None,
                 client_limits: None,
                 compression: None,
+                upgrades: vec!["websocket".into()],
+                tcp_keepalive: None,
             },
         ],
         backends: vec![
@@ -118,6 +124,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 protocol: UpstreamProtocol::Http11,
                 resolve: Resolve::default(),
                 tls: None,
+                tcp_keepalive: None,
             },
             Backend {
                 name: "db_pool".into(),
@@ -145,6 +152,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 protocol: UpstreamProtocol::Http11,
                 resolve: Resolve::default(),
                 tls: None,
+                tcp_keepalive: None,
             },
         ],
         // No vrrp section: this node holds no VIP.
@@ -198,7 +206,7 @@ fn an_unknown_key_names_the_allowed_ones() {
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
           `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`, `resolve`, `tls`"
+          `protocol`, `resolve`, `tls`, `tcp_keepalive`"
         ]
     );
 }
@@ -625,7 +633,7 @@ fn structural_and_semantic_errors_are_reported_together() {
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
          `request_headers`, `response_headers`, `redirect_https`, `matchers`, `rules`, \
-         `error_pages`, `request_id`, `client_limits`, `compression`",
+         `error_pages`, `request_id`, `client_limits`, `compression`, `upgrades`, `tcp_keepalive`",
         "16:13: frontends[2].listen: invalid socket address \"127.0.0.1:99999\"; write IP:port \
          such as 127.0.0.1:8080 or [::1]:8080 (host names are not resolved)",
         "21:14: backends[0].retries: invalid type: string \"twice\", expected u32",
@@ -682,7 +690,7 @@ vrrp:
             "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
              of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
              `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, \
-             `resolve`, `tls`",
+             `resolve`, `tls`, `tcp_keepalive`",
             "inline.yaml:6:30: backends[0].servers[0].address: invalid server address \
              \"127.0.0.1:99999\": port \"99999\" is not 1..=65535; write IP:port such as \
              127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080",
@@ -691,7 +699,7 @@ vrrp:
             "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
              `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
              `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `resolve`, \
-             `tls`",
+             `tls`, `tcp_keepalive`",
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
              expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
         ]
@@ -784,4 +792,30 @@ fn rules_example_loads_with_every_rule() {
         Some(http::HeaderName::from_static("x-request-id"))
     );
     assert_eq!(web.error_pages.0.len(), 1);
+}
+
+#[test]
+fn tcp_keepalive_and_upgrade_errors_are_located() {
+    let text = "node: { name: n }\n\
+        frontends:\n\
+        - { name: f, listen: 127.0.0.1:80, mode: http, backend: b, tcp_keepalive: { idel: 60s }, upgrades: [websocket, 'a b'] }\n\
+        backends:\n\
+        - { name: b, servers: [{ name: s, address: 127.0.0.1:81 }], tcp_keepalive: yes }\n";
+    let errors: Vec<String> = parse(text, Path::new("inline.yaml"))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "inline.yaml:3:77: frontends[0].tcp_keepalive.idel: unknown field `idel`, expected \
+             one of `idle`, `interval`, `count`",
+            "inline.yaml:3:112: frontends[0].upgrades[1]: \"a b\" is not a protocol name (RFC \
+             9110 token), such as websocket",
+            "inline.yaml:5:76: backends[0].tcp_keepalive: invalid value: string \"yes\", expected \
+             true, false, or { idle, interval, count }",
+        ]
+    );
 }

@@ -95,6 +95,23 @@ pub struct Frontend {
     pub client_limits: Option<ClientLimits>,
     /// http only: servers' responses compressed for clients that accept it.
     pub compression: Option<Compression>,
+    /// http only: the protocols (in lower case) a client may switch to with `Upgrade`, its
+    /// connection then tunnelled to the server; an upgrade to anything else is not passed on.
+    pub upgrades: Vec<String>,
+    /// TCP keepalive on accepted connections; `None`: off.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+}
+
+/// TCP keepalive probes on a connection (SO_KEEPALIVE); `None` leaves a setting to the kernel
+/// (net.ipv4.tcp_keepalive_time, _intvl, _probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpKeepalive {
+    /// Idle time before the first probe (TCP_KEEPIDLE).
+    pub idle: Option<Duration>,
+    /// Between probes (TCP_KEEPINTVL).
+    pub interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT).
+    pub count: Option<u32>,
 }
 
 /// TLS termination on a frontend.
@@ -179,6 +196,9 @@ pub struct FrontendTimeouts {
     pub request_header: Duration,
     /// Inactivity on the client connection (no byte either way) before it is closed.
     pub client_idle: Duration,
+    /// Inactivity on an upgraded connection (WebSocket), both sides together, before it is
+    /// closed.
+    pub tunnel: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +236,8 @@ pub struct Backend {
     /// TLS to the servers as written on the backend; `Server::tls` overrides it key by key
     /// (`UpstreamTls::of`).
     pub tls: Option<UpstreamTlsKeys>,
+    /// TCP keepalive on connections to servers; `None`: off.
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 impl Backend {

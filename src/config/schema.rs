@@ -84,6 +84,9 @@ pub struct FrontendSpec {
     pub request_id: Option<RequestIdSpec>,
     pub client_limits: Option<ClientLimitsSpec>,
     pub compression: Option<CompressionSpec>,
+    /// The protocols a client may switch to with `Upgrade`; `None`: WebSocket only.
+    pub upgrades: Option<Vec<String>>,
+    pub tcp_keepalive: Option<TcpKeepaliveSpec>,
 }
 
 /// A condition on a request; every key given must hold.
@@ -229,6 +232,7 @@ pub enum ModeSpec {
 pub struct FrontendTimeoutsSpec {
     pub request_header: Option<String>,
     pub client_idle: Option<String>,
+    pub tunnel: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +255,7 @@ pub struct BackendSpec {
     pub resolve: Option<ResolveSpec>,
     /// TLS to the servers; a server's own `tls` overrides it key by key.
     pub tls: Option<UpstreamTlsSpec>,
+    pub tcp_keepalive: Option<TcpKeepaliveSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -668,6 +673,48 @@ impl ScalarOrMap for RequestIdSpec {
     }
 }
 
+/// `tcp_keepalive:` on a frontend or backend: `true` for the kernel's timing, or
+/// `{ idle, interval, count }` (each optional).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TcpKeepaliveSpec {
+    /// `false` turns it off, as leaving it out does.
+    pub enabled: bool,
+    pub idle: Option<String>,
+    pub interval: Option<String>,
+    pub count: Option<u32>,
+}
+
+impl ScalarOrMap for TcpKeepaliveSpec {
+    const EXPECTING: &'static str = "true, false, or { idle, interval, count }";
+    fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
+        match kind {
+            Scalar::Bool => Ok(TcpKeepaliveSpec {
+                enabled: text == "true",
+                ..TcpKeepaliveSpec::default()
+            }),
+            _ => Err(E::invalid_value(
+                de::Unexpected::Str(&text),
+                &Self::EXPECTING,
+            )),
+        }
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            idle: Option<String>,
+            interval: Option<String>,
+            count: Option<u32>,
+        }
+        let fields: Fields = inline(map)?;
+        Ok(TcpKeepaliveSpec {
+            enabled: true,
+            idle: fields.idle,
+            interval: fields.interval,
+            count: fields.count,
+        })
+    }
+}
+
 macro_rules! deserialize_scalar_or_map {
     ($($type:ty),*) => {$(
         impl<'de> Deserialize<'de> for $type {
@@ -678,7 +725,13 @@ macro_rules! deserialize_scalar_or_map {
     )*};
 }
 
-deserialize_scalar_or_map!(MatchSpec, ValueTestSpec, DenySpec, RequestIdSpec);
+deserialize_scalar_or_map!(
+    MatchSpec,
+    ValueTestSpec,
+    DenySpec,
+    RequestIdSpec,
+    TcpKeepaliveSpec
+);
 
 impl<'de> Deserialize<'de> for OneOrMany {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -742,6 +795,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "backends[].persistence" => of::<PersistenceSpec>(),
         "backends[].resolve" => of::<ResolveSpec>(),
         "backends[].tls" | "backends[].servers[].tls" => of::<UpstreamTlsSpec>(),
+        "frontends[].tcp_keepalive" | "backends[].tcp_keepalive" => &["idle", "interval", "count"],
         "vrrp" => of::<VrrpSpec>(),
         "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
         "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),

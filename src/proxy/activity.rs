@@ -35,7 +35,7 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         // Only this connection's task writes it, so no read-modify-write instruction is needed.
         let progress = self.progress.load(Ordering::Relaxed);
         self.progress

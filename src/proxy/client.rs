@@ -1,11 +1,13 @@
 //! The client of one connection, with what its requests need of it worked out once.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use http::HeaderValue;
 
 use super::headers;
+use super::tunnel::Joined;
 use super::upstream::UpstreamPool;
 
 /// The client of a connection.
@@ -25,6 +27,12 @@ pub struct Client {
     /// streaming from them are gone.
     /// Made on first use, so other clients don't pay for it.
     private_pool: OnceLock<Arc<UpstreamPool>>,
+    /// An HTTP/1.1 connection's tunnel, once its request has been answered 101: run by the
+    /// connection's task after hyper hands the connection over, so the connection stays
+    /// counted (open, against `max_connections`, draining) until the tunnel ends.
+    tunnel: Mutex<Option<Joined>>,
+    /// Tunnels open on this (HTTP/2) connection: while there are any, it is not idle.
+    tunnels: AtomicUsize,
 }
 
 impl Client {
@@ -36,6 +44,8 @@ impl Client {
             scheme,
             sni: None,
             private_pool: OnceLock::new(),
+            tunnel: Mutex::new(None),
+            tunnels: AtomicUsize::new(0),
         }
     }
 
@@ -47,5 +57,40 @@ impl Client {
     /// The pool of connections that name this client in a PROXY header.
     pub fn private_pool(&self) -> &Arc<UpstreamPool> {
         (self.private_pool).get_or_init(|| Arc::new(UpstreamPool::private()))
+    }
+
+    /// Hands the connection's tunnel to its task, to run once hyper lets go of the connection.
+    pub fn set_tunnel(&self, tunnel: Joined) {
+        *self
+            .tunnel
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tunnel);
+    }
+
+    pub fn take_tunnel(&self) -> Option<Joined> {
+        (self
+            .tunnel
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+        .take()
+    }
+
+    /// Counts a tunnel open on this connection until the guard drops.
+    pub fn tunnel_opened(self: &Arc<Self>) -> TunnelOpen {
+        self.tunnels.fetch_add(1, Ordering::Relaxed);
+        TunnelOpen(Arc::clone(self))
+    }
+
+    /// Whether a tunnel is open on this connection.
+    pub fn has_tunnels(&self) -> bool {
+        self.tunnels.load(Ordering::Relaxed) > 0
+    }
+}
+
+pub struct TunnelOpen(Arc<Client>);
+
+impl Drop for TunnelOpen {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::Relaxed);
     }
 }

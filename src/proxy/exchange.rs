@@ -23,6 +23,7 @@ use super::local::Local;
 use super::request_id;
 use super::routing;
 use super::rule_actions::{self, Ruled};
+use super::tunnel::{self, Answer, Ends};
 use super::upstream::{ResponseBody, UpstreamPool};
 use super::FrontendRuntime;
 use crate::access_log::Record;
@@ -50,7 +51,8 @@ pub fn handle(
     pool: Arc<UpstreamPool>,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {
     async move {
-        let (client, pool) = (&*client, &pool);
+        let connection = &client;
+        let (client, pool) = (&**connection, &pool);
         frontend.stats.requests.increment(1);
         let draft = frontend.access_log.is_some().then(|| Draft {
             time: SystemTime::now(),
@@ -66,6 +68,7 @@ pub fn handle(
             trace: ServerTrace::default(),
         };
         let mut request = request;
+        let upgrade = tunnel::requested(&mut request, &account.frontend.config.upgrades);
         let checked = check(&request);
         let frontend = &*account.frontend;
         // What the client accepts, as it sent it, before any rule changes the request.
@@ -81,14 +84,26 @@ pub fn handle(
             Ok(backend) => {
                 let trace = &mut account.trace;
                 let headers = (&frontend.config.rules, &ruled.request_headers);
-                forward::forward(request, client, backend, headers, pool, trace).await
+                let asked = upgrade.as_deref();
+                forward::forward(request, client, backend, headers, asked, pool, trace).await
             }
             Err(local) => Err(local.clone()),
         };
+        let outcome = match (outcome, upgrade) {
+            (Ok((response, finish)), None) => Ok(Answer::Ordinary(response, finish)),
+            (Ok((response, finish)), Some(upgrade)) => tunnel::answer(response, finish, *upgrade),
+            (Err(local), _) => Err(local),
+        };
         let pages = &frontend.config.error_pages;
-        let (mut response, local) = match outcome {
-            Ok((response, finish)) => (upstream_response(response, finish).map(Either::Left), None),
-            Err(local) => (local.response(pages).map(Either::Right), Some(local)),
+        let (mut response, local, switched) = match outcome {
+            Ok(Answer::Ordinary(response, finish)) => {
+                let response = upstream_response(response, finish).map(Either::Left);
+                (response, None, None)
+            }
+            Ok(Answer::Switched(response, tunnel)) => {
+                (response.map(Either::Right), None, Some(tunnel))
+            }
+            Err(local) => (local.response(pages).map(Either::Right), Some(local), None),
         };
         (ruled.response_headers).apply(&frontend.config.rules, response.headers_mut());
         if let Some(config) = &frontend.config.compression {
@@ -98,6 +113,19 @@ pub fn handle(
             draft.request_id = ruled.request_id;
         }
         account.frontend.stats.response(response.status());
+        if let Some(tunnel) = switched {
+            let trace = &account.trace;
+            let server = (trace.backend.as_ref().zip(trace.server))
+                .map(|(backend, index)| Box::from(backend.servers[index].name.as_str()))
+                .unwrap_or_default();
+            tunnel.start(Ends {
+                client: Arc::clone(connection),
+                frontend: Arc::clone(&account.frontend),
+                server,
+                line: account.take_line(Some(response.status().as_u16())),
+            });
+            return response;
+        }
         let Some(line) = account.take_line(Some(response.status().as_u16())) else {
             return response;
         };

@@ -20,6 +20,7 @@ use super::http1_client::SendError;
 use super::local::{Local, NO_SERVER};
 use super::persistence;
 use super::rule_actions::HeaderChanges;
+use super::tunnel::Upgrade;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
 use crate::backend::{ActiveGuard, BackendState};
 use crate::balance::Key;
@@ -61,6 +62,7 @@ pub fn forward<'a>(
     client: &'a Client,
     backend: &'a Arc<BackendState>,
     request_headers: (&'a RuleSet, &'a HeaderChanges),
+    upgrade: Option<&'a Upgrade>,
     pool: &'a Arc<UpstreamPool>,
     trace: &'a mut ServerTrace,
 ) -> impl Future<Output = Result<(Response<ResponseBody>, Finish), Local>> + Send + 'a {
@@ -94,6 +96,12 @@ pub fn forward<'a>(
             backend.server_index(server)
         });
         let mut request = prepare_request(request, client, config.protocol, cookie);
+        // An h2 server is not asked to switch (RFC 8441 there is not implemented): the request
+        // goes as a plain one.
+        let upgrade = upgrade.filter(|_| config.protocol == UpstreamProtocol::Http11);
+        if let Some(upgrade) = upgrade {
+            upgrade.ask_server(request.headers_mut());
+        }
         request_headers
             .1
             .apply(request_headers.0, request.headers_mut());
@@ -116,8 +124,10 @@ pub fn forward<'a>(
                 protocol: config.protocol,
                 preamble: preamble.as_deref(),
                 tls: backend.tls(index),
+                tcp_keepalive: config.tcp_keepalive.as_ref(),
             };
-            let mut fresh = false;
+            // A connection that switches protocols is never pooled, nor taken from the pool.
+            let mut fresh = upgrade.is_some();
             loop {
                 let before = Instant::now();
                 let checkout = match pool.checkout(&target, fresh, before).await {

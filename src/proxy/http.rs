@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +47,9 @@ pub async fn serve<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let timeouts = frontend.load().config.timeouts;
-    let peer = client.address;
     let client = Arc::new(client);
+    // Kept to run a tunnel after hyper has handed the connection over.
+    let connection = Arc::clone(&client);
     let service = service_fn(move |request| {
         let answered = exchange::handle(
             request,
@@ -61,29 +61,34 @@ pub async fn serve<I>(
     });
     let io = TokioIo::new(io);
     let header_timeout = header_timeout(timeouts.request_header, waited);
-    let idle = activity.idle_timeout(timeouts.client_idle);
+    let idle = Idle {
+        activity: &activity,
+        limit: timeouts.client_idle,
+        client: &connection,
+    };
     // A connection whose version is settled gets hyper's server for it directly: the auto
     // server's detection and buffering are only for a plain connection that may be either.
     match versions {
         Versions::Http1 => {
-            let connection = http1::Builder::new()
+            let served = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .writev(false)
-                .serve_connection(io, service);
-            let connection = std::pin::pin!(connection);
-            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+                .serve_connection(io, service)
+                .with_upgrades();
+            let served = std::pin::pin!(served);
+            drive(served, |c| c.graceful_shutdown(), idle, draining).await;
         }
         // Boxed, these two: inline, their connections would size every connection's future,
         // copied in whole as each is accepted, at nearly twice what HTTP/1 needs.
         Versions::Http2 => {
-            let mut connection = Box::pin(
+            let mut served = Box::pin(
                 http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
+                    .enable_connect_protocol()
                     .serve_connection(io, service),
             );
-            let connection = connection.as_mut();
-            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+            drive(served.as_mut(), |c| c.graceful_shutdown(), idle, draining).await;
         }
         Versions::Detect => {
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -92,12 +97,28 @@ pub async fn serve<I>(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .writev(false);
-            builder.http2().timer(TokioTimer::new());
-            let mut connection = Box::pin(builder.serve_connection(io, service));
-            let connection = connection.as_mut();
-            drive(connection, |c| c.graceful_shutdown(), idle, draining, peer).await;
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .enable_connect_protocol();
+            let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
+            drive(served.as_mut(), |c| c.graceful_shutdown(), idle, draining).await;
         }
     }
+    // An HTTP/1.1 connection that switched protocols: hyper has let go of it.
+    if connection.has_tunnels() {
+        if let Some(tunnel) = connection.take_tunnel() {
+            tunnel.await;
+        }
+    }
+}
+
+/// When a connection is idle: no byte either way for `limit`, and no tunnel open on it (an
+/// HTTP/2 connection's tunnels have `timeouts.tunnel` of their own).
+struct Idle<'a> {
+    activity: &'a Activity,
+    limit: Duration,
+    client: &'a Client,
 }
 
 /// Runs a served connection until it ends or goes idle; once draining starts, asks it to finish
@@ -105,14 +126,14 @@ pub async fn serve<I>(
 async fn drive<C, E>(
     mut connection: Pin<&mut C>,
     graceful_shutdown: impl Fn(Pin<&mut C>),
-    idle: impl Future<Output = ()>,
+    watch: Idle<'_>,
     mut draining: UntilTrue,
-    peer: SocketAddr,
 ) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    let mut idle = std::pin::pin!(idle);
+    let peer = watch.client.address;
+    let mut idle = std::pin::pin!(watch.activity.idle_timeout(watch.limit));
     let mut closing = false;
     loop {
         // Biased: the connection is what wakes the task nearly every time, so it goes first,
@@ -126,6 +147,10 @@ async fn drive<C, E>(
                 return;
             }
             () = idle.as_mut() => {
+                if watch.client.has_tunnels() {
+                    idle.set(watch.activity.idle_timeout(watch.limit));
+                    continue;
+                }
                 tracing::debug!(client = %peer, "client idle timeout");
                 return;
             }

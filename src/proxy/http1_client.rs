@@ -135,8 +135,8 @@ impl Connection {
         request: Request<B>,
     ) -> impl Future<Output = Result<Response<ResponseBody<B>>, SendError<B>>> {
         async move {
-            let chunked = match encode_head(&request, &mut self.output) {
-                Ok(chunked) => chunked,
+            let (chunked, upgrade) = match encode_head(&request, &mut self.output) {
+                Ok(encoded) => encoded,
                 Err(error) => return Err(SendError::Failed(error)),
             };
             let mut written = 0;
@@ -162,20 +162,28 @@ impl Connection {
             let mut exchange = Exchange {
                 connection: self,
                 upload: Upload::new(request.into_body(), chunked, expects_continue),
+                upgrade,
             };
             let mut head = poll_fn(|cx| exchange.poll_head(cx))
                 .await
                 .map_err(SendError::exchange)?;
-            let framing = framing(&head, head_request).map_err(SendError::Failed)?;
+            // A switch of protocols has no body: what follows its head is the new protocol's.
+            let switched = head.status == StatusCode::SWITCHING_PROTOCOLS;
+            let framing = match switched {
+                true => Delimiting::Length(0),
+                false => framing(&head, head_request).map_err(SendError::Failed)?,
+            };
             if framing == Delimiting::ChunkedThenClose {
                 // Chunked framing wins (RFC 9112 §6.3); the client must not be told the length.
                 head.headers.remove(header::CONTENT_LENGTH);
             }
-            let reusable = persistent_request && head.persistent && framing.keeps_connection();
+            let reusable =
+                !switched && persistent_request && head.persistent && framing.keeps_connection();
             let mut response = Response::new(ResponseBody {
                 exchange: Some(exchange),
                 framing: framing.into(),
                 reusable,
+                switched,
             });
             *response.status_mut() = head.status;
             *response.version_mut() = head.version;
@@ -185,11 +193,15 @@ impl Connection {
     }
 }
 
-/// Writes `request`'s head into `out`; says whether its body goes chunked. A body goes with a
+/// Writes `request`'s head into `out`; says whether its body goes chunked, and whether it asks
+/// to switch protocols (has an Upgrade header, which only a tunnelled request keeps). A body goes with a
 /// Content-Length when its length is known (even if a client's Connection header named
 /// Content-Length and so removed it); chunked otherwise, and never in an HTTP/1.0 request
 /// (RFC 9112 §6.1), which must then have a known length.
-fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> io::Result<bool> {
+fn encode_head<B: RequestBody>(
+    request: &Request<B>,
+    out: &mut Vec<u8>,
+) -> io::Result<(bool, bool)> {
     out.clear();
     let headers = request.headers();
     let body = request.body();
@@ -211,7 +223,9 @@ fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> io::R
     // The length is this hop's own, written below; a client's Transfer-Encoding stays with a
     // chunked body (it may name a coding before chunked, which goes on as it came).
     let client_coding = chunked && headers.contains_key(header::TRANSFER_ENCODING);
+    let mut upgrade = false;
     for (name, value) in headers {
+        upgrade |= name == header::UPGRADE;
         let framing =
             name == header::CONTENT_LENGTH || (name == header::TRANSFER_ENCODING && !client_coding);
         if length.is_some() && framing {
@@ -232,13 +246,15 @@ fn encode_head<B: RequestBody>(request: &Request<B>, out: &mut Vec<u8>) -> io::R
         Some(None) | None => {}
     }
     out.extend_from_slice(b"\r\n");
-    Ok(chunked)
+    Ok((chunked, upgrade))
 }
 
 /// A request in progress on a connection: its body going up, the answer coming down.
 struct Exchange<B> {
     connection: Connection,
     upload: Upload<B>,
+    /// The request asked to switch protocols, so a 101 is its answer, not an error.
+    upgrade: bool,
 }
 
 impl<B: RequestBody> Exchange<B> {
@@ -249,7 +265,10 @@ impl<B: RequestBody> Exchange<B> {
             if let Some(head) = parse_head(&mut self.connection.input)? {
                 if head.status.is_informational() {
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        return Poll::Ready(Err(invalid("protocol upgrades are not proxied")));
+                        if self.upgrade {
+                            return Poll::Ready(Ok(head));
+                        }
+                        return Poll::Ready(Err(invalid("a switch of protocols nobody asked for")));
                     }
                     // The server wants the body: reading it from the client is what has hyper
                     // send the client its own 100. Other interim answers (102, 103) say
@@ -326,6 +345,8 @@ pub struct ResponseBody<B> {
     framing: Framing,
     /// Whether the connection may carry another request once this body is read.
     reusable: bool,
+    /// The answer is a 101: the connection now carries another protocol.
+    switched: bool,
 }
 
 impl<B: RequestBody> ResponseBody<B> {
@@ -338,6 +359,17 @@ impl<B: RequestBody> ResponseBody<B> {
         let exchange = self.exchange.take()?;
         (exchange.upload.is_done() && exchange.connection.input.is_empty())
             .then_some(exchange.connection)
+    }
+
+    /// After a 101, the connection for the new protocol, with what the server already sent
+    /// in it. Only once the request body has all gone up: the server reads the new protocol
+    /// right after it.
+    pub fn take_switched(&mut self) -> Option<(ServerStream, BytesMut)> {
+        if !self.switched || !self.exchange.as_ref()?.upload.is_done() {
+            return None;
+        }
+        let connection = self.exchange.take()?.connection;
+        Some((connection.socket, connection.input))
     }
 }
 
@@ -626,7 +658,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn interim_responses_are_skipped_and_upgrades_refused() {
+    async fn interim_responses_are_skipped_and_a_switch_not_asked_for_refused() {
         let interim_then_final =
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let (answer, _server) = get_answered(interim_then_final).await;
@@ -640,6 +672,36 @@ mod tests {
             answer,
             Err(SendError::Failed(error)) if error.kind() == io::ErrorKind::InvalidData
         ));
+    }
+
+    #[tokio::test]
+    async fn a_switch_asked_for_hands_over_the_connection_with_what_followed_the_head() {
+        let (connection, mut server) = connected().await;
+        let request = Request::get("/chat")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let exchange = tokio::spawn(connection.send(request));
+        let head = read_until(&mut server, b"\r\n\r\n").await;
+        assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+        (server.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nfirst"))
+            .await
+            .unwrap();
+        let mut response = exchange.await.unwrap().unwrap();
+        assert_eq!(response.status(), 101);
+        assert!(
+            response.body_mut().take_reusable().is_none(),
+            "never pooled"
+        );
+        let (mut socket, already) = response.body_mut().take_switched().unwrap();
+        assert_eq!(&already[..], b"first");
+        server.write_all(b" then more").await.unwrap();
+        let mut more = [0; 10];
+        tokio::io::AsyncReadExt::read_exact(&mut socket, &mut more)
+            .await
+            .unwrap();
+        assert_eq!(&more, b" then more");
     }
 
     #[tokio::test]

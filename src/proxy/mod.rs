@@ -22,6 +22,7 @@ pub mod routing;
 mod rule_actions;
 pub mod socket;
 pub mod tcp;
+pub mod tunnel;
 pub mod upstream;
 mod upstream_tls;
 
@@ -187,6 +188,9 @@ fn serve(
     let draining = drain.subscribe();
     tokio::spawn(async move {
         let current = frontend.load_full();
+        if let Some(keepalive) = &current.config.tcp_keepalive {
+            socket::keep_alive(&stream, keepalive);
+        }
         let session = Session::open(&current.stats);
         match current.config.mode {
             Mode::Http => {

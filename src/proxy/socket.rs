@@ -9,6 +9,8 @@ use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::config::TcpKeepalive;
+
 pub struct Socket(pub TcpStream);
 
 impl AsyncRead for Socket {
@@ -49,6 +51,24 @@ impl AsyncWrite for Socket {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// Turns on TCP keepalive probes on `stream` as `keepalive` says; a failure (which would be
+/// this host's) is logged and the connection goes on without.
+pub fn keep_alive(stream: &TcpStream, keepalive: &TcpKeepalive) {
+    let mut params = socket2::TcpKeepalive::new();
+    if let Some(idle) = keepalive.idle {
+        params = params.with_time(idle);
+    }
+    if let Some(interval) = keepalive.interval {
+        params = params.with_interval(interval);
+    }
+    if let Some(count) = keepalive.count {
+        params = params.with_retries(count);
+    }
+    if let Err(error) = SockRef::from(stream).set_tcp_keepalive(&params) {
+        tracing::debug!(%error, "tcp_keepalive not set");
     }
 }
 

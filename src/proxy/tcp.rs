@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::attempt::{Attempt, Attempts};
+use super::socket;
 use super::upstream_tls::ServerStream;
 use super::FrontendRuntime;
 use crate::access_log::Record;
@@ -96,6 +97,9 @@ async fn connect<'a>(
         let connecting = async {
             let mut stream = TcpStream::connect(address).await?;
             let _ = stream.set_nodelay(true);
+            if let Some(keepalive) = &backend.config.tcp_keepalive {
+                socket::keep_alive(&stream, keepalive);
+            }
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;
             }

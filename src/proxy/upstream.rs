@@ -26,8 +26,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::http1_client::{self, SendError};
+use super::socket;
 use super::upstream_tls::ServerStream;
-use crate::config::UpstreamProtocol;
+use crate::config::{TcpKeepalive, UpstreamProtocol};
 use crate::tls::upstream::Origination;
 
 /// Idle HTTP/1.1 connections a worker keeps per server; beyond that they are closed.
@@ -103,6 +104,14 @@ impl ResponseBody {
             ResponseBody::Http2(_) => None,
         }
     }
+
+    /// After a 101 from an HTTP/1.1 server: its connection, and what it sent after the head.
+    pub fn take_switched(&mut self) -> Option<(ServerStream, bytes::BytesMut)> {
+        match self {
+            ResponseBody::Http1(body) => body.take_switched(),
+            ResponseBody::Http2(_) => None,
+        }
+    }
 }
 
 impl Body for ResponseBody {
@@ -143,6 +152,7 @@ pub struct Target<'a> {
     pub preamble: Option<&'a [u8]>,
     /// TLS to the server, after the preamble; `None`: plain.
     pub tls: Option<&'a Origination>,
+    pub tcp_keepalive: Option<&'a TcpKeepalive>,
 }
 
 impl Target<'_> {
@@ -375,6 +385,9 @@ async fn connect(target: &Target<'_>) -> io::Result<(ServerStream, UpstreamProto
     let connecting = async {
         let mut stream = TcpStream::connect(target.address).await?;
         stream.set_nodelay(true)?;
+        if let Some(keepalive) = target.tcp_keepalive {
+            socket::keep_alive(&stream, keepalive);
+        }
         if let Some(preamble) = target.preamble {
             stream.write_all(preamble).await?;
         }
@@ -431,6 +444,7 @@ mod tests {
             protocol: UpstreamProtocol::Http11,
             preamble: None,
             tls: None,
+            tcp_keepalive: None,
         };
         let start = Instant::now();
         let mut at = [start, start + Duration::from_secs(1), start + MAX_IDLE_TIME].into_iter();

@@ -68,6 +68,7 @@ impl Validator {
         self.numbered_names_free(&at, &servers);
         let persistence =
             (spec.persistence).map(|persistence| self.persistence(&at, persistence, &servers));
+        let tcp_keepalive = self.tcp_keepalive(&at, spec.tcp_keepalive);
         let backend = Backend {
             name: spec.name,
             balance,
@@ -87,6 +88,7 @@ impl Validator {
             },
             resolve: self.resolve(&at, spec.resolve),
             tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
+            tcp_keepalive,
         };
         for (index, server) in backend.servers.iter().enumerate() {
             self.merged_upstream_tls(&format!("{at}.servers[{index}]"), &backend, server);

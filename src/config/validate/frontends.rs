@@ -86,6 +86,7 @@ impl Validator {
                 DEFAULT_CLIENT_IDLE,
                 MAX_CLIENT_TIMEOUT,
             ),
+            tunnel: self.tunnel_timeout(&at, mode, spec.timeouts.tunnel.as_deref()),
         };
         self.http_only(&at, mode, &spec);
         let tls = spec.tls.map(|tls| self.tls(&format!("{at}.tls"), tls));
@@ -108,6 +109,8 @@ impl Validator {
         let client_limits = self.client_limits(&at, spec.client_limits);
         let compression =
             (spec.compression).map(|c| self.compression(&format!("{at}.compression"), c));
+        let upgrades = self.upgrades(&at, mode, spec.upgrades);
+        let tcp_keepalive = self.tcp_keepalive(&at, spec.tcp_keepalive);
         Frontend {
             name: spec.name,
             listen,
@@ -122,6 +125,8 @@ impl Validator {
             request_id,
             client_limits,
             compression,
+            upgrades,
+            tcp_keepalive,
         }
     }
 

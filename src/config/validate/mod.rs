@@ -8,12 +8,14 @@ mod edge;
 mod fields;
 mod frontends;
 mod health_check;
+mod keepalive;
 mod node;
 mod rate_limit;
 mod resolve;
 mod rules;
 #[cfg(test)]
 mod test_support;
+mod upgrades;
 mod upstream_tls;
 mod vrrp;
 
@@ -162,6 +164,7 @@ mod tests {
                     timeouts: FrontendTimeouts {
                         request_header: Duration::from_secs(10),
                         client_idle: Duration::from_secs(60),
+                        tunnel: Duration::from_secs(3600),
                     },
                     accept_proxy: false,
                     tls: None,
@@ -170,6 +173,8 @@ mod tests {
                     request_id: None,
                     client_limits: None,
                     compression: None,
+                    upgrades: vec!["websocket".into()],
+                    tcp_keepalive: None,
                 }],
                 backends: vec![Backend {
                     name: "b".into(),
@@ -201,6 +206,7 @@ mod tests {
                     protocol: UpstreamProtocol::Http11,
                     resolve: Resolve::default(),
                     tls: None,
+                    tcp_keepalive: None,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
