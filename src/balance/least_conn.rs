@@ -38,6 +38,7 @@ impl Selector for LeastConn {
                 continue;
             }
             let active = servers.active(index);
+            let weight = servers.effective_weight(index, weight);
             // active / weight < best_active / best_weight, cross-multiplied: exact, and widened
             // so no count can overflow.
             let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u32)| {
@@ -68,8 +69,8 @@ mod tests {
 
     fn loaded(active: &[u64]) -> View {
         View {
-            up: vec![true; active.len()],
             active: active.to_vec(),
+            ..View::all_up(active.len())
         }
     }
 
@@ -124,8 +125,22 @@ mod tests {
         let view = View {
             up: vec![true, true, false, true, true],
             active: vec![0, 3, 0, 0, 3],
+            ..View::all_up(5)
         };
         assert_eq!(picks(&selector, &view, 6), [0, 3, 0, 3, 0, 3]);
+    }
+
+    #[test]
+    fn skips_full_servers_and_weighs_ramping_ones_by_their_effective_weight() {
+        let selector = LeastConn::new(&servers(&[4, 4, 4]));
+        let mut view = loaded(&[0, 2, 3]);
+        view.full[0] = true;
+        assert_eq!(selector.pick(&view, &KEY, &[]), Some(1));
+        // 3/4 < 2/1: the ramping server counts as more loaded.
+        view.ramped[1] = Some(1);
+        assert_eq!(selector.pick(&view, &KEY, &[]), Some(2));
+        view.full = vec![true; 3];
+        assert_eq!(selector.pick(&view, &KEY, &[]), None);
     }
 
     #[test]
@@ -138,7 +153,7 @@ mod tests {
     fn none_when_no_server_is_eligible() {
         let down = View {
             up: vec![false; 2],
-            active: vec![0; 2],
+            ..View::all_up(2)
         };
         assert_eq!(
             LeastConn::new(&servers(&[1, 1])).pick(&down, &KEY, &[]),
@@ -155,6 +170,7 @@ mod tests {
         let view = View {
             up: vec![true, true, true, false],
             active: vec![4, 1, 6, 0],
+            ..View::all_up(4)
         };
         assert_eq!(retry_order(&selector, &view, &KEY), [1, 2, 0]);
         assert_eq!(retry_order(&selector, &view, &KEY), [1, 2, 0]);

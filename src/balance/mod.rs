@@ -12,6 +12,12 @@ pub trait ServerView {
     fn is_up(&self, server: usize) -> bool;
     /// Active connections (tcp) or in-flight requests (http).
     fn active(&self, server: usize) -> u64;
+    /// Below its `max_connections` (always, without one). Selectors skip a full server as a
+    /// down one, except the hashes: their key belongs to one server, which it waits for.
+    fn has_room(&self, server: usize) -> bool;
+    /// The weight to balance by now for a server configured with `weight`: less while slow
+    /// start ramps it up.
+    fn effective_weight(&self, server: usize, weight: u32) -> u32;
 }
 
 /// What a request offers to the hashing selectors.
@@ -28,11 +34,14 @@ pub trait Selector: Send + Sync {
     fn pick(&self, servers: &dyn ServerView, key: &Key<'_>, exclude: &[usize]) -> Option<usize>;
 }
 
+mod first_up;
 mod hash;
 mod least_conn;
 mod round_robin;
+pub mod slow_start;
 mod weighted_round_robin;
 
+pub use first_up::FirstUp;
 pub use hash::{Hash, HashOn};
 pub use least_conn::LeastConn;
 pub use round_robin::RoundRobin;
@@ -56,7 +65,15 @@ pub fn selector(balance: Balance, servers: &[Server]) -> Box<dyn Selector> {
 /// they are built, so only what changes per request is checked here; the exclusion list comes
 /// first as it is cheaper than asking the view.
 fn available(servers: &dyn ServerView, server: usize, exclude: &[usize]) -> bool {
-    !exclude.contains(&server) && servers.is_up(server)
+    !exclude.contains(&server) && servers.is_up(server) && servers.has_room(server)
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +87,10 @@ mod testing {
     pub struct View {
         pub up: Vec<bool>,
         pub active: Vec<u64>,
+        /// Servers at their `max_connections`.
+        pub full: Vec<bool>,
+        /// Effective weights of ramping servers; `None`: the configured one.
+        pub ramped: Vec<Option<u32>>,
     }
 
     impl View {
@@ -77,6 +98,8 @@ mod testing {
             Self {
                 up: vec![true; n],
                 active: vec![0; n],
+                full: vec![false; n],
+                ramped: vec![None; n],
             }
         }
     }
@@ -89,6 +112,14 @@ mod testing {
         fn active(&self, server: usize) -> u64 {
             self.active[server]
         }
+
+        fn has_room(&self, server: usize) -> bool {
+            !self.full[server]
+        }
+
+        fn effective_weight(&self, server: usize, weight: u32) -> u32 {
+            self.ramped[server].unwrap_or(weight)
+        }
     }
 
     /// Servers named `s0`, `s1`... with these weights.
@@ -100,6 +131,9 @@ mod testing {
                 name: format!("s{i}"),
                 address: ([10, 0, 0, 1], 8000 + i as u16).into(),
                 weight,
+                backup: false,
+                max_connections: None,
+                slow_start: None,
             })
             .collect()
     }
@@ -171,14 +205,14 @@ mod tests {
     #[test]
     fn each_balance_setting_gets_its_algorithm() {
         let list = servers(&[3, 1]);
-        let view = View::all_up(2);
-        let rotation = |balance| picks(&*selector(balance, &list), &view, 4);
-        assert_eq!(rotation(Balance::RoundRobin), [0, 1, 0, 1]);
-        assert_eq!(rotation(Balance::WeightedRoundRobin), [0, 0, 1, 0]);
+        let five_one_one = servers(&[5, 1, 1]);
+        let rotation = |balance| picks(&*selector(balance, &five_one_one), &View::all_up(3), 7);
+        assert_eq!(rotation(Balance::RoundRobin), [0, 0, 0, 1, 2, 0, 0]);
+        assert_eq!(rotation(Balance::WeightedRoundRobin), [0, 0, 1, 0, 2, 0, 0]);
 
         let loaded = View {
-            up: vec![true, true],
             active: vec![9, 1],
+            ..View::all_up(2)
         };
         let least = selector(Balance::LeastConn, &list);
         assert_eq!(least.pick(&loaded, &KEY, &[]), Some(1));

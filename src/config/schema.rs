@@ -247,6 +247,30 @@ pub struct BackendSpec {
     pub persistence: Option<PersistenceSpec>,
     pub send_proxy: Option<ProxyVersionSpec>,
     pub protocol: Option<UpstreamProtocolSpec>,
+    pub all_backups: Option<bool>,
+    pub queue_timeout: Option<String>,
+    pub queue_size: Option<u32>,
+    pub slow_start: Option<String>,
+    pub on_down: Option<OnDownSpec>,
+    pub on_up: Option<OnUpSpec>,
+}
+
+/// What happens to a server's sessions when it is marked down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDownSpec {
+    /// They carry on until they end (the default).
+    KeepSessions,
+    ShutdownSessions,
+}
+
+/// What happens to the backup servers' sessions when a primary comes back up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUpSpec {
+    /// They carry on until they end (the default).
+    KeepBackupSessions,
+    ShutdownBackupSessions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +337,9 @@ pub struct ServerSpec {
     pub name: String,
     pub address: String,
     pub weight: Option<u32>,
+    pub backup: Option<bool>,
+    pub max_connections: Option<u32>,
+    pub slow_start: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -46,6 +46,7 @@ impl Validator {
             DEFAULT_RESPONSE_TIMEOUT,
             MAX_RESPONSE_TIMEOUT,
         );
+        let roles = self.backend_roles(&at, &spec, connect_timeout);
         let health_check = spec
             .health_check
             .map(|check| self.health_check(&format!("{at}.health_check"), check));
@@ -59,7 +60,9 @@ impl Validator {
             .servers
             .into_iter()
             .enumerate()
-            .map(|(index, server)| self.server(&format!("{at}.servers[{index}]"), server))
+            .map(|(index, server)| {
+                self.server(&format!("{at}.servers[{index}]"), server, roles.slow_start)
+            })
             .collect();
         self.unique_names(
             &format!("{at}.servers"),
@@ -85,10 +88,21 @@ impl Validator {
                 None | Some(UpstreamProtocolSpec::Http11) => UpstreamProtocol::Http11,
                 Some(UpstreamProtocolSpec::H2) => UpstreamProtocol::H2,
             },
+            all_backups: roles.all_backups,
+            queue_timeout: roles.queue_timeout,
+            queue_size: roles.queue_size,
+            shutdown_sessions_on_down: roles.shutdown_sessions_on_down,
+            shutdown_backup_sessions_on_up: roles.shutdown_backup_sessions_on_up,
         }
     }
 
-    fn server(&mut self, at: &str, spec: ServerSpec) -> Server {
+    fn server(
+        &mut self,
+        at: &str,
+        spec: ServerSpec,
+        backend_slow_start: Option<std::time::Duration>,
+    ) -> Server {
+        let (max_connections, slow_start) = self.server_limits(at, &spec, backend_slow_start);
         self.non_empty(format!("{at}.name"), &spec.name);
         let address = self
             .socket_address(format!("{at}.address"), &spec.address)
@@ -104,6 +118,9 @@ impl Validator {
             name: spec.name,
             address,
             weight,
+            backup: spec.backup.unwrap_or(false),
+            max_connections,
+            slow_start,
         }
     }
 }

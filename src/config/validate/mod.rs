@@ -11,6 +11,7 @@ mod health_check;
 mod node;
 mod rate_limit;
 mod rules;
+mod server_roles;
 #[cfg(test)]
 mod test_support;
 mod vrrp;
@@ -190,10 +191,18 @@ mod tests {
                         name: "s".into(),
                         address: "127.0.0.1:81".parse().unwrap(),
                         weight: 1,
+                        backup: false,
+                        max_connections: None,
+                        slow_start: None,
                     }],
                     persistence: None,
                     send_proxy: None,
                     protocol: UpstreamProtocol::Http11,
+                    all_backups: false,
+                    queue_timeout: Duration::from_secs(2),
+                    queue_size: 1024,
+                    shutdown_sessions_on_down: false,
+                    shutdown_backup_sessions_on_up: false,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
