@@ -281,7 +281,7 @@ impl ServerView for BackendState {
         self.servers[server].has_room()
     }
 
-    fn effective_weight(&self, server: usize, weight: u32) -> u32 {
+    fn effective_weight(&self, server: usize, weight: u32) -> u64 {
         self.servers[server].effective_weight(weight)
     }
 }
@@ -378,15 +378,16 @@ impl ServerState {
         (self.limit.as_ref()).is_none_or(|limit| self.active.load(Ordering::Relaxed) < limit.max)
     }
 
-    /// `weight`, or less while the server ramps up after coming back (slow start). The clock is
-    /// read only during a ramp.
-    pub fn effective_weight(&self, weight: u32) -> u32 {
+    /// `weight` in `slow_start::SCALE`ths, or less while the server ramps up after coming back
+    /// (slow start). The clock is read only during a ramp.
+    pub fn effective_weight(&self, weight: u32) -> u64 {
+        let full = balance::slow_start::full(weight);
         let Some(slow_start) = self.slow_start else {
-            return weight;
+            return full;
         };
         let started = self.ramp_started.load(Ordering::Relaxed);
         if started == 0 {
-            return weight;
+            return full;
         }
         let since_up = Duration::from_nanos(clock().saturating_sub(started));
         if since_up >= slow_start {
@@ -396,7 +397,7 @@ impl ServerState {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
-            return weight;
+            return full;
         }
         balance::slow_start::effective_weight(weight, slow_start, since_up)
     }
@@ -708,13 +709,21 @@ mod tests {
         let mut config = backend().config;
         config.servers[0].slow_start = Some(Duration::from_secs(3600));
         let backend = BackendState::new(config, None);
-        assert_eq!(backend.servers[0].effective_weight(100), 100, "at start-up");
+        let full = balance::slow_start::full(100);
+        assert_eq!(
+            backend.servers[0].effective_weight(100),
+            full,
+            "at start-up"
+        );
         backend.servers[0].record_check(false, "refused");
         backend.servers[0].record_check(true, "");
-        assert_eq!(backend.servers[0].effective_weight(100), 1, "just back up");
+        assert!(
+            backend.servers[0].effective_weight(100) < full / 1000,
+            "just back up"
+        );
         assert_eq!(
             backend.servers[1].effective_weight(100),
-            100,
+            full,
             "no slow start"
         );
     }

@@ -31,7 +31,7 @@ impl Selector for LeastConn {
         }
         // Concurrent picks each take their own start, so a burst onto idle servers spreads out.
         let start = self.next.fetch_add(1, Relaxed);
-        let mut best: Option<(usize, usize, u64, u32)> = None;
+        let mut best: Option<(usize, usize, u64, u64)> = None;
         for offset in 0..len {
             let (index, weight) = self.servers[(start % len + offset) % len];
             if !available(servers, index, exclude) {
@@ -41,7 +41,7 @@ impl Selector for LeastConn {
             let weight = servers.effective_weight(index, weight);
             // active / weight < best_active / best_weight, cross-multiplied: exact, and widened
             // so no count can overflow.
-            let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u32)| {
+            let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u64)| {
                 u128::from(active) * u128::from(best_weight)
                     < u128::from(best_active) * u128::from(weight)
             };
@@ -137,7 +137,7 @@ mod tests {
         view.full[0] = true;
         assert_eq!(selector.pick(&view, &KEY, &[]), Some(1));
         // 3/4 < 2/1: the ramping server counts as more loaded.
-        view.ramped[1] = Some(1);
+        view.ramped[1] = Some(super::super::slow_start::SCALE);
         assert_eq!(selector.pick(&view, &KEY, &[]), Some(2));
         view.full = vec![true; 3];
         assert_eq!(selector.pick(&view, &KEY, &[]), None);

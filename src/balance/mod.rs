@@ -15,9 +15,9 @@ pub trait ServerView {
     /// Below its `max_connections` (always, without one). Selectors skip a full server as a
     /// down one, except the hashes: their key belongs to one server, which it waits for.
     fn has_room(&self, server: usize) -> bool;
-    /// The weight to balance by now for a server configured with `weight`: less while slow
-    /// start ramps it up.
-    fn effective_weight(&self, server: usize, weight: u32) -> u32;
+    /// The weight to balance by now for a server configured with `weight`, in
+    /// [`slow_start::SCALE`]ths: less than its full weight while slow start ramps it up.
+    fn effective_weight(&self, server: usize, weight: u32) -> u64;
 }
 
 /// What a request offers to the hashing selectors.
@@ -89,8 +89,9 @@ mod testing {
         pub active: Vec<u64>,
         /// Servers at their `max_connections`.
         pub full: Vec<bool>,
-        /// Effective weights of ramping servers; `None`: the configured one.
-        pub ramped: Vec<Option<u32>>,
+        /// Effective weights of ramping servers, in `slow_start::SCALE`ths; `None`: the
+        /// configured one.
+        pub ramped: Vec<Option<u64>>,
     }
 
     impl View {
@@ -117,8 +118,8 @@ mod testing {
             !self.full[server]
         }
 
-        fn effective_weight(&self, server: usize, weight: u32) -> u32 {
-            self.ramped[server].unwrap_or(weight)
+        fn effective_weight(&self, server: usize, weight: u32) -> u64 {
+            self.ramped[server].unwrap_or(super::slow_start::full(weight))
         }
     }
 

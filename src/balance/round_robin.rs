@@ -104,11 +104,12 @@ impl Rotation {
             }
             let weight = self.weights[server];
             let effective = servers.effective_weight(server, weight);
-            if effective >= weight
+            let full = slow_start::full(weight);
+            if effective >= full
                 || slow_start::takes_turn(
                     self.offered[server].fetch_add(1, Relaxed),
                     effective,
-                    weight,
+                    full,
                 )
             {
                 return Some(pos);
@@ -165,11 +166,13 @@ mod tests {
 
     #[test]
     fn a_ramping_server_takes_its_effective_share_and_the_rest_go_to_the_others() {
+        use super::super::slow_start::SCALE;
         let selector = RoundRobin::new(&servers(&[4, 4]));
         let mut view = View::all_up(2);
-        view.ramped[1] = Some(1);
+        // A quarter of its weight.
+        view.ramped[1] = Some(SCALE);
         assert_eq!(tally(&selector, &view, 500), [400, 100]);
-        view.ramped[1] = Some(4);
+        view.ramped[1] = Some(4 * SCALE);
         assert_eq!(tally(&selector, &view, 800), [400, 400]);
         // Alone, a ramping server still takes every request.
         view.up[0] = false;
