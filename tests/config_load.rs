@@ -206,7 +206,7 @@ fn an_unknown_key_names_the_allowed_ones() {
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
           `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
           `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`"
+          `protocol`, `all_backups`, `queue_timeout`, `queue_size`, `slow_start`, `on_down`, `on_up`"
         ]
     );
 }
