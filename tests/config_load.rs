@@ -687,15 +687,17 @@ vrrp:
         [
             "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
              of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
-             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, \
+             `all_backups`, `queue_timeout`, `queue_size`, `slow_start`, `on_down`, `on_up`",
             "inline.yaml:6:30: backends[0].servers[0].address: invalid socket address \
              \"127.0.0.1:99999\"; write IP:port such as 127.0.0.1:8080 or [::1]:8080 (host names \
              are not resolved)",
             "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
-             one of `name`, `address`, `weight`",
+             one of `name`, `address`, `weight`, `backup`, `max_connections`, `slow_start`",
             "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
              `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
-             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`",
+             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `all_backups`, \
+             `queue_timeout`, `queue_size`, `slow_start`, `on_down`, `on_up`",
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
              expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
         ]
