@@ -167,7 +167,7 @@ fn backend_status(backend: &BackendState) -> BackendStatus {
         current_sessions: servers.iter().map(|server| server.current_sessions).sum(),
         servers,
         backup_servers: backend.backups_up(),
-        current_queue: backend.queue.len(),
+        current_queue: backend.queue.waiting(),
     }
 }
 
@@ -192,7 +192,7 @@ fn server_status(
         max_connections: server.max_connections(),
         // Only the hashes queue for one server, and only limited servers are waited for.
         current_queue: match server.max_connections() {
-            Some(_) => queue.len_for(server),
+            Some(_) => queue.waiting_for(server),
             None => 0,
         },
     }

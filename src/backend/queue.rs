@@ -63,12 +63,12 @@ impl Queue {
         self.capacity.store(capacity, Relaxed);
     }
 
-    pub fn len(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.len.load(Relaxed)
     }
 
     /// Waiters for `server` alone (the hashes'), for metrics.
-    pub fn len_for(&self, server: &Arc<ServerState>) -> usize {
+    pub fn waiting_for(&self, server: &Arc<ServerState>) -> usize {
         let target = Some(identity(server));
         (self.lock().waiters.iter())
             .filter(|waiter| waiter.target == target)

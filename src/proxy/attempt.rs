@@ -232,7 +232,7 @@ mod tests {
                 "every server is full: it waits"
             );
             assert!(futures_util::poll!(&mut fourth).is_pending());
-            assert_eq!(backend.queue.len(), 2);
+            assert_eq!(backend.queue.waiting(), 2);
             let freed = second.index;
             drop(second);
             let third = third.await.expect("the first waiter gets the slot");
@@ -244,7 +244,7 @@ mod tests {
             drop(first);
             (third, fourth.await.expect("then the second"))
         };
-        assert_eq!(backend.queue.len(), 0);
+        assert_eq!(backend.queue.waiting(), 0);
         assert!(backend
             .servers
             .iter()
@@ -269,7 +269,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert_eq!(waiting.await.err(), Some(Refused::QueueTimeout));
         assert_eq!(started.elapsed(), backend.config.queue_timeout);
-        assert_eq!(backend.queue.len(), 0);
+        assert_eq!(backend.queue.waiting(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -283,7 +283,7 @@ mod tests {
             tokio::pin!(gone);
             assert!(futures_util::poll!(&mut gone).is_pending());
         }
-        assert_eq!(backend.queue.len(), 0, "its place is given up");
+        assert_eq!(backend.queue.waiting(), 0, "its place is given up");
         let stays = stays.next();
         tokio::pin!(stays);
         assert!(futures_util::poll!(&mut stays).is_pending());
@@ -303,7 +303,7 @@ mod tests {
         assert!(futures_util::poll!(&mut waiting).is_pending());
         let other = 1 - own.index;
         assert_eq!(backend.servers[other].current_sessions(), 0);
-        assert_eq!(backend.queue.len_for(&backend.servers[own.index]), 1);
+        assert_eq!(backend.queue.waiting_for(&backend.servers[own.index]), 1);
         let index = own.index;
         drop(own);
         assert_eq!(waiting.await.unwrap().index, index);
