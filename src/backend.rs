@@ -254,6 +254,15 @@ impl BackendState {
             .count()
     }
 
+    /// Primary (non-backup) servers, up or not.
+    pub fn primaries(&self) -> usize {
+        self.config
+            .servers
+            .iter()
+            .filter(|server| !server.backup)
+            .count()
+    }
+
     /// Backup servers up.
     pub fn backups_up(&self) -> usize {
         (self.servers.iter().zip(&self.config.servers))

@@ -11,6 +11,8 @@ pub struct LeastConn {
     /// Where the next scan starts; the first of several equally loaded servers wins, so moving
     /// the start is what rotates ties.
     next: AtomicUsize,
+    /// Whether any server has a slow start: without, effective weights are not asked for.
+    ramps: bool,
 }
 
 impl LeastConn {
@@ -19,6 +21,7 @@ impl LeastConn {
         Self {
             servers: weighted.map(|(i, s)| (i, s.weight)).collect(),
             next: AtomicUsize::new(0),
+            ramps: servers.iter().any(|s| s.slow_start.is_some()),
         }
     }
 }
@@ -38,7 +41,10 @@ impl Selector for LeastConn {
                 continue;
             }
             let active = servers.active(index);
-            let weight = servers.effective_weight(index, weight);
+            let weight = match self.ramps {
+                true => servers.effective_weight(index, weight),
+                false => super::slow_start::full(weight),
+            };
             // active / weight < best_active / best_weight, cross-multiplied: exact, and widened
             // so no count can overflow.
             let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u64)| {
@@ -132,7 +138,9 @@ mod tests {
 
     #[test]
     fn skips_full_servers_and_weighs_ramping_ones_by_their_effective_weight() {
-        let selector = LeastConn::new(&servers(&[4, 4, 4]));
+        let mut list = servers(&[4, 4, 4]);
+        list[1].slow_start = Some(std::time::Duration::from_secs(1));
+        let selector = LeastConn::new(&list);
         let mut view = loaded(&[0, 2, 3]);
         view.full[0] = true;
         assert_eq!(selector.pick(&view, &KEY, &[]), Some(1));

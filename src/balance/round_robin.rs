@@ -57,6 +57,8 @@ pub(super) struct Rotation {
     weights: Box<[u32]>,
     /// Turns offered to each server while it ramps up (slow start), by server index.
     offered: Box<[AtomicU64]>,
+    /// Whether any server has a slow start: without, effective weights are not asked for.
+    ramps: bool,
 }
 
 impl Rotation {
@@ -66,6 +68,7 @@ impl Rotation {
             next: AtomicUsize::new(0),
             weights: servers.iter().map(|s| s.weight).collect(),
             offered: servers.iter().map(|_| AtomicU64::new(0)).collect(),
+            ramps: servers.iter().any(|s| s.slow_start.is_some()),
         }
     }
 
@@ -101,6 +104,9 @@ impl Rotation {
             let server = self.order[pos];
             if !available(servers, server, exclude) {
                 continue;
+            }
+            if !self.ramps {
+                return Some(pos);
             }
             let weight = self.weights[server];
             let effective = servers.effective_weight(server, weight);
@@ -167,7 +173,9 @@ mod tests {
     #[test]
     fn a_ramping_server_takes_its_effective_share_and_the_rest_go_to_the_others() {
         use super::super::slow_start::SCALE;
-        let selector = RoundRobin::new(&servers(&[4, 4]));
+        let mut list = servers(&[4, 4]);
+        list[1].slow_start = Some(std::time::Duration::from_secs(1));
+        let selector = RoundRobin::new(&list);
         let mut view = View::all_up(2);
         // A quarter of its weight.
         view.ramped[1] = Some(SCALE);
