@@ -44,6 +44,9 @@ pub enum Refused {
     QueueTimeout,
 }
 
+/// Resolves when a session's server shuts its sessions down (`BackendState::shutdown_of`).
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// What a request gets on arrival.
 pub enum Admission {
     /// A server, counted busy until the guard drops.
@@ -200,25 +203,28 @@ impl BackendState {
 
     /// Resolves once the sessions on `server` are to be closed: it was marked down
     /// (`on_down: shutdown_sessions`), or it is a backup and a primary came up
-    /// (`on_up: shutdown_backup_sessions`). `None` when the backend closes none of its sessions.
-    pub fn shutdown_of(&self, server: usize) -> Option<impl std::future::Future<Output = ()> + '_> {
+    /// (`on_up: shutdown_backup_sessions`). `None` when the backend closes none of its sessions,
+    /// so that only backends that do pay for the future.
+    pub fn shutdown_of(self: &Arc<Self>, server: usize) -> Option<Shutdown> {
         let backup = self.config.servers[server].backup;
         let on_up = self.config.shutdown_backup_sessions_on_up && backup;
         if !self.config.shutdown_sessions_on_down && !on_up {
             return None;
         }
         let mut changes = self.health_changes();
-        Some(async move {
+        let backend = Arc::clone(self);
+        Some(Box::pin(async move {
             loop {
-                let down = self.config.shutdown_sessions_on_down && !self.servers[server].is_up();
-                if down || (on_up && self.primary_in_service()) {
+                let down =
+                    backend.config.shutdown_sessions_on_down && !backend.servers[server].is_up();
+                if down || (on_up && backend.primary_in_service()) {
                     return;
                 }
                 if changes.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
             }
-        })
+        }))
     }
 
     /// `preferred` (a server the client is pinned to) while it is up and not yet tried, even at
@@ -679,16 +685,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sessions_shut_down_when_their_server_goes_down_or_a_primary_comes_back() {
-        let backend = with_backups(false);
+        let backend = Arc::new(with_backups(false));
         assert!(
             backend.shutdown_of(0).is_none(),
             "neither on_down nor on_up"
         );
         let mut config = backend.config.clone();
         config.shutdown_sessions_on_down = true;
-        let backend = BackendState::new(config, Some(&backend));
-        let shutdown = backend.shutdown_of(0).expect("on_down");
-        tokio::pin!(shutdown);
+        let backend = Arc::new(BackendState::new(config, Some(&backend)));
+        let mut shutdown = backend.shutdown_of(0).expect("on_down");
         assert!(futures_util::poll!(&mut shutdown).is_pending());
         backend.servers[1].record_check(false, "refused");
         assert!(
@@ -701,13 +706,12 @@ mod tests {
         let mut config = backend.config.clone();
         config.shutdown_sessions_on_down = false;
         config.shutdown_backup_sessions_on_up = true;
-        let backend = BackendState::new(config, Some(&backend));
+        let backend = Arc::new(BackendState::new(config, Some(&backend)));
         assert!(
             backend.shutdown_of(0).is_none(),
             "on_up concerns backups only"
         );
-        let shutdown = backend.shutdown_of(2).expect("a backup");
-        tokio::pin!(shutdown);
+        let mut shutdown = backend.shutdown_of(2).expect("a backup");
         assert!(futures_util::poll!(&mut shutdown).is_pending());
         backend.servers[1].record_check(true, "");
         shutdown.await;

@@ -263,14 +263,16 @@ impl fmt::Display for Status {
         for backend in &self.backends {
             let _ = writeln!(
                 out,
-                "  {:<16} {:<20} {}+{}/{} servers up, {} sessions, {} queued",
+                "  {:<16} {:<20} {}/{} servers up, {} sessions{}",
                 backend.name,
                 backend.balance,
-                backend.active_servers,
-                backend.backup_servers,
+                backend.active_servers + backend.backup_servers,
                 backend.servers.len(),
                 backend.current_sessions,
-                backend.current_queue
+                match backend.current_queue {
+                    0 => String::new(),
+                    queued => format!(", {queued} queued"),
+                }
             );
             for server in &backend.servers {
                 let _ = writeln!(

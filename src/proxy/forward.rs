@@ -21,7 +21,7 @@ use super::local::{Local, NO_SERVER};
 use super::persistence;
 use super::rule_actions::HeaderChanges;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
-use crate::backend::{ActiveGuard, BackendState, Refused};
+use crate::backend::{ActiveGuard, BackendState, Refused, Shutdown};
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 use crate::config::{Balance, Persistence, RuleSet, UpstreamProtocol};
@@ -170,7 +170,8 @@ pub fn forward<'a>(
                     .flatten();
                 let deadline = deadline(sent_at, config.response_timeout);
                 let sending = tokio::time::timeout_at(deadline, checkout.sender.send(request));
-                let sent = match backend.shutdown_of(index) {
+                let mut shutdown = backend.shutdown_of(index);
+                let sent = match &mut shutdown {
                     None => sending.await,
                     // on_down / on_up: the request ends with its server's sessions.
                     Some(shutdown) => tokio::select! {
@@ -196,6 +197,7 @@ pub fn forward<'a>(
                             pool: Arc::clone(pool),
                             address: server.address,
                             shutdown_on_down: config.shutdown_sessions_on_down,
+                            shutdown,
                             active: attempt.active,
                         };
                         return Ok((response, finish));
@@ -383,10 +385,17 @@ pub struct Finish {
     address: SocketAddr,
     /// `on_down: shutdown_sessions`: no connection to a server marked down is kept.
     shutdown_on_down: bool,
+    /// Set when the server's sessions are shut down with it: the body then ends too.
+    shutdown: Option<Shutdown>,
     active: ActiveGuard,
 }
 
 impl Finish {
+    /// Whether the server's sessions have been shut down (`on_down`, `on_up`) meanwhile.
+    pub fn shut_down(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        (self.shutdown.as_mut()).is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
+    }
+
     /// The response has been streamed: its connection goes back to the pool, if it can be
     /// used again, and the server's in-flight count drops (with this).
     pub fn checkin(self, body: &mut ResponseBody, now: Instant) {
