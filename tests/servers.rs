@@ -424,3 +424,75 @@ async fn on_down_shutdown_sessions_closes_a_tcp_session_when_its_server_is_marke
         "a session on a server still up carries on"
     );
 }
+
+/// An http server that answers every request with a head and a first chunk at once, then holds
+/// the rest of the body back; its listener can be closed while the responses stay open.
+async fn held_stream_server() -> LineServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepting = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => head.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let answer = "HTTP/1.1 200 OK\r\nx-server: held\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                // Held open, the rest never sent, until tandem closes it.
+                while matches!(stream.read(&mut buffer).await, Ok(read) if read > 0) {}
+            });
+        }
+    });
+    LineServer { address, accepting }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_down_shutdown_sessions_ends_an_http_response_its_server_is_streaming() {
+    use http_body_util::BodyExt;
+
+    let held = held_stream_server().await;
+    let check =
+        "    health_check: { type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n";
+    let (tandem, address, _admin) = start(
+        "http",
+        &format!("    on_down: shutdown_sessions\n{check}"),
+        &[("held", held.address, "")],
+    )
+    .await;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(get_request(address, "/"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "first");
+
+    held.accepting.abort();
+    wait_until(Duration::from_secs(5), "held marked down", || async {
+        tandem.log().contains("server is down")
+    })
+    .await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the response ends once its server is marked down");
+    assert!(
+        !matches!(rest, Some(Ok(_))),
+        "no more of the body: {rest:?}"
+    );
+}
