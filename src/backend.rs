@@ -589,6 +589,32 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_a_server_only_with_the_same_limit_and_ramp_and_keeps_the_queue() {
+        let old = backend();
+        let mut config = old.config.clone();
+        config.servers[1].max_connections = Some(5);
+        config.queue_size = 3;
+        let new = BackendState::new(config.clone(), Some(&old));
+        assert!(Arc::ptr_eq(&new.servers[0], &old.servers[0]));
+        assert!(
+            !Arc::ptr_eq(&new.servers[1], &old.servers[1]),
+            "a new limit"
+        );
+        assert_eq!(new.servers[1].max_connections(), Some(5));
+        assert!(
+            Arc::ptr_eq(&new.queue, &old.queue),
+            "waiters keep their place"
+        );
+        config.servers[0].slow_start = Some(Duration::from_secs(9));
+        let ramped = BackendState::new(config, Some(&new));
+        assert!(
+            !Arc::ptr_eq(&ramped.servers[0], &new.servers[0]),
+            "a new ramp"
+        );
+        assert!(Arc::ptr_eq(&ramped.servers[1], &new.servers[1]));
+    }
+
+    #[test]
     fn a_pinned_server_is_preferred_while_up_and_untried_whatever_its_weight() {
         let mut config = backend().config;
         config.servers[1].weight = 0;

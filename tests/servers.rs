@@ -496,3 +496,48 @@ async fn on_down_shutdown_sessions_ends_an_http_response_its_server_is_streaming
         "no more of the body: {rest:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_up_shutdown_backup_sessions_closes_the_backups_sessions_when_a_primary_returns() {
+    let primary = LineServer::start("primary").await;
+    let primary_address = primary.address;
+    let backup = LineServer::start("backup").await;
+    let check =
+        "    health_check: { type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n";
+    let (tandem, address, _admin) = start(
+        "tcp",
+        &format!("    on_up: shutdown_backup_sessions\n{check}"),
+        &[
+            ("primary", primary.address, ""),
+            ("backup", backup.address, ", backup: true"),
+        ],
+    )
+    .await;
+    primary.accepting.abort();
+    wait_until(Duration::from_secs(5), "primary marked down", || async {
+        tandem.log().contains("server is down")
+    })
+    .await;
+    let mut on_backup = TcpStream::connect(address).await.unwrap();
+    assert_eq!(ask(&mut on_backup).await.as_deref(), Some("backup"));
+
+    // The primary listens again on its address.
+    let listener = TcpListener::bind(primary_address).await.unwrap();
+    let _accepting = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    wait_until(Duration::from_secs(5), "primary back up", || async {
+        tandem.log().contains("server is up")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ask(&mut on_backup).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the backup's session stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
