@@ -175,7 +175,9 @@ impl BackendState {
                 Admission::NoServer => return Err(Refused::NoServer),
                 Admission::Wait(target) => {
                     let target = target.map(|index| &self.servers[index]);
-                    (self.queue.enqueue(&mut waiting, target)).map_err(|_| Refused::QueueFull)?
+                    let backup = !self.primary_in_service();
+                    (self.queue.enqueue(&mut waiting, target, backup))
+                        .map_err(|_| Refused::QueueFull)?
                 }
             }
         };
@@ -344,6 +346,8 @@ pub struct ServerState {
     slow_start: Option<Duration>,
     /// When (`clock()`) the server last came back up while it ramps; 0 once it does not.
     ramp_started: AtomicU64,
+    /// A backup server: its slots go only to requests waiting for backups.
+    backup: bool,
 }
 
 impl ServerState {
@@ -367,6 +371,7 @@ impl ServerState {
             limit: None,
             slow_start: server.slow_start,
             ramp_started: AtomicU64::new(0),
+            backup: server.backup,
         }
     }
 
@@ -379,9 +384,11 @@ impl ServerState {
         self
     }
 
-    /// Whether this state was built for `server`'s limit and ramp, so a reload can keep it.
+    /// Whether this state was built for `server`'s limit, ramp and role, so a reload can keep it.
     fn limits_are(&self, server: &config::Server) -> bool {
-        self.max_connections() == server.max_connections && self.slow_start == server.slow_start
+        self.max_connections() == server.max_connections
+            && self.slow_start == server.slow_start
+            && self.backup == server.backup
     }
 
     pub fn max_connections(&self) -> Option<u32> {

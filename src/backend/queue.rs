@@ -33,9 +33,10 @@ pub struct Waiting {
 
 struct Waiter {
     id: u64,
-    /// The one server this waiter can use (hashing, persistence), by address of its state;
-    /// `None`: any.
+    /// The one server this waiter can use (hashing), by address of its state; `None`: any.
     target: Option<usize>,
+    /// Whether it waits for a backup server (no primary was in service when it came).
+    backup: bool,
     slot: oneshot::Sender<Slot>,
 }
 
@@ -83,11 +84,12 @@ impl Queue {
     }
 
     /// Joins the end of the queue (`waiting` is this queue's, locked), for a slot on `target`
-    /// or on any server.
+    /// or on any server of its role (`backup` or primary).
     pub fn enqueue<'a>(
         &'a self,
         waiting: &mut Waiting,
         target: Option<&Arc<ServerState>>,
+        backup: bool,
     ) -> Result<Ticket<'a>, Full> {
         if waiting.waiters.len() >= self.capacity.load(Relaxed) {
             return Err(Full);
@@ -98,6 +100,7 @@ impl Queue {
         waiting.waiters.push_back(Waiter {
             id,
             target: target.map(identity),
+            backup,
             slot: sender,
         });
         self.len.store(waiting.waiters.len(), Relaxed);
@@ -110,14 +113,14 @@ impl Queue {
     }
 
     /// A request on `server` ended: its slot goes to the first waiter that can use the server
-    /// while it is up, or is freed.
+    /// (of its role, and its key's server for the hashes) while it is up, or is freed.
     pub(super) fn release(&self, server: &Arc<ServerState>) {
         let mut waiting = self.lock();
         if server.is_up() {
             let id = identity(server);
-            while let Some(at) = (waiting.waiters.iter())
-                .position(|waiter| waiter.target.is_none_or(|target| target == id))
-            {
+            while let Some(at) = (waiting.waiters.iter()).position(|waiter| {
+                waiter.backup == server.backup && waiter.target.is_none_or(|target| target == id)
+            }) {
                 let waiter = waiting.waiters.remove(at).expect("found just above");
                 self.len.store(waiting.waiters.len(), Relaxed);
                 // Fails only if the waiter went away, which takes this lock first: then the

@@ -320,4 +320,32 @@ mod tests {
         drop(attempts);
         assert_eq!(backend.servers[0].current_sessions(), 0);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backups_slot_never_goes_to_a_request_waiting_for_the_primaries() {
+        let mut config = checked_backend(&["p1", "b1"]).config;
+        for server in &mut config.servers {
+            server.max_connections = Some(1);
+        }
+        config.servers[1].backup = true;
+        let backend = BackendState::new(config, None);
+        backend.servers[0].record_check(false, "refused");
+        let on_backup = Attempts::new(&backend, key(), None).next().await.unwrap();
+        assert_eq!(on_backup.index, 1);
+        backend.servers[0].record_check(true, "");
+        let on_primary = Attempts::new(&backend, key(), None).next().await.unwrap();
+        assert_eq!(on_primary.index, 0);
+        let mut waiter = Attempts::new(&backend, key(), None);
+        let waiting = waiter.next();
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(&mut waiting).is_pending());
+        drop(on_backup);
+        assert!(
+            futures_util::poll!(&mut waiting).is_pending(),
+            "the backup's slot is freed, not handed over"
+        );
+        assert_eq!(backend.servers[1].current_sessions(), 0);
+        drop(on_primary);
+        assert_eq!(waiting.await.unwrap().index, 0);
+    }
 }
