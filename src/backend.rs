@@ -294,8 +294,9 @@ impl ServerView for BackendState {
         self.servers[server].active.load(Ordering::Relaxed)
     }
 
-    fn has_room(&self, server: usize) -> bool {
-        self.servers[server].has_room()
+    fn is_up_with_room(&self, server: usize) -> bool {
+        let server = &self.servers[server];
+        server.is_up() && server.has_room()
     }
 
     fn effective_weight(&self, server: usize, weight: u32) -> u64 {

@@ -12,9 +12,10 @@ pub trait ServerView {
     fn is_up(&self, server: usize) -> bool;
     /// Active connections (tcp) or in-flight requests (http).
     fn active(&self, server: usize) -> u64;
-    /// Below its `max_connections` (always, without one). Selectors skip a full server as a
-    /// down one, except the hashes: their key belongs to one server, which it waits for.
-    fn has_room(&self, server: usize) -> bool;
+    /// Up and below its `max_connections` (always, without one), in one call: what every
+    /// selector but the hashes asks. They skip a full server as a down one; the hashes ask
+    /// `is_up` only, since their key belongs to one server, which it waits for.
+    fn is_up_with_room(&self, server: usize) -> bool;
     /// The weight to balance by now for a server configured with `weight`, in
     /// [`slow_start::SCALE`]ths: less than its full weight while slow start ramps it up.
     fn effective_weight(&self, server: usize, weight: u32) -> u64;
@@ -65,7 +66,7 @@ pub fn selector(balance: Balance, servers: &[Server]) -> Box<dyn Selector> {
 /// they are built, so only what changes per request is checked here; the exclusion list comes
 /// first as it is cheaper than asking the view.
 fn available(servers: &dyn ServerView, server: usize, exclude: &[usize]) -> bool {
-    !exclude.contains(&server) && servers.is_up(server) && servers.has_room(server)
+    !exclude.contains(&server) && servers.is_up_with_room(server)
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -114,8 +115,8 @@ mod testing {
             self.active[server]
         }
 
-        fn has_room(&self, server: usize) -> bool {
-            !self.full[server]
+        fn is_up_with_room(&self, server: usize) -> bool {
+            self.up[server] && !self.full[server]
         }
 
         fn effective_weight(&self, server: usize, weight: u32) -> u64 {
