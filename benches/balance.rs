@@ -63,7 +63,7 @@ fn take_some_down(backend: &BackendState) {
 /// In-flight requests per server (0 to 6), held until the guards drop.
 fn load(backend: &BackendState) -> Vec<ActiveGuard> {
     (backend.servers.iter().enumerate())
-        .flat_map(|(i, server)| (0..(i * 5 + 3) % 7).map(move |_| server.track_active()))
+        .flat_map(|(i, server)| (0..(i * 5 + 3) % 7).filter_map(move |_| server.try_track_active()))
         .collect()
 }
 

@@ -198,9 +198,15 @@ fn set_gauges(status: &Status) {
         let proxy = || ("proxy", backend.name.clone());
         gauge!("tandem_backend_active_servers", &[proxy()]).set(backend.active_servers as f64);
         gauge!("tandem_backend_current_sessions", &[proxy()]).set(backend.current_sessions as f64);
+        gauge!("tandem_backend_backup_servers", &[proxy()]).set(backend.backup_servers as f64);
+        gauge!("tandem_backend_current_queue", &[proxy()]).set(backend.current_queue as f64);
         for server in &backend.servers {
             let labels = || [proxy(), ("server", server.name.clone())];
             gauge!("tandem_server_current_sessions", &labels()).set(server.current_sessions as f64);
+            gauge!("tandem_server_current_queue", &labels()).set(server.current_queue as f64);
+            // 0 for no limit, as HAProxy's exporter shows an unset maxconn.
+            gauge!("tandem_server_max_connections", &labels())
+                .set(f64::from(server.max_connections.unwrap_or(0)));
             for state in SERVER_STATES {
                 let mut labels = labels().to_vec();
                 labels.push(("state", state.to_owned()));

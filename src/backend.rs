@@ -2,11 +2,13 @@
 //!
 //! Shared by every worker thread; the hot path touches only atomics.
 
+pub mod queue;
 pub mod rise_fall;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -18,6 +20,7 @@ use crate::tls::{
     self,
     upstream::{Origination, ServerTls, UpstreamServer},
 };
+use queue::Queue;
 use rise_fall::{Counter, Health};
 
 pub struct BackendState {
@@ -26,12 +29,41 @@ pub struct BackendState {
     /// The settings of each of `servers`, by index: `config.servers` with each named by DNS
     /// replaced by one per address.
     pub server_configs: Vec<config::Server>,
+    /// Over the primary servers (every server, without backups).
     pub selector: Box<dyn Selector>,
     /// Marked changed whenever a server goes up or down, so VRRP trackers (on another thread and
     /// runtime) recompute at once instead of polling.
     health_changes: watch::Sender<()>,
+    /// Over the backup servers, used while no primary is in service; `None` without backups.
+    backup_selector: Option<Box<dyn Selector>>,
+    /// Where requests wait for servers with `max_connections`; kept across reloads, as the
+    /// servers that hand it slots are.
+    pub queue: Arc<Queue>,
     /// TLS to each server, in server order (`with_tls`); empty: every server plain.
     tls: Vec<ServerTls>,
+}
+
+/// Why a request or connection got no server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// None eligible (down, drained, or every one tried).
+    NoServer,
+    /// Every eligible server was full and so was the queue.
+    QueueFull,
+    /// Every eligible server stayed full for `queue_timeout`.
+    QueueTimeout,
+}
+
+/// Resolves when a session's server shuts its sessions down (`BackendState::shutdown_of`).
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What a request gets on arrival.
+pub enum Admission {
+    /// A server, counted busy until the guard drops.
+    Go(usize, ActiveGuard),
+    /// Eligible servers exist but are full: wait in the queue.
+    Wait(Option<usize>),
+    NoServer,
 }
 
 impl BackendState {
@@ -48,31 +80,47 @@ impl BackendState {
             || watch::Sender::new(()),
             |previous| previous.health_changes.clone(),
         );
+        let queue = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.queue));
+        queue.set_capacity(config.queue_size);
         let previous =
             previous.filter(|previous| previous.config.health_check == config.health_check);
         let expanded = expand(&config, resolved);
         let servers = (expanded.iter())
             .map(|member| {
+                let server = &member.server;
                 let same = previous.and_then(|previous| {
-                    (previous.servers.iter()).find(|state| {
-                        state.name == member.server.name && state.address == member.address
-                    })
+                    (previous.servers.iter())
+                        .find(|state| state.name == server.name && state.address == member.address)
+                        .filter(|state| state.limits_are(server))
                 });
                 same.map_or_else(
-                    || Arc::new(ServerState::new(&config, member, health_changes.clone())),
+                    || {
+                        let state = ServerState::new(&config, member, health_changes.clone());
+                        Arc::new(state.limited(server, &queue))
+                    },
                     Arc::clone,
                 )
             })
             .collect();
         let server_configs: Vec<config::Server> =
             (expanded.into_iter()).map(|member| member.server).collect();
-        let selector = balance::selector(config.balance, &server_configs);
+        let selector = balance::selector(config.balance, &in_role(&server_configs, false));
+        let backup_selector = (server_configs.iter().any(|server| server.backup)).then(|| {
+            let backups = in_role(&server_configs, true);
+            if config.all_backups {
+                balance::selector(config.balance, &backups)
+            } else {
+                Box::new(balance::FirstUp::new(&backups))
+            }
+        });
         BackendState {
             config,
             servers,
             server_configs,
             selector,
             health_changes,
+            backup_selector,
+            queue,
             tls: Vec::new(),
         }
     }
@@ -112,9 +160,122 @@ impl BackendState {
         self.health_changes.subscribe()
     }
 
-    /// Picks an eligible server not yet tried for this request.
+    /// Picks an eligible server not yet tried for this request: a primary, or a backup while no
+    /// primary is in service.
     pub fn pick(&self, key: &balance::Key<'_>, tried: &[usize]) -> Option<usize> {
-        self.selector.pick(self, key, tried)
+        let picked = self.selector.pick(self, key, tried);
+        match &self.backup_selector {
+            Some(backups) if picked.is_none() && !self.primary_in_service() => {
+                backups.pick(self, key, tried)
+            }
+            _ => picked,
+        }
+    }
+
+    /// Whether a primary server is up and not drained: backups then take no new traffic.
+    pub fn primary_in_service(&self) -> bool {
+        (self.servers.iter().zip(&self.server_configs))
+            .any(|(state, config)| !config.backup && config.weight > 0 && state.is_up())
+    }
+
+    /// A server for this request now, or whether it should wait for one to have room.
+    pub fn admit(
+        &self,
+        preferred: Option<usize>,
+        key: &balance::Key<'_>,
+        tried: &[usize],
+    ) -> Admission {
+        // Another request may take the last slot between a pick and its count: pick again,
+        // and the full server is skipped.
+        for _ in 0..=self.servers.len() {
+            let Some(index) = self.pick_preferring(preferred, key, tried) else {
+                return match self.could_wait(tried) {
+                    true => Admission::Wait(None),
+                    false => Admission::NoServer,
+                };
+            };
+            if let Some(active) = self.servers[index].try_track_active() {
+                return Admission::Go(index, active);
+            }
+            if matches!(
+                self.config.balance,
+                config::Balance::SourceHash | config::Balance::UriHash { .. }
+            ) {
+                // The key's server, full: its keys wait for it rather than move.
+                return Admission::Wait(Some(index));
+            }
+        }
+        Admission::Wait(None)
+    }
+
+    /// Waits in the queue for a slot, first come first served, within the backend's
+    /// `queue_timeout`; `Err` when the queue is full or the time runs out.
+    pub async fn wait_for_room(
+        &self,
+        preferred: Option<usize>,
+        key: &balance::Key<'_>,
+        tried: &[usize],
+    ) -> Result<(usize, ActiveGuard), Refused> {
+        let ticket = {
+            let mut waiting = self.queue.lock();
+            // Again under the lock, which every slot freed takes: none is missed.
+            match self.admit(preferred, key, tried) {
+                Admission::Go(index, active) => return Ok((index, active)),
+                Admission::NoServer => return Err(Refused::NoServer),
+                Admission::Wait(target) => {
+                    let target = target.map(|index| &self.servers[index]);
+                    let backup = !self.primary_in_service();
+                    (self.queue.enqueue(&mut waiting, target, backup))
+                        .map_err(|_| Refused::QueueFull)?
+                }
+            }
+        };
+        let active = (ticket.wait(self.config.queue_timeout).await).ok_or(Refused::QueueTimeout)?;
+        // A reload may have replaced the server meanwhile; its slot is then given back.
+        let index = (self.servers.iter())
+            .position(|server| Arc::ptr_eq(server, &active.0))
+            .ok_or(Refused::NoServer)?;
+        Ok((index, active))
+    }
+
+    /// Whether an eligible server not yet tried is merely full: then waiting can help.
+    fn could_wait(&self, tried: &[usize]) -> bool {
+        let backups = !self.primary_in_service();
+        (self.servers.iter().zip(&self.server_configs).enumerate()).any(
+            |(index, (state, config))| {
+                config.backup == backups
+                    && config.weight > 0
+                    && state.limit.is_some()
+                    && state.is_up()
+                    && !tried.contains(&index)
+            },
+        )
+    }
+
+    /// Resolves once the sessions on `server` are to be closed: it was marked down
+    /// (`on_down: shutdown_sessions`), or it is a backup and a primary came up
+    /// (`on_up: shutdown_backup_sessions`). `None` when the backend closes none of its sessions,
+    /// so that only backends that do pay for the future.
+    pub fn shutdown_of(self: &Arc<Self>, server: usize) -> Option<Shutdown> {
+        let backup = self.server_configs[server].backup;
+        let on_up = self.config.shutdown_backup_sessions_on_up && backup;
+        if !self.config.shutdown_sessions_on_down && !on_up {
+            return None;
+        }
+        let mut changes = self.health_changes();
+        let backend = Arc::clone(self);
+        Some(Box::pin(async move {
+            loop {
+                let down =
+                    backend.config.shutdown_sessions_on_down && !backend.servers[server].is_up();
+                if down || (on_up && backend.primary_in_service()) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }))
     }
 
     /// `preferred` (a server the client is pinned to) while it is up and not yet tried, even at
@@ -126,7 +287,12 @@ impl BackendState {
         tried: &[usize],
     ) -> Option<usize> {
         match preferred {
-            Some(server) if self.servers[server].is_up() && !tried.contains(&server) => {
+            Some(server)
+                if self.servers[server].is_up()
+                    && !tried.contains(&server)
+                    && self.servers[server].has_room()
+                    && (!self.server_configs[server].backup || !self.primary_in_service()) =>
+            {
                 Some(server)
             }
             _ => self.pick(key, tried),
@@ -138,8 +304,25 @@ impl BackendState {
         self.servers.iter().position(|server| server.name == name)
     }
 
+    /// Primary servers up: what VRRP tracking and `active_servers` count.
     pub fn servers_up(&self) -> usize {
-        self.servers.iter().filter(|server| server.is_up()).count()
+        (self.servers.iter().zip(&self.server_configs))
+            .filter(|(state, config)| !config.backup && state.is_up())
+            .count()
+    }
+
+    /// Primary (non-backup) servers, up or not.
+    pub fn primaries(&self) -> usize {
+        (self.server_configs.iter())
+            .filter(|server| !server.backup)
+            .count()
+    }
+
+    /// Backup servers up.
+    pub fn backups_up(&self) -> usize {
+        (self.servers.iter().zip(&self.server_configs))
+            .filter(|(state, config)| config.backup && state.is_up())
+            .count()
     }
 
     /// Whether every server has had a health verdict since it was added: until then its health
@@ -157,6 +340,40 @@ impl ServerView for BackendState {
     fn active(&self, server: usize) -> u64 {
         self.servers[server].active.load(Ordering::Relaxed)
     }
+
+    fn is_up_with_room(&self, server: usize) -> bool {
+        let server = &self.servers[server];
+        server.is_up() && server.has_room()
+    }
+
+    fn effective_weight(&self, server: usize, weight: u32) -> u64 {
+        self.servers[server].effective_weight(weight)
+    }
+}
+
+/// `servers` with those not of the role (backup or primary) drained, so that a selector built
+/// from them never picks those.
+fn in_role(servers: &[config::Server], backup: bool) -> Vec<config::Server> {
+    let mut servers = servers.to_vec();
+    for server in &mut servers {
+        if server.backup != backup {
+            server.weight = 0;
+        }
+    }
+    servers
+}
+
+/// `max_connections`, and the queue where requests wait when the server is full.
+struct Limit {
+    max: u64,
+    queue: Arc<Queue>,
+}
+
+/// A monotonic clock in nanoseconds, never 0 (which stands for "not ramping").
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX) | 1
 }
 
 pub struct ServerState {
@@ -174,6 +391,13 @@ pub struct ServerState {
     health: Option<Mutex<Counter>>,
     health_changes: watch::Sender<()>,
     pub stats: ServerStats,
+    /// `None`: no `max_connections`.
+    limit: Option<Limit>,
+    slow_start: Option<Duration>,
+    /// When (`clock()`) the server last came back up while it ramps; 0 once it does not.
+    ramp_started: AtomicU64,
+    /// A backup server: its slots go only to requests waiting for backups.
+    backup: bool,
 }
 
 impl ServerState {
@@ -196,7 +420,60 @@ impl ServerState {
             health,
             health_changes,
             stats: ServerStats::new(&backend.name, &server.name),
+            limit: None,
+            slow_start: server.slow_start,
+            ramp_started: AtomicU64::new(0),
+            backup: server.backup,
         }
+    }
+
+    /// With the server's `max_connections`, if it has one, and the queue before it.
+    fn limited(mut self, server: &config::Server, queue: &Arc<Queue>) -> Self {
+        self.limit = (server.max_connections).map(|max| Limit {
+            max: u64::from(max),
+            queue: Arc::clone(queue),
+        });
+        self
+    }
+
+    /// Whether this state was built for `server`'s limit, ramp and role, so a reload can keep it.
+    fn limits_are(&self, server: &config::Server) -> bool {
+        self.max_connections() == server.max_connections
+            && self.slow_start == server.slow_start
+            && self.backup == server.backup
+    }
+
+    pub fn max_connections(&self) -> Option<u32> {
+        (self.limit.as_ref()).map(|limit| u32::try_from(limit.max).unwrap_or(u32::MAX))
+    }
+
+    /// Below its `max_connections` (always, without one).
+    pub fn has_room(&self) -> bool {
+        (self.limit.as_ref()).is_none_or(|limit| self.active.load(Ordering::Relaxed) < limit.max)
+    }
+
+    /// `weight` in `slow_start::SCALE`ths, or less while the server ramps up after coming back
+    /// (slow start). The clock is read only during a ramp.
+    pub fn effective_weight(&self, weight: u32) -> u64 {
+        let full = balance::slow_start::full(weight);
+        let Some(slow_start) = self.slow_start else {
+            return full;
+        };
+        let started = self.ramp_started.load(Ordering::Relaxed);
+        if started == 0 {
+            return full;
+        }
+        let since_up = Duration::from_nanos(clock().saturating_sub(started));
+        if since_up >= slow_start {
+            let _ = (self.ramp_started).compare_exchange(
+                started,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            return full;
+        }
+        balance::slow_start::effective_weight(weight, slow_start, since_up)
     }
 
     pub fn is_up(&self) -> bool {
@@ -227,6 +504,9 @@ impl ServerState {
             }
             return;
         };
+        if changed == Health::Up && self.slow_start.is_some() {
+            self.ramp_started.store(clock(), Ordering::Relaxed);
+        }
         self.up.store(changed == Health::Up, Ordering::Relaxed);
         // Works without receivers too: it only marks the value as changed.
         self.health_changes.send_replace(());
@@ -245,10 +525,22 @@ impl ServerState {
         }
     }
 
-    /// Counts this server as busy until the guard drops (least_conn's load).
-    pub fn track_active(self: &Arc<Self>) -> ActiveGuard {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        ActiveGuard(Arc::clone(self))
+    /// Counts this server as busy until the guard drops (least_conn's load), unless it is at
+    /// its `max_connections`.
+    pub fn try_track_active(self: &Arc<Self>) -> Option<ActiveGuard> {
+        match &self.limit {
+            None => {
+                self.active.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(limit) => {
+                (self.active)
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |active| {
+                        (active < limit.max).then_some(active + 1)
+                    })
+                    .ok()?;
+            }
+        }
+        Some(ActiveGuard(Arc::clone(self)))
     }
 }
 
@@ -292,9 +584,21 @@ struct Member<'a> {
 
 pub struct ActiveGuard(Arc<ServerState>);
 
+impl ActiveGuard {
+    pub fn server(&self) -> &ServerState {
+        &self.0
+    }
+}
+
 impl Drop for ActiveGuard {
+    /// A limited server's slot goes to the first request waiting for it, if any.
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        match &self.0.limit {
+            None => {
+                self.0.active.fetch_sub(1, Ordering::Relaxed);
+            }
+            Some(limit) => limit.queue.release(&self.0),
+        }
     }
 }
 
@@ -324,6 +628,9 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
                 address: ServerAddress::Ip(SocketAddr::from(([127, 0, 0, 1], port))),
                 weight: 1,
                 tls: None,
+                backup: false,
+                max_connections: None,
+                slow_start: None,
             })
             .collect(),
         persistence: None,
@@ -332,6 +639,11 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
         resolve: config::Resolve::default(),
         tls: None,
         tcp_keepalive: None,
+        all_backups: false,
+        queue_timeout: Duration::from_secs(1),
+        queue_size: 16,
+        shutdown_sessions_on_down: false,
+        shutdown_backup_sessions_on_up: false,
     };
     built(config)
 }
@@ -383,6 +695,32 @@ mod tests {
             !Arc::ptr_eq(&rebuilt.servers[0], &new.servers[0]),
             "new check settings start afresh"
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_a_server_only_with_the_same_limit_and_ramp_and_keeps_the_queue() {
+        let old = backend();
+        let mut config = old.config.clone();
+        config.servers[1].max_connections = Some(5);
+        config.queue_size = 3;
+        let new = BackendState::new(config.clone(), &Resolved::default(), Some(&old));
+        assert!(Arc::ptr_eq(&new.servers[0], &old.servers[0]));
+        assert!(
+            !Arc::ptr_eq(&new.servers[1], &old.servers[1]),
+            "a new limit"
+        );
+        assert_eq!(new.servers[1].max_connections(), Some(5));
+        assert!(
+            Arc::ptr_eq(&new.queue, &old.queue),
+            "waiters keep their place"
+        );
+        config.servers[0].slow_start = Some(Duration::from_secs(9));
+        let ramped = BackendState::new(config, &Resolved::default(), Some(&new));
+        assert!(
+            !Arc::ptr_eq(&ramped.servers[0], &new.servers[0]),
+            "a new ramp"
+        );
+        assert!(Arc::ptr_eq(&ramped.servers[1], &new.servers[1]));
     }
 
     #[test]
@@ -446,7 +784,7 @@ mod tests {
     fn a_pinned_server_is_preferred_while_up_and_untried_whatever_its_weight() {
         let mut config = backend().config;
         config.servers[1].weight = 0;
-        let backend = BackendState::new(config, &Resolved::default(), None);
+        let backend = built(config);
         let key = balance::Key {
             client_ip: [192, 0, 2, 1].into(),
             uri: "",
@@ -483,5 +821,123 @@ mod tests {
         backend.servers[0].record_check(true, "");
         assert!(changes.has_changed().unwrap());
         assert_eq!(backend.servers_up(), 1);
+    }
+
+    fn with_backups(all_backups: bool) -> BackendState {
+        let mut config = checked_backend(&["p1", "p2", "b1", "b2"]).config;
+        config.all_backups = all_backups;
+        config.servers[2].backup = true;
+        config.servers[3].backup = true;
+        built(config)
+    }
+
+    fn picks(backend: &BackendState, count: usize) -> Vec<usize> {
+        let key = balance::Key {
+            client_ip: [192, 0, 2, 1].into(),
+            uri: "",
+        };
+        (0..count).filter_map(|_| backend.pick(&key, &[])).collect()
+    }
+
+    #[test]
+    fn backups_serve_only_while_no_primary_is_up_the_first_one_up_unless_all_backups() {
+        let backend = with_backups(false);
+        assert_eq!(picks(&backend, 4), [0, 1, 0, 1], "primaries only");
+        backend.servers[0].record_check(false, "refused");
+        assert_eq!(picks(&backend, 2), [1, 1], "one primary is enough");
+        assert_eq!(backend.servers_up(), 1, "backups are not counted");
+        backend.servers[1].record_check(false, "refused");
+        assert_eq!(picks(&backend, 3), [2, 2, 2], "the first backup up");
+        assert_eq!((backend.servers_up(), backend.backups_up()), (0, 2));
+        backend.servers[2].record_check(false, "refused");
+        assert_eq!(picks(&backend, 2), [3, 3]);
+        backend.servers[1].record_check(true, "");
+        assert_eq!(
+            picks(&backend, 2),
+            [1, 1],
+            "given back when a primary returns"
+        );
+
+        let balanced = with_backups(true);
+        balanced.servers[0].record_check(false, "refused");
+        balanced.servers[1].record_check(false, "refused");
+        let mut backups = picks(&balanced, 4);
+        backups.sort_unstable();
+        assert_eq!(backups, [2, 2, 3, 3], "all_backups balances over them");
+    }
+
+    #[test]
+    fn a_drained_primary_does_not_keep_the_backups_out() {
+        let mut config = with_backups(false).config;
+        config.servers[0].weight = 0;
+        config.servers[1].weight = 0;
+        let backend = built(config);
+        assert_eq!(picks(&backend, 2), [2, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_shut_down_when_their_server_goes_down_or_a_primary_comes_back() {
+        let backend = Arc::new(with_backups(false));
+        assert!(
+            backend.shutdown_of(0).is_none(),
+            "neither on_down nor on_up"
+        );
+        let mut config = backend.config.clone();
+        config.shutdown_sessions_on_down = true;
+        let backend = Arc::new(BackendState::new(
+            config,
+            &Resolved::default(),
+            Some(&backend),
+        ));
+        let mut shutdown = backend.shutdown_of(0).expect("on_down");
+        assert!(futures_util::poll!(&mut shutdown).is_pending());
+        backend.servers[1].record_check(false, "refused");
+        assert!(
+            futures_util::poll!(&mut shutdown).is_pending(),
+            "another server"
+        );
+        backend.servers[0].record_check(false, "refused");
+        shutdown.await;
+
+        let mut config = backend.config.clone();
+        config.shutdown_sessions_on_down = false;
+        config.shutdown_backup_sessions_on_up = true;
+        let backend = Arc::new(BackendState::new(
+            config,
+            &Resolved::default(),
+            Some(&backend),
+        ));
+        assert!(
+            backend.shutdown_of(0).is_none(),
+            "on_up concerns backups only"
+        );
+        let mut shutdown = backend.shutdown_of(2).expect("a backup");
+        assert!(futures_util::poll!(&mut shutdown).is_pending());
+        backend.servers[1].record_check(true, "");
+        shutdown.await;
+    }
+
+    #[test]
+    fn a_server_back_up_ramps_its_weight_and_one_starting_up_does_not() {
+        let mut config = backend().config;
+        config.servers[0].slow_start = Some(Duration::from_secs(3600));
+        let backend = built(config);
+        let full = balance::slow_start::full(100);
+        assert_eq!(
+            backend.servers[0].effective_weight(100),
+            full,
+            "at start-up"
+        );
+        backend.servers[0].record_check(false, "refused");
+        backend.servers[0].record_check(true, "");
+        assert!(
+            backend.servers[0].effective_weight(100) < full / 1000,
+            "just back up"
+        );
+        assert_eq!(
+            backend.servers[1].effective_weight(100),
+            full,
+            "no slow start"
+        );
     }
 }

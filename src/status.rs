@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::queue::Queue;
 use crate::backend::{BackendState, ServerState};
 use crate::config::{Balance, Mode};
 use crate::proxy::frontends::LiveFrontend;
@@ -64,9 +65,14 @@ pub struct CertificateStatus {
 pub struct BackendStatus {
     pub name: String,
     pub balance: String,
+    /// Primary servers up.
     pub active_servers: usize,
     pub current_sessions: u64,
     pub servers: Vec<ServerStatus>,
+    /// Backup servers up.
+    pub backup_servers: usize,
+    /// Requests or connections waiting for a server with `max_connections` to have room.
+    pub current_queue: usize,
 }
 
 const UP: &str = "UP";
@@ -83,6 +89,11 @@ pub struct ServerStatus {
     pub state: String,
     pub weight: u32,
     pub current_sessions: u64,
+    pub backup: bool,
+    /// `None`: no limit.
+    pub max_connections: Option<u32>,
+    /// Waiting for this server alone (hashing): the rest of the backend's queue waits for any.
+    pub current_queue: usize,
     /// `name:port` for a server named by DNS (`address` is what the name resolved to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name: Option<String>,
@@ -147,7 +158,7 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
 fn backend_status(backend: &BackendState) -> BackendStatus {
     let servers: Vec<ServerStatus> = (backend.servers.iter())
         .zip(&backend.server_configs)
-        .map(|(state, config)| server_status(state, config.weight))
+        .map(|(state, config)| server_status(state, config.weight, config.backup, &backend.queue))
         .collect();
     BackendStatus {
         name: backend.config.name.clone(),
@@ -162,10 +173,17 @@ fn backend_status(backend: &BackendState) -> BackendStatus {
         active_servers: backend.servers_up(),
         current_sessions: servers.iter().map(|server| server.current_sessions).sum(),
         servers,
+        backup_servers: backend.backups_up(),
+        current_queue: backend.queue.waiting(),
     }
 }
 
-fn server_status(server: &ServerState, weight: u32) -> ServerStatus {
+fn server_status(
+    server: &Arc<ServerState>,
+    weight: u32,
+    backup: bool,
+    queue: &Queue,
+) -> ServerStatus {
     let state = match (server.is_up(), weight) {
         (false, _) => DOWN,
         (true, 0) => DRAIN,
@@ -177,6 +195,13 @@ fn server_status(server: &ServerState, weight: u32) -> ServerStatus {
         state: state.into(),
         weight,
         current_sessions: server.current_sessions(),
+        backup,
+        max_connections: server.max_connections(),
+        // Only the hashes queue for one server, and only limited servers are waited for.
+        current_queue: match server.max_connections() {
+            Some(_) => queue.waiting_for(server),
+            None => 0,
+        },
         dns_name: (server.dns_name.as_ref()).map(ToString::to_string),
     }
 }
@@ -246,22 +271,30 @@ impl fmt::Display for Status {
         for backend in &self.backends {
             let _ = writeln!(
                 out,
-                "  {:<16} {:<20} {}/{} servers up, {} sessions",
+                "  {:<16} {:<20} {}/{} servers up, {} sessions{}",
                 backend.name,
                 backend.balance,
-                backend.active_servers,
+                backend.active_servers + backend.backup_servers,
                 backend.servers.len(),
-                backend.current_sessions
+                backend.current_sessions,
+                match backend.current_queue {
+                    0 => String::new(),
+                    queued => format!(", {queued} queued"),
+                }
             );
             for server in &backend.servers {
                 let _ = writeln!(
                     out,
-                    "    {:<14} {:<22} {:<5} weight {:<3} {} sessions",
+                    "    {:<14} {:<22} {:<5} weight {:<3} {} sessions{}{}",
                     server.name,
                     server.address.to_string(),
                     server.state,
                     server.weight,
-                    server.current_sessions
+                    server.current_sessions,
+                    server
+                        .max_connections
+                        .map_or(String::new(), |max| format!(" of {max}")),
+                    if server.backup { "  backup" } else { "" }
                 );
             }
         }

@@ -35,10 +35,10 @@ async fn sequence(address: SocketAddr, count: usize) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_robin_rotates_strictly_and_ignores_weights() {
+async fn round_robin_rotates_strictly_with_equal_weights() {
     let servers = start_servers(&["a", "b", "c"]).await;
     let (_tandem, address) =
-        start_proxy("http", "round_robin", "", &weighted(&servers, &[5, 1, 1])).await;
+        start_proxy("http", "round_robin", "", &weighted(&servers, &[2, 2, 2])).await;
     let answered = sequence(address, 9).await;
     let mut first = answered[..3].to_vec();
     first.sort();

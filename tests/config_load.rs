@@ -111,12 +111,18 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                         address: ServerAddress::Ip("127.0.0.1:9001".parse().unwrap()),
                         weight: 3,
                         tls: None,
+                        backup: false,
+                        max_connections: None,
+                        slow_start: None,
                     },
                     Server {
                         name: "s2".into(),
                         address: ServerAddress::Ip("127.0.0.1:9002".parse().unwrap()),
                         weight: 1,
                         tls: None,
+                        backup: false,
+                        max_connections: None,
+                        slow_start: None,
                     },
                 ],
                 persistence: None,
@@ -125,6 +131,11 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 resolve: Resolve::default(),
                 tls: None,
                 tcp_keepalive: None,
+                all_backups: false,
+                queue_timeout: Duration::from_secs(2),
+                queue_size: 1024,
+                shutdown_sessions_on_down: false,
+                shutdown_backup_sessions_on_up: false,
             },
             Backend {
                 name: "db_pool".into(),
@@ -146,6 +157,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     address: ServerAddress::Ip("127.0.0.1:3307".parse().unwrap()),
                     weight: 1,
                     tls: None,
+                    backup: false,
+                    max_connections: None,
+                    slow_start: None,
                 }],
                 persistence: None,
                 send_proxy: None,
@@ -153,6 +167,11 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                 resolve: Resolve::default(),
                 tls: None,
                 tcp_keepalive: None,
+                all_backups: false,
+                queue_timeout: Duration::from_secs(2),
+                queue_size: 1024,
+                shutdown_sessions_on_down: false,
+                shutdown_backup_sessions_on_up: false,
             },
         ],
         // No vrrp section: this node holds no VIP.
@@ -198,16 +217,24 @@ fn a_syntax_error_names_its_place() {
     );
 }
 
+/// Every key a backend may have, as the unknown-key message lists them.
+const BACKEND_KEYS: &str = "`name`, `balance`, `hash_query`, `connect_timeout`, \
+    `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
+    `protocol`, `resolve`, `tls`, `tcp_keepalive`, `all_backups`, `queue_timeout`, `queue_size`, \
+    `slow_start`, `on_down`, `on_up`";
+
+/// Every key a server may have, likewise.
+const SERVER_KEYS: &str = "`name`, `address`, `weight`, `tls`, `backup`, `max_connections`, \
+    `slow_start`";
+
 #[test]
 fn an_unknown_key_names_the_allowed_ones() {
     assert_eq!(
         errors("config/broken/unknown_key.yaml"),
-        [
+        [format!(
             "config/broken/unknown_key.yaml:13:5: backends[0].helth_check: unknown field \
-          `helth_check`, expected one of `name`, `balance`, `hash_query`, `connect_timeout`, \
-          `response_timeout`, `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, \
-          `protocol`, `resolve`, `tls`, `tcp_keepalive`"
-        ]
+             `helth_check`, expected one of {BACKEND_KEYS}"
+        )]
     );
 }
 
@@ -687,21 +714,25 @@ vrrp:
     assert_eq!(
         inline_errors(text),
         [
-            "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected one \
-             of `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, \
-             `retries`, `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, \
-             `resolve`, `tls`, `tcp_keepalive`",
+            format!(
+                "inline.yaml:4:5: backends[0].helth_check: unknown field `helth_check`, expected \
+                 one of {BACKEND_KEYS}"
+            ),
             "inline.yaml:6:30: backends[0].servers[0].address: invalid server address \
              \"127.0.0.1:99999\": port \"99999\" is not 1..=65535; write IP:port such as \
-             127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080",
-            "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, expected \
-             one of `name`, `address`, `weight`, `tls`",
-            "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
-             `name`, `balance`, `hash_query`, `connect_timeout`, `response_timeout`, `retries`, \
-             `health_check`, `servers`, `persistence`, `send_proxy`, `protocol`, `resolve`, \
-             `tls`, `tcp_keepalive`",
+             127.0.0.1:8080 or [::1]:8080, or name:port such as app.internal:8080"
+                .to_owned(),
+            format!(
+                "inline.yaml:6:47: backends[0].servers[0].wieght: unknown field `wieght`, \
+                 expected one of {SERVER_KEYS}"
+            ),
+            format!(
+                "inline.yaml:7:5: backends[0].balanse: unknown field `balanse`, expected one of \
+                 {BACKEND_KEYS}"
+            ),
             "inline.yaml:11:36: vrrp.instances[0].track[0].weigth: unknown field `weigth`, \
-             expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`",
+             expected one of `backend`, `frontend`, `interface`, `min_healthy`, `weight`"
+                .to_owned(),
         ]
     );
 }

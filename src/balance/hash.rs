@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{available, Key, Selector, ServerView};
+use super::{Key, Selector, ServerView};
 use crate::config::Server;
 
 /// The part of a request that is hashed.
@@ -70,7 +70,9 @@ impl Hash {
         for member in self
             .members
             .iter()
-            .filter(|m| available(servers, m.index, exclude))
+            // A full server is not skipped: its keys wait for it (in the backend's queue), as
+            // HAProxy queues on the hashed server, so that they never move while it is up.
+            .filter(|m| !exclude.contains(&m.index) && servers.is_up(m.index))
         {
             let candidate = (score(member), member.name_hash, member.index);
             if best.is_none_or(|best| (candidate.0, candidate.1) > (best.0, best.1)) {
@@ -422,6 +424,16 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert!(seen.len() > 4, "IPv6 clients all land on {seen:?}");
+    }
+
+    #[test]
+    fn a_full_server_keeps_its_keys() {
+        let list = servers(&[1; 4]);
+        let selector = source_hash(&list);
+        let mut view = View::all_up(4);
+        let before = mapping(&selector, &list, &view);
+        view.full = vec![true; 4];
+        assert_eq!(mapping(&selector, &list, &view), before);
     }
 
     #[test]

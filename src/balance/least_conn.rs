@@ -11,6 +11,8 @@ pub struct LeastConn {
     /// Where the next scan starts; the first of several equally loaded servers wins, so moving
     /// the start is what rotates ties.
     next: AtomicUsize,
+    /// Whether any server has a slow start: without, effective weights are not asked for.
+    ramps: bool,
 }
 
 impl LeastConn {
@@ -19,6 +21,7 @@ impl LeastConn {
         Self {
             servers: weighted.map(|(i, s)| (i, s.weight)).collect(),
             next: AtomicUsize::new(0),
+            ramps: servers.iter().any(|s| s.slow_start.is_some()),
         }
     }
 }
@@ -31,16 +34,20 @@ impl Selector for LeastConn {
         }
         // Concurrent picks each take their own start, so a burst onto idle servers spreads out.
         let start = self.next.fetch_add(1, Relaxed);
-        let mut best: Option<(usize, usize, u64, u32)> = None;
+        let mut best: Option<(usize, usize, u64, u64)> = None;
         for offset in 0..len {
             let (index, weight) = self.servers[(start % len + offset) % len];
             if !available(servers, index, exclude) {
                 continue;
             }
             let active = servers.active(index);
+            let weight = match self.ramps {
+                true => servers.effective_weight(index, weight),
+                false => super::slow_start::full(weight),
+            };
             // active / weight < best_active / best_weight, cross-multiplied: exact, and widened
             // so no count can overflow.
-            let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u32)| {
+            let fewer = |&(_, _, best_active, best_weight): &(usize, usize, u64, u64)| {
                 u128::from(active) * u128::from(best_weight)
                     < u128::from(best_active) * u128::from(weight)
             };
@@ -68,8 +75,8 @@ mod tests {
 
     fn loaded(active: &[u64]) -> View {
         View {
-            up: vec![true; active.len()],
             active: active.to_vec(),
+            ..View::all_up(active.len())
         }
     }
 
@@ -124,8 +131,24 @@ mod tests {
         let view = View {
             up: vec![true, true, false, true, true],
             active: vec![0, 3, 0, 0, 3],
+            ..View::all_up(5)
         };
         assert_eq!(picks(&selector, &view, 6), [0, 3, 0, 3, 0, 3]);
+    }
+
+    #[test]
+    fn skips_full_servers_and_weighs_ramping_ones_by_their_effective_weight() {
+        let mut list = servers(&[4, 4, 4]);
+        list[1].slow_start = Some(std::time::Duration::from_secs(1));
+        let selector = LeastConn::new(&list);
+        let mut view = loaded(&[0, 2, 3]);
+        view.full[0] = true;
+        assert_eq!(selector.pick(&view, &KEY, &[]), Some(1));
+        // 3/4 < 2/1: the ramping server counts as more loaded.
+        view.ramped[1] = Some(super::super::slow_start::SCALE);
+        assert_eq!(selector.pick(&view, &KEY, &[]), Some(2));
+        view.full = vec![true; 3];
+        assert_eq!(selector.pick(&view, &KEY, &[]), None);
     }
 
     #[test]
@@ -138,7 +161,7 @@ mod tests {
     fn none_when_no_server_is_eligible() {
         let down = View {
             up: vec![false; 2],
-            active: vec![0; 2],
+            ..View::all_up(2)
         };
         assert_eq!(
             LeastConn::new(&servers(&[1, 1])).pick(&down, &KEY, &[]),
@@ -155,6 +178,7 @@ mod tests {
         let view = View {
             up: vec![true, true, true, false],
             active: vec![4, 1, 6, 0],
+            ..View::all_up(4)
         };
         assert_eq!(retry_order(&selector, &view, &KEY), [1, 2, 0]);
         assert_eq!(retry_order(&selector, &view, &KEY), [1, 2, 0]);

@@ -12,6 +12,13 @@ pub trait ServerView {
     fn is_up(&self, server: usize) -> bool;
     /// Active connections (tcp) or in-flight requests (http).
     fn active(&self, server: usize) -> u64;
+    /// Up and below its `max_connections` (always, without one), in one call: what every
+    /// selector but the hashes asks. They skip a full server as a down one; the hashes ask
+    /// `is_up` only, since their key belongs to one server, which it waits for.
+    fn is_up_with_room(&self, server: usize) -> bool;
+    /// The weight to balance by now for a server configured with `weight`, in
+    /// [`slow_start::SCALE`]ths: less than its full weight while slow start ramps it up.
+    fn effective_weight(&self, server: usize, weight: u32) -> u64;
 }
 
 /// What a request offers to the hashing selectors.
@@ -28,11 +35,14 @@ pub trait Selector: Send + Sync {
     fn pick(&self, servers: &dyn ServerView, key: &Key<'_>, exclude: &[usize]) -> Option<usize>;
 }
 
+mod first_up;
 mod hash;
 mod least_conn;
 mod round_robin;
+pub mod slow_start;
 mod weighted_round_robin;
 
+pub use first_up::FirstUp;
 pub use hash::{Hash, HashOn};
 pub use least_conn::LeastConn;
 pub use round_robin::RoundRobin;
@@ -56,7 +66,15 @@ pub fn selector(balance: Balance, servers: &[Server]) -> Box<dyn Selector> {
 /// they are built, so only what changes per request is checked here; the exclusion list comes
 /// first as it is cheaper than asking the view.
 fn available(servers: &dyn ServerView, server: usize, exclude: &[usize]) -> bool {
-    !exclude.contains(&server) && servers.is_up(server)
+    !exclude.contains(&server) && servers.is_up_with_room(server)
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +88,11 @@ mod testing {
     pub struct View {
         pub up: Vec<bool>,
         pub active: Vec<u64>,
+        /// Servers at their `max_connections`.
+        pub full: Vec<bool>,
+        /// Effective weights of ramping servers, in `slow_start::SCALE`ths; `None`: the
+        /// configured one.
+        pub ramped: Vec<Option<u64>>,
     }
 
     impl View {
@@ -77,6 +100,8 @@ mod testing {
             Self {
                 up: vec![true; n],
                 active: vec![0; n],
+                full: vec![false; n],
+                ramped: vec![None; n],
             }
         }
     }
@@ -88,6 +113,14 @@ mod testing {
 
         fn active(&self, server: usize) -> u64 {
             self.active[server]
+        }
+
+        fn is_up_with_room(&self, server: usize) -> bool {
+            self.up[server] && !self.full[server]
+        }
+
+        fn effective_weight(&self, server: usize, weight: u32) -> u64 {
+            self.ramped[server].unwrap_or(super::slow_start::full(weight))
         }
     }
 
@@ -101,6 +134,9 @@ mod testing {
                 address: std::net::SocketAddr::from(([10, 0, 0, 1], 8000 + i as u16)).into(),
                 weight,
                 tls: None,
+                backup: false,
+                max_connections: None,
+                slow_start: None,
             })
             .collect()
     }
@@ -172,14 +208,14 @@ mod tests {
     #[test]
     fn each_balance_setting_gets_its_algorithm() {
         let list = servers(&[3, 1]);
-        let view = View::all_up(2);
-        let rotation = |balance| picks(&*selector(balance, &list), &view, 4);
-        assert_eq!(rotation(Balance::RoundRobin), [0, 1, 0, 1]);
-        assert_eq!(rotation(Balance::WeightedRoundRobin), [0, 0, 1, 0]);
+        let five_one_one = servers(&[5, 1, 1]);
+        let rotation = |balance| picks(&*selector(balance, &five_one_one), &View::all_up(3), 7);
+        assert_eq!(rotation(Balance::RoundRobin), [0, 0, 0, 1, 2, 0, 0]);
+        assert_eq!(rotation(Balance::WeightedRoundRobin), [0, 0, 1, 0, 2, 0, 0]);
 
         let loaded = View {
-            up: vec![true, true],
             active: vec![9, 1],
+            ..View::all_up(2)
         };
         let least = selector(Balance::LeastConn, &list);
         assert_eq!(least.pick(&loaded, &KEY, &[]), Some(1));

@@ -14,7 +14,7 @@ pub struct WeightedRoundRobin {
 impl WeightedRoundRobin {
     pub fn new(servers: &[Server]) -> Self {
         Self {
-            rotation: Rotation::new(smooth_schedule(servers)),
+            rotation: Rotation::new(smooth_schedule(servers), servers),
         }
     }
 }
@@ -32,7 +32,7 @@ impl Selector for WeightedRoundRobin {
 /// Weights are divided by their common divisor first: the cycle for k times the weights is the
 /// same cycle k times over, so this only shortens it.
 fn smooth_schedule(servers: &[Server]) -> Vec<usize> {
-    let divisor = servers.iter().map(|s| s.weight).fold(0, gcd);
+    let divisor = servers.iter().map(|s| s.weight).fold(0, super::gcd);
     let weighted: Vec<(usize, i64)> = servers
         .iter()
         .enumerate()
@@ -52,14 +52,6 @@ fn smooth_schedule(servers: &[Server]) -> Vec<usize> {
             weighted[best].0
         })
         .collect()
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
 }
 
 #[cfg(test)]

@@ -238,6 +238,19 @@ pub struct Backend {
     pub tls: Option<UpstreamTlsKeys>,
     /// TCP keepalive on connections to servers; `None`: off.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// While no primary server is up: balance over every backup server that is up, rather than
+    /// use the first one up in list order (HAProxy's `option allbackups`).
+    pub all_backups: bool,
+    /// How long a request or connection may wait for a server with `max_connections` to have
+    /// room before it is refused (503 in http mode, closed in tcp mode).
+    pub queue_timeout: Duration,
+    /// How many may wait at once over the backend; one more is refused at once.
+    pub queue_size: usize,
+    /// `on_down: shutdown_sessions`: a server marked down has its sessions closed.
+    pub shutdown_sessions_on_down: bool,
+    /// `on_up: shutdown_backup_sessions`: when a primary server comes up and the backups stop
+    /// taking traffic, their sessions are closed.
+    pub shutdown_backup_sessions_on_up: bool,
 }
 
 impl Backend {
@@ -419,6 +432,14 @@ pub struct Server {
     pub weight: u32,
     /// This server's `tls` keys, over its backend's.
     pub tls: Option<UpstreamTlsKeys>,
+    /// Takes traffic only while no primary (non-backup) server of its backend is up.
+    pub backup: bool,
+    /// Requests (http) or connections (tcp) in flight to it at most; more wait in the backend's
+    /// queue. `None`: no limit.
+    pub max_connections: Option<u32>,
+    /// Its own `slow_start` or else its backend's: after coming back up, its weight ramps from
+    /// almost nothing to `weight` over this time.
+    pub slow_start: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

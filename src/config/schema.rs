@@ -256,6 +256,12 @@ pub struct BackendSpec {
     /// TLS to the servers; a server's own `tls` overrides it key by key.
     pub tls: Option<UpstreamTlsSpec>,
     pub tcp_keepalive: Option<TcpKeepaliveSpec>,
+    pub all_backups: Option<bool>,
+    pub queue_timeout: Option<String>,
+    pub queue_size: Option<u32>,
+    pub slow_start: Option<String>,
+    pub on_down: Option<OnDownSpec>,
+    pub on_up: Option<OnUpSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +290,24 @@ pub struct UpstreamTlsSpec {
     pub client_cert: Option<String>,
     pub client_key: Option<String>,
     pub alpn: Option<Vec<AlpnSpec>>,
+}
+
+/// What happens to a server's sessions when it is marked down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDownSpec {
+    /// They carry on until they end (the default).
+    KeepSessions,
+    ShutdownSessions,
+}
+
+/// What happens to the backup servers' sessions when a primary comes back up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUpSpec {
+    /// They carry on until they end (the default).
+    KeepBackupSessions,
+    ShutdownBackupSessions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,6 +379,9 @@ pub struct ServerSpec {
     pub address: String,
     pub weight: Option<u32>,
     pub tls: Option<UpstreamTlsSpec>,
+    pub backup: Option<bool>,
+    pub max_connections: Option<u32>,
+    pub slow_start: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -338,6 +338,12 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
         let this = &mut *self;
+        if (this.finish.as_mut()).is_some_and(|finish| finish.shut_down(cx)) {
+            // Its server's sessions were shut down: the connection is not kept.
+            this.finish = None;
+            this.release("server_shutdown");
+            return Poll::Ready(Some(Err(std::io::Error::other("server shut down"))));
+        }
         let polled = match &mut this.encoder {
             None => Pin::new(&mut this.inner).poll_frame(cx),
             Some(encoder) => encoder.poll_frame(Pin::new(&mut this.inner), cx),

@@ -22,7 +22,7 @@ use super::persistence;
 use super::rule_actions::HeaderChanges;
 use super::tunnel::Upgrade;
 use super::upstream::{RequestBody, ResponseBody, Target, UpstreamPool};
-use crate::backend::{ActiveGuard, BackendState};
+use crate::backend::{ActiveGuard, BackendState, Refused, Shutdown};
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 use crate::config::{Balance, Persistence, RuleSet, UpstreamProtocol};
@@ -50,6 +50,28 @@ const LOCAL_SHORTAGE: Local = Local::new(
     StatusCode::SERVICE_UNAVAILABLE,
     "the proxy is out of resources, try again later\n",
     "local_shortage",
+);
+
+/// Every eligible server was at its `max_connections`, and the queue before them was full.
+const QUEUE_FULL: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "no server available\n",
+    "queue_full",
+);
+
+/// Every eligible server stayed at its `max_connections` for the backend's `queue_timeout`.
+const QUEUE_TIMEOUT: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "no server available\n",
+    "queue_timeout",
+);
+
+/// The server was marked down (or, a backup, left service) before it answered, and the backend
+/// shuts such sessions down.
+const SERVER_SHUTDOWN: Local = Local::new(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "server shut down\n",
+    "server_shutdown",
 );
 
 /// Sends `request` to a server of `backend` (with `request_headers` applied last) and returns its response
@@ -115,7 +137,11 @@ pub fn forward<'a>(
         };
 
         let mut attempts = Attempts::new(backend, key, pinned);
-        for attempt in attempts.by_ref() {
+        let refused = loop {
+            let attempt = match attempts.next().await {
+                Ok(attempt) => attempt,
+                Err(refused) => break refused,
+            };
             let (index, server) = (attempt.index, attempt.server);
             trace.server = Some(index);
             let target = Target {
@@ -154,7 +180,19 @@ pub fn forward<'a>(
                     .then(|| replayable(&request))
                     .flatten();
                 let deadline = deadline(sent_at, config.response_timeout);
-                let sent = tokio::time::timeout_at(deadline, checkout.sender.send(request)).await;
+                let sending = tokio::time::timeout_at(deadline, checkout.sender.send(request));
+                let mut shutdown = backend.shutdown_of(index);
+                let sent = match &mut shutdown {
+                    None => sending.await,
+                    // on_down / on_up: the request ends with its server's sessions.
+                    Some(shutdown) => tokio::select! {
+                        sent = sending => sent,
+                        () = shutdown => {
+                            tracing::info!(server = %server.name, "request shut down with its server");
+                            return Err(SERVER_SHUTDOWN);
+                        }
+                    },
+                };
                 match sent {
                     Ok(Ok(mut response)) => {
                         let now = Instant::now();
@@ -169,7 +207,9 @@ pub fn forward<'a>(
                         let finish = Finish {
                             pool: Arc::clone(pool),
                             address: server.address,
-                            _active: attempt.active,
+                            shutdown_on_down: config.shutdown_sessions_on_down,
+                            shutdown,
+                            active: attempt.active,
                         };
                         return Ok((response, finish));
                     }
@@ -214,9 +254,21 @@ pub fn forward<'a>(
                     }
                 }
             }
+        };
+        match refused {
+            Refused::NoServer => {
+                tracing::warn!(backend = %config.name, tried = attempts.tried(), "no server available");
+                Err(NO_SERVER)
+            }
+            Refused::QueueFull => {
+                tracing::warn!(backend = %config.name, "queue full");
+                Err(QUEUE_FULL)
+            }
+            Refused::QueueTimeout => {
+                tracing::warn!(backend = %config.name, timeout = ?config.queue_timeout, "no server had room within queue_timeout");
+                Err(QUEUE_TIMEOUT)
+            }
         }
-        tracing::warn!(backend = %config.name, tried = attempts.tried(), "no server available");
-        Err(NO_SERVER)
     }
 }
 
@@ -342,13 +394,25 @@ fn replayable(request: &Request<RequestBody>) -> Option<Request<RequestBody>> {
 pub struct Finish {
     pool: Arc<UpstreamPool>,
     address: SocketAddr,
-    _active: ActiveGuard,
+    /// `on_down: shutdown_sessions`: no connection to a server marked down is kept.
+    shutdown_on_down: bool,
+    /// Set when the server's sessions are shut down with it: the body then ends too.
+    shutdown: Option<Shutdown>,
+    active: ActiveGuard,
 }
 
 impl Finish {
+    /// Whether the server's sessions have been shut down (`on_down`, `on_up`) meanwhile.
+    pub fn shut_down(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        (self.shutdown.as_mut()).is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
+    }
+
     /// The response has been streamed: its connection goes back to the pool, if it can be
     /// used again, and the server's in-flight count drops (with this).
     pub fn checkin(self, body: &mut ResponseBody, now: Instant) {
+        if self.shutdown_on_down && !self.active.server().is_up() {
+            return;
+        }
         if let Some(connection) = body.take_reusable() {
             self.pool.checkin(self.address, connection, now);
         }

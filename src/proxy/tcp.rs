@@ -15,6 +15,7 @@ use super::upstream_tls::ServerStream;
 use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
+use crate::backend::Refused;
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 
@@ -41,6 +42,9 @@ pub async fn relay(
         Ok((upstream, attempt)) => {
             let server = attempt.server;
             let mut upstream = ActivityIo::over(upstream, Arc::clone(&activity));
+            let backend = (frontend.backend.as_ref()).expect("connected through a backend");
+            let shutdown = backend.shutdown_of(attempt.index);
+            let shuts_down = shutdown.is_some();
             let end = tokio::select! {
                 result = copy_bidirectional(&mut client, &mut upstream) => match result {
                     Ok(_) => "closed",
@@ -52,6 +56,11 @@ pub async fn relay(
                 () = activity.idle_timeout(frontend.config.timeouts.client_idle) => {
                     tracing::debug!(frontend = %frontend.config.name, server = %server.name, "idle timeout");
                     "idle_timeout"
+                }
+                // on_down / on_up: the server's sessions are shut down.
+                () = async { shutdown.expect("only polled when set").await }, if shuts_down => {
+                    tracing::info!(frontend = %frontend.config.name, server = %server.name, "session shut down");
+                    "server_shutdown"
                 }
             };
             (Some(server), end)
@@ -92,7 +101,11 @@ async fn connect<'a>(
         uri: "",
     };
     let mut attempts = Attempts::new(backend, key, None);
-    for attempt in attempts.by_ref() {
+    let refused = loop {
+        let attempt = match attempts.next().await {
+            Ok(attempt) => attempt,
+            Err(refused) => break refused,
+        };
         let address = attempt.server.address;
         let connecting = async {
             let mut stream = TcpStream::connect(address).await?;
@@ -119,14 +132,21 @@ async fn connect<'a>(
                 }
             }
         }
-    }
-    match attempts.tried() {
-        0 => {
-            tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server available")
+    };
+    let (frontend, backend) = (&frontend.config.name, &backend.config.name);
+    match (refused, attempts.tried()) {
+        (Refused::NoServer, 0) => tracing::warn!(%frontend, %backend, "no server available"),
+        (Refused::NoServer, _) => {
+            tracing::warn!(%frontend, %backend, "no server could be reached")
         }
-        _ => {
-            tracing::warn!(frontend = %frontend.config.name, backend = %backend.config.name, "no server could be reached")
+        (Refused::QueueFull, _) => tracing::warn!(%frontend, %backend, "queue full"),
+        (Refused::QueueTimeout, _) => {
+            tracing::warn!(%frontend, %backend, "no server had room within queue_timeout")
         }
     }
-    Err("no_server")
+    Err(match refused {
+        Refused::NoServer => "no_server",
+        Refused::QueueFull => "queue_full",
+        Refused::QueueTimeout => "queue_timeout",
+    })
 }

@@ -136,7 +136,7 @@ impl Source {
                 "backend {} ({} of {} up, min_healthy {min_healthy})",
                 state.config.name,
                 state.servers_up(),
-                state.servers.len()
+                state.primaries()
             ),
             Source::Frontend { name, .. } => format!("frontend {name} (cannot accept)"),
             Source::Interface { name, .. } => format!("interface {name} (down)"),
@@ -243,6 +243,32 @@ mod tests {
         assert!(trackers.verdicts_in());
         assert_eq!(trackers.verdict(150), Verdict::Priority(150));
         assert!(Trackers::new(&[], &data_plane, &HashMap::new()).verdicts_in());
+    }
+
+    #[tokio::test]
+    async fn a_backup_up_does_not_keep_a_tracked_backend_healthy() {
+        let mut config = crate::backend::checked_backend(&["p1", "b1"]).config;
+        config.servers[1].backup = true;
+        let data_plane = DataPlane {
+            backends: vec![Arc::new(crate::backend::built(config))],
+            frontends: Vec::new(),
+        };
+        let track = [Track {
+            target: TrackTarget::Backend {
+                backend: 0,
+                min_healthy: 1,
+            },
+            weight: TrackWeight::Points(-50),
+        }];
+        let mut trackers = Trackers::new(&track, &data_plane, &HashMap::new());
+        data_plane.backends[0].servers[1].record_check(true, "");
+        data_plane.backends[0].servers[0].record_check(false, "refused");
+        trackers.changed().await;
+        assert_eq!(trackers.verdict(150), Verdict::Priority(100));
+        assert_eq!(
+            trackers.failing(),
+            ["backend web (0 of 1 up, min_healthy 1)"]
+        );
     }
 
     #[tokio::test(start_paused = true)]

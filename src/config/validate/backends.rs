@@ -45,6 +45,7 @@ impl Validator {
             DEFAULT_RESPONSE_TIMEOUT,
             MAX_RESPONSE_TIMEOUT,
         );
+        let roles = self.backend_roles(&at, &spec, connect_timeout);
         let health_check = spec
             .health_check
             .map(|check| self.health_check(&format!("{at}.health_check"), check));
@@ -58,7 +59,9 @@ impl Validator {
             .servers
             .into_iter()
             .enumerate()
-            .map(|(index, server)| self.server(&format!("{at}.servers[{index}]"), server))
+            .map(|(index, server)| {
+                self.server(&format!("{at}.servers[{index}]"), server, roles.slow_start)
+            })
             .collect();
         self.unique_names(
             &format!("{at}.servers"),
@@ -89,6 +92,11 @@ impl Validator {
             resolve: self.resolve(&at, spec.resolve),
             tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
             tcp_keepalive,
+            all_backups: roles.all_backups,
+            queue_timeout: roles.queue_timeout,
+            queue_size: roles.queue_size,
+            shutdown_sessions_on_down: roles.shutdown_sessions_on_down,
+            shutdown_backup_sessions_on_up: roles.shutdown_backup_sessions_on_up,
         };
         for (index, server) in backend.servers.iter().enumerate() {
             self.merged_upstream_tls(&format!("{at}.servers[{index}]"), &backend, server);
@@ -96,7 +104,13 @@ impl Validator {
         backend
     }
 
-    fn server(&mut self, at: &str, spec: ServerSpec) -> Server {
+    fn server(
+        &mut self,
+        at: &str,
+        spec: ServerSpec,
+        backend_slow_start: Option<std::time::Duration>,
+    ) -> Server {
+        let (max_connections, slow_start) = self.server_limits(at, &spec, backend_slow_start);
         self.non_empty(format!("{at}.name"), &spec.name);
         let address = self.server_address(format!("{at}.address"), &spec.address);
         let weight = spec.weight.unwrap_or(DEFAULT_WEIGHT);
@@ -111,6 +125,9 @@ impl Validator {
             address,
             weight,
             tls: (spec.tls).map(|tls| self.upstream_tls_keys(&format!("{at}.tls"), tls)),
+            backup: spec.backup.unwrap_or(false),
+            max_connections,
+            slow_start,
         }
     }
 }

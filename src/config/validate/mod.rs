@@ -13,6 +13,7 @@ mod node;
 mod rate_limit;
 mod resolve;
 mod rules;
+mod server_roles;
 #[cfg(test)]
 mod test_support;
 mod upgrades;
@@ -200,6 +201,9 @@ mod tests {
                         address: ServerAddress::Ip("127.0.0.1:81".parse().unwrap()),
                         weight: 1,
                         tls: None,
+                        backup: false,
+                        max_connections: None,
+                        slow_start: None,
                     }],
                     persistence: None,
                     send_proxy: None,
@@ -207,6 +211,11 @@ mod tests {
                     resolve: Resolve::default(),
                     tls: None,
                     tcp_keepalive: None,
+                    all_backups: false,
+                    queue_timeout: Duration::from_secs(2),
+                    queue_size: 1024,
+                    shutdown_sessions_on_down: false,
+                    shutdown_backup_sessions_on_up: false,
                 }],
                 vrrp: Vec::new(),
                 admin: None,
