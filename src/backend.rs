@@ -224,6 +224,8 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
             timeout: Duration::from_secs(1),
             rise: 1,
             fall: 1,
+            port: None,
+            address: None,
         }),
         servers: (servers.iter().zip(81u16..))
             .map(|(name, port)| config::Server {

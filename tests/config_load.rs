@@ -91,11 +91,16 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                         path: "/health".into(),
                         host: None,
                         expect: StatusMatch::Code(200),
+                        method: http::Method::GET,
+                        headers: Vec::new(),
+                        expect_body: None,
                     },
                     interval: Duration::from_secs(1),
                     timeout: Duration::from_millis(500),
                     rise: 2,
                     fall: 2,
+                    port: None,
+                    address: None,
                 }),
                 servers: vec![
                     Server {
@@ -125,6 +130,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     timeout: Duration::from_secs(1),
                     rise: 2,
                     fall: 3,
+                    port: None,
+                    address: None,
                 }),
                 servers: vec![Server {
                     name: "db1".into(),
