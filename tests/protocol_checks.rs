@@ -1,0 +1,175 @@
+//! Health checks that speak the server's protocol, against real servers: Redis, MariaDB and
+//! PostgreSQL from Debian are marked up by their protocol and down once another process that
+//! accepts holds their port; tcp send/expect steps against Redis; http method, headers and
+//! expected body against nginx; a check on another port than the server's.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::check_peers::*;
+use support::*;
+
+/// Rise 2, fall 2: being marked up takes two passing checks.
+const CHECK: &str = "interval: 200ms, timeout: 150ms, rise: 2, fall: 2";
+/// What a database's start and a busy CI machine may take beyond the checks themselves.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A tcp frontend per backend; `backends` are (name, health check keys, server address).
+fn config(admin: SocketAddr, backends: &[(&str, &str, SocketAddr)]) -> String {
+    let mut yaml =
+        format!("node: {{ name: checks, threads: 1 }}\nadmin: {{ listen: {admin} }}\nfrontends:\n");
+    for (name, _, _) in backends {
+        let listen = support::listen();
+        yaml.push_str(&format!(
+            "  - {{ name: {name}, listen: {listen}, mode: tcp, backend: {name} }}\n"
+        ));
+    }
+    yaml.push_str("backends:\n");
+    for (name, check, server) in backends {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    health_check: {{ {check}, {CHECK} }}\n    \
+             servers: [{{ name: {name}1, address: {server} }}]\n"
+        ));
+    }
+    yaml
+}
+
+/// The state /status shows for the server of backend `backend`: UP or DOWN.
+async fn state(admin: SocketAddr, backend: &str) -> String {
+    let answer = get(admin, "/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let backends = status["backends"].as_array().unwrap();
+    let found = backends.iter().find(|b| b["name"] == backend).unwrap();
+    found["servers"][0]["state"].as_str().unwrap().to_string()
+}
+
+async fn wait_state(admin: SocketAddr, backend: &str, expected: &str, tandem: &Tandem) {
+    let what = format!("{backend} {expected}");
+    let deadline = std::time::Instant::now() + LIMIT;
+    while state(admin, backend).await != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; tandem's log:\n{}",
+            tandem.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How a protocol check is shown to work on a database.
+struct Case {
+    /// The health check's keys.
+    check: &'static str,
+    /// What a listener that takes the port answers, and what the log then says.
+    garbage: &'static [u8],
+    garbage_logged: &'static str,
+    /// A check of the same server that the running database refuses, and what the log says.
+    refused: &'static str,
+    refused_logged: &'static str,
+}
+
+/// `case.check` on a database at `port`: down while something that answers nothing holds the
+/// port, up once the database (from `start`) listens there while `case.refused` stays down,
+/// and down again when the database stops and a listener that answers garbage takes the port.
+async fn marks_up_by_protocol_then_down<F, Fut>(case: Case, port: u16, start: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Database>,
+{
+    let admin = support::listen();
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let silent = hold_port(port, b"").await;
+    let tandem = Tandem::start(&config(admin, &[("db", case.check, server)]), &[admin]).await;
+    wait_state(admin, "db", "DOWN", &tandem).await;
+    wait_until(LIMIT, "the silent port's check times out", || async {
+        tandem.log().contains("health check: no answer within")
+    })
+    .await;
+
+    silent.abort();
+    let _ = silent.await;
+    let mut database = start().await;
+    wait_state(admin, "db", "UP", &tandem).await;
+    // Another tandem, whose server starts up as every new one does: the first refusal takes
+    // it down and says why.
+    let other_admin = support::listen();
+    let refused = [("refused", case.refused, server)];
+    let other = Tandem::start(&config(other_admin, &refused), &[other_admin]).await;
+    wait_state(other_admin, "refused", "DOWN", &other).await;
+    let log = other.log();
+    assert!(log.contains(case.refused_logged), "{log}");
+    assert_eq!(state(admin, "db").await, "UP");
+
+    database.stop();
+    let _held = hold_port(port, case.garbage).await;
+    wait_state(admin, "db", "DOWN", &tandem).await;
+    let log = tandem.log();
+    assert!(log.contains(case.garbage_logged), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_is_checked_with_ping() {
+    let Some(program) = peer_program("redis-server", "redis-server") else {
+        return;
+    };
+    let port = free_port();
+    let case = Case {
+        check: "type: redis",
+        garbage: b"-ERR unknown command\r\n",
+        garbage_logged: "Redis error: ERR unknown command",
+        // A tcp check whose step expects what Redis does not answer.
+        refused: r#"type: tcp, steps: [{ send: "PING\r\n" }, { expect: "+NOPE" }]"#,
+        refused_logged: "no answer within",
+    };
+    marks_up_by_protocol_then_down(case, port, || async {
+        Database::redis(&program, port).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_is_checked_by_its_greeting_and_a_login() {
+    let (Some(install_db), Some(mariadbd)) = (
+        peer_program("mariadb-install-db", "mariadb-server"),
+        peer_program("mariadbd", "mariadb-server"),
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let init = "CREATE USER 'check'@'127.0.0.1';\n";
+    let case = Case {
+        check: "type: mysql, user: check",
+        garbage: b"HTTP/1.1 400 Bad Request\r\n\r\n",
+        garbage_logged: "not a MySQL packet",
+        refused: "type: mysql, user: nobody",
+        refused_logged: "MySQL error 1045: Access denied for user 'nobody'@'127.0.0.1'",
+    };
+    marks_up_by_protocol_then_down(case, port, || async {
+        Database::mariadb(&install_db, &mariadbd, port, init).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_is_checked_with_a_startup_message() {
+    let (Some(initdb), Some(postgres)) = (
+        peer_program("initdb", "postgresql"),
+        peer_program("postgres", "postgresql"),
+    ) else {
+        return;
+    };
+    let port = free_port();
+    let case = Case {
+        check: "type: postgres, user: postgres, database: postgres",
+        garbage: b"+PONG\r\n",
+        garbage_logged: "not a PostgreSQL message",
+        refused: "type: postgres, user: postgres, database: nowhere",
+        refused_logged: "PostgreSQL error 3D000: database \"nowhere\" does not exist",
+    };
+    marks_up_by_protocol_then_down(case, port, || async {
+        Database::postgres(&initdb, &postgres, port).await
+    })
+    .await;
+}
