@@ -173,3 +173,107 @@ async fn postgres_is_checked_with_a_startup_message() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_steps_send_and_expect_text_regex_and_hex() {
+    let Some(program) = peer_program("redis-server", "redis-server") else {
+        return;
+    };
+    let port = free_port();
+    let case = Case {
+        // RESP's PING as hex, answered +PONG (hex); then the inline ECHO, answered by a bulk
+        // string that a regex recognises.
+        check: r#"type: tcp, steps: [{ send: { hex: "2a310d0a 24340d0a 50494e47 0d0a" } }, { expect: { hex: "2b504f4e470d0a" } }, { send: "ECHO tandem\r\n" }, { expect: { regex: "^\\$6\r\ntandem\r\n" } }]"#,
+        garbage: b"+PONG\r\n$5\r\nother\r\n",
+        garbage_logged: "server is down backend=db",
+        // Redis says +OK to QUIT and closes before the expected text comes.
+        refused: r#"type: tcp, steps: [{ send: "QUIT\r\n" }, { expect: { regex: "^\\+NOPE" } }]"#,
+        refused_logged: "step 1: closed before regex \"^\\\\+NOPE\" arrived",
+    };
+    marks_up_by_protocol_then_down(case, port, || async {
+        Database::redis(&program, port).await
+    })
+    .await;
+}
+
+/// Checks that nginx has answered at least `count` times on `path`.
+fn answered(nginx: &EchoNginx, method_and_path: &str) -> usize {
+    nginx.access_log().matches(method_and_path).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_checks_send_their_method_and_headers_and_look_in_the_body() {
+    let Some(program) = peer_program("nginx", "nginx") else {
+        return;
+    };
+    let nginx = EchoNginx::start(&program).await;
+    let admin = support::listen();
+    let backends = [
+        (
+            "exact",
+            r#"type: http, path: /exact, method: PUT, headers: { X-Check: tandem }, expect_body: { regex: "^PUT tandem\n$" }"#,
+            nginx.address,
+        ),
+        (
+            "text",
+            "type: http, path: /text, method: OPTIONS, headers: { X-Check: tandem }, \
+             expect_body: 'OPTIONS tandem'",
+            nginx.address,
+        ),
+        (
+            "wrong",
+            "type: http, path: /wrong, method: PUT, headers: { X-Check: other }, \
+             expect_body: 'PUT tandem'",
+            nginx.address,
+        ),
+    ];
+    let tandem = Tandem::start(&config(admin, &backends), &[admin]).await;
+    wait_state(admin, "wrong", "DOWN", &tandem).await;
+    assert!(
+        tandem
+            .log()
+            .contains("health check: body lacks \"PUT tandem\""),
+        "{}",
+        tandem.log()
+    );
+    // Three checks each, with fall 2: a failing one would be down by now.
+    wait_until(LIMIT, "three checks of each", || async {
+        answered(&nginx, "\"PUT /exact HTTP/1.1\" 200") >= 3
+            && answered(&nginx, "\"OPTIONS /text HTTP/1.1\" 200") >= 3
+    })
+    .await;
+    assert_eq!(state(admin, "exact").await, "UP");
+    assert_eq!(state(admin, "text").await, "UP");
+    assert_eq!(state(admin, "wrong").await, "DOWN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_and_address_send_the_check_elsewhere() {
+    let Some(program) = peer_program("nginx", "nginx") else {
+        return;
+    };
+    let nginx = EchoNginx::start(&program).await;
+    let admin = support::listen();
+    // Nothing listens at the servers' own addresses: only a check sent elsewhere passes.
+    let nowhere = SocketAddr::from(([127, 0, 0, 2], free_port()));
+    let port = nginx.address.port();
+    let backends = [
+        (
+            "moved",
+            format!("type: http, path: /moved, port: {port}, address: 127.0.0.1"),
+            nowhere,
+        ),
+        ("own", "type: http, path: /own".to_string(), nowhere),
+    ];
+    let backends: Vec<_> = (backends.iter())
+        .map(|(name, check, server)| (*name, check.as_str(), *server))
+        .collect();
+    let tandem = Tandem::start(&config(admin, &backends), &[admin]).await;
+    wait_state(admin, "own", "DOWN", &tandem).await;
+    wait_until(LIMIT, "three checks at nginx", || async {
+        answered(&nginx, "\"GET /moved HTTP/1.1\" 200") >= 3
+    })
+    .await;
+    assert_eq!(state(admin, "moved").await, "UP");
+    assert_eq!(answered(&nginx, "/own"), 0);
+}
