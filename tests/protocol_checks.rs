@@ -73,8 +73,13 @@ struct Case {
 /// `case.check` on a database at `port`: down while something that answers nothing holds the
 /// port, up once the database (from `start`) listens there while `case.refused` stays down,
 /// and down again when the database stops and a listener that answers garbage takes the port.
-async fn marks_up_by_protocol_then_down<F, Fut>(case: Case, port: u16, start: F)
-where
+/// `while_up` looks at the database while it is checked.
+async fn marks_up_by_protocol_then_down<F, Fut>(
+    case: Case,
+    port: u16,
+    start: F,
+    while_up: impl FnOnce(&Database),
+) where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Database>,
 {
@@ -101,6 +106,7 @@ where
     let log = other.log();
     assert!(log.contains(case.refused_logged), "{log}");
     assert_eq!(state(admin, "db").await, "UP");
+    while_up(&database);
 
     database.stop();
     let _held = hold_port(port, case.garbage).await;
@@ -123,17 +129,21 @@ async fn redis_is_checked_with_ping() {
         refused: r#"type: tcp, steps: [{ send: "PING\r\n" }, { expect: "+NOPE" }]"#,
         refused_logged: "no answer within",
     };
-    marks_up_by_protocol_then_down(case, port, || async {
-        Database::redis(&program, port).await
-    })
+    marks_up_by_protocol_then_down(
+        case,
+        port,
+        || async { Database::redis(&program, port).await },
+        |_| {},
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_is_checked_by_its_greeting_and_a_login() {
-    let (Some(install_db), Some(mariadbd)) = (
+    let (Some(install_db), Some(mariadbd), Some(client)) = (
         peer_program("mariadb-install-db", "mariadb-server"),
         peer_program("mariadbd", "mariadb-server"),
+        peer_program("mariadb", "mariadb-server"),
     ) else {
         return;
     };
@@ -146,9 +156,15 @@ async fn mariadb_is_checked_by_its_greeting_and_a_login() {
         refused: "type: mysql, user: nobody",
         refused_logged: "MySQL error 1045: Access denied for user 'nobody'@'127.0.0.1'",
     };
-    marks_up_by_protocol_then_down(case, port, || async {
-        Database::mariadb(&install_db, &mariadbd, port, init).await
-    })
+    marks_up_by_protocol_then_down(
+        case,
+        port,
+        || async { Database::mariadb(&install_db, &mariadbd, port, init).await },
+        |database| {
+            // Each check logged in and quit: a client that leaves without COM_QUIT is counted.
+            assert_eq!(database.mariadb_status(&client, "Aborted_clients"), 0);
+        },
+    )
     .await;
 }
 
@@ -168,9 +184,12 @@ async fn postgres_is_checked_with_a_startup_message() {
         refused: "type: postgres, user: postgres, database: nowhere",
         refused_logged: "PostgreSQL error 3D000: database \"nowhere\" does not exist",
     };
-    marks_up_by_protocol_then_down(case, port, || async {
-        Database::postgres(&initdb, &postgres, port).await
-    })
+    marks_up_by_protocol_then_down(
+        case,
+        port,
+        || async { Database::postgres(&initdb, &postgres, port).await },
+        |_| {},
+    )
     .await;
 }
 
@@ -190,9 +209,12 @@ async fn tcp_steps_send_and_expect_text_regex_and_hex() {
         refused: r#"type: tcp, steps: [{ send: "QUIT\r\n" }, { expect: { regex: "^\\+NOPE" } }]"#,
         refused_logged: "step 1: closed before regex \"^\\\\+NOPE\" arrived",
     };
-    marks_up_by_protocol_then_down(case, port, || async {
-        Database::redis(&program, port).await
-    })
+    marks_up_by_protocol_then_down(
+        case,
+        port,
+        || async { Database::redis(&program, port).await },
+        |_| {},
+    )
     .await;
 }
 

@@ -195,6 +195,30 @@ impl Database {
         database
     }
 
+    /// A global status counter of a MariaDB server, read with the `mariadb` client over its
+    /// socket.
+    pub fn mariadb_status(&self, client: &Path, variable: &str) -> u64 {
+        let output = Command::new(client)
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("mysqld.sock").display()
+            ))
+            .args(["-uroot", "--batch", "--skip-column-names", "-e"])
+            .arg(format!("SHOW GLOBAL STATUS LIKE '{variable}'"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let value = text.split_whitespace().nth(1);
+        value
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {variable} from mariadb: {text}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+    }
+
     pub fn log(&self) -> String {
         let stderr = std::fs::read_to_string(self.dir.path().join("stderr.log"));
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
