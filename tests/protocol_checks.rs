@@ -68,6 +68,8 @@ struct Case {
     /// A check of the same server that the running database refuses, and what the log says.
     refused: &'static str,
     refused_logged: &'static str,
+    /// Other checks of the same server that the running database passes.
+    also_passing: &'static [&'static str],
 }
 
 /// `case.check` on a database at `port`: down while something that answers nothing holds the
@@ -86,7 +88,14 @@ async fn marks_up_by_protocol_then_down<F, Fut>(
     let admin = support::listen();
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let silent = hold_port(port, b"").await;
-    let tandem = Tandem::start(&config(admin, &[("db", case.check, server)]), &[admin]).await;
+    let also: Vec<String> = (0..case.also_passing.len())
+        .map(|index| format!("also{index}"))
+        .collect();
+    let mut backends = vec![("db", case.check, server)];
+    backends.extend(
+        (also.iter().zip(case.also_passing)).map(|(name, check)| (name.as_str(), *check, server)),
+    );
+    let tandem = Tandem::start(&config(admin, &backends), &[admin]).await;
     wait_state(admin, "db", "DOWN", &tandem).await;
     wait_until(LIMIT, "the silent port's check times out", || async {
         tandem.log().contains("health check: no answer within")
@@ -97,6 +106,9 @@ async fn marks_up_by_protocol_then_down<F, Fut>(
     let _ = silent.await;
     let mut database = start().await;
     wait_state(admin, "db", "UP", &tandem).await;
+    for name in &also {
+        wait_state(admin, name, "UP", &tandem).await;
+    }
     // Another tandem, whose server starts up as every new one does: the first refusal takes
     // it down and says why.
     let other_admin = support::listen();
@@ -128,6 +140,7 @@ async fn redis_is_checked_with_ping() {
         // A tcp check whose step expects what Redis does not answer.
         refused: r#"type: tcp, steps: [{ send: "PING\r\n" }, { expect: "+NOPE" }]"#,
         refused_logged: "no answer within",
+        also_passing: &[],
     };
     marks_up_by_protocol_then_down(
         case,
@@ -155,6 +168,8 @@ async fn mariadb_is_checked_by_its_greeting_and_a_login() {
         garbage_logged: "not a MySQL packet",
         refused: "type: mysql, user: nobody",
         refused_logged: "MySQL error 1045: Access denied for user 'nobody'@'127.0.0.1'",
+        // Without a user, the greeting is enough.
+        also_passing: &["type: mysql"],
     };
     marks_up_by_protocol_then_down(
         case,
@@ -183,12 +198,18 @@ async fn postgres_is_checked_with_a_startup_message() {
         garbage_logged: "not a PostgreSQL message",
         refused: "type: postgres, user: postgres, database: nowhere",
         refused_logged: "PostgreSQL error 3D000: database \"nowhere\" does not exist",
+        // Asked for a password: the server is up, and is left without a logged complaint.
+        also_passing: &["type: postgres, user: secret"],
     };
     marks_up_by_protocol_then_down(
         case,
         port,
         || async { Database::postgres(&initdb, &postgres, port).await },
-        |_| {},
+        |database| {
+            let log = database.log();
+            assert!(log.contains("database system is ready"), "{log}");
+            assert!(!log.contains("expected SASL response"), "{log}");
+        },
     )
     .await;
 }
@@ -208,6 +229,7 @@ async fn tcp_steps_send_and_expect_text_regex_and_hex() {
         // Redis says +OK to QUIT and closes before the expected text comes.
         refused: r#"type: tcp, steps: [{ send: "QUIT\r\n" }, { expect: { regex: "^\\+NOPE" } }]"#,
         refused_logged: "step 1: closed before regex \"^\\\\+NOPE\" arrived",
+        also_passing: &[],
     };
     marks_up_by_protocol_then_down(
         case,

@@ -45,7 +45,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     write(stream, redis::PING).await?;
-    answer(stream, redis::pong).await
+    answer(stream, redis::pong).await.map(drop)
 }
 
 /// The greeting, and with a `user` the login and COM_QUIT.
@@ -67,20 +67,22 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     write(stream, &postgres::startup(user, database)).await?;
-    answer(stream, postgres::answer).await?;
-    let _ = stream.write_all(postgres::TERMINATE).await;
+    let read = answer(stream, postgres::answer).await?;
+    if postgres::let_in(&read) {
+        let _ = stream.write_all(postgres::TERMINATE).await;
+    }
     Ok(())
 }
 
-/// Reads until `judge` tells what the answer means.
-async fn answer<S>(stream: &mut S, judge: fn(&[u8]) -> Reading) -> Result<(), String>
+/// Reads until `judge` tells what the answer means; a passing answer's bytes are returned.
+async fn answer<S>(stream: &mut S, judge: fn(&[u8]) -> Reading) -> Result<Vec<u8>, String>
 where
     S: AsyncRead + Unpin,
 {
     let mut read = Vec::new();
     loop {
         match judge(&read) {
-            Reading::Pass => return Ok(()),
+            Reading::Pass => return Ok(read),
             Reading::Fail(why) => return Err(why),
             // The codecs bound what they wait for; this bounds a codec that would not.
             Reading::More if read.len() >= CHECK_BODY_LIMIT => {

@@ -111,8 +111,9 @@ impl Database {
         Database::spawn(command, dir, "mariadbd", log, Signal::SIGKILL, port).await
     }
 
-    /// postgres on `port` with trust authentication, its cluster made by `initdb` first; both
-    /// run as the `postgres` user when this is root (PostgreSQL refuses root).
+    /// postgres on `port` with trust authentication but for user `secret`, its cluster made by
+    /// `initdb` first; both run as the `postgres` user when this is root (PostgreSQL refuses
+    /// root). It logs to its standard error.
     pub async fn postgres(initdb: &Path, postgres: &Path, port: u16) -> Database {
         let dir = tempfile::tempdir().unwrap();
         let user = Uid::effective().is_root().then(|| {
@@ -142,7 +143,13 @@ impl Database {
             "initdb failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let log = dir.path().join("postgres.log");
+        // Trust, except that `secret` must give a password (the role need not exist: the
+        // server asks anyway, so as not to tell which roles do).
+        let hba = "local all all trust\n\
+                   host all secret 127.0.0.1/32 scram-sha-256\n\
+                   host all all 127.0.0.1/32 trust\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        let log = dir.path().join("stderr.log");
         let mut command = Command::new(postgres);
         command
             .arg("-D")
@@ -220,9 +227,15 @@ impl Database {
     }
 
     pub fn log(&self) -> String {
-        let stderr = std::fs::read_to_string(self.dir.path().join("stderr.log"));
+        let stderr = self.dir.path().join("stderr.log");
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("{log}{}", stderr.unwrap_or_default())
+        if self.log == stderr {
+            return log;
+        }
+        format!(
+            "{log}{}",
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        )
     }
 
     /// Stops the server and waits until its process is gone, so its port is free.

@@ -1,8 +1,9 @@
 //! PostgreSQL: a StartupMessage (protocol 3.0) naming a user and optionally a database. The
 //! server asks for credentials ('R' with a method) or lets the user in ('R' OK, some
 //! parameters, then ReadyForQuery 'Z'): both pass. An ErrorResponse ('E': the server is
-//! starting up, too many connections, no such role or database) or anything else fails. The
-//! check then sends Terminate. HAProxy's `option pgsql-check user NAME` stops at the first 'R'.
+//! starting up, too many connections, no such role or database) or anything else fails. A
+//! session let in is ended with Terminate; one asked for credentials is closed. HAProxy's
+//! `option pgsql-check user NAME` stops at the first 'R'.
 
 use super::{printable, Reading};
 
@@ -36,37 +37,53 @@ pub fn startup(user: &str, database: Option<&str>) -> Vec<u8> {
 }
 
 /// What the server's answer to [`startup`] so far says.
-pub fn answer(mut read: &[u8]) -> Reading {
+pub fn answer(read: &[u8]) -> Reading {
+    judge(read).0
+}
+
+/// Whether a passing answer let the user in (ReadyForQuery): then the session is ended with
+/// [`TERMINATE`]. A server still waiting for credentials is left by closing, which it takes
+/// silently; Terminate there would be logged as a protocol violation.
+pub fn let_in(read: &[u8]) -> bool {
+    judge(read).1
+}
+
+fn judge(mut read: &[u8]) -> (Reading, bool) {
+    let reading = |reading| (reading, false);
     loop {
         let Some(header) = read.get(..5) else {
-            return Reading::More;
+            return reading(Reading::More);
         };
         let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
         if !(4..=MAX_MESSAGE).contains(&length) {
-            return Reading::Fail(format!(
+            return reading(Reading::Fail(format!(
                 "not a PostgreSQL message (type {}, length {length})",
                 printable(&header[..1])
-            ));
+            )));
         }
         let Some(body) = read.get(5..1 + length) else {
-            return Reading::More;
+            return reading(Reading::More);
         };
         match header[0] {
             b'R' => match body.get(..4) {
                 Some(method)
                     if u32::from_be_bytes(method.try_into().unwrap()) == AUTHENTICATION_OK => {}
-                Some(_) => return Reading::Pass,
-                None => return Reading::Fail("authentication request without a method".into()),
+                Some(_) => return reading(Reading::Pass),
+                None => {
+                    return reading(Reading::Fail(
+                        "authentication request without a method".into(),
+                    ))
+                }
             },
             // ParameterStatus, BackendKeyData, NoticeResponse: on the way to ReadyForQuery.
             b'S' | b'K' | b'N' => {}
-            b'Z' => return Reading::Pass,
-            b'E' => return error(body),
+            b'Z' => return (Reading::Pass, true),
+            b'E' => return reading(error(body)),
             other => {
-                return Reading::Fail(format!(
+                return reading(Reading::Fail(format!(
                     "unexpected PostgreSQL message type {}",
                     printable(&[other])
-                ))
+                )))
             }
         }
         read = &read[1 + length..];
@@ -130,22 +147,22 @@ mod tests {
     fn passes_once_the_server_is_ready_and_waits_until_then() {
         let let_in = hex(&LET_IN.replace(' ', ""));
         assert_eq!(answer(&let_in), Reading::Pass);
+        assert!(super::let_in(&let_in));
         for cut in 0..let_in.len() {
             assert_eq!(answer(&let_in[..cut]), Reading::More, "{cut}");
         }
     }
 
     #[test]
-    fn passes_on_a_request_for_credentials() {
-        // AuthenticationMD5Password with its salt, and AuthenticationSASL (SCRAM-SHA-256).
-        assert_eq!(
-            answer(b"R\x00\x00\x00\x0c\x00\x00\x00\x05\x01\x02\x03\x04"),
-            Reading::Pass
-        );
-        assert_eq!(
-            answer(b"R\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"),
-            Reading::Pass
-        );
+    fn passes_on_a_request_for_credentials_without_being_let_in() {
+        // AuthenticationMD5Password with its salt, and AuthenticationSASL (SCRAM-SHA-256) as
+        // PostgreSQL 15 sent it.
+        let md5 = b"R\x00\x00\x00\x0c\x00\x00\x00\x05\x01\x02\x03\x04";
+        let sasl = b"R\x00\x00\x00\x17\x00\x00\x00\nSCRAM-SHA-256\x00\x00";
+        for asked in [&md5[..], &sasl[..]] {
+            assert_eq!(answer(asked), Reading::Pass);
+            assert!(!let_in(asked));
+        }
     }
 
     #[test]
