@@ -54,11 +54,18 @@ impl Validator {
             CheckKindSpec::Http => {
                 let (path, host, expect) =
                     self.http_check(at, spec.path, spec.host, spec.expect_status);
+                let method = self.check_method(at, spec.method.as_deref());
+                if method == Method::HEAD && spec.expect_body.is_some() {
+                    self.error(
+                        format!("{at}.expect_body"),
+                        "the answer to HEAD has no body; use GET, or leave expect_body out",
+                    );
+                }
                 CheckKind::Http {
                     path,
                     host,
                     expect,
-                    method: self.check_method(at, spec.method.as_deref()),
+                    method,
                     headers: self.check_headers(at, spec.headers.unwrap_or_default()),
                     expect_body: (spec.expect_body.as_ref())
                         .and_then(|body| self.pattern(&format!("{at}.expect_body"), body)),
@@ -476,11 +483,11 @@ mod tests {
             headers,
             expect_body,
             ..
-        } = kind("type: http, method: HEAD, headers: { X-Check: tandem, accept: text/plain }, expect_body: { regex: 'ok|ready' }")
+        } = kind("type: http, method: OPTIONS, headers: { X-Check: tandem, accept: text/plain }, expect_body: { regex: 'ok|ready' }")
         else {
             panic!("an http check")
         };
-        assert_eq!(method, http::Method::HEAD);
+        assert_eq!(method, http::Method::OPTIONS);
         assert_eq!(
             headers,
             [
@@ -499,6 +506,17 @@ mod tests {
             panic!("an http check")
         };
         assert_eq!(expect_body, Some(BytesMatch::Contains(b"OK".to_vec())));
+    }
+
+    #[test]
+    fn rejects_a_body_expected_from_head() {
+        assert_eq!(
+            problems(&check("type: http, method: HEAD, expect_body: ok")),
+            [
+                "backends[0].health_check.expect_body: the answer to HEAD has no body; use GET, \
+                 or leave expect_body out"
+            ]
+        );
     }
 
     #[test]
