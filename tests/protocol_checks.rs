@@ -321,3 +321,37 @@ async fn port_and_address_send_the_check_elsewhere() {
     assert_eq!(state(admin, "moved").await, "UP");
     assert_eq!(answered(&nginx, "/own"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_backends_http_check_looks_in_the_body_too() {
+    let Some(program) = peer_program("nginx", "nginx") else {
+        return;
+    };
+    let nginx = EchoNginx::start_h2c(&program).await;
+    let admin = support::listen();
+    let mut yaml =
+        format!("node: {{ name: checks, threads: 1 }}\nadmin: {{ listen: {admin} }}\nfrontends:\n");
+    let checks = [("good", "X-Check: tandem"), ("wrong", "X-Check: other")];
+    for (name, _) in checks {
+        let listen = support::listen();
+        yaml.push_str(&format!(
+            "  - {{ name: {name}, listen: {listen}, mode: http, backend: {name} }}\n"
+        ));
+    }
+    yaml.push_str("backends:\n");
+    for (name, header) in checks {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    protocol: h2\n    health_check: {{ type: http, path: /{name}, \
+             method: POST, headers: {{ {header} }}, expect_body: {{ regex: \"^POST tandem\" }}, \
+             {CHECK} }}\n    servers: [{{ name: {name}1, address: {} }}]\n",
+            nginx.address
+        ));
+    }
+    let tandem = Tandem::start(&yaml, &[admin]).await;
+    wait_state(admin, "wrong", "DOWN", &tandem).await;
+    wait_until(LIMIT, "three checks of good", || async {
+        answered(&nginx, "\"POST /good HTTP/2.0\" 200") >= 3
+    })
+    .await;
+    assert_eq!(state(admin, "good").await, "UP");
+}

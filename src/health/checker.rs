@@ -136,23 +136,20 @@ impl Probe {
                 }
                 let request =
                     (request.body(Empty::new())).map_err(|error| format!("http: {error}"))?;
-                let (response, connection) = match self.protocol {
+                // Held until the body is read; dropping it ends the connection.
+                let (response, _connection) = match self.protocol {
                     UpstreamProtocol::Http11 => http1_exchange(stream, request).await,
                     UpstreamProtocol::H2 => http2_exchange(stream, request).await,
                 }
                 .map_err(|error| format!("http: {error}"))?;
                 let status = response.status().as_u16();
-                let verdict = if !expect.matches(status) {
-                    Err(Failed::Server(format!("status {status}")))
-                } else if let Some(pattern) = expect_body {
-                    body_holds(response.into_body(), pattern)
-                        .await
-                        .map_err(Failed::Server)
-                } else {
-                    Ok(())
-                };
-                connection.abort();
-                verdict
+                if !expect.matches(status) {
+                    return Err(Failed::Server(format!("status {status}")));
+                }
+                match expect_body {
+                    Some(pattern) => Ok(body_holds(response.into_body(), pattern).await?),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -185,12 +182,21 @@ impl Probe {
     }
 }
 
-/// The answer to `request` over HTTP/1.1, and the connection's task, to abort once the body
-/// has been read.
+/// A check's HTTP connection, run by a task of its own: ended when the check is done with it,
+/// also when the check's timeout drops the check midway.
+struct Connection(JoinHandle<()>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The answer to `request` over HTTP/1.1, and the connection, to keep until the body is read.
 async fn http1_exchange<S>(
     stream: S,
     request: http::Request<Empty<Bytes>>,
-) -> Result<(http::Response<Incoming>, JoinHandle<()>), String>
+) -> Result<(http::Response<Incoming>, Connection), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -198,23 +204,18 @@ where
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(|error| error.to_string())?;
-    let connection = tokio::spawn(async move {
+    let connection = Connection(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    match sender.send_request(request).await {
-        Ok(response) => Ok((response, connection)),
-        Err(error) => {
-            connection.abort();
-            Err(error.to_string())
-        }
-    }
+    }));
+    let response = sender.send_request(request).await;
+    Ok((response.map_err(|error| error.to_string())?, connection))
 }
 
-/// The answer to `request` over HTTP/2 with prior knowledge, and the connection's task.
+/// The answer to `request` over HTTP/2 with prior knowledge, and the connection.
 async fn http2_exchange<S>(
     stream: S,
     request: http::Request<Empty<Bytes>>,
-) -> Result<(http::Response<Incoming>, JoinHandle<()>), String>
+) -> Result<(http::Response<Incoming>, Connection), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -224,16 +225,11 @@ where
     )
     .await
     .map_err(|error| error.to_string())?;
-    let connection = tokio::spawn(async move {
+    let connection = Connection(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    match sender.send_request(request).await {
-        Ok(response) => Ok((response, connection)),
-        Err(error) => {
-            connection.abort();
-            Err(error.to_string())
-        }
-    }
+    }));
+    let response = sender.send_request(request).await;
+    Ok((response.map_err(|error| error.to_string())?, connection))
 }
 
 /// Whether `pattern` is in the first [`CHECK_BODY_LIMIT`] bytes of `body`, read only as far as

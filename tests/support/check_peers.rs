@@ -290,7 +290,17 @@ pub struct EchoNginx {
 }
 
 impl EchoNginx {
+    /// Speaking HTTP/1.1.
     pub async fn start(program: &Path) -> EchoNginx {
+        EchoNginx::start_with(program, "").await
+    }
+
+    /// Speaking HTTP/2 with prior knowledge (h2c) only.
+    pub async fn start_h2c(program: &Path) -> EchoNginx {
+        EchoNginx::start_with(program, " http2").await
+    }
+
+    async fn start_with(program: &Path, listen_options: &str) -> EchoNginx {
         let dir = tempfile::tempdir().unwrap();
         let address = SocketAddr::from(([127, 0, 0, 1], super::free_port()));
         let d = dir.path().display();
@@ -307,7 +317,7 @@ impl EchoNginx {
                uwsgi_temp_path {d}/uwsgi;\n\
                scgi_temp_path {d}/scgi;\n\
                server {{\n\
-                 listen {address};\n\
+                 listen {address}{listen_options};\n\
                  location / {{ return 200 \"$request_method $http_x_check\\n\"; }}\n\
                }}\n\
              }}\n"
