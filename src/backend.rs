@@ -621,6 +621,8 @@ pub(crate) fn checked_backend(servers: &[&str]) -> BackendState {
             fall: 1,
             tls: None,
             sni: None,
+            port: None,
+            address: None,
         }),
         servers: (servers.iter().zip(81u16..))
             .map(|(name, port)| config::Server {

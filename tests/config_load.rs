@@ -97,6 +97,9 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                         path: "/health".into(),
                         host: None,
                         expect: StatusMatch::Code(200),
+                        method: http::Method::GET,
+                        headers: Vec::new(),
+                        expect_body: None,
                     },
                     interval: Duration::from_secs(1),
                     timeout: Duration::from_millis(500),
@@ -104,6 +107,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     fall: 2,
                     tls: None,
                     sni: None,
+                    port: None,
+                    address: None,
                 }),
                 servers: vec![
                     Server {
@@ -151,6 +156,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
                     fall: 3,
                     tls: None,
                     sni: None,
+                    port: None,
+                    address: None,
                 }),
                 servers: vec![Server {
                     name: "db1".into(),

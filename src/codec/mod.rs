@@ -2,6 +2,7 @@
 //! the PROXY protocol; VRRP and config validation share the VRRP packet's limits): pure encoders and parsers (plus the
 //! thin reads that take exactly a header's bytes off a socket), below every module that uses them.
 
+pub mod check_protocols;
 pub mod http1;
 pub mod proxy_protocol;
 pub mod vrrp;

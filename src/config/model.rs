@@ -395,17 +395,90 @@ pub struct HealthCheck {
     pub tls: Option<bool>,
     /// The name a TLS check sends and verifies, in place of the server's `tls.sni`.
     pub sni: Option<String>,
+    /// Checked instead of the server's own port, as a database's health agent on another port
+    /// (Patroni, Galera's clustercheck).
+    pub port: Option<u16>,
+    /// Checked instead of the server's own IP.
+    pub address: Option<IpAddr>,
+}
+
+impl HealthCheck {
+    /// Where the check connects for a server at `server`.
+    pub fn target(&self, server: SocketAddr) -> SocketAddr {
+        SocketAddr::new(
+            self.address.unwrap_or(server.ip()),
+            self.port.unwrap_or(server.port()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
+    /// A connection is enough.
     Tcp,
     Http {
         path: String,
         /// Host header sent; `None` sends the server's address.
         host: Option<String>,
         expect: StatusMatch,
+        method: http::Method,
+        /// Sent after tandem's own (Host, User-Agent).
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// Looked for in the first [`CHECK_BODY_LIMIT`] bytes of the body.
+        expect_body: Option<BytesMatch>,
     },
+    /// `type: tcp` with `steps`: after connecting, each step in order.
+    TcpSteps(Vec<CheckStep>),
+    /// `PING` answered by `+PONG`.
+    Redis,
+    /// The server's greeting, and with a user a login and COM_QUIT.
+    Mysql { user: Option<String> },
+    /// A StartupMessage answered by an authentication request or ReadyForQuery.
+    Postgres {
+        user: String,
+        database: Option<String>,
+    },
+}
+
+/// How much of a server's answer a check reads while looking for what it expects.
+pub const CHECK_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckStep {
+    Send(Vec<u8>),
+    /// Wait until what the server sent since the previous match holds this.
+    Expect(BytesMatch),
+}
+
+/// What a check looks for in a server's bytes.
+#[derive(Debug, Clone)]
+pub enum BytesMatch {
+    /// The bytes appear (text as written, or `hex`).
+    Contains(Vec<u8>),
+    Regex(regex::bytes::Regex),
+}
+
+impl BytesMatch {
+    /// Where the first match in `haystack` ends, if there is one.
+    pub fn find_end(&self, haystack: &[u8]) -> Option<usize> {
+        match self {
+            BytesMatch::Contains(needle) => {
+                memchr::memmem::find(haystack, needle).map(|start| start + needle.len())
+            }
+            BytesMatch::Regex(regex) => regex.find(haystack).map(|found| found.end()),
+        }
+    }
+}
+
+impl PartialEq for BytesMatch {
+    /// Regexes don't compare: two are alike when written alike.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (BytesMatch::Contains(one), BytesMatch::Contains(other)) => one == other,
+            (BytesMatch::Regex(one), BytesMatch::Regex(other)) => one.as_str() == other.as_str(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -364,6 +364,18 @@ pub struct HealthCheckSpec {
     pub tls: Option<bool>,
     /// The name a TLS check sends and verifies in place of the server's `tls.sni`.
     pub sni: Option<String>,
+    /// Where to check instead of the server's own port and IP (HAProxy's `port` and `addr`).
+    pub port: Option<IntegerSpec>,
+    pub address: Option<String>,
+    /// tcp checks: what to send and what to expect, in order.
+    pub steps: Option<Vec<CheckStepSpec>>,
+    /// http checks, beside `path`.
+    pub method: Option<String>,
+    pub headers: Option<BTreeMap<String, ScalarText>>,
+    pub expect_body: Option<PatternSpec>,
+    /// mysql and postgres checks: who logs in (no password), and postgres's database.
+    pub user: Option<String>,
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -371,6 +383,29 @@ pub struct HealthCheckSpec {
 pub enum CheckKindSpec {
     Http,
     Tcp,
+    Mysql,
+    Postgres,
+    Redis,
+}
+
+/// One step of a tcp check: exactly one of the two, which validation checks.
+#[derive(Debug, Deserialize)]
+pub struct CheckStepSpec {
+    pub send: Option<PatternSpec>,
+    pub expect: Option<PatternSpec>,
+}
+
+/// Bytes to send or to look for: text as written, or `{ regex: ... }` or `{ hex: ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternSpec {
+    Text(String),
+    Map(PatternMapSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PatternMapSpec {
+    pub regex: Option<String>,
+    pub hex: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -661,6 +696,16 @@ impl ScalarOrMap for ValueTestSpec {
     }
 }
 
+impl ScalarOrMap for PatternSpec {
+    const EXPECTING: &'static str = "text, { regex: ... } or { hex: ... }";
+    fn scalar<E: de::Error>(text: String, _kind: Scalar) -> Result<Self, E> {
+        Ok(PatternSpec::Text(text))
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        Ok(PatternSpec::Map(inline(map)?))
+    }
+}
+
 impl ScalarOrMap for DenySpec {
     const EXPECTING: &'static str = "a status code, or { status, body }";
     fn scalar<E: de::Error>(text: String, kind: Scalar) -> Result<Self, E> {
@@ -757,7 +802,8 @@ deserialize_scalar_or_map!(
     ValueTestSpec,
     DenySpec,
     RequestIdSpec,
-    TcpKeepaliveSpec
+    TcpKeepaliveSpec,
+    PatternSpec
 );
 
 impl<'de> Deserialize<'de> for OneOrMany {
@@ -818,6 +864,10 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         path if is_matcher_path(path) => of::<MatcherSpec>(),
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
+        "backends[].health_check.steps[]" => of::<CheckStepSpec>(),
+        "backends[].health_check.steps[].send"
+        | "backends[].health_check.steps[].expect"
+        | "backends[].health_check.expect_body" => of::<PatternMapSpec>(),
         "backends[].servers[]" => of::<ServerSpec>(),
         "backends[].persistence" => of::<PersistenceSpec>(),
         "backends[].resolve" => of::<ResolveSpec>(),

@@ -5,20 +5,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{self, MissedTickBehavior};
+use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
 use crate::backend::{BackendState, ServerState};
 use crate::codec::proxy_protocol;
-use crate::config::{CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol};
+use crate::config::{
+    BytesMatch, CheckKind, HealthCheck, ProxyVersion, UpstreamProtocol, CHECK_BODY_LIMIT,
+};
 use crate::limits;
 use crate::stats::Shortage;
 use crate::tls::upstream::Origination;
+
+use super::conversation;
 
 const USER_AGENT: &str = "tandem-health-check";
 
@@ -68,7 +74,8 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let result = match time::timeout(check.timeout, probe.run(server.address)).await {
+        let target = check.target(server.address);
+        let result = match time::timeout(check.timeout, probe.run(target)).await {
             Ok(result) => result,
             Err(_) => Err(Failed::Server(format!(
                 "no answer within {:?}",
@@ -103,6 +110,63 @@ impl From<String> for Failed {
 
 impl Probe {
     async fn run(&self, address: SocketAddr) -> Result<(), Failed> {
+        let mut stream = self.open(address).await?;
+        match &self.kind {
+            CheckKind::Tcp => Ok(()),
+            CheckKind::TcpSteps(steps) => Ok(conversation::steps(&mut stream, steps).await?),
+            CheckKind::Redis => Ok(conversation::redis(&mut stream).await?),
+            CheckKind::Mysql { user } => {
+                Ok(conversation::mysql(&mut stream, user.as_deref()).await?)
+            }
+            CheckKind::Postgres { user, database } => {
+                Ok(conversation::postgres(&mut stream, user, database.as_deref()).await?)
+            }
+            CheckKind::Http {
+                path,
+                host,
+                expect,
+                method,
+                headers,
+                expect_body,
+            } => {
+                let host = host.clone().unwrap_or_else(|| address.to_string());
+                let mut request = match self.protocol {
+                    UpstreamProtocol::Http11 => http::Request::builder()
+                        .uri(path.as_str())
+                        .header(http::header::HOST, host)
+                        .header(http::header::CONNECTION, "close"),
+                    UpstreamProtocol::H2 => {
+                        http::Request::builder().uri(format!("http://{host}{path}"))
+                    }
+                }
+                .method(method.clone())
+                .header(http::header::USER_AGENT, USER_AGENT);
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                let request =
+                    (request.body(Empty::new())).map_err(|error| format!("http: {error}"))?;
+                // Held until the body is read; dropping it ends the connection.
+                let (response, _connection) = match self.protocol {
+                    UpstreamProtocol::Http11 => http1_exchange(stream, request).await,
+                    UpstreamProtocol::H2 => http2_exchange(stream, request).await,
+                }
+                .map_err(|error| format!("http: {error}"))?;
+                let status = response.status().as_u16();
+                if !expect.matches(status) {
+                    return Err(Failed::Server(format!("status {status}")));
+                }
+                match expect_body {
+                    Some(pattern) => Ok(body_holds(response.into_body(), pattern).await?),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The check's connection to the server, PROXY header sent and TLS set up: every kind of
+    /// check talks over what this returns.
+    async fn open(&self, address: SocketAddr) -> Result<CheckStream, Failed> {
         let mut stream = match TcpStream::connect(address).await {
             Ok(stream) => stream,
             Err(error) if limits::is_shortage(&error) => return Err(Failed::Shortage(error)),
@@ -124,76 +188,86 @@ impl Probe {
                 .await
                 .map_err(|error| format!("PROXY header: {error}"))?;
         }
-        let stream = match &self.tls {
+        Ok(match &self.tls {
             None => Either::Left(stream),
-            Some(tls) => Either::Right(
-                tls.connect(stream)
-                    .await
-                    .map_err(|error| error.to_string())?,
-            ),
-        };
-        match &self.kind {
-            CheckKind::Tcp => Ok(()),
-            CheckKind::Http { path, host, expect } => {
-                let host = host.clone().unwrap_or_else(|| address.to_string());
-                let status = match self.protocol {
-                    UpstreamProtocol::Http11 => http1_status(stream, path, &host).await,
-                    UpstreamProtocol::H2 => http2_status(stream, path, &host).await,
-                }
-                .map_err(|error| format!("http: {error}"))?;
-                if expect.matches(status) {
-                    Ok(())
-                } else {
-                    Err(Failed::Server(format!("status {status}")))
-                }
+            Some(tls) => {
+                Either::Right((tls.connect(stream).await).map_err(|error| error.to_string())?)
             }
-        }
+        })
     }
 }
 
 /// A check's connection: plain or over TLS.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+type CheckStream = Either<TcpStream, TlsStream<TcpStream>>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+/// A check's HTTP connection, run by a task of its own: ended when the check is done with it,
+/// also when the check's timeout drops the check midway.
+struct Connection(JoinHandle<()>);
 
-/// The status of `GET path` over HTTP/1.1, on a connection closed after it.
-async fn http1_status(stream: impl Stream, path: &str, host: &str) -> Result<u16, String> {
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The answer to `request` over HTTP/1.1, and the connection, to keep until the body is read.
+async fn http1_exchange<S>(
+    stream: S,
+    request: http::Request<Empty<Bytes>>,
+) -> Result<(http::Response<Incoming>, Connection), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(|error| error.to_string())?;
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(path)
-        .header(http::header::HOST, host)
-        .header(http::header::CONNECTION, "close")
-        .header(http::header::USER_AGENT, USER_AGENT)
-        .body(Empty::new())
-        .map_err(|error| error.to_string())?;
+    let connection = Connection(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
     let response = sender.send_request(request).await;
-    connection.abort();
-    Ok(response
-        .map_err(|error| error.to_string())?
-        .status()
-        .as_u16())
+    Ok((response.map_err(|error| error.to_string())?, connection))
 }
 
-/// The status of `GET path` over HTTP/2 with prior knowledge.
-async fn http2_status(stream: impl Stream, path: &str, host: &str) -> Result<u16, String> {
+/// The answer to `request` over HTTP/2 with prior knowledge, and the connection.
+async fn http2_exchange<S>(
+    stream: S,
+    request: http::Request<Empty<Bytes>>,
+) -> Result<(http::Response<Incoming>, Connection), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
         TokioExecutor::new(),
         TokioIo::new(stream),
     )
     .await
     .map_err(|error| error.to_string())?;
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(format!("http://{host}{path}"))
-        .header(http::header::USER_AGENT, USER_AGENT)
-        .body(Empty::new())
-        .map_err(|error| error.to_string())?;
+    let connection = Connection(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
     let response = sender.send_request(request).await;
-    connection.abort();
-    Ok(response
-        .map_err(|error| error.to_string())?
-        .status()
-        .as_u16())
+    Ok((response.map_err(|error| error.to_string())?, connection))
+}
+
+/// Whether `pattern` is in the first [`CHECK_BODY_LIMIT`] bytes of `body`, read only as far as
+/// it takes to tell.
+async fn body_holds(mut body: Incoming, pattern: &BytesMatch) -> Result<(), String> {
+    let mut read = Vec::new();
+    while read.len() < CHECK_BODY_LIMIT {
+        match body.frame().await {
+            None => break,
+            Some(Err(error)) => return Err(format!("http body: {error}")),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = CHECK_BODY_LIMIT - read.len();
+                    read.extend_from_slice(&data[..data.len().min(room)]);
+                    if pattern.find_end(&read).is_some() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Err(format!("body lacks {}", conversation::shown(pattern)))
 }

@@ -2,3 +2,4 @@
 //! counter ([`crate::backend::rise_fall`]).
 
 pub mod checker;
+mod conversation;

@@ -1,5 +1,6 @@
 //! Fuzz targets for the parsers that read what other machines send or what operators write: the
-//! VRRP codec, the PROXY protocol header, the HTTP/1 response of a server, and the config file.
+//! VRRP codec, the PROXY protocol header, the HTTP/1 response of a server, the answers of
+//! databases to health checks, and the config file.
 //!
 //! Each target holds its parser to properties (a round trip gives back what went in, a parser
 //! never takes more bytes than it was given, ...), not only to "does not panic". Under
@@ -7,6 +8,7 @@
 //! replays any corpus or crash files it finds under `tests/fuzz/__fuzz__/`; README's "Fuzzing"
 //! says how to run them for longer. What a run found stays here as a named regression test.
 
+mod check_protocols;
 mod config;
 mod http1_response;
 mod proxy_protocol;

@@ -1,4 +1,5 @@
-//! A backend's `health_check`: tcp or http, how often, and what counts as a pass.
+//! A backend's `health_check`: how often, and what counts as a pass; its kinds are in
+//! `check_kinds.rs`.
 
 use super::super::model::*;
 use super::super::schema::*;
@@ -16,7 +17,7 @@ const DEFAULT_CHECK_PATH: &str = "/";
 const DEFAULT_EXPECT: StatusMatch = StatusMatch::Class(2);
 
 impl Validator {
-    pub(super) fn health_check(&mut self, at: &str, spec: HealthCheckSpec) -> HealthCheck {
+    pub(super) fn health_check(&mut self, at: &str, mut spec: HealthCheckSpec) -> HealthCheck {
         let interval = self.timeout(
             format!("{at}.interval"),
             spec.interval.as_deref(),
@@ -40,44 +41,32 @@ impl Validator {
         }
         let rise = self.at_least_one(format!("{at}.rise"), spec.rise.unwrap_or(DEFAULT_RISE));
         let fall = self.at_least_one(format!("{at}.fall"), spec.fall.unwrap_or(DEFAULT_FALL));
-        let kind = match spec.kind {
-            CheckKindSpec::Http => self.http_check(at, spec.path, spec.host, spec.expect_status),
-            CheckKindSpec::Tcp => {
-                let http_only = [
-                    ("path", spec.path.is_some()),
-                    ("host", spec.host.is_some()),
-                    ("expect_status", spec.expect_status.is_some()),
-                ];
-                for (key, given) in http_only {
-                    if given {
-                        self.error(
-                            format!("{at}.{key}"),
-                            "only applies to type: http checks; remove it or change the type",
-                        );
-                    }
-                }
-                CheckKind::Tcp
-            }
-        };
-        let sni = self.check_tls(at, spec.tls, spec.sni);
+        let tls = spec.tls;
+        let sni = self.check_tls(at, tls, spec.sni.take());
+        let port = self.check_port(at, spec.port.as_ref());
+        let address = self.check_address(at, spec.address.as_deref());
+        let kind = self.check_kind(at, spec);
         HealthCheck {
             kind,
             interval,
             timeout,
             rise,
             fall,
-            tls: spec.tls,
+            tls,
             sni,
+            port,
+            address,
         }
     }
 
-    fn http_check(
+    /// An http check's path, Host and expected status.
+    pub(super) fn http_check(
         &mut self,
         at: &str,
         path: Option<String>,
         host: Option<String>,
         expect: Option<StatusSpec>,
-    ) -> CheckKind {
+    ) -> (String, Option<String>, StatusMatch) {
         let path = path.unwrap_or_else(|| DEFAULT_CHECK_PATH.to_string());
         if !path.starts_with('/') {
             self.error(
@@ -98,7 +87,7 @@ impl Validator {
                 DEFAULT_EXPECT
             }),
         };
-        CheckKind::Http { path, host, expect }
+        (path, host, expect)
     }
 }
 
@@ -152,7 +141,7 @@ mod tests {
         match validate(spec(&text), Path::new(TEST_BASE)) {
             Ok(config) => match &config.backends[0].health_check.as_ref().unwrap().kind {
                 CheckKind::Http { expect, .. } => Ok(*expect),
-                CheckKind::Tcp => unreachable!("the check is http"),
+                _ => unreachable!("the check is http"),
             },
             Err(_) => Err(problems(&text)),
         }
@@ -215,6 +204,9 @@ mod tests {
                 path: "/ready".into(),
                 host: Some("example.test".into()),
                 expect: StatusMatch::Class(2),
+                method: http::Method::GET,
+                headers: Vec::new(),
+                expect_body: None,
             }
         );
     }

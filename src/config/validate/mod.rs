@@ -3,6 +3,7 @@
 
 mod admin;
 mod backends;
+mod check_kinds;
 mod compression;
 mod edge;
 mod fields;
@@ -188,6 +189,9 @@ mod tests {
                             path: "/".into(),
                             host: None,
                             expect: StatusMatch::Class(2),
+                            method: http::Method::GET,
+                            headers: Vec::new(),
+                            expect_body: None,
                         },
                         interval: Duration::from_secs(2),
                         timeout: Duration::from_secs(1),
@@ -195,6 +199,8 @@ mod tests {
                         fall: 3,
                         tls: None,
                         sni: None,
+                        port: None,
+                        address: None,
                     }),
                     servers: vec![Server {
                         name: "s".into(),
