@@ -41,8 +41,10 @@ struct Running {
     /// What `/status` and `/metrics` read.
     live: Arc<ArcSwap<Live>>,
     names: Names,
-    /// What the names of `config` resolved to last, as `backends` were built from.
+    /// What the names of `config` resolved to last.
     resolved: Resolved,
+    /// What `backends` were built from: behind `resolved` while a change waits to be applied.
+    applied: Resolved,
     reports: mpsc::UnboundedReceiver<Report>,
 }
 
@@ -122,6 +124,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             reloads,
             live,
             names,
+            applied: resolved.clone(),
             resolved,
             reports,
         };
@@ -142,7 +145,11 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                     let owned = path.to_owned();
                     let loading = tokio::task::spawn_blocking(move || config::load(&owned));
                     tokio::select! {
-                        loaded = loading => running.reload(path, loaded).await,
+                        loaded = loading => {
+                            running.reload(path, loaded).await;
+                            // A failed reload may have taken in name changes it did not apply.
+                            running.apply_names().await;
+                        }
                         _ = terminate.recv() => break tracing::info!("SIGTERM while the config was being read: the reload is dropped; handing over and draining"),
                         _ = interrupt.recv() => break tracing::info!("SIGINT while the config was being read: the reload is dropped; handing over and draining"),
                     }
@@ -265,6 +272,7 @@ impl Running {
             check.abort();
         }
         self.checks = health::checker::spawn(&backends);
+        BackendState::retire_replaced(&self.backends, &backends);
         self.backends = backends;
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
             engine.commit(vrrp);
@@ -280,6 +288,7 @@ impl Running {
                     })
             })
         });
+        self.applied = self.resolved.clone();
         self.reloads.succeeded += 1;
         self.reloads.last_success_unix = unix_now();
         stats::reload(true);
@@ -333,16 +342,21 @@ impl Running {
         }
     }
 
-    /// A name's addresses changed: its backend is rebuilt from the running file (unchanged
-    /// servers keep their state, as on a reload) and takes over from the old one, for the
-    /// proxy, the health checks and VRRP's trackers alike. No file is read.
+    /// A name's addresses changed (with any other reports that arrived together).
     async fn names_resolved(&mut self, report: Report) {
-        let mut changed = self.resolved.set(report.key, report.slots);
-        // Answers that arrived together are applied together.
+        self.resolved.set(report.key, report.slots);
         while let Ok(report) = self.reports.try_recv() {
-            changed |= self.resolved.set(report.key, report.slots);
+            self.resolved.set(report.key, report.slots);
         }
-        if !changed {
+        self.apply_names().await;
+    }
+
+    /// Applies what the names resolved to, if the backends were built from something else:
+    /// they are rebuilt from the running file (unchanged servers keep their state, as on a
+    /// reload; the files of TLS to servers are read again) and take over from the old ones, for
+    /// the proxy, the health checks and VRRP's trackers alike.
+    async fn apply_names(&mut self) {
+        if self.resolved == self.applied {
             return;
         }
         let backends = match build_backends(&self.config, &self.resolved, &self.backends) {
@@ -376,7 +390,9 @@ impl Running {
             check.abort();
         }
         self.checks = health::checker::spawn(&backends);
+        BackendState::retire_replaced(&self.backends, &backends);
         self.backends = backends;
+        self.applied = self.resolved.clone();
         self.publish();
     }
 

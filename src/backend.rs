@@ -81,7 +81,6 @@ impl BackendState {
             |previous| previous.health_changes.clone(),
         );
         let queue = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.queue));
-        queue.set_capacity(config.queue_size);
         let previous =
             previous.filter(|previous| previous.config.health_check == config.health_check);
         let expanded = expand(&config, resolved);
@@ -152,6 +151,20 @@ impl BackendState {
     /// TLS for the health checks of server `index`; `None`: plain.
     pub fn check_tls(&self, index: usize) -> Option<&Origination> {
         self.tls.get(index)?.check.as_ref()
+    }
+
+    /// Marks the servers of `previous` (the backends being replaced) that `current` does not
+    /// carry over as retired, once `current` serves.
+    pub fn retire_replaced(previous: &[Arc<BackendState>], current: &[Arc<BackendState>]) {
+        let kept = |server: &Arc<ServerState>| {
+            (current.iter().flat_map(|backend| &backend.servers))
+                .any(|state| Arc::ptr_eq(state, server))
+        };
+        for server in previous.iter().flat_map(|backend| &backend.servers) {
+            if !kept(server) {
+                server.retired.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Resolves `changed()` after any of the backend's servers has gone up or down, or had its
@@ -225,8 +238,10 @@ impl BackendState {
                 Admission::Wait(target) => {
                     let target = target.map(|index| &self.servers[index]);
                     let backup = !self.primary_in_service();
-                    (self.queue.enqueue(&mut waiting, target, backup))
-                        .map_err(|_| Refused::QueueFull)?
+                    (self
+                        .queue
+                        .enqueue(&mut waiting, target, backup, self.config.queue_size))
+                    .map_err(|_| Refused::QueueFull)?
                 }
             }
         };
@@ -398,6 +413,8 @@ pub struct ServerState {
     ramp_started: AtomicU64,
     /// A backup server: its slots go only to requests waiting for backups.
     backup: bool,
+    /// No longer one of its backend's servers: a reload or a DNS change applied without it.
+    retired: AtomicBool,
 }
 
 impl ServerState {
@@ -424,6 +441,7 @@ impl ServerState {
             slow_start: server.slow_start,
             ramp_started: AtomicU64::new(0),
             backup: server.backup,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -875,6 +893,35 @@ mod tests {
         config.servers[1].weight = 0;
         let backend = built(config);
         assert_eq!(picks(&backend, 2), [2, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_of_a_replaced_server_is_freed_not_handed_to_the_new_backends_waiters() {
+        let mut config = checked_backend(&["s1"]).config;
+        config.servers[0].max_connections = Some(1);
+        let old = built(config.clone());
+        let key = key_for_tests();
+        let Admission::Go(_, on_old) = old.admit(None, &key, &[]) else {
+            panic!("room on the old s1");
+        };
+        config.servers[0].slow_start = Some(Duration::from_secs(9));
+        let new = BackendState::new(config, &Resolved::default(), Some(&old));
+        assert!(!Arc::ptr_eq(&new.servers[0], &old.servers[0]), "a new ramp");
+        let Admission::Go(_, on_new) = new.admit(None, &key, &[]) else {
+            panic!("room on the new s1");
+        };
+        let waiting = new.wait_for_room(None, &key, &[]);
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(&mut waiting).is_pending(), "s1 is full");
+        BackendState::retire_replaced(&[Arc::new(old)], &[]);
+        drop(on_old);
+        assert!(
+            futures_util::poll!(&mut waiting).is_pending(),
+            "the old s1's slot is not for the new backend's waiters"
+        );
+        drop(on_new);
+        let (index, _active) = waiting.await.expect("the new s1's slot");
+        assert_eq!(index, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -151,6 +151,39 @@ backends:
     )
 }
 
+/// Test servers on one port, a dnsmasq answering `answer` for the name, and tandem sending
+/// `web` to the name.
+struct Setup {
+    port: u16,
+    servers: Vec<TestServer>,
+    dns: Dnsmasq,
+    web: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Setup {
+    async fn new(servers_count: u8, answer: &[IpAddr]) -> Setup {
+        let port = free_port();
+        let servers = servers(port, servers_count).await;
+        let dns = Dnsmasq::start(answer).await;
+        Setup {
+            port,
+            servers,
+            dns,
+            web: listen(),
+            admin: listen(),
+        }
+    }
+
+    fn config(&self) -> String {
+        config(self.web, self.admin, self.dns.address, self.port)
+    }
+
+    async fn tandem(&self) -> Tandem {
+        Tandem::start(&self.config(), &[self.web]).await
+    }
+}
+
 /// Who answers a request through `web`, or the failure.
 async fn answered_by(web: SocketAddr) -> Result<String, String> {
     let answer = get(web, "/").await?;
@@ -165,11 +198,9 @@ async fn traffic_follows_a_changed_record_with_no_reload() {
     if !installed("dnsmasq", "dnsmasq") {
         return;
     }
-    let port = free_port();
-    let _servers = servers(port, 2).await;
-    let dns = Dnsmasq::start(&[loopback(2)]).await;
-    let (web, admin) = (listen(), listen());
-    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    let setup = Setup::new(2, &[loopback(2)]).await;
+    let (web, admin, dns) = (setup.web, setup.admin, &setup.dns);
+    let tandem = setup.tandem().await;
     for _ in 0..3 {
         assert_eq!(
             answered_by(web).await.as_deref(),
@@ -207,11 +238,9 @@ async fn a_name_with_three_addresses_is_three_servers() {
     if !installed("dnsmasq", "dnsmasq") {
         return;
     }
-    let port = free_port();
-    let _servers = servers(port, 3).await;
-    let dns = Dnsmasq::start(&[loopback(2), loopback(3), loopback(4)]).await;
-    let (web, admin) = (listen(), listen());
-    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    let setup = Setup::new(3, &[loopback(2), loopback(3), loopback(4)]).await;
+    let (web, admin, port) = (setup.web, setup.admin, setup.port);
+    let tandem = setup.tandem().await;
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(
@@ -263,14 +292,12 @@ async fn a_failed_lookup_keeps_the_addresses_last_known() {
     if !installed("dnsmasq", "dnsmasq") {
         return;
     }
-    let port = free_port();
-    let _servers = servers(port, 1).await;
-    let mut dns = Dnsmasq::start(&[loopback(2)]).await;
-    let (web, admin) = (listen(), listen());
-    let tandem = Tandem::start(&config(web, admin, dns.address, port), &[web]).await;
+    let mut setup = Setup::new(1, &[loopback(2)]).await;
+    let (web, admin) = (setup.web, setup.admin);
+    let tandem = setup.tandem().await;
     assert_eq!(answered_by(web).await.as_deref(), Ok("a"));
 
-    dns.stop();
+    setup.dns.stop();
     let failed = [("proxy", "app"), ("server", "app"), ("result", "failed")];
     wait_until(Duration::from_secs(10), "a lookup fails", || async {
         scrape(admin).await.get("tandem_dns_lookups_total", &failed) >= 1.0
@@ -318,12 +345,10 @@ async fn a_reload_that_adds_a_name_applies_it_already_looked_up() {
     if !installed("dnsmasq", "dnsmasq") {
         return;
     }
-    let port = free_port();
-    let _servers = servers(port, 1).await;
+    let setup = Setup::new(1, &[loopback(2)]).await;
+    let (web, port) = (setup.web, setup.port);
     let literal = TestServer::start("literal").await;
-    let dns = Dnsmasq::start(&[loopback(2)]).await;
-    let (web, admin) = (listen(), listen());
-    let named = config(web, admin, dns.address, port);
+    let named = setup.config();
     let first = named.replace(
         &format!("\"{NAME}:{port}\""),
         &format!("\"{}\"", literal.address),
@@ -346,5 +371,41 @@ async fn a_reload_that_adds_a_name_applies_it_already_looked_up() {
         answered_by(web).await.as_deref(),
         Ok("a"),
         "and after a reload changing resolve:"
+    );
+}
+
+#[tokio::test]
+async fn an_http_check_of_a_named_server_sends_the_name_as_host() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let setup = Setup::new(1, &[loopback(2)]).await;
+    let (web, admin, port) = (setup.web, setup.admin, setup.port);
+    let checked = setup.config().replace(
+        "    servers:\n",
+        &format!(
+            "    health_check: {{ type: http, path: /headers, expect_body: \"host: {NAME}:{port}\", \
+             interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }}\n    servers:\n"
+        ),
+    );
+    let tandem = Tandem::start(&checked, &[web]).await;
+    wait_until(Duration::from_secs(5), "three checks of app-1", || async {
+        setup.servers[0].requests() >= 3
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            answered_by(web).await.as_deref(),
+            Ok("a"),
+            "{}",
+            tandem.log()
+        );
+    }
+    let metrics = scrape(admin).await;
+    assert_eq!(
+        metrics.sum("tandem_server_check_failures_total", &[]),
+        0.0,
+        "{}",
+        tandem.log()
     );
 }

@@ -21,8 +21,6 @@ pub struct Queue {
     waiting: Mutex<Waiting>,
     /// How many wait now, read without the lock (metrics, status).
     len: AtomicUsize,
-    /// The backend's `queue_size`, updated on reload (the queue outlives a reload).
-    capacity: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -60,10 +58,6 @@ fn identity(server: &Arc<ServerState>) -> usize {
 }
 
 impl Queue {
-    pub fn set_capacity(&self, capacity: usize) {
-        self.capacity.store(capacity, Relaxed);
-    }
-
     pub fn waiting(&self) -> usize {
         self.len.load(Relaxed)
     }
@@ -84,14 +78,16 @@ impl Queue {
     }
 
     /// Joins the end of the queue (`waiting` is this queue's, locked), for a slot on `target`
-    /// or on any server of its role (`backup` or primary).
+    /// or on any server of its role (`backup` or primary), unless `capacity` (the backend's
+    /// `queue_size`, which a reload may change while the queue goes on) already wait.
     pub fn enqueue<'a>(
         &'a self,
         waiting: &mut Waiting,
         target: Option<&Arc<ServerState>>,
         backup: bool,
+        capacity: usize,
     ) -> Result<Ticket<'a>, Full> {
-        if waiting.waiters.len() >= self.capacity.load(Relaxed) {
+        if waiting.waiters.len() >= capacity {
             return Err(Full);
         }
         let (sender, receiver) = oneshot::channel();
@@ -113,10 +109,12 @@ impl Queue {
     }
 
     /// A request on `server` ended: its slot goes to the first waiter that can use the server
-    /// (of its role, and its key's server for the hashes) while it is up, or is freed.
+    /// (of its role, and its key's server for the hashes) while it is up and still one of the
+    /// backend's, or is freed. A server a reload or a DNS change replaced hands on nothing:
+    /// waiters of the new backend could not use its slot.
     pub(super) fn release(&self, server: &Arc<ServerState>) {
         let mut waiting = self.lock();
-        if server.is_up() {
+        if server.is_up() && !server.retired.load(Relaxed) {
             let id = identity(server);
             while let Some(at) = (waiting.waiters.iter()).position(|waiter| {
                 waiter.backup == server.backup && waiter.target.is_none_or(|target| target == id)

@@ -21,7 +21,7 @@ pub struct NameKey {
 }
 
 /// The addresses last known for every named server, each at its numbered slot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resolved(HashMap<NameKey, Vec<Slot>>);
 
 impl Resolved {

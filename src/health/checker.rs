@@ -75,7 +75,13 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
     loop {
         ticker.tick().await;
         let target = check.target(server.address);
-        let result = match time::timeout(check.timeout, probe.run(target)).await {
+        // An http check's Host when the check sets none: the name a server named by DNS was
+        // found by (name-based virtual hosts answer nothing else), else the address checked.
+        let host = match &server.dns_name {
+            Some(name) => format!("{}:{}", name.host, target.port()),
+            None => target.to_string(),
+        };
+        let result = match time::timeout(check.timeout, probe.run(target, &host)).await {
             Ok(result) => result,
             Err(_) => Err(Failed::Server(format!(
                 "no answer within {:?}",
@@ -109,7 +115,7 @@ impl From<String> for Failed {
 }
 
 impl Probe {
-    async fn run(&self, address: SocketAddr) -> Result<(), Failed> {
+    async fn run(&self, address: SocketAddr, default_host: &str) -> Result<(), Failed> {
         let mut stream = self.open(address).await?;
         match &self.kind {
             CheckKind::Tcp => Ok(()),
@@ -129,7 +135,7 @@ impl Probe {
                 headers,
                 expect_body,
             } => {
-                let host = host.clone().unwrap_or_else(|| address.to_string());
+                let host = host.as_deref().unwrap_or(default_host);
                 let mut request = match self.protocol {
                     UpstreamProtocol::Http11 => http::Request::builder()
                         .uri(path.as_str())
