@@ -687,3 +687,34 @@ async fn other_connects_over_http_2_are_still_refused() {
     assert_eq!(answer.status(), 405, "a plain CONNECT");
     assert_eq!(server.requests(), 1, "neither reached the server");
 }
+
+#[tokio::test]
+async fn on_down_shutdown_sessions_closes_a_tunnel_to_a_server_marked_down() {
+    if !peers_installed() {
+        return;
+    }
+    let (_server, server_address) = server();
+    // The check goes to a port of its own, so the server is marked down while it still runs.
+    let check = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let check_port = check.local_addr().unwrap().port();
+    let (address, admin) = (listen(), listen());
+    let text = config(address, admin, server_address, "", "").replace(
+        "    servers: [",
+        &format!(
+            "    on_down: shutdown_sessions\n    health_check: {{ type: tcp, port: {check_port}, \
+             interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }}\n    servers: ["
+        ),
+    );
+    let tandem = Tandem::start(&text, &[address]).await;
+    let mut client = client(address, "/down");
+    assert_eq!(client.received(), "welcome /down");
+    assert_eq!(client.echo("still open"), "echo still open");
+    drop(check);
+    client.command("wait_close 10");
+    let closed = client.next();
+    assert!(closed.get("timed_out").is_none(), "never closed: {closed}");
+    wait_until(LIMIT, "the close logged", || async {
+        tandem.log().contains("server_shutdown")
+    })
+    .await;
+}

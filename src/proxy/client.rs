@@ -83,7 +83,12 @@ impl Client {
 
     /// Whether a tunnel is open on this connection.
     pub fn has_tunnels(&self) -> bool {
-        self.tunnels.load(Ordering::Relaxed) > 0
+        self.open_tunnels() > 0
+    }
+
+    /// Tunnels open on this connection (an HTTP/2 connection may carry several).
+    pub fn open_tunnels(&self) -> usize {
+        self.tunnels.load(Ordering::Relaxed)
     }
 }
 

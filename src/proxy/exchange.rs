@@ -69,7 +69,8 @@ pub fn handle(
         };
         let mut request = request;
         let upgrade = tunnel::requested(&mut request, &account.frontend.config.upgrades);
-        let checked = check(&request);
+        let checked =
+            (check(&request)).and_then(|()| tunnel::room(upgrade.is_some(), client.open_tunnels()));
         let frontend = &*account.frontend;
         // What the client accepts, as it sent it, before any rule changes the request.
         let accepted = (frontend.config.compression.as_ref())

@@ -74,6 +74,24 @@ enum Kind {
 ///
 /// hyper marks only requests with an Upgrade header or CONNECT, so others cost a branch. Boxed:
 /// the request's future, moved whole for every request, holds it across the server's answer.
+/// Tunnels one HTTP/2 connection may hold open at once. Each holds a connection to its server
+/// for as long as it lasts, and `max_connections` counts client connections, not streams: past
+/// this, one client could hold a server connection per stream hyper allows.
+pub const MAX_PER_CONNECTION: usize = 8;
+
+/// Refuses a switch asked for on a connection already holding [`MAX_PER_CONNECTION`] tunnels
+/// (`open`): 429, as a client over its share (RFC 6585 §4).
+pub fn room(asked: bool, open: usize) -> Result<(), Local> {
+    match asked && open >= MAX_PER_CONNECTION {
+        false => Ok(()),
+        true => Err(Local::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many tunnels open on this connection\n",
+            "rejected",
+        )),
+    }
+}
+
 pub fn requested(request: &mut Request<Incoming>, allowed: &[String]) -> Option<Box<Upgrade>> {
     let on_upgrade = request.extensions_mut().remove::<OnUpgrade>()?;
     let kind = match request.version() {
@@ -337,7 +355,7 @@ impl Tunnel {
             on_upgrade,
             mut server,
             already,
-            finish,
+            mut finish,
             over_h2: _,
         } = self;
         let client = match on_upgrade.await {
@@ -352,6 +370,10 @@ impl Tunnel {
         let mut up = Pipe::new(Bytes::new());
         let mut down = Pipe::new(already.freeze());
         let joined = poll_fn(|cx| {
+            // on_down / on_up: the server's sessions, tunnels included, are shut down.
+            if finish.shut_down(cx) {
+                return Poll::Ready("server_shutdown");
+            }
             let to_server = up.poll(cx, &mut client, &mut server, &activity);
             let to_client = down.poll(cx, &mut server, &mut client, &activity);
             match (to_server, to_client) {
@@ -483,6 +505,14 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_connection_holds_at_most_max_per_connection_tunnels() {
+        assert!(room(true, MAX_PER_CONNECTION - 1).is_ok());
+        assert!(room(false, MAX_PER_CONNECTION).is_ok(), "a plain request");
+        let refused = room(true, MAX_PER_CONNECTION).expect_err("one too many");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    }
 
     #[test]
     fn the_accept_value_is_rfc_6455_s_example() {
