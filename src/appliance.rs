@@ -81,6 +81,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         names::first_reports(&mut reports, started, &mut resolved, wait).await;
     });
     let backends = build_backends(&config, &resolved, &[])?;
+    BackendState::take_over(&[], &backends);
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut frontends = Frontends::start(config.node.threads, &drain)?;
     frontends.apply(&config.frontends, &backends, access_log.as_ref())?;
@@ -272,7 +273,7 @@ impl Running {
             check.abort();
         }
         self.checks = health::checker::spawn(&backends);
-        BackendState::retire_replaced(&self.backends, &backends);
+        BackendState::take_over(&self.backends, &backends);
         self.backends = backends;
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
             engine.commit(vrrp);
@@ -390,7 +391,7 @@ impl Running {
             check.abort();
         }
         self.checks = health::checker::spawn(&backends);
-        BackendState::retire_replaced(&self.backends, &backends);
+        BackendState::take_over(&self.backends, &backends);
         self.backends = backends;
         self.applied = self.resolved.clone();
         self.publish();

@@ -153,9 +153,11 @@ impl BackendState {
         self.tls.get(index)?.check.as_ref()
     }
 
-    /// Marks the servers of `previous` (the backends being replaced) that `current` does not
-    /// carry over as retired, once `current` serves.
-    pub fn retire_replaced(previous: &[Arc<BackendState>], current: &[Arc<BackendState>]) {
+    /// Once `current` serves in place of `previous` (start-up, a reload, a DNS change): what
+    /// the queue must know of each server that the selectors know from the config. Servers
+    /// of `previous` that `current` does not carry over are retired, and servers at weight 0
+    /// drained, so that neither is handed a waiting request's slot.
+    pub fn take_over(previous: &[Arc<BackendState>], current: &[Arc<BackendState>]) {
         let kept = |server: &Arc<ServerState>| {
             (current.iter().flat_map(|backend| &backend.servers))
                 .any(|state| Arc::ptr_eq(state, server))
@@ -163,6 +165,11 @@ impl BackendState {
         for server in previous.iter().flat_map(|backend| &backend.servers) {
             if !kept(server) {
                 server.retired.store(true, Ordering::Relaxed);
+            }
+        }
+        for backend in current {
+            for (server, config) in backend.servers.iter().zip(&backend.server_configs) {
+                server.drained.store(config.weight == 0, Ordering::Relaxed);
             }
         }
     }
@@ -415,6 +422,8 @@ pub struct ServerState {
     backup: bool,
     /// No longer one of its backend's servers: a reload or a DNS change applied without it.
     retired: AtomicBool,
+    /// At weight 0 in the config that serves (kept across reloads with the state).
+    drained: AtomicBool,
 }
 
 impl ServerState {
@@ -442,6 +451,7 @@ impl ServerState {
             ramp_started: AtomicU64::new(0),
             backup: server.backup,
             retired: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
         }
     }
 
@@ -913,7 +923,7 @@ mod tests {
         let waiting = new.wait_for_room(None, &key, &[]);
         tokio::pin!(waiting);
         assert!(futures_util::poll!(&mut waiting).is_pending(), "s1 is full");
-        BackendState::retire_replaced(&[Arc::new(old)], &[]);
+        BackendState::take_over(&[Arc::new(old)], &[]);
         drop(on_old);
         assert!(
             futures_util::poll!(&mut waiting).is_pending(),
@@ -922,6 +932,35 @@ mod tests {
         drop(on_new);
         let (index, _active) = waiting.await.expect("the new s1's slot");
         assert_eq!(index, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drained_server_frees_its_slot_rather_than_take_a_waiting_request() {
+        let mut config = checked_backend(&["s1", "s2"]).config;
+        for server in &mut config.servers {
+            server.max_connections = Some(1);
+        }
+        config.servers[0].weight = 0;
+        let backend = Arc::new(built(config));
+        BackendState::take_over(&[], std::slice::from_ref(&backend));
+        let key = key_for_tests();
+        let Admission::Go(0, pinned) = backend.admit(Some(0), &key, &[]) else {
+            panic!("a client pinned to the drained s1 keeps it");
+        };
+        let Admission::Go(1, on_s2) = backend.admit(None, &key, &[]) else {
+            panic!("a new request goes to s2");
+        };
+        let waiting = backend.wait_for_room(None, &key, &[]);
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(&mut waiting).is_pending(), "both full");
+        drop(pinned);
+        assert!(
+            futures_util::poll!(&mut waiting).is_pending(),
+            "the drained s1's slot is not for a new request"
+        );
+        drop(on_s2);
+        let (index, _active) = waiting.await.expect("s2's slot");
+        assert_eq!(index, 1);
     }
 
     #[tokio::test(start_paused = true)]

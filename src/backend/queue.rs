@@ -109,12 +109,13 @@ impl Queue {
     }
 
     /// A request on `server` ended: its slot goes to the first waiter that can use the server
-    /// (of its role, and its key's server for the hashes) while it is up and still one of the
-    /// backend's, or is freed. A server a reload or a DNS change replaced hands on nothing:
-    /// waiters of the new backend could not use its slot.
+    /// (of its role, and its key's server for the hashes) while it is up, not drained and
+    /// still one of the backend's, or is freed. A server a reload or a DNS change replaced
+    /// hands on nothing: waiters of the new backend could not use its slot.
     pub(super) fn release(&self, server: &Arc<ServerState>) {
         let mut waiting = self.lock();
-        if server.is_up() && !server.retired.load(Relaxed) {
+        let usable = !server.retired.load(Relaxed) && !server.drained.load(Relaxed);
+        if server.is_up() && usable {
             let id = identity(server);
             while let Some(at) = (waiting.waiters.iter()).position(|waiter| {
                 waiter.backup == server.backup && waiter.target.is_none_or(|target| target == id)
