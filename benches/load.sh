@@ -787,6 +787,8 @@ HTTPS: one ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, session tickets at 
 default. Full handshakes: $handshake_clients openssl s_time -new processes on CPU $load_cpu, one
 connection at a time each, "GET / HTTP/1.0" with Host (no latencies; an error ends the run, an
 answer of another size shows in errors); not wrk, which resumes its TLS session on reconnects.
+TLS to the server: the backend's own ECDSA P-256 certificate, signed by a CA generated at start,
+verified by each proxy for the name localhost sent as SNI; its connections kept alive.
 negotiated: $tls_note
 background CPU use with nothing of ours running, 3 s before: $background_before; 3 s after: $(background_cpu 3)
 EOF

@@ -1,14 +1,25 @@
 //! TLS to servers (a backend's `tls:`), against nginx with certificates from a CA made here:
 //! the right CA and name pass, a wrong CA or SNI fails and is named in the log, a client
-//! certificate nginx requires, HTTP/2 over TLS by ALPN, tcp mode, a CA file replaced and
-//! picked up on SIGHUP, health checks over TLS, and `tandem check` naming a missing CA file.
+//! certificate nginx requires, HTTP/2 over TLS by ALPN, gRPC-style calls (trailers) to an h2
+//! server over TLS, tcp mode, a CA file replaced and picked up on SIGHUP, health checks over
+//! TLS, and `tandem check` naming a missing CA file.
 
 mod support;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -16,7 +27,7 @@ use rcgen::{
 };
 use tokio::net::TcpStream;
 
-use support::edge::installed;
+use support::edge::{body as edge_body, h2_client, installed};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -562,4 +573,107 @@ fn check_names_a_missing_ca_file_at_its_key() {
         stderr.contains(&expected),
         "expected {expected:?} in:\n{stderr}"
     );
+}
+
+/// A gRPC-style server over TLS (ALPN h2 only): echoes each request's body, then the trailer
+/// `grpc-status: 0`; counts the TLS connections that settled on h2.
+async fn grpc_tls_server(
+    certificate: &Pair,
+) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let chain = CertificateDer::pem_file_iter(&certificate.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&certificate.key).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let over_h2 = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&over_h2);
+    let (address, task) = spawn_server(move |stream| {
+        let acceptor = acceptor.clone();
+        let counted = Arc::clone(&counted);
+        async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            let service = service_fn(|request: Request<Incoming>| async move {
+                let message = request.into_body().collect().await.unwrap().to_bytes();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                let frames = vec![
+                    Ok::<_, Infallible>(Frame::data(message)),
+                    Ok(Frame::trailers(trailers)),
+                ];
+                let mut response =
+                    Response::new(StreamBody::new(futures_util::stream::iter(frames)));
+                (response.headers_mut())
+                    .insert("content-type", "application/grpc".parse().unwrap());
+                Ok::<_, Infallible>(response)
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+    })
+    .await;
+    (address, over_h2, task)
+}
+
+#[tokio::test]
+async fn grpc_calls_reach_a_server_over_tls_and_its_trailers_come_back() {
+    let ca = Ca::new("tandem test CA");
+    let certificate = ca.issue("grpc", &[SERVER_NAME], ExtendedKeyUsagePurpose::ServerAuth);
+    let (address, over_h2, task) = grpc_tls_server(&certificate).await;
+    let (yaml, listens) = config(&[(
+        "grpc",
+        "http",
+        format!(
+            "    protocol: h2\n{}",
+            server(
+                "a",
+                address,
+                &format!("{{ ca: \"{}\", sni: {SERVER_NAME} }}", ca.cert.display())
+            )
+        ),
+    )]);
+    let tandem = Tandem::start(&yaml, &listens).await;
+    // The client speaks h2c to tandem; tandem speaks h2 over TLS to the server.
+    let mut client = h2_client(TcpStream::connect(listens[0]).await.unwrap()).await;
+    for index in 0..3 {
+        let message = Bytes::from(format!("\0\0\0\0\x07hello {index}"));
+        let request = Request::post(format!("http://{}/echo.Echo/Say", listens[0]))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(edge_body(message.clone()))
+            .unwrap();
+        let response = client.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{}", tandem.log());
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        assert_eq!(collected.to_bytes(), message);
+        let status = trailers
+            .as_ref()
+            .and_then(|trailers| trailers.get("grpc-status"));
+        assert_eq!(status.map(|value| value.as_bytes()), Some(&b"0"[..]));
+    }
+    assert_eq!(
+        over_h2.load(Ordering::SeqCst),
+        1,
+        "one TLS connection, shared, over h2"
+    );
+    task.abort();
 }
