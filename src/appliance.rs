@@ -33,7 +33,8 @@ use crate::vrrp::engine::{Engine, PreparedVrrp};
 struct Running {
     config: Config,
     backends: Vec<Arc<BackendState>>,
-    checks: Vec<JoinHandle<()>>,
+    /// The health-check tasks of each of `backends`, by index.
+    checks: Vec<Vec<JoinHandle<()>>>,
     frontends: Frontends,
     engine: Option<Engine>,
     access_log: Option<Arc<AccessLog>>,
@@ -116,7 +117,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             tokio::spawn(admin::serve(listener, Arc::clone(&live), metrics));
         }
         let mut running = Running {
-            checks: health::checker::spawn(&backends),
+            checks: backends.iter().map(spawn_checks).collect(),
             config,
             backends,
             frontends,
@@ -205,12 +206,26 @@ fn build_backends(
     (config.backends.iter())
         .map(|backend| {
             let same = previous.iter().find(|old| old.config.name == backend.name);
-            let state = BackendState::new(backend.clone(), resolved, same.map(Arc::as_ref));
-            let state = state.with_tls();
-            let state = state.with_context(|| format!("backend {}: TLS", backend.name))?;
-            Ok(Arc::new(state))
+            build_backend(backend, resolved, same.map(Arc::as_ref))
         })
         .collect()
+}
+
+/// One backend, carrying over from `previous` (the running one of its name) as
+/// [`BackendState::new`] does, its TLS files read now.
+fn build_backend(
+    backend: &config::Backend,
+    resolved: &Resolved,
+    previous: Option<&BackendState>,
+) -> anyhow::Result<Arc<BackendState>> {
+    let state = BackendState::new(backend.clone(), resolved, previous).with_tls();
+    let state = state.with_context(|| format!("backend {}: TLS", backend.name))?;
+    Ok(Arc::new(state))
+}
+
+/// The health-check tasks of one backend.
+fn spawn_checks(backend: &Arc<BackendState>) -> Vec<JoinHandle<()>> {
+    health::checker::spawn(std::slice::from_ref(backend))
 }
 
 impl Running {
@@ -269,10 +284,10 @@ impl Running {
         self.frontends.commit(frontends);
         // A replaced log's writer ends once the last request still holding it has logged.
         self.access_log = access_log;
-        for check in self.checks.drain(..) {
+        for check in self.checks.drain(..).flatten() {
             check.abort();
         }
-        self.checks = health::checker::spawn(&backends);
+        self.checks = backends.iter().map(spawn_checks).collect();
         BackendState::take_over(&self.backends, &backends);
         self.backends = backends;
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
@@ -353,14 +368,29 @@ impl Running {
     }
 
     /// Applies what the names resolved to, if the backends were built from something else:
-    /// they are rebuilt from the running file (unchanged servers keep their state, as on a
-    /// reload; the files of TLS to servers are read again) and take over from the old ones, for
-    /// the proxy, the health checks and VRRP's trackers alike.
+    /// each backend whose names changed is rebuilt from the running file (unchanged servers
+    /// keep their state, as on a reload; its files of TLS to servers are read again) and takes
+    /// over from the old one, for the proxy, its health checks and VRRP's trackers alike. The
+    /// other backends go on untouched.
     async fn apply_names(&mut self) {
         if self.resolved == self.applied {
             return;
         }
-        let backends = match build_backends(&self.config, &self.resolved, &self.backends) {
+        let changed: Vec<bool> = (self.config.backends.iter())
+            .map(|backend| self.resolved.differs_for(&self.applied, &backend.name))
+            .collect();
+        let rebuilt = (self
+            .config
+            .backends
+            .iter()
+            .zip(&self.backends)
+            .zip(&changed))
+        .map(|((config, running), &changed)| match changed {
+            true => build_backend(config, &self.resolved, Some(running)),
+            false => Ok(Arc::clone(running)),
+        })
+        .collect::<anyhow::Result<Vec<_>>>();
+        let backends = match rebuilt {
             Ok(backends) => backends,
             // The files of TLS to servers are read again, and one fails: the servers stay as
             // they were until it is fixed and the next change or reload.
@@ -387,10 +417,12 @@ impl Running {
                 "VRRP trackers keep the servers as they were before the names changed: {error:#}"
             ),
         }
-        for check in self.checks.drain(..) {
-            check.abort();
+        for ((checks, backend), changed) in self.checks.iter_mut().zip(&backends).zip(changed) {
+            if changed {
+                checks.drain(..).for_each(|check| check.abort());
+                *checks = spawn_checks(backend);
+            }
         }
-        self.checks = health::checker::spawn(&backends);
         BackendState::take_over(&self.backends, &backends);
         self.backends = backends;
         self.applied = self.resolved.clone();

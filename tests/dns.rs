@@ -409,3 +409,35 @@ async fn an_http_check_of_a_named_server_sends_the_name_as_host() {
         tandem.log()
     );
 }
+
+#[tokio::test]
+async fn a_name_changing_leaves_the_other_backends_checks_alone() {
+    if !installed("dnsmasq", "dnsmasq") {
+        return;
+    }
+    let setup = Setup::new(2, &[loopback(2)]).await;
+    let other = TestServer::start("other").await;
+    let web = setup.web;
+    let text = format!(
+        "{}  - name: other\n    health_check: {{ type: http, path: /headers, interval: 30s }}\n    \
+         servers: [{{ name: o, address: \"{}\" }}]\n",
+        setup.config(),
+        other.address
+    );
+    let tandem = Tandem::start(&text, &[web]).await;
+    wait_until(Duration::from_secs(5), "other's first check", || async {
+        other.requests() == 1
+    })
+    .await;
+    setup.dns.set(&[loopback(3)]);
+    wait_until(Duration::from_secs(10), "traffic goes to b", || async {
+        answered_by(web).await.as_deref() == Ok("b")
+    })
+    .await;
+    assert_eq!(
+        other.requests(),
+        1,
+        "other's check was not started again by app's change: {}",
+        tandem.log()
+    );
+}

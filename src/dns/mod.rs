@@ -42,8 +42,54 @@ impl Resolved {
             .is_none_or(|old| old != slots)
     }
 
+    /// Whether `backend`'s names resolve to other slots here than in `other`.
+    pub fn differs_for(&self, other: &Resolved, backend: &str) -> bool {
+        let slots = |table: &Resolved, key: &NameKey| table.0.get(key).cloned();
+        (self.0.keys().chain(other.0.keys()))
+            .filter(|key| key.backend == backend)
+            .any(|key| slots(self, key) != slots(other, key))
+    }
+
     /// Forgets the names `keep` says are no longer configured.
     pub fn retain(&mut self, mut keep: impl FnMut(&NameKey) -> bool) {
         self.0.retain(|key, _| keep(key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(backend: &str) -> NameKey {
+        NameKey {
+            backend: backend.into(),
+            server: "app".into(),
+            name: DnsName {
+                host: "app.internal".into(),
+                port: 80,
+            },
+        }
+    }
+
+    fn slot(last: u8) -> Vec<Slot> {
+        vec![Slot {
+            number: 1,
+            address: ([192, 0, 2, last], 80).into(),
+        }]
+    }
+
+    #[test]
+    fn a_backend_differs_only_where_its_own_names_do() {
+        let mut applied = Resolved::default();
+        applied.set(key("a"), slot(1));
+        applied.set(key("b"), slot(1));
+        let mut resolved = applied.clone();
+        assert!(!resolved.differs_for(&applied, "a"));
+        assert!(resolved.set(key("b"), slot(2)), "b's answer changed");
+        assert!(!resolved.differs_for(&applied, "a"), "a is as it was");
+        assert!(resolved.differs_for(&applied, "b"));
+        resolved.set(key("c"), slot(1));
+        assert!(resolved.differs_for(&applied, "c"), "a name known only now");
+        assert!(applied.differs_for(&resolved, "c"), "either way");
     }
 }
