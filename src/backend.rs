@@ -148,6 +148,13 @@ impl BackendState {
         self.tls.get(index)?.traffic.as_ref()
     }
 
+    /// TLS for a connection to server `index` that will switch protocols (WebSocket): ALPN
+    /// offers http/1.1 alone. `None`: plain.
+    pub fn upgrade_tls(&self, index: usize) -> Option<&Origination> {
+        let tls = self.tls.get(index)?;
+        tls.upgrade.as_ref().or(tls.traffic.as_ref())
+    }
+
     /// TLS for the health checks of server `index`; `None`: plain.
     pub fn check_tls(&self, index: usize) -> Option<&Origination> {
         self.tls.get(index)?.check.as_ref()

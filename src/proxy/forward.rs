@@ -149,7 +149,11 @@ pub fn forward<'a>(
                 connect_timeout: config.connect_timeout,
                 protocol: config.protocol,
                 preamble: preamble.as_deref(),
-                tls: backend.tls(index),
+                // A switching connection is HTTP/1.1 whatever else ALPN could settle on.
+                tls: match upgrade {
+                    Some(_) => backend.upgrade_tls(index),
+                    None => backend.tls(index),
+                },
                 tcp_keepalive: config.tcp_keepalive.as_ref(),
             };
             // A connection that switches protocols is never pooled, nor taken from the pool.

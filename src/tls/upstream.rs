@@ -115,6 +115,10 @@ fn describe(error: &io::Error) -> String {
 #[derive(Default)]
 pub struct ServerTls {
     pub traffic: Option<Origination>,
+    /// For a connection that will switch protocols (WebSocket): the traffic's, offering
+    /// http/1.1 alone, since only an HTTP/1.1 request can ask to switch; `None` when the
+    /// traffic's offers nothing else.
+    pub upgrade: Option<Origination>,
     pub check: Option<Origination>,
 }
 
@@ -235,14 +239,19 @@ pub fn for_servers<'a>(
                     }
                     _ => None,
                 };
+                let sni = tls.as_ref().and_then(|tls| tls.sni.as_deref());
+                let http_1_1 = [Alpn::Http11.id().to_vec()];
+                let upgrade = (traffic.as_ref())
+                    .filter(|config| config.alpn_protocols != http_1_1)
+                    .map(|config| {
+                        // The same session cache as the traffic's, shared through its Arc.
+                        let mut config = ClientConfig::clone(config);
+                        config.alpn_protocols = http_1_1.to_vec();
+                        originate(Arc::new(config), sni, true)
+                    });
                 Ok(ServerTls {
-                    traffic: traffic.map(|config| {
-                        originate(
-                            config,
-                            tls.as_ref().and_then(|tls| tls.sni.as_deref()),
-                            true,
-                        )
-                    }),
+                    traffic: traffic.map(|config| originate(config, sni, true)),
+                    upgrade,
                     check,
                 })
             },
@@ -585,6 +594,28 @@ mod tests {
         );
         assert_eq!(check.name.to_str(), "check.test");
         assert_ne!(traffic.id(), check.id());
+    }
+
+    #[test]
+    fn a_connection_that_will_switch_protocols_offers_http_1_1_alone() {
+        let files = files("test CA");
+        let both = format!("{{ ca: \"{}\", alpn: [h2, http/1.1] }}", files.ca.display());
+        let servers = for_backend(&backend("127.0.0.1:1".parse().unwrap(), &both, "")).unwrap();
+        let upgrade = servers[0]
+            .upgrade
+            .as_ref()
+            .expect("h2 is offered otherwise");
+        assert_eq!(
+            upgrade.connector.config().alpn_protocols,
+            [b"http/1.1".to_vec()]
+        );
+        assert_ne!(upgrade.id(), servers[0].traffic.as_ref().unwrap().id());
+        let one = format!("{{ ca: \"{}\" }}", files.ca.display());
+        let servers = for_backend(&backend("127.0.0.1:1".parse().unwrap(), &one, "")).unwrap();
+        assert!(
+            servers[0].upgrade.is_none(),
+            "the traffic's offers http/1.1 alone"
+        );
     }
 
     #[test]
