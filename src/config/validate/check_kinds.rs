@@ -9,7 +9,6 @@ use regex::bytes::RegexBuilder;
 
 use super::super::model::*;
 use super::super::schema::*;
-use super::edge::UNSETTABLE;
 use super::Validator;
 
 /// As for the rules' regexes: far above any sane pattern, far below what would hurt.
@@ -210,21 +209,11 @@ impl Validator {
         let mut checked = Vec::with_capacity(headers.len());
         for (name, value) in headers {
             let field = format!("{at}.headers.{name}");
-            let Some(header) = self.header_name(field.clone(), &name) else {
+            let Some(header) = self.settable_header(&field, &name, "the check manages") else {
                 continue;
             };
             if header == http::header::HOST {
                 self.error(field, "set the check's Host with `host`");
-                continue;
-            }
-            if UNSETTABLE.contains(&header.as_str()) {
-                self.error(
-                    field,
-                    format!(
-                        "{name} describes the connection or the message framing, which the \
-                         check manages; it cannot be set"
-                    ),
-                );
                 continue;
             }
             if (checked.iter()).any(|(set, _): &(http::HeaderName, HeaderValue)| *set == header) {
@@ -234,16 +223,8 @@ impl Validator {
                 );
                 continue;
             }
-            match HeaderValue::from_str(&value.0) {
-                Ok(value) => checked.push((header, value)),
-                Err(_) => self.error(
-                    field,
-                    format!(
-                        "{:?} is not a valid header value (control characters and non-ASCII \
-                         are not allowed)",
-                        value.0
-                    ),
-                ),
+            if let Some(value) = self.header_value(field, &value.0) {
+                checked.push((header, value));
             }
         }
         checked

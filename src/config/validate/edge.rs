@@ -11,7 +11,10 @@ use super::Validator;
 
 /// Names a header rule may not set: they describe the connection or how the message is framed,
 /// which tandem manages on each hop itself.
-pub(super) const UNSETTABLE: [&str; 8] = [
+/// Who manages the headers a rule or a header shorthand may not set.
+pub(super) const ON_EACH_HOP: &str = "tandem manages on each hop";
+
+const UNSETTABLE: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -176,19 +179,9 @@ impl Validator {
         let mut rules = HeaderRules::default();
         for (name, value) in spec.set {
             let field = format!("{at}.set.{name}");
-            let Some(header) = self.header_name(field.clone(), &name) else {
+            let Some(header) = self.settable_header(&field, &name, ON_EACH_HOP) else {
                 continue;
             };
-            if UNSETTABLE.contains(&header.as_str()) {
-                self.error(
-                    field,
-                    format!(
-                        "{name} describes the connection or the message framing, which tandem \
-                         manages on each hop; it cannot be set"
-                    ),
-                );
-                continue;
-            }
             if rules.set.iter().any(|(set, _)| *set == header) {
                 self.error(
                     field,
@@ -196,16 +189,8 @@ impl Validator {
                 );
                 continue;
             }
-            match HeaderValue::from_str(&value.0) {
-                Ok(value) => rules.set.push((header, value)),
-                Err(_) => self.error(
-                    field,
-                    format!(
-                        "{:?} is not a valid header value (control characters and non-ASCII \
-                         are not allowed)",
-                        value.0
-                    ),
-                ),
+            if let Some(value) = self.header_value(field, &value.0) {
+                rules.set.push((header, value));
             }
         }
         for (index, name) in spec.remove.iter().enumerate() {
@@ -214,6 +199,43 @@ impl Validator {
             }
         }
         rules
+    }
+
+    /// A header a config may set: a valid name, and not one that describes the connection or
+    /// the message's framing, which `managed_by` (who sets them) manages.
+    pub(super) fn settable_header(
+        &mut self,
+        field: &str,
+        name: &str,
+        managed_by: &str,
+    ) -> Option<HeaderName> {
+        let header = self.header_name(field.to_owned(), name)?;
+        if UNSETTABLE.contains(&header.as_str()) {
+            self.error(
+                field.to_owned(),
+                format!(
+                    "{name} describes the connection or the message framing, which \
+                     {managed_by}; it cannot be set"
+                ),
+            );
+            return None;
+        }
+        Some(header)
+    }
+
+    /// A header value as written: no control characters, nothing beyond ASCII.
+    pub(super) fn header_value(&mut self, field: String, text: &str) -> Option<HeaderValue> {
+        let value = HeaderValue::from_str(text).ok();
+        if value.is_none() {
+            self.error(
+                field,
+                format!(
+                    "{text:?} is not a valid header value (control characters and non-ASCII \
+                     are not allowed)"
+                ),
+            );
+        }
+        value
     }
 
     pub(super) fn header_name(&mut self, field: String, name: &str) -> Option<HeaderName> {

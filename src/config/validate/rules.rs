@@ -13,7 +13,7 @@ use regex::{Regex, RegexBuilder};
 use super::super::model::*;
 use super::super::rules::*;
 use super::super::schema::*;
-use super::edge::{host_match, UNSETTABLE};
+use super::edge::{host_match, ON_EACH_HOP};
 use super::Validator;
 
 /// A compiled regex may take this much memory; a pattern needing more is refused at load.
@@ -581,7 +581,7 @@ impl Validator {
         let mut headers = Vec::new();
         for (name, value) in spec.headers.iter().flatten() {
             let field = format!("{at}.headers.{name}");
-            if let Some(header) = self.settable_header(&field, name) {
+            if let Some(header) = self.settable_header(&field, name, ON_EACH_HOP) {
                 headers.extend(
                     self.template(&field, &value.0, groups)
                         .map(|value| (header, value)),
@@ -696,7 +696,7 @@ impl Validator {
         }
         for (name, value) in set.into_iter().flatten() {
             let field = format!("{at}.{set_key}.{name}");
-            let Some(header) = self.settable_header(&field, &name) else {
+            let Some(header) = self.settable_header(&field, &name, ON_EACH_HOP) else {
                 continue;
             };
             if let Some(value) = self.template(&field, &value.0, groups) {
@@ -720,21 +720,6 @@ impl Validator {
             return None;
         }
         Some(template)
-    }
-
-    fn settable_header(&mut self, field: &str, name: &str) -> Option<HeaderName> {
-        let header = self.header_name(field.to_owned(), name)?;
-        if UNSETTABLE.contains(&header.as_str()) {
-            self.error(
-                field.to_owned(),
-                format!(
-                    "{name} describes the connection or the message framing, which tandem \
-                     manages on each hop; it cannot be set"
-                ),
-            );
-            return None;
-        }
-        Some(header)
     }
 
     fn template(&mut self, at: &str, text: &str, groups: usize) -> Option<Template> {
@@ -785,7 +770,9 @@ impl Validator {
             return None;
         }
         match spec.and_then(|spec| spec.header) {
-            Some(name) => self.settable_header(&format!("{at}.request_id.header"), &name),
+            Some(name) => {
+                self.settable_header(&format!("{at}.request_id.header"), &name, ON_EACH_HOP)
+            }
             None => Some(HeaderName::from_static(DEFAULT_REQUEST_ID)),
         }
     }
