@@ -8,11 +8,11 @@ mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -27,7 +27,7 @@ use rcgen::{
 };
 use tokio::net::TcpStream;
 
-use support::edge::{body as edge_body, h2_client, installed};
+use support::edge::{body as edge_body, h2_client, installed, program, start_nginx, Peer};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -89,8 +89,7 @@ impl Ca {
 /// nginx on four ports: TLS (HTTP/1.1), TLS with HTTP/2, TLS requiring a client certificate
 /// from the CA, and plain HTTP. Each answers with what it saw.
 struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
+    _peer: Peer,
     tls: SocketAddr,
     h2: SocketAddr,
     mtls: SocketAddr,
@@ -151,65 +150,16 @@ impl Nginx {
              }}\n",
             ca.cert.display()
         );
-        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx", "/sbin/nginx"]
-            .into_iter()
-            .find(|path| Path::new(path).is_file())
-            .expect("nginx is installed");
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut nginx = Nginx {
-            child,
-            dir,
+        let mut peer = start_nginx(&program("nginx"), dir, &config);
+        for address in [tls, h2, mtls, plain] {
+            peer.wait_listening(address).await;
+        }
+        Nginx {
+            _peer: peer,
             tls,
             h2,
             mtls,
             plain,
-        };
-        let started = Instant::now();
-        for address in [tls, h2, mtls, plain] {
-            while TcpStream::connect(address).await.is_err() {
-                if let Some(status) = nginx.child.try_wait().unwrap() {
-                    panic!("nginx exited with {status}:\n{}", nginx.log());
-                }
-                assert!(
-                    started.elapsed() < LIMIT,
-                    "nginx did not listen:\n{}",
-                    nginx.log()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        nginx
-    }
-
-    fn log(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name));
-        format!(
-            "{}{}",
-            read("error.log").unwrap_or_default(),
-            read("stderr.log").unwrap_or_default()
-        )
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- nginx log ---\n{}", self.log());
         }
     }
 }

@@ -284,8 +284,7 @@ pub async fn hold_port(port: u16, answer: &'static [u8]) -> JoinHandle<()> {
 
 /// nginx (one process) answering every request 200 with `METHOD X-Check-header-value`.
 pub struct EchoNginx {
-    child: Child,
-    dir: tempfile::TempDir,
+    peer: super::edge::Peer,
     pub address: SocketAddr,
 }
 
@@ -322,49 +321,13 @@ impl EchoNginx {
                }}\n\
              }}\n"
         );
-        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let child = Command::new(program)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut nginx = EchoNginx {
-            child,
-            dir,
-            address,
-        };
-        let started = Instant::now();
-        while TcpStream::connect(address).await.is_err() {
-            if let Some(status) = nginx.child.try_wait().unwrap() {
-                panic!("nginx exited with {status}:\n{}", nginx.error_log());
-            }
-            assert!(started.elapsed() < PEER_LIMIT, "nginx did not listen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+        let mut peer = super::edge::start_nginx(program, dir, &config);
+        peer.wait_listening(address).await;
+        EchoNginx { peer, address }
     }
 
     /// One line per request nginx answered, in its combined format.
     pub fn access_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for EchoNginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::fs::read_to_string(self.peer.file("access.log")).unwrap_or_default()
     }
 }

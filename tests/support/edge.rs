@@ -452,7 +452,7 @@ pub async fn h2load(args: &[&str]) -> H2loadReport {
 // Peer processes
 
 /// A peer process in its own temporary directory, killed when dropped.
-struct Peer {
+pub struct Peer {
     child: Child,
     dir: tempfile::TempDir,
     what: &'static str,
@@ -460,13 +460,21 @@ struct Peer {
 }
 
 impl Peer {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    /// Its log, and what it wrote to stderr before opening it (`stderr.log`, if any).
+    pub fn log(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name));
+        let log = read(self.log).unwrap_or_default();
+        log + &read("stderr.log").unwrap_or_default()
+    }
+
+    /// A file of its directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// Waits until `address` accepts connections; panics with the peer's log if it exits or
     /// takes too long.
-    async fn wait_listening(&mut self, address: SocketAddr) {
+    pub async fn wait_listening(&mut self, address: SocketAddr) {
         let started = Instant::now();
         while TcpStream::connect(address).await.is_err() {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -491,6 +499,37 @@ impl Drop for Peer {
             eprintln!("--- {} log ---\n{}", self.what, self.log());
         }
     }
+}
+
+/// nginx (`program`) running `config` as its nginx.conf in `dir`, which is its prefix too: its
+/// error log goes to `error.log`, what it says before opening that to `stderr.log`. Not yet
+/// listening: see [`Peer::wait_listening`].
+pub fn start_nginx(program: &Path, dir: tempfile::TempDir, config: &str) -> Peer {
+    std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
+    let child = Command::new(program)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    Peer {
+        child,
+        dir,
+        what: "nginx",
+        log: "error.log",
+    }
+}
+
+/// `program` (from Debian) on PATH or in the sbin directories; panics when it is missing.
+pub fn program(name: &str) -> PathBuf {
+    find_program(name).unwrap_or_else(|| panic!("{name} is installed"))
 }
 
 /// nginx listening with `proxy_protocol`, answering every request with the client address the
@@ -526,26 +565,7 @@ impl Nginx {
                }}\n\
              }}\n"
         );
-        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let child = Command::new(find_program("nginx").expect("nginx is installed"))
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut peer = Peer {
-            child,
-            dir,
-            what: "nginx",
-            log: "error.log",
-        };
+        let mut peer = start_nginx(&program("nginx"), dir, &config);
         peer.wait_listening(address).await;
         Nginx { peer, address }
     }
@@ -553,7 +573,7 @@ impl Nginx {
     /// One line per request: the carried client address (empty for a LOCAL or UNKNOWN header)
     /// and the request URI.
     pub fn access_log(&self) -> String {
-        std::fs::read_to_string(self.peer.dir.path().join("access.log")).unwrap_or_default()
+        std::fs::read_to_string(self.peer.file("access.log")).unwrap_or_default()
     }
 }
 
