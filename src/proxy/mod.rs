@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use metrics::Counter;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
 
@@ -57,6 +56,8 @@ use client_limit::{ClientConnections, ClientPermit};
 use connection_limit::{ConnectionLimit, Permit};
 use drain::{Drain, UntilTrue};
 use http::Versions;
+use listener::Listener;
+use socket::Socket;
 use upstream::UpstreamPool;
 
 /// A new client's first read: a whole request head, usually, which hyper then needs no read
@@ -110,7 +111,7 @@ pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 /// removed (`close`), takes what is already queued (closing a listener resets queued clients)
 /// and closes the listener.
 pub async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     frontend: FrontendCell,
     connections: Arc<ConnectionLimit>,
     pool: Arc<UpstreamPool>,
@@ -140,7 +141,7 @@ pub async fn accept_loop(
     }
 }
 
-type Accepted = (TcpStream, SocketAddr, Permit);
+type Accepted = (Socket, SocketAddr, Permit);
 
 /// Accept errors other than shortages, logged thinly: they repeat as fast as accept is tried.
 static ACCEPT_ERRORS: Thinned = Thinned::new();
@@ -148,7 +149,7 @@ static ACCEPT_ERRORS: Thinned = Thinned::new();
 /// The next client; `accepting` tells VRRP trackers whether the listener works. After a failed
 /// accept (out of file descriptors, usually) it pauses, longer while failures go on.
 async fn accept(
-    listener: &TcpListener,
+    listener: &Listener,
     connections: &Arc<ConnectionLimit>,
     accepting: &watch::Sender<bool>,
     backoff: &mut AcceptBackoff,
@@ -189,7 +190,9 @@ fn serve(
     tokio::spawn(async move {
         let current = frontend.load_full();
         if let Some(keepalive) = &current.config.tcp_keepalive {
-            socket::keep_alive(&stream, keepalive);
+            if let Ok(socket) = stream.sock_ref() {
+                socket::keep_alive(socket, keepalive);
+            }
         }
         let session = Session::open(&current.stats);
         match current.config.mode {
@@ -205,7 +208,7 @@ fn serve(
 }
 
 async fn serve_http(
-    mut stream: TcpStream,
+    mut stream: Socket,
     peer: SocketAddr,
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
@@ -251,7 +254,7 @@ async fn serve_http(
 
 /// A new http client that has sent its first bytes.
 struct ReadyClient {
-    stream: TcpStream,
+    stream: Socket,
     client: SocketAddr,
     destination: SocketAddr,
     /// What it has sent so far: never empty.
@@ -274,7 +277,7 @@ impl ReadyClient {
 }
 
 async fn serve_plain(
-    ready: ReadyClient,
+    mut ready: ReadyClient,
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
@@ -286,6 +289,9 @@ async fn serve_plain(
         Some(b'P') => Versions::Detect,
         _ => Versions::Http1,
     };
+    if matches!(versions, Versions::Http1) && first_head::owes_nothing(&ready.received) {
+        ready.stream.await_answer();
+    }
     let client = Client::new(ready.client, ready.destination, "http");
     let waited = ready.started.elapsed();
     let (io, activity) = ready.into_io(&current.stats);
@@ -330,7 +336,7 @@ async fn serve_tls(
     .await;
 }
 
-async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, current: Arc<FrontendRuntime>) {
+async fn serve_tcp(mut stream: Socket, peer: SocketAddr, current: Arc<FrontendRuntime>) {
     let limit = current.config.timeouts.request_header;
     let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await else {
         return;
@@ -372,7 +378,7 @@ fn count_client(
 /// `accept_proxy` those its PROXY header carries (read within `limit`). `None`: the header
 /// is missing, malformed or late, and the connection is to be closed.
 async fn addresses(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     peer: SocketAddr,
     frontend: &FrontendRuntime,
     limit: Duration,
@@ -389,7 +395,7 @@ async fn addresses(
     // Boxed: every client's task would otherwise carry room for it while waiting.
     let reading = Box::pin(tokio::time::timeout(
         limit,
-        proxy_protocol::read_header(stream),
+        proxy_protocol::read_header(stream.registered().ok()?),
     ));
     match reading.await {
         Ok(Ok(Some(carried))) => Some((carried.source, carried.destination)),
@@ -420,7 +426,7 @@ async fn addresses(
 /// costs this future.
 #[allow(clippy::manual_async_fn)] // the point: see above
 fn first_bytes<'a>(
-    stream: &'a mut TcpStream,
+    stream: &'a mut Socket,
     limit: Duration,
     draining: &'a mut UntilTrue,
     whole_head: bool,

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use socket2::SockRef;
 use tokio::io::{copy_bidirectional, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::attempt::{Attempt, Attempts};
-use super::socket;
+use super::socket::{self, Socket};
 use super::upstream_tls::ServerStream;
 use super::FrontendRuntime;
 use crate::access_log::Record;
@@ -23,7 +24,7 @@ use crate::codec::proxy_protocol;
 /// write side still gets the rest of the server's answer. `client_address` and `destination`
 /// are the client's and the address it connected to, as a PROXY header may have told them.
 pub async fn relay(
-    client: TcpStream,
+    client: Socket,
     client_address: SocketAddr,
     destination: SocketAddr,
     frontend: Arc<FrontendRuntime>,
@@ -111,7 +112,7 @@ async fn connect<'a>(
             let mut stream = TcpStream::connect(address).await?;
             let _ = stream.set_nodelay(true);
             if let Some(keepalive) = &backend.config.tcp_keepalive {
-                socket::keep_alive(&stream, keepalive);
+                socket::keep_alive(SockRef::from(&stream), keepalive);
             }
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;
