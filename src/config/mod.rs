@@ -16,6 +16,7 @@ mod size;
 mod validate;
 mod yaml;
 
+pub use duration::display as display_duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use log_template::{HeaderSide, LogField, LogPiece, LogTemplate};
 pub use model::*;

@@ -96,6 +96,16 @@ pub enum Mode {
     Tcp,
 }
 
+/// As the config writes it: `http`, `tcp`.
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
     pub name: String,
