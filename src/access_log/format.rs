@@ -1,6 +1,7 @@
 //! An access log line from a record: JSON, text, or the operator's template. Written field by
 //! field into the worker's buffer (serde_json only escapes the strings): workers format every
-//! request, so its cost counts against the proxy's CPU.
+//! request, so its cost counts against the proxy's CPU. Templates take each field's value from
+//! `value`, so a field added to `LogField` and there is a template's at once.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -50,31 +51,48 @@ pub fn format(record: &Record<'_>, format: &LogFormat, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Every field, in `LogField::ALL`'s order.
+/// Every field, in `LogField::ALL`'s order (a test holds the two together). Written out by
+/// hand: constant keys are copied without a call, which makes a line twice as fast as a loop
+/// over the fields.
 fn json(record: &Record<'_>, out: &mut Vec<u8>) {
-    let mut separator = b'{';
-    for field in LogField::ALL {
-        let value = value(field, record);
-        if matches!(value, Value::Absent) && field.omitted_when_absent() {
-            continue;
-        }
-        out.push(separator);
-        separator = b',';
-        out.push(b'"');
-        out.extend_from_slice(field.name().as_bytes());
-        out.extend_from_slice(b"\":");
-        match value {
-            Value::Text(text) => json_string(Some(text), out),
-            Value::Number(value) => number(Some(value), b"null", out),
-            Value::Time(time) => {
-                out.push(b'"');
-                rfc3339(time, out);
-                out.push(b'"');
-            }
-            Value::Absent => out.extend_from_slice(b"null"),
-        }
+    let (method, path) = match record.request {
+        Some((method, uri)) => (
+            Some(method.as_str()),
+            Some(uri.path_and_query().map_or("/", |pq| pq.as_str())),
+        ),
+        None => (None, None),
+    };
+    out.extend_from_slice(b"{\"time\":\"");
+    rfc3339(record.time, out);
+    out.extend_from_slice(b"\",\"frontend\":");
+    json_string(Some(record.frontend), out);
+    out.extend_from_slice(b",\"backend\":");
+    json_string(record.backend, out);
+    out.extend_from_slice(b",\"server\":");
+    json_string(record.server, out);
+    out.extend_from_slice(b",\"client\":\"");
+    out.extend_from_slice(record.client.as_bytes());
+    out.extend_from_slice(b"\",\"method\":");
+    json_string(method, out);
+    out.extend_from_slice(b",\"path\":");
+    json_string(path, out);
+    out.extend_from_slice(b",\"status\":");
+    number(record.status.map(u64::from), b"null", out);
+    out.extend_from_slice(b",\"bytes\":");
+    number(Some(record.bytes), b"null", out);
+    out.extend_from_slice(b",\"connect_us\":");
+    number(record.connect.map(micros), b"null", out);
+    out.extend_from_slice(b",\"first_byte_us\":");
+    number(record.first_byte.map(micros), b"null", out);
+    out.extend_from_slice(b",\"total_us\":");
+    number(Some(micros(record.total)), b"null", out);
+    if let Some(id) = record.request_id {
+        out.extend_from_slice(b",\"request_id\":");
+        json_string(Some(id), out);
     }
-    out.push(b'}');
+    out.extend_from_slice(b",\"end\":\"");
+    out.extend_from_slice(record.end.as_bytes());
+    out.extend_from_slice(b"\"}");
 }
 
 /// Fields split by spaces, HAProxy-like: `TIME FRONTEND BACKEND/SERVER CLIENT "METHOD PATH"
@@ -363,6 +381,38 @@ pub(super) mod tests {
             "first_byte_us": null, "total_us": 1234, "end": "done"
         });
         assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn the_json_format_writes_every_field_in_the_field_lists_order() {
+        let uri: Uri = "/a".parse().unwrap();
+        let with_id = Record {
+            request_id: Some("id-1"),
+            ..record(&Method::GET, &uri)
+        };
+        let mut out = Vec::new();
+        super::format(&with_id, &LogFormat::Json, &mut out);
+        let line: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&out).unwrap();
+        assert_eq!(line.len(), LogField::ALL.len());
+        let text = String::from_utf8(out).unwrap();
+        let at = |field: LogField| text.find(&format!("\"{}\":", field.name()));
+        let positions: Vec<_> = LogField::ALL.into_iter().map(at).collect();
+        assert!(positions.iter().all(Option::is_some), "{text}");
+        assert!(positions.is_sorted(), "{text}");
+        // And each holds what a template's field of that name writes.
+        for field in LogField::ALL {
+            let template = LogTemplate::parse(&format!("{{{}}}", field.name())).unwrap();
+            let mut templated = Vec::new();
+            super::format(&with_id, &LogFormat::Template(template), &mut templated);
+            let templated = String::from_utf8(templated).unwrap();
+            let json = match &line[field.name()] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => "-".to_owned(),
+                other => other.to_string(),
+            };
+            assert_eq!(templated.trim_end(), json, "{}", field.name());
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use http::HeaderName;
 
 /// A field of an access log line: a key of the JSON format and a template's `{name}`. The JSON
-/// format writes every field, in this order; a template names the ones it wants. A new field
-/// is a new variant here, in `ALL` and `name`, and its value in `access_log`.
+/// format writes every field, in this order (`request_id` only when there is one); a template
+/// names the ones it wants. A new field is a new variant here, in `ALL` and `name`, and its
+/// value in `access_log::format` (`value`, and the JSON writer, which a test holds to `ALL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogField {
     Time,
@@ -60,12 +61,6 @@ impl LogField {
             LogField::RequestId => "request_id",
             LogField::End => "end",
         }
-    }
-
-    /// Whether the JSON format leaves the field out when it has no value, rather than writing
-    /// `null`: it exists only where a feature is configured.
-    pub const fn omitted_when_absent(self) -> bool {
-        matches!(self, LogField::RequestId)
     }
 }
 
