@@ -18,6 +18,8 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct SyslogSender {
     socket: Socket,
+    /// As the config writes it, for the warning.
+    address: String,
     /// `<PRI>1 `: what comes before the timestamp.
     before_time: Vec<u8>,
     /// ` HOSTNAME APP-NAME PROCID - - `: no MSGID, no structured data.
@@ -33,13 +35,13 @@ pub struct SyslogSender {
 
 enum Socket {
     /// Connected to the receiver.
-    Udp(UdpSocket, SocketAddr),
+    Udp(UdpSocket),
     Unix(UnixDatagram, PathBuf),
 }
 
-impl SyslogSender {
-    pub fn new(config: &Syslog, dropped: Counter) -> io::Result<SyslogSender> {
-        let socket = match &config.address {
+impl Socket {
+    fn open(address: &SyslogAddress) -> io::Result<Socket> {
+        Ok(match address {
             SyslogAddress::Udp(address) => {
                 let any: SocketAddr = match address {
                     SocketAddr::V4(_) => "0.0.0.0:0".parse(),
@@ -49,18 +51,35 @@ impl SyslogSender {
                 let socket = UdpSocket::bind(any)?;
                 socket.connect(address)?;
                 socket.set_nonblocking(true)?;
-                Socket::Udp(socket, *address)
+                Socket::Udp(socket)
             }
             SyslogAddress::Unix(path) => {
                 let socket = UnixDatagram::unbound()?;
                 socket.set_nonblocking(true)?;
                 Socket::Unix(socket, path.clone())
             }
+        })
+    }
+}
+
+impl SyslogSender {
+    /// Opens the socket; an error names the address.
+    pub fn new(config: &Syslog, dropped: Counter) -> io::Result<SyslogSender> {
+        let address = match &config.address {
+            SyslogAddress::Udp(address) => format!("udp://{address}"),
+            SyslogAddress::Unix(path) => format!("unix:{}", path.display()),
         };
+        let socket = Socket::open(&config.address).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("access_log.syslog {address}: {error}"),
+            )
+        })?;
         let priority = u16::from(config.facility) * 8 + u16::from(config.severity);
         let hostname = config.hostname.clone().unwrap_or_else(host_name);
         Ok(SyslogSender {
             socket,
+            address,
             before_time: format!("<{priority}>1 ").into_bytes(),
             after_time: format!(" {hostname} {} {} - - ", config.tag, std::process::id())
                 .into_bytes(),
@@ -87,7 +106,7 @@ impl SyslogSender {
             let room = self.max_length.saturating_sub(header.len());
             self.message.extend_from_slice(cut(line, room));
             let sent = match &self.socket {
-                Socket::Udp(socket, _) => socket.send(&self.message),
+                Socket::Udp(socket) => socket.send(&self.message),
                 Socket::Unix(socket, path) => socket.send_to(&self.message, path),
             };
             if let Err(error) = sent {
@@ -103,12 +122,8 @@ impl SyslogSender {
         if (self.last_warning).is_some_and(|at| now - at < WARNING_INTERVAL) {
             return;
         }
-        let address = match &self.socket {
-            Socket::Udp(_, address) => format!("udp://{address}"),
-            Socket::Unix(_, path) => format!("unix:{}", path.display()),
-        };
         tracing::warn!(
-            syslog = %address,
+            syslog = %self.address,
             %error,
             lines = self.unreported,
             "sending access log lines to syslog failed; they are dropped \
