@@ -179,7 +179,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         drain.start();
         let timeout = running.config.node.shutdown_timeout;
         if tokio::time::timeout(timeout, drain.until_idle()).await.is_err() {
-            tracing::warn!(?timeout, "connections still open at shutdown_timeout: closing them");
+            tracing::warn!(timeout = %crate::config::display_duration(timeout), "connections still open at shutdown_timeout: closing them");
         }
         if let Some(engine) = engine {
             tokio::task::spawn_blocking(move || engine.release())
@@ -250,7 +250,9 @@ impl Running {
             config.node.threads = self.config.node.threads;
         }
         if config.admin != self.config.admin {
-            tracing::warn!(admin = ?self.config.admin, "admin changes on restart only");
+            let kept =
+                (self.config.admin).map_or_else(|| "none".into(), |admin| admin.listen.to_string());
+            tracing::warn!(admin = %kept, "admin changes on restart only");
             config.admin = self.config.admin;
         }
         let access_log = match self.reload_access_log(&config) {

@@ -336,6 +336,10 @@ pub fn describe() {
         "tandem_access_log_dropped_total",
         "Access log lines dropped because the writer fell behind."
     );
+    describe_counter!(
+        "tandem_access_log_syslog_dropped_total",
+        "Access log lines not sent to syslog: its socket was full or refused them."
+    );
 }
 
 /// What met a shortage of a local resource (file descriptors, socket buffers, memory, local
@@ -418,4 +422,8 @@ pub fn dns_lookups(backend: &str, server: &str) -> [Counter; 2] {
 
 pub fn access_log_dropped() -> Counter {
     counter!("tandem_access_log_dropped_total")
+}
+
+pub fn access_log_syslog_dropped() -> Counter {
+    counter!("tandem_access_log_syslog_dropped_total")
 }

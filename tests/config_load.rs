@@ -27,6 +27,7 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
         access_log: Some(AccessLog {
             format: LogFormat::Json,
             target: LogTarget::File("/var/log/tandem/access.log".into()),
+            syslog: None,
         }),
         frontends: vec![
             Frontend {

@@ -177,7 +177,7 @@ fn a_version_mismatch_is_reported() {
         &node_config("node-b", 100, VIP4, ""),
     );
     wait_until(FAILOVER, "both report the other version", || {
-        a.log().contains("VersionMismatch") && b.log().contains("VersionMismatch")
+        a.log().contains("the other version") && b.log().contains("the other version")
     });
     wait_until(FAILOVER, "both hold the VIP", || {
         holds(&lab, 0, VIP4) && holds(&lab, 1, VIP4)

@@ -128,7 +128,7 @@ fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
         alone_master("node-a")
     });
     assert!(
-        a.log().contains("PreemptedLowerPriority"),
+        a.log().contains("preempted lower-priority master"),
         "a should preempt, not wait for a timer:\n{}",
         a.log()
     );

@@ -61,7 +61,7 @@ fn a_failed_backend_moves_the_vip_to_the_healthy_node_and_back() {
     eprintln!("the VIP moved {:?} after a's app died", failed.elapsed());
     assert!(a.log().contains("tracked items changed the VRRP priority"));
     assert!(
-        b.log().contains("PreemptedLowerPriority"),
+        b.log().contains("preempted lower-priority master"),
         "b should take over on a's advert, not on a timer:\n{}",
         b.log()
     );
@@ -158,5 +158,9 @@ fn a_keepalived_peer_takes_over_from_a_degraded_node_and_yields_back() {
 
     let _app_a = App::start(&lab.hosts[0].namespace, 9000, "node-a");
     wait_for_master(&lab, 0, HANDOVER);
-    assert!(a.log().contains("PreemptedLowerPriority"), "{}", a.log());
+    assert!(
+        a.log().contains("preempted lower-priority master"),
+        "{}",
+        a.log()
+    );
 }

@@ -55,6 +55,13 @@ pub enum Version {
     V3,
 }
 
+/// `v2`, `v3`.
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.number())
+    }
+}
+
 impl Version {
     fn number(self) -> u8 {
         match self {
@@ -68,6 +75,13 @@ impl Version {
 /// which are a multiple of this unit, so one type serves both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AdvertInterval(u16);
+
+/// In milliseconds, as the config may write it: `1000ms`.
+impl std::fmt::Display for AdvertInterval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}ms", u32::from(self.0) * 10)
+    }
+}
 
 impl AdvertInterval {
     pub const fn from_centis(centis: u16) -> Self {

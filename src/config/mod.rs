@@ -7,6 +7,7 @@
 
 mod duration;
 mod error;
+pub mod log_template;
 pub mod model;
 mod recover;
 pub mod rules;
@@ -15,7 +16,9 @@ mod size;
 mod validate;
 mod yaml;
 
+pub use duration::display as display_duration;
 pub use error::{ConfigError, ConfigErrors};
+pub use log_template::{HeaderSide, LogField, LogPiece, LogTemplate};
 pub use model::*;
 pub use rules::{ErrorPage, ErrorPages, RuleSet};
 

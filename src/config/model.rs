@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
+use super::log_template::LogTemplate;
 use super::rules::{ErrorPages, RuleSet};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +37,16 @@ pub struct Admin {
 pub struct AccessLog {
     pub format: LogFormat,
     pub target: LogTarget,
+    /// Each line sent to syslog too (or only, when `target` says so).
+    pub syslog: Option<Syslog>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
     Text,
+    /// `format: { template: "..." }`.
+    Template(LogTemplate),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +54,31 @@ pub enum LogTarget {
     Stdout,
     /// Appended to, and reopened on SIGHUP so logrotate can move it away.
     File(std::path::PathBuf),
+    /// No `path` beside `syslog`: the lines go to syslog alone.
+    SyslogOnly,
+}
+
+/// `access_log.syslog`: RFC 5424 messages, one datagram per line, as HAProxy's `log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syslog {
+    pub address: SyslogAddress,
+    /// 0 (kern) to 23 (local7).
+    pub facility: u8,
+    /// 0 (emerg) to 7 (debug).
+    pub severity: u8,
+    /// HOSTNAME; `None`: the system's host name.
+    pub hostname: Option<String>,
+    /// APP-NAME.
+    pub tag: String,
+    /// A longer message is cut to this many bytes, as HAProxy's `len`.
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyslogAddress {
+    /// A datagram socket such as `/dev/log`.
+    Unix(std::path::PathBuf),
+    Udp(SocketAddr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +94,16 @@ pub struct Node {
 pub enum Mode {
     Http,
     Tcp,
+}
+
+/// As the config writes it: `http`, `tcp`.
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

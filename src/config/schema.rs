@@ -37,13 +37,26 @@ pub struct AdminSpec {
 pub struct AccessLogSpec {
     pub format: Option<LogFormatSpec>,
     pub path: Option<String>,
+    pub syslog: Option<SyslogSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// `format: json`, `format: text` or `format: { template: "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormatSpec {
     Json,
     Text,
+    Template(String),
+}
+
+/// `access_log.syslog`, as written: `{ address: "udp://198.51.100.1:514", facility: local0 }`.
+#[derive(Debug, Deserialize)]
+pub struct SyslogSpec {
+    pub address: String,
+    pub facility: Option<String>,
+    pub level: Option<String>,
+    pub hostname: Option<String>,
+    pub tag: Option<String>,
+    pub max_length: Option<IntegerSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -787,6 +800,28 @@ impl ScalarOrMap for TcpKeepaliveSpec {
     }
 }
 
+impl ScalarOrMap for LogFormatSpec {
+    const EXPECTING: &'static str = "json, text, or { template: \"...\" }";
+    fn scalar<E: de::Error>(text: String, _kind: Scalar) -> Result<Self, E> {
+        match text.as_str() {
+            "json" => Ok(LogFormatSpec::Json),
+            "text" => Ok(LogFormatSpec::Text),
+            _ => Err(E::invalid_value(
+                de::Unexpected::Str(&text),
+                &Self::EXPECTING,
+            )),
+        }
+    }
+    fn map<'de, A: de::MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            template: String,
+        }
+        let fields: Fields = inline(map)?;
+        Ok(LogFormatSpec::Template(fields.template))
+    }
+}
+
 macro_rules! deserialize_scalar_or_map {
     ($($type:ty),*) => {$(
         impl<'de> Deserialize<'de> for $type {
@@ -803,7 +838,8 @@ deserialize_scalar_or_map!(
     DenySpec,
     RequestIdSpec,
     TcpKeepaliveSpec,
-    PatternSpec
+    PatternSpec,
+    LogFormatSpec
 );
 
 impl<'de> Deserialize<'de> for OneOrMany {
@@ -877,6 +913,8 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "vrrp.instances[]" => of::<VrrpInstanceSpec>(),
         "vrrp.instances[].authentication" => of::<AuthenticationSpec>(),
         "vrrp.instances[].track[]" => of::<TrackSpec>(),
+        "access_log.format" => &["template"],
+        "access_log.syslog" => of::<SyslogSpec>(),
         _ => return None,
     })
 }

@@ -228,7 +228,12 @@ impl Lookups {
         let answer = match lookup.await {
             Ok(Ok(answer)) => answer,
             Ok(Err(error)) => return Err(error.to_string()),
-            Err(_) => return Err(format!("no answer within {:?}", self.resolve.timeout)),
+            Err(_) => {
+                return Err(format!(
+                    "no answer within {}",
+                    crate::config::display_duration(self.resolve.timeout)
+                ))
+            }
         };
         let addresses: Vec<IpAddr> = answer.iter().collect();
         if addresses.is_empty() {

@@ -84,8 +84,8 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
         let result = match time::timeout(check.timeout, probe.run(target, &host)).await {
             Ok(result) => result,
             Err(_) => Err(Failed::Server(format!(
-                "no answer within {:?}",
-                check.timeout
+                "no answer within {}",
+                crate::config::display_duration(check.timeout)
             ))),
         };
         match result {

@@ -54,13 +54,14 @@ pub fn handle(
         let connection = &client;
         let (client, pool) = (&**connection, &pool);
         frontend.stats.requests.increment(1);
-        let draft = frontend.access_log.is_some().then(|| Draft {
+        let draft = frontend.access_log.as_ref().map(|log| Draft {
             time: SystemTime::now(),
             started: Instant::now(),
             client: client.address,
             method: request.method().clone(),
             uri: request.uri().clone(),
             request_id: None,
+            headers: log.request_headers(request.headers()),
         });
         let mut account = Account {
             frontend,
@@ -110,8 +111,9 @@ pub fn handle(
         if let Some(config) = &frontend.config.compression {
             compress(config, accepted, &mut response);
         }
-        if let Some(draft) = &mut account.draft {
+        if let (Some(draft), Some(log)) = (&mut account.draft, &account.frontend.access_log) {
             draft.request_id = ruled.request_id;
+            log.response_headers(response.headers(), &mut draft.headers);
         }
         account.frontend.stats.response(response.status());
         if let Some(tunnel) = switched {
@@ -244,6 +246,8 @@ struct Draft {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
+    /// The headers the log's template names; empty when it names none.
+    headers: Vec<Option<HeaderValue>>,
 }
 
 /// A request's access log line once its response is known, waiting for the body to end.
@@ -277,6 +281,7 @@ impl PendingLine {
             first_byte: trace.first_byte.map(|at| at - draft.started),
             total: now - draft.started,
             end,
+            headers: &draft.headers,
         });
     }
 }

@@ -249,7 +249,7 @@ pub fn forward<'a>(
                         }
                     },
                     Err(_) => {
-                        tracing::warn!(server = %server.name, timeout = ?config.response_timeout, "server response timed out");
+                        tracing::warn!(server = %server.name, timeout = %crate::config::display_duration(config.response_timeout), "server response timed out");
                         return Err(Local::new(
                             StatusCode::GATEWAY_TIMEOUT,
                             "gateway timeout\n",
@@ -269,7 +269,7 @@ pub fn forward<'a>(
                 Err(QUEUE_FULL)
             }
             Refused::QueueTimeout => {
-                tracing::warn!(backend = %config.name, timeout = ?config.queue_timeout, "no server had room within queue_timeout");
+                tracing::warn!(backend = %config.name, timeout = %crate::config::display_duration(config.queue_timeout), "no server had room within queue_timeout");
                 Err(QUEUE_TIMEOUT)
             }
         }

@@ -281,7 +281,9 @@ impl Frontends {
         {
             tracing::info!(
                 open_files,
-                ?demand,
+                frontends = demand.frontends,
+                threads = demand.threads,
+                checked_servers = demand.checked_servers,
                 max_connections = derived,
                 "default max_connections per frontend"
             );
@@ -292,7 +294,7 @@ impl Frontends {
     fn listen(&mut self, listening: Listening, sockets: Vec<StdTcpListener>) {
         let runtime = listening.frontend.load();
         let config = &runtime.config;
-        tracing::info!(frontend = %config.name, listen = %config.listen, mode = ?config.mode, "listening");
+        tracing::info!(frontend = %config.name, listen = %config.listen, mode = %config.mode, "listening");
         for (worker, socket) in self.workers.iter().zip(sockets) {
             let _ = worker.send(Listen {
                 socket,

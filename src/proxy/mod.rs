@@ -169,7 +169,9 @@ async fn accept(
                 if limits::is_shortage(&error) {
                     limits::shortage(Shortage::Accept, &error);
                 } else if let Some(held_back) = ACCEPT_ERRORS.admit(Instant::now()) {
-                    tracing::warn!(listen = ?listener.local_addr().ok(), %error, held_back, "accept failed");
+                    let listen = (listener.local_addr())
+                        .map_or_else(|_| "unknown".into(), |address| address.to_string());
+                    tracing::warn!(%listen, %error, held_back, "accept failed");
                 }
                 tokio::time::sleep(backoff.failed()).await;
             }

@@ -82,6 +82,7 @@ pub async fn relay(
             first_byte: None,
             total: started.elapsed(),
             end,
+            headers: &[],
         });
     }
 }

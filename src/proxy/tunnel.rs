@@ -336,7 +336,7 @@ impl Tunnel {
                 %frontend,
                 server = %ends.server,
                 client = client.as_str(),
-                duration = ?started.elapsed(),
+                duration = %crate::config::display_duration(started.elapsed()),
                 bytes_to_server = up,
                 bytes_to_client = down,
                 end,

@@ -25,6 +25,16 @@ pub enum Verdict {
     Priority(u8),
 }
 
+/// For logs: `fault`, `priority 150`.
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Fault => f.write_str("fault"),
+            Verdict::Priority(priority) => write!(f, "priority {priority}"),
+        }
+    }
+}
+
 /// One tracked item as the engine sees it now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemState {

@@ -393,9 +393,9 @@ impl Instance {
         tracing::info!(
             instance = %self.config.name,
             vrid = self.config.virtual_router_id,
-            from = ?self.verdict,
-            to = ?verdict,
-            failing = ?trackers.failing(),
+            from = %self.verdict,
+            to = %verdict,
+            failing = %trackers.failing().join(", "),
             "tracked items changed the VRRP priority"
         );
         self.verdict = verdict;
@@ -458,7 +458,7 @@ impl Instance {
                     vrid = self.config.virtual_router_id,
                     from = from.label(),
                     to = to.label(),
-                    ?cause,
+                    cause = %cause,
                     "VRRP state changed"
                 );
             }
@@ -473,7 +473,7 @@ impl Instance {
                     tracing::warn!(
                         instance = %self.config.name,
                         vrid = self.config.virtual_router_id,
-                        ?anomaly,
+                        anomaly = %anomaly,
                         "VRRP peers disagree"
                     );
                 }
@@ -516,7 +516,7 @@ impl Instance {
     fn note_lateness(&mut self, timer: &'static str, late: Duration) {
         if late > LATE_TIMER {
             self.late_timers += 1;
-            tracing::warn!(instance = %self.config.name, timer, ?late, late_timers = self.late_timers, "VRRP timer fired late");
+            tracing::warn!(instance = %self.config.name, timer, late = %crate::config::display_duration(late), late_timers = self.late_timers, "VRRP timer fired late");
         }
     }
 

@@ -23,11 +23,10 @@ impl Validator {
     }
 
     pub(super) fn access_log(&mut self, spec: AccessLogSpec) -> AccessLog {
-        let format = match spec.format.unwrap_or(LogFormatSpec::Json) {
-            LogFormatSpec::Json => LogFormat::Json,
-            LogFormatSpec::Text => LogFormat::Text,
-        };
+        let format = self.log_format(spec.format.unwrap_or(LogFormatSpec::Json));
+        let syslog = spec.syslog.map(|syslog| self.syslog(syslog));
         let target = match spec.path.as_deref() {
+            None if syslog.is_some() => LogTarget::SyslogOnly,
             None | Some("stdout") => LogTarget::Stdout,
             Some(path) if std::path::Path::new(path).is_absolute() => LogTarget::File(path.into()),
             Some(path) => {
@@ -38,7 +37,11 @@ impl Validator {
                 LogTarget::Stdout
             }
         };
-        AccessLog { format, target }
+        AccessLog {
+            format,
+            target,
+            syslog,
+        }
     }
 }
 
@@ -63,6 +66,7 @@ mod tests {
             Some(AccessLog {
                 format: LogFormat::Text,
                 target: LogTarget::File("/var/log/t.log".into()),
+                syslog: None,
             })
         );
         let defaults = valid(&(one_backend("") + "access_log: {}\n"));
@@ -71,6 +75,7 @@ mod tests {
             Some(AccessLog {
                 format: LogFormat::Json,
                 target: LogTarget::Stdout,
+                syslog: None,
             })
         );
     }

@@ -1,6 +1,7 @@
 //! Turns the file schema into the validated model, collecting every problem rather than
 //! stopping at the first, so that one run shows an operator everything to fix.
 
+mod access_log;
 mod admin;
 mod backends;
 mod check_kinds;

@@ -1,5 +1,6 @@
 //! What the machine asks the shell to do, and what it reports.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use super::timing::Timestamp;
@@ -118,4 +119,53 @@ pub enum Anomaly {
     /// As Master we heard a lower-ranked Master, so the two were split: we re-asserted at once
     /// (advert and gratuitous announcement) so it steps down and the link relearns our MAC.
     LowerPriorityMaster(Peer),
+}
+
+/// For logs: `198.51.100.2 (priority 150)`.
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (priority {})", self.address, self.priority)
+    }
+}
+
+/// For logs, in plain words: `master down, last heard 198.51.100.2 (priority 150)`.
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Startup => f.write_str("startup"),
+            Cause::AddressOwner => f.write_str("address owner"),
+            Cause::MasterDown { last_master: None } => f.write_str("master down, none heard"),
+            Cause::MasterDown {
+                last_master: Some(peer),
+            } => write!(f, "master down, last heard {peer}"),
+            Cause::MasterResigned(peer) => write!(f, "master {peer} resigned"),
+            Cause::PreemptedLowerPriority(peer) => {
+                write!(f, "preempted lower-priority master {peer}")
+            }
+            Cause::HigherPriorityAdvert(peer) => write!(f, "higher-priority advert from {peer}"),
+            Cause::Shutdown => f.write_str("shutdown"),
+            Cause::Fault => f.write_str("fault"),
+            Cause::FaultCleared => f.write_str("fault cleared"),
+        }
+    }
+}
+
+/// For logs, in plain words: `VRRP v2 advert from 198.51.100.2: the other version`.
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Anomaly::VersionMismatch { from, received } => {
+                write!(f, "VRRP {received} advert from {from}: the other version")
+            }
+            Anomaly::IntervalMismatch {
+                from,
+                received,
+                configured,
+            } => write!(
+                f,
+                "advert interval {received} from {from}, configured {configured}"
+            ),
+            Anomaly::LowerPriorityMaster(peer) => write!(f, "lower-priority master {peer}"),
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! The access log: one line per HTTP request or TCP session. A worker formats its lines into
 //! a buffer of its own, with no syscall, allocation or hand-off per line; a thread of the log's
 //! own collects the buffers and writes them, so a slow disk never holds up traffic. When a
-//! buffer is full (the disk can't keep up), lines are dropped and counted.
+//! buffer is full (the disk can't keep up), lines are dropped and counted. The same thread
+//! sends them to syslog, when configured.
 
-use std::cell::Cell;
+mod format;
+mod syslog;
+
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::mem;
@@ -12,10 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, SystemTime};
 
-use http::{Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use metrics::Counter;
 
-use crate::config::{self, LogFormat, LogTarget};
+pub use self::format::format;
+pub(crate) use self::format::rfc3339;
+use self::syslog::SyslogSender;
+use crate::config::{self, HeaderSide, LogFormat, LogTarget};
 use crate::stats;
 
 /// Buffers that workers format into, one picked per thread, so two workers rarely share one.
@@ -56,6 +62,9 @@ pub struct Record<'a> {
     pub total: Duration,
     /// Why it ended: `done`, `client_aborted`, `no_server`...
     pub end: &'static str,
+    /// The values of the headers a template names (`AccessLog::named_headers`), in its
+    /// order; empty when it names none.
+    pub headers: &'a [Option<HeaderValue>],
 }
 
 pub struct AccessLog {
@@ -117,6 +126,9 @@ impl AccessLog {
     /// Opens the target (so a bad path fails here, naming it) and starts the writer.
     pub fn start(config: &config::AccessLog) -> io::Result<Arc<AccessLog>> {
         let output = open(&config.target)?;
+        let syslog = (config.syslog.as_ref())
+            .map(|syslog| SyslogSender::new(syslog, stats::access_log_syslog_dropped()))
+            .transpose()?;
         let shared = Arc::new(Shared {
             shards: Default::default(),
             reopen: Mutex::new(None),
@@ -130,6 +142,7 @@ impl AccessLog {
             shared: Arc::clone(&shared),
             spares: Vec::new(),
             failing: false,
+            syslog,
         };
         let writer = thread::Builder::new()
             .name("tandem-access-log".into())
@@ -157,12 +170,45 @@ impl AccessLog {
             return;
         }
         let was_empty = lines.is_empty();
-        format(record, self.config.format, &mut lines);
+        format(record, &self.config.format, &mut lines);
         drop(lines);
         // Only a shard's first line can find the writer parked: it empties every shard
         // before it parks.
         if was_empty && shared.idle.load(Ordering::SeqCst) {
             self.wake_writer();
+        }
+    }
+
+    /// The headers the log's template names, whose values a request keeps for its line.
+    pub fn named_headers(&self) -> &[(HeaderSide, HeaderName)] {
+        match &self.config.format {
+            LogFormat::Template(template) => &template.headers,
+            _ => &[],
+        }
+    }
+
+    /// The values of the request headers the template names, with room for its response
+    /// headers: nothing, and no allocation, when it names none.
+    pub fn request_headers(&self, headers: &HeaderMap) -> Vec<Option<HeaderValue>> {
+        let named = self.named_headers();
+        if named.is_empty() {
+            return Vec::new();
+        }
+        (named.iter())
+            .map(|(side, name)| match side {
+                HeaderSide::Request => headers.get(name).cloned(),
+                HeaderSide::Response => None,
+            })
+            .collect()
+    }
+
+    /// Adds the values of the response headers the template names to `values`, from
+    /// `request_headers`.
+    pub fn response_headers(&self, headers: &HeaderMap, values: &mut [Option<HeaderValue>]) {
+        for ((side, name), value) in self.named_headers().iter().zip(values) {
+            if *side == HeaderSide::Response {
+                *value = headers.get(name).cloned();
+            }
         }
     }
 
@@ -177,7 +223,10 @@ impl AccessLog {
     /// the disk. A reopen asked for while the last one waits adds nothing: the writer reopens
     /// once, and the lines in between go to the new file.
     pub fn reopen(&self) {
-        if self.config.target == LogTarget::Stdout {
+        if matches!(
+            self.config.target,
+            LogTarget::Stdout | LogTarget::SyslogOnly
+        ) {
             return;
         }
         let mut before = lock(&self.shared.reopen);
@@ -216,6 +265,7 @@ impl Drop for AccessLog {
 fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
     Ok(match target {
         LogTarget::Stdout => Box::new(io::stdout()),
+        LogTarget::SyslogOnly => Box::new(io::sink()),
         LogTarget::File(path) => Box::new(
             OpenOptions::new()
                 .create(true)
@@ -243,6 +293,7 @@ struct Writer {
     spares: Vec<Vec<u8>>,
     /// Whether the last write failed: a failing disk is reported once, not every batch.
     failing: bool,
+    syslog: Option<SyslogSender>,
 }
 
 impl Writer {
@@ -309,11 +360,15 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        let now = SystemTime::now();
         for mut lines in batch {
             if let Err(error) = self.output.write_all(&lines) {
                 let count = lines.iter().filter(|&&byte| byte == b'\n').count();
                 self.shared.dropped.increment(count as u64);
                 self.report(Err(error));
+            }
+            if let Some(syslog) = &mut self.syslog {
+                syslog.send(&lines, now);
             }
             lines.clear();
             // A reopen hands the workers new buffers: more spares than shards would never
@@ -351,317 +406,10 @@ impl Writer {
     }
 }
 
-/// One line, with its newline. Written field by field (serde_json only escapes the strings):
-/// workers format every request, so its cost counts against the proxy's CPU.
-pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
-    let (method, path) = match record.request {
-        Some((method, uri)) => (
-            Some(method.as_str()),
-            Some(uri.path_and_query().map_or("/", |pq| pq.as_str())),
-        ),
-        None => (None, None),
-    };
-    let (backend, server) = (record.backend, record.server);
-    let connect = record.connect.map(micros);
-    let first_byte = record.first_byte.map(micros);
-    match format {
-        LogFormat::Json => {
-            out.extend_from_slice(b"{\"time\":\"");
-            rfc3339(record.time, out);
-            out.extend_from_slice(b"\",\"frontend\":");
-            json_string(Some(record.frontend), out);
-            out.extend_from_slice(b",\"backend\":");
-            json_string(backend, out);
-            out.extend_from_slice(b",\"server\":");
-            json_string(server, out);
-            out.extend_from_slice(b",\"client\":\"");
-            out.extend_from_slice(record.client.as_bytes());
-            out.extend_from_slice(b"\",\"method\":");
-            json_string(method, out);
-            out.extend_from_slice(b",\"path\":");
-            json_string(path, out);
-            out.extend_from_slice(b",\"status\":");
-            number(record.status.map(u64::from), b"null", out);
-            out.extend_from_slice(b",\"bytes\":");
-            number(Some(record.bytes), b"null", out);
-            out.extend_from_slice(b",\"connect_us\":");
-            number(connect, b"null", out);
-            out.extend_from_slice(b",\"first_byte_us\":");
-            number(first_byte, b"null", out);
-            out.extend_from_slice(b",\"total_us\":");
-            number(Some(micros(record.total)), b"null", out);
-            if let Some(id) = record.request_id {
-                out.extend_from_slice(b",\"request_id\":");
-                json_string(Some(id), out);
-            }
-            out.extend_from_slice(b",\"end\":\"");
-            out.extend_from_slice(record.end.as_bytes());
-            out.extend_from_slice(b"\"}");
-        }
-        LogFormat::Text => {
-            rfc3339(record.time, out);
-            let _ = write!(
-                out,
-                " {} {}/{} {} ",
-                record.frontend,
-                backend.unwrap_or("-"),
-                server.unwrap_or("-"),
-                record.client,
-            );
-            match (method, path) {
-                (Some(method), Some(path)) => {
-                    out.extend_from_slice(b"\"");
-                    out.extend_from_slice(method.as_bytes());
-                    out.extend_from_slice(b" ");
-                    quoted(path, out);
-                    out.extend_from_slice(b"\" ");
-                }
-                _ => out.extend_from_slice(b"- "),
-            }
-            number(record.status.map(u64::from), b"-", out);
-            out.push(b' ');
-            number(Some(record.bytes), b"-", out);
-            out.extend_from_slice(b" connect_us=");
-            number(connect, b"-", out);
-            out.extend_from_slice(b" first_byte_us=");
-            number(first_byte, b"-", out);
-            out.extend_from_slice(b" total_us=");
-            number(Some(micros(record.total)), b"-", out);
-            out.extend_from_slice(b" end=");
-            out.extend_from_slice(record.end.as_bytes());
-            if let Some(id) = record.request_id {
-                out.extend_from_slice(b" request_id=\"");
-                quoted(id, out);
-                out.push(b'"');
-            }
-        }
-    }
-    out.push(b'\n');
-}
-
-/// A JSON string, escaped by serde_json when it needs escaping; or null. Names and most paths
-/// are plain printable ASCII, copied as they are.
-fn json_string(text: Option<&str>, out: &mut Vec<u8>) {
-    let plain = |byte: u8| matches!(byte, b' '..=b'~') && byte != b'"' && byte != b'\\';
-    match text {
-        Some(text) if text.bytes().all(plain) => {
-            out.push(b'"');
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'"');
-        }
-        Some(text) => {
-            let _ = serde_json::to_writer(&mut *out, text);
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-fn number(value: Option<u64>, absent: &[u8], out: &mut Vec<u8>) {
-    match value {
-        Some(value) => out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes()),
-        None => out.extend_from_slice(absent),
-    }
-}
-
-/// The path as the client sent it, with quotes and backslashes escaped so the line splits
-/// unambiguously.
-fn quoted(text: &str, out: &mut Vec<u8>) {
-    for byte in text.bytes() {
-        if byte == b'"' || byte == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(byte);
-    }
-}
-
-/// Durations are logged as whole microseconds: exact, and cheaper to write than a float.
-fn micros(duration: Duration) -> u64 {
-    duration.as_micros().try_into().unwrap_or(u64::MAX)
-}
-
-/// A UTC time as RFC 3339 with milliseconds: `2026-11-24T19:04:05.123Z`.
-pub(crate) fn rfc3339(time: SystemTime, out: &mut Vec<u8>) {
-    thread_local! {
-        /// The last second written, as text up to its fraction: a worker's lines come many
-        /// to a second.
-        static LAST_SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
-    }
-    let since_epoch = (time.duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (last, mut prefix) = LAST_SECOND.get();
-    if seconds != last {
-        let mut text = Vec::with_capacity(20);
-        let (year, month, day) = civil_date(seconds / 86_400);
-        let of_day = seconds % 86_400;
-        let fields = [
-            (year, 4, b'-'),
-            (month, 2, b'-'),
-            (day, 2, b'T'),
-            (of_day / 3600, 2, b':'),
-            (of_day % 3600 / 60, 2, b':'),
-            (of_day % 60, 2, b'.'),
-        ];
-        for (value, width, separator) in fields {
-            padded(value, width, &mut text);
-            text.push(separator);
-        }
-        match <[u8; 20]>::try_from(text.as_slice()) {
-            Ok(text) => {
-                prefix = text;
-                LAST_SECOND.set((seconds, prefix));
-            }
-            // Past the year 9999 the text is longer than the memo: written out in full.
-            Err(_) => {
-                out.extend_from_slice(&text);
-                padded(u64::from(since_epoch.subsec_millis()), 3, out);
-                out.push(b'Z');
-                return;
-            }
-        }
-    }
-    out.extend_from_slice(&prefix);
-    padded(u64::from(since_epoch.subsec_millis()), 3, out);
-    out.push(b'Z');
-}
-
-/// `value` in decimal, zero-padded to `width` digits.
-fn padded(value: u64, width: usize, out: &mut Vec<u8>) {
-    let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value).as_bytes();
-    out.extend(std::iter::repeat_n(
-        b'0',
-        width.saturating_sub(digits.len()),
-    ));
-    out.extend_from_slice(digits);
-}
-
-/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::format::tests::record;
     use super::*;
-
-    #[test]
-    fn formats_utc_dates_across_leap_years_and_month_ends() {
-        let at = |seconds: u64, millis: u64| {
-            let mut out = Vec::new();
-            rfc3339(
-                SystemTime::UNIX_EPOCH + Duration::from_millis(seconds * 1000 + millis),
-                &mut out,
-            );
-            String::from_utf8(out).unwrap()
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(at(1_798_761_599, 0), "2026-12-31T23:59:59.000Z");
-        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
-        // The memo of the last second serves the same second, and only it.
-        assert_eq!(at(4_107_542_400, 7), "2100-03-01T00:00:00.007Z");
-        assert_eq!(at(4_107_542_401, 7), "2100-03-01T00:00:01.007Z");
-        assert_eq!(at(253_402_300_800, 1), "10000-01-01T00:00:00.001Z");
-        assert_eq!(at(4_107_542_401, 8), "2100-03-01T00:00:01.008Z");
-    }
-
-    #[test]
-    fn json_strings_are_escaped_as_serde_json_escapes_them() {
-        for text in [
-            "/plain/path?a=1&b=2",
-            "sp ace",
-            "q\"uote",
-            "back\\slash",
-            "tab\t",
-            "é",
-            "\u{7f}",
-        ] {
-            let mut out = Vec::new();
-            json_string(Some(text), &mut out);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(text).unwrap()
-            );
-        }
-    }
-
-    /// A line of a request for `path`.
-    fn line(path: &str, format: LogFormat) -> Vec<u8> {
-        let uri: Uri = path.parse().unwrap();
-        let mut out = Vec::new();
-        super::format(&record(&Method::GET, &uri), format, &mut out);
-        out
-    }
-
-    fn record<'a>(method: &'a Method, uri: &'a Uri) -> Record<'a> {
-        Record {
-            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_761_599_250),
-            frontend: "web",
-            backend: Some("pool"),
-            server: Some("s1"),
-            client: "192.0.2.7:40000",
-            request: Some((method, uri)),
-            request_id: None,
-            status: Some(200),
-            bytes: 12,
-            connect: Some(Duration::from_micros(150)),
-            first_byte: None,
-            total: Duration::from_micros(1_234),
-            end: "done",
-        }
-    }
-
-    #[test]
-    fn a_json_line_is_one_object_with_every_field() {
-        let out = line("/a?q=%22x%22&b=\\", LogFormat::Json);
-        assert_eq!(out.last(), Some(&b'\n'));
-        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let expected = serde_json::json!({
-            "time": "2026-12-31T23:59:59.250Z", "frontend": "web", "backend": "pool",
-            "server": "s1", "client": "192.0.2.7:40000", "method": "GET",
-            "path": "/a?q=%22x%22&b=\\", "status": 200, "bytes": 12, "connect_us": 150,
-            "first_byte_us": null, "total_us": 1234, "end": "done"
-        });
-        assert_eq!(line, expected);
-    }
-
-    #[test]
-    fn a_text_line_splits_on_spaces() {
-        let line = String::from_utf8(line("/a", LogFormat::Text)).unwrap();
-        assert_eq!(
-            line,
-            "2026-12-31T23:59:59.250Z web pool/s1 192.0.2.7:40000 \"GET /a\" 200 12 \
-             connect_us=150 first_byte_us=- total_us=1234 end=done\n"
-        );
-        let uri: Uri = "/a".parse().unwrap();
-        let record = Record {
-            request_id: Some("id-7 \"x\""),
-            ..record(&Method::GET, &uri)
-        };
-        let mut out = Vec::new();
-        super::format(&record, LogFormat::Text, &mut out);
-        let line = String::from_utf8(out).unwrap();
-        assert!(
-            line.ends_with(" end=done request_id=\"id-7 \\\"x\\\"\"\n"),
-            "the ID is one quoted field: {line}"
-        );
-    }
 
     /// A text log to `access.log` in a new directory, which lives as long as the first value.
     fn file_log() -> (tempfile::TempDir, std::path::PathBuf, Arc<AccessLog>) {
@@ -670,6 +418,7 @@ mod tests {
         let log = AccessLog::start(&config::AccessLog {
             format: LogFormat::Text,
             target: LogTarget::File(path.clone()),
+            syslog: None,
         })
         .unwrap();
         (dir, path, log)
@@ -782,6 +531,7 @@ mod tests {
             shared: Arc::clone(&log.shared),
             spares: Vec::new(),
             failing: false,
+            syslog: None,
         };
         // What many reopens, each taking every worker's buffer, would hand back.
         let batch = (0..3 * SHARDS).map(|_| b"line\n".to_vec()).collect();
@@ -800,12 +550,5 @@ mod tests {
         log_path(&log, "/last");
         drop(log);
         assert_eq!(wait_for_paths(&path, 1), ["/last"]);
-    }
-
-    #[test]
-    fn escapes_quotes_in_text_paths() {
-        let mut out = Vec::new();
-        quoted(r#"/a"b\c"#, &mut out);
-        assert_eq!(out, br#"/a\"b\\c"#);
     }
 }
