@@ -56,6 +56,8 @@ pub struct Record<'a> {
     pub total: Duration,
     /// Why it ended: `done`, `client_aborted`, `no_server`...
     pub end: &'static str,
+    /// The subject of the client's verified TLS certificate; written only when there is one.
+    pub client_subject: Option<&'a str>,
 }
 
 pub struct AccessLog {
@@ -396,7 +398,12 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(b",\"end\":\"");
             out.extend_from_slice(record.end.as_bytes());
-            out.extend_from_slice(b"\"}");
+            out.push(b'"');
+            if let Some(subject) = record.client_subject {
+                out.extend_from_slice(b",\"client_subject\":");
+                json_string(Some(subject), out);
+            }
+            out.push(b'}');
         }
         LogFormat::Text => {
             rfc3339(record.time, out);
@@ -432,6 +439,11 @@ pub fn format(record: &Record<'_>, format: LogFormat, out: &mut Vec<u8>) {
             if let Some(id) = record.request_id {
                 out.extend_from_slice(b" request_id=\"");
                 quoted(id, out);
+                out.push(b'"');
+            }
+            if let Some(subject) = record.client_subject {
+                out.extend_from_slice(b" client_subject=\"");
+                quoted(subject, out);
                 out.push(b'"');
             }
         }
@@ -624,6 +636,7 @@ mod tests {
             first_byte: None,
             total: Duration::from_micros(1_234),
             end: "done",
+            client_subject: None,
         }
     }
 
@@ -660,6 +673,31 @@ mod tests {
         assert!(
             line.ends_with(" end=done request_id=\"id-7 \\\"x\\\"\"\n"),
             "the ID is one quoted field: {line}"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_subject_ends_the_line() {
+        let uri: Uri = "/a".parse().unwrap();
+        let record = Record {
+            client_subject: Some("CN=alice \\\"x\\\",O=Example"),
+            ..record(&Method::GET, &uri)
+        };
+        let mut out = Vec::new();
+        super::format(&record, LogFormat::Json, &mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["client_subject"], "CN=alice \\\"x\\\",O=Example");
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(",\"client_subject\":\"CN=alice \\\\\\\"x\\\\\\\",O=Example\"}\n"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        super::format(&record, LogFormat::Text, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(" end=done client_subject=\"CN=alice \\\\\\\"x\\\\\\\",O=Example\"\n"),
+            "one quoted field: {text}"
         );
     }
 

@@ -1,10 +1,13 @@
-//! TLS termination for a frontend: certificates loaded from PEM files, the certificate picked by
-//! SNI, and the rustls server configuration (TLS 1.3 and 1.2, ALPN, stateless session tickets).
+//! TLS termination for a frontend: certificates loaded from PEM files (with their stapled OCSP
+//! responses), the certificate picked by SNI, and the rustls server configuration: versions,
+//! cipher suites, ALPN, session tickets (`tickets`) and client certificates (`client_auth`).
 //!
 //! Everything that depends only on the certificates (names, which one serves which SNI) is
 //! worked out once when a frontend's TLS is built, so a handshake does one or two hash lookups.
 //! TLS to servers (the client side) is `upstream`.
 
+pub mod client_auth;
+pub mod tickets;
 pub mod upstream;
 
 use std::borrow::Cow;
@@ -17,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{InconsistentKeys, ServerConfig};
+use rustls::{InconsistentKeys, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use x509_parser::extensions::GeneralName;
 
 use crate::config;
@@ -49,6 +52,11 @@ pub enum FileRole {
     Ca,
     ClientCert,
     ClientKey,
+    /// A frontend certificate's stapled OCSP response.
+    Ocsp,
+    /// The CA file of a frontend's `client_auth`.
+    ClientCa,
+    SessionTicketKeys,
 }
 
 impl FileRole {
@@ -60,6 +68,9 @@ impl FileRole {
             FileRole::Ca => "ca",
             FileRole::ClientCert => "client_cert",
             FileRole::ClientKey => "client_key",
+            FileRole::Ocsp => "ocsp",
+            FileRole::ClientCa => "client_auth.ca",
+            FileRole::SessionTicketKeys => "session_ticket_keys",
         }
     }
 }
@@ -86,6 +97,12 @@ pub enum FileProblem {
     UnsupportedKey(rustls::Error),
     #[error("does not match the certificate in {}", .0.display())]
     KeyMismatch(PathBuf),
+    #[error(
+        "not a DER OCSP response (`openssl ocsp ... -respout FILE` writes one; PEM is not read)"
+    )]
+    NotOcspResponse,
+    #[error("{0}")]
+    TicketKeys(tickets::KeysProblem),
 }
 
 fn file_error(path: &Path, role: FileRole, problem: FileProblem) -> TlsError {
@@ -121,7 +138,8 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
         .key_provider
         .load_private_key(read_key(&files.key, FileRole::Key)?)
         .map_err(|e| file_error(&files.key, FileRole::Key, FileProblem::UnsupportedKey(e)))?;
-    let key = CertifiedKey::new(chain, signing_key);
+    let mut key = CertifiedKey::new(chain, signing_key);
+    key.ocsp = files.ocsp.as_deref().map(read_ocsp).transpose()?;
     match key.keys_match() {
         // A key that cannot tell its public half is taken on trust, as rustls itself does.
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
@@ -153,6 +171,35 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
 
 fn read(path: &Path, role: FileRole) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_error(path, role, FileProblem::Read(e)))
+}
+
+/// An OCSP response to staple, as `openssl ocsp -respout` writes it: checked only for being
+/// DER (a SEQUENCE), since clients judge its contents.
+fn read_ocsp(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let response = read(path, FileRole::Ocsp)?;
+    match response.first() {
+        Some(0x30) => Ok(response),
+        _ => Err(file_error(
+            path,
+            FileRole::Ocsp,
+            FileProblem::NotOcspResponse,
+        )),
+    }
+}
+
+/// The CA certificates of a PEM file, as trust anchors.
+fn read_roots(path: &Path, role: FileRole) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for (index, certificate) in read_chain(path, role)?.into_iter().enumerate() {
+        roots.add(certificate).map_err(|error| {
+            let problem = FileProblem::UnparsableCertificate {
+                number: index + 1,
+                why: error.to_string(),
+            };
+            file_error(path, role, problem)
+        })?;
+    }
+    Ok(roots)
 }
 
 fn read_chain(path: &Path, role: FileRole) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -287,10 +334,12 @@ pub struct Termination {
     pub certificates: Vec<Arc<LoadedCertificate>>,
 }
 
-/// Loads the frontend's certificates and builds its TLS server: TLS 1.3 and 1.2, no client
-/// authentication, ALPN in the configured order, and resumption by stateless tickets (TLS 1.2
-/// clients without ticket support resume from an in-memory session cache). Ticket keys are new
-/// for each build, so a reload makes clients do one full handshake.
+/// Loads the frontend's certificates and the files its settings name, and builds its TLS
+/// server: the configured versions and cipher suites, ALPN in the configured order, client
+/// certificates when `client_auth` asks for them, and resumption by stateless tickets unless
+/// they are off (clients without ticket support resume from an in-memory session cache).
+/// Without a ticket-key file, ticket keys are new for each build, so a reload makes clients do
+/// one full handshake. Built again on every reload, so every file is read afresh.
 pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
     if tls.certificates.is_empty() {
         return Err(TlsError::NoCertificates);
@@ -305,18 +354,90 @@ pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
         keys: certificates.iter().map(|c| c.key.clone()).collect(),
     };
 
-    let mut server = ServerConfig::builder_with_provider(PROVIDER.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Setup)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+    let builder = ServerConfig::builder_with_provider(provider(tls)?)
+        .with_protocol_versions(&versions(tls.versions))
+        .map_err(TlsError::Setup)?;
+    let builder = match &tls.client_auth {
+        Some(client_auth) => builder.with_client_cert_verifier(client_auth::verifier(client_auth)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_cert_resolver(Arc::new(resolver));
     server.alpn_protocols = tls.alpn.iter().map(|alpn| alpn.id().to_vec()).collect();
-    server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?;
+    server.ignore_client_order = tls.prefer_server_ciphers;
+    match &tls.session_tickets {
+        config::SessionTickets::Ephemeral => {
+            server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?
+        }
+        config::SessionTickets::KeyFile(path) => server.ticketer = ticket_keys(path)?,
+        // rustls's default ticketer makes none: TLS 1.2 resumes by session ID and TLS 1.3 by
+        // tickets that only name a session kept in memory.
+        config::SessionTickets::Off => {}
+    }
 
     Ok(Termination {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
         certificates,
     })
+}
+
+/// The files of a frontend's TLS settings that won't load, for `tandem check`: the client CA
+/// and the ticket keys (each certificate's files, OCSP included, are `load`'s).
+pub fn settings_errors(tls: &config::Tls) -> Vec<TlsError> {
+    let client_ca = (tls.client_auth.as_ref()).map(client_auth::verifier);
+    let tickets = match &tls.session_tickets {
+        config::SessionTickets::KeyFile(path) => Some(ticket_keys(path)),
+        _ => None,
+    };
+    let client_ca = client_ca.and_then(Result::err);
+    client_ca
+        .into_iter()
+        .chain(tickets.and_then(Result::err))
+        .collect()
+}
+
+/// The provider with only the configured cipher suites, in the configured order.
+fn provider(tls: &config::Tls) -> Result<Arc<CryptoProvider>, TlsError> {
+    let Some(wanted) = &tls.cipher_suites else {
+        return Ok(PROVIDER.clone());
+    };
+    let cipher_suites = (wanted.iter())
+        .map(|suite| {
+            (PROVIDER.cipher_suites.iter())
+                .find(|supported| supported.suite() == *suite)
+                .copied()
+                .ok_or_else(|| {
+                    TlsError::Setup(rustls::Error::General(format!(
+                        "cipher suite {suite:?} is not available"
+                    )))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(CryptoProvider {
+        cipher_suites,
+        ..CryptoProvider::clone(&PROVIDER)
+    }))
+}
+
+fn versions(versions: config::TlsVersions) -> Vec<&'static SupportedProtocolVersion> {
+    [
+        (config::TlsVersion::Tls13, &rustls::version::TLS13),
+        (config::TlsVersion::Tls12, &rustls::version::TLS12),
+    ]
+    .into_iter()
+    .filter(|(version, _)| versions.contains(*version))
+    .map(|(_, supported)| supported)
+    .collect()
+}
+
+fn ticket_keys(path: &Path) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
+    let role = FileRole::SessionTicketKeys;
+    let text = String::from_utf8(read(path, role)?)
+        .map_err(|_| tickets::KeysProblem::NotBase64 { line: 1 });
+    let ticketer = text.and_then(|text| tickets::FileTicketer::parse(&text));
+    match ticketer {
+        Ok(ticketer) => Ok(Arc::new(ticketer)),
+        Err(problem) => Err(file_error(path, role, FileProblem::TicketKeys(problem))),
+    }
 }
 
 #[cfg(test)]
@@ -389,6 +510,7 @@ mod tests {
                 files: CertificateFiles {
                     cert: self.write(&format!("{stem}.pem"), cert.pem()),
                     key: self.write(&format!("{stem}.key"), key.serialize_pem()),
+                    ocsp: None,
                 },
                 der: cert.der().clone(),
             }
@@ -539,6 +661,11 @@ mod tests {
         Tls {
             certificates: certificates.iter().map(|w| w.files.clone()).collect(),
             alpn: alpn.to_vec(),
+            versions: config::TlsVersions::ALL,
+            cipher_suites: None,
+            prefer_server_ciphers: false,
+            session_tickets: config::SessionTickets::Ephemeral,
+            client_auth: None,
         }
     }
 
@@ -554,6 +681,7 @@ mod tests {
         let no_cert = CertificateFiles {
             cert: missing.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&no_cert)),
@@ -565,6 +693,7 @@ mod tests {
         let no_key = CertificateFiles {
             cert: good.files.cert.clone(),
             key: missing.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&no_key)),
@@ -583,6 +712,7 @@ mod tests {
         let files = CertificateFiles {
             cert: good.files.key.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -600,6 +730,7 @@ mod tests {
         let files = CertificateFiles {
             cert: good.files.cert.clone(),
             key: good.files.cert.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -620,6 +751,7 @@ mod tests {
         let files = CertificateFiles {
             cert: truncated.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         let text = error_text(load(&files));
         assert!(
@@ -643,6 +775,7 @@ mod tests {
             let files = CertificateFiles {
                 cert: path.clone(),
                 key: good.files.key.clone(),
+                ocsp: None,
             };
             let text = error_text(load(&files));
             let expected = format!(
@@ -661,6 +794,7 @@ mod tests {
         let files = CertificateFiles {
             cert: site.files.cert.clone(),
             key: other.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -684,6 +818,7 @@ mod tests {
         let files = CertificateFiles {
             cert: site.files.cert.clone(),
             key: key.clone(),
+            ocsp: None,
         };
         let text = error_text(load(&files));
         let expected = format!(
@@ -698,7 +833,7 @@ mod tests {
     fn no_certificates_is_an_error() {
         let error = termination(&Tls {
             certificates: Vec::new(),
-            alpn: Vec::new(),
+            ..tls(&[], &[])
         })
         .err()
         .unwrap();
@@ -757,6 +892,7 @@ mod tests {
         let loaded = load(&CertificateFiles {
             cert: chain,
             key: site.files.key.clone(),
+            ocsp: None,
         })
         .unwrap();
         assert_eq!(loaded.key.cert.len(), 2);

@@ -61,6 +61,7 @@ pub fn handle(
             method: request.method().clone(),
             uri: request.uri().clone(),
             request_id: None,
+            client_subject: client.client_subject.clone(),
         });
         let mut account = Account {
             frontend,
@@ -244,6 +245,7 @@ struct Draft {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
+    client_subject: Option<Arc<str>>,
 }
 
 /// A request's access log line once its response is known, waiting for the body to end.
@@ -277,6 +279,7 @@ impl PendingLine {
             first_byte: trace.first_byte.map(|at| at - draft.started),
             total: now - draft.started,
             end,
+            client_subject: draft.client_subject.as_deref(),
         });
     }
 }

@@ -81,6 +81,7 @@ pub async fn relay(
             first_byte: None,
             total: started.elapsed(),
             end,
+            client_subject: None,
         });
     }
 }

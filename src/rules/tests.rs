@@ -27,6 +27,7 @@ struct Request {
     host: Option<&'static str>,
     client: SocketAddr,
     sni: Option<&'static str>,
+    client_subject: Option<&'static str>,
 }
 
 impl Request {
@@ -38,6 +39,7 @@ impl Request {
             host: Some("www.example.com"),
             client: "192.0.2.10:40000".parse().unwrap(),
             sni: None,
+            client_subject: None,
         }
     }
 
@@ -57,6 +59,7 @@ impl Request {
             sni: self.sni,
             scheme: "http",
             request_id: None,
+            client_subject: self.client_subject,
         }
     }
 }
