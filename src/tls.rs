@@ -612,6 +612,9 @@ mod tests {
         kind: HandshakeKind,
         /// None on a TLS 1.2 resumption, which exchanges no new key.
         key_exchange: Option<String>,
+        suite: rustls::CipherSuite,
+        /// The client certificate's subject, as the server worked it out.
+        client_subject: Option<Box<str>>,
     }
 
     /// One real handshake over loopback: the server accepts, writes one byte and closes; the
@@ -621,24 +624,35 @@ mod tests {
         client: &TlsConnector,
         name: &str,
     ) -> Seen {
+        attempt(acceptor, client, name).await.unwrap()
+    }
+
+    /// [`handshake`], or why it failed as the client saw it.
+    async fn attempt(
+        acceptor: &tokio_rustls::TlsAcceptor,
+        client: &TlsConnector,
+        name: &str,
+    ) -> Result<Seen, String> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let acceptor = acceptor.clone();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.ok()?;
+            let subject = (tls.get_ref().1.peer_certificates()).and_then(client_auth::subject);
             tls.write_all(b"x").await.unwrap();
             tls.shutdown().await.unwrap();
+            Some(subject)
         });
         let name = ServerName::try_from(name.to_owned()).unwrap();
         let client = async {
             let tcp = TcpStream::connect(address).await.unwrap();
-            let mut tls = client.connect(name, tcp).await.unwrap();
+            let mut tls = client.connect(name, tcp).await.map_err(|e| e.to_string())?;
             let mut byte = [0; 1];
-            tls.read_exact(&mut byte).await.unwrap();
+            tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
             assert_eq!(&byte, b"x");
             let (_, connection) = tls.get_ref();
-            Seen {
+            Ok::<_, String>(Seen {
                 leaf: connection.peer_certificates().unwrap()[0].clone(),
                 alpn: connection.alpn_protocol().map(<[u8]>::to_vec),
                 version: connection.protocol_version().unwrap(),
@@ -646,15 +660,16 @@ mod tests {
                 key_exchange: connection
                     .negotiated_key_exchange_group()
                     .map(|group| format!("{:?}", group.name())),
-            }
+                suite: connection.negotiated_cipher_suite().unwrap().suite(),
+                client_subject: None,
+            })
         };
         let deadline = Duration::from_secs(20);
         let seen = tokio::time::timeout(deadline, client).await.unwrap();
-        tokio::time::timeout(deadline, server)
-            .await
-            .unwrap()
-            .unwrap();
-        seen
+        let server = tokio::time::timeout(deadline, server).await.unwrap();
+        let mut seen = seen?;
+        seen.client_subject = server.unwrap().ok_or("the server's handshake failed")?;
+        Ok(seen)
     }
 
     fn tls(certificates: &[&Written], alpn: &[Alpn]) -> Tls {
@@ -1073,5 +1088,299 @@ mod tests {
                 assert_eq!(seen.version, version.version);
             }
         }
+    }
+
+    /// `site`'s TLS with `adjust` applied, built.
+    fn knobs(site: &Written, adjust: impl FnOnce(&mut Tls)) -> Termination {
+        let mut tls = tls(&[site], &[]);
+        adjust(&mut tls);
+        termination(&tls).unwrap()
+    }
+
+    fn connector(config: ClientConfig) -> TlsConnector {
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// A client of `pki` that offers only `suites`, in that order.
+    fn offering(pki: &Pki, suites: &[rustls::SupportedCipherSuite]) -> TlsConnector {
+        let provider = CryptoProvider {
+            cipher_suites: suites.to_vec(),
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        };
+        connector(
+            ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_no_client_auth(),
+        )
+    }
+
+    #[tokio::test]
+    async fn versions_outside_the_configured_range_are_refused() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let range = |min, max| move |tls: &mut Tls| tls.versions = config::TlsVersions { min, max };
+        use config::TlsVersion::{Tls12, Tls13};
+        let only13 = knobs(&site, range(Tls13, Tls13));
+        let only12 = knobs(&site, range(Tls12, Tls12));
+        let tls12 = connector(pki.client(&[&rustls::version::TLS12]));
+        let tls13 = connector(pki.client(&[&rustls::version::TLS13]));
+        let both = connector(pki.client(&[&rustls::version::TLS13, &rustls::version::TLS12]));
+        let refused = attempt(&only13.acceptor, &tls12, "site.test").await;
+        assert!(refused.is_err(), "a TLS 1.2 client under min_version 1.3");
+        let seen = handshake(&only13.acceptor, &both, "site.test").await;
+        assert_eq!(seen.version, ProtocolVersion::TLSv1_3);
+        assert!(attempt(&only12.acceptor, &tls13, "site.test")
+            .await
+            .is_err());
+        let seen = handshake(&only12.acceptor, &both, "site.test").await;
+        assert_eq!(seen.version, ProtocolVersion::TLSv1_2);
+    }
+
+    #[tokio::test]
+    async fn the_server_order_of_suites_wins_when_preferred() {
+        use rustls::crypto::aws_lc_rs::cipher_suite::*;
+        use rustls::CipherSuite as Suite;
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let cases = [
+            (
+                [TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384],
+                [
+                    Suite::TLS13_AES_256_GCM_SHA384,
+                    Suite::TLS13_AES_128_GCM_SHA256,
+                ],
+            ),
+            (
+                [
+                    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                ],
+                [
+                    Suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    Suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                ],
+            ),
+        ];
+        for (client_order, server_order) in cases {
+            let client = offering(&pki, &client_order);
+            for (prefer, expected) in [(false, client_order[0].suite()), (true, server_order[0])] {
+                let server = knobs(&site, |tls| {
+                    tls.cipher_suites = Some(server_order.to_vec());
+                    tls.prefer_server_ciphers = prefer;
+                });
+                let seen = handshake(&server.acceptor, &client, "site.test").await;
+                assert_eq!(seen.suite, expected, "prefer_server_ciphers: {prefer}");
+            }
+        }
+        // A suite left out of the list is not served.
+        let server = knobs(&site, |tls| {
+            tls.cipher_suites = Some(vec![
+                Suite::TLS13_AES_256_GCM_SHA384,
+                Suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ]);
+        });
+        let client = offering(&pki, &[TLS13_AES_128_GCM_SHA256]);
+        assert!(attempt(&server.acceptor, &client, "site.test")
+            .await
+            .is_err());
+    }
+
+    /// A ticket-key file of fresh random keys.
+    fn ticket_key_file(pki: &Pki, name: &str, keys: usize) -> PathBuf {
+        use base64::Engine as _;
+        let lines: Vec<String> = (0..keys)
+            .map(|_| {
+                let mut key = [0u8; tickets::KEY_LEN];
+                aws_lc_rs::rand::fill(&mut key).unwrap();
+                base64::engine::general_purpose::STANDARD.encode(key)
+            })
+            .collect();
+        pki.write(name, lines.join("\n"))
+    }
+
+    #[tokio::test]
+    async fn a_shared_ticket_key_file_resumes_sessions_on_another_server() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let shared = ticket_key_file(&pki, "shared.keys", 2);
+        let other = ticket_key_file(&pki, "other.keys", 1);
+        let with = |file: &PathBuf| {
+            let file = file.clone();
+            knobs(&site, move |tls| {
+                tls.session_tickets = config::SessionTickets::KeyFile(file)
+            })
+        };
+        let ephemeral = || knobs(&site, |_| {});
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            // `first` and `second` stand for the two nodes of a pair: nothing in common but
+            // the file.
+            for (first, second, resumes) in [
+                (with(&shared), with(&shared), true),
+                (with(&shared), with(&other), false),
+                (ephemeral(), ephemeral(), false),
+            ] {
+                let client = connector(pki.client(&[version]));
+                let full = handshake(&first.acceptor, &client, "site.test").await;
+                assert_eq!(full.kind, HandshakeKind::Full);
+                let again = handshake(&second.acceptor, &client, "site.test").await;
+                let expected = match resumes {
+                    true => HandshakeKind::Resumed,
+                    false => HandshakeKind::Full,
+                };
+                assert_eq!(again.kind, expected, "{:?}", version.version);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn without_tickets_only_this_servers_memory_resumes() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let off = |tls: &mut Tls| tls.session_tickets = config::SessionTickets::Off;
+        let server = knobs(&site, off);
+        assert!(!server.acceptor.config().ticketer.enabled());
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let client = connector(pki.client(&[version]));
+            let full = handshake(&server.acceptor, &client, "site.test").await;
+            assert_eq!(full.kind, HandshakeKind::Full);
+            let again = handshake(&server.acceptor, &client, "site.test").await;
+            assert_eq!(again.kind, HandshakeKind::Resumed, "{:?}", version.version);
+            let elsewhere = knobs(&site, off);
+            let seen = handshake(&elsewhere.acceptor, &client, "site.test").await;
+            assert_eq!(seen.kind, HandshakeKind::Full, "{:?}", version.version);
+        }
+    }
+
+    /// A client of `pki` presenting `certificate`.
+    fn presenting(pki: &Pki, certificate: &Written) -> TlsConnector {
+        let key = read_key(&certificate.files.key, FileRole::ClientKey).unwrap();
+        connector(
+            ClientConfig::builder_with_provider(PROVIDER.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_client_auth_cert(vec![certificate.der.clone()], key)
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn client_certificates_are_checked_and_their_subject_read() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let clients = Pki::new();
+        let ca = pki.write(
+            "clients-ca.pem",
+            clients
+                .ca_params
+                .self_signed(&clients.ca_key)
+                .unwrap()
+                .pem(),
+        );
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example");
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        let alice = clients.issue_with("alice", params, &KeyPair::generate().unwrap());
+        // Issued by another CA than `client_auth.ca`.
+        let stranger = pki.issue("stranger", &["stranger.test"]);
+
+        let auth = |required| {
+            let ca = ca.clone();
+            move |tls: &mut Tls| tls.client_auth = Some(config::ClientAuth { ca, required })
+        };
+        let required = knobs(&site, auth(true));
+        let optional = knobs(&site, auth(false));
+        let anonymous = connector(pki.client(&[&rustls::version::TLS13, &rustls::version::TLS12]));
+        for (server, required) in [(&required, true), (&optional, false)] {
+            let seen = handshake(&server.acceptor, &presenting(&pki, &alice), "site.test").await;
+            assert_eq!(seen.client_subject.as_deref(), Some("CN=alice,O=Example"));
+            let stranger = presenting(&pki, &stranger);
+            let refused = attempt(&server.acceptor, &stranger, "site.test").await;
+            assert!(refused.is_err(), "a certificate from another CA");
+            let without = attempt(&server.acceptor, &anonymous, "site.test").await;
+            match required {
+                true => assert!(without.is_err(), "no certificate, but one is required"),
+                false => assert_eq!(without.unwrap().client_subject, None),
+            }
+        }
+    }
+
+    #[test]
+    fn an_ocsp_response_is_stapled_with_its_certificate_and_checked_for_der() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        // A DER SEQUENCE holding an OCSPResponseStatus of 6, unauthorized.
+        let response = [0x30, 0x03, 0x0a, 0x01, 0x06];
+        let ocsp = pki.write("site.ocsp", response);
+        let files = |ocsp: &PathBuf| CertificateFiles {
+            ocsp: Some(ocsp.clone()),
+            ..site.files.clone()
+        };
+        let loaded = load(&files(&ocsp)).unwrap();
+        assert_eq!(loaded.key.ocsp.as_deref(), Some(&response[..]));
+        assert_eq!(load(&site.files).unwrap().key.ocsp, None);
+
+        let pem = pki.write("site.ocsp.pem", "-----BEGIN OCSP RESPONSE-----\n");
+        assert_eq!(
+            error_text(load(&files(&pem))),
+            format!(
+                "{}: not a DER OCSP response (`openssl ocsp ... -respout FILE` writes one; PEM \
+                 is not read)",
+                pem.display()
+            )
+        );
+        let missing = pki.path("missing.ocsp");
+        let error = load(&files(&missing)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TlsError::File {
+                    role: FileRole::Ocsp,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn settings_errors_name_the_client_ca_and_the_ticket_keys() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let mut tls = tls(&[&site], &[]);
+        assert!(settings_errors(&tls).is_empty());
+        let keys = pki.write("bad.keys", "AAAA\n");
+        tls.session_tickets = config::SessionTickets::KeyFile(keys.clone());
+        tls.client_auth = Some(config::ClientAuth {
+            ca: pki.path("missing-ca.pem"),
+            required: true,
+        });
+        let errors: Vec<(&str, String)> = (settings_errors(&tls).iter())
+            .map(|error| match error {
+                TlsError::File { role, .. } => (role.key(), error.to_string()),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, "client_auth.ca");
+        assert!(errors[0]
+            .1
+            .ends_with("missing-ca.pem: cannot read: No such file or directory (os error 2)"));
+        assert_eq!(
+            errors[1],
+            (
+                "session_ticket_keys",
+                format!(
+                    "{}: line 1 holds 3 bytes; a key is 48 (`openssl rand -base64 48`)",
+                    keys.display()
+                )
+            )
+        );
+        assert!(termination(&tls).is_err(), "the same files fail a build");
     }
 }

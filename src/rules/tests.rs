@@ -158,6 +158,44 @@ fn client_and_sni_matchers() {
 }
 
 #[test]
+fn client_certificate_subject_matcher_and_variable() {
+    let mut request = Request::get("/");
+    assert!(hit("{ client_cert: { subject: false } }", &request));
+    assert!(!hit("{ client_cert: { subject: true } }", &request));
+    assert!(!hit(
+        "{ client_cert: { subject: \"~^CN=alice,\" } }",
+        &request
+    ));
+    assert!(hit(
+        "{ client_cert: { subject: \"!~^CN=alice,\" } }",
+        &request
+    ));
+    request.client_subject = Some("CN=alice,OU=ops,O=Example");
+    assert!(hit("{ client_cert: { subject: true } }", &request));
+    assert!(hit(
+        "{ client_cert: { subject: \"CN=alice,OU=ops,O=Example\" } }",
+        &request
+    ));
+    assert!(hit(
+        "{ client_cert: { subject: \"~^CN=alice,\" } }",
+        &request
+    ));
+    assert!(!hit(
+        "{ client_cert: { subject: \"~^CN=bob,\" } }",
+        &request
+    ));
+    assert!(!hit("{ client_cert: { subject: CN=alice } }", &request));
+
+    let set = rule_set(
+        "    rules:\n      - set_request_headers: { X-Client-DN: \"<{client_subject}>\" }\n",
+    );
+    let template = &set.rules[0].request_headers.set[0].1;
+    let render = |request: &Request| template::render(template, &request.view(), None).unwrap();
+    assert_eq!(render(&request), "<CN=alice,OU=ops,O=Example>");
+    assert_eq!(render(&Request::get("/")), "<>");
+}
+
+#[test]
 fn combinators_and_named_matchers() {
     let set = rule_set(
         "    matchers:\n      office: { client: 192.0.2.0/24 }\n      admin: { path_prefix: /admin, not: office }\n      either: { any: [admin, { path: /x }] }\n\

@@ -239,6 +239,24 @@ mod tests {
     }
 
     #[test]
+    fn every_suite_named_is_one_the_tls_stack_has() {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let available: Vec<CipherSuite> = (provider.cipher_suites.iter())
+            .map(|suite| suite.suite())
+            .collect();
+        for (iana, _, suite, version) in CIPHER_SUITES {
+            assert!(available.contains(&suite), "{iana}");
+            let tls13 = iana.starts_with("TLS_AES") || iana.starts_with("TLS_CHACHA");
+            assert_eq!(version == TlsVersion::Tls13, tls13, "{iana}");
+        }
+        assert_eq!(
+            available.len(),
+            CIPHER_SUITES.len(),
+            "a suite has no name here"
+        );
+    }
+
+    #[test]
     fn defaults_are_what_tandem_did_before_these_keys() {
         let tls = tls("");
         assert_eq!(tls.versions, TlsVersions::ALL);
