@@ -157,8 +157,18 @@ fn client_and_sni_matchers() {
     assert!(hit("{ sni: \"*.example.com\" }", &request));
 }
 
+/// The keys of a frontend asking for client certificates, which rules on them need.
+const CLIENT_AUTH: &str =
+    "    tls: { certificates: [{ cert: c.pem, key: c.key }], client_auth: { ca: ca.pem } }\n";
+
 #[test]
 fn client_certificate_subject_matcher_and_variable() {
+    let hit = |keys: &str, request: &Request| {
+        let set = rule_set(&format!(
+            "{CLIENT_AUTH}    rules:\n      - {{ match: {keys}, deny: 403 }}\n"
+        ));
+        evaluate(&set, &request.view()).decided.is_some()
+    };
     let mut request = Request::get("/");
     assert!(hit("{ client_cert: { subject: false } }", &request));
     assert!(!hit("{ client_cert: { subject: true } }", &request));
@@ -186,9 +196,9 @@ fn client_certificate_subject_matcher_and_variable() {
     ));
     assert!(!hit("{ client_cert: { subject: CN=alice } }", &request));
 
-    let set = rule_set(
-        "    rules:\n      - set_request_headers: { X-Client-DN: \"<{client_subject}>\" }\n",
-    );
+    let set = rule_set(&format!(
+        "{CLIENT_AUTH}    rules:\n      - set_request_headers: {{ X-Client-DN: \"<{{client_subject}}>\" }}\n"
+    ));
     let template = &set.rules[0].request_headers.set[0].1;
     let render = |request: &Request| template::render(template, &request.view(), None).unwrap();
     assert_eq!(render(&request), "<CN=alice,OU=ops,O=Example>");

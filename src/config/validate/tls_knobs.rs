@@ -6,6 +6,7 @@
 use rustls::CipherSuite;
 
 use super::super::model::*;
+use super::super::rules::{Matcher, RuleSet, Var};
 use super::super::schema::*;
 use super::Validator;
 
@@ -200,11 +201,49 @@ impl Validator {
         suites
     }
 
+    /// Reports each rule that reads the client certificate's subject on a frontend without
+    /// `tls.client_auth`, where no request has one.
+    pub(super) fn client_subject_needs_client_auth(
+        &mut self,
+        at: &str,
+        tls: Option<&Tls>,
+        rules: &RuleSet,
+    ) {
+        if tls.is_some_and(|tls| tls.client_auth.is_some()) {
+            return;
+        }
+        for rule in &rules.rules {
+            let reads = (rule.matcher.as_ref()).is_some_and(reads_client_subject)
+                || (rule.templates())
+                    .any(|template| template.uses(|var| *var == Var::ClientSubject));
+            if reads {
+                self.error(
+                    format!("{at}.rules"),
+                    format!(
+                        "rule {} reads the client certificate's subject, but this frontend asks \
+                         for no client certificate; add tls: {{ client_auth: {{ ca: FILE }} }}",
+                        rule.name
+                    ),
+                );
+            }
+        }
+    }
+
     /// How many problems were found at `at` or under it.
     fn errors_at(&self, at: &str) -> usize {
         (self.errors.iter())
             .filter(|error| error.field.starts_with(at))
             .count()
+    }
+}
+
+fn reads_client_subject(matcher: &Matcher) -> bool {
+    match matcher {
+        Matcher::ClientSubject(_) => true,
+        Matcher::All(all) | Matcher::Any(all) => all.iter().any(reads_client_subject),
+        Matcher::Not(inner) => reads_client_subject(inner),
+        Matcher::Named(inner) => reads_client_subject(inner),
+        _ => false,
     }
 }
 
@@ -411,6 +450,31 @@ mod tests {
         // Enough for the versions served.
         tls(", min_version: \"1.3\", cipher_suites: [TLS_AES_128_GCM_SHA256]");
         tls(", max_version: \"1.2\", cipher_suites: [ECDHE-ECDSA-AES128-GCM-SHA256]");
+    }
+
+    #[test]
+    fn the_client_subject_needs_client_auth() {
+        let rules = "rules: [{ match: { any: [{ not: { client_cert: { subject: true } } }] }, \
+                     deny: 403 }, { name: dn, set_request_headers: { X-DN: \"{client_subject}\" } }]";
+        let text = |tls: &str| {
+            format!(
+                "node: {{ name: n }}\n\
+                 frontends: [{{ name: f, listen: 127.0.0.1:443, mode: http, backend: b{tls}, {rules} }}]\n\
+                 backends: [{{ name: b, servers: [{{ name: s, address: 127.0.0.1:81 }}] }}]\n"
+            )
+        };
+        let why = "reads the client certificate's subject, but this frontend asks for no client \
+                   certificate; add tls: { client_auth: { ca: FILE } }";
+        let expected = [
+            format!("frontends[0].rules: rule 0 {why}"),
+            format!("frontends[0].rules: rule dn {why}"),
+        ];
+        assert_eq!(problems(&text("")), expected);
+        let tls = ", tls: { certificates: [{ cert: c.pem, key: c.key }] }";
+        assert_eq!(problems(&text(tls)), expected);
+        valid(&text(
+            ", tls: { certificates: [{ cert: c.pem, key: c.key }], client_auth: { ca: ca.pem } }",
+        ));
     }
 
     #[test]
