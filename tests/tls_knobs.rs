@@ -622,7 +622,7 @@ async fn sessions_resume_on_another_tandem_sharing_the_ticket_key_file() {
     let (first, second, stranger) = (listen(), listen(), listen());
     // Three processes: the two nodes of a pair, and one with other keys.
     let _first = start(&[(first, tls(&site, &keys(&shared)))], "").await;
-    let _second = start(&[(second, tls(&site, &keys(&shared)))], "").await;
+    let second_node = start(&[(second, tls(&site, &keys(&shared)))], "").await;
     let _stranger = start(&[(stranger, tls(&site, &keys(&other)))], "").await;
 
     for version in ["-tls1_3", "-tls1_2"] {
@@ -652,6 +652,32 @@ async fn sessions_resume_on_another_tandem_sharing_the_ticket_key_file() {
         );
         assert_eq!(other.status(), Some(200));
     }
+
+    // Rotation, read on SIGHUP: a new first key keeps the old sessions resuming; once the old
+    // key is gone, they don't.
+    let session = ca.path("session-tls1_3.pem");
+    let session = session.to_str().unwrap();
+    s_client(first, &ca.ca(), "/", &["-tls1_3", "-sess_out", session]).await;
+    let old_keys = std::fs::read_to_string(&shared).unwrap();
+    let new_key = openssl(ca.dir.path(), &["rand", "-base64", "48"]);
+    let config = std::fs::read_to_string(&second_node.tandem.config_path).unwrap();
+    for (keys, resumes) in [(format!("{new_key}{old_keys}"), true), (new_key, false)] {
+        std::fs::write(&shared, keys).unwrap();
+        let log = second_node.tandem.reload(&config).await;
+        assert!(last_reload_succeeded(&log), "{log}");
+        let again = s_client(second, &ca.ca(), "/", &["-tls1_3", "-sess_in", session]).await;
+        let expected = if resumes { "Reused" } else { "New" };
+        assert!(
+            again.handshake().unwrap().starts_with(expected),
+            "{expected} expected: {}",
+            again.0
+        );
+    }
+}
+
+/// Whether the last reload outcome in tandem's log is a success.
+fn last_reload_succeeded(log: &str) -> bool {
+    log.rfind("config reloaded") > log.rfind("reload failed")
 }
 
 /// `tandem check` on `config`: the errors it prints, from `line:column:` on.

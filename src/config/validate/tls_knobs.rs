@@ -151,6 +151,7 @@ impl Validator {
         names: &OneOrMany,
         versions: TlsVersions,
     ) -> Vec<CipherSuite> {
+        let errors_before = self.errors.len();
         let mut suites = Vec::new();
         for (index, item) in names.0.iter().enumerate() {
             let field = format!("{at}[{index}]");
@@ -188,7 +189,8 @@ impl Validator {
         ] {
             let listed = (CIPHER_SUITES.iter())
                 .any(|(.., suite, of)| *of == version && suites.contains(suite));
-            if versions.contains(version) && !listed && self.errors_at(at) == 0 {
+            // Not when a name was not understood: it may be the suite missing.
+            if versions.contains(version) && !listed && self.errors.len() == errors_before {
                 self.error(
                     at.to_owned(),
                     format!(
@@ -227,13 +229,6 @@ impl Validator {
                 );
             }
         }
-    }
-
-    /// How many problems were found at `at` or under it.
-    fn errors_at(&self, at: &str) -> usize {
-        (self.errors.iter())
-            .filter(|error| error.field.starts_with(at))
-            .count()
     }
 }
 
