@@ -431,10 +431,9 @@ fn versions(versions: config::TlsVersions) -> Vec<&'static SupportedProtocolVers
 
 fn ticket_keys(path: &Path) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
     let role = FileRole::SessionTicketKeys;
-    let text = String::from_utf8(read(path, role)?)
-        .map_err(|_| tickets::KeysProblem::NotBase64 { line: 1 });
-    let ticketer = text.and_then(|text| tickets::FileTicketer::parse(&text));
-    match ticketer {
+    // Bytes that are not UTF-8 become U+FFFD, which the line holding them reports as not base64.
+    let text = read(path, role)?;
+    match tickets::FileTicketer::parse(&String::from_utf8_lossy(&text)) {
         Ok(ticketer) => Ok(Arc::new(ticketer)),
         Err(problem) => Err(file_error(path, role, FileProblem::TicketKeys(problem))),
     }
@@ -1382,5 +1381,12 @@ mod tests {
             )
         );
         assert!(termination(&tls).is_err(), "the same files fail a build");
+
+        // nginx's binary key file, under a comment line.
+        let mut binary = b"# from nginx\n".to_vec();
+        binary.extend([0xff; 80]);
+        let nginx = pki.write("nginx.key", binary);
+        let error = ticket_keys(&nginx).unwrap_err().to_string();
+        assert_eq!(error, format!("{}: line 2 is not base64", nginx.display()));
     }
 }
