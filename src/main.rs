@@ -113,6 +113,13 @@ fn certificate_errors(
             }
             errors.push(source.error(field, error.to_string()));
         }
+        for error in tandem::tls::settings_errors(tls) {
+            let mut field = format!("frontends[{index}].tls");
+            if let tandem::tls::TlsError::File { role, .. } = &error {
+                field = format!("{field}.{}", role.key());
+            }
+            errors.push(source.error(field, error.to_string()));
+        }
     }
     // TLS to servers: the first file of each backend that won't load, at the key naming it.
     for (index, backend) in config.backends.iter().enumerate() {

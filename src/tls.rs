@@ -1,10 +1,13 @@
-//! TLS termination for a frontend: certificates loaded from PEM files, the certificate picked by
-//! SNI, and the rustls server configuration (TLS 1.3 and 1.2, ALPN, stateless session tickets).
+//! TLS termination for a frontend: certificates loaded from PEM files (with their stapled OCSP
+//! responses), the certificate picked by SNI, and the rustls server configuration: versions,
+//! cipher suites, ALPN, session tickets (`tickets`) and client certificates (`client_auth`).
 //!
 //! Everything that depends only on the certificates (names, which one serves which SNI) is
 //! worked out once when a frontend's TLS is built, so a handshake does one or two hash lookups.
 //! TLS to servers (the client side) is `upstream`.
 
+pub mod client_auth;
+pub mod tickets;
 pub mod upstream;
 
 use std::borrow::Cow;
@@ -17,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{InconsistentKeys, ServerConfig};
+use rustls::{InconsistentKeys, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use x509_parser::extensions::GeneralName;
 
 use crate::config;
@@ -49,6 +52,11 @@ pub enum FileRole {
     Ca,
     ClientCert,
     ClientKey,
+    /// A frontend certificate's stapled OCSP response.
+    Ocsp,
+    /// The CA file of a frontend's `client_auth`.
+    ClientCa,
+    SessionTicketKeys,
 }
 
 impl FileRole {
@@ -60,6 +68,9 @@ impl FileRole {
             FileRole::Ca => "ca",
             FileRole::ClientCert => "client_cert",
             FileRole::ClientKey => "client_key",
+            FileRole::Ocsp => "ocsp",
+            FileRole::ClientCa => "client_auth.ca",
+            FileRole::SessionTicketKeys => "session_ticket_keys",
         }
     }
 }
@@ -86,6 +97,12 @@ pub enum FileProblem {
     UnsupportedKey(rustls::Error),
     #[error("does not match the certificate in {}", .0.display())]
     KeyMismatch(PathBuf),
+    #[error(
+        "not a DER OCSP response (`openssl ocsp ... -respout FILE` writes one; PEM is not read)"
+    )]
+    NotOcspResponse,
+    #[error("{0}")]
+    TicketKeys(tickets::KeysProblem),
 }
 
 fn file_error(path: &Path, role: FileRole, problem: FileProblem) -> TlsError {
@@ -121,7 +138,8 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
         .key_provider
         .load_private_key(read_key(&files.key, FileRole::Key)?)
         .map_err(|e| file_error(&files.key, FileRole::Key, FileProblem::UnsupportedKey(e)))?;
-    let key = CertifiedKey::new(chain, signing_key);
+    let mut key = CertifiedKey::new(chain, signing_key);
+    key.ocsp = files.ocsp.as_deref().map(read_ocsp).transpose()?;
     match key.keys_match() {
         // A key that cannot tell its public half is taken on trust, as rustls itself does.
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
@@ -153,6 +171,35 @@ pub fn load(files: &config::CertificateFiles) -> Result<LoadedCertificate, TlsEr
 
 fn read(path: &Path, role: FileRole) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_error(path, role, FileProblem::Read(e)))
+}
+
+/// An OCSP response to staple, as `openssl ocsp -respout` writes it: checked only for being
+/// DER (a SEQUENCE), since clients judge its contents.
+fn read_ocsp(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let response = read(path, FileRole::Ocsp)?;
+    match response.first() {
+        Some(0x30) => Ok(response),
+        _ => Err(file_error(
+            path,
+            FileRole::Ocsp,
+            FileProblem::NotOcspResponse,
+        )),
+    }
+}
+
+/// The CA certificates of a PEM file, as trust anchors.
+fn read_roots(path: &Path, role: FileRole) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for (index, certificate) in read_chain(path, role)?.into_iter().enumerate() {
+        roots.add(certificate).map_err(|error| {
+            let problem = FileProblem::UnparsableCertificate {
+                number: index + 1,
+                why: error.to_string(),
+            };
+            file_error(path, role, problem)
+        })?;
+    }
+    Ok(roots)
 }
 
 fn read_chain(path: &Path, role: FileRole) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -287,10 +334,12 @@ pub struct Termination {
     pub certificates: Vec<Arc<LoadedCertificate>>,
 }
 
-/// Loads the frontend's certificates and builds its TLS server: TLS 1.3 and 1.2, no client
-/// authentication, ALPN in the configured order, and resumption by stateless tickets (TLS 1.2
-/// clients without ticket support resume from an in-memory session cache). Ticket keys are new
-/// for each build, so a reload makes clients do one full handshake.
+/// Loads the frontend's certificates and the files its settings name, and builds its TLS
+/// server: the configured versions and cipher suites, ALPN in the configured order, client
+/// certificates when `client_auth` asks for them, and resumption by stateless tickets unless
+/// they are off (clients without ticket support resume from an in-memory session cache).
+/// Without a ticket-key file, ticket keys are new for each build, so a reload makes clients do
+/// one full handshake. Built again on every reload, so every file is read afresh.
 pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
     if tls.certificates.is_empty() {
         return Err(TlsError::NoCertificates);
@@ -305,18 +354,89 @@ pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
         keys: certificates.iter().map(|c| c.key.clone()).collect(),
     };
 
-    let mut server = ServerConfig::builder_with_provider(PROVIDER.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Setup)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+    let builder = ServerConfig::builder_with_provider(provider(tls)?)
+        .with_protocol_versions(&versions(tls.versions))
+        .map_err(TlsError::Setup)?;
+    let builder = match &tls.client_auth {
+        Some(client_auth) => builder.with_client_cert_verifier(client_auth::verifier(client_auth)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_cert_resolver(Arc::new(resolver));
     server.alpn_protocols = tls.alpn.iter().map(|alpn| alpn.id().to_vec()).collect();
-    server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?;
+    server.ignore_client_order = tls.prefer_server_ciphers;
+    match &tls.session_tickets {
+        config::SessionTickets::Ephemeral => {
+            server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?
+        }
+        config::SessionTickets::KeyFile(path) => server.ticketer = ticket_keys(path)?,
+        // rustls's default ticketer makes none: TLS 1.2 resumes by session ID and TLS 1.3 by
+        // tickets that only name a session kept in memory.
+        config::SessionTickets::Off => {}
+    }
 
     Ok(Termination {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
         certificates,
     })
+}
+
+/// The files of a frontend's TLS settings that won't load, for `tandem check`: the client CA
+/// and the ticket keys (each certificate's files, OCSP included, are `load`'s).
+pub fn settings_errors(tls: &config::Tls) -> Vec<TlsError> {
+    let client_ca = (tls.client_auth.as_ref()).map(client_auth::verifier);
+    let tickets = match &tls.session_tickets {
+        config::SessionTickets::KeyFile(path) => Some(ticket_keys(path)),
+        _ => None,
+    };
+    let client_ca = client_ca.and_then(Result::err);
+    client_ca
+        .into_iter()
+        .chain(tickets.and_then(Result::err))
+        .collect()
+}
+
+/// The provider with only the configured cipher suites, in the configured order.
+fn provider(tls: &config::Tls) -> Result<Arc<CryptoProvider>, TlsError> {
+    let Some(wanted) = &tls.cipher_suites else {
+        return Ok(PROVIDER.clone());
+    };
+    let cipher_suites = (wanted.iter())
+        .map(|suite| {
+            (PROVIDER.cipher_suites.iter())
+                .find(|supported| supported.suite() == *suite)
+                .copied()
+                .ok_or_else(|| {
+                    TlsError::Setup(rustls::Error::General(format!(
+                        "cipher suite {suite:?} is not available"
+                    )))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(CryptoProvider {
+        cipher_suites,
+        ..CryptoProvider::clone(&PROVIDER)
+    }))
+}
+
+fn versions(versions: config::TlsVersions) -> Vec<&'static SupportedProtocolVersion> {
+    [
+        (config::TlsVersion::Tls13, &rustls::version::TLS13),
+        (config::TlsVersion::Tls12, &rustls::version::TLS12),
+    ]
+    .into_iter()
+    .filter(|(version, _)| versions.contains(*version))
+    .map(|(_, supported)| supported)
+    .collect()
+}
+
+fn ticket_keys(path: &Path) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
+    let role = FileRole::SessionTicketKeys;
+    // Bytes that are not UTF-8 become U+FFFD, which the line holding them reports as not base64.
+    let text = read(path, role)?;
+    match tickets::FileTicketer::parse(&String::from_utf8_lossy(&text)) {
+        Ok(ticketer) => Ok(Arc::new(ticketer)),
+        Err(problem) => Err(file_error(path, role, FileProblem::TicketKeys(problem))),
+    }
 }
 
 #[cfg(test)]
@@ -389,6 +509,7 @@ mod tests {
                 files: CertificateFiles {
                     cert: self.write(&format!("{stem}.pem"), cert.pem()),
                     key: self.write(&format!("{stem}.key"), key.serialize_pem()),
+                    ocsp: None,
                 },
                 der: cert.der().clone(),
             }
@@ -490,6 +611,9 @@ mod tests {
         kind: HandshakeKind,
         /// None on a TLS 1.2 resumption, which exchanges no new key.
         key_exchange: Option<String>,
+        suite: rustls::CipherSuite,
+        /// The client certificate's subject, as the server worked it out.
+        client_subject: Option<Box<str>>,
     }
 
     /// One real handshake over loopback: the server accepts, writes one byte and closes; the
@@ -499,24 +623,35 @@ mod tests {
         client: &TlsConnector,
         name: &str,
     ) -> Seen {
+        attempt(acceptor, client, name).await.unwrap()
+    }
+
+    /// [`handshake`], or why it failed as the client saw it.
+    async fn attempt(
+        acceptor: &tokio_rustls::TlsAcceptor,
+        client: &TlsConnector,
+        name: &str,
+    ) -> Result<Seen, String> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let acceptor = acceptor.clone();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.ok()?;
+            let subject = (tls.get_ref().1.peer_certificates()).and_then(client_auth::subject);
             tls.write_all(b"x").await.unwrap();
             tls.shutdown().await.unwrap();
+            Some(subject)
         });
         let name = ServerName::try_from(name.to_owned()).unwrap();
         let client = async {
             let tcp = TcpStream::connect(address).await.unwrap();
-            let mut tls = client.connect(name, tcp).await.unwrap();
+            let mut tls = client.connect(name, tcp).await.map_err(|e| e.to_string())?;
             let mut byte = [0; 1];
-            tls.read_exact(&mut byte).await.unwrap();
+            tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
             assert_eq!(&byte, b"x");
             let (_, connection) = tls.get_ref();
-            Seen {
+            Ok::<_, String>(Seen {
                 leaf: connection.peer_certificates().unwrap()[0].clone(),
                 alpn: connection.alpn_protocol().map(<[u8]>::to_vec),
                 version: connection.protocol_version().unwrap(),
@@ -524,21 +659,27 @@ mod tests {
                 key_exchange: connection
                     .negotiated_key_exchange_group()
                     .map(|group| format!("{:?}", group.name())),
-            }
+                suite: connection.negotiated_cipher_suite().unwrap().suite(),
+                client_subject: None,
+            })
         };
         let deadline = Duration::from_secs(20);
         let seen = tokio::time::timeout(deadline, client).await.unwrap();
-        tokio::time::timeout(deadline, server)
-            .await
-            .unwrap()
-            .unwrap();
-        seen
+        let server = tokio::time::timeout(deadline, server).await.unwrap();
+        let mut seen = seen?;
+        seen.client_subject = server.unwrap().ok_or("the server's handshake failed")?;
+        Ok(seen)
     }
 
     fn tls(certificates: &[&Written], alpn: &[Alpn]) -> Tls {
         Tls {
             certificates: certificates.iter().map(|w| w.files.clone()).collect(),
             alpn: alpn.to_vec(),
+            versions: config::TlsVersions::ALL,
+            cipher_suites: None,
+            prefer_server_ciphers: false,
+            session_tickets: config::SessionTickets::Ephemeral,
+            client_auth: None,
         }
     }
 
@@ -554,6 +695,7 @@ mod tests {
         let no_cert = CertificateFiles {
             cert: missing.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&no_cert)),
@@ -565,6 +707,7 @@ mod tests {
         let no_key = CertificateFiles {
             cert: good.files.cert.clone(),
             key: missing.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&no_key)),
@@ -583,6 +726,7 @@ mod tests {
         let files = CertificateFiles {
             cert: good.files.key.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -600,6 +744,7 @@ mod tests {
         let files = CertificateFiles {
             cert: good.files.cert.clone(),
             key: good.files.cert.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -620,6 +765,7 @@ mod tests {
         let files = CertificateFiles {
             cert: truncated.clone(),
             key: good.files.key.clone(),
+            ocsp: None,
         };
         let text = error_text(load(&files));
         assert!(
@@ -643,6 +789,7 @@ mod tests {
             let files = CertificateFiles {
                 cert: path.clone(),
                 key: good.files.key.clone(),
+                ocsp: None,
             };
             let text = error_text(load(&files));
             let expected = format!(
@@ -661,6 +808,7 @@ mod tests {
         let files = CertificateFiles {
             cert: site.files.cert.clone(),
             key: other.files.key.clone(),
+            ocsp: None,
         };
         assert_eq!(
             error_text(load(&files)),
@@ -684,6 +832,7 @@ mod tests {
         let files = CertificateFiles {
             cert: site.files.cert.clone(),
             key: key.clone(),
+            ocsp: None,
         };
         let text = error_text(load(&files));
         let expected = format!(
@@ -698,7 +847,7 @@ mod tests {
     fn no_certificates_is_an_error() {
         let error = termination(&Tls {
             certificates: Vec::new(),
-            alpn: Vec::new(),
+            ..tls(&[], &[])
         })
         .err()
         .unwrap();
@@ -757,6 +906,7 @@ mod tests {
         let loaded = load(&CertificateFiles {
             cert: chain,
             key: site.files.key.clone(),
+            ocsp: None,
         })
         .unwrap();
         assert_eq!(loaded.key.cert.len(), 2);
@@ -937,5 +1087,306 @@ mod tests {
                 assert_eq!(seen.version, version.version);
             }
         }
+    }
+
+    /// `site`'s TLS with `adjust` applied, built.
+    fn knobs(site: &Written, adjust: impl FnOnce(&mut Tls)) -> Termination {
+        let mut tls = tls(&[site], &[]);
+        adjust(&mut tls);
+        termination(&tls).unwrap()
+    }
+
+    fn connector(config: ClientConfig) -> TlsConnector {
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// A client of `pki` that offers only `suites`, in that order.
+    fn offering(pki: &Pki, suites: &[rustls::SupportedCipherSuite]) -> TlsConnector {
+        let provider = CryptoProvider {
+            cipher_suites: suites.to_vec(),
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        };
+        connector(
+            ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_no_client_auth(),
+        )
+    }
+
+    #[tokio::test]
+    async fn versions_outside_the_configured_range_are_refused() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let range = |min, max| move |tls: &mut Tls| tls.versions = config::TlsVersions { min, max };
+        use config::TlsVersion::{Tls12, Tls13};
+        let only13 = knobs(&site, range(Tls13, Tls13));
+        let only12 = knobs(&site, range(Tls12, Tls12));
+        let tls12 = connector(pki.client(&[&rustls::version::TLS12]));
+        let tls13 = connector(pki.client(&[&rustls::version::TLS13]));
+        let both = connector(pki.client(&[&rustls::version::TLS13, &rustls::version::TLS12]));
+        let refused = attempt(&only13.acceptor, &tls12, "site.test").await;
+        assert!(refused.is_err(), "a TLS 1.2 client under min_version 1.3");
+        let seen = handshake(&only13.acceptor, &both, "site.test").await;
+        assert_eq!(seen.version, ProtocolVersion::TLSv1_3);
+        assert!(attempt(&only12.acceptor, &tls13, "site.test")
+            .await
+            .is_err());
+        let seen = handshake(&only12.acceptor, &both, "site.test").await;
+        assert_eq!(seen.version, ProtocolVersion::TLSv1_2);
+    }
+
+    #[tokio::test]
+    async fn the_server_order_of_suites_wins_when_preferred() {
+        use rustls::crypto::aws_lc_rs::cipher_suite::*;
+        use rustls::CipherSuite as Suite;
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let cases = [
+            (
+                [TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384],
+                [
+                    Suite::TLS13_AES_256_GCM_SHA384,
+                    Suite::TLS13_AES_128_GCM_SHA256,
+                ],
+            ),
+            (
+                [
+                    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                ],
+                [
+                    Suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    Suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                ],
+            ),
+        ];
+        for (client_order, server_order) in cases {
+            let client = offering(&pki, &client_order);
+            for (prefer, expected) in [(false, client_order[0].suite()), (true, server_order[0])] {
+                let server = knobs(&site, |tls| {
+                    tls.cipher_suites = Some(server_order.to_vec());
+                    tls.prefer_server_ciphers = prefer;
+                });
+                let seen = handshake(&server.acceptor, &client, "site.test").await;
+                assert_eq!(seen.suite, expected, "prefer_server_ciphers: {prefer}");
+            }
+        }
+        // A suite left out of the list is not served.
+        let server = knobs(&site, |tls| {
+            tls.cipher_suites = Some(vec![
+                Suite::TLS13_AES_256_GCM_SHA384,
+                Suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ]);
+        });
+        let client = offering(&pki, &[TLS13_AES_128_GCM_SHA256]);
+        assert!(attempt(&server.acceptor, &client, "site.test")
+            .await
+            .is_err());
+    }
+
+    /// A ticket-key file of fresh random keys.
+    fn ticket_key_file(pki: &Pki, name: &str, keys: usize) -> PathBuf {
+        use base64::Engine as _;
+        let lines: Vec<String> = (0..keys)
+            .map(|_| {
+                let mut key = [0u8; tickets::KEY_LEN];
+                aws_lc_rs::rand::fill(&mut key).unwrap();
+                base64::engine::general_purpose::STANDARD.encode(key)
+            })
+            .collect();
+        pki.write(name, lines.join("\n"))
+    }
+
+    #[tokio::test]
+    async fn a_shared_ticket_key_file_resumes_sessions_on_another_server() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let shared = ticket_key_file(&pki, "shared.keys", 2);
+        let other = ticket_key_file(&pki, "other.keys", 1);
+        let with = |file: &PathBuf| {
+            let file = file.clone();
+            knobs(&site, move |tls| {
+                tls.session_tickets = config::SessionTickets::KeyFile(file)
+            })
+        };
+        let ephemeral = || knobs(&site, |_| {});
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            // `first` and `second` stand for the two nodes of a pair: nothing in common but
+            // the file.
+            for (first, second, resumes) in [
+                (with(&shared), with(&shared), true),
+                (with(&shared), with(&other), false),
+                (ephemeral(), ephemeral(), false),
+            ] {
+                let client = connector(pki.client(&[version]));
+                let full = handshake(&first.acceptor, &client, "site.test").await;
+                assert_eq!(full.kind, HandshakeKind::Full);
+                let again = handshake(&second.acceptor, &client, "site.test").await;
+                let expected = match resumes {
+                    true => HandshakeKind::Resumed,
+                    false => HandshakeKind::Full,
+                };
+                assert_eq!(again.kind, expected, "{:?}", version.version);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn without_tickets_only_this_servers_memory_resumes() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let off = |tls: &mut Tls| tls.session_tickets = config::SessionTickets::Off;
+        let server = knobs(&site, off);
+        assert!(!server.acceptor.config().ticketer.enabled());
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let client = connector(pki.client(&[version]));
+            let full = handshake(&server.acceptor, &client, "site.test").await;
+            assert_eq!(full.kind, HandshakeKind::Full);
+            let again = handshake(&server.acceptor, &client, "site.test").await;
+            assert_eq!(again.kind, HandshakeKind::Resumed, "{:?}", version.version);
+            let elsewhere = knobs(&site, off);
+            let seen = handshake(&elsewhere.acceptor, &client, "site.test").await;
+            assert_eq!(seen.kind, HandshakeKind::Full, "{:?}", version.version);
+        }
+    }
+
+    /// A client of `pki` presenting `certificate`.
+    fn presenting(pki: &Pki, certificate: &Written) -> TlsConnector {
+        let key = read_key(&certificate.files.key, FileRole::ClientKey).unwrap();
+        connector(
+            ClientConfig::builder_with_provider(PROVIDER.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_client_auth_cert(vec![certificate.der.clone()], key)
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn client_certificates_are_checked_and_their_subject_read() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let clients = Pki::new();
+        let ca = pki.write(
+            "clients-ca.pem",
+            clients
+                .ca_params
+                .self_signed(&clients.ca_key)
+                .unwrap()
+                .pem(),
+        );
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example");
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        let alice = clients.issue_with("alice", params, &KeyPair::generate().unwrap());
+        // Issued by another CA than `client_auth.ca`.
+        let stranger = pki.issue("stranger", &["stranger.test"]);
+
+        let auth = |required| {
+            let ca = ca.clone();
+            move |tls: &mut Tls| tls.client_auth = Some(config::ClientAuth { ca, required })
+        };
+        let required = knobs(&site, auth(true));
+        let optional = knobs(&site, auth(false));
+        let anonymous = connector(pki.client(&[&rustls::version::TLS13, &rustls::version::TLS12]));
+        for (server, required) in [(&required, true), (&optional, false)] {
+            let seen = handshake(&server.acceptor, &presenting(&pki, &alice), "site.test").await;
+            assert_eq!(seen.client_subject.as_deref(), Some("CN=alice,O=Example"));
+            let stranger = presenting(&pki, &stranger);
+            let refused = attempt(&server.acceptor, &stranger, "site.test").await;
+            assert!(refused.is_err(), "a certificate from another CA");
+            let without = attempt(&server.acceptor, &anonymous, "site.test").await;
+            match required {
+                true => assert!(without.is_err(), "no certificate, but one is required"),
+                false => assert_eq!(without.unwrap().client_subject, None),
+            }
+        }
+    }
+
+    #[test]
+    fn an_ocsp_response_is_stapled_with_its_certificate_and_checked_for_der() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        // A DER SEQUENCE holding an OCSPResponseStatus of 6, unauthorized.
+        let response = [0x30, 0x03, 0x0a, 0x01, 0x06];
+        let ocsp = pki.write("site.ocsp", response);
+        let files = |ocsp: &PathBuf| CertificateFiles {
+            ocsp: Some(ocsp.clone()),
+            ..site.files.clone()
+        };
+        let loaded = load(&files(&ocsp)).unwrap();
+        assert_eq!(loaded.key.ocsp.as_deref(), Some(&response[..]));
+        assert_eq!(load(&site.files).unwrap().key.ocsp, None);
+
+        let pem = pki.write("site.ocsp.pem", "-----BEGIN OCSP RESPONSE-----\n");
+        assert_eq!(
+            error_text(load(&files(&pem))),
+            format!(
+                "{}: not a DER OCSP response (`openssl ocsp ... -respout FILE` writes one; PEM \
+                 is not read)",
+                pem.display()
+            )
+        );
+        let missing = pki.path("missing.ocsp");
+        let error = load(&files(&missing)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TlsError::File {
+                    role: FileRole::Ocsp,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn settings_errors_name_the_client_ca_and_the_ticket_keys() {
+        let pki = Pki::new();
+        let site = pki.issue("site", &["site.test"]);
+        let mut tls = tls(&[&site], &[]);
+        assert!(settings_errors(&tls).is_empty());
+        let keys = pki.write("bad.keys", "AAAA\n");
+        tls.session_tickets = config::SessionTickets::KeyFile(keys.clone());
+        tls.client_auth = Some(config::ClientAuth {
+            ca: pki.path("missing-ca.pem"),
+            required: true,
+        });
+        let errors: Vec<(&str, String)> = (settings_errors(&tls).iter())
+            .map(|error| match error {
+                TlsError::File { role, .. } => (role.key(), error.to_string()),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, "client_auth.ca");
+        assert!(errors[0]
+            .1
+            .ends_with("missing-ca.pem: cannot read: No such file or directory (os error 2)"));
+        assert_eq!(
+            errors[1],
+            (
+                "session_ticket_keys",
+                format!(
+                    "{}: line 1 holds 3 bytes; a key is 48 (`openssl rand -base64 48`)",
+                    keys.display()
+                )
+            )
+        );
+        assert!(termination(&tls).is_err(), "the same files fail a build");
+
+        // nginx's binary key file, under a comment line.
+        let mut binary = b"# from nginx\n".to_vec();
+        binary.extend([0xff; 80]);
+        let nginx = pki.write("nginx.key", binary);
+        let error = ticket_keys(&nginx).unwrap_err().to_string();
+        assert_eq!(error, format!("{}: line 2 is not base64", nginx.display()));
     }
 }

@@ -38,6 +38,7 @@ fn value<'a>(field: LogField, record: &Record<'a>) -> Value<'a> {
         LogField::TotalUs => Value::Number(micros(record.total)),
         LogField::RequestId => text(record.request_id),
         LogField::End => Value::Text(record.end),
+        LogField::ClientSubject => text(record.client_subject),
     }
 }
 
@@ -92,11 +93,17 @@ fn json(record: &Record<'_>, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b",\"end\":\"");
     out.extend_from_slice(record.end.as_bytes());
-    out.extend_from_slice(b"\"}");
+    out.push(b'"');
+    if let Some(subject) = record.client_subject {
+        out.extend_from_slice(b",\"client_subject\":");
+        json_string(Some(subject), out);
+    }
+    out.push(b'}');
 }
 
 /// Fields split by spaces, HAProxy-like: `TIME FRONTEND BACKEND/SERVER CLIENT "METHOD PATH"
-/// STATUS BYTES connect_us=.. first_byte_us=.. total_us=.. end=.. [request_id=".."]`.
+/// STATUS BYTES connect_us=.. first_byte_us=.. total_us=.. end=.. [request_id=".."]
+/// [client_subject=".."]`.
 fn text(record: &Record<'_>, out: &mut Vec<u8>) {
     rfc3339(record.time, out);
     let _ = write!(
@@ -131,6 +138,11 @@ fn text(record: &Record<'_>, out: &mut Vec<u8>) {
     if let Some(id) = record.request_id {
         out.extend_from_slice(b" request_id=\"");
         quoted(id, out);
+        out.push(b'"');
+    }
+    if let Some(subject) = record.client_subject {
+        out.extend_from_slice(b" client_subject=\"");
+        quoted(subject, out);
         out.push(b'"');
     }
 }
@@ -301,6 +313,26 @@ pub(super) mod tests {
     use http::{HeaderValue, Method, Uri};
 
     #[test]
+    fn a_client_certificate_subject_ends_the_line() {
+        let uri: Uri = "/a".parse().unwrap();
+        let record = Record {
+            client_subject: Some("CN=alice \\\"x\\\",O=Example"),
+            ..record(&Method::GET, &uri)
+        };
+        let mut out = Vec::new();
+        super::format(&record, &LogFormat::Json, &mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["client_subject"], "CN=alice \\\"x\\\",O=Example");
+        let mut out = Vec::new();
+        super::format(&record, &LogFormat::Text, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(" end=done client_subject=\"CN=alice \\\\\\\"x\\\\\\\",O=Example\"\n"),
+            "one quoted field: {text}"
+        );
+    }
+
+    #[test]
     fn formats_utc_dates_across_leap_years_and_month_ends() {
         let at = |seconds: u64, millis: u64| {
             let mut out = Vec::new();
@@ -366,6 +398,7 @@ pub(super) mod tests {
             total: Duration::from_micros(1_234),
             end: "done",
             headers: &[],
+            client_subject: None,
         }
     }
 
@@ -388,6 +421,7 @@ pub(super) mod tests {
         let uri: Uri = "/a".parse().unwrap();
         let with_id = Record {
             request_id: Some("id-1"),
+            client_subject: Some("CN=alice"),
             ..record(&Method::GET, &uri)
         };
         let mut out = Vec::new();

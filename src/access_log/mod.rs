@@ -65,6 +65,8 @@ pub struct Record<'a> {
     /// The values of the headers a template names (`AccessLog::named_headers`), in its
     /// order; empty when it names none.
     pub headers: &'a [Option<HeaderValue>],
+    /// The subject of the client's verified TLS certificate; written only when there is one.
+    pub client_subject: Option<&'a str>,
 }
 
 pub struct AccessLog {

@@ -4,7 +4,8 @@
 use http::HeaderName;
 
 /// A field of an access log line: a key of the JSON format and a template's `{name}`. The JSON
-/// format writes every field, in this order (`request_id` only when there is one); a template
+/// format writes every field, in this order (`request_id` and `client_subject` only when there
+/// is one); a template
 /// names the ones it wants. A new field is a new variant here, in `ALL` and `name`, and its
 /// value in `access_log::format` (`value`, and the JSON writer, which a test holds to `ALL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +24,12 @@ pub enum LogField {
     TotalUs,
     RequestId,
     End,
+    ClientSubject,
 }
 
 impl LogField {
     /// Every field, in the JSON format's order.
-    pub const ALL: [LogField; 14] = [
+    pub const ALL: [LogField; 15] = [
         LogField::Time,
         LogField::Frontend,
         LogField::Backend,
@@ -42,6 +44,7 @@ impl LogField {
         LogField::TotalUs,
         LogField::RequestId,
         LogField::End,
+        LogField::ClientSubject,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -60,6 +63,7 @@ impl LogField {
             LogField::TotalUs => "total_us",
             LogField::RequestId => "request_id",
             LogField::End => "end",
+            LogField::ClientSubject => "client_subject",
         }
     }
 }

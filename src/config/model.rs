@@ -161,6 +161,62 @@ pub struct Tls {
     pub certificates: Vec<CertificateFiles>,
     /// Protocols offered by ALPN, in order of preference.
     pub alpn: Vec<Alpn>,
+    /// The TLS versions served, from `min_version` to `max_version`: 1.2 and 1.3 by default.
+    pub versions: TlsVersions,
+    /// In order of preference; `None`: rustls's default list.
+    pub cipher_suites: Option<Vec<rustls::CipherSuite>>,
+    /// The server's order of `cipher_suites` wins over the client's.
+    pub prefer_server_ciphers: bool,
+    pub session_tickets: SessionTickets,
+    /// mTLS: client certificates checked against a CA.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// The TLS versions a frontend serves: `min` to `max`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsVersions {
+    pub min: TlsVersion,
+    pub max: TlsVersion,
+}
+
+impl TlsVersions {
+    pub const ALL: TlsVersions = TlsVersions {
+        min: TlsVersion::Tls12,
+        max: TlsVersion::Tls13,
+    };
+
+    pub fn contains(self, version: TlsVersion) -> bool {
+        self.min <= version && version <= self.max
+    }
+}
+
+/// In order, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// How a frontend resumes TLS sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionTickets {
+    /// Stateless tickets under keys made at each (re)load, so a reload or a failover costs
+    /// clients one full handshake.
+    Ephemeral,
+    /// Stateless tickets under the keys of a file, which both nodes of a pair share.
+    KeyFile(PathBuf),
+    /// No tickets: only sessions kept in this process's memory resume.
+    Off,
+}
+
+/// `client_auth:` on a frontend's `tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM certificates of the CAs client certificates must chain to.
+    pub ca: PathBuf,
+    /// Whether a client without a certificate is refused at the handshake; when not, its
+    /// requests go on without one (rules can tell).
+    pub required: bool,
 }
 
 /// A certificate chain and its private key, as PEM files. Relative paths in the config file
@@ -169,6 +225,8 @@ pub struct Tls {
 pub struct CertificateFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A DER OCSP response stapled to handshakes serving this certificate (frontends only).
+    pub ocsp: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +450,7 @@ impl UpstreamTls {
                 (Some(cert), Some(key)) => Some(CertificateFiles {
                     cert: cert.clone(),
                     key: key.clone(),
+                    ocsp: None,
                 }),
                 _ => None,
             },

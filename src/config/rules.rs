@@ -163,6 +163,8 @@ pub enum Matcher {
     Cookie(String, ValueTest),
     Client(Arc<AddressSet>),
     Sni(Vec<HostMatch>),
+    /// On the subject of the client's verified certificate; absent without one.
+    ClientSubject(ValueTest),
 }
 
 /// A path regex, and the text every path it matches starts with (from a `^` and the literal
@@ -263,6 +265,8 @@ pub enum Var {
     Cookie(String),
     /// 1..=9.
     Capture(usize),
+    /// The subject of the client's verified certificate (RFC 4514 text).
+    ClientSubject,
 }
 
 impl Template {

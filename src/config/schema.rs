@@ -119,6 +119,15 @@ pub struct MatcherSpec {
     pub sni: Option<OneOrMany>,
     pub not: Option<Box<MatchSpec>>,
     pub any: Option<Vec<MatchSpec>>,
+    pub client_cert: Option<ClientCertSpec>,
+}
+
+/// A matcher's `client_cert:`: a test on the verified client certificate of the connection.
+#[derive(Debug, Deserialize)]
+pub struct ClientCertSpec {
+    /// On the subject as RFC 4514 text (`CN=alice,O=Example`); `true`: a certificate was
+    /// presented, `false`: none.
+    pub subject: ValueTestSpec,
 }
 
 /// A matcher where one is expected: a named matcher's name, or one written in place.
@@ -202,12 +211,65 @@ pub struct TlsSpec {
     #[serde(default)]
     pub certificates: Vec<CertificateSpec>,
     pub alpn: Option<Vec<AlpnSpec>>,
+    pub min_version: Option<TlsVersionSpec>,
+    pub max_version: Option<TlsVersionSpec>,
+    /// Names as IANA or OpenSSL write them; an item may hold several joined by `:`.
+    pub cipher_suites: Option<OneOrMany>,
+    pub prefer_server_ciphers: Option<bool>,
+    pub session_tickets: Option<bool>,
+    pub session_ticket_keys: Option<String>,
+    pub client_auth: Option<ClientAuthSpec>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CertificateSpec {
     pub cert: String,
     pub key: String,
+    /// A DER OCSP response to staple.
+    pub ocsp: Option<String>,
+}
+
+/// `client_auth:` on a frontend's `tls`: client certificates checked against `ca`.
+#[derive(Debug, Deserialize)]
+pub struct ClientAuthSpec {
+    pub ca: String,
+    pub required: Option<bool>,
+}
+
+/// A TLS version as written: `"1.2"`, or `1.2`, which YAML reads as a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsVersionSpec(pub String);
+
+impl<'de> Deserialize<'de> for TlsVersionSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+
+        impl Visitor<'_> for VersionVisitor {
+            type Value = TlsVersionSpec;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TLS version, \"1.2\" or \"1.3\"")
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<TlsVersionSpec, E> {
+                Ok(TlsVersionSpec(value.to_string()))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<TlsVersionSpec, E> {
+                Ok(TlsVersionSpec(value.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<TlsVersionSpec, E> {
+                Ok(TlsVersionSpec(value.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<TlsVersionSpec, E> {
+                Ok(TlsVersionSpec(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(VersionVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -885,6 +947,7 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].timeouts" => of::<FrontendTimeoutsSpec>(),
         "frontends[].tls" => of::<TlsSpec>(),
         "frontends[].tls.certificates[]" => of::<CertificateSpec>(),
+        "frontends[].tls.client_auth" => of::<ClientAuthSpec>(),
         "frontends[].routes[]" => of::<RouteSpec>(),
         "frontends[].request_headers" | "frontends[].response_headers" => of::<HeaderRulesSpec>(),
         "frontends[].rules[]" => of::<RuleSpec>(),
@@ -898,6 +961,12 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "frontends[].client_limits" => of::<ClientLimitsSpec>(),
         "frontends[].compression" => of::<CompressionSpec>(),
         path if is_matcher_path(path) => of::<MatcherSpec>(),
+        path if path
+            .strip_suffix(".client_cert")
+            .is_some_and(is_matcher_path) =>
+        {
+            of::<ClientCertSpec>()
+        }
         "backends[]" => of::<BackendSpec>(),
         "backends[].health_check" => of::<HealthCheckSpec>(),
         "backends[].health_check.steps[]" => of::<CheckStepSpec>(),

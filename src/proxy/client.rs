@@ -33,6 +33,9 @@ pub struct Client {
     tunnel: Mutex<Option<Joined>>,
     /// Tunnels open on this (HTTP/2) connection: while there are any, it is not idle.
     tunnels: AtomicUsize,
+    /// The subject of the certificate the client presented (and the frontend verified);
+    /// shared with each request's access log line.
+    pub client_subject: Option<Arc<str>>,
 }
 
 impl Client {
@@ -46,11 +49,17 @@ impl Client {
             private_pool: OnceLock::new(),
             tunnel: Mutex::new(None),
             tunnels: AtomicUsize::new(0),
+            client_subject: None,
         }
     }
 
     pub fn with_sni(mut self, sni: Option<&str>) -> Client {
         self.sni = sni.map(Box::from);
+        self
+    }
+
+    pub fn with_client_subject(mut self, subject: Option<Box<str>>) -> Client {
+        self.client_subject = subject.map(Arc::from);
         self
     }
 

@@ -62,6 +62,7 @@ pub fn handle(
             uri: request.uri().clone(),
             request_id: None,
             headers: log.request_headers(request.headers()),
+            client_subject: client.client_subject.clone(),
         });
         let mut account = Account {
             frontend,
@@ -248,6 +249,7 @@ struct Draft {
     request_id: Option<HeaderValue>,
     /// The headers the log's template names; empty when it names none.
     headers: Vec<Option<HeaderValue>>,
+    client_subject: Option<Arc<str>>,
 }
 
 /// A request's access log line once its response is known, waiting for the body to end.
@@ -282,6 +284,7 @@ impl PendingLine {
             total: now - draft.started,
             end,
             headers: &draft.headers,
+            client_subject: draft.client_subject.as_deref(),
         });
     }
 }

@@ -329,8 +329,12 @@ async fn serve_tls(
         Some(b"h2") => Versions::Http2,
         _ => Versions::Http1,
     };
-    let sni = stream.get_ref().1.server_name();
-    let client = Client::new(address, destination, "https").with_sni(sni);
+    let connection = stream.get_ref().1;
+    let client_subject =
+        (connection.peer_certificates()).and_then(crate::tls::client_auth::subject);
+    let client = Client::new(address, destination, "https")
+        .with_sni(connection.server_name())
+        .with_client_subject(client_subject);
     let waited = started.elapsed();
     http::serve(
         stream, activity, client, versions, frontend, pool, draining, waited,

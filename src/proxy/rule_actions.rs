@@ -68,6 +68,7 @@ pub fn apply<'f, B>(
         sni: client.sni.as_deref(),
         scheme: client.scheme,
         request_id: request_id.as_ref(),
+        client_subject: client.client_subject.as_deref(),
     };
     let verdict = rules::evaluate(set, &view);
     for index in verdict.matched.iter() {

@@ -83,6 +83,7 @@ pub async fn relay(
             total: started.elapsed(),
             end,
             headers: &[],
+            client_subject: None,
         });
     }
 }

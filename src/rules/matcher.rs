@@ -68,6 +68,10 @@ fn matches_rest(matcher: &Matcher, request: &RequestView<'_>) -> bool {
         Matcher::Sni(names) => {
             (request.sni).is_some_and(|sni| names.iter().any(|wanted| wanted.matches(sni)))
         }
+        Matcher::ClientSubject(test) => holds(
+            test,
+            &mut request.client_subject.map(str::as_bytes).into_iter(),
+        ),
         Matcher::Not(inner) => !matches(inner, request),
         _ => matches(matcher, request),
     }

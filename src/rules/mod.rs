@@ -34,6 +34,8 @@ pub struct RequestView<'a> {
     pub sni: Option<&'a str>,
     pub scheme: &'a str,
     pub request_id: Option<&'a HeaderValue>,
+    /// The subject of the client's verified certificate (`tls::client_auth::subject`).
+    pub client_subject: Option<&'a str>,
 }
 
 /// `uri`'s path for [`RequestView::path`].

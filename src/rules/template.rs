@@ -80,5 +80,6 @@ fn push(
             let capture = captures.and_then(|captures| captures.get(*group));
             out.push_str(capture.map_or("", |capture| capture.as_str()));
         }
+        Var::ClientSubject => out.push_str(request.client_subject.unwrap_or("")),
     }
 }

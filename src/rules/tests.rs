@@ -27,6 +27,7 @@ struct Request {
     host: Option<&'static str>,
     client: SocketAddr,
     sni: Option<&'static str>,
+    client_subject: Option<&'static str>,
 }
 
 impl Request {
@@ -38,6 +39,7 @@ impl Request {
             host: Some("www.example.com"),
             client: "192.0.2.10:40000".parse().unwrap(),
             sni: None,
+            client_subject: None,
         }
     }
 
@@ -57,6 +59,7 @@ impl Request {
             sni: self.sni,
             scheme: "http",
             request_id: None,
+            client_subject: self.client_subject,
         }
     }
 }
@@ -152,6 +155,54 @@ fn client_and_sni_matchers() {
     assert!(!hit("{ sni: www.example.com }", &request));
     request.sni = Some("www.example.com");
     assert!(hit("{ sni: \"*.example.com\" }", &request));
+}
+
+/// The keys of a frontend asking for client certificates, which rules on them need.
+const CLIENT_AUTH: &str =
+    "    tls: { certificates: [{ cert: c.pem, key: c.key }], client_auth: { ca: ca.pem } }\n";
+
+#[test]
+fn client_certificate_subject_matcher_and_variable() {
+    let hit = |keys: &str, request: &Request| {
+        let set = rule_set(&format!(
+            "{CLIENT_AUTH}    rules:\n      - {{ match: {keys}, deny: 403 }}\n"
+        ));
+        evaluate(&set, &request.view()).decided.is_some()
+    };
+    let mut request = Request::get("/");
+    assert!(hit("{ client_cert: { subject: false } }", &request));
+    assert!(!hit("{ client_cert: { subject: true } }", &request));
+    assert!(!hit(
+        "{ client_cert: { subject: \"~^CN=alice,\" } }",
+        &request
+    ));
+    assert!(hit(
+        "{ client_cert: { subject: \"!~^CN=alice,\" } }",
+        &request
+    ));
+    request.client_subject = Some("CN=alice,OU=ops,O=Example");
+    assert!(hit("{ client_cert: { subject: true } }", &request));
+    assert!(hit(
+        "{ client_cert: { subject: \"CN=alice,OU=ops,O=Example\" } }",
+        &request
+    ));
+    assert!(hit(
+        "{ client_cert: { subject: \"~^CN=alice,\" } }",
+        &request
+    ));
+    assert!(!hit(
+        "{ client_cert: { subject: \"~^CN=bob,\" } }",
+        &request
+    ));
+    assert!(!hit("{ client_cert: { subject: CN=alice } }", &request));
+
+    let set = rule_set(&format!(
+        "{CLIENT_AUTH}    rules:\n      - set_request_headers: {{ X-Client-DN: \"<{{client_subject}}>\" }}\n"
+    ));
+    let template = &set.rules[0].request_headers.set[0].1;
+    let render = |request: &Request| template::render(template, &request.view(), None).unwrap();
+    assert_eq!(render(&request), "<CN=alice,OU=ops,O=Example>");
+    assert_eq!(render(&Request::get("/")), "<>");
 }
 
 #[test]

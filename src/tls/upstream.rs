@@ -24,7 +24,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{file_error, read_chain, read_key, FileProblem, FileRole, TlsError, PROVIDER};
+use super::{
+    file_error, read_chain, read_key, read_roots, FileProblem, FileRole, TlsError, PROVIDER,
+};
 use crate::config::{self, Alpn, UpstreamProtocol, UpstreamTls};
 
 /// How to open TLS to one server: its client configuration and the name it is verified
@@ -297,7 +299,7 @@ fn client_config(
     let builder = match tls.verify {
         true => {
             let roots = match &tls.ca {
-                Some(ca) => Arc::new(ca_file(ca)?),
+                Some(ca) => Arc::new(read_roots(ca, FileRole::Ca)?),
                 None => match system_roots {
                     Some(roots) => Arc::clone(roots),
                     None => Arc::clone(system_roots.insert(Arc::new(system_ca()?))),
@@ -340,22 +342,6 @@ fn client_config(
     };
     config.alpn_protocols = tls.alpn.iter().map(|alpn| alpn.id().to_vec()).collect();
     Ok(config)
-}
-
-/// The CA certificates of a `ca` file.
-fn ca_file(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    let certificates: Vec<CertificateDer<'static>> = read_chain(path, FileRole::Ca)?;
-    for (index, certificate) in certificates.into_iter().enumerate() {
-        roots.add(certificate).map_err(|error| {
-            let problem = FileProblem::UnparsableCertificate {
-                number: index + 1,
-                why: error.to_string(),
-            };
-            file_error(path, FileRole::Ca, problem)
-        })?;
-    }
-    Ok(roots)
 }
 
 /// The system's CA certificates, where OpenSSL finds them (/etc/ssl/certs on Debian, or
@@ -463,6 +449,7 @@ mod tests {
         let server = CertificateFiles {
             cert: write("server.pem", cert.pem()),
             key: write("server.key", key.serialize_pem()),
+            ocsp: None,
         };
         Files { dir, server, ca }
     }
@@ -483,6 +470,11 @@ mod tests {
         let tls = Tls {
             certificates: vec![files.server.clone()],
             alpn: vec![Alpn::H2, Alpn::Http11],
+            versions: crate::config::TlsVersions::ALL,
+            cipher_suites: None,
+            prefer_server_ciphers: false,
+            session_tickets: crate::config::SessionTickets::Ephemeral,
+            client_auth: None,
         };
         let acceptor = termination(&tls).unwrap().acceptor;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

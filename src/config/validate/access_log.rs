@@ -198,7 +198,7 @@ mod tests {
             [
                 "access_log.format.template: at offset 9: unknown field {agent}; fields are time, \
               frontend, backend, server, client, method, path, status, bytes, connect_us, \
-              first_byte_us, total_us, request_id, end, request_header.NAME and \
+              first_byte_us, total_us, request_id, end, client_subject, request_header.NAME and \
               response_header.NAME"
             ]
         );

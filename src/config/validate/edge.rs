@@ -82,12 +82,14 @@ impl Validator {
                 "needs at least one { cert, key } pair; the first is the default",
             );
         }
+        let knobs = self.tls_knobs(at, &spec);
         let certificates = (spec.certificates.into_iter().enumerate())
             .map(|(index, pair)| {
                 let at = format!("{at}.certificates[{index}]");
                 CertificateFiles {
                     cert: self.file(format!("{at}.cert"), &pair.cert),
                     key: self.file(format!("{at}.key"), &pair.key),
+                    ocsp: (pair.ocsp.as_deref()).map(|ocsp| self.file(format!("{at}.ocsp"), ocsp)),
                 }
             })
             .collect();
@@ -114,7 +116,15 @@ impl Validator {
                 alpn
             }
         };
-        Tls { certificates, alpn }
+        Tls {
+            certificates,
+            alpn,
+            versions: knobs.versions,
+            cipher_suites: knobs.cipher_suites,
+            prefer_server_ciphers: knobs.prefer_server_ciphers,
+            session_tickets: knobs.session_tickets,
+            client_auth: knobs.client_auth,
+        }
     }
 
     /// A file path, relative ones taken from the config file's directory.
@@ -387,13 +397,20 @@ backends:
                     CertificateFiles {
                         cert: PathBuf::from("/etc/tandem/certs/site.pem"),
                         key: PathBuf::from("/etc/tandem/certs/site.key"),
+                        ocsp: None,
                     },
                     CertificateFiles {
                         cert: PathBuf::from("/etc/tandem/certs/static.pem"),
                         key: PathBuf::from("/etc/tandem/certs/static.key"),
+                        ocsp: None,
                     },
                 ],
                 alpn: vec![Alpn::H2, Alpn::Http11],
+                versions: TlsVersions::ALL,
+                cipher_suites: None,
+                prefer_server_ciphers: false,
+                session_tickets: SessionTickets::Ephemeral,
+                client_auth: None,
             })
         );
         // The shorthands, compiled into rules: header sets first, then the routes in order.

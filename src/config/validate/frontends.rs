@@ -104,6 +104,7 @@ impl Validator {
             redirect_https,
         };
         let rules = self.rule_set(&at, sources, backends);
+        self.client_subject_needs_client_auth(&at, tls.as_ref(), &rules);
         let error_pages = self.error_pages(&at, spec.error_pages);
         let request_id = self.request_id(&at, spec.request_id, &rules);
         let client_limits = self.client_limits(&at, spec.client_limits);

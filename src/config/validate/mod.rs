@@ -18,6 +18,7 @@ mod rules;
 mod server_roles;
 #[cfg(test)]
 mod test_support;
+mod tls_knobs;
 mod upgrades;
 mod upstream_tls;
 mod vrrp;

@@ -370,6 +370,10 @@ impl Validator {
         if let Some(names) = &spec.sni {
             keep(self.hosts(&format!("{at}.sni"), names).map(Matcher::Sni));
         }
+        if let Some(client_cert) = &spec.client_cert {
+            let test = self.value_test(&format!("{at}.client_cert.subject"), &client_cert.subject);
+            keep(test.map(Matcher::ClientSubject));
+        }
         if let Some(inner) = &spec.not {
             let inner = self.match_spec(&format!("{at}.not"), inner, named);
             keep(inner.map(|inner| Matcher::Not(Box::new(inner))));
@@ -710,12 +714,17 @@ impl Validator {
     /// could hold `?`, `#` or `..` and so name another resource than the rule meant.
     fn path_template(&mut self, at: &str, text: &str, groups: usize) -> Option<Template> {
         let template = self.template(at, text, groups)?;
-        let unsafe_var = |var: &Var| matches!(var, Var::Header(_) | Var::Cookie(_) | Var::Query);
+        let unsafe_var = |var: &Var| {
+            matches!(
+                var,
+                Var::Header(_) | Var::Cookie(_) | Var::Query | Var::ClientSubject
+            )
+        };
         if template.uses(unsafe_var) {
             self.error(
                 at.to_owned(),
-                "a path may not take {header.*}, {cookie.*} or {query}: their text could name \
-                 another resource",
+                "a path may not take {header.*}, {cookie.*}, {query} or {client_subject}: their \
+                 text could name another resource",
             );
             return None;
         }
@@ -854,7 +863,8 @@ fn network(text: &str) -> Result<(IpAddr, u8), String> {
 
 /// The variables a template may name, for the message about one that is none of them.
 const VARIABLES: &str = "client_ip, client_port, host, path, query, method, scheme, \
-                         request_id, sni, header.NAME, cookie.NAME, and 1 to 9 for regex captures";
+                         request_id, sni, client_subject, header.NAME, cookie.NAME, and 1 to 9 \
+                         for regex captures";
 
 /// Parses `{variable}`s out of `text` (`{{` and `}}` are braces); `groups` is how many capture
 /// groups `{1}`.. may name.
@@ -927,6 +937,7 @@ fn variable(name: &str, groups: usize) -> Result<Var, String> {
         "scheme" => Var::Scheme,
         "request_id" => Var::RequestId,
         "sni" => Var::Sni,
+        "client_subject" => Var::ClientSubject,
         _ => {
             if let Some(header) = name.strip_prefix("header.") {
                 let header = HeaderName::from_bytes(header.as_bytes())

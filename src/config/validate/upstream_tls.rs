@@ -153,6 +153,7 @@ mod tests {
                 client_certificate: Some(CertificateFiles {
                     cert: Path::new(TEST_BASE).join("c.pem"),
                     key: Path::new(TEST_BASE).join("c.key"),
+                    ocsp: None,
                 }),
                 alpn: vec![Alpn::H2],
             },
