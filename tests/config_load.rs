@@ -376,6 +376,8 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                     weight: TrackWeight::Fault,
                 },
             ],
+            notify: None,
+            sync_group: None,
         }]
     );
     assert_eq!(config.frontends.len(), 1);

@@ -599,6 +599,8 @@ mod tests {
             v3_checksum_pseudo_header: true,
             virtual_mac: false,
             track: Vec::new(),
+            notify: None,
+            sync_group: None,
         }
     }
 
