@@ -102,6 +102,8 @@ pub enum Cause {
     Fault,
     /// Fault → Backup, or Master for the address owner.
     FaultCleared,
+    /// Master → Backup: another member of its sync group follows a peer's Master.
+    SyncGroup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
