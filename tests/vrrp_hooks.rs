@@ -195,3 +195,49 @@ fn a_sync_group_moves_two_instances_on_two_links_together() {
         on(0) && on_neither(1)
     });
 }
+
+/// A reload swaps the hook in place: no state change, and the next transition runs the new
+/// hook. A reload naming a hook that cannot run is refused and keeps the running one.
+#[test]
+fn a_reload_changes_the_hook_without_a_state_change() {
+    let Some(lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let hook = |name: &str| {
+        let path = script(
+            dir.path(),
+            name,
+            &format!(
+                "echo \"{name} $TANDEM_OLD_STATE $TANDEM_NEW_STATE\" >> {}",
+                record.display()
+            ),
+        );
+        notify(&[path.to_str().unwrap()], "5s")
+    };
+    let config = |hook: &str| node_config("node-a", 150, VIP4, hook);
+    let mut a = Tandem::start_in(&lab.hosts[0].namespace, &config(&hook("first")));
+    wait_until(FAILOVER, "node-a is master and says so", || {
+        read(&record) == "first INIT BACKUP\nfirst BACKUP MASTER\n"
+    });
+    let transitions = |tandem: &Tandem| tandem.log().matches("VRRP state changed").count();
+    let before = transitions(&a);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let missing = notify(&["/nonexistent/hook"], "5s");
+    let refused = runtime.block_on(a.reload(&config(&missing)));
+    assert!(refused.contains("reload failed"), "{refused}");
+    let second = hook("second");
+    let reloaded = runtime.block_on(a.reload(&config(&second)));
+    assert!(reloaded.contains("config reloaded"), "{reloaded}");
+    assert_eq!(transitions(&a), before, "the reload changed the state");
+    assert!(holds(&lab, 0, VIP4));
+
+    assert!(a.signal_and_wait("TERM").success());
+    assert_eq!(
+        read(&record),
+        "first INIT BACKUP\nfirst BACKUP MASTER\nsecond MASTER INIT\n"
+    );
+}
