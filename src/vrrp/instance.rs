@@ -296,7 +296,10 @@ impl Instance {
                 Event::SyncHold(true) => {
                     "another member follows the peer's MASTER: not MASTER here"
                 }
-                _ => "no member follows the peer's MASTER any more: free to be MASTER",
+                Event::SyncHold(false) => {
+                    "no member follows the peer's MASTER any more: free to be MASTER"
+                }
+                _ => unreachable!("a sync group only faults, clears and holds"),
             };
             tracing::info!(instance = %self.config.name, sync_group = %group, "{what}");
             self.step(event).await;

@@ -157,6 +157,8 @@ fn command(hook: &Notify, transition: &Transition) -> Command {
         .env("TANDEM_OLD_STATE", transition.from.label())
         .env("TANDEM_NEW_STATE", transition.to.label())
         .env("TANDEM_PRIORITY", transition.priority.to_string())
+        // systemd's socket is tandem's own: a hook's notifications would be taken as tandem's.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
