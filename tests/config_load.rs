@@ -377,6 +377,8 @@ fn vrrp_example_loads_with_the_meaning_its_comments_give() {
                     weight: TrackWeight::Fault,
                 },
             ],
+            notify: None,
+            sync_group: None,
         }]
     );
     assert_eq!(config.frontends.len(), 1);
@@ -410,7 +412,7 @@ fn an_unknown_vrrp_key_names_the_allowed_ones() {
           field `advert_int`, expected one of `name`, `interface`, `virtual_router_id`, \
           `priority`, `advert_interval`, `version`, `preempt`, `preempt_delay`, \
           `authentication`, `source_ip`, `unicast_peers`, `virtual_ips`, `v3_checksum`, \
-          `virtual_mac`, `track`"
+          `virtual_mac`, `track`, `notify`"
         ]
     );
 }
@@ -857,4 +859,26 @@ fn tcp_keepalive_and_upgrade_errors_are_located() {
              true, false, or { idle, interval, count }",
         ]
     );
+}
+
+#[test]
+fn hook_and_sync_group_errors_are_located() {
+    let file = "config/broken/vrrp_hooks.yaml";
+    let expected: Vec<String> = [
+        "6:23: vrrp.notify.command[0]: \"on-vrrp\" is not an absolute path: hooks run without \
+         a shell or PATH lookup; give the full path, e.g. /usr/local/bin/on-vrrp",
+        "12:27: vrrp.instances[0].notify.command[0]: /nonexistent/on-vrrp cannot be used: No \
+         such file or directory (os error 2)",
+        "17:27: vrrp.instances[1].notify.command[0]: /etc/passwd is not executable; chmod +x \
+         it, or give the interpreter first, e.g. [/bin/sh, /etc/passwd]",
+        "17:50: vrrp.instances[1].notify.timeout: must be more than 0",
+        "19:36: vrrp.sync_groups[0].instances[1]: unknown instance \"VI_9\"; defined instances: \
+         VI_1, VI_2",
+        "20:36: vrrp.sync_groups[1].instances[1]: instance \"VI_1\" is already in sync group \
+         \"g\" (vrrp.sync_groups[0]); an instance belongs to one group at most",
+    ]
+    .iter()
+    .map(|error| format!("{file}:{error}"))
+    .collect();
+    assert_eq!(errors(file), expected);
 }

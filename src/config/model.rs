@@ -671,6 +671,29 @@ pub struct VrrpInstance {
     pub virtual_mac: bool,
     /// What moves the effective priority or puts the instance in Fault (`track:`).
     pub track: Vec<Track>,
+    /// Run on each state change: the instance's `notify:`, else `vrrp.notify`.
+    pub notify: Option<Notify>,
+    /// The sync group this instance belongs to, if any (at most one).
+    pub sync_group: Option<SyncGroup>,
+}
+
+/// A state-change hook: a program run without a shell, detached from the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// An absolute path to an executable file (checked at load).
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// After this the hook's process group is killed.
+    pub timeout: Duration,
+}
+
+/// Instances that change state together: a Fault in one holds all in Fault, and none is
+/// Master while another follows a peer's Master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    pub name: String,
+    /// Member instance names, as written.
+    pub instances: Vec<String>,
 }
 
 /// One `track:` item: something the instance depends on, and what its failure does.

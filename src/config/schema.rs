@@ -498,6 +498,28 @@ pub struct ServerSpec {
 pub struct VrrpSpec {
     #[serde(default)]
     pub instances: Vec<Unit<VrrpInstanceSpec>>,
+    /// The hook of every instance that has no `notify:` of its own.
+    pub notify: Option<NotifySpec>,
+    #[serde(default)]
+    pub sync_groups: Vec<SyncGroupSpec>,
+}
+
+/// `notify:` on `vrrp:` or an instance: a program and its arguments, run on each state change.
+#[derive(Debug, Deserialize)]
+pub struct NotifySpec {
+    /// The program's absolute path first, then its arguments; no shell reads it.
+    #[serde(default)]
+    pub command: Vec<String>,
+    pub timeout: Option<String>,
+}
+
+/// One `sync_groups:` item: instances that change state together (keepalived's
+/// `vrrp_sync_group`).
+#[derive(Debug, Deserialize)]
+pub struct SyncGroupSpec {
+    pub name: String,
+    #[serde(default)]
+    pub instances: Vec<String>,
 }
 
 /// One virtual router. A new per-instance setting is a new field here and a new step in
@@ -526,6 +548,8 @@ pub struct VrrpInstanceSpec {
     pub virtual_mac: Option<bool>,
     #[serde(default)]
     pub track: Vec<TrackSpec>,
+    /// Overrides `vrrp.notify` for this instance.
+    pub notify: Option<NotifySpec>,
 }
 
 /// One `track:` item: exactly one of `backend`, `frontend` and `interface`, checked by
@@ -984,6 +1008,8 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "vrrp.instances[].track[]" => of::<TrackSpec>(),
         "access_log.format" => &["template"],
         "access_log.syslog" => of::<SyslogSpec>(),
+        "vrrp.notify" | "vrrp.instances[].notify" => of::<NotifySpec>(),
+        "vrrp.sync_groups[]" => of::<SyncGroupSpec>(),
         _ => return None,
     })
 }

@@ -28,10 +28,11 @@ use super::net::link::{watch_links, LinkStates};
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::status::VrrpStatus;
+use super::sync_group::{Group, GroupMember};
 use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::codec::vrrp as packet;
-use crate::config::{TrackTarget, VrrpInstance};
+use crate::config::{SyncGroup, TrackTarget, VrrpInstance};
 use crate::stats;
 use crate::track::data_plane::DataPlane;
 
@@ -78,6 +79,8 @@ pub struct Engine {
     /// Hands the engine thread the tasks to wait for before it ends.
     stop: oneshot::Sender<Vec<JoinHandle<()>>>,
     thread: thread::JoinHandle<()>,
+    /// The sync groups members have joined, by name.
+    sync_groups: HashMap<String, Arc<Group>>,
 }
 
 struct Running {
@@ -161,6 +164,7 @@ impl Engine {
             links: HashMap::new(),
             stop,
             thread,
+            sync_groups: HashMap::new(),
         };
         let prepared = engine.prepare(&instances, &data_plane)?;
         engine.commit(prepared);
@@ -335,7 +339,10 @@ impl Engine {
             .expect("prepare opened a receive loop for every new instance's interface and family");
         lock(&receiving.routes).insert(config.virtual_router_id, inbound);
         let (updates, reloads) = mpsc::unbounded_channel();
-        let instance = Instance::new(config.clone(), link, Arc::clone(&status));
+        let mut instance = Instance::new(config.clone(), link, Arc::clone(&status));
+        if let Some(group) = &config.sync_group {
+            instance = instance.in_sync_group(self.sync_group_member(group, &config.name));
+        }
         let task = self.runtime.spawn(instance.run(
             queue,
             trackers,
@@ -350,6 +357,20 @@ impl Engine {
             status,
             task,
         }
+    }
+
+    /// `name`'s handle on `group`: the running group of that name, or a new one when none runs
+    /// or its members changed (then every member of the old one has been restarted, since a
+    /// changed group makes each member a different router).
+    fn sync_group_member(&mut self, group: &SyncGroup, name: &str) -> GroupMember {
+        let shared = (self.sync_groups.entry(group.name.clone()))
+            .and_modify(|running| {
+                if running.config != *group {
+                    *running = Group::new(group.clone());
+                }
+            })
+            .or_insert_with(|| Group::new(group.clone()));
+        GroupMember::new(Arc::clone(shared), name)
     }
 
     /// Resigns every instance (priority-0 advert) and returns once each peer holds the VIPs,
@@ -394,7 +415,8 @@ fn lock(routes: &Routes) -> std::sync::MutexGuard<'_, HashMap<u8, mpsc::Sender<I
 
 /// Whether a reloaded config is the same router as a running one: same interface, VRID,
 /// family and virtual MAC (whose macvlan the instance makes at its start, and sends through
-/// from the source address it started with). Everything else applies in place.
+/// from the source address it started with), and same sync group (which it joins at its
+/// start). Everything else applies in place.
 fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     let identity = |config: &VrrpInstance| {
         let source = config.virtual_mac.then_some(config.source_ip).flatten();
@@ -404,6 +426,7 @@ fn same_router(old: &VrrpInstance, new: &VrrpInstance) -> bool {
             is_v6(config),
             config.virtual_mac,
             source,
+            config.sync_group.clone(),
         )
     };
     identity(old) == identity(new)
@@ -599,6 +622,8 @@ mod tests {
             v3_checksum_pseudo_header: true,
             virtual_mac: false,
             track: Vec::new(),
+            notify: None,
+            sync_group: None,
         }
     }
 

@@ -17,7 +17,9 @@ use super::net::interface::Interface;
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpSender, VRRP_GROUP_V4, VRRP_GROUP_V6};
 use super::net::vip::Vip;
+use super::notify::{Notifier, Transition};
 use super::status::{self, VrrpStatus};
+use super::sync_group::{GroupMember, Membership, Report};
 use super::tally::Tally;
 use super::tracking::Trackers;
 use crate::codec::vrrp::{
@@ -128,6 +130,11 @@ pub struct Instance {
     stats: VrrpStats,
     /// Published after every change, for `/status` and the metrics gauges.
     status: Arc<Mutex<VrrpStatus>>,
+    /// Runs the `notify:` hook; started at the first state change that has one.
+    notifier: Option<Notifier>,
+    /// This instance's sync group, if it is in one, and what the group last asked of it.
+    sync: Option<GroupMember>,
+    membership: Membership,
 }
 
 impl Instance {
@@ -168,7 +175,16 @@ impl Instance {
             ),
             status,
             config,
+            notifier: None,
+            sync: None,
+            membership: Membership::default(),
         }
+    }
+
+    /// Makes this instance a member of a sync group: it reports to the group and follows it.
+    pub fn in_sync_group(mut self, member: GroupMember) -> Instance {
+        self.sync = Some(member);
+        self
     }
 
     /// Runs until the engine's phase is `Resigning`, then resigns (priority-0 advert), waits
@@ -185,15 +201,17 @@ impl Instance {
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) {
         self.virtual_mac = self.open_virtual_mac().await;
+        let mut group_changes = self.sync.as_ref().map(GroupMember::subscribe);
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
         let verdict = trackers.verdict(self.config.priority);
         self.follow(verdict, &trackers).await;
+        self.obey_group().await;
         self.verdicts_in = trackers.verdicts_in();
         self.set_machine_config().await;
         if self.config.preempt && !self.verdicts_in {
             tracing::info!(instance = %self.config.name, "no preemption until every tracked backend's servers have had a health check result");
         }
-        if verdict != Verdict::Fault {
+        if verdict != Verdict::Fault && !self.membership.holds_in_fault() {
             self.step(Event::Startup).await;
         }
         loop {
@@ -206,6 +224,7 @@ impl Instance {
                     self.gate_preemption(&trackers).await;
                 }
                 Some(packet) = inbound.recv() => self.receive(packet).await,
+                () = group_changed(&mut group_changes) => self.obey_group().await,
                 update = updates.recv() => match update {
                     Some(update) => {
                         trackers = update.trackers;
@@ -248,6 +267,43 @@ impl Instance {
             self.remove_vips().await;
         }
         self.release_virtual_mac().await;
+        self.end_hooks_and_group().await;
+    }
+
+    /// At the end: leaves the sync group, so it holds no other member, and lets the hooks of
+    /// the last transitions run (each bounded by its timeout).
+    async fn end_hooks_and_group(&mut self) {
+        if let Some(member) = &self.sync {
+            member.leave();
+        }
+        if let Some(notifier) = self.notifier.take() {
+            notifier.finish().await;
+        }
+    }
+
+    /// Brings the machine in line with what its sync group asks, and says why in the log.
+    async fn obey_group(&mut self) {
+        let Some(member) = &self.sync else {
+            return;
+        };
+        let group = member.group_name().to_owned();
+        let directive = member.directive();
+        let own_fault = self.verdict == Verdict::Fault;
+        for event in self.membership.obey(directive, own_fault) {
+            let what = match event {
+                Event::Fault => "another member is in FAULT: following it",
+                Event::FaultCleared => "no member is in FAULT any more: starting again",
+                Event::SyncHold(true) => {
+                    "another member follows the peer's MASTER: not MASTER here"
+                }
+                Event::SyncHold(false) => {
+                    "no member follows the peer's MASTER any more: free to be MASTER"
+                }
+                _ => unreachable!("a sync group only faults, clears and holds"),
+            };
+            tracing::info!(instance = %self.config.name, sync_group = %group, "{what}");
+            self.step(event).await;
+        }
     }
 
     /// Removes the macvlan that carried the virtual MAC, if this instance made one.
@@ -315,6 +371,7 @@ impl Instance {
     async fn remove(&mut self) {
         self.step(Event::Shutdown).await;
         self.release_virtual_mac().await;
+        self.end_hooks_and_group().await;
         tracing::info!(instance = %self.config.name, vrid = self.config.virtual_router_id, "VRRP instance removed");
     }
 
@@ -404,7 +461,10 @@ impl Instance {
             Verdict::Priority(priority) => {
                 self.step(Event::PriorityChanged(priority)).await;
                 // Nothing unless in Fault; after the priority, so an owner restarts as Master.
-                self.step(Event::FaultCleared).await;
+                // A Fault its sync group holds it in stays.
+                if !self.membership.holds_in_fault() {
+                    self.step(Event::FaultCleared).await;
+                }
             }
         }
     }
@@ -419,6 +479,9 @@ impl Instance {
             self.apply(action).await;
         }
         self.publish();
+        if let Some(member) = &self.sync {
+            member.report(Report::of(self.verdict == Verdict::Fault, &self.machine));
+        }
     }
 
     fn publish(&self) {
@@ -461,6 +524,7 @@ impl Instance {
                     cause = %cause,
                     "VRRP state changed"
                 );
+                self.queue_hook(from, to);
             }
             Action::Report(anomaly) => {
                 let (kind, from) = match anomaly {
@@ -479,6 +543,22 @@ impl Instance {
                 }
             }
         }
+    }
+
+    /// Queues the `notify:` hook, if there is one, for a state change; never waits for it.
+    fn queue_hook(&mut self, from: machine::State, to: machine::State) {
+        let Some(hook) = &self.config.notify else {
+            return;
+        };
+        let transition = Transition {
+            instance: self.config.name.clone(),
+            vrid: self.config.virtual_router_id,
+            from,
+            to,
+            priority: self.machine.priority(),
+            sync_group: (self.sync.as_ref()).map(|member| member.group_name().to_owned()),
+        };
+        (self.notifier.get_or_insert_with(Notifier::start)).notify(hook.clone(), transition);
     }
 
     async fn receive(&mut self, inbound: Inbound) {
@@ -694,6 +774,19 @@ pub enum Phase {
 async fn reached(phase: &mut watch::Receiver<Phase>, target: Phase) {
     // A closed channel means the engine is gone: go on as if told.
     let _ = phase.wait_for(|phase| *phase >= target).await;
+}
+
+/// Resolves when a member of the instance's sync group reports a change; never without one.
+async fn group_changed(changes: &mut Option<watch::Receiver<()>>) {
+    match changes {
+        // The group outlives its members' tasks, so its sender never closes under one.
+        Some(changes) => {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until `at` (forever when unset) and says how late it woke.

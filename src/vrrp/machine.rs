@@ -58,6 +58,8 @@ pub struct Machine {
     /// The effective priority: configured, then moved by `PriorityChanged`.
     priority: u8,
     phase: Phase,
+    /// Held by its sync group (`SyncHold`): it may not become Master.
+    held: bool,
 }
 
 /// A state with the data that only exists in it.
@@ -77,6 +79,9 @@ struct Backup {
     watching: Watch,
     /// With a preempt delay: lower-priority adverts are still accepted until then.
     preempt_at: Option<Timestamp>,
+    /// Held by its sync group when its Master_Down_Timer fired: the cause it takes over with
+    /// once released, unless a Master is heard first.
+    waiting: Option<Cause>,
 }
 
 /// What the Master_Down_Timer is waiting on, which names the cause if it fires.
@@ -106,6 +111,7 @@ impl Machine {
             priority: config.priority.max(1),
             config,
             phase: Phase::Initialize,
+            held: false,
         }
     }
 
@@ -130,6 +136,7 @@ impl Machine {
             Phase::Master { .. } => Some(self.config.primary_address),
             Phase::Backup(Backup {
                 watching: Watch::Master(peer),
+                waiting: None,
                 ..
             }) => Some(peer.address),
             Phase::Backup(_) | Phase::Initialize | Phase::Fault => None,
@@ -165,13 +172,18 @@ impl Machine {
             }
             Event::AdvertReceived(advert) => self.receive(now, advert, &mut actions),
             Event::MasterDownTimerFired => {
-                if let Phase::Backup(backup) = &self.phase {
-                    if now >= backup.master_down_at {
+                if let Phase::Backup(backup) = &mut self.phase {
+                    if now >= backup.master_down_at && backup.waiting.is_none() {
                         let cause = backup.watching.cause();
-                        self.become_master(now, cause, &mut actions);
+                        if self.held {
+                            backup.waiting = Some(cause);
+                        } else {
+                            self.become_master(now, cause, &mut actions);
+                        }
                     }
                 }
             }
+            Event::SyncHold(held) => self.hold(now, held, &mut actions),
             Event::AdverTimerFired => {
                 if let Phase::Master { next_advert_at } = self.phase {
                     if now >= next_advert_at {
@@ -226,6 +238,39 @@ impl Machine {
         actions
     }
 
+    /// Whether this router is a Backup following a live Master: what holds the other members
+    /// of its sync group back from becoming Master.
+    pub fn follows_a_master(&self) -> bool {
+        self.state() == State::Backup && self.master().is_some()
+    }
+
+    /// Its sync group holds it (no Master while another member follows a peer's Master) or
+    /// lets it go. A held Master resigns, so the peer takes over after Skew_Time; a released
+    /// Backup whose Master_Down_Timer fired while held takes over now.
+    fn hold(&mut self, now: Timestamp, held: bool, out: &mut Vec<Action>) {
+        self.held = held;
+        match &self.phase {
+            Phase::Master { .. } if held => {
+                self.leave_current_state(out);
+                self.become_backup(
+                    now,
+                    self.config.advert_interval,
+                    Watch::NoMasterYet,
+                    Cause::SyncGroup,
+                    out,
+                );
+            }
+            Phase::Backup(Backup {
+                waiting: Some(cause),
+                ..
+            }) if !held => {
+                let cause = *cause;
+                self.become_master(now, cause, out);
+            }
+            Phase::Master { .. } | Phase::Backup(_) | Phase::Initialize | Phase::Fault => {}
+        }
+    }
+
     /// Initialize (or Fault) → Master for the address owner, Backup for everyone else.
     fn start(
         &mut self,
@@ -277,6 +322,7 @@ impl Machine {
                 master_down_at,
                 watching,
                 preempt_at: None,
+                waiting: None,
             }),
             cause,
             out,
@@ -316,8 +362,15 @@ impl Machine {
                 let Some(peer) = screen(&self.config, &advert, out) else {
                     return;
                 };
-                let heard =
-                    backup_receive(backup, &self.config, self.priority, now, &advert, peer, out);
+                let heard = backup_receive(
+                    backup,
+                    &self.config,
+                    (self.priority, self.held),
+                    now,
+                    &advert,
+                    peer,
+                    out,
+                );
                 if heard == Heard::LowerPriorityToPreempt {
                     out.push(Action::CancelTimer(Timer::MasterDown));
                     self.become_master(now, Cause::PreemptedLowerPriority(peer), out);
@@ -433,16 +486,17 @@ enum Heard {
 /// priority tells the link at once, and the VIP should follow within an advert. This is safe
 /// with any RFC peer: a Master hearing a higher priority steps down (§6.4.3), the same meeting
 /// of two Masters that RFC preemption ends with, only sooner. Equal priorities are followed, so
-/// two routers degraded alike never flap.
+/// two routers degraded alike never flap. A Backup held by its sync group follows any Master.
 fn backup_receive(
     backup: &mut Backup,
     config: &Config,
-    priority: u8,
+    (priority, held): (u8, bool),
     now: Timestamp,
     advert: &ReceivedAdvert,
     peer: Peer,
     out: &mut Vec<Action>,
 ) -> Heard {
+    backup.waiting = None;
     if advert.priority == RESIGN_PRIORITY {
         backup.master_down_at =
             now + skew_time(config.version, priority, backup.master_adver_interval);
@@ -458,6 +512,7 @@ fn backup_receive(
         true
     } else {
         match config.preempt {
+            _ if held => true,
             _ if priority == OWNER_PRIORITY => false,
             Preempt::Never => true,
             Preempt::After(delay) if delay.is_zero() => false,

@@ -14,6 +14,8 @@ pub mod engine;
 mod instance;
 pub mod machine;
 pub mod net;
+mod notify;
 pub mod status;
+mod sync_group;
 mod tally;
 pub mod tracking;

@@ -140,6 +140,49 @@ impl Lab {
         ]);
     }
 
+    /// Gives every host a second link, `eth1` at 203.0.113.(11+i)/24, on a second switch
+    /// (`br1`, ports `q0`, `q1`...), for instances on two links.
+    pub fn add_second_link(&self) {
+        let switch = &self.namespaces[0];
+        ip(&["-n", switch, "link", "add", "br1", "type", "bridge"]);
+        ip(&[
+            "-n",
+            switch,
+            "link",
+            "set",
+            "br1",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        ip(&["-n", switch, "link", "set", "br1", "up"]);
+        for (i, host) in self.hosts.iter().enumerate() {
+            let port = format!("q{i}");
+            let ns = &host.namespace;
+            ip(&[
+                "-n", switch, "link", "add", &port, "type", "veth", "peer", "name", "eth1",
+                "netns", ns,
+            ]);
+            ip(&["-n", switch, "link", "set", &port, "master", "br1", "up"]);
+            let address = format!("203.0.113.{}/24", 11 + i);
+            ip(&["-n", ns, "addr", "add", &address, "dev", "eth1"]);
+            ip(&["-n", ns, "link", "set", "eth1", "up"]);
+        }
+    }
+
+    /// Takes host `index`'s second link down or up from the switch side.
+    pub fn set_second_cable(&self, index: usize, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        let port = format!("q{index}");
+        ip(&["-n", &self.namespaces[0], "link", "set", &port, state]);
+    }
+
+    /// The addresses of `host`'s interface `dev` as `ip -o addr` shows them, one line each.
+    pub fn addresses_on(&self, host: &Host, dev: &str) -> String {
+        ip(&["-n", &host.namespace, "-o", "addr", "show", "dev", dev])
+    }
+
     /// Makes the switch drop VRRP multicast (224.0.0.18, ff02::12), as some clouds and
     /// switches do, so only unicast adverts cross it.
     pub fn block_vrrp_multicast(&self) {

@@ -103,6 +103,8 @@ pub enum Cause {
     Fault,
     /// Fault → Backup, or Master for the address owner.
     FaultCleared,
+    /// Master → Backup: another member of its sync group follows a peer's Master.
+    SyncGroup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +148,7 @@ impl fmt::Display for Cause {
             Cause::Shutdown => f.write_str("shutdown"),
             Cause::Fault => f.write_str("fault"),
             Cause::FaultCleared => f.write_str("fault cleared"),
+            Cause::SyncGroup => f.write_str("a sync group member follows a peer's master"),
         }
     }
 }

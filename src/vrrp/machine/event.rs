@@ -23,6 +23,9 @@ pub enum Event {
     /// Something the instance depends on failed: hold no addresses, send no adverts.
     Fault,
     FaultCleared,
+    /// Its sync group holds it back from Master (`true`: another member follows a peer's
+    /// Master) or lets it go.
+    SyncHold(bool),
 }
 
 /// The parts of a received advert the state machine decides on.

@@ -1059,7 +1059,8 @@ impl Walk {
 fn any_event(walk: &mut Walk) -> Event {
     const FROM: [&str; 3] = [LOWER_ADDRESS, OURS, HIGHER_ADDRESS];
     const PRIORITIES: [u8; 6] = [0, 1, 99, 100, 101, 255];
-    match walk.next(9) {
+    match walk.next(10) {
+        9 => Event::SyncHold(walk.next(2) == 0),
         0 => Event::Startup,
         1 => Event::Shutdown,
         2 => Event::Fault,
@@ -1176,4 +1177,76 @@ fn a_healed_split_brain_leaves_the_higher_priority_master_whoever_speaks_first()
         link.run_until(t(12_000));
         assert_eq!(link.states(), [State::Master, State::Backup]);
     }
+}
+
+// Sync groups: a held machine is never Master.
+
+#[test]
+fn a_held_master_resigns_and_becomes_a_backup() {
+    let (mut machine, at) = master_after_timeout(config(Version::V2, 100));
+    let now = at + Duration::from_millis(10);
+    assert_eq!(
+        machine.handle(now, Event::SyncHold(true)),
+        [
+            CancelTimer(Timer::Adver),
+            SendAdvert { priority: 0 },
+            RemoveVips,
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: now + MASTER_DOWN_100,
+            },
+            state_changed(State::Master, State::Backup, Cause::SyncGroup),
+        ]
+    );
+    // Held, it follows even a Master it would preempt.
+    let actions = machine.handle(now, v2_advert(LOWER_ADDRESS, 50));
+    assert_eq!(machine.state(), State::Backup, "{actions:?}");
+    assert_eq!(machine.master(), Some(address(LOWER_ADDRESS)));
+    assert!(machine.follows_a_master());
+}
+
+#[test]
+fn a_held_backup_waits_when_its_timer_fires_and_takes_over_once_released() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    assert!(machine.handle(t(1), Event::SyncHold(true)).is_empty());
+    let fired = t(0) + MASTER_DOWN_100;
+    assert!(machine
+        .handle(fired, Event::MasterDownTimerFired)
+        .is_empty());
+    assert_eq!(machine.state(), State::Backup);
+    assert!(
+        !machine.follows_a_master(),
+        "a silent master is not followed"
+    );
+    let released = fired + Duration::from_secs(5);
+    let actions = machine.handle(released, Event::SyncHold(false));
+    assert_eq!(machine.state(), State::Master);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::MasterDown { last_master: None }
+        ))
+    );
+}
+
+#[test]
+fn a_held_backup_that_hears_a_master_while_waiting_follows_it_again() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(1), Event::SyncHold(true));
+    let fired = t(0) + MASTER_DOWN_100;
+    machine.handle(fired, Event::MasterDownTimerFired);
+    let heard = fired + Duration::from_millis(100);
+    assert_eq!(
+        machine.handle(heard, v2_advert(HIGHER_ADDRESS, 200)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: heard + MASTER_DOWN_100,
+        }]
+    );
+    assert!(machine.follows_a_master());
+    // Released, it keeps following: only a fired timer makes it take over.
+    assert!(machine.handle(heard, Event::SyncHold(false)).is_empty());
+    assert_eq!(machine.state(), State::Backup);
 }

@@ -3,6 +3,8 @@
 //! instances.
 
 mod addresses;
+mod notify;
+mod sync_groups;
 mod track;
 
 use super::super::duration;
@@ -43,18 +45,26 @@ impl Validator {
     ) -> Vec<VrrpInstance> {
         let mut instances = Vec::with_capacity(spec.instances.len());
         let mut facts = Vec::with_capacity(spec.instances.len());
+        let mut skipped = Vec::new();
+        let notify = (spec.notify).and_then(|notify| self.notify("vrrp.notify", notify));
         for (index, instance) in spec.instances.into_iter().enumerate() {
             // One skipped for a structural error is reported on its own.
-            let Some(instance) = instance.read() else {
-                continue;
+            let instance = match instance {
+                Unit::Read(instance) => instance,
+                Unit::Skipped { name } => {
+                    skipped.extend(name);
+                    continue;
+                }
             };
-            let (instance, fact) = self.vrrp_instance(index, instance, frontends, backends);
+            let (mut instance, fact) = self.vrrp_instance(index, instance, frontends, backends);
+            instance.notify = instance.notify.or_else(|| notify.clone());
             instances.push(instance);
             facts.push(fact);
         }
         let names = (facts.iter().map(|fact| fact.index)).zip(instances.iter().map(|i| &i.name));
         self.unique_names("vrrp.instances", "instance", names);
         self.unique_vrids(&instances, &facts);
+        self.sync_groups(spec.sync_groups, &mut instances, &skipped);
         instances
     }
 
@@ -177,6 +187,7 @@ impl Validator {
                 self.track(at, item, priority, frontends, backends)
             })
             .collect();
+        let notify = (spec.notify).and_then(|notify| self.notify(&format!("{at}.notify"), notify));
 
         let instance = VrrpInstance {
             name: spec.name,
@@ -196,6 +207,9 @@ impl Validator {
             // Any VRID and family has its virtual MAC: nothing to check.
             virtual_mac: spec.virtual_mac.unwrap_or(false),
             track,
+            notify,
+            // Set by the checks across instances.
+            sync_group: None,
         };
         (instance, InstanceFacts { index, family })
     }
@@ -420,6 +434,8 @@ mod tests {
                 v3_checksum_pseudo_header: true,
                 virtual_mac: false,
                 track: vec![],
+                notify: None,
+                sync_group: None,
             }]
         );
     }
@@ -449,6 +465,8 @@ mod tests {
                 v3_checksum_pseudo_header: true,
                 virtual_mac: true,
                 track: vec![],
+                notify: None,
+                sync_group: None,
             }]
         );
     }
