@@ -23,6 +23,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
         log_level: None,
         admin: Some(Admin {
             listen: "127.0.0.1:9900".parse().unwrap(),
+            token: None,
+            socket: None,
         }),
         access_log: Some(AccessLog {
             format: LogFormat::Json,

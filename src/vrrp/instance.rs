@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 
 use super::machine::{
@@ -41,6 +41,10 @@ const ANNOUNCE_SPACING: Duration = Duration::from_millis(500);
 const HAND_OVER_INTERVALS: u32 = 4;
 /// A timer that fires later than this is logged: adverts must leave on time.
 const LATE_TIMER: Duration = Duration::from_millis(20);
+
+/// An operator's change (the runtime API): `Event::Resign` or `Event::Maintenance`, and
+/// where the line saying what became of the instance goes.
+pub type Command = (Event, oneshot::Sender<String>);
 
 /// A reloaded config for a running instance of the same name, interface, VRID and family:
 /// anything else may change, and applies in place.
@@ -183,6 +187,7 @@ impl Instance {
         mut phase: watch::Receiver<Phase>,
         handed_over: std::sync::mpsc::Sender<()>,
         mut updates: mpsc::UnboundedReceiver<Update>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         self.virtual_mac = self.open_virtual_mac().await;
         // Still in Initialize: this only sets the priority, or enters Fault without starting.
@@ -225,6 +230,17 @@ impl Instance {
                 }
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
                 _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
+                Some((event, done)) = commands.recv() => {
+                    let before = self.machine.state();
+                    self.step(event).await;
+                    let _ = done.send(format!(
+                        "vrrp instance {} is {} (was {}), mode {}",
+                        self.config.name,
+                        self.machine.state().label(),
+                        before.label(),
+                        self.machine.mode().label()
+                    ));
+                }
             }
         }
         self.resigning = true;
@@ -430,6 +446,10 @@ impl Instance {
         status.priority = self.config.priority;
         status.effective_priority = self.machine.priority();
         status.master = self.machine.master();
+        let mode = self.machine.mode().label();
+        if status.mode != mode {
+            mode.clone_into(&mut status.mode);
+        }
     }
 
     async fn apply(&mut self, action: Action) {

@@ -2,6 +2,7 @@
 //! stopping at the first, so that one run shows an operator everything to fix.
 
 mod admin;
+mod admin_api;
 mod backends;
 mod check_kinds;
 mod compression;

@@ -102,6 +102,10 @@ pub enum Cause {
     Fault,
     /// Fault → Backup, or Master for the address owner.
     FaultCleared,
+    /// Master → Backup: an operator resigned the instance (a planned handover).
+    Resigned,
+    /// Master → Backup: an operator put the instance in maintenance.
+    Maintenance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,6 +23,11 @@ pub enum Event {
     /// Something the instance depends on failed: hold no addresses, send no adverts.
     Fault,
     FaultCleared,
+    /// An operator's planned handover: a Master resigns and goes Backup; the router does not
+    /// preempt back while a Master is heard (see [`super::Mode::Resigned`]).
+    Resign,
+    /// An operator's maintenance mode on or off (see [`super::Mode::Maintenance`]).
+    Maintenance(bool),
 }
 
 /// The parts of a received advert the state machine decides on.
