@@ -120,6 +120,9 @@ pub struct Instance {
     /// Set while resigning: VIP removal waits for a peer to take over.
     resigning: bool,
     vips_to_hand_over: bool,
+    /// After an operator's resign or maintenance, the VIPs are kept until this time or
+    /// until a peer has advertised as master twice (the count), as on SIGTERM.
+    handing_over: Option<(Instant, u8)>,
     /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
     tally: Tally,
@@ -160,6 +163,7 @@ impl Instance {
             virtual_mac: None,
             resigning: false,
             vips_to_hand_over: false,
+            handing_over: None,
             peer_checksums: HashMap::new(),
             tally: Tally::default(),
             late_timers: 0,
@@ -230,9 +234,22 @@ impl Instance {
                 }
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
                 _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
+                _ = deadline(self.handing_over.map(|(at, _)| at)) => {
+                    tracing::info!(instance = %self.config.name, "no peer took over in time");
+                    self.handing_over = None;
+                    self.remove_vips().await;
+                }
                 Some((event, done)) = commands.recv() => {
                     let before = self.machine.state();
+                    // A Master stepping down keeps its VIPs until the peer has them, so no
+                    // client is turned away in between.
+                    self.resigning = true;
                     self.step(event).await;
+                    self.resigning = false;
+                    if std::mem::take(&mut self.vips_to_hand_over) {
+                        let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
+                        self.handing_over = Some((limit, 0));
+                    }
                     let _ = done.send(format!(
                         "vrrp instance {} is {} (was {}), mode {}",
                         self.config.name,
@@ -245,6 +262,8 @@ impl Instance {
         }
         self.resigning = true;
         self.step(Event::Shutdown).await;
+        // Still holding VIPs an operator's resign is handing over: wait for the peer as well.
+        self.vips_to_hand_over |= self.handing_over.take().is_some();
         if self.vips_to_hand_over && self.wait_for_peer(&mut inbound).await {
             // Clients' frames for the virtual MAC go to the peer now, so VIPs kept here serve
             // nobody, and a macvlan kept up could answer ARP for them and draw the switch back.
@@ -455,7 +474,11 @@ impl Instance {
     async fn apply(&mut self, action: Action) {
         match action {
             Action::SendAdvert { priority } => self.send_advert(priority),
-            Action::AddVips => self.add_or_refresh_vips().await,
+            Action::AddVips => {
+                // Master again while handing over (the peer failed): the VIPs stay.
+                self.handing_over = None;
+                self.add_or_refresh_vips().await
+            }
             Action::RemoveVips if self.resigning => self.vips_to_hand_over = true,
             Action::RemoveVips => self.remove_vips().await,
             Action::SendGratuitous => {
@@ -524,6 +547,15 @@ impl Instance {
         self.peer_checksums.insert(source, inbound.checksum);
         let advert = ReceivedAdvert::new(&inbound.advertisement, source);
         self.step(Event::AdvertReceived(advert)).await;
+        if let Some((_, heard)) = &mut self.handing_over {
+            *heard += u8::from(advert.priority > 0);
+            // Its first advert may leave before its VIPs and gratuitous ARPs.
+            if *heard == 2 {
+                tracing::info!(instance = %self.config.name, peer = %source, "peer took over");
+                self.handing_over = None;
+                self.remove_vips().await;
+            }
+        }
     }
 
     fn drop_packet(&mut self, reason: &'static str, from: IpAddr, why: &str) {
