@@ -120,8 +120,10 @@ pub struct Instance {
     /// Set while resigning: VIP removal waits for a peer to take over.
     resigning: bool,
     vips_to_hand_over: bool,
-    /// After an operator's resign or maintenance, the VIPs are kept until this time or
-    /// until a peer has advertised as master twice (the count), as on SIGTERM.
+    /// After an operator's resign or maintenance, the VIPs are kept until this time, and the
+    /// peer's adverts heard since: once it has advertised as master twice, the time moves to
+    /// after its last gratuitous ARP, since a client that refreshed its neighbour entry in
+    /// the last second ignores one (Linux's `locktime`).
     handing_over: Option<(Instant, u8)>,
     /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
@@ -235,8 +237,9 @@ impl Instance {
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
                 _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
                 _ = deadline(self.handing_over.map(|(at, _)| at)) => {
-                    tracing::info!(instance = %self.config.name, "no peer took over in time");
-                    self.handing_over = None;
+                    if self.handing_over.take().is_some_and(|(_, heard)| heard < 2) {
+                        tracing::info!(instance = %self.config.name, "no peer took over in time");
+                    }
                     self.remove_vips().await;
                 }
                 Some((event, done)) = commands.recv() => {
@@ -547,13 +550,19 @@ impl Instance {
         self.peer_checksums.insert(source, inbound.checksum);
         let advert = ReceivedAdvert::new(&inbound.advertisement, source);
         self.step(Event::AdvertReceived(advert)).await;
-        if let Some((_, heard)) = &mut self.handing_over {
-            *heard += u8::from(advert.priority > 0);
+        if let Some((until, heard)) = &mut self.handing_over {
             // Its first advert may leave before its VIPs and gratuitous ARPs.
-            if *heard == 2 {
-                tracing::info!(instance = %self.config.name, peer = %source, "peer took over");
-                self.handing_over = None;
-                self.remove_vips().await;
+            if *heard < 2 && advert.priority > 0 {
+                *heard += 1;
+                if *heard == 2 {
+                    tracing::info!(instance = %self.config.name, peer = %source, "peer took over");
+                    *until = Instant::now() + ANNOUNCE_SPACING * (u32::from(ANNOUNCE_REPEATS) + 1);
+                    // With a virtual MAC, clients' frames go to the peer already.
+                    if self.virtual_mac.is_some() {
+                        self.handing_over = None;
+                        self.remove_vips().await;
+                    }
+                }
             }
         }
     }
