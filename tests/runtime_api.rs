@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -80,11 +80,11 @@ fn token_file(dir: &Path) -> PathBuf {
     file
 }
 
-/// `fe` on `web` in front of `pool` (round robin over a and b, checked every 100 ms), with
+/// `fe` on `web` in front of `pool` (round robin over a and b, checked every 500 ms), with
 /// `admin` added to the admin section and `more` to the file.
 fn yaml(web: SocketAddr, admin: &str, servers: &[(&str, SocketAddr, u32)], more: &str) -> String {
     let check =
-        "    health_check: { type: http, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n";
+        "    health_check: { type: http, path: /health, interval: 500ms, timeout: 500ms, rise: 1, fall: 2 }\n";
     config("http", web, "round_robin", check, servers) + &format!("admin: {{ {admin} }}\n{more}")
 }
 
@@ -125,21 +125,23 @@ async fn draining_a_server_under_load_fails_no_request_and_lets_a_slow_one_finis
     a.control.delay_ms.store(0, Ordering::SeqCst);
 
     let drained = Arc::new(AtomicBool::new(false));
-    let answers: Arc<Mutex<Vec<(bool, Result<(u16, Option<String>), String>)>>> = Arc::default();
     let client = tokio::spawn({
-        let (drained, answers) = (Arc::clone(&drained), Arc::clone(&answers));
+        let drained = Arc::clone(&drained);
         async move {
+            // Whether each request began after the drain was answered, and its answer.
+            let mut answers = Vec::new();
             let mut after = 0;
             // Bounded: 100 requests after the drain, 2000 in all.
             for _ in 0..2000 {
                 let after_drain = drained.load(Ordering::SeqCst);
                 let answer = (get(web, "/").await).map(|answer| (answer.status, answer.server));
-                answers.lock().unwrap().push((after_drain, answer));
+                answers.push((after_drain, answer));
                 after += usize::from(after_drain);
                 if after == 100 {
                     break;
                 }
             }
+            answers
         }
     });
     wait_until(LIMIT, "the load reaches both servers", || async {
@@ -160,9 +162,8 @@ async fn draining_a_server_under_load_fails_no_request_and_lets_a_slow_one_finis
         (200, "server pool/a set to drain, weight 1\n")
     );
     drained.store(true, Ordering::SeqCst);
-    client.await.unwrap();
+    let answers = client.await.unwrap();
 
-    let answers = answers.lock().unwrap();
     let failed: Vec<_> = (answers.iter())
         .filter(|(_, answer)| !matches!(answer, Ok((200, _))))
         .collect();
