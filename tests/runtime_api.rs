@@ -80,11 +80,11 @@ fn token_file(dir: &Path) -> PathBuf {
     file
 }
 
-/// `fe` on `web` in front of `pool` (round robin over a and b, checked every 500 ms), with
+/// `fe` on `web` in front of `pool` (round robin over a and b, checked every second), with
 /// `admin` added to the admin section and `more` to the file.
 fn yaml(web: SocketAddr, admin: &str, servers: &[(&str, SocketAddr, u32)], more: &str) -> String {
     let check =
-        "    health_check: { type: http, path: /health, interval: 500ms, timeout: 500ms, rise: 1, fall: 2 }\n";
+        "    health_check: { type: http, path: /health, interval: 1s, timeout: 1s, rise: 1, fall: 1 }\n";
     config("http", web, "round_robin", check, servers) + &format!("admin: {{ {admin} }}\n{more}")
 }
 

@@ -25,7 +25,7 @@ impl Running {
                 server,
                 weight,
             } => self.change_server(&backend, &server, |change| change.weight = Some(weight))?,
-            Change::Frontend { name, enabled } => self.enable_frontend(&name, enabled)?,
+            Change::Frontend { name, enabled } => self.enable_frontend(&name, enabled).await?,
             Change::VrrpResign { instance } => self.vrrp_resign(&instance).await?,
             Change::VrrpMaintenance { instance, on } => {
                 self.vrrp_maintenance(&instance, on).await?
@@ -75,9 +75,9 @@ impl Running {
         Ok(done)
     }
 
-    fn enable_frontend(&mut self, name: &str, enabled: bool) -> Result<String, Refusal> {
+    async fn enable_frontend(&mut self, name: &str, enabled: bool) -> Result<String, Refusal> {
         let word = if enabled { "enabled" } else { "disabled" };
-        match self.frontends.set_enabled(name, enabled) {
+        match self.frontends.set_enabled(name, enabled).await {
             Ok(Some(_)) => {
                 self.publish();
                 Ok(format!("frontend {name} {word}"))

@@ -305,7 +305,8 @@ impl Frontends {
     /// there is none, `Ok(Some(false))` when it already was. Disabled, its listeners close, so new clients are refused at once (as
     /// when it is removed) while its open connections finish; enabled, it binds its address
     /// again. It stays disabled across reloads while it listens on the same address.
-    pub fn set_enabled(&mut self, name: &str, enabled: bool) -> anyhow::Result<Option<bool>> {
+    /// Returns once the listeners are closed.
+    pub async fn set_enabled(&mut self, name: &str, enabled: bool) -> anyhow::Result<Option<bool>> {
         let Some(listening) = (self.listening.values_mut())
             .find(|listening| listening.frontend.load().config.name == name)
         else {
@@ -318,6 +319,8 @@ impl Frontends {
         match enabled {
             false => {
                 listening.close.send_replace(true);
+                // Each accept loop lets its receiver go after closing its listener.
+                listening.close.closed().await;
             }
             true => {
                 let sockets = listener::bind(listen, self.workers.len())
