@@ -121,18 +121,17 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             &config, &backends, &frontends, engine.as_ref(), reloads,
         )));
         let (changes, mut changed) = mpsc::unbounded_channel();
-        // Removes the socket file at exit, once dropped.
-        let mut _socket_file = None;
-        let shared = match admin {
+        // `_socket_file` removes the socket file at exit, once dropped.
+        let (shared, _socket_file) = match admin {
             Some((listener, socket, metrics)) => {
                 let listener = tokio::net::TcpListener::from_std(listener)
                     .context("admin listener")?;
-                let socket = match socket {
+                let (socket, file) = match socket {
                     Some((socket, file)) => {
-                        _socket_file = Some(file);
-                        Some(tokio::net::UnixListener::from_std(socket).context("admin socket")?)
+                        let socket = tokio::net::UnixListener::from_std(socket);
+                        (Some(socket.context("admin socket")?), Some(file))
                     }
-                    None => None,
+                    None => (None, None),
                 };
                 let shared = Arc::new(admin::Shared {
                     live: Arc::clone(&live),
@@ -142,9 +141,9 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                     changes,
                 });
                 tokio::spawn(admin::serve(listener, socket, Arc::clone(&shared)));
-                Some(shared)
+                (Some(shared), file)
             }
-            None => None,
+            None => (None, None),
         };
         let mut running = Running {
             checks: backends.iter().map(spawn_checks).collect(),
@@ -331,6 +330,7 @@ impl Running {
         }
         self.checks = backends.iter().map(spawn_checks).collect();
         BackendState::take_over(&self.backends, &backends);
+        runtime_changes::log_dropped(&self.backends, &backends);
         self.backends = backends;
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
             engine.commit(vrrp);
@@ -469,6 +469,7 @@ impl Running {
             }
         }
         BackendState::take_over(&self.backends, &backends);
+        runtime_changes::log_dropped(&self.backends, &backends);
         self.backends = backends;
         self.applied = self.resolved.clone();
         self.publish();

@@ -111,7 +111,7 @@ impl BackendState {
         let entries: Vec<config::Server> =
             (expanded.into_iter()).map(|member| member.server).collect();
         let overrides: Vec<Option<Override>> = (entries.iter())
-            .map(|entry| carried_override(&config.name, carrier, entry))
+            .map(|entry| carried_override(carrier, entry))
             .collect();
         let server_configs = overridden(entries, &overrides);
         let (selector, backup_selector) = selectors(&config, &server_configs);
@@ -475,24 +475,10 @@ fn overridden(
 
 /// The runtime change `previous` (the running backend of this name) had for the server the
 /// file now gives `entry`, if the file left that server as it was.
-fn carried_override(
-    backend: &str,
-    previous: Option<&BackendState>,
-    entry: &config::Server,
-) -> Option<Override> {
+fn carried_override(previous: Option<&BackendState>, entry: &config::Server) -> Option<Override> {
     let previous = previous?;
     let index = previous.server_index(&entry.name)?;
-    let change = previous.change(index)?;
-    let carried = change.carried_to(entry);
-    if carried.is_none() {
-        tracing::info!(
-            "runtime change dropped: server {backend}/{} is back to {}, weight {}: the file changed its entry",
-            entry.name,
-            AdminState::Ready,
-            entry.weight
-        );
-    }
-    carried
+    previous.change(index)?.carried_to(entry)
 }
 
 /// `max_connections`, and the queue where requests wait when the server is full.

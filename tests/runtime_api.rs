@@ -501,3 +501,36 @@ async fn tandem_ctl_prints_what_changed_and_exits_with_a_code_per_failure() {
         (1, "tandem ctl: 404 Not Found: no VRRP instance \"VI_1\"\n")
     );
 }
+
+/// `/health` says alive and `/ready` ready while serving; once SIGTERM starts the drain,
+/// `/ready` answers 503 (a load balancer in front stops sending) while `/health` stays 200
+/// and a request in flight finishes.
+#[tokio::test]
+async fn ready_turns_503_while_stopping_and_health_stays_200() {
+    let a = TestServer::start("a").await;
+    let (web, admin) = (listen(), listen());
+    let admin_keys = format!("listen: \"{admin}\"");
+    let tandem = Tandem::start(
+        &yaml(web, &admin_keys, &[("a", a.address, 1)], ""),
+        &[web, admin],
+    )
+    .await;
+    let (code, body, _) = api(admin, Method::GET, "/ready", "", None).await;
+    assert_eq!((code, body.as_str()), (200, "ready\n"));
+
+    a.control.delay_ms.store(2000, Ordering::SeqCst);
+    let slow = tokio::spawn(get(web, "/slow"));
+    wait_until(LIMIT, "the slow request reaches a", || async {
+        a.control.requests.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tandem.signal("TERM");
+    wait_until(LIMIT, "/ready says 503 while draining", || async {
+        api(admin, Method::GET, "/ready", "", None).await.0 == 503
+    })
+    .await;
+    let (code, body, _) = api(admin, Method::GET, "/health", "", None).await;
+    assert_eq!((code, body.as_str()), (200, "alive\n"));
+    let slow = slow.await.unwrap().expect("the request in flight");
+    assert_eq!(slow.status, 200);
+}

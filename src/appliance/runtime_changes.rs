@@ -110,3 +110,30 @@ impl Running {
         })
     }
 }
+
+/// Logs each runtime change that `current` (serving now in place of `previous`, after a
+/// reload or a DNS change) dropped because the file changed its server.
+pub(super) fn log_dropped(previous: &[Arc<BackendState>], current: &[Arc<BackendState>]) {
+    for backend in current {
+        let Some(old) = previous
+            .iter()
+            .find(|old| old.config.name == backend.config.name)
+        else {
+            continue;
+        };
+        for index in 0..old.servers.len() {
+            let name = &old.servers[index].name;
+            let Some(now) = backend.server_index(name) else {
+                continue;
+            };
+            if old.change(index).is_some() && backend.change(now).is_none() {
+                tracing::info!(
+                    "runtime change dropped: server {}/{name} is back to {}, weight {}: the file changed it",
+                    backend.config.name,
+                    AdminState::Ready,
+                    backend.entry(now).weight
+                );
+            }
+        }
+    }
+}
