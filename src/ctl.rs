@@ -82,7 +82,7 @@ enum FrontendCommand {
 enum VrrpCommand {
     /// A planned handover: go backup now and do not preempt back while the peer is master.
     Resign { instance: String },
-    /// on: stay backup whatever happens; off: back to normal.
+    /// on: stay backup whatever happens; off: back to normal (also ends a resign).
     Maintenance { instance: String, mode: OnOff },
 }
 

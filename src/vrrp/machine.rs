@@ -59,7 +59,7 @@ pub enum Mode {
     Normal,
     /// Handed over: it preempts nobody, not even as the address owner, and takes over again
     /// only when no Master is heard (the peer failed) or the Master resigns; then it is
-    /// Normal again.
+    /// Normal again, as after `Maintenance(false)`.
     Resigned,
     /// Stays Backup (or Initialize, or Fault) whatever happens, until Normal again.
     Maintenance,
@@ -219,8 +219,9 @@ impl Machine {
                 self.mode = Mode::Maintenance;
                 self.step_down(now, Cause::Maintenance, &mut actions);
             }
+            // Off also ends a resign: the router preempts as configured again.
             Event::Maintenance(false) => {
-                if self.mode == Mode::Maintenance {
+                if self.mode != Mode::Normal {
                     self.mode = Mode::Normal;
                     // A Master_Down_Timer that fired meanwhile was ignored: wait afresh.
                     if let Phase::Backup(backup) = &mut self.phase {

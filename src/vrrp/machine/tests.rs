@@ -1216,6 +1216,19 @@ fn a_resigned_master_hands_over_and_does_not_preempt_back_until_the_peer_fails()
         Mode::Normal,
         "and preempting as configured again"
     );
+
+    let mut resigned = backup_at_zero(config(Version::V2, 200));
+    resigned.handle(t(0), Event::Resign);
+    resigned.handle(t(10), v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(resigned.state(), State::Backup);
+    resigned.handle(t(20), Event::Maintenance(false));
+    assert_eq!(
+        resigned.mode(),
+        Mode::Normal,
+        "maintenance off ends a resign"
+    );
+    resigned.handle(t(30), v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(resigned.state(), State::Master, "and it preempts again");
 }
 
 #[test]
