@@ -1,12 +1,15 @@
 //! The appliance's life: start the data plane, the VRRP engine and the health checks; reload
 //! on SIGHUP; and stop without turning a client away: hand the VIPs over, stop accepting, drain.
 
+mod runtime_changes;
+
 use std::net::TcpListener as StdTcpListener;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use anyhow::Context as _;
 use tokio::runtime::Builder;
@@ -47,6 +50,8 @@ struct Running {
     /// What `backends` were built from: behind `resolved` while a change waits to be applied.
     applied: Resolved,
     reports: mpsc::UnboundedReceiver<Report>,
+    /// What the admin endpoint serves from; `None` without `admin`.
+    admin: Option<Arc<admin::Shared>>,
 }
 
 /// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
@@ -54,13 +59,17 @@ struct Running {
 pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     crate::limits::raise_open_files();
     // Before any metric handle is taken: handles taken earlier would record nothing.
-    let admin = match config.admin {
+    let admin = match &config.admin {
         Some(admin) => {
             let metrics = admin::install_recorder().context("installing the metrics recorder")?;
             let listener = StdTcpListener::bind(admin.listen)
                 .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
                 .with_context(|| format!("admin.listen: cannot listen on {} (another process, or a frontend of another tandem, may hold it)", admin.listen))?;
-            Some((listener, metrics))
+            // First, while no other thread runs: its mode is set by the process's umask.
+            let socket = (admin.socket.as_deref())
+                .map(admin::socket::bind)
+                .transpose()?;
+            Some((listener, socket, metrics))
         }
         None => None,
     };
@@ -111,11 +120,31 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         let live = Arc::new(ArcSwap::from_pointee(live(
             &config, &backends, &frontends, engine.as_ref(), reloads,
         )));
-        if let Some((listener, metrics)) = admin {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .context("admin listener")?;
-            tokio::spawn(admin::serve(listener, Arc::clone(&live), metrics));
-        }
+        let (changes, mut changed) = mpsc::unbounded_channel();
+        // `_socket_file` removes the socket file at exit, once dropped.
+        let (shared, _socket_file) = match admin {
+            Some((listener, socket, metrics)) => {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .context("admin listener")?;
+                let (socket, file) = match socket {
+                    Some((socket, file)) => {
+                        let socket = tokio::net::UnixListener::from_std(socket);
+                        (Some(socket.context("admin socket")?), Some(file))
+                    }
+                    None => (None, None),
+                };
+                let shared = Arc::new(admin::Shared {
+                    live: Arc::clone(&live),
+                    metrics,
+                    token: ArcSwapOption::from(token(&config)),
+                    ready: AtomicBool::new(false),
+                    changes,
+                });
+                tokio::spawn(admin::serve(listener, socket, Arc::clone(&shared)));
+                (Some(shared), file)
+            }
+            None => (None, None),
+        };
         let mut running = Running {
             checks: backends.iter().map(spawn_checks).collect(),
             config,
@@ -129,7 +158,9 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             applied: resolved.clone(),
             resolved,
             reports,
+            admin: shared,
         };
+        running.set_ready(true);
         tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
         systemd::notify("READY=1");
         loop {
@@ -158,11 +189,15 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                     systemd::notify("READY=1");
                 }
                 Some(report) = running.reports.recv() => running.names_resolved(report).await,
+                Some((change, answer)) = changed.recv() => {
+                    let _ = answer.send(running.apply(change).await);
+                }
                 _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
                 _ = interrupt.recv() => break tracing::info!("SIGINT: handing over and draining"),
             }
         }
         systemd::notify("STOPPING=1");
+        running.set_ready(false);
         // Keep serving on the VIPs until the peer holds them, so no client is turned away; then
         // stop accepting, and keep the VIPs until the connections on them have finished.
         let engine = match running.engine.take() {
@@ -249,11 +284,15 @@ impl Running {
             );
             config.node.threads = self.config.node.threads;
         }
-        if config.admin != self.config.admin {
-            let kept =
-                (self.config.admin).map_or_else(|| "none".into(), |admin| admin.listen.to_string());
-            tracing::warn!(admin = %kept, "admin changes on restart only");
-            config.admin = self.config.admin;
+        if let (Some(admin), Some(running)) = (&mut config.admin, &self.config.admin) {
+            // The token is read again on every reload; the addresses stay as they started.
+            if (admin.listen, &admin.socket) != (running.listen, &running.socket) {
+                tracing::warn!(listen = %running.listen, socket = %running.socket.as_deref().map_or("none".into(), |path| path.display().to_string()), "admin.listen and admin.socket change on restart only");
+                (admin.listen, admin.socket) = (running.listen, running.socket.clone());
+            }
+        } else if config.admin.is_some() != self.config.admin.is_some() {
+            tracing::warn!("admin is added or removed on restart only");
+            config.admin = self.config.admin.clone();
         }
         let access_log = match self.reload_access_log(&config) {
             Ok(access_log) => access_log,
@@ -291,11 +330,15 @@ impl Running {
         }
         self.checks = backends.iter().map(spawn_checks).collect();
         BackendState::take_over(&self.backends, &backends);
+        runtime_changes::log_dropped(&self.backends, &backends);
         self.backends = backends;
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
             engine.commit(vrrp);
         }
         self.config = config;
+        if let Some(admin) = &self.admin {
+            admin.token.store(token(&self.config));
+        }
         let config = &self.config;
         self.resolved.retain(|key| {
             (config.backends.iter()).any(|backend| {
@@ -426,9 +469,17 @@ impl Running {
             }
         }
         BackendState::take_over(&self.backends, &backends);
+        runtime_changes::log_dropped(&self.backends, &backends);
         self.backends = backends;
         self.applied = self.resolved.clone();
         self.publish();
+    }
+
+    /// Whether `/ready` says ready.
+    fn set_ready(&self, ready: bool) {
+        if let Some(admin) = &self.admin {
+            admin.ready.store(ready, Ordering::Relaxed);
+        }
     }
 
     fn reload_failed(&mut self, why: &str) {
@@ -467,6 +518,12 @@ fn live(
         vrrp: engine.map_or_else(Vec::new, Engine::status),
         reloads,
     }
+}
+
+/// The runtime API's bearer token in `config`, if any.
+fn token(config: &Config) -> Option<Arc<String>> {
+    let token = config.admin.as_ref()?.token.as_ref()?;
+    Some(Arc::new(token.secret.clone()))
 }
 
 fn unix_now() -> f64 {

@@ -2,6 +2,7 @@
 //!
 //! Shared by every worker thread; the hot path touches only atomics.
 
+pub mod admin_state;
 pub mod queue;
 pub mod rise_fall;
 
@@ -20,6 +21,7 @@ use crate::tls::{
     self,
     upstream::{Origination, ServerTls, UpstreamServer},
 };
+use admin_state::{AdminState, Override};
 use queue::Queue;
 use rise_fall::{Counter, Health};
 
@@ -39,8 +41,11 @@ pub struct BackendState {
     /// Where requests wait for servers with `max_connections`; kept across reloads, as the
     /// servers that hand it slots are.
     pub queue: Arc<Queue>,
-    /// TLS to each server, in server order (`with_tls`); empty: every server plain.
-    tls: Vec<ServerTls>,
+    /// TLS to each server, in server order (`with_tls`); empty: every server plain. Shared
+    /// with the backend a runtime change rebuilds from this one.
+    tls: Arc<Vec<ServerTls>>,
+    /// Each server's runtime changes, by index; `server_configs` has their weight.
+    overrides: Vec<Option<Override>>,
 }
 
 /// Why a request or connection got no server.
@@ -81,6 +86,8 @@ impl BackendState {
             |previous| previous.health_changes.clone(),
         );
         let queue = previous.map_or_else(Arc::default, |previous| Arc::clone(&previous.queue));
+        // Runtime changes carry over whatever else changed, by the server's own entry.
+        let carrier = previous;
         let previous =
             previous.filter(|previous| previous.config.health_check == config.health_check);
         let expanded = expand(&config, resolved);
@@ -101,17 +108,13 @@ impl BackendState {
                 )
             })
             .collect();
-        let server_configs: Vec<config::Server> =
+        let entries: Vec<config::Server> =
             (expanded.into_iter()).map(|member| member.server).collect();
-        let selector = balance::selector(config.balance, &in_role(&server_configs, false));
-        let backup_selector = (server_configs.iter().any(|server| server.backup)).then(|| {
-            let backups = in_role(&server_configs, true);
-            if config.all_backups {
-                balance::selector(config.balance, &backups)
-            } else {
-                Box::new(balance::FirstUp::new(&backups))
-            }
-        });
+        let overrides: Vec<Option<Override>> = (entries.iter())
+            .map(|entry| carried_override(carrier, entry))
+            .collect();
+        let server_configs = overridden(entries, &overrides);
+        let (selector, backup_selector) = selectors(&config, &server_configs);
         BackendState {
             config,
             servers,
@@ -120,8 +123,52 @@ impl BackendState {
             health_changes,
             backup_selector,
             queue,
-            tls: Vec::new(),
+            tls: Arc::default(),
+            overrides,
         }
+    }
+
+    /// This backend with server `index`'s runtime changes replaced by `change` (`None`: back
+    /// to the file's entry): the same servers, health and TLS, new selectors. What the
+    /// runtime API applies; nothing is read from disk.
+    pub fn changed(&self, index: usize, change: Option<Override>) -> BackendState {
+        let mut entries = self.server_configs.clone();
+        entries[index] = self.entry(index).clone();
+        let mut overrides = self.overrides.clone();
+        overrides[index] = change.filter(|change| !change.is_noop());
+        let server_configs = overridden(entries, &overrides);
+        let (selector, backup_selector) = selectors(&self.config, &server_configs);
+        BackendState {
+            config: self.config.clone(),
+            servers: self.servers.clone(),
+            server_configs,
+            selector,
+            health_changes: self.health_changes.clone(),
+            backup_selector,
+            queue: Arc::clone(&self.queue),
+            tls: Arc::clone(&self.tls),
+            overrides,
+        }
+    }
+
+    /// Server `index`'s entry in the file (as expanded for a server named by DNS), without
+    /// runtime changes.
+    pub fn entry(&self, index: usize) -> &config::Server {
+        match &self.overrides[index] {
+            Some(change) => &change.entry,
+            None => &self.server_configs[index],
+        }
+    }
+
+    /// Server `index`'s runtime changes, if any.
+    pub fn change(&self, index: usize) -> Option<&Override> {
+        self.overrides[index].as_ref()
+    }
+
+    /// Server `index`'s administrative state.
+    pub fn admin_state(&self, index: usize) -> AdminState {
+        self.change(index)
+            .map_or(AdminState::Ready, |change| change.state)
     }
 
     /// Adds the TLS to its servers that the config asks for, reading its files now: each apply
@@ -139,7 +186,7 @@ impl BackendState {
                 dns_host: state.dns_name.as_ref().map(|name| name.host.as_str()),
             }
         });
-        self.tls = tls::upstream::for_servers(&self.config, servers)?;
+        self.tls = Arc::new(tls::upstream::for_servers(&self.config, servers)?);
         Ok(self)
     }
 
@@ -175,8 +222,11 @@ impl BackendState {
             }
         }
         for backend in current {
-            for (server, config) in backend.servers.iter().zip(&backend.server_configs) {
+            for (index, (server, config)) in
+                (backend.servers.iter().zip(&backend.server_configs)).enumerate()
+            {
                 server.drained.store(config.weight == 0, Ordering::Relaxed);
+                server.set_maint(backend.admin_state(index) == AdminState::Maint);
             }
         }
     }
@@ -392,6 +442,45 @@ fn in_role(servers: &[config::Server], backup: bool) -> Vec<config::Server> {
     servers
 }
 
+/// The selectors over the primaries and, if any, over the backups.
+fn selectors(
+    config: &config::Backend,
+    servers: &[config::Server],
+) -> (Box<dyn Selector>, Option<Box<dyn Selector>>) {
+    let selector = balance::selector(config.balance, &in_role(servers, false));
+    let backup_selector = (servers.iter().any(|server| server.backup)).then(|| {
+        let backups = in_role(servers, true);
+        if config.all_backups {
+            balance::selector(config.balance, &backups)
+        } else {
+            Box::new(balance::FirstUp::new(&backups)) as Box<dyn Selector>
+        }
+    });
+    (selector, backup_selector)
+}
+
+/// The file's `entries` with the weights runtime changes give them, so that selectors, the
+/// queue and the backups' rule see a drained or maintained server as one at weight 0.
+fn overridden(
+    mut entries: Vec<config::Server>,
+    overrides: &[Option<Override>],
+) -> Vec<config::Server> {
+    for (entry, change) in entries.iter_mut().zip(overrides) {
+        if let Some(change) = change {
+            entry.weight = change.weight();
+        }
+    }
+    entries
+}
+
+/// The runtime change `previous` (the running backend of this name) had for the server the
+/// file now gives `entry`, if the file left that server as it was.
+fn carried_override(previous: Option<&BackendState>, entry: &config::Server) -> Option<Override> {
+    let previous = previous?;
+    let index = previous.server_index(&entry.name)?;
+    previous.change(index)?.carried_to(entry)
+}
+
 /// `max_connections`, and the queue where requests wait when the server is full.
 struct Limit {
     max: u64,
@@ -431,6 +520,8 @@ pub struct ServerState {
     retired: AtomicBool,
     /// At weight 0 in the config that serves (kept across reloads with the state).
     drained: AtomicBool,
+    /// In maintenance (the runtime API): down, and its check results ignored.
+    maint: AtomicBool,
 }
 
 impl ServerState {
@@ -459,6 +550,7 @@ impl ServerState {
             backup: server.backup,
             retired: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            maint: AtomicBool::new(false),
         }
     }
 
@@ -525,12 +617,45 @@ impl ServerState {
         self.checked.load(Ordering::Relaxed)
     }
 
+    /// Whether it is in maintenance: no traffic, and its health checks pause.
+    pub fn in_maint(&self) -> bool {
+        self.maint.load(Ordering::Relaxed)
+    }
+
+    /// Puts the server in maintenance (down to everything that asks) or takes it out, as a
+    /// new server: up, and down at its first failed check. Called once the backend that says
+    /// so serves.
+    fn set_maint(&self, on: bool) {
+        let lock = self.health.as_ref().map(|health| {
+            health
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
+        if self.maint.swap(on, Ordering::Relaxed) == on {
+            return;
+        }
+        if let Some(mut counter) = lock {
+            *counter = counter.restarted();
+            self.checked.store(false, Ordering::Relaxed);
+        }
+        if !on && self.slow_start.is_some() {
+            self.ramp_started.store(clock(), Ordering::Relaxed);
+        }
+        self.up.store(!on, Ordering::Relaxed);
+        self.health_changes.send_replace(());
+    }
+
     /// Feeds one check result (active, or a passive connect failure) to the rise/fall counter.
     pub fn record_check(&self, ok: bool, detail: &str) {
         let Some(health) = &self.health else { return };
         let mut counter = health
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Under the lock `set_maint` takes: a result of a check begun before maintenance
+        // does not bring the server back.
+        if self.in_maint() {
+            return;
+        }
         let first = !self.checked.swap(true, Ordering::Relaxed);
         let Some(changed) = counter.record(ok) else {
             if first {
@@ -1034,5 +1159,95 @@ mod tests {
             full,
             "no slow start"
         );
+    }
+
+    fn set(
+        backend: &BackendState,
+        index: usize,
+        state: AdminState,
+        weight: Option<u32>,
+    ) -> Arc<BackendState> {
+        let change = Override {
+            state,
+            weight,
+            entry: backend.entry(index).clone(),
+        };
+        Arc::new(backend.changed(index, Some(change)))
+    }
+
+    #[test]
+    fn a_drained_server_keeps_its_pinned_clients_and_one_in_maintenance_none() {
+        let running = Arc::new(backend());
+        let drained = set(&running, 0, AdminState::Drain, None);
+        BackendState::take_over(
+            std::slice::from_ref(&running),
+            std::slice::from_ref(&drained),
+        );
+        assert!(
+            Arc::ptr_eq(&drained.servers[0], &running.servers[0]),
+            "the same server"
+        );
+        assert_eq!(picks(&drained, 3), [1, 1, 1], "no new sessions");
+        let key = key_for_tests();
+        assert_eq!(
+            drained.pick_preferring(Some(0), &key, &[]),
+            Some(0),
+            "pinned stays"
+        );
+        assert_eq!(drained.servers_up(), 2, "drained, still up");
+
+        let maint = set(&drained, 0, AdminState::Maint, None);
+        BackendState::take_over(std::slice::from_ref(&drained), std::slice::from_ref(&maint));
+        assert_eq!(
+            maint.pick_preferring(Some(0), &key, &[]),
+            Some(1),
+            "pinned moves"
+        );
+        assert_eq!(maint.servers_up(), 1, "counted down");
+        maint.servers[0].record_check(true, "");
+        assert!(
+            !maint.servers[0].is_up(),
+            "check results do not bring it back"
+        );
+        assert!(maint.servers[0].in_maint());
+
+        let ready = set(&maint, 0, AdminState::Ready, Some(3));
+        BackendState::take_over(std::slice::from_ref(&maint), std::slice::from_ref(&ready));
+        assert!(ready.servers[0].is_up(), "back as a new server: up");
+        assert!(!ready.servers[0].checked(), "waiting for its first check");
+        let mut counts = [0; 2];
+        for server in picks(&ready, 8) {
+            counts[server] += 1;
+        }
+        assert_eq!(counts, [6, 2], "the runtime weight 3 against 1");
+        assert_eq!(ready.server_configs[0].weight, 3);
+        assert_eq!(ready.entry(0).weight, 1, "the file's entry is kept");
+    }
+
+    #[test]
+    fn a_reload_keeps_a_runtime_change_until_the_file_changes_that_server() {
+        let running = backend();
+        let drained = set(&running, 0, AdminState::Drain, Some(5));
+        let mut config = drained.config.clone();
+        config.servers[1].weight = 4;
+        let reloaded = BackendState::new(config.clone(), &Resolved::default(), Some(&drained));
+        assert_eq!(
+            reloaded.admin_state(0),
+            AdminState::Drain,
+            "s2 changed, not s1"
+        );
+        assert_eq!(reloaded.change(0).unwrap().weight, Some(5));
+        assert_eq!(reloaded.server_configs[0].weight, 0);
+        assert_eq!(reloaded.server_configs[1].weight, 4);
+
+        config.servers[0].weight = 2;
+        let rewritten = BackendState::new(config, &Resolved::default(), Some(&reloaded));
+        assert_eq!(
+            rewritten.admin_state(0),
+            AdminState::Ready,
+            "the file changed s1"
+        );
+        assert_eq!(rewritten.change(0), None);
+        assert_eq!(rewritten.server_configs[0].weight, 2);
     }
 }

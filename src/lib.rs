@@ -8,6 +8,7 @@ pub mod backend;
 pub mod balance;
 pub mod codec;
 pub mod config;
+pub mod ctl;
 pub mod dns;
 pub mod health;
 pub mod limits;

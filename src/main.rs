@@ -39,6 +39,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Change a running tandem through its runtime API (drain a server, resign a VIP...), or
+    /// show its state.
+    Ctl(tandem::ctl::Ctl),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Ctl(ctl) => tandem::ctl::run(ctl),
         Command::Run { config: path } => {
             let config = match tandem::config::load(&path) {
                 Ok(config) => config,

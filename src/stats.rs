@@ -262,7 +262,7 @@ pub fn describe() {
     );
     describe_gauge!(
         "tandem_server_status",
-        "1 for the server's state: UP, DOWN or DRAIN."
+        "1 for the server's state: UP, DOWN, DRAIN or MAINT."
     );
     describe_gauge!(
         "tandem_server_current_sessions",
@@ -339,6 +339,18 @@ pub fn describe() {
     describe_counter!(
         "tandem_access_log_syslog_dropped_total",
         "Access log lines not sent to syslog: its socket was full or refused them."
+    );
+    describe_gauge!(
+        "tandem_server_admin_state",
+        "1 for the state an operator set the server to: ready, drain or maint."
+    );
+    describe_gauge!(
+        "tandem_frontend_status",
+        "1 for the frontend's state: OPEN, or STOP while disabled by an operator."
+    );
+    describe_gauge!(
+        "tandem_vrrp_mode",
+        "1 for what an operator asked of the instance: normal, resigned or maintenance."
     );
 }
 

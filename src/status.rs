@@ -9,8 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::queue::Queue;
-use crate::backend::{BackendState, ServerState};
+use crate::backend::admin_state::AdminState;
+use crate::backend::BackendState;
 use crate::config::{Balance, Mode};
 use crate::proxy::frontends::LiveFrontend;
 use crate::vrrp::status::{self as vrrp_status, VrrpStatus};
@@ -49,6 +49,13 @@ pub struct FrontendStatus {
     /// Upgraded connections (WebSocket) open now.
     #[serde(default)]
     pub current_tunnels: u64,
+    /// False while an operator has disabled it (the runtime API): its listeners are closed.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,15 +85,18 @@ pub struct BackendStatus {
 const UP: &str = "UP";
 const DOWN: &str = "DOWN";
 const DRAIN: &str = "DRAIN";
+const MAINT: &str = "MAINT";
 /// Every state a server can be shown in, as HAProxy names them.
-pub const SERVER_STATES: [&str; 3] = [UP, DOWN, DRAIN];
+pub const SERVER_STATES: [&str; 4] = [UP, DOWN, DRAIN, MAINT];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerStatus {
     pub name: String,
     pub address: SocketAddr,
-    /// UP, DOWN, or DRAIN (up with weight 0: no new traffic), as HAProxy says.
+    /// UP, DOWN, DRAIN (up, and drained or at weight 0: no new traffic) or MAINT (in
+    /// maintenance: no traffic, no checks), as HAProxy says.
     pub state: String,
+    /// The weight it takes traffic by when ready: `runtime_weight`, else the file's.
     pub weight: u32,
     pub current_sessions: u64,
     pub backup: bool,
@@ -97,6 +107,12 @@ pub struct ServerStatus {
     /// `name:port` for a server named by DNS (`address` is what the name resolved to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name: Option<String>,
+    /// What an operator set it to: `ready`, `drain` or `maint`.
+    #[serde(default)]
+    pub admin_state: String,
+    /// A weight an operator set, over the file's; `None`: the file's.
+    #[serde(default)]
+    pub runtime_weight: Option<u32>,
 }
 
 /// Handles on everything that runs, replaced on each reload; read when `/status` or
@@ -152,13 +168,13 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
         current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
         accepting: *frontend.accepting.borrow(),
         current_tunnels: runtime.stats.current_tunnels.load(Ordering::Relaxed),
+        enabled: frontend.enabled,
     }
 }
 
 fn backend_status(backend: &BackendState) -> BackendStatus {
-    let servers: Vec<ServerStatus> = (backend.servers.iter())
-        .zip(&backend.server_configs)
-        .map(|(state, config)| server_status(state, config.weight, config.backup, &backend.queue))
+    let servers: Vec<ServerStatus> = (0..backend.servers.len())
+        .map(|index| server_status(backend, index))
         .collect();
     BackendStatus {
         name: backend.config.name.clone(),
@@ -178,22 +194,23 @@ fn backend_status(backend: &BackendState) -> BackendStatus {
     }
 }
 
-fn server_status(
-    server: &Arc<ServerState>,
-    weight: u32,
-    backup: bool,
-    queue: &Queue,
-) -> ServerStatus {
-    let state = match (server.is_up(), weight) {
-        (false, _) => DOWN,
-        (true, 0) => DRAIN,
-        (true, _) => UP,
+fn server_status(backend: &BackendState, index: usize) -> ServerStatus {
+    let server = &backend.servers[index];
+    let config = &backend.server_configs[index];
+    let (backup, queue) = (config.backup, &backend.queue);
+    let change = backend.change(index);
+    let admin_state = backend.admin_state(index);
+    let state = match (admin_state, server.is_up(), config.weight) {
+        (AdminState::Maint, ..) => MAINT,
+        (_, false, _) => DOWN,
+        (_, true, 0) => DRAIN,
+        (_, true, _) => UP,
     };
     ServerStatus {
         name: server.name.clone(),
         address: server.address,
         state: state.into(),
-        weight,
+        weight: change.map_or(config.weight, |change| change.ready_weight()),
         current_sessions: server.current_sessions(),
         backup,
         max_connections: server.max_connections(),
@@ -203,6 +220,8 @@ fn server_status(
             None => 0,
         },
         dns_name: (server.dns_name.as_ref()).map(ToString::to_string),
+        admin_state: admin_state.label().into(),
+        runtime_weight: change.and_then(|change| change.weight),
     }
 }
 
@@ -232,6 +251,9 @@ impl fmt::Display for Status {
                 master,
                 vrrp.virtual_ips.join(" ")
             );
+            if !vrrp.mode.is_empty() && vrrp.mode != "normal" {
+                let _ = writeln!(out, "    mode {} (set by an operator)", vrrp.mode);
+            }
         }
         if !self.frontends.is_empty() {
             out.push_str("\nFRONTENDS\n");
@@ -251,6 +273,9 @@ impl fmt::Display for Status {
                     "  NOT ACCEPTING"
                 }
             );
+            if !frontend.enabled {
+                out.push_str("    disabled by an operator\n");
+            }
             for certificate in &frontend.certificates {
                 let expiry = UNIX_EPOCH
                     + Duration::from_secs(certificate.not_after_unix.max(0).unsigned_abs());
@@ -296,6 +321,17 @@ impl fmt::Display for Status {
                         .map_or(String::new(), |max| format!(" of {max}")),
                     if server.backup { "  backup" } else { "" }
                 );
+                if server.admin_state != "ready" || server.runtime_weight.is_some() {
+                    out.truncate(out.len() - 1);
+                    let _ = writeln!(
+                        out,
+                        "  (set by an operator: {}{})",
+                        server.admin_state,
+                        server
+                            .runtime_weight
+                            .map_or(String::new(), |weight| format!(", weight {weight}"))
+                    );
+                }
             }
         }
         f.write_str(&out)

@@ -23,6 +23,8 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
         log_level: None,
         admin: Some(Admin {
             listen: "127.0.0.1:9900".parse().unwrap(),
+            token: None,
+            socket: None,
         }),
         access_log: Some(AccessLog {
             format: LogFormat::Json,
@@ -881,4 +883,33 @@ fn hook_and_sync_group_errors_are_located() {
     .map(|error| format!("{file}:{error}"))
     .collect();
     assert_eq!(errors(file), expected);
+fn a_missing_or_empty_admin_token_file_is_an_error_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tandem.yaml");
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, "\n").unwrap();
+    let text = |file: &str| {
+        format!("node: {{ name: n }}\nadmin:\n  listen: 127.0.0.1:9900\n  token_file: {file}\n")
+    };
+    std::fs::write(&path, text("missing")).unwrap();
+    let errors = errors(path.to_str().unwrap());
+    let missing = dir.path().join("missing");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "{}:4:15: admin.token_file: cannot read {}: ",
+            path.display(),
+            missing.display()
+        )),
+        "{errors:?}"
+    );
+    std::fs::write(&path, text("token")).unwrap();
+    assert_eq!(
+        self::errors(path.to_str().unwrap()),
+        [format!(
+            "{}:4:15: admin.token_file: {} is empty: put the token in it",
+            path.display(),
+            empty.display()
+        )]
+    );
 }

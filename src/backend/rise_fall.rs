@@ -31,6 +31,11 @@ impl Counter {
         }
     }
 
+    /// The counter of a server just added, with the same `rise` and `fall`.
+    pub fn restarted(&self) -> Counter {
+        Counter::new(self.rise, self.fall)
+    }
+
     pub fn health(&self) -> Health {
         self.health
     }

@@ -27,10 +27,29 @@ pub struct Config {
     pub access_log: Option<AccessLog>,
 }
 
-/// The admin endpoint: `GET /metrics` and `GET /status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The admin endpoint: `GET /metrics` and `GET /status`, and the runtime API.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// `token_file`: writes over TCP need this bearer token; without it they are refused.
+    pub token: Option<Token>,
+    /// `socket`: a unix socket serving the same API, its file permissions (0600) the
+    /// authentication.
+    pub socket: Option<PathBuf>,
+}
+
+/// The runtime API's bearer token, read from `admin.token_file` at start and on every reload.
+/// Never printed: `Debug` shows the file only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    pub file: PathBuf,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token {{ file: {:?} }}", self.file)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,8 @@ pub struct FileSpec {
 #[derive(Debug, Deserialize)]
 pub struct AdminSpec {
     pub listen: String,
+    pub token_file: Option<String>,
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,6 +74,10 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        // An operator's maintenance stops the checks until the server is ready again.
+        if server.in_maint() {
+            continue;
+        }
         let target = check.target(server.address);
         // An http check's Host when the check sets none: the name a server named by DNS was
         // found by (name-based virtual hosts answer nothing else), else the address checked.

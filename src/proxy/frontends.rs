@@ -34,6 +34,8 @@ struct Listening {
     close: watch::Sender<bool>,
     /// False while accepting fails (out of file descriptors, say): what `track: frontend` sees.
     accepting: watch::Sender<bool>,
+    /// False while disabled by the runtime API: its listeners are closed.
+    enabled: bool,
 }
 
 /// A listener handed to one worker.
@@ -49,6 +51,8 @@ struct Listen {
 pub struct LiveFrontend {
     pub cell: FrontendCell,
     pub accepting: watch::Receiver<bool>,
+    /// False while disabled by the runtime API.
+    pub enabled: bool,
 }
 
 pub struct Frontends {
@@ -238,6 +242,7 @@ impl Frontends {
                 LiveFrontend {
                     cell: Arc::clone(&listening.frontend),
                     accepting: listening.accepting.subscribe(),
+                    enabled: listening.enabled,
                 }
             })
             .collect()
@@ -295,16 +300,57 @@ impl Frontends {
         let runtime = listening.frontend.load();
         let config = &runtime.config;
         tracing::info!(frontend = %config.name, listen = %config.listen, mode = %config.mode, "listening");
-        for (worker, socket) in self.workers.iter().zip(sockets) {
-            let _ = worker.send(Listen {
-                socket,
-                frontend: Arc::clone(&listening.frontend),
-                connections: Arc::clone(&listening.connections),
-                close: listening.close.subscribe(),
-                accepting: listening.accepting.clone(),
-            });
-        }
+        hand_out(&self.workers, &listening, sockets);
         self.listening.insert(config.listen, listening);
+    }
+
+    /// Enables or disables the frontend called `name` (the runtime API): `Ok(None)` when
+    /// there is none, `Ok(Some(false))` when it already was. Disabled, its listeners close, so new clients are refused at once (as
+    /// when it is removed) while its open connections finish; enabled, it binds its address
+    /// again. It stays disabled across reloads while it listens on the same address.
+    /// Returns once the listeners are closed.
+    pub async fn set_enabled(&mut self, name: &str, enabled: bool) -> anyhow::Result<Option<bool>> {
+        let Some(listening) = (self.listening.values_mut())
+            .find(|listening| listening.frontend.load().config.name == name)
+        else {
+            return Ok(None);
+        };
+        if listening.enabled == enabled {
+            return Ok(Some(false));
+        }
+        let listen = listening.frontend.load().config.listen;
+        match enabled {
+            false => {
+                listening.close.send_replace(true);
+                // Each accept loop lets its receiver go after closing its listener.
+                listening.close.closed().await;
+            }
+            true => {
+                let sockets = listener::bind(listen, self.workers.len())
+                    .with_context(|| format!("frontend {name}: cannot listen on {listen}"))?;
+                listening.close = watch::channel(false).0;
+                hand_out(&self.workers, listening, sockets);
+            }
+        }
+        listening.enabled = enabled;
+        Ok(Some(true))
+    }
+}
+
+/// Gives each worker its listener of `listening`.
+fn hand_out(
+    workers: &[mpsc::UnboundedSender<Listen>],
+    listening: &Listening,
+    sockets: Vec<StdTcpListener>,
+) {
+    for (worker, socket) in workers.iter().zip(sockets) {
+        let _ = worker.send(Listen {
+            socket,
+            frontend: Arc::clone(&listening.frontend),
+            connections: Arc::clone(&listening.connections),
+            close: listening.close.subscribe(),
+            accepting: listening.accepting.clone(),
+        });
     }
 }
 
@@ -323,6 +369,7 @@ impl Listening {
             close: watch::channel(false).0,
             accepting: watch::channel(true).0,
             frontend: Arc::new(ArcSwap::new(Arc::clone(runtime))),
+            enabled: true,
         }
     }
 }

@@ -139,6 +139,9 @@ pub async fn accept_loop(
     {
         serve(accepted, &frontend, &pool, &drain);
     }
+    // Closed before `close` is let go: whoever waits for every receiver to go (a frontend
+    // disabled) knows the port refuses from then on.
+    drop(listener);
 }
 
 type Accepted = (Socket, SocketAddr, Permit);

@@ -21,7 +21,8 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::instance::{envelope, Announcer, Inbound, Instance, Link, Phase, Update};
+use super::instance::{envelope, Announcer, Command, Inbound, Instance, Link, Phase, Update};
+use super::machine::Event;
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
 use super::net::link::{watch_links, LinkStates};
@@ -86,6 +87,8 @@ pub struct Engine {
 struct Running {
     config: VrrpInstance,
     updates: mpsc::UnboundedSender<Update>,
+    /// The runtime API's resign and maintenance.
+    commands: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<VrrpStatus>>,
     task: JoinHandle<()>,
 }
@@ -339,6 +342,7 @@ impl Engine {
             .expect("prepare opened a receive loop for every new instance's interface and family");
         lock(&receiving.routes).insert(config.virtual_router_id, inbound);
         let (updates, reloads) = mpsc::unbounded_channel();
+        let (commands, commanded) = mpsc::unbounded_channel();
         let mut instance = Instance::new(config.clone(), link, Arc::clone(&status));
         if let Some(group) = &config.sync_group {
             instance = instance.in_sync_group(self.sync_group_member(group, &config.name));
@@ -349,11 +353,13 @@ impl Engine {
             self.phase.subscribe(),
             self.report.clone(),
             reloads,
+            commanded,
         ));
         tracing::info!(instance = %config.name, vrid = config.virtual_router_id, interface = %config.interface, "VRRP instance started");
         Running {
             config,
             updates,
+            commands,
             status,
             task,
         }
@@ -371,6 +377,15 @@ impl Engine {
             })
             .or_insert_with(|| Group::new(group.clone()));
         GroupMember::new(Arc::clone(shared), name)
+    }
+
+    /// Hands the instance called `name` an operator's `event` (`Event::Resign` or
+    /// `Event::Maintenance`); `None` when there is none. The answer says what became of it.
+    pub fn command(&self, name: &str, event: Event) -> Option<oneshot::Receiver<String>> {
+        let running = (self.instances.iter()).find(|running| running.config.name == name)?;
+        let (done, answer) = oneshot::channel();
+        running.commands.send((event, done)).ok()?;
+        Some(answer)
     }
 
     /// Resigns every instance (priority-0 advert) and returns once each peer holds the VIPs,

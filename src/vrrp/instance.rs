@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 
 use super::machine::{
@@ -43,6 +43,10 @@ const ANNOUNCE_SPACING: Duration = Duration::from_millis(500);
 const HAND_OVER_INTERVALS: u32 = 4;
 /// A timer that fires later than this is logged: adverts must leave on time.
 const LATE_TIMER: Duration = Duration::from_millis(20);
+
+/// An operator's change (the runtime API): `Event::Resign` or `Event::Maintenance`, and
+/// where the line saying what became of the instance goes.
+pub type Command = (Event, oneshot::Sender<String>);
 
 /// A reloaded config for a running instance of the same name, interface, VRID and family:
 /// anything else may change, and applies in place.
@@ -118,6 +122,11 @@ pub struct Instance {
     /// Set while resigning: VIP removal waits for a peer to take over.
     resigning: bool,
     vips_to_hand_over: bool,
+    /// After an operator's resign or maintenance, the VIPs are kept until this time, and the
+    /// peer's adverts heard since: once it has advertised as master twice, the time moves to
+    /// after its last gratuitous ARP, since a client that refreshed its neighbour entry in
+    /// the last second ignores one (Linux's `locktime`).
+    handing_over: Option<(Instant, u8)>,
     /// The checksum variant each unicast peer uses, learned from its adverts (v3 over IPv4).
     peer_checksums: HashMap<IpAddr, ChecksumVariant>,
     tally: Tally,
@@ -163,6 +172,7 @@ impl Instance {
             virtual_mac: None,
             resigning: false,
             vips_to_hand_over: false,
+            handing_over: None,
             peer_checksums: HashMap::new(),
             tally: Tally::default(),
             late_timers: 0,
@@ -199,6 +209,7 @@ impl Instance {
         mut phase: watch::Receiver<Phase>,
         handed_over: std::sync::mpsc::Sender<()>,
         mut updates: mpsc::UnboundedReceiver<Update>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
         self.virtual_mac = self.open_virtual_mac().await;
         let mut group_changes = self.sync.as_ref().map(GroupMember::subscribe);
@@ -244,10 +255,37 @@ impl Instance {
                 }
                 _ = deadline(self.refresh_at) => self.add_or_refresh_vips().await,
                 _ = deadline(self.announce.map(|(at, _)| at)) => self.announce_again(),
+                _ = deadline(self.handing_over.map(|(at, _)| at)) => {
+                    if self.handing_over.take().is_some_and(|(_, heard)| heard < 2) {
+                        tracing::info!(instance = %self.config.name, "no peer took over in time");
+                    }
+                    self.remove_vips().await;
+                }
+                Some((event, done)) = commands.recv() => {
+                    let before = self.machine.state();
+                    // A Master stepping down keeps its VIPs until the peer has them, so no
+                    // client is turned away in between.
+                    self.resigning = true;
+                    self.step(event).await;
+                    self.resigning = false;
+                    if std::mem::take(&mut self.vips_to_hand_over) {
+                        let limit = Instant::now() + self.config.advert_interval * HAND_OVER_INTERVALS;
+                        self.handing_over = Some((limit, 0));
+                    }
+                    let _ = done.send(format!(
+                        "vrrp instance {} is {} (was {}), mode {}",
+                        self.config.name,
+                        self.machine.state().label(),
+                        before.label(),
+                        self.machine.mode().label()
+                    ));
+                }
             }
         }
         self.resigning = true;
         self.step(Event::Shutdown).await;
+        // Still holding VIPs an operator's resign is handing over: wait for the peer as well.
+        self.vips_to_hand_over |= self.handing_over.take().is_some();
         if self.vips_to_hand_over && self.wait_for_peer(&mut inbound).await {
             // Clients' frames for the virtual MAC go to the peer now, so VIPs kept here serve
             // nobody, and a macvlan kept up could answer ARP for them and draw the switch back.
@@ -493,12 +531,20 @@ impl Instance {
         status.priority = self.config.priority;
         status.effective_priority = self.machine.priority();
         status.master = self.machine.master();
+        let mode = self.machine.mode().label();
+        if status.mode != mode {
+            mode.clone_into(&mut status.mode);
+        }
     }
 
     async fn apply(&mut self, action: Action) {
         match action {
             Action::SendAdvert { priority } => self.send_advert(priority),
-            Action::AddVips => self.add_or_refresh_vips().await,
+            Action::AddVips => {
+                // Master again while handing over (the peer failed): the VIPs stay.
+                self.handing_over = None;
+                self.add_or_refresh_vips().await
+            }
             Action::RemoveVips if self.resigning => self.vips_to_hand_over = true,
             Action::RemoveVips => self.remove_vips().await,
             Action::SendGratuitous => {
@@ -584,6 +630,21 @@ impl Instance {
         self.peer_checksums.insert(source, inbound.checksum);
         let advert = ReceivedAdvert::new(&inbound.advertisement, source);
         self.step(Event::AdvertReceived(advert)).await;
+        if let Some((until, heard)) = &mut self.handing_over {
+            // Its first advert may leave before its VIPs and gratuitous ARPs.
+            if *heard < 2 && advert.priority > 0 {
+                *heard += 1;
+                if *heard == 2 {
+                    tracing::info!(instance = %self.config.name, peer = %source, "peer took over");
+                    *until = Instant::now() + ANNOUNCE_SPACING * (u32::from(ANNOUNCE_REPEATS) + 1);
+                    // With a virtual MAC, clients' frames go to the peer already.
+                    if self.virtual_mac.is_some() {
+                        self.handing_over = None;
+                        self.remove_vips().await;
+                    }
+                }
+            }
+        }
     }
 
     fn drop_packet(&mut self, reason: &'static str, from: IpAddr, why: &str) {

@@ -52,6 +52,32 @@ pub enum Preempt {
     After(Duration),
 }
 
+/// What an operator asked of the router (the runtime API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// Handed over: it preempts nobody, not even as the address owner, and takes over again
+    /// only when no Master is heard (the peer failed) or the Master resigns; then it is
+    /// Normal again, as after `Maintenance(false)`.
+    Resigned,
+    /// Stays Backup (or Initialize, or Fault) whatever happens, until Normal again.
+    Maintenance,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Normal, Mode::Resigned, Mode::Maintenance];
+
+    /// A bounded label for status and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Resigned => "resigned",
+            Mode::Maintenance => "maintenance",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Machine {
     config: Config,
@@ -60,6 +86,7 @@ pub struct Machine {
     phase: Phase,
     /// Held by its sync group (`SyncHold`): it may not become Master.
     held: bool,
+    mode: Mode,
 }
 
 /// A state with the data that only exists in it.
@@ -112,7 +139,12 @@ impl Machine {
             config,
             phase: Phase::Initialize,
             held: false,
+            mode: Mode::Normal,
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn state(&self) -> State {
@@ -173,7 +205,10 @@ impl Machine {
             Event::AdvertReceived(advert) => self.receive(now, advert, &mut actions),
             Event::MasterDownTimerFired => {
                 if let Phase::Backup(backup) = &mut self.phase {
-                    if now >= backup.master_down_at && backup.waiting.is_none() {
+                    if now >= backup.master_down_at
+                        && backup.waiting.is_none()
+                        && self.mode != Mode::Maintenance
+                    {
                         let cause = backup.watching.cause();
                         if self.held {
                             backup.waiting = Some(cause);
@@ -188,6 +223,33 @@ impl Machine {
                 if let Phase::Master { next_advert_at } = self.phase {
                     if now >= next_advert_at {
                         self.advertise_now(now, &mut actions);
+                    }
+                }
+            }
+            Event::Resign => {
+                self.mode = Mode::Resigned;
+                self.step_down(now, Cause::Resigned, &mut actions);
+            }
+            Event::Maintenance(true) => {
+                self.mode = Mode::Maintenance;
+                self.step_down(now, Cause::Maintenance, &mut actions);
+            }
+            // Off also ends a resign: the router preempts as configured again.
+            Event::Maintenance(false) => {
+                if self.mode != Mode::Normal {
+                    self.mode = Mode::Normal;
+                    // A Master_Down_Timer that fired meanwhile was ignored: wait afresh.
+                    if let Phase::Backup(backup) = &mut self.phase {
+                        backup.master_down_at = now
+                            + master_down_interval(
+                                self.config.version,
+                                self.priority,
+                                backup.master_adver_interval,
+                            );
+                        actions.push(Action::SetTimer {
+                            timer: Timer::MasterDown,
+                            at: backup.master_down_at,
+                        });
                     }
                 }
             }
@@ -271,6 +333,16 @@ impl Machine {
         }
     }
 
+    /// A Master resigns (priority-0 advert, VIPs removed) and goes Backup, as if it had
+    /// just started; in any other state nothing changes but the mode.
+    fn step_down(&mut self, now: Timestamp, cause: Cause, out: &mut Vec<Action>) {
+        if let Phase::Master { .. } = self.phase {
+            self.leave_current_state(out);
+            let interval = self.config.advert_interval;
+            self.become_backup(now, interval, Watch::NoMasterYet, cause, out);
+        }
+    }
+
     /// Initialize (or Fault) → Master for the address owner, Backup for everyone else.
     fn start(
         &mut self,
@@ -279,7 +351,7 @@ impl Machine {
         owner_cause: Cause,
         out: &mut Vec<Action>,
     ) {
-        if self.priority == OWNER_PRIORITY {
+        if self.priority == OWNER_PRIORITY && self.mode != Mode::Maintenance {
             self.become_master(now, owner_cause, out);
         } else {
             self.become_backup(
@@ -293,6 +365,9 @@ impl Machine {
     }
 
     fn become_master(&mut self, now: Timestamp, cause: Cause, out: &mut Vec<Action>) {
+        if self.mode == Mode::Resigned {
+            self.mode = Mode::Normal;
+        }
         out.push(Action::AddVips);
         out.push(Action::SendAdvert {
             priority: self.priority,
@@ -362,10 +437,11 @@ impl Machine {
                 let Some(peer) = screen(&self.config, &advert, out) else {
                     return;
                 };
+                let may_preempt = self.mode == Mode::Normal && !self.held;
                 let heard = backup_receive(
                     backup,
                     &self.config,
-                    (self.priority, self.held),
+                    (self.priority, may_preempt),
                     now,
                     &advert,
                     peer,
@@ -490,7 +566,7 @@ enum Heard {
 fn backup_receive(
     backup: &mut Backup,
     config: &Config,
-    (priority, held): (u8, bool),
+    (priority, may_preempt): (u8, bool),
     now: Timestamp,
     advert: &ReceivedAdvert,
     peer: Peer,
@@ -512,7 +588,7 @@ fn backup_receive(
         true
     } else {
         match config.preempt {
-            _ if held => true,
+            _ if !may_preempt => true,
             _ if priority == OWNER_PRIORITY => false,
             Preempt::Never => true,
             Preempt::After(delay) if delay.is_zero() => false,

@@ -21,6 +21,10 @@ pub struct VrrpStatus {
     pub virtual_ips: Vec<String>,
     /// The Master this node sees: itself, its peer, or none known.
     pub master: Option<IpAddr>,
+    /// What an operator asked of it: `normal`, `resigned` (handed over, not preempting back)
+    /// or `maintenance` (staying backup).
+    #[serde(default)]
+    pub mode: String,
 }
 
 impl VrrpStatus {
@@ -34,6 +38,7 @@ impl VrrpStatus {
             effective_priority: config.priority,
             virtual_ips: virtual_ips(config),
             master: None,
+            mode: crate::vrrp::machine::Mode::Normal.label().into(),
         }
     }
 }

@@ -19,7 +19,13 @@ impl Validator {
                 ),
             );
         }
-        Admin { listen }
+        let token = (spec.token_file.as_deref()).and_then(|file| self.admin_token(file));
+        let socket = (spec.socket.as_deref()).map(|path| self.admin_socket(path));
+        Admin {
+            listen,
+            token,
+            socket,
+        }
     }
 
     pub(super) fn access_log(&mut self, spec: AccessLogSpec) -> AccessLog {
@@ -58,7 +64,9 @@ mod tests {
         assert_eq!(
             config.admin,
             Some(Admin {
-                listen: "127.0.0.1:9900".parse().unwrap()
+                listen: "127.0.0.1:9900".parse().unwrap(),
+                token: None,
+                socket: None,
             })
         );
         assert_eq!(

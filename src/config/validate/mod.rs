@@ -3,6 +3,7 @@
 
 mod access_log;
 mod admin;
+mod admin_api;
 mod backends;
 mod check_kinds;
 mod compression;

@@ -105,6 +105,10 @@ pub enum Cause {
     FaultCleared,
     /// Master → Backup: another member of its sync group follows a peer's Master.
     SyncGroup,
+    /// Master → Backup: an operator resigned the instance (a planned handover).
+    Resigned,
+    /// Master → Backup: an operator put the instance in maintenance.
+    Maintenance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,6 +153,8 @@ impl fmt::Display for Cause {
             Cause::Fault => f.write_str("fault"),
             Cause::FaultCleared => f.write_str("fault cleared"),
             Cause::SyncGroup => f.write_str("a sync group member follows a peer's master"),
+            Cause::Resigned => f.write_str("resigned by an operator"),
+            Cause::Maintenance => f.write_str("maintenance set by an operator"),
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum Event {
     /// Its sync group holds it back from Master (`true`: another member follows a peer's
     /// Master) or lets it go.
     SyncHold(bool),
+    /// An operator's planned handover: a Master resigns and goes Backup; the router does not
+    /// preempt back while a Master is heard (see [`super::Mode::Resigned`]).
+    Resign,
+    /// An operator's maintenance mode on or off (see [`super::Mode::Maintenance`]).
+    Maintenance(bool),
 }
 
 /// The parts of a received advert the state machine decides on.

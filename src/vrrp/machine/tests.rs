@@ -1250,3 +1250,91 @@ fn a_held_backup_that_hears_a_master_while_waiting_follows_it_again() {
     assert!(machine.handle(heard, Event::SyncHold(false)).is_empty());
     assert_eq!(machine.state(), State::Backup);
 }
+
+#[test]
+fn a_resigned_master_hands_over_and_does_not_preempt_back_until_the_peer_fails() {
+    let (mut machine, at) = master_after_timeout(config(Version::V2, 200));
+    let actions = machine.handle(at, Event::Resign);
+    assert_eq!(
+        actions,
+        [
+            CancelTimer(Timer::Adver),
+            SendAdvert { priority: 0 },
+            RemoveVips,
+            SetTimer {
+                timer: Timer::MasterDown,
+                at: at + master_down_interval(Version::V2, 200, AdvertInterval::from_secs(1))
+            },
+            state_changed(State::Master, State::Backup, Cause::Resigned),
+        ]
+    );
+    assert_eq!(machine.mode(), Mode::Resigned);
+    let later = at + Duration::from_secs(1);
+    let followed = machine.handle(later, v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(
+        machine.state(),
+        State::Backup,
+        "the peer of lower priority is followed"
+    );
+    assert!(matches!(followed[..], [SetTimer { .. }]), "{followed:?}");
+    let silent = later + MASTER_DOWN_100 + Duration::from_secs(1);
+    machine.handle(silent, Event::MasterDownTimerFired);
+    assert_eq!(
+        machine.state(),
+        State::Master,
+        "the peer went silent: taken over"
+    );
+    assert_eq!(
+        machine.mode(),
+        Mode::Normal,
+        "and preempting as configured again"
+    );
+
+    let mut resigned = backup_at_zero(config(Version::V2, 200));
+    resigned.handle(t(0), Event::Resign);
+    resigned.handle(t(10), v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(resigned.state(), State::Backup);
+    resigned.handle(t(20), Event::Maintenance(false));
+    assert_eq!(
+        resigned.mode(),
+        Mode::Normal,
+        "maintenance off ends a resign"
+    );
+    resigned.handle(t(30), v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(resigned.state(), State::Master, "and it preempts again");
+}
+
+#[test]
+fn maintenance_keeps_a_router_backup_whatever_happens_until_off() {
+    let (mut machine, at) = master_after_timeout(config(Version::V2, 200));
+    machine.handle(at, Event::Maintenance(true));
+    assert_eq!(
+        (machine.state(), machine.mode()),
+        (State::Backup, Mode::Maintenance)
+    );
+    let later = at + Duration::from_secs(10);
+    assert_eq!(machine.handle(later, Event::MasterDownTimerFired), []);
+    machine.handle(later, v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(machine.state(), State::Backup, "no preemption either");
+
+    let mut owner = Machine::new(config(Version::V2, 255));
+    owner.handle(t(0), Event::Maintenance(true));
+    owner.handle(t(0), Event::Startup);
+    assert_eq!(owner.state(), State::Backup, "even the address owner");
+
+    let off = later + Duration::from_secs(1);
+    let actions = machine.handle(off, Event::Maintenance(false));
+    assert_eq!(machine.mode(), Mode::Normal);
+    assert!(
+        matches!(
+            actions[..],
+            [SetTimer {
+                timer: Timer::MasterDown,
+                ..
+            }]
+        ),
+        "{actions:?}"
+    );
+    machine.handle(off, v2_advert(LOWER_ADDRESS, 100));
+    assert_eq!(machine.state(), State::Master, "preempts again");
+}

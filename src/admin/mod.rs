@@ -1,16 +1,22 @@
-//! The admin endpoint: `GET /metrics` in the Prometheus text format and `GET /status` as JSON,
-//! served on the control thread, away from the workers.
+//! The admin endpoint: `GET /metrics` in the Prometheus text format, `GET /status` as JSON,
+//! `/health`, `/ready` and the runtime API (`api`), served on the control thread, away from
+//! the workers, over TCP and optionally a unix socket (`socket`).
+
+pub mod api;
+pub mod client;
+pub mod socket;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
-use arc_swap::ArcSwap;
+use anyhow::{bail, Context as _};
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,8 +24,13 @@ use hyper_util::rt::TokioIo;
 use metrics::gauge;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, oneshot};
 
+use api::{Change, Endpoint, Refusal, Transport};
+use client::Target;
+
+use crate::backend::admin_state::AdminState;
 use crate::limits::{AcceptBackoff, Thinned};
 use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
 use crate::status::{Live, Status, SERVER_STATES};
@@ -28,9 +39,6 @@ use crate::status::{Live, Status, SERVER_STATES};
 /// Often, so each fold is short: at 60k requests a second, 5 s of samples took milliseconds
 /// to fold, and on a shared core requests waited for it.
 const UPKEEP_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How long `tandem status` waits for an answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Installs the process-wide recorder; until then every metric handle is a no-op.
 pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
@@ -45,9 +53,30 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
-/// Serves the admin endpoint until the task is dropped.
-pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: PrometheusHandle) {
-    let upkeep = metrics.clone();
+/// What the admin endpoint serves from, shared by its connections.
+pub struct Shared {
+    pub live: Arc<ArcSwap<Live>>,
+    pub metrics: PrometheusHandle,
+    /// The bearer token writes over TCP need (`admin.token_file`, read again on each reload);
+    /// `None`: writes over TCP are refused.
+    pub token: ArcSwapOption<String>,
+    /// Whether the config is loaded and the listeners bound, and the node is not stopping.
+    pub ready: AtomicBool,
+    /// Where runtime changes go to be applied, each with where its answer goes.
+    pub changes: mpsc::UnboundedSender<Pending>,
+}
+
+/// A runtime change waiting to be applied, and where to send the line saying what changed
+/// (or why not).
+pub type Pending = (Change, oneshot::Sender<Result<String, Refusal>>);
+
+/// A request body of the API is one word or number.
+const BODY_LIMIT: usize = 1024;
+
+/// Serves the admin endpoint on `listener` (and the unix `socket`, if any) until the task is
+/// dropped.
+pub async fn serve(listener: TcpListener, socket: Option<UnixListener>, shared: Arc<Shared>) {
+    let upkeep = shared.metrics.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(UPKEEP_INTERVAL);
         loop {
@@ -55,13 +84,38 @@ pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: Pro
             upkeep.run_upkeep();
         }
     });
+    if let Some(socket) = socket {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            accept_forever(
+                || async { socket.accept().await.map(|(stream, _)| stream) },
+                Transport::Socket,
+                shared,
+            )
+            .await
+        });
+    }
+    accept_forever(
+        || async { listener.accept().await.map(|(stream, _)| stream) },
+        Transport::Tcp,
+        shared,
+    )
+    .await
+}
+
+async fn accept_forever<S, A, F>(accept: A, transport: Transport, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A: Fn() -> F,
+    F: std::future::Future<Output = std::io::Result<S>>,
+{
     let mut backoff = AcceptBackoff::default();
     let failures = Thinned::new();
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => {
+        let stream = match accept().await {
+            Ok(stream) => {
                 backoff.succeeded();
-                accepted
+                stream
             }
             Err(error) => {
                 if let Some(held_back) = failures.admit(Instant::now()) {
@@ -71,12 +125,11 @@ pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: Pro
                 continue;
             }
         };
-        let live = Arc::clone(&live);
-        let metrics = metrics.clone();
+        let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = respond(&request, &live.load(), &metrics);
-                async move { Ok::<_, Infallible>(response) }
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(respond(request, transport, &shared).await) }
             });
             let served = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -88,28 +141,49 @@ pub async fn serve(listener: TcpListener, live: Arc<ArcSwap<Live>>, metrics: Pro
     }
 }
 
-fn respond(
-    request: &Request<Incoming>,
-    live: &Live,
-    metrics: &PrometheusHandle,
+async fn respond(
+    request: Request<Incoming>,
+    transport: Transport,
+    shared: &Shared,
 ) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "GET only\n".into(),
-        );
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return refused(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a body of at most {BODY_LIMIT} bytes"),
+            ))
+        }
+    };
+    let endpoint = match api::route(&parts.method, parts.uri.path(), &body) {
+        Ok(endpoint) => endpoint,
+        Err(refusal) => return refused(refusal),
+    };
+    let token = shared.token.load();
+    let token = token.as_deref().map(String::as_str);
+    if let Err(refusal) = api::authorize(&endpoint, transport, token, &parts.headers) {
+        return refused(refusal);
     }
-    match request.uri().path() {
-        "/metrics" => {
-            set_gauges(&live.status());
+    match endpoint {
+        Endpoint::Health => reply(StatusCode::OK, "text/plain", "alive\n".into()),
+        Endpoint::Ready => match shared.ready.load(Ordering::Relaxed) {
+            true => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+            false => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "not ready: starting or stopping\n".into(),
+            ),
+        },
+        Endpoint::Metrics => {
+            set_gauges(&shared.live.load().status());
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                metrics.render().into(),
+                shared.metrics.render().into(),
             )
         }
-        "/status" => match serde_json::to_vec_pretty(&live.status()) {
+        Endpoint::Status => match serde_json::to_vec_pretty(&shared.live.load().status()) {
             Ok(json) => reply(StatusCode::OK, "application/json", json.into()),
             Err(error) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,45 +191,48 @@ fn respond(
                 format!("{error}\n").into(),
             ),
         },
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "try /metrics or /status\n".into(),
-        ),
+        Endpoint::Change(change) => {
+            let (answer, answered) = oneshot::channel();
+            let applied = match shared.changes.send((change, answer)) {
+                Ok(()) => answered.await.ok(),
+                Err(_) => None,
+            };
+            match applied {
+                Some(Ok(done)) => reply(StatusCode::OK, "text/plain", format!("{done}\n").into()),
+                Some(Err(refusal)) => refused(refusal),
+                None => refused(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "tandem is stopping: no more changes",
+                )),
+            }
+        }
     }
+}
+
+/// An error answer: its line, and for a 401 the scheme to authenticate with.
+fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
+    let mut response = reply(
+        refusal.status,
+        "text/plain",
+        format!("{}\n", refusal.message).into(),
+    );
+    if refusal.status == StatusCode::UNAUTHORIZED {
+        (response.headers_mut()).insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tandem\""),
+        );
+    }
+    response
 }
 
 /// Asks a running tandem's admin endpoint at `address` for its status.
 pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
-    let stream = tokio::time::timeout(CLIENT_TIMEOUT, TcpStream::connect(address))
-        .await
-        .map_err(|_| anyhow!("no answer from {address} within {CLIENT_TIMEOUT:?}"))?
-        .with_context(|| {
-            format!(
-                "connecting to the admin endpoint {address}: is tandem running with \
-                 `admin: {{ listen: {address} }}`? (admin changes take a restart)"
-            )
-        })?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("admin endpoint")?;
-    tokio::spawn(connection);
-    let request = Request::get("/status")
-        .header(header::HOST, address.to_string())
-        .body(Empty::<Bytes>::new())?;
-    let exchange = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        anyhow::Ok((status, body))
-    };
-    let (status, body) = tokio::time::timeout(CLIENT_TIMEOUT, exchange)
-        .await
-        .map_err(|_| anyhow!("no answer from {address} within {CLIENT_TIMEOUT:?}"))??;
+    let target = Target::Tcp(address);
+    let (status, body) = client::call(&target, Method::GET, "/status", "", None).await?;
     if status != StatusCode::OK {
         bail!("{address} answered {status}");
     }
-    serde_json::from_slice(&body).with_context(|| {
+    serde_json::from_slice(body.as_bytes()).with_context(|| {
         format!("reading the status from {address}: is it a tandem of this version?")
     })
 }
@@ -185,6 +262,13 @@ fn set_gauges(status: &Status) {
             .set(frontend.current_sessions as f64);
         gauge!("tandem_frontend_tunnels_current", "proxy" => frontend.name.clone())
             .set(frontend.current_tunnels as f64);
+        for (state, on) in [("OPEN", frontend.enabled), ("STOP", !frontend.enabled)] {
+            let labels = [
+                ("proxy", frontend.name.clone()),
+                ("state", state.to_owned()),
+            ];
+            gauge!("tandem_frontend_status", &labels).set(flag(on));
+        }
         for certificate in &frontend.certificates {
             let labels = [
                 ("proxy", frontend.name.clone()),
@@ -212,6 +296,11 @@ fn set_gauges(status: &Status) {
                 labels.push(("state", state.to_owned()));
                 gauge!("tandem_server_status", &labels).set(flag(server.state == state));
             }
+            for state in AdminState::ALL.map(AdminState::label) {
+                let mut labels = labels().to_vec();
+                labels.push(("state", state.to_owned()));
+                gauge!("tandem_server_admin_state", &labels).set(flag(server.admin_state == state));
+            }
         }
     }
     for vrrp in &status.vrrp {
@@ -232,6 +321,11 @@ fn set_gauges(status: &Status) {
             let mut labels = labels();
             labels.push(("address", master.to_string()));
             gauge!("tandem_vrrp_master_info", &labels).set(1.0);
+        }
+        for mode in crate::vrrp::machine::Mode::ALL.map(|mode| mode.label()) {
+            let mut labels = labels();
+            labels.push(("mode", mode.to_owned()));
+            gauge!("tandem_vrrp_mode", &labels).set(flag(vrrp.mode == mode));
         }
     }
 }

@@ -1,0 +1,152 @@
+//! The runtime API's VRRP resign and maintenance between two tandem nodes in namespaces, alone
+//! in its test binary as `vrrp_handover.rs` is: it counts failed connections, and tests
+//! running beside it on two cores would stretch every connection's lifetime.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::lab::{spawn_in, wait_until};
+use support::pair::*;
+use support::{tandem_binary, Tandem};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// A node's config with its admin unix socket at `socket`: the test reaches it from outside
+/// the node's network namespace.
+fn node_with_socket(name: &str, priority: u8, socket: &Path) -> String {
+    node_config(name, priority, VIP4, "")
+        + &format!(
+            "admin: {{ listen: 127.0.0.1:9900, socket: {} }}\n",
+            socket.display()
+        )
+}
+
+/// `tandem ctl --socket SOCKET ARGS`: exit code and stdout.
+fn ctl(socket: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(tandem_binary())
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() || !stderr.is_empty());
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &stderr,
+    )
+}
+
+/// `vrrp resign` on the master moves the VIP to the peer while a client opening a new
+/// connection every 5 ms sees no failure (no answer within 500 ms counts as one; one reset
+/// at the switch is tolerated, as in `vrrp_handover.rs`), and the resigned node, of higher
+/// priority, does not preempt back. Then `vrrp maintenance` on the peer: it stays backup
+/// while the resigned node takes the VIP again; off, it is normal again.
+#[test]
+fn vrrp_resign_moves_the_vip_to_the_peer_with_no_failed_connection() {
+    let Some(lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (socket_a, socket_b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let _a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_with_socket("node-a", 150, &socket_a),
+    );
+    let _b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_with_socket("node-b", 100, &socket_b),
+    );
+    wait_for_master(&lab, 0, VIP4);
+
+    let served = Arc::new(AtomicUsize::new(0));
+    let client = spawn_in(&lab.hosts[2].namespace, {
+        let served = Arc::clone(&served);
+        move || async move {
+            let address: SocketAddr = format!("{VIP4}:80").parse().unwrap();
+            let mut failures = Vec::new();
+            let mut answered_by_b = 0;
+            // Bounded: stops 100 answers after b first answered, or after 2000 attempts.
+            for attempt in 0..2000 {
+                let reply = tokio::time::timeout(Duration::from_millis(500), async {
+                    let mut stream = TcpStream::connect(address).await?;
+                    let mut reply = String::new();
+                    stream.read_to_string(&mut reply).await?;
+                    Ok::<_, std::io::Error>(reply)
+                })
+                .await;
+                match reply {
+                    Ok(Ok(name)) if !name.is_empty() => {
+                        served.fetch_add(1, Ordering::SeqCst);
+                        answered_by_b += usize::from(name == "node-b");
+                    }
+                    other => failures.push(format!("attempt {attempt}: {other:?}")),
+                }
+                if answered_by_b >= 100 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (failures, answered_by_b)
+        }
+    });
+    wait_until(FAILOVER, "the client is being served", || {
+        served.load(Ordering::SeqCst) >= 50
+    });
+    let (code, out) = ctl(&socket_a, &["vrrp", "resign", "VI_1"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "vrrp instance VI_1 is BACKUP (was MASTER), mode resigned\n"
+        )
+    );
+    let (failures, answered_by_b) = client.join().unwrap();
+    let at_the_switch = |failure: &String| failure.contains("ConnectionReset");
+    assert!(
+        failures.len() <= 1 && failures.iter().all(at_the_switch),
+        "{} failed connections: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(answered_by_b, 100, "node-b never took over");
+    // Node-a keeps the VIP until after node-b's last gratuitous ARP, hearing node-b's
+    // adverts of lower priority all along: it would have preempted by then.
+    wait_until(FAILOVER, "node-b alone holds the VIP", || {
+        holds(&lab, 1, VIP4) && !holds(&lab, 0, VIP4)
+    });
+    let (code, shown) = ctl(&socket_a, &["show", "--json"]);
+    assert_eq!(code, 0);
+    assert!(
+        shown.contains("\"state\": \"BACKUP\"") && shown.contains("\"mode\": \"resigned\""),
+        "node-a, of higher priority, does not preempt back: {shown}"
+    );
+
+    let (code, out) = ctl(&socket_b, &["vrrp", "maintenance", "VI_1", "on"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "vrrp instance VI_1 is BACKUP (was MASTER), mode maintenance\n"
+        )
+    );
+    wait_for_master(&lab, 0, VIP4);
+    let (code, shown) = ctl(&socket_b, &["show"]);
+    assert_eq!(code, 0);
+    assert!(
+        shown.contains("mode maintenance (set by an operator)"),
+        "{shown}"
+    );
+    let (code, out) = ctl(&socket_b, &["vrrp", "maintenance", "VI_1", "off"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "vrrp instance VI_1 is BACKUP (was BACKUP), mode normal\n"
+        )
+    );
+}
