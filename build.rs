@@ -27,10 +27,10 @@ fn main() {
     println!("cargo:rustc-env=TANDEM_COMMIT={commit}");
 }
 
-/// The git files that say which commit is checked out (HEAD, the branch's loose ref and the
-/// packed refs, those that exist: cargo reruns a build script on every build while a path it
-/// watches is missing), when `dir` is the top of a git work tree; `None` otherwise, so a crate
-/// unpacked inside some other repository doesn't take that repository's commit.
+/// The git files that say which commit is checked out, when `dir` is the top of a git work
+/// tree; `None` otherwise, so a crate unpacked inside some other repository doesn't take that
+/// repository's commit. Only paths that exist: cargo reruns a build script on every build while
+/// a path it watches is missing.
 fn own_checkout(dir: &Path) -> Option<Vec<PathBuf>> {
     let top = PathBuf::from(git(dir, &["rev-parse", "--show-toplevel"])?);
     if top.canonicalize().ok()? != dir.canonicalize().ok()? {
@@ -38,7 +38,13 @@ fn own_checkout(dir: &Path) -> Option<Vec<PathBuf>> {
     }
     let mut files = vec![git_path(dir, "HEAD")?, git_path(dir, "packed-refs")?];
     if let Some(branch) = git(dir, &["symbolic-ref", "--quiet", "HEAD"]) {
-        files.push(git_path(dir, &branch)?);
+        let loose = git_path(dir, &branch)?;
+        // A packed ref has no file of its own until the next commit writes one: watch its
+        // directory until then (only then: other worktrees' branches live there too).
+        match loose.exists() {
+            true => files.push(loose),
+            false => files.extend(loose.parent().map(Path::to_path_buf)),
+        }
     }
     files.retain(|path| path.exists());
     Some(files)
