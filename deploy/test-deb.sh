@@ -8,7 +8,7 @@
 # Checks: `tandem check` of /etc/tandem/tandem.yaml, as root and as the service user; the
 # config is a conffile; `man tandem` and a page per subcommand; the bash completion completes,
 # zsh's and fish's load where those shells are installed; the user, group and files; the
-# logrotate file parses; and after the purge, that nothing is left.
+# logrotate file parses; after the purge, that nothing is left; and postinst's adduser fallback.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -88,7 +88,20 @@ for path in /usr/bin/tandem /etc/tandem /lib/systemd/system/tandem.service /etc/
   check "purged: $path" test ! -e "$path"
 done
 cleanup
-check "no tandem user left" bash -c '! getent passwd tandem'
+
+# Where systemd-sysusers is missing (a container without systemd), postinst makes the user
+# with adduser: run the package's own postinst with a PATH that has no systemd-sysusers.
+scripts=$(mktemp -d)
+trap 'cleanup; rm -rf "$scripts"' EXIT
+dpkg-deb --control "$deb" "$scripts/control"
+mkdir "$scripts/bin"
+ln -s "$(command -v getent)" "$scripts/bin/getent"
+check "postinst without systemd-sysusers" env PATH="$scripts/bin:/usr/sbin:/sbin" \
+  /bin/sh "$scripts/control/postinst" configure
+check "... made the tandem user with adduser" \
+  bash -c "getent passwd tandem | grep -q ':/nonexistent:/usr/sbin/nologin$'"
+cleanup
+check "no tandem user left" bash -c '! getent passwd tandem && ! getent group tandem'
 
 if [ "$failures" -gt 0 ]; then
   echo "test-deb.sh: $failures check(s) failed" >&2
