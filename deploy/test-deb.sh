@@ -78,6 +78,10 @@ check "the tandem user, with no login" bash -c "getent passwd tandem | grep -q '
 check "the tandem group" getent group tandem
 check "the unit" test -s /lib/systemd/system/tandem.service
 check "the unit runs the packaged binary" grep -q '^ExecStart=/usr/bin/tandem run' /lib/systemd/system/tandem.service
+if command -v systemd-analyze >/dev/null; then
+  check "systemd-analyze verify finds nothing wrong with the unit" \
+    bash -c '[ -z "$(systemd-analyze verify --man=no /lib/systemd/system/tandem.service 2>&1)" ]'
+fi
 check "the sysusers file" test -s /usr/lib/sysusers.d/tandem.conf
 check "/etc/tandem" test -d /etc/tandem
 check "the logrotate file parses" logrotate --debug /etc/logrotate.d/tandem
