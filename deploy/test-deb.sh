@@ -7,8 +7,9 @@
 #
 # Checks: `tandem check` of /etc/tandem/tandem.yaml, as root and as the service user; the
 # config is a conffile; `man tandem` and a page per subcommand; the bash completion completes,
-# zsh's and fish's load where those shells are installed; the user, group and files; the
-# logrotate file parses; after the purge, that nothing is left; and postinst's adduser fallback.
+# zsh's and fish's load where those shells are installed; the user, group and files; the unit
+# passes systemd-analyze verify; the logrotate file parses; after the purge, that nothing is
+# left; and postinst's adduser fallback.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
