@@ -4,12 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+mod generate;
+
+/// The version and the commit it was built from (see build.rs): what a bug report needs.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TANDEM_COMMIT"), ")");
 
 /// tandem: an L4/L7 reverse proxy and a VRRP engine in one binary.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +47,14 @@ enum Command {
     /// Change a running tandem through its runtime API (drain a server, resign a VIP...), or
     /// show its state.
     Ctl(tandem::ctl::Ctl),
+    /// Write the man pages and the shell completions, generated from this command line, into
+    /// a directory (for packaging: deploy/build-deb.sh).
+    #[command(hide = true)]
+    Generate {
+        /// The directory to write `man/` and `completions/` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -96,6 +109,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Generate { out } => match generate::write(Cli::command(), &out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("tandem generate: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

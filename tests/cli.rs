@@ -193,15 +193,29 @@ fn run_refuses_a_broken_config_before_listening() {
 }
 
 #[test]
-fn version_names_the_release() {
+fn version_names_the_release_and_the_commit() {
     let output = Command::new(tandem_binary())
         .arg("--version")
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        format!("tandem {}", env!("CARGO_PKG_VERSION"))
+    let version = String::from_utf8_lossy(&output.stdout);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let head = Command::new("git")
+        .args(["-C", root, "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success());
+    let expected = match head {
+        // The test binary and tandem are built together, from the same checkout.
+        Some(head) => format!("({}", String::from_utf8_lossy(&head.stdout).trim()),
+        None => "(unknown commit)".to_owned(),
+    };
+    let version = version.trim_end();
+    assert!(
+        version.starts_with(&format!("tandem {} ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
     );
+    assert!(version.contains(&expected), "{version} lacks {expected}");
 }
 
 #[test]
