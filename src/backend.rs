@@ -2,6 +2,7 @@
 //!
 //! Shared by every worker thread; the hot path touches only atomics.
 
+pub mod check_record;
 pub mod queue;
 pub mod rise_fall;
 
@@ -15,11 +16,12 @@ use tokio::sync::watch;
 use crate::balance::{self, Selector, ServerView};
 use crate::config::{self, DnsName, ServerAddress};
 use crate::dns::Resolved;
-use crate::stats::ServerStats;
+use crate::stats::{BackendStats, ServerStats};
 use crate::tls::{
     self,
     upstream::{Origination, ServerTls, UpstreamServer},
 };
+use check_record::{CheckRecord, CheckStatus};
 use queue::Queue;
 use rise_fall::{Counter, Health};
 
@@ -41,6 +43,8 @@ pub struct BackendState {
     pub queue: Arc<Queue>,
     /// TLS to each server, in server order (`with_tls`); empty: every server plain.
     tls: Vec<ServerTls>,
+    /// The backend's own counters (the responses of every request sent to it).
+    pub stats: BackendStats,
 }
 
 /// Why a request or connection got no server.
@@ -112,6 +116,7 @@ impl BackendState {
                 Box::new(balance::FirstUp::new(&backups))
             }
         });
+        let stats = BackendStats::new(&config.name);
         BackendState {
             config,
             servers,
@@ -121,6 +126,7 @@ impl BackendState {
             backup_selector,
             queue,
             tls: Vec::new(),
+            stats,
         }
     }
 
@@ -431,6 +437,9 @@ pub struct ServerState {
     retired: AtomicBool,
     /// At weight 0 in the config that serves (kept across reloads with the state).
     drained: AtomicBool,
+    /// The last check, the last change and the time down, for `/status` and the metrics;
+    /// touched by checks and transitions only.
+    checks: Mutex<CheckRecord>,
 }
 
 impl ServerState {
@@ -459,6 +468,7 @@ impl ServerState {
             backup: server.backup,
             retired: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            checks: Mutex::new(CheckRecord::new(Instant::now())),
         }
     }
 
@@ -525,6 +535,22 @@ impl ServerState {
         self.checked.load(Ordering::Relaxed)
     }
 
+    /// What the server's health has been, as of now.
+    pub fn check_record(&self) -> CheckRecord {
+        self.lock_checks().clone()
+    }
+
+    fn lock_checks(&self) -> std::sync::MutexGuard<'_, CheckRecord> {
+        (self.checks.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An active health check's result, `took` long: recorded, then fed to the rise/fall
+    /// counter.
+    pub fn record_active_check(&self, status: CheckStatus, took: Duration, detail: &str) {
+        self.lock_checks().checked(status, took);
+        self.record_check(status.passed(), detail);
+    }
+
     /// Feeds one check result (active, or a passive connect failure) to the rise/fall counter.
     pub fn record_check(&self, ok: bool, detail: &str) {
         let Some(health) = &self.health else { return };
@@ -543,6 +569,7 @@ impl ServerState {
             self.ramp_started.store(clock(), Ordering::Relaxed);
         }
         self.up.store(changed == Health::Up, Ordering::Relaxed);
+        self.lock_checks().went(changed, Instant::now());
         // Works without receivers too: it only marks the value as changed.
         self.health_changes.send_replace(());
         match changed {

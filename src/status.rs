@@ -5,10 +5,11 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::check_record::CheckStatus;
 use crate::backend::queue::Queue;
 use crate::backend::{BackendState, ServerState};
 use crate::config::{Balance, Mode};
@@ -49,6 +50,9 @@ pub struct FrontendStatus {
     /// Upgraded connections (WebSocket) open now.
     #[serde(default)]
     pub current_tunnels: u64,
+    /// Its `max_connections`: as configured, or what the open-file limit leaves it.
+    #[serde(default)]
+    pub limit_sessions: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +101,27 @@ pub struct ServerStatus {
     /// `name:port` for a server named by DNS (`address` is what the name resolved to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name: Option<String>,
+    /// The last health check; `None` before the first, and without health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+    /// Seconds since the server last went up or down (or was added).
+    #[serde(default)]
+    pub last_change_seconds: f64,
+    /// Seconds the server has been down in all.
+    #[serde(default)]
+    pub downtime_seconds: f64,
+}
+
+/// Every result a health check can have, by HAProxy's names.
+pub fn check_states() -> impl Iterator<Item = &'static str> {
+    CheckStatus::ALL.into_iter().map(CheckStatus::label)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    /// HAProxy's name for the result: L4OK, L7STS, L4CON... (`CheckStatus::label`).
+    pub status: String,
+    pub duration_seconds: f64,
 }
 
 /// Handles on everything that runs, replaced on each reload; read when `/status` or
@@ -152,6 +177,7 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
         current_sessions: runtime.stats.current_sessions.load(Ordering::Relaxed),
         accepting: *frontend.accepting.borrow(),
         current_tunnels: runtime.stats.current_tunnels.load(Ordering::Relaxed),
+        limit_sessions: frontend.connections.max(),
     }
 }
 
@@ -184,6 +210,7 @@ fn server_status(
     backup: bool,
     queue: &Queue,
 ) -> ServerStatus {
+    let (checks, now) = (server.check_record(), Instant::now());
     let state = match (server.is_up(), weight) {
         (false, _) => DOWN,
         (true, 0) => DRAIN,
@@ -203,6 +230,12 @@ fn server_status(
             None => 0,
         },
         dns_name: (server.dns_name.as_ref()).map(ToString::to_string),
+        last_check: (checks.last()).map(|(status, took)| LastCheck {
+            status: status.label().to_owned(),
+            duration_seconds: took.as_secs_f64(),
+        }),
+        last_change_seconds: checks.since_change(now).as_secs_f64(),
+        downtime_seconds: checks.downtime(now).as_secs_f64(),
     }
 }
 

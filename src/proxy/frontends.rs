@@ -48,6 +48,8 @@ struct Listen {
 pub struct LiveFrontend {
     pub cell: FrontendCell,
     pub accepting: watch::Receiver<bool>,
+    /// Its `max_connections`, as configured or derived.
+    pub connections: Arc<ConnectionLimit>,
 }
 
 pub struct Frontends {
@@ -237,6 +239,7 @@ impl Frontends {
                 LiveFrontend {
                     cell: Arc::clone(&listening.frontend),
                     accepting: listening.accepting.subscribe(),
+                    connections: Arc::clone(&listening.connections),
                 }
             })
             .collect()
