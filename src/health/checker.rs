@@ -135,9 +135,11 @@ impl Deadline {
     }
 }
 
-/// A failed answer (layer 7), with the reason.
-fn wrong_answer(detail: String) -> Failed {
-    Failed::Server(CheckStatus::L7Response, detail)
+/// An answer the check does not expect (layer 7), with the reason.
+impl From<String> for Failed {
+    fn from(detail: String) -> Failed {
+        Failed::Server(CheckStatus::L7Response, detail)
+    }
 }
 
 impl Probe {
@@ -149,69 +151,8 @@ impl Probe {
         default_host: &str,
         deadline: Deadline,
     ) -> Result<CheckStatus, Failed> {
-        let mut stream = self.open(address, deadline).await?;
-        let answered = async {
-            match &self.kind {
-                CheckKind::Tcp => Ok(()),
-                CheckKind::TcpSteps(steps) => conversation::steps(&mut stream, steps)
-                    .await
-                    .map_err(wrong_answer),
-                CheckKind::Redis => conversation::redis(&mut stream).await.map_err(wrong_answer),
-                CheckKind::Mysql { user } => (conversation::mysql(&mut stream, user.as_deref()))
-                    .await
-                    .map_err(wrong_answer),
-                CheckKind::Postgres { user, database } => {
-                    (conversation::postgres(&mut stream, user, database.as_deref()))
-                        .await
-                        .map_err(wrong_answer)
-                }
-                CheckKind::Http {
-                    path,
-                    host,
-                    expect,
-                    method,
-                    headers,
-                    expect_body,
-                } => {
-                    let host = host.as_deref().unwrap_or(default_host);
-                    let mut request = match self.protocol {
-                        UpstreamProtocol::Http11 => http::Request::builder()
-                            .uri(path.as_str())
-                            .header(http::header::HOST, host)
-                            .header(http::header::CONNECTION, "close"),
-                        UpstreamProtocol::H2 => {
-                            http::Request::builder().uri(format!("http://{host}{path}"))
-                        }
-                    }
-                    .method(method.clone())
-                    .header(http::header::USER_AGENT, USER_AGENT);
-                    for (name, value) in headers {
-                        request = request.header(name, value);
-                    }
-                    let request = (request.body(Empty::new()))
-                        .map_err(|error| wrong_answer(format!("http: {error}")))?;
-                    // Held until the body is read; dropping it ends the connection.
-                    let (response, _connection) = match self.protocol {
-                        UpstreamProtocol::Http11 => http1_exchange(stream, request).await,
-                        UpstreamProtocol::H2 => http2_exchange(stream, request).await,
-                    }
-                    .map_err(|error| wrong_answer(format!("http: {error}")))?;
-                    let status = response.status().as_u16();
-                    if !expect.matches(status) {
-                        return Err(Failed::Server(
-                            CheckStatus::L7Status,
-                            format!("status {status}"),
-                        ));
-                    }
-                    match expect_body {
-                        Some(pattern) => body_holds(response.into_body(), pattern)
-                            .await
-                            .map_err(wrong_answer),
-                        None => Ok(()),
-                    }
-                }
-            }
-        };
+        let stream = self.open(address, deadline).await?;
+        let answered = self.converse(stream, default_host);
         deadline.within(CheckStatus::L7Timeout, answered).await?;
         Ok(match self.kind {
             // Connecting (and the TLS handshake, if any) is the whole check.
@@ -219,6 +160,65 @@ impl Probe {
             CheckKind::Tcp => CheckStatus::L4Ok,
             _ => CheckStatus::L7Ok,
         })
+    }
+
+    /// What the check asks of the server once connected (nothing more for tcp); an error
+    /// string is an answer the check does not expect.
+    async fn converse(&self, mut stream: CheckStream, default_host: &str) -> Result<(), Failed> {
+        match &self.kind {
+            CheckKind::Tcp => Ok(()),
+            CheckKind::TcpSteps(steps) => Ok(conversation::steps(&mut stream, steps).await?),
+            CheckKind::Redis => Ok(conversation::redis(&mut stream).await?),
+            CheckKind::Mysql { user } => {
+                Ok(conversation::mysql(&mut stream, user.as_deref()).await?)
+            }
+            CheckKind::Postgres { user, database } => {
+                Ok(conversation::postgres(&mut stream, user, database.as_deref()).await?)
+            }
+            CheckKind::Http {
+                path,
+                host,
+                expect,
+                method,
+                headers,
+                expect_body,
+            } => {
+                let host = host.as_deref().unwrap_or(default_host);
+                let mut request = match self.protocol {
+                    UpstreamProtocol::Http11 => http::Request::builder()
+                        .uri(path.as_str())
+                        .header(http::header::HOST, host)
+                        .header(http::header::CONNECTION, "close"),
+                    UpstreamProtocol::H2 => {
+                        http::Request::builder().uri(format!("http://{host}{path}"))
+                    }
+                }
+                .method(method.clone())
+                .header(http::header::USER_AGENT, USER_AGENT);
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                let request =
+                    (request.body(Empty::new())).map_err(|error| format!("http: {error}"))?;
+                // Held until the body is read; dropping it ends the connection.
+                let (response, _connection) = match self.protocol {
+                    UpstreamProtocol::Http11 => http1_exchange(stream, request).await,
+                    UpstreamProtocol::H2 => http2_exchange(stream, request).await,
+                }
+                .map_err(|error| format!("http: {error}"))?;
+                let status = response.status().as_u16();
+                if !expect.matches(status) {
+                    return Err(Failed::Server(
+                        CheckStatus::L7Status,
+                        format!("status {status}"),
+                    ));
+                }
+                match expect_body {
+                    Some(pattern) => Ok(body_holds(response.into_body(), pattern).await?),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// The check's connection to the server, PROXY header sent and TLS set up: every kind of
