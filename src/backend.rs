@@ -3,6 +3,7 @@
 //! Shared by every worker thread; the hot path touches only atomics.
 
 pub mod admin_state;
+pub mod check_record;
 pub mod queue;
 pub mod rise_fall;
 
@@ -16,12 +17,13 @@ use tokio::sync::watch;
 use crate::balance::{self, Selector, ServerView};
 use crate::config::{self, DnsName, ServerAddress};
 use crate::dns::Resolved;
-use crate::stats::ServerStats;
+use crate::stats::{BackendStats, ServerStats};
 use crate::tls::{
     self,
     upstream::{Origination, ServerTls, UpstreamServer},
 };
 use admin_state::{AdminState, Override};
+use check_record::{CheckRecord, CheckStatus};
 use queue::Queue;
 use rise_fall::{Counter, Health};
 
@@ -46,6 +48,8 @@ pub struct BackendState {
     tls: Arc<Vec<ServerTls>>,
     /// Each server's runtime changes, by index; `server_configs` has their weight.
     overrides: Vec<Option<Override>>,
+    /// The backend's own counters (the responses of every request sent to it).
+    pub stats: BackendStats,
 }
 
 /// Why a request or connection got no server.
@@ -115,6 +119,7 @@ impl BackendState {
             .collect();
         let server_configs = overridden(entries, &overrides);
         let (selector, backup_selector) = selectors(&config, &server_configs);
+        let stats = BackendStats::new(&config.name);
         BackendState {
             config,
             servers,
@@ -125,6 +130,7 @@ impl BackendState {
             queue,
             tls: Arc::default(),
             overrides,
+            stats,
         }
     }
 
@@ -148,6 +154,7 @@ impl BackendState {
             queue: Arc::clone(&self.queue),
             tls: Arc::clone(&self.tls),
             overrides,
+            stats: self.stats.clone(),
         }
     }
 
@@ -522,6 +529,9 @@ pub struct ServerState {
     drained: AtomicBool,
     /// In maintenance (the runtime API): down, and its check results ignored.
     maint: AtomicBool,
+    /// The last check, the last change and the time down, for `/status` and the metrics;
+    /// touched by checks and transitions only.
+    checks: Mutex<CheckRecord>,
 }
 
 impl ServerState {
@@ -551,6 +561,7 @@ impl ServerState {
             retired: AtomicBool::new(false),
             drained: AtomicBool::new(false),
             maint: AtomicBool::new(false),
+            checks: Mutex::new(CheckRecord::new(Instant::now())),
         }
     }
 
@@ -645,6 +656,22 @@ impl ServerState {
         self.health_changes.send_replace(());
     }
 
+    /// What the server's health has been, as of now.
+    pub fn check_record(&self) -> CheckRecord {
+        self.lock_checks().clone()
+    }
+
+    fn lock_checks(&self) -> std::sync::MutexGuard<'_, CheckRecord> {
+        (self.checks.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An active health check's result, `took` long: recorded, then fed to the rise/fall
+    /// counter.
+    pub fn record_active_check(&self, status: CheckStatus, took: Duration, detail: &str) {
+        self.lock_checks().checked(status, took);
+        self.record_check(status.passed(), detail);
+    }
+
     /// Feeds one check result (active, or a passive connect failure) to the rise/fall counter.
     pub fn record_check(&self, ok: bool, detail: &str) {
         let Some(health) = &self.health else { return };
@@ -668,6 +695,7 @@ impl ServerState {
             self.ramp_started.store(clock(), Ordering::Relaxed);
         }
         self.up.store(changed == Health::Up, Ordering::Relaxed);
+        self.lock_checks().went(changed, Instant::now());
         // Works without receivers too: it only marks the value as changed.
         self.health_changes.send_replace(());
         match changed {

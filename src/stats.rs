@@ -22,8 +22,8 @@ pub struct FrontendStats {
     /// Client connections accepted.
     pub sessions: Counter,
     pub requests: Counter,
-    /// By status class, 1xx to 5xx.
-    responses: [Counter; 5],
+    /// By status class.
+    responses: ByClass,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
     /// Connections closed before any request: no valid PROXY header (with `accept_proxy`).
@@ -45,12 +45,6 @@ pub struct FrontendStats {
 impl FrontendStats {
     pub fn new(frontend: &str) -> FrontendStats {
         let proxy = || ("proxy", frontend.to_owned());
-        let response = |code: &'static str| {
-            counter!(
-                "tandem_frontend_http_responses_total",
-                &[proxy(), ("code", code.to_owned())]
-            )
-        };
         let connection_error = |reason: &'static str| {
             counter!(
                 "tandem_frontend_connection_errors_total",
@@ -61,7 +55,7 @@ impl FrontendStats {
             current_sessions: AtomicU64::new(0),
             sessions: counter!("tandem_frontend_sessions_total", &[proxy()]),
             requests: counter!("tandem_frontend_http_requests_total", &[proxy()]),
-            responses: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(response),
+            responses: ByClass::new("tandem_frontend_http_responses_total", &[proxy()]),
             bytes_in: counter!("tandem_frontend_bytes_in_total", &[proxy()]),
             bytes_out: counter!("tandem_frontend_bytes_out_total", &[proxy()]),
             proxy_header_errors: connection_error("proxy_header"),
@@ -75,10 +69,70 @@ impl FrontendStats {
     }
 
     pub fn response(&self, status: StatusCode) {
-        if let Some(class) = self.responses.get(usize::from(status.as_u16() / 100 - 1)) {
-            class.increment(1);
+        self.responses.count(status);
+    }
+}
+
+/// HTTP responses by status class, as HAProxy's `code` label has them: 1xx to 5xx, and
+/// `other` for the rest (600 to 999).
+#[derive(Clone)]
+struct ByClass([Counter; 6]);
+
+impl ByClass {
+    const CODES: [&'static str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+    fn new(name: &'static str, labels: &[(&'static str, String)]) -> ByClass {
+        ByClass(Self::CODES.map(|code| {
+            let mut labels = labels.to_vec();
+            labels.push(("code", code.to_owned()));
+            counter!(name, &labels)
+        }))
+    }
+
+    fn count(&self, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 6) - 1;
+        self.0[class].increment(1);
+    }
+}
+
+/// What a backend counts as a whole: every response it gave (its servers', and tandem's own
+/// 5xx when none could answer), and the transfers of all its servers.
+#[derive(Clone)]
+pub struct BackendStats {
+    responses: ByClass,
+    /// Request body bytes sent to servers (http: as the request declared them, by
+    /// Content-Length; tcp: every byte).
+    pub bytes_in: Counter,
+    /// Response bytes sent to clients (http: the body, as sent; tcp: every byte).
+    pub bytes_out: Counter,
+    /// Transfers the client ended before the response had been sent (http).
+    pub client_aborts: Counter,
+    /// Transfers the server ended in the middle of its response body (http).
+    pub server_aborts: Counter,
+}
+
+impl BackendStats {
+    pub fn new(backend: &str) -> BackendStats {
+        let labels = [("proxy", backend.to_owned())];
+        BackendStats {
+            responses: ByClass::new("tandem_backend_http_responses_total", &labels),
+            bytes_in: counter!("tandem_backend_bytes_in_total", &labels),
+            bytes_out: counter!("tandem_backend_bytes_out_total", &labels),
+            client_aborts: counter!("tandem_backend_client_aborts_total", &labels),
+            server_aborts: counter!("tandem_backend_server_aborts_total", &labels),
         }
     }
+
+    pub fn response(&self, status: StatusCode) {
+        self.responses.count(status);
+    }
+}
+
+/// Who cut a transfer short, in HAProxy's terms (`cli_aborts`, `srv_aborts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    Client,
+    Server,
 }
 
 pub struct ServerStats {
@@ -94,6 +148,17 @@ pub struct ServerStats {
     pub check_up_down: Counter,
     /// From sending the request to the server's response head.
     pub response_time: Histogram,
+    /// The server's own responses, by status class.
+    responses: ByClass,
+    /// As the backend's, for this server alone.
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    client_aborts: Counter,
+    server_aborts: Counter,
+    /// New connections opened (or tried) to the server; a pooled one reused is none.
+    pub connection_attempts: Counter,
+    /// The backend's counters, which every server's transfers add to as well.
+    pub backend: BackendStats,
 }
 
 impl ServerStats {
@@ -106,7 +171,47 @@ impl ServerStats {
             check_failures: counter!("tandem_server_check_failures_total", &labels()),
             check_up_down: counter!("tandem_server_check_up_down_total", &labels()),
             response_time: histogram!(RESPONSE_TIME, &labels()),
+            responses: ByClass::new("tandem_server_http_responses_total", &labels()),
+            bytes_in: counter!("tandem_server_bytes_in_total", &labels()),
+            bytes_out: counter!("tandem_server_bytes_out_total", &labels()),
+            client_aborts: counter!("tandem_server_client_aborts_total", &labels()),
+            server_aborts: counter!("tandem_server_server_aborts_total", &labels()),
+            connection_attempts: counter!("tandem_server_connection_attempts_total", &labels()),
+            backend: BackendStats::new(backend),
         }
+    }
+
+    /// A response head from the server.
+    pub fn response(&self, status: StatusCode) {
+        self.responses.count(status);
+    }
+
+    /// One http exchange with the server is over: `request_bytes` went up, `response_bytes`
+    /// down to the client, and `abort` says who, if anyone, cut it short. Counted on the
+    /// server and its backend, once per request.
+    pub fn exchanged(&self, request_bytes: u64, response_bytes: u64, abort: Option<Abort>) {
+        if request_bytes > 0 {
+            self.bytes_in.increment(request_bytes);
+            self.backend.bytes_in.increment(request_bytes);
+        }
+        if response_bytes > 0 {
+            self.bytes_out.increment(response_bytes);
+            self.backend.bytes_out.increment(response_bytes);
+        }
+        match abort {
+            None => {}
+            Some(Abort::Client) => self.client_aborted(),
+            Some(Abort::Server) => {
+                self.server_aborts.increment(1);
+                self.backend.server_aborts.increment(1);
+            }
+        }
+    }
+
+    /// The client went away before the server's response had been sent whole.
+    pub fn client_aborted(&self) {
+        self.client_aborts.increment(1);
+        self.backend.client_aborts.increment(1);
     }
 }
 
@@ -351,6 +456,90 @@ pub fn describe() {
     describe_gauge!(
         "tandem_vrrp_mode",
         "1 for what an operator asked of the instance: normal, resigned or maintenance."
+    );
+    describe_parity();
+}
+
+/// The `# HELP` lines of the families that complete HAProxy's exporter's set (issue 20).
+fn describe_parity() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_gauge!(
+        "tandem_server_check_status",
+        "1 for the result of the server's last health check, by HAProxy's names: L4OK, L4TOUT, \
+         L4CON, SOCKERR, L6OK, L6TOUT, L6RSP, L7OK, L7TOUT, L7RSP, L7STS. Absent before the \
+         first check and without health checks."
+    );
+    describe_gauge!(
+        "tandem_server_check_duration_seconds",
+        Unit::Seconds,
+        "How long the server's last health check took."
+    );
+    describe_gauge!(
+        "tandem_server_check_last_change_seconds",
+        Unit::Seconds,
+        "Seconds since the server last went up or down (or was added)."
+    );
+    describe_counter!(
+        "tandem_server_downtime_seconds_total",
+        Unit::Seconds,
+        "Whole seconds the server has been down in all."
+    );
+    describe_gauge!(
+        "tandem_server_weight",
+        "The weight the server takes new traffic by: an operator's runtime weight, else the \
+         file's (0: drained or in maintenance)."
+    );
+    describe_gauge!(
+        "tandem_server_current_queue",
+        "Requests or connections waiting for this server alone (hashing balances)."
+    );
+    describe_gauge!(
+        "tandem_backend_current_queue",
+        "Requests or connections waiting for a server with max_connections to have room."
+    );
+    describe_gauge!(
+        "tandem_server_max_connections",
+        "The server's max_connections (0: no limit)."
+    );
+    describe_gauge!("tandem_backend_backup_servers", "Backup servers up.");
+    describe_counter!(
+        "tandem_server_http_responses_total",
+        "HTTP responses from the server, by status class (1xx..5xx, other)."
+    );
+    describe_counter!(
+        "tandem_backend_http_responses_total",
+        "HTTP responses of requests sent to the backend, by status class (1xx..5xx, other): \
+         its servers' and tandem's own 502, 503 and 504."
+    );
+    for level in ["server", "backend"] {
+        let name = |family: &str| format!("tandem_{level}_{family}");
+        describe_counter!(
+            name("bytes_in_total"),
+            Unit::Bytes,
+            "Request bytes sent to servers: http, the request bodies as their Content-Length \
+             declares them; tcp, every byte."
+        );
+        describe_counter!(
+            name("bytes_out_total"),
+            Unit::Bytes,
+            "Response bytes sent to clients: http, the response bodies as sent; tcp, every byte."
+        );
+        describe_counter!(
+            name("client_aborts_total"),
+            "HTTP transfers the client ended before the whole response was sent."
+        );
+        describe_counter!(
+            name("server_aborts_total"),
+            "HTTP transfers the server ended in the middle of its response body."
+        );
+    }
+    describe_counter!(
+        "tandem_server_connection_attempts_total",
+        "New connections opened or tried to the server (a pooled connection reused is none)."
+    );
+    describe_gauge!(
+        "tandem_frontend_limit_sessions",
+        "The frontend's max_connections: as configured, or what the open-file limit leaves."
     );
 }
 

@@ -5,11 +5,12 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backend::admin_state::AdminState;
+use crate::backend::check_record::CheckStatus;
 use crate::backend::BackendState;
 use crate::config::{Balance, Mode};
 use crate::proxy::frontends::LiveFrontend;
@@ -52,6 +53,9 @@ pub struct FrontendStatus {
     /// False while an operator has disabled it (the runtime API): its listeners are closed.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Its `max_connections`: as configured, or what the open-file limit leaves it.
+    #[serde(default)]
+    pub limit_sessions: usize,
 }
 
 fn enabled() -> bool {
@@ -113,6 +117,27 @@ pub struct ServerStatus {
     /// A weight an operator set, over the file's; `None`: the file's.
     #[serde(default)]
     pub runtime_weight: Option<u32>,
+    /// The last health check; `None` before the first, and without health checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+    /// Seconds since the server last went up or down (or was added).
+    #[serde(default)]
+    pub last_change_seconds: f64,
+    /// Seconds the server has been down in all.
+    #[serde(default)]
+    pub downtime_seconds: f64,
+}
+
+/// Every result a health check can have, by HAProxy's names.
+pub fn check_states() -> impl Iterator<Item = &'static str> {
+    CheckStatus::ALL.into_iter().map(CheckStatus::label)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastCheck {
+    /// HAProxy's name for the result: L4OK, L7STS, L4CON... (`CheckStatus::label`).
+    pub status: String,
+    pub duration_seconds: f64,
 }
 
 /// Handles on everything that runs, replaced on each reload; read when `/status` or
@@ -169,6 +194,7 @@ fn frontend_status(frontend: &LiveFrontend) -> FrontendStatus {
         accepting: *frontend.accepting.borrow(),
         current_tunnels: runtime.stats.current_tunnels.load(Ordering::Relaxed),
         enabled: frontend.enabled,
+        limit_sessions: frontend.connections.max(),
     }
 }
 
@@ -206,6 +232,7 @@ fn server_status(backend: &BackendState, index: usize) -> ServerStatus {
         (_, true, 0) => DRAIN,
         (_, true, _) => UP,
     };
+    let (checks, now) = (server.check_record(), Instant::now());
     ServerStatus {
         name: server.name.clone(),
         address: server.address,
@@ -222,6 +249,12 @@ fn server_status(backend: &BackendState, index: usize) -> ServerStatus {
         dns_name: (server.dns_name.as_ref()).map(ToString::to_string),
         admin_state: admin_state.label().into(),
         runtime_weight: change.and_then(|change| change.weight),
+        last_check: (checks.last()).map(|(status, took)| LastCheck {
+            status: status.label().to_owned(),
+            duration_seconds: took.as_secs_f64(),
+        }),
+        last_change_seconds: checks.since_change(now).as_secs_f64(),
+        downtime_seconds: checks.downtime(now).as_secs_f64(),
     }
 }
 

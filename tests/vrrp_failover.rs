@@ -297,13 +297,16 @@ fn vrrp_metrics_show_the_state_priorities_and_the_master_each_node_sees() {
 }
 
 /// The shipped dashboard and alert rules name only metrics a node exports (or, for drops, will
-/// export once something is dropped): they would otherwise show nothing, silently.
+/// export once something is dropped, and for checks once a health check has run: these nodes
+/// have none): they would otherwise show nothing, silently.
 fn deploy_files_use_only_exported_metrics(scraped: &support::metrics::Metrics) {
     let exported: Vec<&str> = (scraped.0.samples.iter())
         .map(|sample| sample.metric.as_str())
         .chain([
             "tandem_vrrp_packets_dropped_total",
             "tandem_vrrp_interface_packets_dropped_total",
+            "tandem_server_check_status",
+            "tandem_server_check_duration_seconds",
         ])
         .collect();
     for file in [

@@ -9,7 +9,7 @@ pub mod socket;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use metrics::gauge;
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use tokio::net::{TcpListener, UnixListener};
@@ -33,7 +33,7 @@ use client::Target;
 use crate::backend::admin_state::AdminState;
 use crate::limits::{AcceptBackoff, Thinned};
 use crate::stats::{RESPONSE_TIME, RESPONSE_TIME_BUCKETS};
-use crate::status::{Live, Status, SERVER_STATES};
+use crate::status::{check_states, Live, Status, SERVER_STATES};
 
 /// How often histogram samples are folded in when nobody scrapes, so they don't pile up.
 /// Often, so each fold is short: at 60k requests a second, 5 s of samples took milliseconds
@@ -50,6 +50,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         .install_recorder()?;
     crate::stats::describe();
     crate::stats::zero_process_counters();
+    process_collector().describe();
     Ok(handle)
 }
 
@@ -176,7 +177,10 @@ async fn respond(
             ),
         },
         Endpoint::Metrics => {
-            set_gauges(&shared.live.load().status());
+            let status = shared.live.load().status();
+            set_gauges(&status);
+            set_parity_gauges(&status);
+            process_collector().collect();
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
@@ -326,6 +330,46 @@ fn set_gauges(status: &Status) {
             let mut labels = labels();
             labels.push(("mode", mode.to_owned()));
             gauge!("tandem_vrrp_mode", &labels).set(flag(vrrp.mode == mode));
+        }
+    }
+}
+
+/// Reads the process's CPU time, memory, open and maximum fds and start time (`process_*`,
+/// as every Prometheus client library names them) when scraped.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The gauges that complete HAProxy's exporter's families (issue 20), from the same snapshot.
+fn set_parity_gauges(status: &Status) {
+    for frontend in &status.frontends {
+        gauge!("tandem_frontend_limit_sessions", "proxy" => frontend.name.clone())
+            .set(frontend.limit_sessions as f64);
+    }
+    for backend in &status.backends {
+        for server in &backend.servers {
+            let labels = || {
+                vec![
+                    ("proxy", backend.name.clone()),
+                    ("server", server.name.clone()),
+                ]
+            };
+            gauge!("tandem_server_weight", &labels()).set(f64::from(server.weight));
+            gauge!("tandem_server_check_last_change_seconds", &labels())
+                .set(server.last_change_seconds.floor());
+            // A counter, as HAProxy's, in whole seconds; it only grows, so it is set.
+            counter!("tandem_server_downtime_seconds_total", &labels())
+                .absolute(server.downtime_seconds as u64);
+            let Some(check) = &server.last_check else {
+                continue;
+            };
+            gauge!("tandem_server_check_duration_seconds", &labels()).set(check.duration_seconds);
+            for state in check_states() {
+                let mut labels = labels();
+                labels.push(("state", state.to_owned()));
+                gauge!("tandem_server_check_status", &labels).set(flag(check.status == state));
+            }
         }
     }
 }

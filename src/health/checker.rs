@@ -1,5 +1,6 @@
 //! Active health checks: one task per server, probing at the configured interval.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::time::{self, MissedTickBehavior};
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
+use crate::backend::check_record::CheckStatus;
 use crate::backend::{BackendState, ServerState};
 use crate::codec::proxy_protocol;
 use crate::config::{
@@ -85,18 +87,18 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
             Some(name) => format!("{}:{}", name.host, target.port()),
             None => target.to_string(),
         };
-        let result = match time::timeout(check.timeout, probe.run(target, &host)).await {
-            Ok(result) => result,
-            Err(_) => Err(Failed::Server(format!(
-                "no answer within {}",
-                crate::config::display_duration(check.timeout)
-            ))),
+        let started = time::Instant::now();
+        let deadline = Deadline {
+            at: started + check.timeout,
+            limit: check.timeout,
         };
+        let result = probe.run(target, &host, deadline).await;
+        let took = started.elapsed();
         match result {
-            Ok(()) => server.record_check(true, ""),
-            Err(Failed::Server(detail)) => {
+            Ok(status) => server.record_active_check(status, took, ""),
+            Err(Failed::Server(status, detail)) => {
                 server.stats.check_failures.increment(1);
-                server.record_check(false, &format!("health check: {detail}"));
+                server.record_active_check(status, took, &format!("health check: {detail}"));
             }
             // Out of descriptors here says nothing about the server: no verdict this time.
             Err(Failed::Shortage(error)) => limits::shortage(Shortage::HealthCheck, &error),
@@ -107,20 +109,69 @@ async fn check_forever(server: Arc<ServerState>, check: HealthCheck, probe: Prob
 /// Why a check did not pass.
 enum Failed {
     /// The server refused, failed to answer, or answered wrong.
-    Server(String),
+    Server(CheckStatus, String),
     /// This host is short of file descriptors or memory: the check could not be made.
     Shortage(io::Error),
 }
 
+/// When a check must be over: each of its steps gets what is left.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: time::Instant,
+    /// The check's timeout, for the message.
+    limit: std::time::Duration,
+}
+
+impl Deadline {
+    /// `step`'s result, or `late` if the check's time runs out first.
+    async fn within<T>(
+        self,
+        late: CheckStatus,
+        step: impl Future<Output = Result<T, Failed>>,
+    ) -> Result<T, Failed> {
+        match time::timeout_at(self.at, step).await {
+            Ok(result) => result,
+            Err(_) => Err(Failed::Server(
+                late,
+                format!(
+                    "no answer within {}",
+                    crate::config::display_duration(self.limit)
+                ),
+            )),
+        }
+    }
+}
+
+/// An answer the check does not expect (layer 7), with the reason.
 impl From<String> for Failed {
     fn from(detail: String) -> Failed {
-        Failed::Server(detail)
+        Failed::Server(CheckStatus::L7Response, detail)
     }
 }
 
 impl Probe {
-    async fn run(&self, address: SocketAddr, default_host: &str) -> Result<(), Failed> {
-        let mut stream = self.open(address).await?;
+    /// The check's result: which layer passed last (HAProxy's L4OK, L6OK or L7OK), or why
+    /// and where it failed.
+    async fn run(
+        &self,
+        address: SocketAddr,
+        default_host: &str,
+        deadline: Deadline,
+    ) -> Result<CheckStatus, Failed> {
+        let stream = self.open(address, deadline).await?;
+        let answered = self.converse(stream, default_host);
+        deadline.within(CheckStatus::L7Timeout, answered).await?;
+        Ok(match self.kind {
+            // Connecting (and the TLS handshake, if any) is the whole check.
+            CheckKind::Tcp if self.tls.is_some() => CheckStatus::L6Ok,
+            CheckKind::Tcp => CheckStatus::L4Ok,
+            _ => CheckStatus::L7Ok,
+        })
+    }
+
+    /// What the check asks of the server once connected (nothing more for tcp); an error
+    /// string is an answer the check does not expect.
+    async fn converse(&self, mut stream: CheckStream, default_host: &str) -> Result<(), Failed> {
         match &self.kind {
             CheckKind::Tcp => Ok(()),
             CheckKind::TcpSteps(steps) => Ok(conversation::steps(&mut stream, steps).await?),
@@ -164,7 +215,10 @@ impl Probe {
                 .map_err(|error| format!("http: {error}"))?;
                 let status = response.status().as_u16();
                 if !expect.matches(status) {
-                    return Err(Failed::Server(format!("status {status}")));
+                    return Err(Failed::Server(
+                        CheckStatus::L7Status,
+                        format!("status {status}"),
+                    ));
                 }
                 match expect_body {
                     Some(pattern) => Ok(body_holds(response.into_body(), pattern).await?),
@@ -176,11 +230,20 @@ impl Probe {
 
     /// The check's connection to the server, PROXY header sent and TLS set up: every kind of
     /// check talks over what this returns.
-    async fn open(&self, address: SocketAddr) -> Result<CheckStream, Failed> {
-        let mut stream = match TcpStream::connect(address).await {
-            Ok(stream) => stream,
-            Err(error) if limits::is_shortage(&error) => return Err(Failed::Shortage(error)),
-            Err(error) => return Err(Failed::Server(format!("connect: {error}"))),
+    async fn open(&self, address: SocketAddr, deadline: Deadline) -> Result<CheckStream, Failed> {
+        let connecting = async {
+            match TcpStream::connect(address).await {
+                Ok(stream) => Ok(stream),
+                Err(error) if limits::is_shortage(&error) => Err(Failed::Shortage(error)),
+                Err(error) => Err(Failed::Server(
+                    CheckStatus::L4Connection,
+                    format!("connect: {error}"),
+                )),
+            }
+        };
+        let mut stream = deadline.within(CheckStatus::L4Timeout, connecting).await?;
+        let socket_error = |what: &str, error: io::Error| {
+            Failed::Server(CheckStatus::SocketError, format!("{what}: {error}"))
         };
         if let Some(version) = self.send_proxy {
             // v2 says LOCAL; v1's UNKNOWN is refused by some servers, so v1 names the check's
@@ -188,20 +251,25 @@ impl Probe {
             let header = match version {
                 ProxyVersion::V1 => {
                     let local =
-                        (stream.local_addr()).map_err(|error| format!("connect: {error}"))?;
+                        (stream.local_addr()).map_err(|error| socket_error("connect", error))?;
                     proxy_protocol::header(version, local, address)
                 }
                 ProxyVersion::V2 => proxy_protocol::local_header(),
             };
-            stream
-                .write_all(&header)
-                .await
-                .map_err(|error| format!("PROXY header: {error}"))?;
+            let writing = async {
+                (stream.write_all(&header).await)
+                    .map_err(|error| socket_error("PROXY header", error))
+            };
+            deadline.within(CheckStatus::L4Timeout, writing).await?;
         }
         Ok(match &self.tls {
             None => Either::Left(stream),
             Some(tls) => {
-                Either::Right((tls.connect(stream).await).map_err(|error| error.to_string())?)
+                let handshake = async {
+                    (tls.connect(stream).await)
+                        .map_err(|error| Failed::Server(CheckStatus::L6Response, error.to_string()))
+                };
+                Either::Right(deadline.within(CheckStatus::L6Timeout, handshake).await?)
             }
         })
     }

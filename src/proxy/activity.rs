@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use metrics::Counter;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::socket::Socket;
@@ -67,8 +68,9 @@ pub struct ActivityIo<S = Socket> {
     received: Bytes,
     activity: Arc<Activity>,
     written: u64,
-    /// The frontend's bytes in and bytes out, and what is not yet added to them.
-    counters: Option<(Counter, Counter)>,
+    /// Bytes in and bytes out counters (a frontend's; a server's and its backend's), and what
+    /// is not yet added to them.
+    counters: SmallVec<[(Counter, Counter); 2]>,
     uncounted_in: u64,
     uncounted_out: u64,
     /// Shutdown only precedes close here: see [`ActivityIo::closing_at_shutdown`].
@@ -89,7 +91,7 @@ impl<S> ActivityIo<S> {
             received: Bytes::new(),
             activity,
             written: 0,
-            counters: None,
+            counters: SmallVec::new(),
             uncounted_in: 0,
             uncounted_out: 0,
             closing_at_shutdown: false,
@@ -105,9 +107,10 @@ impl<S> ActivityIo<S> {
         self
     }
 
-    /// Also adds what is read to `bytes_in` and what is written to `bytes_out`.
+    /// Also adds what is read to `bytes_in` and what is written to `bytes_out` (to every pair
+    /// given, when called more than once).
     pub fn counting(mut self, bytes_in: Counter, bytes_out: Counter) -> Self {
-        self.counters = Some((bytes_in, bytes_out));
+        self.counters.push((bytes_in, bytes_out));
         self
     }
 
@@ -136,11 +139,15 @@ impl<S> ActivityIo<S> {
         }
     }
 
-    /// Adds the bytes moved since the last call to the frontend's counters.
+    /// Adds the bytes moved since the last call to the counters.
     fn count(&mut self) {
-        if let Some((bytes_in, bytes_out)) = &self.counters {
-            bytes_in.increment(std::mem::take(&mut self.uncounted_in));
-            bytes_out.increment(std::mem::take(&mut self.uncounted_out));
+        let (read, written) = (
+            std::mem::take(&mut self.uncounted_in),
+            std::mem::take(&mut self.uncounted_out),
+        );
+        for (bytes_in, bytes_out) in &self.counters {
+            bytes_in.increment(read);
+            bytes_out.increment(written);
         }
     }
 }

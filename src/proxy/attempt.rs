@@ -84,9 +84,13 @@ impl<'a> Attempts<'a> {
 }
 
 impl Attempt<'_> {
-    /// Connected: one more session for the server.
-    pub fn connected(&self) {
+    /// Connected: one more session for the server, and one more connection attempt when
+    /// the connection is `new` (not a pooled one reused).
+    pub fn connected(&self, new: bool) {
         self.server.stats.sessions.increment(1);
+        if new {
+            self.server.stats.connection_attempts.increment(1);
+        }
     }
 
     /// The connect failed with `error`: counted against the server, and fed to its health as a
@@ -98,6 +102,7 @@ impl Attempt<'_> {
             limits::shortage(Shortage::ServerConnect, error);
             return Err(LocalShortage);
         }
+        self.server.stats.connection_attempts.increment(1);
         self.server.stats.connection_errors.increment(1);
         self.server
             .record_check(false, &format!("connect: {error}"));

@@ -55,6 +55,11 @@ impl ConnectionLimit {
         }
     }
 
+    /// The limit as last set.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
     /// Takes up to `most` from what is owed; returns how much it took.
     fn take_owed(&self, most: usize) -> usize {
         let mut taken = 0;

@@ -29,6 +29,7 @@ use super::FrontendRuntime;
 use crate::access_log::Record;
 use crate::address_text;
 use crate::config::{Algorithm, Compression};
+use crate::stats::Abort;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
@@ -68,6 +69,7 @@ pub fn handle(
             frontend,
             draft,
             trace: ServerTrace::default(),
+            answered: false,
         };
         let mut request = request;
         let upgrade = tunnel::requested(&mut request, &account.frontend.config.upgrades);
@@ -117,6 +119,10 @@ pub fn handle(
             log.response_headers(response.headers(), &mut draft.headers);
         }
         account.frontend.stats.response(response.status());
+        if let Some(backend) = &account.trace.backend {
+            backend.stats.response(response.status());
+        }
+        account.answered = true;
         if let Some(tunnel) = switched {
             let trace = &account.trace;
             let server = (trace.backend.as_ref().zip(trace.server))
@@ -216,6 +222,8 @@ struct Account {
     /// Taken once the response is on its way; `None` too when there is no access log.
     draft: Option<Draft>,
     trace: ServerTrace,
+    /// Whether the response head is on its way: until then, the client going away aborts it.
+    answered: bool,
 }
 
 impl Account {
@@ -233,6 +241,14 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
+        if !self.answered {
+            let trace = &self.trace;
+            match (&trace.backend, trace.server) {
+                (Some(backend), Some(server)) => backend.servers[server].stats.client_aborted(),
+                (Some(backend), None) => backend.stats.client_aborts.increment(1),
+                (None, _) => {}
+            }
+        }
         if let Some(line) = self.take_line(None) {
             line.write(0, "client_aborted", Instant::now());
         }
@@ -323,17 +339,48 @@ pub struct UpstreamBody {
     encoder: Option<Box<Encoder>>,
 }
 
+/// How a response body's transfer ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Done,
+    ClientAborted,
+    ServerAborted,
+    /// Its server's sessions were shut down (`on_down`, `on_up`).
+    ServerShutdown,
+}
+
+impl End {
+    /// As the access log says it.
+    fn label(self) -> &'static str {
+        match self {
+            End::Done => "done",
+            End::ClientAborted => "client_aborted",
+            End::ServerAborted => "server_aborted",
+            End::ServerShutdown => "server_shutdown",
+        }
+    }
+}
+
 impl UpstreamBody {
-    fn release(&mut self, end: &'static str) {
+    fn release(&mut self, end: End) {
         if self.finish.is_none() && self.log.is_none() {
             return;
         }
         let now = Instant::now();
         if let Some(finish) = self.finish.take() {
-            finish.checkin(&mut self.inner, now);
+            let abort = match end {
+                End::ClientAborted => Some(Abort::Client),
+                End::ServerAborted => Some(Abort::Server),
+                End::Done | End::ServerShutdown => None,
+            };
+            finish.count(self.sent, abort);
+            // A connection cut short on the server's side is not kept.
+            if matches!(end, End::Done | End::ClientAborted) {
+                finish.checkin(&mut self.inner, now);
+            }
         }
         if let Some(line) = self.log.take() {
-            line.write(self.sent, end, now);
+            line.write(self.sent, end.label(), now);
         }
     }
 }
@@ -349,8 +396,7 @@ impl Body for UpstreamBody {
         let this = &mut *self;
         if (this.finish.as_mut()).is_some_and(|finish| finish.shut_down(cx)) {
             // Its server's sessions were shut down: the connection is not kept.
-            this.finish = None;
-            this.release("server_shutdown");
+            this.release(End::ServerShutdown);
             return Poll::Ready(Some(Err(std::io::Error::other("server shut down"))));
         }
         let polled = match &mut this.encoder {
@@ -361,11 +407,8 @@ impl Body for UpstreamBody {
             Poll::Ready(Some(Ok(frame))) => {
                 self.sent += frame.data_ref().map_or(0, |data| data.len() as u64);
             }
-            Poll::Ready(None) => self.release("done"),
-            Poll::Ready(Some(Err(_))) => {
-                self.finish = None;
-                self.release("server_aborted");
-            }
+            Poll::Ready(None) => self.release(End::Done),
+            Poll::Ready(Some(Err(_))) => self.release(End::ServerAborted),
             Poll::Pending => {}
         }
         polled
@@ -390,9 +433,9 @@ impl Body for UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         let end = if self.is_end_stream() {
-            "done"
+            End::Done
         } else {
-            "client_aborted"
+            End::ClientAborted
         };
         self.release(end);
     }

@@ -26,6 +26,7 @@ use crate::backend::{ActiveGuard, BackendState, Refused, Shutdown};
 use crate::balance::Key;
 use crate::codec::proxy_protocol;
 use crate::config::{Balance, Persistence, RuleSet, UpstreamProtocol};
+use crate::stats::Abort;
 
 /// Below the shortest keep-alive timeout a server plausibly has: a pooled connection idle for
 /// less is not being closed by its server as we use it.
@@ -177,12 +178,15 @@ pub fn forward<'a>(
                     Instant::now()
                 };
                 trace.connect = Some(sent_at);
-                attempt.connected();
+                attempt.connected(!checkout.reused);
                 // Only a connection that sat idle can meet a server closing it for idleness as we
                 // send; one in steady use is not worth a copy of every request.
                 let replay = (checkout.reused && checkout.idle_for >= IDLE_CLOSE_RACE)
                     .then(|| replayable(&request))
                     .flatten();
+                // What the request declares (Content-Length): counting the body as it goes
+                // would cost every request a wrapper.
+                let request_bytes = request.body().size_hint().lower();
                 let deadline = deadline(sent_at, config.response_timeout);
                 let sending = tokio::time::timeout_at(deadline, checkout.sender.send(request));
                 let mut shutdown = backend.shutdown_of(index);
@@ -202,6 +206,7 @@ pub fn forward<'a>(
                         let now = Instant::now();
                         trace.first_byte = Some(now);
                         server.stats.response_time.record(now - sent_at);
+                        server.stats.response(response.status());
                         if let Some(cookie) = cookie {
                             persistence::drop_server_cookie(response.headers_mut(), cookie);
                             if pinned != Some(index) {
@@ -214,6 +219,7 @@ pub fn forward<'a>(
                             shutdown_on_down: config.shutdown_sessions_on_down,
                             shutdown,
                             active: attempt.active,
+                            request_bytes,
                         };
                         return Ok((response, finish));
                     }
@@ -403,12 +409,20 @@ pub struct Finish {
     /// Set when the server's sessions are shut down with it: the body then ends too.
     shutdown: Option<Shutdown>,
     active: ActiveGuard,
+    /// The request body's size, counted with the response once it is over.
+    request_bytes: u64,
 }
 
 impl Finish {
     /// Whether the server's sessions have been shut down (`on_down`, `on_up`) meanwhile.
     pub fn shut_down(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         (self.shutdown.as_mut()).is_some_and(|shutdown| shutdown.as_mut().poll(cx).is_ready())
+    }
+
+    /// The exchange is over, `response_bytes` of body sent to the client: counted on the
+    /// server and its backend, with who cut it short, if anyone.
+    pub fn count(&self, response_bytes: u64, abort: Option<Abort>) {
+        (self.active.server().stats).exchanged(self.request_bytes, response_bytes, abort);
     }
 
     /// The response has been streamed: its connection goes back to the pool, if it can be

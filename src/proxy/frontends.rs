@@ -53,6 +53,8 @@ pub struct LiveFrontend {
     pub accepting: watch::Receiver<bool>,
     /// False while disabled by the runtime API.
     pub enabled: bool,
+    /// Its `max_connections`, as configured or derived.
+    pub connections: Arc<ConnectionLimit>,
 }
 
 pub struct Frontends {
@@ -243,6 +245,7 @@ impl Frontends {
                     cell: Arc::clone(&listening.frontend),
                     accepting: listening.accepting.subscribe(),
                     enabled: listening.enabled,
+                    connections: Arc::clone(&listening.connections),
                 }
             })
             .collect()

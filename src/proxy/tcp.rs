@@ -42,7 +42,15 @@ pub async fn relay(
         Err(end) => (None, end),
         Ok((upstream, attempt)) => {
             let server = attempt.server;
-            let mut upstream = ActivityIo::over(upstream, Arc::clone(&activity));
+            // What the server sends is its bytes out, what it is sent its bytes in, as HAProxy
+            // counts them.
+            let stats = &server.stats;
+            let mut upstream = ActivityIo::over(upstream, Arc::clone(&activity))
+                .counting(stats.bytes_out.clone(), stats.bytes_in.clone())
+                .counting(
+                    stats.backend.bytes_out.clone(),
+                    stats.backend.bytes_in.clone(),
+                );
             let backend = (frontend.backend.as_ref()).expect("connected through a backend");
             let shutdown = backend.shutdown_of(attempt.index);
             let shuts_down = shutdown.is_some();
@@ -126,7 +134,7 @@ async fn connect<'a>(
             .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")));
         match connected {
             Ok(stream) => {
-                attempt.connected();
+                attempt.connected(true);
                 return Ok((stream, attempt));
             }
             Err(error) => {
