@@ -883,6 +883,9 @@ fn hook_and_sync_group_errors_are_located() {
     .map(|error| format!("{file}:{error}"))
     .collect();
     assert_eq!(errors(file), expected);
+}
+
+#[test]
 fn a_missing_or_empty_admin_token_file_is_an_error_at_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tandem.yaml");
