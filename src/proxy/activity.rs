@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes};
 use metrics::Counter;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use super::socket::Socket;
 use tokio::time::Instant;
@@ -78,8 +79,8 @@ pub struct ActivityIo<S = Socket> {
 }
 
 impl ActivityIo {
-    pub fn new(inner: Socket, activity: Arc<Activity>) -> Self {
-        ActivityIo::over(inner, activity)
+    pub fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+        ActivityIo::over(Socket(inner), activity)
     }
 }
 
@@ -228,7 +229,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpStream;
     use tokio::time;
 
     const LIMIT: Duration = Duration::from_millis(800);
@@ -269,7 +269,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = connected().await;
         let activity = Activity::new();
-        let mut server = ActivityIo::new(Socket::from(server), Arc::clone(&activity));
+        let mut server = ActivityIo::new(server, Arc::clone(&activity));
         let progress = || activity.progress.load(Ordering::Relaxed);
         let start = progress();
         client.write_all(b"x").await.unwrap();
@@ -288,7 +288,7 @@ mod tests {
     async fn bytes_read_before_come_ahead_of_the_socket_s() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = connected().await;
-        let mut server = ActivityIo::new(Socket::from(server), Activity::new())
+        let mut server = ActivityIo::new(server, Activity::new())
             .with_received(Bytes::from_static(b"GET /first"));
         client.write_all(b" HTTP/1.1\r\n").await.unwrap();
         client.shutdown().await.unwrap();

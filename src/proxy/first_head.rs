@@ -51,24 +51,6 @@ pub fn as_http_1_1(head: &[u8]) -> Option<Vec<u8>> {
     Some(rewritten)
 }
 
-/// Whether `received` ends with a whole request head and every head in it declares no body:
-/// the client then owes nothing more until it is answered. Errs towards `false`, which only
-/// costs the connection its registration with the reactor (see `Socket::await_answer`).
-pub fn owes_nothing(received: &[u8]) -> bool {
-    if !matches!(received, [.., b'\n', b'\n'] | [.., b'\n', b'\r', b'\n']) {
-        return false;
-    }
-    let names_body = |line: &[u8]| {
-        [&b"content-length"[..], b"transfer-encoding"]
-            .iter()
-            .any(|name| {
-                line.get(..name.len())
-                    .is_some_and(|start| start.eq_ignore_ascii_case(name))
-            })
-    };
-    !memchr::memchr_iter(b'\n', received).any(|at| names_body(&received[at + 1..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,26 +92,6 @@ mod tests {
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         ] {
             assert_eq!(as_http_1_1(untouched), None, "{untouched:?}");
-        }
-    }
-
-    #[test]
-    fn a_client_owes_nothing_after_whole_heads_without_bodies() {
-        assert!(owes_nothing(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(owes_nothing(b"GET / HTTP/1.0\n\n"));
-        assert!(owes_nothing(
-            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
-        ));
-        for owing in [
-            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"[..],
-            b"POST / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n",
-            b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
-            b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
-            b"GET / HTTP/1.1\r\nHost: x\r\n",
-            b"",
-        ] {
-            assert!(!owes_nothing(owing), "{:?}", String::from_utf8_lossy(owing));
         }
     }
 }

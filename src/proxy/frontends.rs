@@ -15,9 +15,8 @@ use tokio::sync::{mpsc, watch};
 use super::client_limit::ClientConnections;
 use super::connection_limit::ConnectionLimit;
 use super::drain::Drain;
-use super::listener::{self, Listener};
 use super::upstream::UpstreamPool;
-use super::{accept_loop, FrontendCell, FrontendRuntime};
+use super::{accept_loop, listener, FrontendCell, FrontendRuntime};
 use crate::access_log::AccessLog;
 use crate::backend::BackendState;
 use crate::config;
@@ -406,7 +405,7 @@ fn run_worker(mut listens: mpsc::UnboundedReceiver<Listen>, drain: Arc<Drain>) {
     runtime.block_on(async move {
         let pool = Arc::new(UpstreamPool::shared());
         while let Some(listen) = listens.recv().await {
-            match Listener::new(listen.socket) {
+            match tokio::net::TcpListener::from_std(listen.socket) {
                 Ok(socket) => {
                     tokio::spawn(accept_loop(
                         socket,

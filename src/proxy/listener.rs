@@ -4,11 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
-use super::socket;
+use socket2::{Domain, Protocol, Socket, Type};
 
 const BACKLOG: i32 = 4096;
 
@@ -46,38 +42,6 @@ fn socket(address: SocketAddr, listen: bool) -> io::Result<TcpListener> {
         socket.listen(BACKLOG)?;
     }
     Ok(socket.into())
-}
-
-/// A worker's listening socket. Its clients come unregistered with the reactor (see
-/// [`socket::Socket`]), nonblocking from accept4(2) on rather than by a call of their own.
-pub struct Listener(AsyncFd<TcpListener>);
-
-impl Listener {
-    pub fn new(listener: TcpListener) -> io::Result<Listener> {
-        // SAFETY: the AsyncFd owns the listener, which is never replaced: the descriptor stays
-        // open and the same for the AsyncFd's whole life.
-        unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
-            .map(Listener)
-            .map_err(|error| error.into())
-    }
-
-    pub async fn accept(&self) -> io::Result<(socket::Socket, SocketAddr)> {
-        loop {
-            let mut ready = self.0.readable().await?;
-            let accepted = ready.try_io(|listener| {
-                SockRef::from(listener.get_ref()).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-            });
-            if let Ok(accepted) = accepted {
-                let (client, peer) = accepted?;
-                let peer = (peer.as_socket()).ok_or_else(|| io::Error::other("not an IP peer"))?;
-                return Ok((socket::Socket::direct(client.into()), peer));
-            }
-        }
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
-    }
 }
 
 #[cfg(test)]

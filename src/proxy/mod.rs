@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use metrics::Counter;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::io::poll_read_buf;
 
@@ -56,8 +57,6 @@ use client_limit::{ClientConnections, ClientPermit};
 use connection_limit::{ConnectionLimit, Permit};
 use drain::{Drain, UntilTrue};
 use http::Versions;
-use listener::Listener;
-use socket::Socket;
 use upstream::UpstreamPool;
 
 /// A new client's first read: a whole request head, usually, which hyper then needs no read
@@ -111,7 +110,7 @@ pub type FrontendCell = Arc<ArcSwap<FrontendRuntime>>;
 /// removed (`close`), takes what is already queued (closing a listener resets queued clients)
 /// and closes the listener.
 pub async fn accept_loop(
-    listener: Listener,
+    listener: TcpListener,
     frontend: FrontendCell,
     connections: Arc<ConnectionLimit>,
     pool: Arc<UpstreamPool>,
@@ -144,7 +143,7 @@ pub async fn accept_loop(
     drop(listener);
 }
 
-type Accepted = (Socket, SocketAddr, Permit);
+type Accepted = (TcpStream, SocketAddr, Permit);
 
 /// Accept errors other than shortages, logged thinly: they repeat as fast as accept is tried.
 static ACCEPT_ERRORS: Thinned = Thinned::new();
@@ -152,7 +151,7 @@ static ACCEPT_ERRORS: Thinned = Thinned::new();
 /// The next client; `accepting` tells VRRP trackers whether the listener works. After a failed
 /// accept (out of file descriptors, usually) it pauses, longer while failures go on.
 async fn accept(
-    listener: &Listener,
+    listener: &TcpListener,
     connections: &Arc<ConnectionLimit>,
     accepting: &watch::Sender<bool>,
     backoff: &mut AcceptBackoff,
@@ -195,9 +194,7 @@ fn serve(
     tokio::spawn(async move {
         let current = frontend.load_full();
         if let Some(keepalive) = &current.config.tcp_keepalive {
-            if let Ok(socket) = stream.sock_ref() {
-                socket::keep_alive(socket, keepalive);
-            }
+            socket::keep_alive(&stream, keepalive);
         }
         let session = Session::open(&current.stats);
         match current.config.mode {
@@ -213,7 +210,7 @@ fn serve(
 }
 
 async fn serve_http(
-    mut stream: Socket,
+    mut stream: TcpStream,
     peer: SocketAddr,
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
@@ -259,7 +256,7 @@ async fn serve_http(
 
 /// A new http client that has sent its first bytes.
 struct ReadyClient {
-    stream: Socket,
+    stream: TcpStream,
     client: SocketAddr,
     destination: SocketAddr,
     /// What it has sent so far: never empty.
@@ -282,7 +279,7 @@ impl ReadyClient {
 }
 
 async fn serve_plain(
-    mut ready: ReadyClient,
+    ready: ReadyClient,
     current: Arc<FrontendRuntime>,
     frontend: FrontendCell,
     pool: Arc<UpstreamPool>,
@@ -294,9 +291,6 @@ async fn serve_plain(
         Some(b'P') => Versions::Detect,
         _ => Versions::Http1,
     };
-    if matches!(versions, Versions::Http1) && first_head::owes_nothing(&ready.received) {
-        ready.stream.await_answer();
-    }
     let client = Client::new(ready.client, ready.destination, "http");
     let waited = ready.started.elapsed();
     let (io, activity) = ready.into_io(&current.stats);
@@ -345,7 +339,7 @@ async fn serve_tls(
     .await;
 }
 
-async fn serve_tcp(mut stream: Socket, peer: SocketAddr, current: Arc<FrontendRuntime>) {
+async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, current: Arc<FrontendRuntime>) {
     let limit = current.config.timeouts.request_header;
     let Some((client, destination)) = addresses(&mut stream, peer, &current, limit).await else {
         return;
@@ -387,7 +381,7 @@ fn count_client(
 /// `accept_proxy` those its PROXY header carries (read within `limit`). `None`: the header
 /// is missing, malformed or late, and the connection is to be closed.
 async fn addresses(
-    stream: &mut Socket,
+    stream: &mut TcpStream,
     peer: SocketAddr,
     frontend: &FrontendRuntime,
     limit: Duration,
@@ -404,7 +398,7 @@ async fn addresses(
     // Boxed: every client's task would otherwise carry room for it while waiting.
     let reading = Box::pin(tokio::time::timeout(
         limit,
-        proxy_protocol::read_header(stream.registered().ok()?),
+        proxy_protocol::read_header(stream),
     ));
     match reading.await {
         Ok(Ok(Some(carried))) => Some((carried.source, carried.destination)),
@@ -435,7 +429,7 @@ async fn addresses(
 /// costs this future.
 #[allow(clippy::manual_async_fn)] // the point: see above
 fn first_bytes<'a>(
-    stream: &'a mut Socket,
+    stream: &'a mut TcpStream,
     limit: Duration,
     draining: &'a mut UntilTrue,
     whole_head: bool,

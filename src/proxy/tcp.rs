@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use socket2::SockRef;
 use tokio::io::{copy_bidirectional, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::activity::{Activity, ActivityIo};
 use super::attempt::{Attempt, Attempts};
-use super::socket::{self, Socket};
+use super::socket;
 use super::upstream_tls::ServerStream;
 use super::FrontendRuntime;
 use crate::access_log::Record;
@@ -24,7 +23,7 @@ use crate::codec::proxy_protocol;
 /// write side still gets the rest of the server's answer. `client_address` and `destination`
 /// are the client's and the address it connected to, as a PROXY header may have told them.
 pub async fn relay(
-    client: Socket,
+    client: TcpStream,
     client_address: SocketAddr,
     destination: SocketAddr,
     frontend: Arc<FrontendRuntime>,
@@ -122,7 +121,7 @@ async fn connect<'a>(
             let mut stream = TcpStream::connect(address).await?;
             let _ = stream.set_nodelay(true);
             if let Some(keepalive) = &backend.config.tcp_keepalive {
-                socket::keep_alive(SockRef::from(&stream), keepalive);
+                socket::keep_alive(&stream, keepalive);
             }
             if let Some(preamble) = &preamble {
                 stream.write_all(preamble).await?;

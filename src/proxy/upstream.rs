@@ -22,7 +22,6 @@ use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use socket2::SockRef;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -387,7 +386,7 @@ async fn connect(target: &Target<'_>) -> io::Result<(ServerStream, UpstreamProto
         let mut stream = TcpStream::connect(target.address).await?;
         stream.set_nodelay(true)?;
         if let Some(keepalive) = target.tcp_keepalive {
-            socket::keep_alive(SockRef::from(&stream), keepalive);
+            socket::keep_alive(&stream, keepalive);
         }
         if let Some(preamble) = target.preamble {
             stream.write_all(preamble).await?;

@@ -25,7 +25,7 @@ pub enum ServerStream {
 
 impl From<TcpStream> for ServerStream {
     fn from(stream: TcpStream) -> ServerStream {
-        ServerStream::Plain(Socket::from(stream))
+        ServerStream::Plain(Socket(stream))
     }
 }
 
@@ -35,7 +35,7 @@ impl ServerStream {
         Ok(match tls {
             None => ServerStream::from(stream),
             Some(tls) => ServerStream::Tls {
-                stream: Box::new(tls.connect(Socket::from(stream)).await?),
+                stream: Box::new(tls.connect(Socket(stream)).await?),
                 origination: tls.id(),
             },
         })
@@ -64,19 +64,14 @@ impl ServerStream {
     pub fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         match self {
-            ServerStream::Plain(socket) => {
-                let Ok(stream) = socket.registered() else {
-                    return false;
-                };
-                match stream.poll_read_ready(&mut cx) {
-                    Poll::Pending => true,
-                    Poll::Ready(Err(_)) => false,
-                    Poll::Ready(Ok(())) => matches!(
-                        stream.try_read(&mut [0; 1]),
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock
-                    ),
-                }
-            }
+            ServerStream::Plain(socket) => match socket.0.poll_read_ready(&mut cx) {
+                Poll::Pending => true,
+                Poll::Ready(Err(_)) => false,
+                Poll::Ready(Ok(())) => matches!(
+                    socket.0.try_read(&mut [0; 1]),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock
+                ),
+            },
             ServerStream::Tls { stream, .. } => {
                 let mut byte = [0; 1];
                 let mut buf = ReadBuf::new(&mut byte);
