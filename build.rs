@@ -1,9 +1,13 @@
 //! Stamps the binary with the commit it was built from, for `tandem --version`: git's short hash,
-//! `-dirty` when tracked files differ from it, or "unknown commit" outside a git checkout of this
+//! `-dirty` when the files the binary is built from differ from it, or "unknown commit" outside a git checkout of this
 //! crate (a crates.io tarball, a source export), where building must not fail.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// What the binary is built from: what `-dirty` looks at, and what reruns this script. An edit
+/// elsewhere (the README, deploy/) neither reruns it nor should mark the binary.
+const SOURCES: [&str; 4] = ["src", "Cargo.toml", "Cargo.lock", "build.rs"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -14,7 +18,7 @@ fn main() {
             for path in git_dir_files {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            for path in ["src", "Cargo.toml", "Cargo.lock", "build.rs"] {
+            for path in SOURCES {
                 println!("cargo:rerun-if-changed={path}");
             }
             commit(&manifest_dir).unwrap_or_else(|| "unknown commit".to_owned())
@@ -61,7 +65,9 @@ fn git_path(dir: &Path, name: &str) -> Option<PathBuf> {
 
 fn commit(dir: &Path) -> Option<String> {
     let hash = git(dir, &["rev-parse", "--short=12", "HEAD"])?;
-    let changes = git(dir, &["status", "--porcelain", "--untracked-files=no"])?;
+    let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+    status.extend(SOURCES);
+    let changes = git(dir, &status)?;
     Some(match changes.is_empty() {
         true => hash,
         false => format!("{hash}-dirty"),

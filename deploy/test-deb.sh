@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 DEBIAN_FRONTEND=noninteractive dpkg -i "$deb"
 
-check "tandem check of the installed config" tandem check --config /etc/tandem/tandem.yaml
+check "tandem check of the installed config" tandem check /etc/tandem/tandem.yaml
 check "tandem check's default is the installed config" tandem check
 check "the service user can read the config" \
   setpriv --reuid tandem --regid tandem --init-groups tandem check

@@ -652,6 +652,9 @@ impl ServerState {
         if !on && self.slow_start.is_some() {
             self.ramp_started.store(clock(), Ordering::Relaxed);
         }
+        // Maintenance is time down, as HAProxy counts MAINT; back, it is a fresh server, up.
+        let health = if on { Health::Down } else { Health::Up };
+        self.lock_checks().went(health, Instant::now());
         self.up.store(!on, Ordering::Relaxed);
         self.health_changes.send_replace(());
     }
@@ -1232,6 +1235,11 @@ mod tests {
             "pinned moves"
         );
         assert_eq!(maint.servers_up(), 1, "counted down");
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert!(
+            maint.servers[0].check_record().downtime(far) > Duration::ZERO,
+            "maintenance is time down"
+        );
         maint.servers[0].record_check(true, "");
         assert!(
             !maint.servers[0].is_up(),
@@ -1242,6 +1250,12 @@ mod tests {
         let ready = set(&maint, 0, AdminState::Ready, Some(3));
         BackendState::take_over(std::slice::from_ref(&maint), std::slice::from_ref(&ready));
         assert!(ready.servers[0].is_up(), "back as a new server: up");
+        let record = ready.servers[0].check_record();
+        assert_eq!(
+            record.downtime(far),
+            record.downtime(far + Duration::from_secs(60)),
+            "downtime stops growing once back"
+        );
         assert!(!ready.servers[0].checked(), "waiting for its first check");
         let mut counts = [0; 2];
         for server in picks(&ready, 8) {

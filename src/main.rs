@@ -29,6 +29,9 @@ enum Command {
     },
     /// Validate a config file and report every error found.
     Check {
+        /// The config file, as `--config` names it: `tandem check /etc/tandem/tandem.yaml`.
+        #[arg(value_name = "FILE", conflicts_with = "config")]
+        file: Option<PathBuf>,
         #[arg(long, short, default_value = "/etc/tandem/tandem.yaml")]
         config: PathBuf,
     },
@@ -59,7 +62,8 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { config } => {
+        Command::Check { file, config } => {
+            let config = file.unwrap_or(config);
             let errors = match tandem::config::load_with_source(&config) {
                 // The files a config names are part of it: a certificate that won't load would
                 // fail start-up or a reload just the same.

@@ -55,6 +55,35 @@ fn check_accepts_every_shipped_config() {
 }
 
 #[test]
+fn check_takes_the_file_as_its_argument_too() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tandem.yaml");
+    let check = |args: &[&str]| {
+        Command::new(tandem_binary())
+            .arg("check")
+            .args(args)
+            .output()
+    };
+    let output = check(&[shipped]).unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{shipped}: ok\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, BROKEN).unwrap();
+    let output = check(&[broken.to_str().unwrap()]).unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("broken.yaml:"));
+    let both = check(&[shipped, "--config", shipped]).unwrap();
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "a file named twice is a usage error"
+    );
+}
+
+#[test]
 fn check_reports_every_error_with_its_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.yaml");

@@ -60,7 +60,12 @@ pub async fn call(
     };
     let answer = tokio::time::timeout(CLIENT_TIMEOUT * 2, connecting)
         .await
-        .map_err(|_| anyhow!("no answer from {target} within {:?}", CLIENT_TIMEOUT * 2))?;
+        .map_err(|_| {
+            anyhow!(
+                "no answer from {target} within {}",
+                crate::config::display_duration(CLIENT_TIMEOUT * 2)
+            )
+        })?;
     answer.with_context(|| {
         let key = match target {
             Target::Tcp(_) => "listen",

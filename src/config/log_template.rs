@@ -105,6 +105,14 @@ impl LogTemplate {
     /// Parses `{field}`s, `{request_header.NAME}`s and `{response_header.NAME}`s out of `text`;
     /// `{{` and `}}` are literal braces.
     pub fn parse(text: &str) -> Result<LogTemplate, TemplateError> {
+        // One record is one line (and one syslog message): its own text may not break it.
+        if let Some(offset) = text.find(|c: char| c.is_control()) {
+            return Err(TemplateError {
+                offset,
+                message: "a control character (a line break, a tab...): a record is one line"
+                    .into(),
+            });
+        }
         let mut template = LogTemplate {
             pieces: Vec::new(),
             headers: Vec::new(),
@@ -253,6 +261,13 @@ mod tests {
             (
                 9,
                 "{request_header.bad name}: \"bad name\" is not a header name".into()
+            )
+        );
+        assert_eq!(
+            error("{status}\n{bytes}"),
+            (
+                8,
+                "a control character (a line break, a tab...): a record is one line".into()
             )
         );
         assert_eq!(
