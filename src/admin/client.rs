@@ -62,8 +62,8 @@ pub async fn call(
         .await
         .map_err(|_| {
             anyhow!(
-                "no answer from {target} within {}",
-                crate::config::display_duration(CLIENT_TIMEOUT * 2)
+                "no answer from {target} within {}s",
+                (CLIENT_TIMEOUT * 2).as_secs()
             )
         })?;
     answer.with_context(|| {
