@@ -283,10 +283,11 @@ mod tests {
                 );
             }
         }
-        // Two nodes with the same config compute the same binding.
+        // Two nodes with the same config (equal bytes read apart) compute the same binding.
+        let read_on_the_peer = ca.to_vec();
         assert_eq!(
             Binding::new("web", Some(ca), true),
-            Binding::new("web", Some(&ca.to_vec()), true)
+            Binding::new("web", Some(&read_on_the_peer), true)
         );
         // Without a CA, `required` means nothing and changes nothing.
         assert_eq!(
