@@ -189,8 +189,13 @@ fn read_ocsp(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// The CA certificates of a PEM file, as trust anchors.
 fn read_roots(path: &Path, role: FileRole) -> Result<RootCertStore, TlsError> {
+    roots(path, role, &read(path, role)?)
+}
+
+/// The CA certificates of `pem`, the contents of the file at `path`, as trust anchors.
+fn roots(path: &Path, role: FileRole, pem: &[u8]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for (index, certificate) in read_chain(path, role)?.into_iter().enumerate() {
+    for (index, certificate) in chain(path, role, pem)?.into_iter().enumerate() {
         roots.add(certificate).map_err(|error| {
             let problem = FileProblem::UnparsableCertificate {
                 number: index + 1,
@@ -203,7 +208,16 @@ fn read_roots(path: &Path, role: FileRole) -> Result<RootCertStore, TlsError> {
 }
 
 fn read_chain(path: &Path, role: FileRole) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let chain = CertificateDer::pem_slice_iter(&read(path, role)?)
+    chain(path, role, &read(path, role)?)
+}
+
+/// The certificates of `pem`, the contents of the file at `path`.
+fn chain(
+    path: &Path,
+    role: FileRole,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error(path, role, FileProblem::Pem(e)))?;
     if chain.is_empty() {
@@ -339,8 +353,9 @@ pub struct Termination {
 /// certificates when `client_auth` asks for them, and resumption by stateless tickets unless
 /// they are off (clients without ticket support resume from an in-memory session cache).
 /// Without a ticket-key file, ticket keys are new for each build, so a reload makes clients do
-/// one full handshake. Built again on every reload, so every file is read afresh.
-pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
+/// one full handshake; with one, tickets are bound to `frontend`'s name and client-certificate
+/// settings (`tickets::Binding`). Built again on every reload, so every file is read afresh.
+pub fn termination(frontend: &str, tls: &config::Tls) -> Result<Termination, TlsError> {
     if tls.certificates.is_empty() {
         return Err(TlsError::NoCertificates);
     }
@@ -357,9 +372,16 @@ pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider(tls)?)
         .with_protocol_versions(&versions(tls.versions))
         .map_err(TlsError::Setup)?;
-    let builder = match &tls.client_auth {
-        Some(client_auth) => builder.with_client_cert_verifier(client_auth::verifier(client_auth)?),
-        None => builder.with_no_client_auth(),
+    let (builder, binding) = match &tls.client_auth {
+        Some(client_auth) => {
+            let (verifier, ca) = client_auth::verifier(client_auth)?;
+            let binding = tickets::Binding::new(frontend, Some(&ca), client_auth.required);
+            (builder.with_client_cert_verifier(verifier), binding)
+        }
+        None => (
+            builder.with_no_client_auth(),
+            tickets::Binding::new(frontend, None, false),
+        ),
     };
     let mut server = builder.with_cert_resolver(Arc::new(resolver));
     server.alpn_protocols = tls.alpn.iter().map(|alpn| alpn.id().to_vec()).collect();
@@ -368,7 +390,10 @@ pub fn termination(tls: &config::Tls) -> Result<Termination, TlsError> {
         config::SessionTickets::Ephemeral => {
             server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Setup)?
         }
-        config::SessionTickets::KeyFile(path) => server.ticketer = ticket_keys(path)?,
+        config::SessionTickets::KeyFile(path) => {
+            let keys = ticket_keys(path)?;
+            server.ticketer = Arc::new(tickets::FileTicketer::new(keys, binding));
+        }
         // rustls's default ticketer makes none: TLS 1.2 resumes by session ID and TLS 1.3 by
         // tickets that only name a session kept in memory.
         config::SessionTickets::Off => {}
@@ -406,8 +431,11 @@ fn provider(tls: &config::Tls) -> Result<Arc<CryptoProvider>, TlsError> {
                 .find(|supported| supported.suite() == *suite)
                 .copied()
                 .ok_or_else(|| {
+                    let name = suite
+                        .as_str()
+                        .map_or_else(|| format!("0x{:04x}", u16::from(*suite)), str::to_owned);
                     TlsError::Setup(rustls::Error::General(format!(
-                        "cipher suite {suite:?} is not available"
+                        "cipher suite {name} is not available"
                     )))
                 })
         })
@@ -429,12 +457,12 @@ fn versions(versions: config::TlsVersions) -> Vec<&'static SupportedProtocolVers
     .collect()
 }
 
-fn ticket_keys(path: &Path) -> Result<Arc<dyn rustls::server::ProducesTickets>, TlsError> {
+fn ticket_keys(path: &Path) -> Result<tickets::TicketKeys, TlsError> {
     let role = FileRole::SessionTicketKeys;
     // Bytes that are not UTF-8 become U+FFFD, which the line holding them reports as not base64.
     let text = read(path, role)?;
-    match tickets::FileTicketer::parse(&String::from_utf8_lossy(&text)) {
-        Ok(ticketer) => Ok(Arc::new(ticketer)),
+    match tickets::TicketKeys::parse(&String::from_utf8_lossy(&text)) {
+        Ok(keys) => Ok(keys),
         Err(problem) => Err(file_error(path, role, FileProblem::TicketKeys(problem))),
     }
 }
@@ -845,10 +873,13 @@ mod tests {
 
     #[test]
     fn no_certificates_is_an_error() {
-        let error = termination(&Tls {
-            certificates: Vec::new(),
-            ..tls(&[], &[])
-        })
+        let error = termination(
+            "web",
+            &Tls {
+                certificates: Vec::new(),
+                ..tls(&[], &[])
+            },
+        )
         .err()
         .unwrap();
         assert!(matches!(error, TlsError::NoCertificates));
@@ -962,7 +993,7 @@ mod tests {
         let default = pki.issue("default", &["default.test"]);
         let wildcard = pki.issue("wildcard", &["*.example.test"]);
         let www = pki.issue("www", &["www.example.test"]);
-        let termination = termination(&tls(&[&default, &wildcard, &www], &[])).unwrap();
+        let termination = termination("web", &tls(&[&default, &wildcard, &www], &[])).unwrap();
         assert_eq!(termination.certificates.len(), 3);
         assert_eq!(termination.certificates[1].files, wildcard.files);
 
@@ -993,7 +1024,7 @@ mod tests {
         let pki = Pki::new();
         let default = pki.issue("default", &["default.test"]);
         let other = pki.issue("other", &["other.test"]);
-        let termination = termination(&tls(&[&default, &other], &[])).unwrap();
+        let termination = termination("web", &tls(&[&default, &other], &[])).unwrap();
         let mut client = pki.client(&[&rustls::version::TLS13]);
         client.enable_sni = false;
         let client = TlsConnector::from(Arc::new(client));
@@ -1006,9 +1037,9 @@ mod tests {
     async fn alpn_follows_the_configured_order() {
         let pki = Pki::new();
         let site = pki.issue("site", &["site.test"]);
-        let both = termination(&tls(&[&site], &[Alpn::H2, Alpn::Http11])).unwrap();
-        let http11_only = termination(&tls(&[&site], &[Alpn::Http11])).unwrap();
-        let none = termination(&tls(&[&site], &[])).unwrap();
+        let both = termination("web", &tls(&[&site], &[Alpn::H2, Alpn::Http11])).unwrap();
+        let http11_only = termination("web", &tls(&[&site], &[Alpn::Http11])).unwrap();
+        let none = termination("web", &tls(&[&site], &[])).unwrap();
 
         let mut client = pki.client(&[&rustls::version::TLS13]);
         client.alpn_protocols = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
@@ -1032,7 +1063,7 @@ mod tests {
     async fn tls13_by_default_and_tickets_resume() {
         let pki = Pki::new();
         let site = pki.issue("site", &["site.test"]);
-        let termination = termination(&tls(&[&site], &[Alpn::Http11])).unwrap();
+        let termination = termination("web", &tls(&[&site], &[Alpn::Http11])).unwrap();
         let mut client = pki.client(&[&rustls::version::TLS13, &rustls::version::TLS12]);
         client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = TlsConnector::from(Arc::new(client));
@@ -1055,7 +1086,7 @@ mod tests {
     async fn tls12_works_and_resumes() {
         let pki = Pki::new();
         let site = pki.issue("site", &["site.test"]);
-        let termination = termination(&tls(&[&site], &[Alpn::H2, Alpn::Http11])).unwrap();
+        let termination = termination("web", &tls(&[&site], &[Alpn::H2, Alpn::Http11])).unwrap();
         let mut client = pki.client(&[&rustls::version::TLS12]);
         client.alpn_protocols = vec![b"h2".to_vec()];
         let client = TlsConnector::from(Arc::new(client));
@@ -1078,7 +1109,7 @@ mod tests {
             &KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap(),
         );
         let ecdsa = pki.issue("ecdsa", &["ecdsa.test"]);
-        let termination = termination(&tls(&[&rsa, &ecdsa], &[])).unwrap();
+        let termination = termination("web", &tls(&[&rsa, &ecdsa], &[])).unwrap();
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let client = TlsConnector::from(Arc::new(pki.client(&[version])));
             for (name, expected) in [("rsa.test", &rsa), ("ecdsa.test", &ecdsa)] {
@@ -1093,7 +1124,7 @@ mod tests {
     fn knobs(site: &Written, adjust: impl FnOnce(&mut Tls)) -> Termination {
         let mut tls = tls(&[site], &[]);
         adjust(&mut tls);
-        termination(&tls).unwrap()
+        termination("web", &tls).unwrap()
     }
 
     fn connector(config: ClientConfig) -> TlsConnector {
@@ -1380,7 +1411,10 @@ mod tests {
                 )
             )
         );
-        assert!(termination(&tls).is_err(), "the same files fail a build");
+        assert!(
+            termination("web", &tls).is_err(),
+            "the same files fail a build"
+        );
 
         // nginx's binary key file, under a comment line.
         let mut binary = b"# from nginx\n".to_vec();

@@ -1,9 +1,9 @@
 //! A frontend's TLS settings as OpenSSL's `s_client` sees them: versions, the server's cipher
 //! order, a stapled OCSP response (made with `openssl ocsp` and reread on SIGHUP), client
 //! certificates (refused without one, routed and denied by subject, logged), session resumption
-//! across two tandem processes sharing a ticket-key file, and `tandem check` naming each bad
-//! setting at its place in the file. The certificates come from a CA made with `openssl` too.
-
+//! across two tandem processes sharing a ticket-key file (and not where the client-certificate
+//! settings differ), and `tandem check` naming each bad setting at its place in the file. The
+//! certificates come from a CA made with `openssl` too.
 mod support;
 
 use std::io::Write as _;
@@ -282,13 +282,21 @@ struct Setup {
 }
 
 async fn start(frontends: &[(SocketAddr, String)], extra: &str) -> Setup {
+    let named: Vec<(String, SocketAddr, String)> = (frontends.iter())
+        .map(|(address, keys)| (format!("f{}", address.port()), *address, keys.clone()))
+        .collect();
+    start_named(&named, extra).await
+}
+
+/// [`start`] with the frontends' names given: session tickets resume only on a frontend of
+/// the same name, as on the other node of a pair.
+async fn start_named(frontends: &[(String, SocketAddr, String)], extra: &str) -> Setup {
     let web = TestServer::start("web").await;
     let admin = TestServer::start("admin").await;
     let mut config = format!("node: {{ name: edge, threads: 1 }}\n{extra}frontends:\n");
-    for (address, keys) in frontends {
+    for (name, address, keys) in frontends {
         config.push_str(&format!(
-            "  - name: f{}\n    listen: \"{address}\"\n    mode: http\n    backend: pool\n{keys}",
-            address.port()
+            "  - name: {name}\n    listen: \"{address}\"\n    mode: http\n    backend: pool\n{keys}"
         ));
     }
     config.push_str(&format!(
@@ -296,7 +304,7 @@ async fn start(frontends: &[(SocketAddr, String)], extra: &str) -> Setup {
          \x20 - {{ name: admin, servers: [{{ name: admin, address: \"{}\" }}] }}\n",
         web.address, admin.address
     ));
-    let listens: Vec<SocketAddr> = frontends.iter().map(|(address, _)| *address).collect();
+    let listens: Vec<SocketAddr> = frontends.iter().map(|(_, address, _)| *address).collect();
     Setup {
         tandem: Tandem::start(&config, &listens).await,
         _web: web,
@@ -620,10 +628,11 @@ async fn sessions_resume_on_another_tandem_sharing_the_ticket_key_file() {
     let other = ticket_keys(ca.dir.path(), "other.keys", 1);
     let keys = |file: &Path| format!("      session_ticket_keys: \"{}\"\n", file.display());
     let (first, second, stranger) = (listen(), listen(), listen());
-    // Three processes: the two nodes of a pair, and one with other keys.
-    let _first = start(&[(first, tls(&site, &keys(&shared)))], "").await;
-    let second_node = start(&[(second, tls(&site, &keys(&shared)))], "").await;
-    let _stranger = start(&[(stranger, tls(&site, &keys(&other)))], "").await;
+    // Three processes: the two nodes of a pair, and one with other keys; the same frontend.
+    let site_on = |address, file: &Path| [("site".to_owned(), address, tls(&site, &keys(file)))];
+    let _first = start_named(&site_on(first, &shared), "").await;
+    let second_node = start_named(&site_on(second, &shared), "").await;
+    let _stranger = start_named(&site_on(stranger, &other), "").await;
 
     for version in ["-tls1_3", "-tls1_2"] {
         let session = ca.path(&format!("session{version}.pem"));
@@ -673,6 +682,96 @@ async fn sessions_resume_on_another_tandem_sharing_the_ticket_key_file() {
             again.0
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_resumes_only_with_the_client_certificate_settings_it_was_issued_under() {
+    if !installed("openssl", "openssl") {
+        return;
+    }
+    let ca = OpensslCa::new("tandem test CA");
+    let site = ca.server("site");
+    let clients = OpensslCa::new("tandem clients CA");
+    let alice = clients.client("alice", "/O=Example/CN=alice");
+    // The CA file client_auth names, rewritten below to trust another CA.
+    let client_ca = ca.path("client-ca.pem");
+    std::fs::copy(clients.ca(), &client_ca).unwrap();
+    let shared = ticket_keys(ca.dir.path(), "shared.keys", 1);
+    let keys = format!("      session_ticket_keys: \"{}\"\n", shared.display());
+    let required = format!(
+        "{keys}      client_auth: {{ ca: \"{}\", required: true }}\n",
+        client_ca.display()
+    );
+    let (open_node, open, locked) = (listen(), listen(), listen());
+    // A pair whose frontend `site` differs in client_auth alone, and on the second node
+    // another frontend without client_auth; all under the same keys, for the same SNI.
+    let _open_node = start_named(&[("site".into(), open_node, tls(&site, &keys))], "").await;
+    let locked_node = start_named(
+        &[
+            ("site".into(), locked, tls(&site, &required)),
+            ("open".into(), open, tls(&site, &keys)),
+        ],
+        "",
+    )
+    .await;
+    let alice_options = |version| {
+        let (cert, key) = (alice.cert.to_str().unwrap(), alice.key.to_str().unwrap());
+        [version, "-cert", cert, "-key", key]
+    };
+
+    for version in ["-tls1_3", "-tls1_2"] {
+        for (from, label) in [(open_node, "the peer's site"), (open, "this node's open")] {
+            let session = ca.path(&format!("from-{}{version}.pem", from.port()));
+            let session = session.to_str().unwrap();
+            let issued = s_client(from, &ca.ca(), "/", &[version, "-sess_out", session]).await;
+            assert_eq!(issued.status(), Some(200), "{}", issued.0);
+            let replayed = s_client(locked, &ca.ca(), "/", &[version, "-sess_in", session]).await;
+            assert!(
+                replayed
+                    .handshake()
+                    .is_some_and(|kind| kind.starts_with("New")),
+                "{version}, a ticket of {label}: {}",
+                replayed.0
+            );
+            assert_eq!(
+                replayed.status(),
+                None,
+                "{version}, a ticket of {label} stands in for a certificate: {}",
+                replayed.0
+            );
+        }
+        // Its own tickets do resume, carrying the certificate they were issued with.
+        let session = ca.path(&format!("alice{version}.pem"));
+        let session = session.to_str().unwrap();
+        let mut options = alice_options(version).to_vec();
+        options.extend(["-sess_out", session]);
+        let full = s_client(locked, &ca.ca(), "/", &options).await;
+        assert_eq!(full.status(), Some(200), "{}", full.0);
+        let resumed = s_client(locked, &ca.ca(), "/", &[version, "-sess_in", session]).await;
+        assert!(
+            resumed.handshake().unwrap().starts_with("Reused"),
+            "{version}: {}",
+            resumed.0
+        );
+        assert_eq!(resumed.status(), Some(200), "{}", resumed.0);
+    }
+
+    // A reload that trusts another CA: alice's ticket no longer resumes.
+    std::fs::copy(ca.ca(), &client_ca).unwrap();
+    let config = std::fs::read_to_string(&locked_node.tandem.config_path).unwrap();
+    let log = locked_node.tandem.reload(&config).await;
+    assert!(last_reload_succeeded(&log), "{log}");
+    let session = ca.path("alice-tls1_3.pem");
+    let session = session.to_str().unwrap();
+    let replayed = s_client(locked, &ca.ca(), "/", &["-tls1_3", "-sess_in", session]).await;
+    assert!(
+        replayed
+            .handshake()
+            .is_some_and(|kind| kind.starts_with("New")),
+        "after the CA changed: {}",
+        replayed.0
+    );
+    assert_eq!(replayed.status(), None, "{}", replayed.0);
 }
 
 /// Whether the last reload outcome in tandem's log is a success.

@@ -107,7 +107,7 @@ impl Frontends {
         let mut terminations = Vec::with_capacity(frontends.len());
         for frontend in frontends {
             let termination = (frontend.tls.as_ref())
-                .map(|tls| tls::termination(tls).map(Arc::new))
+                .map(|tls| tls::termination(&frontend.name, tls).map(Arc::new))
                 .transpose()
                 .with_context(|| format!("frontend {}: TLS", frontend.name))?;
             terminations.push(termination);

@@ -9,21 +9,27 @@ use rustls::pki_types::CertificateDer;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 
-use super::{read_roots, FileRole, TlsError, PROVIDER};
+use super::{read, roots, FileRole, TlsError, PROVIDER};
 use crate::config;
 
 /// Checks client certificates against `client_auth.ca`; a client without one is refused
-/// at the handshake when a certificate is required, and let through otherwise.
-pub fn verifier(client_auth: &config::ClientAuth) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let roots = read_roots(&client_auth.ca, FileRole::ClientCa)?;
+/// at the handshake when a certificate is required, and let through otherwise. Also the CA
+/// file's contents as read, which the frontend's session tickets are bound to: the very
+/// certificates the verifier trusts.
+pub fn verifier(
+    client_auth: &config::ClientAuth,
+) -> Result<(Arc<dyn ClientCertVerifier>, Vec<u8>), TlsError> {
+    let ca = read(&client_auth.ca, FileRole::ClientCa)?;
+    let roots = roots(&client_auth.ca, FileRole::ClientCa, &ca)?;
     let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), PROVIDER.clone());
     let builder = match client_auth.required {
         true => builder,
         false => builder.allow_unauthenticated(),
     };
-    builder
+    let verifier = builder
         .build()
-        .map_err(|error| TlsError::Setup(rustls::Error::General(error.to_string())))
+        .map_err(|error| TlsError::Setup(rustls::Error::General(error.to_string())))?;
+    Ok((verifier, ca))
 }
 
 /// The subject of the leaf certificate a client presented, as RFC 4514 writes a name and

@@ -476,7 +476,7 @@ mod tests {
             session_tickets: crate::config::SessionTickets::Ephemeral,
             client_auth: None,
         };
-        let acceptor = termination(&tls).unwrap().acceptor;
+        let acceptor = termination("web", &tls).unwrap().acceptor;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
