@@ -610,7 +610,11 @@ impl Instance {
             priority: self.machine.priority(),
             sync_group: (self.sync.as_ref()).map(|member| member.group_name().to_owned()),
         };
-        (self.notifier.get_or_insert_with(Notifier::start)).notify(hook.clone(), transition);
+        let instance = &self.config.name;
+        (self
+            .notifier
+            .get_or_insert_with(|| Notifier::start(instance)))
+        .notify(hook.clone(), transition);
     }
 
     async fn receive(&mut self, inbound: Inbound) {
