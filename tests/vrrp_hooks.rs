@@ -143,14 +143,76 @@ fn a_hung_hook_is_killed_at_its_timeout_and_blocks_no_failover() {
     });
 }
 
+/// A hook that starts a process in the background without redirecting its stderr, and
+/// fails: the failure is logged when the hook exits, with its stderr on one line, and what it
+/// started keeps running.
+#[test]
+fn a_hook_is_done_when_it_exits_whatever_it_left_running() {
+    let Some(lab) = lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let child_pid = dir.path().join("child.pid");
+    let hook = script(
+        dir.path(),
+        "leave.sh",
+        &format!(
+            "echo \"$TANDEM_NEW_STATE\" >> {record}\n\
+             [ \"$TANDEM_NEW_STATE\" = BACKUP ] || exit 0\n\
+             sleep 600 &\n\
+             echo $! > {child}\n\
+             echo 'first line' >&2\n\
+             echo 'second line' >&2\n\
+             exit 3",
+            record = record.display(),
+            child = child_pid.display()
+        ),
+    );
+    let a = Tandem::start_in(
+        &lab.hosts[0].namespace,
+        &node_config(
+            "node-a",
+            150,
+            VIP4,
+            &notify(&[hook.to_str().unwrap()], "30s"),
+        ),
+    );
+    // Well within the hook's 30 s timeout.
+    wait_until(FAILOVER, "node-a logs the failed hook", || {
+        a.log().contains("notify hook failed")
+    });
+    let log = a.log();
+    let child = read(&child_pid).trim().to_owned();
+    let alive = Path::new(&format!("/proc/{child}")).exists();
+    if let Ok(pid) = child.parse() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(log.contains("exit code 3"), "{log}");
+    assert!(log.contains("first line\\nsecond line"), "{log}");
+    assert!(!log.contains("ran past its timeout"), "{log}");
+    assert!(alive, "the hook's background process was killed");
+    wait_for_master(&lab, 0, VIP4);
+    wait_until(FAILOVER, "the next hook runs", || {
+        read(&record) == "BACKUP\nMASTER\n"
+    });
+}
+
 const VIP_2: &str = "203.0.113.10";
 
 /// A second instance on eth1 that faults when eth1 loses its link, and a sync group of both.
 fn grouped(priority: u8) -> String {
+    grouped_with_delay(priority, "0s")
+}
+
+/// As `grouped`, with both instances' `preempt_delay`.
+fn grouped_with_delay(priority: u8, delay: &str) -> String {
     format!(
-        "    - {{ name: VI_2, interface: eth1, virtual_router_id: 34, priority: {priority}, \
+        "      preempt_delay: {delay}\n    \
+         - {{ name: VI_2, interface: eth1, virtual_router_id: 34, priority: {priority}, \
          advert_interval: 100ms, version: 3, virtual_ips: [\"{VIP_2}/24\"], \
-         track: [{{ interface: eth1 }}] }}\n  \
+         preempt_delay: {delay}, track: [{{ interface: eth1 }}] }}\n  \
          sync_groups: [{{ name: g, instances: [VI_1, VI_2] }}]\n"
     )
 }
@@ -239,5 +301,36 @@ fn a_reload_changes_the_hook_without_a_state_change() {
     assert_eq!(
         read(&record),
         "first INIT BACKUP\nfirst BACKUP MASTER\nsecond MASTER INIT\n"
+    );
+}
+
+/// The higher-priority node restarts with a preempt delay: while it waits, its members follow
+/// the peer's, which must not hold each other back; once the delay has passed, both VIPs
+/// return to it (keepalived's sync groups fail back too).
+#[test]
+fn a_sync_group_fails_back_after_a_restart_with_a_preempt_delay() {
+    let Some(lab) = lab() else { return };
+    lab.add_second_link();
+    let config_a = node_config("node-a", 150, VIP4, &grouped_with_delay(150, "1s"));
+    let mut a = Tandem::start_in(&lab.hosts[0].namespace, &config_a);
+    let _b = Tandem::start_in(
+        &lab.hosts[1].namespace,
+        &node_config("node-b", 100, VIP4, &grouped(100)),
+    );
+    let on =
+        |host: usize| holds_on(&lab, host, "eth0", VIP4) && holds_on(&lab, host, "eth1", VIP_2);
+    let on_neither =
+        |host: usize| !holds_on(&lab, host, "eth0", VIP4) && !holds_on(&lab, host, "eth1", VIP_2);
+    wait_until(FAILOVER, "node-a holds both VIPs", || {
+        on(0) && on_neither(1)
+    });
+
+    assert!(a.signal_and_wait("TERM").success());
+    wait_until(FAILOVER, "node-b holds both VIPs", || on(1));
+    let _a = Tandem::start_in(&lab.hosts[0].namespace, &config_a);
+    wait_until(
+        FAILOVER + Duration::from_secs(1),
+        "both VIPs return to node-a",
+        || on(0) && on_neither(1),
     );
 }

@@ -332,10 +332,10 @@ impl Instance {
                 Event::Fault => "another member is in FAULT: following it",
                 Event::FaultCleared => "no member is in FAULT any more: starting again",
                 Event::SyncHold(true) => {
-                    "another member follows the peer's MASTER: not MASTER here"
+                    "another member yields to the peer's MASTER: not MASTER here"
                 }
                 Event::SyncHold(false) => {
-                    "no member follows the peer's MASTER any more: free to be MASTER"
+                    "no member yields to the peer's MASTER any more: free to be MASTER"
                 }
                 _ => unreachable!("a sync group only faults, clears and holds"),
             };
@@ -434,6 +434,8 @@ impl Instance {
         for action in actions {
             self.apply(action).await;
         }
+        // Whether it yields to the Master it follows may have changed with preemption.
+        self.report_to_group();
     }
 
     /// Applies a reloaded config without a state change: a master adds and announces new VIPs,
@@ -517,6 +519,10 @@ impl Instance {
             self.apply(action).await;
         }
         self.publish();
+        self.report_to_group();
+    }
+
+    fn report_to_group(&self) {
         if let Some(member) = &self.sync {
             member.report(Report::of(self.verdict == Verdict::Fault, &self.machine));
         }
@@ -604,7 +610,11 @@ impl Instance {
             priority: self.machine.priority(),
             sync_group: (self.sync.as_ref()).map(|member| member.group_name().to_owned()),
         };
-        (self.notifier.get_or_insert_with(Notifier::start)).notify(hook.clone(), transition);
+        let instance = &self.config.name;
+        (self
+            .notifier
+            .get_or_insert_with(|| Notifier::start(instance)))
+        .notify(hook.clone(), transition);
     }
 
     async fn receive(&mut self, inbound: Inbound) {
@@ -780,6 +790,8 @@ impl Instance {
 fn machine_config(config: &VrrpInstance, source: IpAddr, verdicts_in: bool) -> machine::Config {
     let preempt = if config.preempt && verdicts_in {
         Preempt::After(config.preempt_delay)
+    } else if config.preempt {
+        Preempt::NotYet
     } else {
         Preempt::Never
     };

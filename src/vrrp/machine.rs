@@ -47,6 +47,10 @@ pub struct Config {
 pub enum Preempt {
     /// keepalived `nopreempt`: follow whichever Master is advertising.
     Never,
+    /// Preemption is on but not allowed yet (the instance's tracked backends have had no
+    /// health results): it follows as with `Never`, but such a Master does not hold its sync
+    /// group back, so the group can fail back once it is allowed.
+    NotYet,
     /// RFC Preempt_Mode True, once `delay` has passed since we first heard the lower-priority
     /// Master (keepalived `preempt_delay`; zero is the RFC behaviour).
     After(Duration),
@@ -106,9 +110,6 @@ struct Backup {
     watching: Watch,
     /// With a preempt delay: lower-priority adverts are still accepted until then.
     preempt_at: Option<Timestamp>,
-    /// Held by its sync group when its Master_Down_Timer fired: the cause it takes over with
-    /// once released, unless a Master is heard first.
-    waiting: Option<Cause>,
 }
 
 /// What the Master_Down_Timer is waiting on, which names the cause if it fires.
@@ -117,11 +118,16 @@ enum Watch {
     NoMasterYet,
     Master(Peer),
     Resigned(Peer),
+    /// The timer fired while it could not take over (held by its sync group, or in
+    /// maintenance): no Master is heard. The cause it takes over with once it may, unless a
+    /// Master is heard first.
+    TimedOut(Cause),
 }
 
 impl Watch {
     fn cause(self) -> Cause {
         match self {
+            Watch::TimedOut(cause) => cause,
             Watch::NoMasterYet => Cause::MasterDown { last_master: None },
             Watch::Master(peer) => Cause::MasterDown {
                 last_master: Some(peer),
@@ -162,13 +168,12 @@ impl Machine {
     }
 
     /// The Master as this router sees it: itself, the Master it follows, or none known (a
-    /// Backup that has heard no Master, or whose Master resigned).
+    /// Backup that has heard no Master, or whose Master resigned or went silent).
     pub fn master(&self) -> Option<IpAddr> {
         match &self.phase {
             Phase::Master { .. } => Some(self.config.primary_address),
             Phase::Backup(Backup {
                 watching: Watch::Master(peer),
-                waiting: None,
                 ..
             }) => Some(peer.address),
             Phase::Backup(_) | Phase::Initialize | Phase::Fault => None,
@@ -205,13 +210,10 @@ impl Machine {
             Event::AdvertReceived(advert) => self.receive(now, advert, &mut actions),
             Event::MasterDownTimerFired => {
                 if let Phase::Backup(backup) = &mut self.phase {
-                    if now >= backup.master_down_at
-                        && backup.waiting.is_none()
-                        && self.mode != Mode::Maintenance
-                    {
+                    if now >= backup.master_down_at {
                         let cause = backup.watching.cause();
-                        if self.held {
-                            backup.waiting = Some(cause);
+                        if self.held || self.mode == Mode::Maintenance {
+                            backup.watching = Watch::TimedOut(cause);
                         } else {
                             self.become_master(now, cause, &mut actions);
                         }
@@ -238,7 +240,8 @@ impl Machine {
             Event::Maintenance(false) => {
                 if self.mode != Mode::Normal {
                     self.mode = Mode::Normal;
-                    // A Master_Down_Timer that fired meanwhile was ignored: wait afresh.
+                    // A Master_Down_Timer that fired meanwhile found no Master: wait afresh
+                    // before taking over.
                     if let Phase::Backup(backup) = &mut self.phase {
                         backup.master_down_at = now
                             + master_down_interval(
@@ -300,15 +303,33 @@ impl Machine {
         actions
     }
 
-    /// Whether this router is a Backup following a live Master: what holds the other members
-    /// of its sync group back from becoming Master.
-    pub fn follows_a_master(&self) -> bool {
-        self.state() == State::Backup && self.master().is_some()
+    /// Whether this router is a Backup following a live Master that it would not preempt on
+    /// its own: what holds the other members of its sync group back from becoming Master. A
+    /// Master followed only because the group holds this router, or until preemption is
+    /// allowed or its delay has passed, holds nobody: else, once every member follows the
+    /// peer, the group would never fail back to this node.
+    pub fn yields_to_a_master(&self) -> bool {
+        match &self.phase {
+            Phase::Backup(Backup {
+                watching: Watch::Master(peer),
+                ..
+            }) => !self.would_preempt(peer.priority),
+            Phase::Backup(_) | Phase::Master { .. } | Phase::Initialize | Phase::Fault => false,
+        }
     }
 
-    /// Its sync group holds it (no Master while another member follows a peer's Master) or
+    /// Whether, unheld, it takes over from a live Master of `priority`, now or once preemption
+    /// is allowed and its delay has passed. Equal priorities are followed (see
+    /// [`backup_receive`]).
+    fn would_preempt(&self, priority: u8) -> bool {
+        self.mode == Mode::Normal
+            && priority < self.priority
+            && (self.priority == OWNER_PRIORITY || self.config.preempt != Preempt::Never)
+    }
+
+    /// Its sync group holds it (no Master while another member yields to a peer's Master) or
     /// lets it go. A held Master resigns, so the peer takes over after Skew_Time; a released
-    /// Backup whose Master_Down_Timer fired while held takes over now.
+    /// Backup whose Master_Down_Timer fired while held takes over now, unless in maintenance.
     fn hold(&mut self, now: Timestamp, held: bool, out: &mut Vec<Action>) {
         self.held = held;
         match &self.phase {
@@ -323,9 +344,9 @@ impl Machine {
                 );
             }
             Phase::Backup(Backup {
-                waiting: Some(cause),
+                watching: Watch::TimedOut(cause),
                 ..
-            }) if !held => {
+            }) if !held && self.mode != Mode::Maintenance => {
                 let cause = *cause;
                 self.become_master(now, cause, out);
             }
@@ -343,7 +364,8 @@ impl Machine {
         }
     }
 
-    /// Initialize (or Fault) → Master for the address owner, Backup for everyone else.
+    /// Initialize (or Fault) → Master for the address owner, Backup for everyone else and for
+    /// an owner in maintenance or held by its sync group.
     fn start(
         &mut self,
         now: Timestamp,
@@ -351,7 +373,7 @@ impl Machine {
         owner_cause: Cause,
         out: &mut Vec<Action>,
     ) {
-        if self.priority == OWNER_PRIORITY && self.mode != Mode::Maintenance {
+        if self.priority == OWNER_PRIORITY && self.mode != Mode::Maintenance && !self.held {
             self.become_master(now, owner_cause, out);
         } else {
             self.become_backup(
@@ -397,7 +419,6 @@ impl Machine {
                 master_down_at,
                 watching,
                 preempt_at: None,
-                waiting: None,
             }),
             cause,
             out,
@@ -572,7 +593,6 @@ fn backup_receive(
     peer: Peer,
     out: &mut Vec<Action>,
 ) -> Heard {
-    backup.waiting = None;
     if advert.priority == RESIGN_PRIORITY {
         backup.master_down_at =
             now + skew_time(config.version, priority, backup.master_adver_interval);
@@ -590,7 +610,7 @@ fn backup_receive(
         match config.preempt {
             _ if !may_preempt => true,
             _ if priority == OWNER_PRIORITY => false,
-            Preempt::Never => true,
+            Preempt::Never | Preempt::NotYet => true,
             Preempt::After(delay) if delay.is_zero() => false,
             Preempt::After(delay) => now < *backup.preempt_at.get_or_insert(now + delay),
         }

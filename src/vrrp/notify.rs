@@ -9,25 +9,32 @@
 //!
 //! A hook gets keepalived's `notify` arguments appended to its own (`INSTANCE`, the instance
 //! name, the new state, the priority), so keepalived notify scripts run unchanged, and the
-//! whole transition in `TANDEM_*` variables. Its timeout kills its whole process group.
+//! whole transition in `TANDEM_*` variables. The timeout is the hook's own process's: when it
+//! is still running then, its whole process group is killed; what it started in the background
+//! and left running when it exited is its business.
 
 use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
+use tokio::process::ChildStderr;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use super::machine::State;
-use crate::config::Notify;
+use crate::config::{display_duration, Notify};
 
 /// Transitions waiting for an instance's hook before newer ones are coalesced.
 const QUEUE: usize = 8;
 /// How much of a failed hook's standard error is logged: its end, where the reason usually is.
 const STDERR_TAIL: usize = 512;
+/// How long a failed hook's standard error may stay open once it has exited (a process it
+/// left running may hold it): the tail read by then is logged.
+const STDERR_AFTER_EXIT: Duration = Duration::from_millis(200);
 
 /// One state change, as a hook is told of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +95,15 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the runner on the current runtime.
-    pub fn start() -> Notifier {
+    /// Starts the runner of `instance`'s hooks on the current runtime.
+    pub fn start(instance: &str) -> Notifier {
         let queue = Arc::new(Mutex::new(HookQueue::default()));
         let wake = Arc::new(tokio::sync::Notify::new());
-        let runner = tokio::spawn(run(Arc::clone(&queue), Arc::clone(&wake)));
+        let runner = tokio::spawn(run(
+            instance.to_owned(),
+            Arc::clone(&queue),
+            Arc::clone(&wake),
+        ));
         Notifier {
             queue,
             wake,
@@ -120,7 +131,7 @@ fn lock(queue: &Mutex<HookQueue>) -> std::sync::MutexGuard<'_, HookQueue> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn run(queue: Arc<Mutex<HookQueue>>, wake: Arc<tokio::sync::Notify>) {
+async fn run(instance: String, queue: Arc<Mutex<HookQueue>>, wake: Arc<tokio::sync::Notify>) {
     loop {
         // A wake-up that comes between this look and the wait is kept by `Notify` as a permit.
         let (next, coalesced, closed) = {
@@ -129,6 +140,7 @@ async fn run(queue: Arc<Mutex<HookQueue>>, wake: Arc<tokio::sync::Notify>) {
         };
         if coalesced > 0 {
             tracing::warn!(
+                instance,
                 coalesced,
                 "notify hooks fell behind: state changes were coalesced into the latest"
             );
@@ -184,19 +196,26 @@ async fn run_hook(hook: &Notify, transition: &Transition) {
         }
     };
     let group = child.id().map(|pid| Pid::from_raw(pid as i32));
-    let stderr = child.stderr.take();
-    let finished = tokio::time::timeout(hook.timeout, async {
-        tokio::join!(child.wait(), stderr_tail(stderr))
-    })
-    .await;
-    match finished {
-        Ok((Ok(status), _)) if status.success() => {
+    // Read while it runs, so a hook that writes much never stalls on a full pipe. The reader
+    // outlives a hook whose background process holds the pipe, until that closes it: a
+    // closed pipe would kill the process at its next write (SIGPIPE).
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    let reader =
+        (child.stderr.take()).map(|stderr| tokio::spawn(keep_tail(stderr, Arc::clone(&tail))));
+    // Only the hook's own process is timed, not the pipe: a process it started in the
+    // background may hold its stderr long after it has exited.
+    match tokio::time::timeout(hook.timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => {
             tracing::debug!(instance, %program, from, to, "notify hook ran");
         }
-        Ok((Ok(status), tail)) => {
-            tracing::warn!(instance, %program, from, to, status = exit(status), stderr = %tail, "notify hook failed");
+        Ok(Ok(status)) => {
+            if let Some(reader) = reader {
+                let _ = tokio::time::timeout(STDERR_AFTER_EXIT, reader).await;
+            }
+            let stderr = one_line(&String::from_utf8_lossy(&lock_tail(&tail)));
+            tracing::warn!(instance, %program, from, to, status = exit(status), %stderr, "notify hook failed");
         }
-        Ok((Err(error), _)) => {
+        Ok(Err(error)) => {
             tracing::error!(instance, %program, from, to, %error, "waiting for the notify hook failed");
         }
         Err(_) => {
@@ -204,7 +223,8 @@ async fn run_hook(hook: &Notify, transition: &Transition) {
                 let _ = killpg(group, Signal::SIGKILL);
             }
             let _ = child.wait().await;
-            tracing::warn!(instance, %program, from, to, timeout = ?hook.timeout, "notify hook ran past its timeout: killed with its process group");
+            let timeout = display_duration(hook.timeout);
+            tracing::warn!(instance, %program, from, to, %timeout, "notify hook ran past its timeout: killed with its process group");
         }
     }
 }
@@ -219,28 +239,40 @@ fn exit(status: ExitStatus) -> String {
     }
 }
 
-/// The last [`STDERR_TAIL`] bytes of `stderr`, trimmed.
-async fn stderr_tail(stderr: Option<impl AsyncRead + Unpin>) -> String {
-    let Some(mut stderr) = stderr else {
-        return String::new();
-    };
-    let mut tail = Vec::new();
+/// Reads `stderr` to its end, keeping its last [`STDERR_TAIL`] bytes in `tail`.
+async fn keep_tail(mut stderr: ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
     let mut chunk = [0u8; 1024];
     while let Ok(read) = stderr.read(&mut chunk).await {
         if read == 0 {
             break;
         }
-        tail.extend_from_slice(&chunk[..read]);
-        let excess = tail.len().saturating_sub(STDERR_TAIL);
-        tail.drain(..excess);
+        let mut kept = lock_tail(&tail);
+        kept.extend_from_slice(&chunk[..read]);
+        let excess = kept.len().saturating_sub(STDERR_TAIL);
+        kept.drain(..excess);
     }
-    String::from_utf8_lossy(&tail).trim().to_owned()
+}
+
+fn lock_tail(tail: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `text` trimmed, on one log line: line breaks and other control characters escaped.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        if c.is_control() {
+            line.extend(c.escape_debug());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn hook() -> Notify {
         Notify {
@@ -335,7 +367,7 @@ mod tests {
             Duration::from_secs(5),
         );
         let hang = script("sleep 30 & sleep 30", Duration::from_millis(200));
-        let notifier = Notifier::start();
+        let notifier = Notifier::start("VI_1");
         let started = tokio::time::Instant::now();
         notifier.notify(append.clone(), transition(State::Initialize, State::Backup));
         notifier.notify(hang, transition(State::Backup, State::Master));
@@ -350,5 +382,55 @@ mod tests {
              INSTANCE VI_1 MASTER 100 VI_1 1 BACKUP MASTER 100 g\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A hook that starts a process in the background without redirecting its stderr: the
+    /// hook is done when it exits, and what it started keeps running.
+    #[tokio::test]
+    async fn a_hook_is_done_when_it_exits_and_what_it_left_running_lives_on() {
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = |status: i32| dir.path().join(format!("pid-{status}"));
+        let notifier = Notifier::start("VI_1");
+        let started = tokio::time::Instant::now();
+        // One that succeeds, one that fails: its stderr is read within a short bound.
+        for status in [0, 3] {
+            let body = format!(
+                "sleep 60 & echo $! > {}; echo one >&2; echo two >&2; exit {status}",
+                pid_file(status).display()
+            );
+            let hook = Notify {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), body, "hook".into()],
+                timeout: TIMEOUT,
+            };
+            notifier.notify(hook, transition(State::Backup, State::Master));
+        }
+        notifier.finish().await;
+        let elapsed = started.elapsed();
+        let mut alive = Vec::new();
+        for status in [0, 3] {
+            let pid = std::fs::read_to_string(pid_file(status)).unwrap();
+            let pid = Pid::from_raw(pid.trim().parse().unwrap());
+            alive.push(nix::sys::signal::kill(pid, None).is_ok());
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+        assert!(
+            elapsed < TIMEOUT,
+            "the hooks were timed until their background processes ended"
+        );
+        assert_eq!(
+            alive,
+            [true, true],
+            "the hooks' background processes live on"
+        );
+    }
+
+    #[test]
+    fn a_stderr_tail_is_logged_on_one_line() {
+        assert_eq!(
+            one_line("\n  first\r\nsecond\t\u{1b}[31m \n"),
+            "first\\r\\nsecond\\t\\u{1b}[31m"
+        );
     }
 }

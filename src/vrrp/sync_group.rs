@@ -2,15 +2,19 @@
 //! node is Master of all of them or of none.
 //!
 //! The rule is pure: each member reports whether its own trackers hold it in Fault and
-//! whether it follows a live Master on its link; from the reports, each member gets a
+//! whether it yields to a live Master on its link; from the reports, each member gets a
 //! [`Directive`]:
 //! - Fault spreads: while any member is in Fault by its own trackers, the others are held in
 //!   Fault too (no VIPs, no adverts), so the peer takes all of them.
-//! - Master needs the whole group: while any member follows a peer's live Master, the others
-//!   are held back from Master. A held Master resigns (priority-0 advert), so the peer takes
-//!   over after Skew_Time; a held Backup follows any Master, even one it could preempt, and
-//!   one whose Master_Down_Timer fires waits, taking over as soon as no member follows a
-//!   Master any more (keepalived's "can go to master").
+//! - Master needs the whole group: while any member yields to a peer's live Master (one it
+//!   would not preempt on its own: of higher or equal priority, with preemption off, or in an
+//!   operator mode), the others are held back from Master. A held Master resigns (priority-0
+//!   advert), so the peer takes over after Skew_Time; a held Backup follows any Master, even
+//!   one it could preempt, and one whose Master_Down_Timer fires waits, taking over as soon
+//!   as no member yields any more (keepalived's "can go to master").
+//! - A Master a member follows only because it is held, or until its preemption is allowed
+//!   or delayed, holds nobody: so once the peer's Masters are all of lower priority, the
+//!   members preempt them one by one and the group fails back to this node, as keepalived's.
 //!
 //! [`Membership`] turns directives into machine events; the instance shell and the tests
 //! share it, so what is tested here is what runs.
@@ -28,15 +32,15 @@ use crate::config::SyncGroup;
 pub struct Report {
     /// Its own trackers hold it in Fault.
     pub fault: bool,
-    /// It is a Backup following a live Master.
-    pub following: bool,
+    /// It is a Backup yielding to a live Master (see [`Machine::yields_to_a_master`]).
+    pub yielding: bool,
 }
 
 impl Report {
     pub fn of(own_fault: bool, machine: &Machine) -> Report {
         Report {
             fault: own_fault,
-            following: machine.follows_a_master(),
+            yielding: machine.yields_to_a_master(),
         }
     }
 }
@@ -46,12 +50,12 @@ impl Report {
 pub struct Directive {
     /// Another member is in Fault by its own trackers: be in Fault too.
     pub fault: bool,
-    /// Another member follows a peer's Master: do not be Master.
+    /// Another member yields to a peer's Master: do not be Master.
     pub hold: bool,
 }
 
 /// The members' latest reports. A member that has not reported, or has left, holds nobody.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Members {
     reports: BTreeMap<String, Report>,
 }
@@ -76,7 +80,7 @@ impl Members {
         let others = || (self.reports.iter()).filter(|(name, _)| name.as_str() != member);
         Directive {
             fault: others().any(|(_, report)| report.fault),
-            hold: others().any(|(_, report)| report.following),
+            hold: others().any(|(_, report)| report.yielding),
         }
     }
 }
@@ -179,7 +183,9 @@ mod tests {
 
     use super::*;
     use crate::codec::vrrp::{AdvertInterval, Version};
-    use crate::vrrp::machine::{self, Action, Preempt, ReceivedAdvert, State, Timer, Timestamp};
+    use crate::vrrp::machine::{
+        self, Action, Mode, Preempt, ReceivedAdvert, State, Timer, Timestamp,
+    };
 
     /// What happens to one member, from outside the group.
     #[derive(Debug, Clone, Copy)]
@@ -189,17 +195,56 @@ mod tests {
         /// The peer's advert for this member's VRID, with its priority (0: it resigns).
         PeerAdvert(u8),
         MasterDownTimer,
+        /// Its tracked backends had their first health results: preemption as configured.
+        PreemptionAllowed,
+        Resign,
+        Maintenance(bool),
     }
 
-    const HAPPENINGS: [Happening; 6] = [
+    const HAPPENINGS: [Happening; 10] = [
         Happening::OwnFault,
         Happening::OwnFaultCleared,
         Happening::PeerAdvert(200),
         Happening::PeerAdvert(50),
         Happening::PeerAdvert(0),
         Happening::MasterDownTimer,
+        Happening::PreemptionAllowed,
+        Happening::Resign,
+        Happening::Maintenance(true),
+        Happening::Maintenance(false),
     ];
 
+    /// Each happening moves the clock on by this much.
+    const TICK: Duration = Duration::from_millis(10);
+    /// A preempt delay that a few happenings outlast.
+    const DELAY: Duration = Duration::from_millis(25);
+    /// Our members' priority: the peer's adverts above are of higher and lower priority.
+    const PRIORITY: u8 = 100;
+
+    /// How a node's members preempt: at start, and once their preemption is allowed.
+    #[derive(Debug, Clone, Copy)]
+    struct Preemption {
+        start: Preempt,
+        allowed: Preempt,
+    }
+
+    const PREEMPTIONS: [Preemption; 3] = [
+        Preemption {
+            start: Preempt::After(Duration::ZERO),
+            allowed: Preempt::After(Duration::ZERO),
+        },
+        Preemption {
+            start: Preempt::After(DELAY),
+            allowed: Preempt::After(DELAY),
+        },
+        // A restart with tracked backends: no preemption until their first health results.
+        Preemption {
+            start: Preempt::NotYet,
+            allowed: Preempt::After(Duration::ZERO),
+        },
+    ];
+
+    #[derive(Clone)]
     struct Member {
         name: String,
         machine: Machine,
@@ -209,24 +254,30 @@ mod tests {
     }
 
     /// Members of one group on one node, glued as the instance shell glues them.
+    #[derive(Clone)]
     struct Node {
         now: Timestamp,
+        preemption: Preemption,
         members: Vec<Member>,
         group: Members,
     }
 
+    fn machine_config(preempt: Preempt) -> machine::Config {
+        machine::Config {
+            version: Version::V2,
+            priority: PRIORITY,
+            advert_interval: AdvertInterval::from_secs(1),
+            preempt,
+            primary_address: "198.51.100.10".parse().unwrap(),
+        }
+    }
+
     impl Node {
-        fn start(count: usize) -> Node {
+        fn start(count: usize, preemption: Preemption) -> Node {
             let members = (0..count)
                 .map(|i| Member {
                     name: format!("VI_{i}"),
-                    machine: Machine::new(machine::Config {
-                        version: Version::V2,
-                        priority: 100,
-                        advert_interval: AdvertInterval::from_secs(1),
-                        preempt: Preempt::After(Duration::ZERO),
-                        primary_address: "198.51.100.10".parse().unwrap(),
-                    }),
+                    machine: Machine::new(machine_config(preemption.start)),
                     own_fault: false,
                     membership: Membership::default(),
                     master_down_at: None,
@@ -234,6 +285,7 @@ mod tests {
                 .collect();
             let mut node = Node {
                 now: Timestamp::from_since_epoch(Duration::ZERO),
+                preemption,
                 members,
                 group: Members::default(),
             };
@@ -244,8 +296,14 @@ mod tests {
         }
 
         fn step(&mut self, i: usize, event: Event) {
+            let actions = self.members[i].machine.handle(self.now, event);
+            self.apply(i, actions);
+        }
+
+        /// Follows the machine's timers, then reports to the group as the shell does.
+        fn apply(&mut self, i: usize, actions: Vec<Action>) {
             let member = &mut self.members[i];
-            for action in member.machine.handle(self.now, event) {
+            for action in actions {
                 match action {
                     Action::SetTimer {
                         timer: Timer::MasterDown,
@@ -284,7 +342,7 @@ mod tests {
         }
 
         fn happen(&mut self, i: usize, happening: Happening) {
-            self.now = self.now + Duration::from_millis(10);
+            self.now = self.now + TICK;
             match happening {
                 Happening::OwnFault => {
                     self.members[i].own_fault = true;
@@ -293,7 +351,7 @@ mod tests {
                 Happening::OwnFaultCleared => {
                     self.members[i].own_fault = false;
                     // As the shell's `follow`: a group Fault stays.
-                    self.step(i, Event::PriorityChanged(100));
+                    self.step(i, Event::PriorityChanged(PRIORITY));
                     if !self.members[i].membership.holds_in_fault() {
                         self.step(i, Event::FaultCleared);
                     }
@@ -313,6 +371,13 @@ mod tests {
                         self.step(i, Event::MasterDownTimerFired);
                     }
                 }
+                Happening::PreemptionAllowed => {
+                    let config = machine_config(self.preemption.allowed);
+                    let actions = self.members[i].machine.reconfigure(self.now, config);
+                    self.apply(i, actions);
+                }
+                Happening::Resign => self.step(i, Event::Resign),
+                Happening::Maintenance(on) => self.step(i, Event::Maintenance(on)),
             }
         }
 
@@ -335,20 +400,35 @@ mod tests {
                     "no member's own Fault, yet {states:?} after {history:?}"
                 );
             }
-            let following = self.members.iter().any(|m| m.machine.follows_a_master());
-            if following {
+            let yielding = self.members.iter().any(|m| m.machine.yields_to_a_master());
+            if yielding {
                 assert!(
                     !states.contains(&State::Master),
-                    "Master while another member follows the peer: {states:?} after {history:?}"
+                    "Master while another member yields to the peer: {states:?} after {history:?}"
+                );
+            }
+            for member in &self.members {
+                assert!(
+                    member.machine.mode() != Mode::Maintenance
+                        || member.machine.state() != State::Master,
+                    "{} is Master in maintenance after {history:?}",
+                    member.name
                 );
             }
         }
 
-        /// With every fault cleared and the peer silent, the whole group ends up Master here.
-        fn check_takes_over_when_the_peer_is_gone(&mut self, history: &[(usize, Happening)]) {
+        /// Every fault cleared, maintenance off and preemption allowed, as an operator would.
+        fn back_to_normal(&mut self) {
             for i in 0..self.members.len() {
                 self.happen(i, Happening::OwnFaultCleared);
+                self.happen(i, Happening::Maintenance(false));
+                self.happen(i, Happening::PreemptionAllowed);
             }
+        }
+
+        /// Back to normal with the peer silent, the whole group ends up Master here.
+        fn check_takes_over_when_the_peer_is_gone(mut self, history: &[(usize, Happening)]) {
+            self.back_to_normal();
             for _ in 0..self.members.len() + 1 {
                 for i in 0..self.members.len() {
                     self.happen(i, Happening::MasterDownTimer);
@@ -360,26 +440,48 @@ mod tests {
                 "the peer is gone but {states:?} after {history:?}"
             );
         }
+
+        /// Back to normal with the peer advertising a lower priority than ours, the whole
+        /// group fails back here, whatever the members followed before.
+        fn check_fails_back_to_the_higher_priority(mut self, history: &[(usize, Happening)]) {
+            self.back_to_normal();
+            for _ in 0..2 * self.members.len() + 2 {
+                self.now = self.now + DELAY;
+                for i in 0..self.members.len() {
+                    self.happen(i, Happening::PeerAdvert(50));
+                }
+            }
+            let states = self.states();
+            assert!(
+                states.iter().all(|&s| s == State::Master),
+                "the peer's priority is lower but {states:?} after {history:?}"
+            );
+        }
     }
 
-    /// Every sequence of `length` happenings spread over `count` members.
+    /// Every sequence of `length` happenings spread over `count` members, with each way of
+    /// preempting.
     fn every_sequence(count: usize, length: u32) {
         let choices = count * HAPPENINGS.len();
-        for mut code in 0..choices.pow(length) {
-            let mut node = Node::start(count);
-            let mut history = Vec::new();
-            for _ in 0..length {
-                let choice = code % choices;
-                code /= choices;
-                let happening = (
-                    choice / HAPPENINGS.len(),
-                    HAPPENINGS[choice % HAPPENINGS.len()],
-                );
-                history.push(happening);
-                node.happen(happening.0, happening.1);
-                node.check(&history);
+        for preemption in PREEMPTIONS {
+            for mut code in 0..choices.pow(length) {
+                let mut node = Node::start(count, preemption);
+                let mut history = Vec::new();
+                for _ in 0..length {
+                    let choice = code % choices;
+                    code /= choices;
+                    let happening = (
+                        choice / HAPPENINGS.len(),
+                        HAPPENINGS[choice % HAPPENINGS.len()],
+                    );
+                    history.push(happening);
+                    node.happen(happening.0, happening.1);
+                    node.check(&history);
+                }
+                node.clone()
+                    .check_takes_over_when_the_peer_is_gone(&history);
+                node.check_fails_back_to_the_higher_priority(&history);
             }
-            node.check_takes_over_when_the_peer_is_gone(&history);
         }
     }
 
@@ -393,9 +495,11 @@ mod tests {
         every_sequence(3, 3);
     }
 
+    const NO_DELAY: Preemption = PREEMPTIONS[0];
+
     #[test]
     fn a_fault_moves_the_group_and_its_end_restarts_it() {
-        let mut node = Node::start(2);
+        let mut node = Node::start(2, NO_DELAY);
         node.happen(0, Happening::MasterDownTimer);
         node.happen(1, Happening::MasterDownTimer);
         assert_eq!(node.states(), [State::Master, State::Master]);
@@ -407,26 +511,57 @@ mod tests {
 
     #[test]
     fn a_member_that_loses_to_the_peer_takes_the_group_with_it() {
-        let mut node = Node::start(2);
+        let mut node = Node::start(2, NO_DELAY);
         node.happen(0, Happening::MasterDownTimer);
         node.happen(1, Happening::MasterDownTimer);
         node.happen(0, Happening::PeerAdvert(200));
         assert_eq!(node.states(), [State::Backup, State::Backup]);
         // The held member would preempt a lower-priority peer on its own; in the group it
-        // follows, since its partner follows the peer.
+        // follows, since its partner yields to the peer.
         node.happen(1, Happening::PeerAdvert(50));
         assert_eq!(node.states(), [State::Backup, State::Backup]);
+        // The peer's first member drops below ours: the group fails back.
+        node.happen(0, Happening::PeerAdvert(50));
+        node.happen(1, Happening::PeerAdvert(50));
+        assert_eq!(node.states(), [State::Master, State::Master]);
     }
 
     #[test]
     fn a_member_whose_timer_fires_first_waits_for_the_others() {
-        let mut node = Node::start(2);
+        let mut node = Node::start(2, NO_DELAY);
         node.happen(0, Happening::PeerAdvert(200));
         node.happen(1, Happening::PeerAdvert(200));
-        // The peer is gone: member 1's timer fires first, but member 0 still follows it.
+        // The peer is gone: member 1's timer fires first, but member 0 still yields to it.
         node.happen(1, Happening::MasterDownTimer);
         assert_eq!(node.states(), [State::Backup, State::Backup]);
         node.happen(0, Happening::MasterDownTimer);
         assert_eq!(node.states(), [State::Master, State::Master]);
+    }
+
+    /// A restart with tracked backends: both members follow the peer's lower-priority Masters
+    /// until their first health results, then take both back.
+    #[test]
+    fn after_a_restart_the_group_fails_back_once_preemption_is_allowed() {
+        let mut node = Node::start(2, PREEMPTIONS[2]);
+        node.happen(0, Happening::PeerAdvert(50));
+        node.happen(1, Happening::PeerAdvert(50));
+        assert_eq!(node.states(), [State::Backup, State::Backup]);
+        node.happen(0, Happening::PreemptionAllowed);
+        node.happen(1, Happening::PreemptionAllowed);
+        node.happen(0, Happening::PeerAdvert(50));
+        node.happen(1, Happening::PeerAdvert(50));
+        assert_eq!(node.states(), [State::Master, State::Master]);
+    }
+
+    /// A member in maintenance whose peer died holds the others back no more.
+    #[test]
+    fn a_member_in_maintenance_lets_the_others_take_over_when_the_peer_dies() {
+        let mut node = Node::start(2, NO_DELAY);
+        node.happen(0, Happening::PeerAdvert(200));
+        node.happen(1, Happening::PeerAdvert(200));
+        node.happen(0, Happening::Maintenance(true));
+        node.happen(0, Happening::MasterDownTimer);
+        node.happen(1, Happening::MasterDownTimer);
+        assert_eq!(node.states(), [State::Backup, State::Master]);
     }
 }

@@ -1042,7 +1042,8 @@ fn reconfigure_a_master_advertises_at_once_only_when_its_advert_changes() {
     assert_eq!(machine.state(), State::Master);
 }
 
-// Every way into Master announces: a seeded walk through every event in every state.
+// Every way into Master announces, and none is taken in maintenance: a seeded walk through
+// every event in every state.
 
 /// A small deterministic generator (xorshift), so a failing walk can be replayed by its seed.
 struct Walk(u64);
@@ -1059,8 +1060,10 @@ impl Walk {
 fn any_event(walk: &mut Walk) -> Event {
     const FROM: [&str; 3] = [LOWER_ADDRESS, OURS, HIGHER_ADDRESS];
     const PRIORITIES: [u8; 6] = [0, 1, 99, 100, 101, 255];
-    match walk.next(10) {
+    match walk.next(12) {
         9 => Event::SyncHold(walk.next(2) == 0),
+        10 => Event::Resign,
+        11 => Event::Maintenance(walk.next(2) == 0),
         0 => Event::Startup,
         1 => Event::Shutdown,
         2 => Event::Fault,
@@ -1103,7 +1106,11 @@ fn every_way_into_master_adds_the_vips_then_announces_them() {
     for seed in 1..=200u64 {
         let mut walk = Walk(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let priority = [100, 255][walk.next(2) as usize];
-        let preempt = [Preempt::After(Duration::ZERO), Preempt::Never][walk.next(2) as usize];
+        let preempt = [
+            Preempt::After(Duration::ZERO),
+            Preempt::Never,
+            Preempt::NotYet,
+        ][walk.next(3) as usize];
         let mut machine = Machine::new(Config {
             preempt,
             ..config(Version::V3, priority)
@@ -1116,6 +1123,16 @@ fn every_way_into_master_adds_the_vips_then_announces_them() {
             let actions = machine.handle(now, event.clone());
             let context =
                 || format!("seed {seed}, step {step}: {before:?} + {event:?} -> {actions:?}");
+            assert!(
+                machine.mode() != Mode::Maintenance || machine.state() != State::Master,
+                "Master in maintenance: {}",
+                context()
+            );
+            assert!(
+                !machine.held || machine.state() != State::Master,
+                "Master while held by its sync group: {}",
+                context()
+            );
             if machine.state() == State::Master && before != State::Master {
                 let at = |wanted: Action| actions.iter().position(|&action| action == wanted);
                 let (Some(add), Some(announce)) = (at(AddVips), at(SendGratuitous)) else {
@@ -1202,7 +1219,10 @@ fn a_held_master_resigns_and_becomes_a_backup() {
     let actions = machine.handle(now, v2_advert(LOWER_ADDRESS, 50));
     assert_eq!(machine.state(), State::Backup, "{actions:?}");
     assert_eq!(machine.master(), Some(address(LOWER_ADDRESS)));
-    assert!(machine.follows_a_master());
+    assert!(
+        !machine.yields_to_a_master(),
+        "followed only because it is held: it holds nobody"
+    );
 }
 
 #[test]
@@ -1215,7 +1235,7 @@ fn a_held_backup_waits_when_its_timer_fires_and_takes_over_once_released() {
         .is_empty());
     assert_eq!(machine.state(), State::Backup);
     assert!(
-        !machine.follows_a_master(),
+        !machine.yields_to_a_master(),
         "a silent master is not followed"
     );
     let released = fired + Duration::from_secs(5);
@@ -1245,7 +1265,7 @@ fn a_held_backup_that_hears_a_master_while_waiting_follows_it_again() {
             at: heard + MASTER_DOWN_100,
         }]
     );
-    assert!(machine.follows_a_master());
+    assert!(machine.yields_to_a_master());
     // Released, it keeps following: only a fired timer makes it take over.
     assert!(machine.handle(heard, Event::SyncHold(false)).is_empty());
     assert_eq!(machine.state(), State::Backup);
@@ -1337,4 +1357,137 @@ fn maintenance_keeps_a_router_backup_whatever_happens_until_off() {
     );
     machine.handle(off, v2_advert(LOWER_ADDRESS, 100));
     assert_eq!(machine.state(), State::Master, "preempts again");
+}
+
+#[test]
+fn maintenance_never_ends_in_master_even_when_its_group_lets_it_go() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(1), Event::SyncHold(true));
+    let fired = t(0) + MASTER_DOWN_100;
+    machine.handle(fired, Event::MasterDownTimerFired);
+    machine.handle(fired, Event::Maintenance(true));
+    let released = fired + Duration::from_secs(1);
+    assert_eq!(machine.handle(released, Event::SyncHold(false)), []);
+    assert_eq!(machine.state(), State::Backup);
+
+    // Off: it waits a Master_Down_Interval afresh for a Master, then takes over.
+    let off = released + Duration::from_secs(1);
+    assert_eq!(
+        machine.handle(off, Event::Maintenance(false)),
+        [SetTimer {
+            timer: Timer::MasterDown,
+            at: off + MASTER_DOWN_100
+        }]
+    );
+    let actions = machine.handle(off + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::MasterDown { last_master: None }
+        ))
+    );
+}
+
+#[test]
+fn in_maintenance_a_master_that_went_silent_is_no_longer_seen() {
+    let mut machine = backup_at_zero(config(Version::V2, 100));
+    machine.handle(t(0), Event::Maintenance(true));
+    machine.handle(t(1000), v2_advert(HIGHER_ADDRESS, 200));
+    assert_eq!(machine.master(), Some(address(HIGHER_ADDRESS)));
+    assert!(machine.yields_to_a_master());
+
+    let silent = t(1000) + MASTER_DOWN_100;
+    assert_eq!(machine.handle(silent, Event::MasterDownTimerFired), []);
+    assert_eq!((machine.state(), machine.master()), (State::Backup, None));
+    assert!(
+        !machine.yields_to_a_master(),
+        "a dead peer holds the sync group back no more"
+    );
+
+    let off = silent + Duration::from_secs(1);
+    machine.handle(off, Event::Maintenance(false));
+    let actions = machine.handle(off + MASTER_DOWN_100, Event::MasterDownTimerFired);
+    assert_eq!(
+        actions.last(),
+        Some(&state_changed(
+            State::Backup,
+            State::Master,
+            Cause::MasterDown {
+                last_master: Some(peer(HIGHER_ADDRESS, 200))
+            }
+        ))
+    );
+}
+
+/// A Backup yields to (holds its sync group back for) exactly the Masters it would still
+/// follow once nothing but its own settings decide: unheld, preemption allowed, any delay
+/// passed. Every preemption setting, mode, hold, own and advertised priority and address.
+#[test]
+fn a_backup_yields_only_to_a_master_it_would_not_preempt_on_its_own() {
+    let delay = Duration::from_secs(10);
+    let mut yielded = 0;
+    let mut preempted = 0;
+    for preempt in [
+        Preempt::Never,
+        Preempt::NotYet,
+        Preempt::After(Duration::ZERO),
+        Preempt::After(delay),
+    ] {
+        for (mode, held, own, theirs, from) in every_case() {
+            let mut machine = Machine::new(Config {
+                preempt,
+                ..config(Version::V2, own)
+            });
+            machine.handle(t(0), Event::SyncHold(true));
+            machine.handle(t(0), Event::Startup);
+            machine.handle(t(0), Event::SyncHold(held));
+            match mode {
+                Mode::Normal => {}
+                Mode::Resigned => drop(machine.handle(t(0), Event::Resign)),
+                Mode::Maintenance => drop(machine.handle(t(0), Event::Maintenance(true))),
+            }
+            machine.handle(t(1000), v2_advert(from, theirs));
+            let case =
+                format!("{preempt:?} {mode:?} held {held}, {own} hears {theirs} from {from}");
+            if machine.master() != Some(address(from)) {
+                assert!(!machine.yields_to_a_master(), "{case}");
+                continue;
+            }
+            // On its own: released, preemption allowed, the delay passed.
+            let mut alone = machine.clone();
+            alone.handle(t(1000), Event::SyncHold(false));
+            if preempt == Preempt::NotYet {
+                alone.reconfigure(t(1000), config(Version::V2, own));
+            }
+            alone.handle(t(2000), v2_advert(from, theirs));
+            alone.handle(t(2000) + delay, v2_advert(from, theirs));
+            let follows = alone.state() == State::Backup;
+            assert_eq!(machine.yields_to_a_master(), follows, "{case}");
+            if follows {
+                yielded += 1;
+            } else {
+                preempted += 1;
+            }
+        }
+    }
+    assert!(yielded > 0 && preempted > 0);
+}
+
+/// Modes, holds, own priorities, advertised priorities and sources for the test above.
+fn every_case() -> Vec<(Mode, bool, u8, u8, &'static str)> {
+    let mut cases = Vec::new();
+    for mode in Mode::ALL {
+        for held in [false, true] {
+            for own in [100, 255] {
+                for theirs in [1, 99, 100, 101, 255] {
+                    for from in [LOWER_ADDRESS, HIGHER_ADDRESS] {
+                        cases.push((mode, held, own, theirs, from));
+                    }
+                }
+            }
+        }
+    }
+    cases
 }
