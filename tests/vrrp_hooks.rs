@@ -181,14 +181,15 @@ fn a_hook_is_done_when_it_exits_whatever_it_left_running() {
         a.log().contains("notify hook failed")
     });
     let log = a.log();
-    let child = read(&child_pid).trim().to_owned();
-    let alive = Path::new(&format!("/proc/{child}")).exists();
-    if let Ok(pid) = child.parse() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    let pid: i32 = (read(&child_pid).trim().parse()).expect("the hook wrote its child's pid");
+    // Alive: in /proc and not a zombie (the state after the command name's parenthesis).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive =
+        (stat.rsplit_once(')')).is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     assert!(log.contains("exit code 3"), "{log}");
     assert!(log.contains("first line\\nsecond line"), "{log}");
     assert!(!log.contains("ran past its timeout"), "{log}");

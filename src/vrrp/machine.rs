@@ -308,8 +308,17 @@ impl Machine {
     /// Master followed only because the group holds this router, or until preemption is
     /// allowed or its delay has passed, holds nobody: else, once every member follows the
     /// peer, the group would never fail back to this node.
+    ///
+    /// A Backup an operator resigned or put in maintenance holds the others too, Master heard
+    /// or not, until its timer has fired with no Master to follow: its group goes with it to
+    /// the peer, as keepalived's does, rather than leave its VRID to nobody.
     pub fn yields_to_a_master(&self) -> bool {
         match &self.phase {
+            Phase::Backup(Backup {
+                watching: Watch::TimedOut(_),
+                ..
+            }) => false,
+            Phase::Backup(_) if self.mode != Mode::Normal => true,
             Phase::Backup(Backup {
                 watching: Watch::Master(peer),
                 ..
@@ -318,13 +327,14 @@ impl Machine {
         }
     }
 
-    /// Whether, unheld, it takes over from a live Master of `priority`, now or once preemption
-    /// is allowed and its delay has passed. Equal priorities are followed (see
-    /// [`backup_receive`]).
+    /// Whether, unheld, it takes over from a live Master of `priority`, now or once its delay
+    /// has passed. Equal priorities are followed (see [`backup_receive`]). Not while
+    /// preemption waits for the first health results (`NotYet`): until then its group stays
+    /// with the peer too, and it reports again once preemption is allowed.
     fn would_preempt(&self, priority: u8) -> bool {
         self.mode == Mode::Normal
             && priority < self.priority
-            && (self.priority == OWNER_PRIORITY || self.config.preempt != Preempt::Never)
+            && (self.priority == OWNER_PRIORITY || matches!(self.config.preempt, Preempt::After(_)))
     }
 
     /// Its sync group holds it (no Master while another member yields to a peer's Master) or

@@ -1422,8 +1422,7 @@ fn in_maintenance_a_master_that_went_silent_is_no_longer_seen() {
 }
 
 /// A Backup yields to (holds its sync group back for) exactly the Masters it would still
-/// follow once nothing but its own settings decide: unheld, preemption allowed, any delay
-/// passed. Every preemption setting, mode, hold, own and advertised priority and address.
+/// follow once nothing but its own settings decide: unheld, any delay passed. Every preemption setting, mode, hold, own and advertised priority and address.
 #[test]
 fn a_backup_yields_only_to_a_master_it_would_not_preempt_on_its_own() {
     let delay = Duration::from_secs(10);
@@ -1455,12 +1454,10 @@ fn a_backup_yields_only_to_a_master_it_would_not_preempt_on_its_own() {
                 assert!(!machine.yields_to_a_master(), "{case}");
                 continue;
             }
-            // On its own: released, preemption allowed, the delay passed.
+            // On its own: released, and any delay passed; preemption still as configured (a
+            // NotYet machine preempts nobody yet, and its group waits with it).
             let mut alone = machine.clone();
             alone.handle(t(1000), Event::SyncHold(false));
-            if preempt == Preempt::NotYet {
-                alone.reconfigure(t(1000), config(Version::V2, own));
-            }
             alone.handle(t(2000), v2_advert(from, theirs));
             alone.handle(t(2000) + delay, v2_advert(from, theirs));
             let follows = alone.state() == State::Backup;
@@ -1490,4 +1487,35 @@ fn every_case() -> Vec<(Mode, bool, u8, u8, &'static str)> {
         }
     }
     cases
+}
+
+/// An operator's maintenance or resign on a Master that had heard no peer yet still holds its
+/// sync group: the other members follow it to the peer instead of leaving its VRID to nobody.
+#[test]
+fn a_member_put_aside_by_an_operator_holds_its_group_until_its_timer_fires() {
+    for command in [Event::Maintenance(true), Event::Resign] {
+        let (mut machine, at) = master_after_timeout(config(Version::V2, 150));
+        machine.handle(at, command.clone());
+        assert_eq!(machine.state(), State::Backup);
+        assert_eq!(machine.master(), None, "no peer heard yet");
+        assert!(
+            machine.yields_to_a_master(),
+            "{command:?}: the group follows"
+        );
+        let fired = at + Duration::from_secs(10);
+        machine.handle(fired, Event::MasterDownTimerFired);
+        if command == Event::Resign {
+            assert_eq!(
+                machine.state(),
+                State::Master,
+                "nobody took over: it takes back"
+            );
+        } else {
+            assert_eq!(machine.state(), State::Backup);
+            assert!(
+                !machine.yields_to_a_master(),
+                "its peer is silent: the others may take over"
+            );
+        }
+    }
 }
