@@ -4,18 +4,12 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use support::lab::{spawn_in, wait_until};
+use support::lab::wait_until;
 use support::pair::*;
 use support::{tandem_binary, Tandem};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 /// A node's config with its admin unix socket at `socket`: the test reaches it from outside
 /// the node's network namespace.
@@ -64,40 +58,7 @@ fn vrrp_resign_moves_the_vip_to_the_peer_with_no_failed_connection() {
     );
     wait_for_master(&lab, 0, VIP4);
 
-    let served = Arc::new(AtomicUsize::new(0));
-    let client = spawn_in(&lab.hosts[2].namespace, {
-        let served = Arc::clone(&served);
-        move || async move {
-            let address: SocketAddr = format!("{VIP4}:80").parse().unwrap();
-            let mut failures = Vec::new();
-            let mut answered_by_b = 0;
-            // Bounded: stops 100 answers after b first answered, or after 2000 attempts.
-            for attempt in 0..2000 {
-                let reply = tokio::time::timeout(Duration::from_millis(500), async {
-                    let mut stream = TcpStream::connect(address).await?;
-                    let mut reply = String::new();
-                    stream.read_to_string(&mut reply).await?;
-                    Ok::<_, std::io::Error>(reply)
-                })
-                .await;
-                match reply {
-                    Ok(Ok(name)) if !name.is_empty() => {
-                        served.fetch_add(1, Ordering::SeqCst);
-                        answered_by_b += usize::from(name == "node-b");
-                    }
-                    other => failures.push(format!("attempt {attempt}: {other:?}")),
-                }
-                if answered_by_b >= 100 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (failures, answered_by_b)
-        }
-    });
-    wait_until(FAILOVER, "the client is being served", || {
-        served.load(Ordering::SeqCst) >= 50
-    });
+    let client = HandoverClient::start(&lab);
     let (code, out) = ctl(&socket_a, &["vrrp", "resign", "VI_1"]);
     assert_eq!(
         (code, out.as_str()),
@@ -106,14 +67,7 @@ fn vrrp_resign_moves_the_vip_to_the_peer_with_no_failed_connection() {
             "vrrp instance VI_1 is BACKUP (was MASTER), mode resigned\n"
         )
     );
-    let (failures, answered_by_b) = client.join().unwrap();
-    let at_the_switch = |failure: &String| failure.contains("ConnectionReset");
-    assert!(
-        failures.len() <= 1 && failures.iter().all(at_the_switch),
-        "{} failed connections: {failures:?}",
-        failures.len()
-    );
-    assert_eq!(answered_by_b, 100, "node-b never took over");
+    client.assert_handed_over();
     // Node-a keeps the VIP until after node-b's last gratuitous ARP, hearing node-b's
     // adverts of lower priority all along: it would have preempted by then.
     wait_until(FAILOVER, "node-b alone holds the VIP", || {

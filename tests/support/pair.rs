@@ -2,6 +2,8 @@
 //! behind a tcp frontend on the VIP, for failover tests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -151,5 +153,66 @@ impl Drop for App {
         if let Some(thread) = self.thread.take() {
             join(thread);
         }
+    }
+}
+
+/// A client on host c opening a new connection to VIP4 every 5 ms through a planned handover
+/// from node-a to node-b: no answer within 500 ms counts as a failure (a lost SYN would be
+/// retried only after 1 s).
+pub struct HandoverClient(JoinHandle<(Vec<String>, usize)>);
+
+impl HandoverClient {
+    /// Starts the client and returns once node-a has served it 50 times.
+    pub fn start(lab: &Lab) -> HandoverClient {
+        let served = Arc::new(AtomicUsize::new(0));
+        let client = spawn_in(&lab.hosts[2].namespace, {
+            let served = Arc::clone(&served);
+            move || async move {
+                let address: SocketAddr = format!("{VIP4}:80").parse().unwrap();
+                let mut failures = Vec::new();
+                let mut answered_by_b = 0;
+                // Bounded: stops 100 answers after b first answered, or after 2000 attempts.
+                for attempt in 0..2000 {
+                    let reply = tokio::time::timeout(Duration::from_millis(500), async {
+                        let mut stream = TcpStream::connect(address).await?;
+                        let mut reply = String::new();
+                        stream.read_to_string(&mut reply).await?;
+                        Ok::<_, std::io::Error>(reply)
+                    })
+                    .await;
+                    match reply {
+                        Ok(Ok(name)) if !name.is_empty() => {
+                            served.fetch_add(1, Ordering::SeqCst);
+                            answered_by_b += usize::from(name == "node-b");
+                        }
+                        other => failures.push(format!("attempt {attempt}: {other:?}")),
+                    }
+                    if answered_by_b >= 100 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (failures, answered_by_b)
+            }
+        });
+        wait_until(FAILOVER, "the client is being served", || {
+            served.load(Ordering::SeqCst) >= 50
+        });
+        HandoverClient(client)
+    }
+
+    /// Waits for the client to end, and asserts that node-b answered it 100 times and that it
+    /// saw no failure but at most one reset: a connection that a opened just before b's
+    /// gratuitous ARP lands sends its last packets to b, which knows no such connection and
+    /// resets it (keepalived pairs have the same race, see the README's table).
+    pub fn assert_handed_over(self) {
+        let (failures, answered_by_b) = self.0.join().unwrap();
+        let at_the_switch = |failure: &String| failure.contains("ConnectionReset");
+        assert!(
+            failures.len() <= 1 && failures.iter().all(at_the_switch),
+            "{} failed connections: {failures:?}",
+            failures.len()
+        );
+        assert_eq!(answered_by_b, 100, "node-b never took over");
     }
 }
