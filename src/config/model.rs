@@ -25,6 +25,29 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// `None`: no access log.
     pub access_log: Option<AccessLog>,
+    /// `None`: the node announces nothing to routers.
+    pub announce: Option<Announce>,
+}
+
+/// `announce:`: addresses this node asks its routers (through a local FRR) to send it traffic
+/// for, while every tracked item is healthy. Several nodes announcing the same address share
+/// its traffic by ECMP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// The TUN device tandem creates and holds open, and puts the addresses on while it
+    /// announces them; FRR redistributes its connected routes. When the process dies, the
+    /// kernel deletes the device, and FRR withdraws.
+    pub interface: String,
+    /// Host addresses (each a /32 or /128), unique, all unicast.
+    pub addresses: Vec<IpAddr>,
+    /// Items whose failure withdraws the addresses; each item's weight is always
+    /// [`TrackWeight::Fault`]: a node announces or it doesn't.
+    pub track: Vec<Track>,
+    /// `withdraw.quiet`: after withdrawing for a drain, the routers are taken to have moved new
+    /// flows away once no new client connection has arrived for this long.
+    pub withdraw_quiet: Duration,
+    /// `withdraw.max_wait`: the drain goes on after this long however busy it still is.
+    pub withdraw_max_wait: Duration,
 }
 
 /// The admin endpoint: `GET /metrics` and `GET /status`, and the runtime API.

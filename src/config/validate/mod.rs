@@ -138,6 +138,7 @@ impl Validator {
             vrrp,
             admin,
             access_log,
+            announce: None,
         }
     }
 }
@@ -229,6 +230,7 @@ mod tests {
                 vrrp: Vec::new(),
                 admin: None,
                 access_log: None,
+                announce: None,
             }
         );
     }
