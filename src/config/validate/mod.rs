@@ -20,6 +20,7 @@ mod server_roles;
 #[cfg(test)]
 mod test_support;
 mod tls_knobs;
+mod track;
 mod upgrades;
 mod upstream_tls;
 mod vrrp;
