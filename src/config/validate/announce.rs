@@ -301,8 +301,8 @@ fn host_address(text: &str) -> Result<IpAddr, String> {
     };
     match refused {
         Some(what) => Err(format!(
-            "{address} is {what}; routers forward traffic for a unicast address only: announce \
-             one, e.g. 203.0.113.10"
+            "{address} is {what}, which routers cannot send to this node; announce a routable \
+             unicast address, e.g. 203.0.113.10"
         )),
         None => Ok(address),
     }
@@ -442,58 +442,42 @@ mod tests {
     fn refuses_interface_names_linux_would_not_take() {
         let refused = |name: &str, shown: &str| {
             format!(
-                "announce.interface: interface name {name:?} contains {shown}, which Linux \
-                 refuses in one (no /, :, whitespace or NUL)"
+                "interface name {name:?} contains {shown}, which Linux refuses in one (no /, :, \
+                 whitespace or NUL)"
             )
+        };
+        let dots = |name: &str| {
+            format!("{name:?} is not a valid interface name: Linux keeps . and .. for paths")
         };
         for (written, expected) in [
             (
                 "''",
-                vec!["announce.interface: must not be empty; leave it out for tandem0".into()],
+                "must not be empty; leave it out for tandem0".to_owned(),
             ),
             (
                 "abcdefghijklmnop",
-                vec![
-                    "announce.interface: interface name \"abcdefghijklmnop\" is 16 bytes, but \
-                      Linux allows at most 15"
-                        .into(),
-                ],
+                "interface name \"abcdefghijklmnop\" is 16 bytes, but Linux allows at most 15"
+                    .to_owned(),
             ),
-            (
-                "'.'",
-                vec![
-                    "announce.interface: \".\" is not a valid interface name: Linux keeps . and \
-                      .. for paths"
-                        .into(),
-                ],
-            ),
-            (
-                "'..'",
-                vec![
-                    "announce.interface: \"..\" is not a valid interface name: Linux keeps . \
-                      and .. for paths"
-                        .into(),
-                ],
-            ),
-            ("vips/a", vec![refused("vips/a", "'/'")]),
-            ("'vips:a'", vec![refused("vips:a", "':'")]),
-            ("'vips a'", vec![refused("vips a", "' '")]),
-            ("\"vips\\ta\"", vec![refused("vips\ta", "'\\t'")]),
-            ("\"vips\\0\"", vec![refused("vips\0", "'\\0'")]),
+            ("'.'", dots(".")),
+            ("'..'", dots("..")),
+            ("vips/a", refused("vips/a", "'/'")),
+            ("'vips:a'", refused("vips:a", "':'")),
+            ("'vips a'", refused("vips a", "' '")),
+            ("\"vips\\ta\"", refused("vips\ta", "'\\t'")),
+            ("\"vips\\0\"", refused("vips\0", "'\\0'")),
             // U+00E0 is C3 A0 in UTF-8, and the kernel's isspace takes 0xA0 for a space.
-            ("vipsà", vec![refused("vipsà", "'à'")]),
+            ("vipsà", refused("vipsà", "'à'")),
             (
                 "lo",
-                vec![
-                    "announce.interface: lo is the loopback interface; announce needs a device \
-                      of its own, which tandem creates: leave interface out for tandem0"
-                        .into(),
-                ],
+                "lo is the loopback interface; announce needs a device of its own, which tandem \
+                 creates: leave interface out for tandem0"
+                    .to_owned(),
             ),
         ] {
             assert_eq!(
                 problems(&with(&format!(", interface: {written}"))),
-                expected,
+                [format!("announce.interface: {expected}")],
                 "{written}"
             );
         }
@@ -553,22 +537,20 @@ mod tests {
              - 169.254.1.1\n    - 'fe80::1'\n    - 255.255.255.255\n    - 203.0.113.10/32\n    \
              - '2001:db8::10'\n    - '2001:DB8:0::10/128'\n    - 198.51.100.10\n",
         );
+        // Line 12 holds addresses[0], and each line one more.
+        let index = |at: &str| at.split(':').next().unwrap().parse::<usize>().unwrap() - 12;
         let not_unicast = |at: &str, address: &str, what: &str| {
             format!(
-                "{at}: announce.addresses[{}]: {address} is {what}; routers forward traffic \
-                 for a unicast address only: announce one, e.g. 203.0.113.10",
-                line_to_index(at)
+                "{at}: announce.addresses[{}]: {address} is {what}, which routers cannot \
+                 send to this node; announce a routable unicast address, e.g. 203.0.113.10",
+                index(at)
             )
         };
-        // Line 12 holds addresses[0].
-        fn line_to_index(at: &str) -> usize {
-            at.split(':').next().unwrap().parse::<usize>().unwrap() - 12
-        }
         let not_host = |at: &str, text: &str, host: &str| {
             format!(
                 "{at}: announce.addresses[{}]: {text} is not a host route; announce a host \
                  address: {host}",
-                line_to_index(at)
+                index(at)
             )
         };
         assert_eq!(
