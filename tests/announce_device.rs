@@ -19,13 +19,18 @@ const SECOND: &str = "203.0.113.11";
 const SOON: Duration = Duration::from_secs(5);
 
 fn config(socket: &Path, announce: &str) -> String {
+    config_with(socket, "", announce)
+}
+
+/// With `servers` added to the tracked backend's.
+fn config_with(socket: &Path, servers: &str, announce: &str) -> String {
     format!(
         "node: {{ name: n1, threads: 1 }}
 frontends:
   - {{ name: app, listen: \"0.0.0.0:80\", mode: tcp, backend: app }}
 backends:
   - name: app
-    servers: [ {{ name: s1, address: \"127.0.0.1:9000\" }} ]
+    servers: [ {{ name: s1, address: \"127.0.0.1:9000\" }}{servers} ]
     health_check: {{ type: tcp, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }}
 admin: {{ listen: \"127.0.0.1:9900\", socket: {} }}
 {announce}",
@@ -184,10 +189,32 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
         announced(node, "tandem0", &[ADDRESS])
     });
 
+    // A server added to the tracked backend (and down) awaits its first check, but a node
+    // that serves goes on announcing: every node reloads at about the same time.
+    let more = config_with(
+        &socket,
+        ", { name: s2, address: \"127.0.0.1:9001\" }",
+        &announce("tandem0", &[ADDRESS]),
+    );
+    let before = tandem.log().len();
+    let log = futures_block_on(tandem.reload(&more));
+    assert!(log.contains("config reloaded"), "{log}");
+    wait_until(SOON, "the new server has had its check", || {
+        let (ok, text) = ctl(node, &socket, &["show", "--json"]);
+        let status: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        ok && status["backends"][0]["servers"][1]["state"] == "DOWN"
+    });
+    let since = &tandem.log()[before..];
+    assert!(
+        !since.contains("announce: not announcing") && !since.contains("withdrawing"),
+        "{since}"
+    );
+    assert!(announced(node, "tandem0", &[ADDRESS]));
+
     // A second address, on a device of another name: the old device goes.
     let both = config(&socket, &announce("tandem7", &[ADDRESS, SECOND]));
     let log = futures_block_on(tandem.reload(&both));
-    assert!(log.contains("config reloaded"), "{log}");
+    assert!(log.matches("config reloaded").count() == 2, "{log}");
     wait_until(SOON, "both addresses on the new device", || {
         announced(node, "tandem7", &[ADDRESS, SECOND])
     });
@@ -202,7 +229,7 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
 
     // Without announce: withdrawn, device and local routes gone.
     let log = futures_block_on(tandem.reload(&config(&socket, "")));
-    assert!(log.matches("config reloaded").count() == 2, "{log}");
+    assert!(log.matches("config reloaded").count() == 3, "{log}");
     wait_until(SOON, "the device is gone", || {
         on_device(node, "tandem7").is_none()
     });
@@ -210,7 +237,7 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
 
     // And back, then SIGTERM: withdrawn and cleaned up before a clean exit.
     let log = futures_block_on(tandem.reload(&config(&socket, &announce("tandem0", &[ADDRESS]))));
-    assert!(log.matches("config reloaded").count() == 3, "{log}");
+    assert!(log.matches("config reloaded").count() == 4, "{log}");
     wait_until(SOON, "announced again", || {
         announced(node, "tandem0", &[ADDRESS])
     });
