@@ -60,6 +60,70 @@ fn each_node_receives_between_20_and_47_percent_of_3000_new_connections() {
 }
 
 #[test]
+fn a_node_whose_backends_are_all_down_is_withdrawn_with_no_gap_over_300ms() {
+    with_lab(|lab| {
+        let client = serving_client(lab);
+        let cut = Instant::now();
+        lab.set_backends_reachable(0, false);
+        lab.wait_for_paths(&["b", "c"], SETTLE);
+        let withdrawn = Instant::now();
+        client.wait_for_answers(&["b", "c"], SETTLED, SETTLE);
+        lab.set_backends_reachable(0, true);
+        let back = Instant::now();
+        lab.wait_for_paths(&NODES, SETTLE);
+        let announced = back.elapsed();
+        client.wait_for_answers(&NODES, 20, SETTLE);
+        let run = client.finish();
+        eprintln!(
+            "backends down: withdrawn after {:?}, announced again {announced:?} after they came \
+             back; {}",
+            withdrawn - cut,
+            run.summary()
+        );
+        assert!(run.gap() <= LONGEST_GAP, "{}", run.summary());
+        let failed_after: Vec<_> = run
+            .failures()
+            .into_iter()
+            .filter(|attempt| attempt.started >= withdrawn)
+            .collect();
+        assert!(
+            failed_after.is_empty(),
+            "after the withdrawal: {failed_after:?}"
+        );
+        let log = lab.tandem_log(0);
+        assert!(
+            log.contains("announce: withdrawing") && log.contains("backend web"),
+            "tandem on a does not say why it withdrew:\n{log}"
+        );
+    });
+}
+
+#[test]
+fn a_node_stopped_by_sigterm_fails_no_request() {
+    with_lab(|lab| {
+        let client = serving_client(lab);
+        let stopped = Instant::now();
+        lab.terminate_tandem(0);
+        lab.wait_for_paths(&["b", "c"], SETTLE);
+        let withdrawn = stopped.elapsed();
+        let status = lab.wait_for_tandem_exit(0, SETTLE);
+        let exited = stopped.elapsed();
+        client.wait_for_answers(&["b", "c"], SETTLED, SETTLE);
+        let run = client.finish();
+        eprintln!(
+            "SIGTERM: withdrawn after {withdrawn:?}, exited after {exited:?}; {}",
+            run.summary()
+        );
+        assert!(status.success(), "tandem ended with {status}");
+        assert!(run.failures().is_empty(), "{}", run.summary());
+        assert!(
+            run.served_by_since("a", stopped) > 0,
+            "node a drained nothing"
+        );
+    });
+}
+
+#[test]
 fn a_node_whose_switch_port_goes_down_is_left_with_no_gap_over_300ms() {
     with_lab(|lab| {
         let client = serving_client(lab);

@@ -65,7 +65,6 @@ pub struct Node {
     pub namespace: String,
     frr: Daemons,
     tandem: Option<Tandem>,
-    stand_in: Option<StandIn>,
 }
 
 pub struct BgpLab {
@@ -167,7 +166,6 @@ impl BgpLab {
                 namespace,
                 frr,
                 tandem: None,
-                stand_in: None,
             });
         }
         Some(lab)
@@ -200,7 +198,6 @@ impl BgpLab {
             "tandem already runs on {}",
             node.name
         );
-        node.stand_in = Some(StandIn::start(&node.namespace));
         node.tandem = Some(Tandem::start_in(&node.namespace, &node_config(node.name)));
     }
 
@@ -215,9 +212,6 @@ impl BgpLab {
     /// kill -9 of tandem on node `index`; returns once the process is gone.
     pub fn kill_tandem(&mut self, index: usize) {
         let node = &mut self.nodes[index];
-        if let Some(mut stand_in) = node.stand_in.take() {
-            stand_in.kill();
-        }
         let mut tandem = node.tandem.take().expect("tandem runs");
         tandem.signal_and_wait("KILL");
     }
@@ -250,9 +244,6 @@ impl BgpLab {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        if let Some(mut stand_in) = node.stand_in.take() {
-            stand_in.kill();
-        }
         node.tandem = None;
         status
     }
@@ -371,7 +362,6 @@ impl Drop for BgpLab {
         }
         // Processes first: one still running keeps its namespace alive after `ip netns del`.
         for node in &mut self.nodes {
-            node.stand_in.take();
             node.tandem.take();
         }
         self.nodes.clear();
@@ -386,7 +376,9 @@ impl Drop for BgpLab {
     }
 }
 
-/// Node `name`'s tandem: an HTTP frontend on the service address in front of both backends.
+/// Node `name`'s tandem: an HTTP frontend on the service address in front of both backends,
+/// checked every 100 ms (down after 2 failures), and the service address announced while the
+/// backend has a server up.
 fn node_config(name: &str) -> String {
     let servers: Vec<String> = BACKENDS
         .iter()
@@ -398,8 +390,9 @@ fn node_config(name: &str) -> String {
         "node: {{ name: node-{name}, threads: 1 }}\n\
          frontends:\n  - {{ name: web, listen: \"{VIP}:80\", mode: http, backend: web }}\n\
          backends:\n  - name: web\n    \
-         health_check: {{ type: http, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }}\n    \
-         servers:\n{}",
+         health_check: {{ type: http, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }}\n    \
+         servers:\n{}\
+         announce:\n  addresses: [{VIP}]\n  track:\n    - backend: web\n",
         servers.concat()
     )
 }
@@ -457,63 +450,6 @@ fn node_frr_config(name: &str, address: Ipv4Addr) -> String {
          redistribute connected route-map TANDEM\n\
          !\n"
     )
-}
-
-/// Until tandem announces: what it will do, so that the lab can be proven meanwhile. A process
-/// holding the TUN device `tandem0` with the service address on it, and the `local` route that
-/// lets the node accept the address.
-struct StandIn(std::process::Child);
-
-const STAND_IN: &str = r#"
-import fcntl, os, struct, subprocess, sys, time
-fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
-fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", b"tandem0", 0x0001 | 0x1000))
-subprocess.run(["ip", "link", "set", "tandem0", "up"], check=True)
-subprocess.run(["ip", "addr", "add", sys.argv[1], "dev", "tandem0"], check=True)
-print("ok", flush=True)
-time.sleep(3600)
-"#;
-
-impl StandIn {
-    fn start(namespace: &str) -> StandIn {
-        ip(&[
-            "-n",
-            namespace,
-            "route",
-            "replace",
-            "local",
-            &format!("{VIP}/32"),
-            "dev",
-            "lo",
-            "table",
-            "local",
-        ]);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", namespace, "python3", "-c", STAND_IN])
-            .arg(format!("{VIP}/32"))
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ok", "the stand-in did not start");
-        StandIn(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// The two backends, s1 and s2, on port 8080 of their addresses in the backend namespace: GET
