@@ -319,16 +319,15 @@ impl BgpLab {
         paths
     }
 
-    /// Waits until the router sends the service address to exactly `nodes`, and returns how
-    /// long that took.
-    pub fn wait_for_paths(&self, nodes: &[&str], limit: Duration) -> Duration {
+    /// Waits until the router sends the service address to exactly `nodes`.
+    pub fn wait_for_paths(&self, nodes: &[&str], limit: Duration) {
         let mut expected = nodes.to_vec();
         expected.sort_unstable();
         let started = Instant::now();
         loop {
             let paths = self.router_paths();
             if paths == expected {
-                return started.elapsed();
+                return;
             }
             if started.elapsed() > limit {
                 panic!(
