@@ -15,6 +15,7 @@ use support::Tandem;
 
 const ADDRESS: &str = "203.0.113.10";
 const SECOND: &str = "203.0.113.11";
+const ADDRESS6: &str = "2001:db8::10";
 /// Generous against a busy machine: the kernel and the health checks take well under a second.
 const SOON: Duration = Duration::from_secs(5);
 
@@ -49,7 +50,7 @@ fn announce(interface: &str, addresses: &[&str]) -> String {
 /// `None` when there is no such device.
 fn on_device(namespace: &str, device: &str) -> Option<Vec<String>> {
     let output = Command::new("ip")
-        .args(["-n", namespace, "-o", "-4", "addr", "show", "dev", device])
+        .args(["-n", namespace, "-o", "addr", "show", "dev", device])
         .output()
         .unwrap();
     if !output.status.success() {
@@ -64,10 +65,13 @@ fn on_device(namespace: &str, device: &str) -> Option<Vec<String>> {
 }
 
 fn announced(namespace: &str, device: &str, addresses: &[&str]) -> bool {
-    let wanted: Vec<String> = addresses
-        .iter()
-        .map(|address| format!("{address}/32"))
+    let mut wanted: Vec<String> = (addresses.iter())
+        .map(|address| match address.contains(':') {
+            true => format!("{address}/128"),
+            false => format!("{address}/32"),
+        })
         .collect();
+    wanted.sort();
     on_device(namespace, device).is_some_and(|mut on| {
         on.sort();
         on == wanted
@@ -76,8 +80,11 @@ fn announced(namespace: &str, device: &str, addresses: &[&str]) -> bool {
 
 /// Whether tandem's `local` route for `address` is in the node's local table.
 fn accepted_locally(namespace: &str, address: &str) -> bool {
+    let family = if address.contains(':') { "-6" } else { "-4" };
     let output = Command::new("ip")
-        .args(["-n", namespace, "route", "show", "table", "local", address])
+        .args([
+            "-n", namespace, family, "route", "show", "table", "local", address,
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&output.stdout).contains("proto 87")
@@ -128,11 +135,14 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("admin.sock");
     let mut app = Some(App::start(node, 9000, "app"));
-    let mut tandem = Tandem::start_in(node, &config(&socket, &announce("tandem0", &[ADDRESS])));
+    let mut tandem = Tandem::start_in(
+        node,
+        &config(&socket, &announce("tandem0", &[ADDRESS, ADDRESS6])),
+    );
     wait_until(SOON, "the address is announced", || {
-        announced(node, "tandem0", &[ADDRESS])
+        announced(node, "tandem0", &[ADDRESS, ADDRESS6])
     });
-    assert!(accepted_locally(node, ADDRESS));
+    assert!(accepted_locally(node, ADDRESS) && accepted_locally(node, ADDRESS6));
     assert_eq!(answer_on(node, ADDRESS).as_deref(), Some("app"));
     assert_eq!(announce_status(node, &socket)["state"], "announced");
 
@@ -152,7 +162,7 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     );
     app = Some(App::start(node, 9000, "app"));
     wait_until(SOON, "the address is announced again", || {
-        announced(node, "tandem0", &[ADDRESS])
+        announced(node, "tandem0", &[ADDRESS, ADDRESS6])
     });
 
     // An operator drains: withdrawn until ready, while the node still takes connections.
@@ -164,7 +174,7 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     let (ok, said) = ctl(node, &socket, &["announce", "ready"]);
     assert!(ok, "{said}");
     wait_until(SOON, "the address is announced after ready", || {
-        announced(node, "tandem0", &[ADDRESS])
+        announced(node, "tandem0", &[ADDRESS, ADDRESS6])
     });
 
     // kill -9: the kernel deletes the device with the address on it.
