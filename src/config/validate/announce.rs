@@ -108,7 +108,7 @@ impl Validator {
         }
         for instance in vrrp {
             // The macvlan of a virtual MAC is `vrrp::net::virtual_mac::macvlan_name`; config
-            // imports no runtime module, so the name is spelt here too (a test holds them equal).
+            // imports no runtime module, so the name is spelt here too (a test there holds them equal).
             let macvlan = instance.virtual_mac.then(|| {
                 let family = match instance.virtual_ips.first().map(|vip| vip.address) {
                     Some(IpAddr::V6(_)) => 6,
@@ -503,10 +503,6 @@ mod tests {
             problems(&with(", interface: vrrp4.33")),
             uses("vrrp4.33", "the virtual MAC's macvlan")
         );
-        assert_eq!(
-            crate::vrrp::net::virtual_mac::macvlan_name(33, false),
-            "vrrp4.33"
-        );
         // Without a virtual MAC there is no macvlan; an IPv6 instance's has its own name.
         valid(&with(", interface: vrrp4.33").replace(", virtual_mac: true", ""));
         let v6 = with(", interface: vrrp6.33").replace(
@@ -514,10 +510,6 @@ mod tests {
             "version: 3, virtual_ips: ['2001:db8::1/64']",
         );
         assert_eq!(problems(&v6), uses("vrrp6.33", "the virtual MAC's macvlan"));
-        assert_eq!(
-            crate::vrrp::net::virtual_mac::macvlan_name(33, true),
-            "vrrp6.33"
-        );
     }
 
     #[test]

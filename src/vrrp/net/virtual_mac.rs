@@ -233,6 +233,13 @@ fn set_sysctl(interface: &str, key: &str, value: u8) -> Result<(), VirtualMacErr
 mod tests {
     use super::*;
 
+    /// `config::validate::announce` spells these names too, to keep announce off them.
+    #[test]
+    fn the_macvlan_is_named_for_the_family_and_the_vrid() {
+        assert_eq!(macvlan_name(33, false), "vrrp4.33");
+        assert_eq!(macvlan_name(33, true), "vrrp6.33");
+    }
+
     #[test]
     fn the_virtual_mac_names_the_family_and_the_vrid() {
         assert_eq!(virtual_mac(33, false).to_string(), "00:00:5e:00:01:21");
