@@ -124,6 +124,41 @@ fn a_node_stopped_by_sigterm_fails_no_request() {
 }
 
 #[test]
+fn an_operator_drain_answers_once_the_router_has_moved_away_and_ready_brings_the_node_back() {
+    with_lab(|lab| {
+        let client = serving_client(lab);
+        let asked = Instant::now();
+        let (ok, drained) = lab.ctl(0, &["announce", "drain"]);
+        let answered = Instant::now();
+        assert!(ok, "tandem ctl announce drain: {drained}");
+        // The drain answers only once new flows have left: the router has moved away by then.
+        assert_eq!(lab.router_paths(), ["b", "c"], "{drained}");
+        client.wait_for_answers(&["b", "c"], SETTLED, SETTLE);
+        let drained_until = Instant::now();
+        let (ok, said) = lab.ctl(0, &["announce", "ready"]);
+        assert!(ok, "tandem ctl announce ready: {said}");
+        lab.wait_for_paths(&NODES, SETTLE);
+        client.wait_for_answers(&NODES, 20, SETTLE);
+        let run = client.finish();
+        eprintln!(
+            "runtime API drain: answered after {:?} ({}); {}",
+            answered - asked,
+            drained.trim(),
+            run.summary()
+        );
+        assert_eq!(
+            run.served_by_since("a", answered) - run.served_by_since("a", drained_until),
+            0,
+            "node a served new connections while drained"
+        );
+        assert!(
+            run.served_by_since("a", drained_until) > 0,
+            "ready did not bring a back"
+        );
+    });
+}
+
+#[test]
 fn a_node_whose_switch_port_goes_down_is_left_with_no_gap_over_300ms() {
     with_lab(|lab| {
         let client = serving_client(lab);

@@ -17,6 +17,7 @@
 pub mod client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -65,6 +66,8 @@ pub struct Node {
     pub namespace: String,
     frr: Daemons,
     tandem: Option<Tandem>,
+    /// tandem's `admin.socket`, for `tandem ctl`.
+    admin_socket: PathBuf,
 }
 
 pub struct BgpLab {
@@ -161,11 +164,13 @@ impl BgpLab {
                 &ROUTER.to_string(),
             ]);
             let frr = Daemons::start(&namespace, &node_frr_config(name, address), &FRR_DAEMONS);
+            let admin_socket = std::env::temp_dir().join(format!("{namespace}-admin.sock"));
             lab.nodes.push(Node {
                 name,
                 namespace,
                 frr,
                 tandem: None,
+                admin_socket,
             });
         }
         Some(lab)
@@ -198,7 +203,8 @@ impl BgpLab {
             "tandem already runs on {}",
             node.name
         );
-        node.tandem = Some(Tandem::start_in(&node.namespace, &node_config(node.name)));
+        let config = node_config(node.name, &node.admin_socket);
+        node.tandem = Some(Tandem::start_in(&node.namespace, &config));
     }
 
     /// Starts tandem on every node and waits until the router sends the service to all of them.
@@ -246,6 +252,22 @@ impl BgpLab {
         };
         node.tandem = None;
         status
+    }
+
+    /// `tandem ctl ARGS` against node `index`'s tandem: whether it succeeded, and what it said.
+    pub fn ctl(&self, index: usize, args: &[&str]) -> (bool, String) {
+        let node = &self.nodes[index];
+        let output = Command::new("ip")
+            .args(["netns", "exec", &node.namespace])
+            .arg(crate::support::tandem_binary())
+            .args(["ctl", "--socket"])
+            .arg(&node.admin_socket)
+            .args(args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
     }
 
     /// tandem's log on node `index` (empty when it doesn't run).
@@ -362,6 +384,8 @@ impl Drop for BgpLab {
         // Processes first: one still running keeps its namespace alive after `ip netns del`.
         for node in &mut self.nodes {
             node.tandem.take();
+            // Left behind by a kill -9.
+            let _ = std::fs::remove_file(&node.admin_socket);
         }
         self.nodes.clear();
         self.router_frr.take();
@@ -377,8 +401,8 @@ impl Drop for BgpLab {
 
 /// Node `name`'s tandem: an HTTP frontend on the service address in front of both backends,
 /// checked every 100 ms (down after 2 failures), and the service address announced while the
-/// backend has a server up.
-fn node_config(name: &str) -> String {
+/// backend has a server up; the runtime API on `admin_socket`.
+fn node_config(name: &str, admin_socket: &Path) -> String {
     let servers: Vec<String> = BACKENDS
         .iter()
         .map(|(server, address)| {
@@ -391,8 +415,10 @@ fn node_config(name: &str) -> String {
          backends:\n  - name: web\n    \
          health_check: {{ type: http, path: /health, interval: 100ms, timeout: 100ms, rise: 1, fall: 2 }}\n    \
          servers:\n{}\
-         announce:\n  addresses: [{VIP}]\n  track:\n    - backend: web\n",
-        servers.concat()
+         announce:\n  addresses: [{VIP}]\n  track:\n    - backend: web\n\
+         admin: {{ listen: \"127.0.0.1:9900\", socket: {} }}\n",
+        servers.concat(),
+        admin_socket.display()
     )
 }
 
