@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLog;
 use crate::admin;
+use crate::announce::{self, Announcer, Arrivals};
 use crate::backend::BackendState;
 use crate::config::{self, Config, ServerAddress, VrrpInstance};
 use crate::dns::names::{self, Names, Report};
@@ -52,6 +53,12 @@ struct Running {
     reports: mpsc::UnboundedReceiver<Report>,
     /// What the admin endpoint serves from; `None` without `admin`.
     admin: Option<Arc<admin::Shared>>,
+    /// `None` without `announce:`.
+    announcer: Option<Announcer>,
+    /// The announcer's netlink connection, opened with the first announcer.
+    announce_netlink: Option<rtnetlink::Handle>,
+    /// New client connections so far, for the announcer's drains.
+    arrivals: Arrivals,
 }
 
 /// Runs `config` (read from `path`) until SIGTERM or SIGINT, then hands over and drains within
@@ -118,7 +125,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             last_success_unix: unix_now(),
         };
         let live = Arc::new(ArcSwap::from_pointee(live(
-            &config, &backends, &frontends, engine.as_ref(), reloads,
+            &config, &backends, &frontends, engine.as_ref(), reloads, None,
         )));
         let (changes, mut changed) = mpsc::unbounded_channel();
         // `_socket_file` removes the socket file at exit, once dropped.
@@ -145,6 +152,24 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             }
             None => (None, None),
         };
+        let arrivals: Arrivals = {
+            let drain = Arc::clone(&drain);
+            Arc::new(move || drain.opened())
+        };
+        // After the proxy serves, as VRRP: routers send nothing before this node can answer.
+        let (announcer, announce_netlink) = match &config.announce {
+            Some(wanted) => {
+                let netlink = announce::device::connect().context("announce: netlink")?;
+                let data_plane = DataPlane {
+                    backends: backends.clone(),
+                    frontends: frontends.accepting(&config.frontends),
+                };
+                let prepared = announce::prepare(None, &netlink, wanted, &data_plane).await?;
+                let announcer = Announcer::start(netlink.clone(), prepared, Arc::clone(&arrivals));
+                (Some(announcer), Some(netlink))
+            }
+            None => (None, None),
+        };
         let mut running = Running {
             checks: backends.iter().map(spawn_checks).collect(),
             config,
@@ -159,7 +184,11 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             resolved,
             reports,
             admin: shared,
+            announcer,
+            announce_netlink,
+            arrivals,
         };
+        running.publish();
         running.set_ready(true);
         tracing::info!(node = %running.config.node.name, threads = running.config.node.threads, "tandem is running");
         systemd::notify("READY=1");
@@ -189,15 +218,18 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
                     systemd::notify("READY=1");
                 }
                 Some(report) = running.reports.recv() => running.names_resolved(report).await,
-                Some((change, answer)) = changed.recv() => {
-                    let _ = answer.send(running.apply(change).await);
-                }
+                Some((change, answer)) = changed.recv() => running.answer(change, answer).await,
                 _ = terminate.recv() => break tracing::info!("SIGTERM: handing over and draining"),
                 _ = interrupt.recv() => break tracing::info!("SIGINT: handing over and draining"),
             }
         }
         systemd::notify("STOPPING=1");
         running.set_ready(false);
+        // Routers first: they move new flows to the other nodes while this one still takes
+        // every connection that reaches it.
+        if let Some(announcer) = &running.announcer {
+            announcer.drain().await;
+        }
         // Keep serving on the VIPs until the peer holds them, so no client is turned away; then
         // stop accepting, and keep the VIPs until the connections on them have finished.
         let engine = match running.engine.take() {
@@ -220,6 +252,9 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || engine.release())
                 .await
                 .context("releasing the VIPs")?;
+        }
+        if let Some(announcer) = running.announcer.take() {
+            announcer.release().await;
         }
         if let Some(access_log) = running.access_log.take() {
             access_log.finish();
@@ -313,11 +348,18 @@ impl Running {
             Ok(frontends) => frontends,
             Err(error) => return self.reload_failed(&format!("{error:#}")),
         };
-        // Last of the parts that may refuse: once VRRP has prepared its part, nothing can fail.
         let data_plane = DataPlane {
             backends: backends.clone(),
             frontends: (self.frontends).accepting_once(&config.frontends, Some(&frontends)),
         };
+        let announce = match self
+            .prepare_announce(config.announce.as_ref(), &data_plane)
+            .await
+        {
+            Ok(announce) => announce,
+            Err(error) => return self.reload_failed(&format!("announce: {error:#}")),
+        };
+        // Last of the parts that may refuse: once VRRP has prepared its part, nothing can fail.
         let vrrp = match self.prepare_vrrp(&config.vrrp, data_plane).await {
             Ok(vrrp) => vrrp,
             Err(error) => return self.reload_failed(&format!("vrrp: {error:#}")),
@@ -335,6 +377,7 @@ impl Running {
         if let (Some(engine), Some(vrrp)) = (&mut self.engine, vrrp) {
             engine.commit(vrrp);
         }
+        self.commit_announce(announce).await;
         self.config = config;
         if let Some(admin) = &self.admin {
             admin.token.store(token(&self.config));
@@ -390,6 +433,48 @@ impl Running {
             self.engine = engine;
         }
         prepared.map(Some)
+    }
+
+    /// The announcer's part of a reload, prepared but not committed; `None` when the file has no
+    /// `announce:`.
+    async fn prepare_announce(
+        &mut self,
+        wanted: Option<&config::Announce>,
+        data_plane: &DataPlane,
+    ) -> anyhow::Result<Option<announce::Prepared>> {
+        let Some(wanted) = wanted else {
+            return Ok(None);
+        };
+        let netlink = match &self.announce_netlink {
+            Some(netlink) => netlink.clone(),
+            None => {
+                let netlink = announce::device::connect().context("netlink")?;
+                self.announce_netlink = Some(netlink.clone());
+                netlink
+            }
+        };
+        let running = self.announcer.as_ref();
+        announce::prepare(running, &netlink, wanted, data_plane)
+            .await
+            .map(Some)
+    }
+
+    /// Commits what [`Running::prepare_announce`] made: starts an announcer the file adds, and
+    /// releases one it drops.
+    async fn commit_announce(&mut self, prepared: Option<announce::Prepared>) {
+        match (self.announcer.take(), prepared) {
+            (Some(mut announcer), Some(prepared)) => {
+                announcer.commit(prepared);
+                self.announcer = Some(announcer);
+            }
+            (None, Some(prepared)) => {
+                let netlink = (self.announce_netlink.clone()).expect("prepared with a connection");
+                let arrivals = Arc::clone(&self.arrivals);
+                self.announcer = Some(Announcer::start(netlink, prepared, arrivals));
+            }
+            (Some(announcer), None) => announcer.release().await,
+            (None, None) => {}
+        }
     }
 
     /// The access log for `config`: the running one (already reopened) when unchanged.
@@ -462,6 +547,17 @@ impl Running {
                 "VRRP trackers keep the servers as they were before the names changed: {error:#}"
             ),
         }
+        let wanted = self.config.announce.clone();
+        let data_plane = DataPlane {
+            backends: backends.clone(),
+            frontends: self.frontends.accepting(&self.config.frontends),
+        };
+        match self.prepare_announce(wanted.as_ref(), &data_plane).await {
+            Ok(prepared) => self.commit_announce(prepared).await,
+            Err(error) => tracing::error!(
+                "announce trackers keep the servers as they were before the names changed: {error:#}"
+            ),
+        }
         for ((checks, backend), changed) in self.checks.iter_mut().zip(&backends).zip(changed) {
             if changed {
                 checks.drain(..).for_each(|check| check.abort());
@@ -500,6 +596,7 @@ impl Running {
             &self.frontends,
             self.engine.as_ref(),
             self.reloads,
+            self.announcer.as_ref(),
         )));
     }
 }
@@ -510,6 +607,7 @@ fn live(
     frontends: &Frontends,
     engine: Option<&Engine>,
     reloads: Reloads,
+    announcer: Option<&Announcer>,
 ) -> Live {
     Live {
         node: config.node.name.clone(),
@@ -517,6 +615,7 @@ fn live(
         backends: backends.to_vec(),
         vrrp: engine.map_or_else(Vec::new, Engine::status),
         reloads,
+        announce: announcer.map(Announcer::status),
     }
 }
 

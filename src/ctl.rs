@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use http::{Method, StatusCode};
@@ -44,6 +45,11 @@ enum CtlCommand {
     Vrrp {
         #[command(subcommand)]
         command: VrrpCommand,
+    },
+    /// Withdraw this node's announced addresses from the routers, or announce them again.
+    Announce {
+        #[command(subcommand)]
+        command: AnnounceCommand,
     },
     /// Show what the running tandem is doing, as `tandem status` does.
     Show {
@@ -85,6 +91,18 @@ enum VrrpCommand {
     /// on: stay backup whatever happens; off: back to normal (also ends a resign).
     Maintenance { instance: String, mode: OnOff },
 }
+
+#[derive(Subcommand)]
+enum AnnounceCommand {
+    /// Withdraw, and return once no new connection has arrived for `withdraw.quiet`: the
+    /// routers have moved new flows away. Open connections go on.
+    Drain,
+    /// Announce again as soon as every tracked item is healthy.
+    Ready,
+}
+
+/// How long `announce drain` may wait: `withdraw.max_wait` is at most 5 minutes.
+const DRAIN_WAIT: Duration = Duration::from_secs(330);
 
 #[derive(Clone, Copy, ValueEnum)]
 enum OnOff {
@@ -133,6 +151,7 @@ fn call(ctl: Ctl) -> Result<String, Failure> {
         }
         None => None,
     };
+    let mut wait = client::CALL_TIMEOUT;
     let (method, path, body) = match ctl.command {
         CtlCommand::Show { json } => return show(&target, json),
         CtlCommand::Server { command } => match command {
@@ -175,8 +194,18 @@ fn call(ctl: Ctl) -> Result<String, Failure> {
                 )
             }
         },
+        CtlCommand::Announce { command } => {
+            let state = match command {
+                AnnounceCommand::Drain => {
+                    wait = DRAIN_WAIT;
+                    "drain"
+                }
+                AnnounceCommand::Ready => "ready",
+            };
+            (Method::PUT, "/api/announce/state".into(), state.into())
+        }
     };
-    let (status, text) = request(&target, method, &path, &body, token.as_deref())?;
+    let (status, text) = request(&target, (method, &path, &body), token.as_deref(), wait)?;
     match status {
         StatusCode::OK => Ok(text),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -199,7 +228,12 @@ fn server_path(server: &str, what: &str) -> Result<String, Failure> {
 }
 
 fn show(target: &Target, json: bool) -> Result<String, Failure> {
-    let (status, text) = request(target, Method::GET, "/status", "", None)?;
+    let (status, text) = request(
+        target,
+        (Method::GET, "/status", ""),
+        None,
+        client::CALL_TIMEOUT,
+    )?;
     if status != StatusCode::OK {
         return Err(failure(1, format!("{status}: {}", text.trim_end())));
     }
@@ -217,15 +251,14 @@ fn show(target: &Target, json: bool) -> Result<String, Failure> {
 
 fn request(
     target: &Target,
-    method: Method,
-    path: &str,
-    body: &str,
+    call: (Method, &str, &str),
     token: Option<&str>,
+    wait: Duration,
 ) -> Result<(StatusCode, String), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| failure(1, error.to_string()))?;
-    (runtime.block_on(client::call(target, method, path, body, token)))
+    (runtime.block_on(client::call(target, call, token, wait)))
         .map_err(|error| failure(3, format!("{error:#}")))
 }

@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod address_text;
 pub mod admin;
+pub mod announce;
 pub mod appliance;
 pub mod backend;
 pub mod balance;

@@ -457,6 +457,10 @@ pub fn describe() {
         "tandem_vrrp_mode",
         "1 for what an operator asked of the instance: normal, resigned or maintenance."
     );
+    describe_gauge!(
+        "tandem_announce_state",
+        "1 for whether the node announces its addresses to its routers: announced, withdrawn (a tracked item fails) or drained (an operator, or shutting down)."
+    );
     describe_parity();
 }
 

@@ -2,13 +2,15 @@
 //! source of every metrics gauge, so the three never disagree.
 
 use std::fmt::{self, Write as _};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
+use crate::announce;
 use crate::backend::admin_state::AdminState;
 use crate::backend::check_record::CheckStatus;
 use crate::backend::BackendState;
@@ -24,6 +26,21 @@ pub struct Status {
     pub vrrp: Vec<VrrpStatus>,
     pub frontends: Vec<FrontendStatus>,
     pub backends: Vec<BackendStatus>,
+    /// `None` without `announce:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<AnnounceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    /// The TUN device the addresses are announced from.
+    pub interface: String,
+    pub addresses: Vec<IpAddr>,
+    /// `announced`, `withdrawn` (a tracked item fails, or awaits its first health check) or
+    /// `drained` (by an operator, or shutting down).
+    pub state: String,
+    /// What fails now, as in the logs.
+    pub failing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -148,6 +165,7 @@ pub struct Live {
     pub backends: Vec<Arc<BackendState>>,
     pub vrrp: Vec<Arc<Mutex<VrrpStatus>>>,
     pub reloads: Reloads,
+    pub announce: Option<watch::Receiver<announce::Status>>,
 }
 
 impl Live {
@@ -163,6 +181,15 @@ impl Live {
             backends: (self.backends.iter())
                 .map(|backend| backend_status(backend))
                 .collect(),
+            announce: (self.announce.as_ref()).map(|status| {
+                let status = status.borrow();
+                AnnounceStatus {
+                    interface: status.interface.clone(),
+                    addresses: status.addresses.clone(),
+                    state: status.state.name().to_owned(),
+                    failing: status.failing.clone(),
+                }
+            }),
         }
     }
 }
@@ -286,6 +313,19 @@ impl fmt::Display for Status {
             );
             if !vrrp.mode.is_empty() && vrrp.mode != "normal" {
                 let _ = writeln!(out, "    mode {} (set by an operator)", vrrp.mode);
+            }
+        }
+        if let Some(announce) = &self.announce {
+            let addresses = (announce.addresses.iter()).map(IpAddr::to_string);
+            let _ = writeln!(
+                out,
+                "\nANNOUNCE\n  {:<16} {}  {}",
+                announce.interface,
+                announce.state,
+                addresses.collect::<Vec<_>>().join(" ")
+            );
+            for failing in &announce.failing {
+                let _ = writeln!(out, "    failing: {failing}");
             }
         }
         if !self.frontends.is_empty() {

@@ -186,8 +186,52 @@ fn shipped_config_loads_with_the_meaning_its_comments_give() {
         ],
         // No vrrp section: this node holds no VIP.
         vrrp: vec![],
+        // The announce section is commented out: this node announces nothing.
+        announce: None,
     };
     assert_eq!(config, expected);
+}
+
+#[test]
+fn shipped_announce_example_loads_with_the_meaning_its_comments_give() {
+    let shipped = std::fs::read_to_string("config/tandem.yaml").unwrap();
+    let start = shipped
+        .find("\n# announce:\n")
+        .expect("the example is in the file")
+        + 1;
+    // Uncommented as an operator would: the leading "# " of each line goes.
+    let example: String = (shipped[start..].lines())
+        .map(|line| {
+            let line = (line.strip_prefix('#')).expect("the example is the end of the file");
+            format!("{}\n", line.strip_prefix(' ').unwrap_or(line))
+        })
+        .collect();
+    let text = format!("{shipped}{example}");
+    let config = parse(&text, Path::new("config/tandem.yaml")).expect("the example is valid");
+    assert_eq!(
+        config.announce,
+        Some(Announce {
+            interface: "tandem0".into(),
+            addresses: vec!["203.0.113.10".parse().unwrap()],
+            track: vec![
+                Track {
+                    target: TrackTarget::Backend {
+                        backend: 0,
+                        min_healthy: 1,
+                    },
+                    weight: TrackWeight::Fault,
+                },
+                Track {
+                    target: TrackTarget::Frontend(0),
+                    weight: TrackWeight::Fault,
+                },
+            ],
+            withdraw_quiet: Duration::from_secs(1),
+            withdraw_max_wait: Duration::from_secs(10),
+        })
+    );
+    assert_eq!(config.backends[0].name, "web_pool");
+    assert_eq!(config.frontends[0].name, "web");
 }
 
 #[test]
@@ -667,7 +711,7 @@ fn structural_and_semantic_errors_are_reported_together() {
     let expected: Vec<String> = [
         "2:30: node.threads: must be at least 1; leave it out to use one per CPU",
         "3:1: frontend: unknown field `frontend`, expected one of `node`, `log`, `frontends`, \
-         `backends`, `vrrp`, `admin`, `access_log`",
+         `backends`, `vrrp`, `admin`, `access_log`, `announce`",
         "8:11: frontends[0].mode: unknown variant `udp`, expected `http` or `tcp`",
         "14:5: frontends[1].colour: unknown field `colour`, expected one of `name`, `listen`, \
          `mode`, `backend`, `max_connections`, `timeouts`, `accept_proxy`, `tls`, `routes`, \
@@ -701,9 +745,9 @@ fn unknown_top_level_keys_are_all_reported_beside_semantic_errors() {
         [
             "inline.yaml:1:9: node.name: must not be empty",
             "inline.yaml:2:1: frontend: unknown field `frontend`, expected one of `node`, `log`, \
-             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`, `announce`",
             "inline.yaml:3:1: backend: unknown field `backend`, expected one of `node`, `log`, \
-             `frontends`, `backends`, `vrrp`, `admin`, `access_log`",
+             `frontends`, `backends`, `vrrp`, `admin`, `access_log`, `announce`",
         ]
     );
 }
@@ -778,13 +822,18 @@ vrrp:
   instances:
     - { name: v, interface: eth0, virtual_router_id: 1, virtual_ips: [198.51.100.1/24], zz: 1,
         authentication: { type: pass, password: x, zz: 1 }, track: [{ interface: eth1, zz: 1 }] }
+announce:
+  zz: 1
+  addresses: [203.0.113.10]
+  track: [{ interface: eth1, zz: 1 }]
+  withdraw: { quiet: 1s, zz: 1 }
 zz: 1
 ";
     let errors = parse(text, Path::new("inline.yaml")).unwrap_err().0;
     let unknown: Vec<&ConfigError> = (errors.iter())
         .filter(|error| error.field == "zz" || error.field.ends_with(".zz"))
         .collect();
-    assert_eq!(unknown.len(), 20, "{errors:#?}");
+    assert_eq!(unknown.len(), 23, "{errors:#?}");
     for error in unknown {
         assert!(
             error.message.starts_with("unknown field `zz`, expected "),

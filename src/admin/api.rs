@@ -11,6 +11,7 @@
 //! | `PUT /api/frontends/{name}/state` | `enabled` or `disabled` | |
 //! | `POST /api/vrrp/{instance}/resign` | | |
 //! | `PUT /api/vrrp/{instance}/maintenance` | `on` or `off` | |
+//! | `PUT /api/announce/state` | `drain` or `ready` | drain answers once routers have moved new flows away |
 //!
 //! Writes answer 200 with a line saying what changed, or an error with a line saying why:
 //! 400 (a bad value, naming those allowed), 401 (over TCP, a missing or wrong token), 403
@@ -57,6 +58,11 @@ pub enum Change {
     VrrpMaintenance {
         instance: String,
         on: bool,
+    },
+    /// `drain`: withdraw the announced addresses and keep them withdrawn; `ready`: announce
+    /// them again when the trackers allow.
+    Announce {
+        drain: bool,
     },
 }
 
@@ -149,6 +155,12 @@ pub fn route(method: &Method, path: &str, body: &[u8]) -> Result<Endpoint, Refus
             one_of(value, "a maintenance mode", ["on", "off"]).map(|on| Change::VrrpMaintenance {
                 instance: instance.to_owned(),
                 on: on == "on",
+            }),
+        ),
+        ["announce", "state"] => (
+            Method::PUT,
+            one_of(value, "an announce state", ["drain", "ready"]).map(|state| Change::Announce {
+                drain: state == "drain",
             }),
         ),
         _ => return Err(Refusal::not_found(format!("no endpoint {path}"))),
@@ -259,6 +271,21 @@ mod tests {
                 instance: "VI_1".into(),
                 on: true
             }))
+        );
+        assert_eq!(
+            change(Method::PUT, "/api/announce/state", "drain"),
+            Ok(Endpoint::Change(Change::Announce { drain: true }))
+        );
+        assert_eq!(
+            change(Method::PUT, "/api/announce/state", "ready\n"),
+            Ok(Endpoint::Change(Change::Announce { drain: false }))
+        );
+        assert_eq!(
+            change(Method::PUT, "/api/announce/state", "withdraw"),
+            Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "\"withdraw\" is not an announce state: drain or ready"
+            ))
         );
         assert_eq!(change(Method::GET, "/ready", ""), Ok(Endpoint::Ready));
     }

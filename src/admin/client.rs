@@ -14,8 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
-/// How long a call waits for the connection, and then for the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for the connection and the answer, unless it says otherwise.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a running tandem's admin endpoint is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +36,12 @@ impl fmt::Display for Target {
 }
 
 /// Sends one request with `body` (and the bearer `token`, if any) and returns the answer's
-/// status and body.
+/// status and body, or fails after `wait`.
 pub async fn call(
     target: &Target,
-    method: Method,
-    path: &str,
-    body: &str,
+    (method, path, body): (Method, &str, &str),
     token: Option<&str>,
+    wait: Duration,
 ) -> anyhow::Result<(StatusCode, String)> {
     let mut request = Request::builder()
         .method(method)
@@ -58,14 +57,9 @@ pub async fn call(
             Target::Socket(path) => exchange(UnixStream::connect(path).await?, request).await?,
         })
     };
-    let answer = tokio::time::timeout(CLIENT_TIMEOUT * 2, connecting)
+    let answer = tokio::time::timeout(wait, connecting)
         .await
-        .map_err(|_| {
-            anyhow!(
-                "no answer from {target} within {}s",
-                (CLIENT_TIMEOUT * 2).as_secs()
-            )
-        })?;
+        .map_err(|_| anyhow!("no answer from {target} within {}s", wait.as_secs()))?;
     answer.with_context(|| {
         let key = match target {
             Target::Tcp(_) => "listen",

@@ -232,7 +232,13 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
 /// Asks a running tandem's admin endpoint at `address` for its status.
 pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
     let target = Target::Tcp(address);
-    let (status, body) = client::call(&target, Method::GET, "/status", "", None).await?;
+    let (status, body) = client::call(
+        &target,
+        (Method::GET, "/status", ""),
+        None,
+        client::CALL_TIMEOUT,
+    )
+    .await?;
     if status != StatusCode::OK {
         bail!("{address} answered {status}");
     }
@@ -330,6 +336,11 @@ fn set_gauges(status: &Status) {
             let mut labels = labels();
             labels.push(("mode", mode.to_owned()));
             gauge!("tandem_vrrp_mode", &labels).set(flag(vrrp.mode == mode));
+        }
+    }
+    if let Some(announce) = &status.announce {
+        for state in ["announced", "withdrawn", "drained"] {
+            gauge!("tandem_announce_state", "state" => state).set(flag(announce.state == state));
         }
     }
 }

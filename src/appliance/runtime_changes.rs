@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
+use tokio::sync::oneshot;
 
 use super::Running;
 use crate::admin::api::{Change, Refusal};
@@ -11,9 +12,40 @@ use crate::backend::admin_state::{AdminState, Override};
 use crate::backend::BackendState;
 use crate::vrrp::machine::Event;
 
+type Answer = oneshot::Sender<Result<String, Refusal>>;
+
 impl Running {
+    /// Applies `change` and answers it: at once, or for `announce`, whose drain waits for the
+    /// routers, from a task of its own, so that reloads and signals don't wait with it.
+    pub(super) async fn answer(&mut self, change: Change, answer: Answer) {
+        match change {
+            Change::Announce { drain } => self.announce_state(drain, answer),
+            change => {
+                let _ = answer.send(self.apply(change).await);
+            }
+        }
+    }
+
+    /// The runtime API's `announce` change, answered from a task of its own.
+    fn announce_state(&self, drain: bool, answer: Answer) {
+        let Some(announcer) = &self.announcer else {
+            let refusal = Refusal::not_found("this node has no announce section");
+            let _ = answer.send(Err(refusal));
+            return;
+        };
+        let control = announcer.control();
+        tokio::spawn(async move {
+            let done = match drain {
+                true => control.drain().await,
+                false => control.ready().await,
+            };
+            tracing::info!("runtime change: {done}");
+            let _ = answer.send(Ok(done));
+        });
+    }
+
     /// Applies `change`; the line says what changed, and is logged.
-    pub(super) async fn apply(&mut self, change: Change) -> Result<String, Refusal> {
+    async fn apply(&mut self, change: Change) -> Result<String, Refusal> {
         let done = match change {
             Change::ServerState {
                 backend,
@@ -30,6 +62,7 @@ impl Running {
             Change::VrrpMaintenance { instance, on } => {
                 self.vrrp_maintenance(&instance, on).await?
             }
+            Change::Announce { .. } => unreachable!("answered by Running::answer"),
         };
         tracing::info!("runtime change: {done}");
         Ok(done)

@@ -26,6 +26,7 @@ pub struct FileSpec {
     pub vrrp: Option<VrrpSpec>,
     pub admin: Option<Unit<AdminSpec>>,
     pub access_log: Option<Unit<AccessLogSpec>>,
+    pub announce: Option<Unit<AnnounceSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1012,6 +1013,9 @@ pub fn known_keys(path: &str) -> Option<&'static [&'static str]> {
         "access_log.syslog" => of::<SyslogSpec>(),
         "vrrp.notify" | "vrrp.instances[].notify" => of::<NotifySpec>(),
         "vrrp.sync_groups[]" => of::<SyncGroupSpec>(),
+        "announce" => of::<AnnounceSpec>(),
+        "announce.track[]" => of::<TrackSpec>(),
+        "announce.withdraw" => of::<WithdrawSpec>(),
         _ => return None,
     })
 }
@@ -1130,4 +1134,26 @@ impl<'de> Deserialize<'de> for SizeSpec {
 
         deserializer.deserialize_any(SizeVisitor)
     }
+}
+
+/// `announce:`: the addresses this node asks its routers for, through a local FRR, while its
+/// tracked items are healthy.
+#[derive(Debug, Deserialize)]
+pub struct AnnounceSpec {
+    pub interface: Option<String>,
+    /// Left out and empty are the same mistake, reported by validation.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The items of `vrrp.instances[].track`; a `weight` is read so that validation can say
+    /// why it has none here.
+    #[serde(default)]
+    pub track: Vec<TrackSpec>,
+    pub withdraw: Option<WithdrawSpec>,
+}
+
+/// `announce.withdraw`: how a drain waits for the routers after withdrawing.
+#[derive(Debug, Deserialize)]
+pub struct WithdrawSpec {
+    pub quiet: Option<String>,
+    pub max_wait: Option<String>,
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -11,7 +11,10 @@ use tokio::sync::{watch, Notify};
 /// Shared by every worker thread.
 pub struct Drain {
     draining: watch::Sender<bool>,
-    open: AtomicUsize,
+    /// Client connections opened and finished since start; open ones are the difference. Two
+    /// counts rather than one gauge, so the count of new connections can be read too.
+    opened: AtomicU64,
+    finished: AtomicU64,
     closed: Notify,
 }
 
@@ -19,7 +22,8 @@ impl Drain {
     pub fn new() -> Arc<Drain> {
         Arc::new(Drain {
             draining: watch::channel(false).0,
-            open: AtomicUsize::new(0),
+            opened: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             closed: Notify::new(),
         })
     }
@@ -35,15 +39,23 @@ impl Drain {
 
     /// Counts a client connection as open until the guard drops.
     pub fn track(self: &Arc<Self>) -> OpenConnection {
-        self.open.fetch_add(1, Ordering::SeqCst);
+        self.opened.fetch_add(1, Ordering::SeqCst);
         OpenConnection(Arc::clone(self))
+    }
+
+    /// How many client connections have been opened since start: what the announcer watches
+    /// to see that routers have moved new flows away.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Resolves once no client connection is open.
     pub async fn until_idle(&self) {
         loop {
             let closed = self.closed.notified();
-            if self.open.load(Ordering::SeqCst) == 0 {
+            // Finished first: opened only grows, so equal counts mean none was open then.
+            let finished = self.finished.load(Ordering::SeqCst);
+            if self.opened.load(Ordering::SeqCst) == finished {
                 return;
             }
             closed.await;
@@ -107,7 +119,8 @@ pub struct OpenConnection(Arc<Drain>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let finished = self.0.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.0.opened.load(Ordering::SeqCst) == finished {
             self.0.closed.notify_waiters();
         }
     }
@@ -130,6 +143,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!idle.is_finished(), "idle with a connection still open");
         drop(second);
+        assert_eq!(drain.opened(), 2, "closing a connection does not unopen it");
         tokio::time::timeout(std::time::Duration::from_secs(5), idle)
             .await
             .unwrap()

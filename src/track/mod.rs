@@ -1,7 +1,7 @@
 //! Tracking: how the state of what a VRRP instance depends on (a backend's servers, a link)
 //! sets its effective priority, with keepalived's `track_script`/`track_interface` weights.
 //!
-//! Pure: the VRRP engine hands in each tracked item's weight and whether it is failing.
+//! This file is pure: the VRRP engine and the announcer hand in each tracked item's weight and whether it is failing.
 //!
 //! - A negative weight is subtracted while its item fails; a positive one is added while its
 //!   item is fine.
@@ -13,6 +13,8 @@
 //!   positive weights on an owner: they could only take it down to 254.
 
 pub mod data_plane;
+pub mod links;
+pub mod live;
 
 use crate::config::TrackWeight;
 

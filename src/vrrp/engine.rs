@@ -25,17 +25,17 @@ use super::instance::{envelope, Announcer, Command, Inbound, Instance, Link, Pha
 use super::machine::Event;
 use super::net::announce::{ArpAnnouncer, NeighborAnnouncer};
 use super::net::interface::Interface;
-use super::net::link::{watch_links, LinkStates};
 use super::net::netlink::Netlink;
 use super::net::socket::{VrrpReceiver, VrrpSender};
 use super::status::VrrpStatus;
 use super::sync_group::{Group, GroupMember};
 use super::tally::Tally;
-use super::tracking::Trackers;
 use crate::codec::vrrp as packet;
 use crate::config::{SyncGroup, TrackTarget, VrrpInstance};
 use crate::stats;
 use crate::track::data_plane::DataPlane;
+use crate::track::links::{watch_links, LinkStates};
+use crate::track::live::Trackers;
 
 /// How long opening an instance waits for an interface's IPv6 link-local address to finish
 /// duplicate address detection.

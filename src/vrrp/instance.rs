@@ -21,13 +21,13 @@ use super::notify::{Notifier, Transition};
 use super::status::{self, VrrpStatus};
 use super::sync_group::{GroupMember, Membership, Report};
 use super::tally::Tally;
-use super::tracking::Trackers;
 use crate::codec::vrrp::{
     self as packet, AdvertInterval, Advertisement, Authentication, ChecksumVariant, Envelope,
     SimpleTextPassword, Version,
 };
 use crate::config::{VrrpInstance, VrrpVersion};
 use crate::stats::VrrpStats;
+use crate::track::live::Trackers;
 use crate::track::Verdict;
 
 /// How long a VIP outlives its last refresh: after a crash (`kill -9`) the kernel drops it by

@@ -18,4 +18,3 @@ mod notify;
 pub mod status;
 mod sync_group;
 mod tally;
-pub mod tracking;

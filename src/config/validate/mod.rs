@@ -4,6 +4,7 @@
 mod access_log;
 mod admin;
 mod admin_api;
+mod announce;
 mod backends;
 mod check_kinds;
 mod compression;
@@ -20,6 +21,7 @@ mod server_roles;
 #[cfg(test)]
 mod test_support;
 mod tls_knobs;
+mod track;
 mod upgrades;
 mod upstream_tls;
 mod vrrp;
@@ -130,6 +132,8 @@ impl Validator {
             .map_or_else(Vec::new, |vrrp| self.vrrp(vrrp, &frontends, &backends));
         let admin = (spec.admin.and_then(Unit::read)).map(|admin| self.admin(admin, &frontends));
         let access_log = (spec.access_log.and_then(Unit::read)).map(|log| self.access_log(log));
+        let announce = (spec.announce.and_then(Unit::read))
+            .map(|announce| self.announce(announce, &frontends, &backends, &vrrp));
         Config {
             node,
             log_level,
@@ -138,7 +142,7 @@ impl Validator {
             vrrp,
             admin,
             access_log,
-            announce: None,
+            announce,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! - [`vip`]: virtual addresses with a kernel lifetime, so a VIP dies with the process holding it.
 //! - [`socket`]: raw VRRP sockets (IP protocol 112) for IPv4 and IPv6, receive and send.
 //! - [`announce`]: gratuitous ARP and unsolicited Neighbor Advertisements for a VIP.
-//! - [`link`]: whether tracked interfaces are up and running, from link notifications.
 //! - [`virtual_mac`]: the macvlan that carries the VRRP virtual MAC, and the sysctls it needs.
 //!
 //! Everything here acts in the network namespace of the thread that opens it: tests run it in a
@@ -13,7 +12,6 @@
 
 pub mod announce;
 pub mod interface;
-pub mod link;
 pub mod netlink;
 pub mod socket;
 pub mod vip;

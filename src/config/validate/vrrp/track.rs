@@ -1,10 +1,13 @@
-//! An instance's `track:` items: what it depends on, and what their failure does.
+//! An instance's `track:` items: what their failure does to it (keepalived's weights); what
+//! they depend on is read as `announce.track` reads it, in `validate/track.rs`.
 
 use super::super::super::model::*;
 use super::super::super::schema::*;
-use super::super::frontends::known_backends;
 use super::super::Validator;
 use crate::codec::vrrp as packet;
+
+/// The item shown when one names nothing to track.
+const EXAMPLE: &str = "{ backend: web_pool, weight: -50 }";
 
 impl Validator {
     /// One `track:` item; `None` when it is invalid (reported).
@@ -17,55 +20,7 @@ impl Validator {
         backends: &[Backend],
     ) -> Option<Track> {
         let weight = self.track_weight(&at, spec.weight.as_ref(), priority);
-        if spec.min_healthy.is_some() && spec.backend.is_none() {
-            self.error(
-                format!("{at}.min_healthy"),
-                "only applies to a backend; remove it",
-            );
-        }
-        let target = match (spec.backend, spec.frontend, spec.interface) {
-            (Some(backend), None, None) => {
-                self.tracked_backend(&at, &backend, spec.min_healthy.as_ref(), backends)
-            }
-            (None, Some(frontend), None) => {
-                let index = frontends.iter().position(|known| known.name == frontend);
-                if index.is_none() && !self.skipped_frontends.contains(&frontend) {
-                    let known: Vec<&str> = frontends.iter().map(|f| f.name.as_str()).collect();
-                    self.error(
-                        format!("{at}.frontend"),
-                        format!(
-                            "unknown frontend \"{frontend}\"; defined frontends: {}",
-                            if known.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    );
-                }
-                index.map(TrackTarget::Frontend)
-            }
-            (None, None, Some(interface)) => {
-                self.non_empty(format!("{at}.interface"), &interface);
-                Some(TrackTarget::Interface(interface))
-            }
-            (None, None, None) => {
-                self.error(
-                    at,
-                    "names nothing to track; give one of backend, frontend or interface, e.g. \
-                     { backend: web_pool, weight: -50 }",
-                );
-                None
-            }
-            _ => {
-                self.error(
-                    at,
-                    "names more than one of backend, frontend and interface; give each its \
-                     own item",
-                );
-                None
-            }
-        };
+        let target = self.track_target(at, spec, EXAMPLE, frontends, backends);
         Some(Track {
             target: target?,
             weight: weight?,
@@ -111,57 +66,6 @@ impl Validator {
         Some(match points {
             0 => TrackWeight::Fault,
             points => TrackWeight::Points(points),
-        })
-    }
-
-    fn tracked_backend(
-        &mut self,
-        at: &str,
-        name: &str,
-        min_healthy: Option<&IntegerSpec>,
-        backends: &[Backend],
-    ) -> Option<TrackTarget> {
-        let Some(index) = backends.iter().position(|backend| backend.name == name) else {
-            if !self.skipped_backends.iter().any(|skipped| skipped == name) {
-                self.error(
-                    format!("{at}.backend"),
-                    format!("unknown backend {name:?}; {}", known_backends(backends)),
-                );
-            }
-            return None;
-        };
-        let backend = &backends[index];
-        if backend.health_check.is_none() {
-            self.error(
-                format!("{at}.backend"),
-                format!(
-                    "backend {name:?} has no health_check, so its servers always count as up \
-                     and this would never fail; add a health_check to it"
-                ),
-            );
-            return None;
-        }
-        let servers = backend.servers.len();
-        let min_healthy = match min_healthy {
-            None => 1,
-            Some(text) => match text.0.parse::<usize>() {
-                Ok(count) if (1..=servers).contains(&count) => count,
-                _ => {
-                    self.error(
-                        format!("{at}.min_healthy"),
-                        format!(
-                            "min_healthy {} is out of range 1..={servers} (backend {name:?} has \
-                             {servers} servers): 0 would never fail and more would never pass",
-                            text.0
-                        ),
-                    );
-                    return None;
-                }
-            },
-        };
-        Some(TrackTarget::Backend {
-            backend: index,
-            min_healthy,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The live side of `track:`: reads each tracked item's current state and wakes an instance
-//! when one may have changed. The rule that turns states into a priority is [`crate::track`].
+//! The live side of `track:`: reads each tracked item's current state and wakes its owner (a
+//! VRRP instance, the announcer) when one may have changed. The rule that turns states into a
+//! priority is [`crate::track`].
 //!
 //! Trackers are built from the data plane a config runs with, and rebuilt from the new one at
 //! every reload: a backend or server is followed by its name, whatever state object carries it.
@@ -9,14 +10,14 @@ use std::sync::Arc;
 use futures_util::future::{select_all, BoxFuture, FutureExt as _};
 use tokio::sync::watch;
 
+use super::data_plane::DataPlane;
+use super::{ItemState, Verdict};
 use crate::backend::BackendState;
 use crate::config::{Track, TrackTarget, TrackWeight};
-use crate::track::data_plane::DataPlane;
-use crate::track::{self, ItemState, Verdict};
 
-use super::net::link::LinkStates;
+use super::links::LinkStates;
 
-/// One instance's tracked items.
+/// One owner's tracked items.
 pub struct Trackers {
     items: Vec<Item>,
 }
@@ -79,7 +80,7 @@ impl Trackers {
 
     /// The verdict for an instance of `configured` priority, from the items' current states.
     pub fn verdict(&self, configured: u8) -> Verdict {
-        track::verdict(
+        super::verdict(
             configured,
             self.items.iter().map(|item| ItemState {
                 weight: item.weight,
@@ -122,7 +123,7 @@ impl Source {
         match self {
             Source::Backend {
                 state, min_healthy, ..
-            } => track::backend_failing(state.servers_up(), *min_healthy),
+            } => super::backend_failing(state.servers_up(), *min_healthy),
             Source::Frontend { accepting, .. } => !*accepting.borrow(),
             Source::Interface { running, .. } => !*running.borrow(),
         }
