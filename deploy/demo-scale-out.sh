@@ -44,6 +44,8 @@ for node in "${BGP_NODES[@]}"; do bgp_node_start "$node"; done
 bgp_wait_paths "a b c" 30
 say "the router's route to $BGP_VIP, one next hop per node:"
 bgp_route_lines
+say "node a's view (tandem status):"
+bgp_announce_status a
 
 echo
 say "3,000 new connections from the client (kernel-chosen ports; the router hashes each 5-tuple):"
@@ -71,9 +73,12 @@ bgp_wait_paths "a b c" 20
 echo
 say "the client again; in 1 s node b's tandem gets kill -9"
 bgp_client_start 3 "$LAB_DIR/kill.out"
-kill -KILL "${BGP_NODE_PID[b]}"
-kill_gone=$(bgp_path_gone_ms b 3)
-wait "${BGP_NODE_PID[b]}" 2>/dev/null || true
+# (stderr off: bash would report the killed job as "Killed")
+{
+  kill -KILL "${BGP_NODE_PID[b]}"
+  kill_gone=$(bgp_path_gone_ms b 3)
+  wait "${BGP_NODE_PID[b]}" || true
+} 2>/dev/null
 bgp_client_wait "$LAB_DIR/kill.out"
 kill_gap=$CLIENT_GAP_MS
 report "kill -9" "the router dropped node b after $kill_gone ms (the kernel deleted tandem's TUN device with the process, and FRR withdrew)"
@@ -92,6 +97,8 @@ wait "${BGP_NODE_PID[c]}" || drain_exit=$?
 bgp_client_wait "$LAB_DIR/drain.out"
 drain_failed=$CLIENT_FAILED
 report "SIGTERM" "the router dropped node c after $drain_gone ms; tandem exited with status $drain_exit"
+say "node c's log:"
+bgp_announce_log c
 bgp_route_lines
 
 echo

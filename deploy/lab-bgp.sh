@@ -129,6 +129,15 @@ bgp_node_start() {
   BGP_NODE_PID[$node]=$LAB_LAST_PID
 }
 
+# Node $1's own view: the ANNOUNCE block of `tandem status`, indented for the tour.
+bgp_announce_status() {
+  ip netns exec "${BGP_NODE_NS[$1]}" "$TANDEM_BIN" status --admin 127.0.0.1:9900 |
+    sed -n '/^ANNOUNCE/,/^$/{/^$/d;s/^/           /;p}'
+}
+
+# What node $1's tandem logged about its announcement, indented for the tour.
+bgp_announce_log() { sed -n 's/.*tandem::announce: /           /p' "$LAB_DIR/node-$1.log"; }
+
 # The router's next hops for the VIP in its kernel, as node letters in order ("a b c"), or "".
 bgp_paths() {
   local route node out=""
