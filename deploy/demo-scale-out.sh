@@ -15,9 +15,9 @@
 # spread: who answered 3,000 new connections; the gaps: the longest time without a successful
 # answer; drain-failed: failed requests across the SIGTERM. It exits non-zero unless each node
 # got 20%..47% of the connections, the link-down gap is at most 300 ms, the killed node's route
-# went within 3 s (and the kill -9 gap is at most that), and the drain failed nothing. Everything it creates (namespaces, processes, a
-# temp directory) is removed on exit, also on Ctrl-C or failure; nothing touches the root
-# namespace. TANDEM_BIN=path skips the build.
+# went within 3 s (and the kill -9 gap is at most that), and the drain failed nothing.
+# Everything it creates (namespaces, processes, a temp directory) is removed on exit, also on
+# Ctrl-C or failure; nothing touches the root namespace. TANDEM_BIN=path skips the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=deploy/lab.sh
@@ -29,7 +29,6 @@ lab_require_root
 for daemon in zebra bgpd bfdd; do
   [ -x "/usr/lib/frr/$daemon" ] || die "/usr/lib/frr/$daemon not found: apt-get install frr"
 done
-command -v vtysh >/dev/null || die "vtysh not found: apt-get install frr"
 trap lab_down EXIT
 trap 'exit 130' INT TERM
 lab_build_tandem "$root"
@@ -54,7 +53,9 @@ say "answered by node $spread (failures: $(sed -n 's/^failures by kind: //p' "$L
 
 # Reports one disruption from the client's results; $1 names it, $2 is the router's reaction.
 report() {
-  say "client: $CLIENT_ATTEMPTS connections, $CLIENT_FAILED failed ($CLIENT_KINDS) within ${CLIENT_WINDOW_MS} ms; answers by node $CLIENT_BY_NODE"
+  local failed="none failed"
+  [ "$CLIENT_FAILED" = 0 ] || failed="$CLIENT_FAILED failed ($CLIENT_KINDS) within $CLIENT_WINDOW_MS ms"
+  say "client: $CLIENT_ATTEMPTS connections, $failed; answers by node $CLIENT_BY_NODE"
   say "$1: longest time without an answer $CLIENT_GAP_MS ms; $2"
 }
 
@@ -92,6 +93,8 @@ say "the client again, for 5 s; in 1 s node c's tandem gets SIGTERM (withdraw, w
 bgp_client_start 5 "$LAB_DIR/drain.out"
 kill -TERM "${BGP_NODE_PID[c]}"
 drain_gone=$(bgp_path_gone_ms c 3)
+# withdraw.quiet (1 s) after the last new client, then node.shutdown_timeout (5 s) at most.
+lab_wait 20 "node c's tandem exits after SIGTERM" bgp_node_exited c
 drain_exit=0
 wait "${BGP_NODE_PID[c]}" || drain_exit=$?
 bgp_client_wait "$LAB_DIR/drain.out"

@@ -2,7 +2,8 @@
 # Helpers for deploy/demo-scale-out.sh: the scale-out lab of network namespaces, where three
 # tandem nodes announce one VIP over BGP to a router running FRR, which spreads flows over them
 # (ECMP). Sourced after deploy/lab.sh, whose generic helpers it uses (lab_add_ns, lab_spawn,
-# lab_wait, lab_down, the python backend). Nothing here touches the root namespace.
+# lab_wait, lab_down, the python backend), by a script that sets $root (the source tree) and
+# $TANDEM_BIN. Nothing here touches the root namespace.
 #
 #   switch br0, 198.51.100.0/24: router .1, nodes a .11, b .12, c .13 (AS 64500; router 64496)
 #   client 192.0.2.100/25 <-> router 192.0.2.1/25 (a direct veth)
@@ -93,13 +94,6 @@ bgp_frr_start() {
   done
 }
 
-# vtysh against the FRR of $1 (router, a, b, c).
-bgp_vtysh() {
-  local name=$1
-  shift
-  vtysh --vty_socket "$LAB_DIR/frr-$name" "$@"
-}
-
 bgp_frr_up() {
   bgp_frr_start "$BGP_ROUTER" "$root/deploy/frr/router.conf" router
   local node
@@ -137,6 +131,9 @@ bgp_announce_status() {
 
 # What node $1's tandem logged about its announcement, indented for the tour.
 bgp_announce_log() { sed -n 's/.*tandem::announce: /           /p' "$LAB_DIR/node-$1.log"; }
+
+# Whether node $1's tandem has exited (bash reaps its children as they end).
+bgp_node_exited() { ! kill -0 "${BGP_NODE_PID[$1]}" 2>/dev/null; }
 
 # The router's next hops for the VIP in its kernel, as node letters in order ("a b c"), or "".
 bgp_paths() {
