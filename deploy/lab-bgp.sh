@@ -206,19 +206,21 @@ bgp_client_wait() {
 bgp_write_client() {
   cat >"$LAB_DIR/bgp_client.py" <<'EOF'
 # The scale-out demo's client. Each attempt is a new connection with one HTTP/1.1 GET
-# ("Connection: close"), successful with a 200 and a body within 1 s; the backend's answer,
+# ("Connection: close"), successful with a 200 and a body in time; the backend's answer,
 # "s1 via 198.51.100.11", names the node that proxied it.
-#   spread HOST PORT COUNT PARALLEL: COUNT attempts, PARALLEL at a time, from kernel-chosen ports.
-#     Prints "ADDRESS=N ..." (answers per node).
-#   gap HOST PORT DURATION: an attempt every 5 ms for DURATION seconds. Prints "attempts ok failed
-#     gap_ms window_ms ADDRESS=N ...": gap_ms is the longest time without a successful answer (by
-#     completion time), window_ms the time from the first failed attempt's start to the last
-#     one's end.
+#   spread HOST PORT COUNT PARALLEL: COUNT attempts, PARALLEL at a time, from kernel-chosen ports,
+#     each given 5 s (it counts where connections go, not how fast; a SYN lost on a busy machine
+#     is sent again after 1 s). Prints "ADDRESS=N ..." (answers per node).
+#   gap HOST PORT DURATION: an attempt every 5 ms for DURATION seconds, each given 1 s. Prints
+#     "attempts ok failed gap_ms window_ms ADDRESS=N ...": gap_ms is the longest time without a
+#     successful answer (by completion time), window_ms the time from the first failed attempt's
+#     start to the last one's end.
 # Failures by kind go to stderr.
 import asyncio, sys, time
 
 mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-PERIOD, TIMEOUT = 0.005, 1.0
+PERIOD = 0.005
+TIMEOUT = 5.0 if mode == "spread" else 1.0
 request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
 results = []   # (start, end, node or None)
 errors = {}
