@@ -13,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 
 use futures_util::TryStreamExt as _;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute};
 use netlink_packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::{AddressMessageBuilder, Handle, RouteMessageBuilder};
 
@@ -102,6 +103,17 @@ impl Device {
             .map_err(fail("looking it up"))?
             .expect("the kernel lists an interface it has just created");
         let index = link.header.index;
+        // Before it is up, so it never has one: a link-local address would only send router
+        // solicitations into a device nobody reads.
+        let no_link_local =
+            LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+                In6AddrGenMode::None,
+            )])]);
+        let quiet = rtnetlink::LinkUnspec::new_with_index(index)
+            .append_extra_attribute(no_link_local)
+            .build();
+        (handle.link().set(quiet).execute().await)
+            .map_err(fail("turning off its IPv6 link-local address"))?;
         let up = rtnetlink::LinkUnspec::new_with_index(index).up().build();
         (handle.link().set(up).execute().await).map_err(fail("setting it up"))?;
         Ok(Device {

@@ -145,6 +145,7 @@ impl Announcer {
             announced: Vec::new(),
             accepting: Vec::new(),
             drained: false,
+            judged: false,
             status,
             arrivals,
         };
@@ -211,6 +212,9 @@ struct Task {
     /// Addresses with tandem's `local` route now.
     accepting: Vec<IpAddr>,
     drained: bool,
+    /// Whether every tracked server has had a health verdict once. Latched: a reload that adds
+    /// a server must not withdraw a serving node (every node reloads at about the same time).
+    judged: bool,
     status: watch::Sender<Status>,
     arrivals: Arrivals,
 }
@@ -251,11 +255,8 @@ impl Task {
     /// Makes the device hold exactly what the node's state says it should announce.
     async fn reconcile(&mut self) {
         let failing = self.trackers.failing();
-        let state = State::of(
-            self.drained,
-            failing.is_empty(),
-            self.trackers.verdicts_in(),
-        );
+        self.judged = self.judged || self.trackers.verdicts_in();
+        let state = State::of(self.drained, failing.is_empty(), self.judged);
         let wanted: &[IpAddr] = match state {
             State::Announced => &self.config.addresses,
             State::Withdrawn | State::Drained => &[],
@@ -285,12 +286,7 @@ impl Task {
         self.announced = kept;
         let previous = self.status.borrow().state;
         if changed || previous != state {
-            log_change(
-                state,
-                &self.config.addresses,
-                &failing,
-                self.trackers.verdicts_in(),
-            );
+            log_change(state, &self.config.addresses, &failing, self.judged);
         }
         self.status.send_if_modified(|status| {
             let now = Status {
@@ -395,7 +391,7 @@ impl Task {
     }
 }
 
-fn log_change(state: State, addresses: &[IpAddr], failing: &[String], verdicts_in: bool) {
+fn log_change(state: State, addresses: &[IpAddr], failing: &[String], judged: bool) {
     let addresses = (addresses.iter())
         .map(IpAddr::to_string)
         .collect::<Vec<_>>()
@@ -406,7 +402,7 @@ fn log_change(state: State, addresses: &[IpAddr], failing: &[String], verdicts_i
         State::Withdrawn if !failing.is_empty() => {
             tracing::warn!("announce: withdrawing {addresses}: {}", failing.join(", "));
         }
-        State::Withdrawn if !verdicts_in => tracing::info!(
+        State::Withdrawn if !judged => tracing::info!(
             "announce: not announcing {addresses} until tracked servers have had a health check"
         ),
         State::Withdrawn => tracing::warn!("announce: withdrawing {addresses}"),

@@ -15,11 +15,11 @@ pub enum State {
 }
 
 impl State {
-    /// From the node's situation. A node that starts announces only once its tracked backends
-    /// have had a verdict: before that "up" is a guess, and a node that announces too early
-    /// attracts connections it may have to refuse.
-    pub fn of(drained: bool, tracks_fine: bool, verdicts_in: bool) -> State {
-        match (drained, tracks_fine && verdicts_in) {
+    /// From the node's situation. A node that starts announces only once its tracked servers
+    /// have been `judged` (each has had a health verdict): before that "up" is a guess, and a
+    /// node that announces too early attracts connections it may have to refuse.
+    pub fn of(drained: bool, tracks_fine: bool, judged: bool) -> State {
+        match (drained, tracks_fine && judged) {
             (true, _) => State::Drained,
             (false, true) => State::Announced,
             (false, false) => State::Withdrawn,
@@ -92,15 +92,15 @@ mod tests {
     fn announces_only_when_not_drained_and_every_track_is_fine_and_judged() {
         for drained in [false, true] {
             for tracks_fine in [false, true] {
-                for verdicts_in in [false, true] {
+                for judged in [false, true] {
                     let expected = if drained {
                         State::Drained
-                    } else if tracks_fine && verdicts_in {
+                    } else if tracks_fine && judged {
                         State::Announced
                     } else {
                         State::Withdrawn
                     };
-                    assert_eq!(State::of(drained, tracks_fine, verdicts_in), expected);
+                    assert_eq!(State::of(drained, tracks_fine, judged), expected);
                 }
             }
         }

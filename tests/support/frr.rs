@@ -1,5 +1,6 @@
-//! FRR's vrrpd (Debian's `frr`) as a VRRP peer in a lab host: zebra and vrrpd run as user `frr`
-//! from a world-writable state directory, with their sockets there, and are killed on drop.
+//! FRR (Debian's `frr`) in lab hosts: its vrrpd as a VRRP peer, and [`Daemons`], the daemons of
+//! one namespace (zebra and vrrpd here, zebra, bgpd and bfdd in the BGP lab), which run as user
+//! `frr` from a world-writable state directory, with their sockets there, and are killed on drop.
 //!
 //! FRR does not create the virtual MAC's macvlan: like an operator, [`FrrHost::prepare`] creates
 //! it with the VIP on it, and vrrpd keeps it protodown while it is not master.
@@ -72,16 +73,13 @@ impl FrrHost {
 pub struct Frr {
     namespace: String,
     macvlan: String,
-    daemons: Vec<Child>,
-    dir: tempfile::TempDir,
+    daemons: Daemons,
 }
 
 impl Frr {
     /// Starts zebra and vrrpd with `priority` (v3, 100 ms adverts, preempting).
     pub fn start(host: &FrrHost, priority: u8) -> Frr {
         let vip_keyword = if host.vip.contains(':') { "ipv6" } else { "ip" };
-        let dir = tempfile::tempdir().unwrap();
-        make_world_writable(dir.path());
         let config = format!(
             "hostname frr-{namespace}\n\
              interface eth0\n \
@@ -92,42 +90,11 @@ impl Frr {
             namespace = host.namespace,
             vip = host.vip,
         );
-        std::fs::write(dir.path().join("frr.conf"), config).unwrap();
-        let mut frr = Frr {
+        Frr {
             namespace: host.namespace.clone(),
             macvlan: host.macvlan.clone(),
-            daemons: Vec::new(),
-            dir,
-        };
-        frr.spawn("zebra");
-        let api = frr.dir.path().join("zserv.api");
-        wait_until(
-            Duration::from_secs(10),
-            "zebra opens its API socket",
-            || api.exists(),
-        );
-        frr.spawn("vrrpd");
-        frr
-    }
-
-    fn spawn(&mut self, daemon: &str) {
-        let dir = self.dir.path();
-        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-        let log = std::fs::File::create(dir.join(format!("{daemon}.out"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.namespace])
-            .arg(format!("{FRR_BIN}/{daemon}"))
-            .args(["-P", "0", "-u", "frr", "-g", "frr"])
-            .args(["-i", &path(&format!("{daemon}.pid"))])
-            .args(["-z", &path("zserv.api")])
-            .args(["--vty_socket", &path("")])
-            .args(["-f", &path("frr.conf")])
-            .args(["--log", &format!("file:{}", path(&format!("{daemon}.log")))])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|error| panic!("starting {daemon}: {error} (apt-get install frr)"));
-        self.daemons.push(child);
+            daemons: Daemons::start(&host.namespace, &config, &["zebra", "vrrpd"]),
+        }
     }
 
     /// Whether vrrpd is master: it keeps the macvlan protodown otherwise.
@@ -146,18 +113,131 @@ impl Frr {
 
     /// vrrpd's log, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("vrrpd.log")).unwrap_or_default()
+        self.daemons.log("vrrpd")
     }
 }
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        for daemon in self.daemons.iter_mut().rev() {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-        }
         if std::thread::panicking() {
             eprintln!("--- vrrpd log ---\n{}", self.log());
+        }
+    }
+}
+
+/// FRR daemons of one namespace, zebra first, run as user `frr` from a world-writable state
+/// directory that holds their sockets and the one frr.conf they all read; killed on drop.
+pub struct Daemons {
+    namespace: String,
+    names: Vec<&'static str>,
+    running: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemons {
+    /// Writes `config` as frr.conf and starts `names` (zebra first) in `namespace`.
+    pub fn start(namespace: &str, config: &str, names: &[&'static str]) -> Daemons {
+        let dir = tempfile::tempdir().unwrap();
+        make_world_writable(dir.path());
+        std::fs::write(dir.path().join("frr.conf"), config).unwrap();
+        let mut daemons = Daemons {
+            namespace: namespace.to_owned(),
+            names: names.to_vec(),
+            running: Vec::new(),
+            dir,
+        };
+        daemons.start_again();
+        daemons
+    }
+
+    /// Starts the daemons after [`Daemons::stop`], from the same state directory and config.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.running.is_empty(),
+            "FRR already runs in {}",
+            self.namespace
+        );
+        let api = self.dir.path().join("zserv.api");
+        // A socket left by a killed zebra would pass for the new one's.
+        let _ = std::fs::remove_file(&api);
+        for daemon in self.names.clone() {
+            self.spawn(daemon);
+            if daemon == "zebra" {
+                wait_until(
+                    Duration::from_secs(10),
+                    "zebra opens its API socket",
+                    || api.exists(),
+                );
+            }
+        }
+    }
+
+    /// Stops the daemons as an init script does (SIGTERM), and waits for them to exit.
+    pub fn stop(&mut self) {
+        for mut daemon in self.running.drain(..).rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &daemon.id().to_string()])
+                .status();
+            let _ = daemon.wait();
+        }
+    }
+
+    fn spawn(&mut self, daemon: &str) {
+        let dir = self.dir.path();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{daemon}.out")))
+            .unwrap();
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.namespace])
+            .arg(format!("{FRR_BIN}/{daemon}"))
+            .args(["-P", "0", "-u", "frr", "-g", "frr"])
+            .args(["-i", &path(&format!("{daemon}.pid"))])
+            .args(["-z", &path("zserv.api")])
+            .args(["--vty_socket", &path("")])
+            .args(["-f", &path("frr.conf")])
+            .args(["--log", &format!("file:{}", path(&format!("{daemon}.log")))]);
+        if daemon == "bfdd" {
+            command.args(["--bfdctl", &path("bfdd.sock")]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {daemon}: {error} (apt-get install frr)"));
+        self.running.push(child);
+    }
+
+    /// `daemon`'s log and what it wrote to stderr, for failure messages.
+    pub fn log(&self, daemon: &str) -> String {
+        let read = |file: String| std::fs::read_to_string(self.dir.path().join(file));
+        let log = read(format!("{daemon}.log")).unwrap_or_default();
+        let stderr = read(format!("{daemon}.out")).unwrap_or_default();
+        log + &stderr
+    }
+
+    /// What `vtysh -c command` shows, for failure messages.
+    pub fn show(&self, command: &str) -> String {
+        let output = Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(self.dir.path())
+            .args(["-c", command])
+            .output();
+        match output {
+            Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+            Err(error) => format!("vtysh: {error}"),
+        }
+    }
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for daemon in self.running.iter_mut().rev() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness: real servers on loopback, a real tandem process, and clients.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod bgp_lab;
 pub mod check_peers;
 pub mod edge;
 pub mod frr;
