@@ -48,6 +48,7 @@ fn check_accepts_every_shipped_config() {
             "demo-node-a.yaml",
             "demo-node-b.yaml",
             "rules-example.yaml",
+            "scale-out-node.yaml",
             "tandem.yaml",
             "vrrp-example.yaml"
         ]
