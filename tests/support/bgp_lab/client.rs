@@ -19,6 +19,9 @@ use crate::support::lab::{join, run_in, spawn_in};
 const PERIOD: Duration = Duration::from_millis(5);
 /// An attempt that has no answer by then failed (a lost SYN is sent again only after 1 s).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How late a test sees the router's paths change: it looks every 10 ms, and `ip route`
+/// takes a few more.
+const SWITCH_SEEN_WITHIN: Duration = Duration::from_millis(50);
 /// However the test goes, the paced client stops after this long.
 const LONGEST_RUN: Duration = Duration::from_secs(90);
 
@@ -137,6 +140,28 @@ impl Run {
     pub fn failures(&self) -> Vec<&Attempt> {
         let failed = |attempt: &&Attempt| attempt.outcome.is_err();
         self.attempts.iter().filter(failed).collect()
+    }
+
+    /// The failures a change of the router's paths, seen at one of `switches`, does not
+    /// explain, and how many it does. Routers doing ECMP keep no state per connection: when
+    /// the set of paths changes, the next packets of a connection under way may hash to
+    /// another node, which has no socket for it and resets it. That explains a reset of a
+    /// connection in flight at a switch (started before it was seen, ended at most
+    /// `SWITCH_SEEN_WITHIN` before), and nothing else: a refusal, a time-out or an error
+    /// answer is the node's doing.
+    pub fn failures_apart_from_switches(&self, switches: &[Instant]) -> (Vec<&Attempt>, usize) {
+        let moved = |attempt: &Attempt| {
+            let reset = (attempt.outcome.as_ref()).is_err_and(|why| why.contains("reset by peer"));
+            reset
+                && switches.iter().any(|&seen| {
+                    attempt.started <= seen && attempt.ended + SWITCH_SEEN_WITHIN >= seen
+                })
+        };
+        let (explained, unexplained): (Vec<&Attempt>, Vec<&Attempt>) = self
+            .failures()
+            .into_iter()
+            .partition(|attempt| moved(attempt));
+        (unexplained, explained.len())
     }
 
     /// From the start of the first failed attempt to the start of the last: how long a new
