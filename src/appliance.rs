@@ -228,7 +228,7 @@ pub fn run(config: Config, path: &Path) -> anyhow::Result<()> {
         // Routers first: they move new flows to the other nodes while this one still takes
         // every connection that reaches it.
         if let Some(announcer) = &running.announcer {
-            announcer.drain().await;
+            announcer.shut_down().await;
         }
         // Keep serving on the VIPs until the peer holds them, so no client is turned away; then
         // stop accepting, and keep the VIPs until the connections on them have finished.
@@ -472,7 +472,8 @@ impl Running {
                 let arrivals = Arc::clone(&self.arrivals);
                 self.announcer = Some(Announcer::start(netlink, prepared, arrivals));
             }
-            (Some(announcer), None) => announcer.release().await,
+            // Off the control loop: a drain under way finishes first.
+            (Some(announcer), None) => drop(tokio::spawn(announcer.release())),
             (None, None) => {}
         }
     }

@@ -144,7 +144,7 @@ fn an_operator_drain_answers_once_the_router_has_moved_away_and_ready_brings_the
         let answered = Instant::now();
         assert!(ok, "tandem ctl announce drain: {drained}");
         // The drain answers only once new flows have left: the router has moved away by then.
-        assert_eq!(lab.router_paths(), ["b", "c"], "{drained}");
+        assert!(withdrawn <= answered, "{drained}");
         client.wait_for_answers(&["b", "c"], SETTLED, SETTLE);
         let drained_until = Instant::now();
         let (ok, said) = lab.ctl(0, &["announce", "ready"]);

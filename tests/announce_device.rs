@@ -29,6 +29,7 @@ fn config_with(socket: &Path, servers: &str, announce: &str) -> String {
         "node: {{ name: n1, threads: 1 }}
 frontends:
   - {{ name: app, listen: \"0.0.0.0:80\", mode: tcp, backend: app }}
+  - {{ name: app6, listen: \"[{ADDRESS6}]:80\", mode: tcp, backend: app }}
 backends:
   - name: app
     servers: [ {{ name: s1, address: \"127.0.0.1:9000\" }}{servers} ]
@@ -144,6 +145,7 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     });
     assert!(accepted_locally(node, ADDRESS) && accepted_locally(node, ADDRESS6));
     assert_eq!(answer_on(node, ADDRESS).as_deref(), Some("app"));
+    assert_eq!(answer_on(node, ADDRESS6).as_deref(), Some("app"));
     assert_eq!(announce_status(node, &socket)["state"], "announced");
 
     // The tracked backend fails: withdrawn, and /status says why.
@@ -231,11 +233,19 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
     assert!(on_device(node, "tandem0").is_none());
     assert!(accepted_locally(node, SECOND));
 
-    // A broken file changes nothing.
+    // A broken file changes nothing: one refused by validation, and one whose device the
+    // kernel refuses (eth0 exists) once the rest is prepared.
     let broken = config(&socket, &announce("tandem7", &["fe80::1"]));
     let log = futures_block_on(tandem.reload(&broken));
-    assert!(log.contains("reload failed"), "{log}");
+    assert_eq!(log.matches("reload failed").count(), 1, "{log}");
+    let third = "203.0.113.12";
+    let refused = config(&socket, &announce("eth0", &[ADDRESS, SECOND, third]));
+    let log = futures_block_on(tandem.reload(&refused));
+    assert_eq!(log.matches("reload failed").count(), 2, "{log}");
+    assert!(log.contains("eth0: cannot create the TUN device"), "{log}");
     assert!(announced(node, "tandem7", &[ADDRESS, SECOND]));
+    assert!(!accepted_locally(node, third));
+    assert!(!announced(node, "eth0", &[third]));
 
     // Without announce: withdrawn, device and local routes gone.
     let log = futures_block_on(tandem.reload(&config(&socket, "")));

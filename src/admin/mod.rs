@@ -339,7 +339,7 @@ fn set_gauges(status: &Status) {
         }
     }
     if let Some(announce) = &status.announce {
-        for state in ["announced", "withdrawn", "drained"] {
+        for state in crate::announce::state::State::ALL.map(|state| state.name()) {
             gauge!("tandem_announce_state", "state" => state).set(flag(announce.state == state));
         }
     }

@@ -17,8 +17,6 @@ use netlink_packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, Link
 use netlink_packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::{AddressMessageBuilder, Handle, RouteMessageBuilder};
 
-/// `_IOW('T', 202, int)`, which libc does not name.
-const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
 /// The `local` routes tandem adds carry this protocol number, so removing them never removes
 /// one the kernel made for an address the operator put on the node.
 const ROUTE_PROTOCOL: u8 = 87;
@@ -27,15 +25,15 @@ const LOCAL_TABLE: u32 = 255;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("announce.interface {name}: cannot open /dev/net/tun: {source} (is the tun module loaded, and may tandem use the device?)")]
+    #[error("announce.interface {name}: cannot open /dev/net/tun (is the tun module loaded, and may tandem use the device?)")]
     Open { name: String, source: io::Error },
-    #[error("announce.interface {name}: cannot create the TUN device: {source}{hint}")]
+    #[error("announce.interface {name}: cannot create the TUN device{hint}")]
     Create {
         name: String,
         source: io::Error,
         hint: &'static str,
     },
-    #[error("announce.interface {name}: {action}: {source}")]
+    #[error("announce.interface {name}: {action}")]
     Netlink {
         name: String,
         action: &'static str,
@@ -76,13 +74,18 @@ impl Device {
         for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
             *slot = byte as libc::c_char;
         }
-        request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        // Exclusive: a device of that name already there (another tandem's, or a persistent one
+        // made with `ip tuntap`, which would outlive this process) is refused, not joined.
+        let flags = libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_TUN_EXCL;
+        request.ifr_ifru.ifru_flags = flags as libc::c_short;
         // SAFETY: the descriptor is open, and TUNSETIFF reads and writes one ifreq.
-        if unsafe { libc::ioctl(descriptor.as_raw_fd(), TUNSETIFF, &mut request) } < 0 {
+        if unsafe { libc::ioctl(descriptor.as_raw_fd(), libc::TUNSETIFF, &mut request) } < 0 {
             let source = io::Error::last_os_error();
             let hint = match source.raw_os_error() {
-                Some(libc::EBUSY) => " (another process holds it: is another tandem running?)",
-                Some(libc::EINVAL) => " (an interface of that name exists and is not a TUN device)",
+                Some(libc::EBUSY) => {
+                    " (an interface of that name exists: another tandem's device, one made with \
+                     `ip tuntap`, or another interface; name another, or remove it)"
+                }
                 _ => "",
             };
             return Err(DeviceError::Create {
@@ -112,8 +115,11 @@ impl Device {
         let quiet = rtnetlink::LinkUnspec::new_with_index(index)
             .append_extra_attribute(no_link_local)
             .build();
-        (handle.link().set(quiet).execute().await)
-            .map_err(fail("turning off its IPv6 link-local address"))?;
+        match handle.link().set(quiet).execute().await {
+            // IPv6 is off in this kernel (ipv6.disable=1): no link-local address either.
+            Err(error) if errno(&error) == Some(libc::EAFNOSUPPORT) => {}
+            other => other.map_err(fail("turning off its IPv6 link-local address"))?,
+        }
         let up = rtnetlink::LinkUnspec::new_with_index(index).up().build();
         (handle.link().set(up).execute().await).map_err(fail("setting it up"))?;
         Ok(Device {
@@ -194,14 +200,18 @@ fn host_prefix(address: IpAddr) -> u8 {
     }
 }
 
-/// `result`, with the kernel's `errno` (that the change was already made) taken as success.
-fn ignore(result: Result<(), rtnetlink::Error>, errno: i32) -> Result<(), rtnetlink::Error> {
+/// `result`, with the kernel's `done` errno (that the change was already made) taken as
+/// success.
+fn ignore(result: Result<(), rtnetlink::Error>, done: i32) -> Result<(), rtnetlink::Error> {
     match result {
-        Err(rtnetlink::Error::NetlinkError(message))
-            if message.to_io().raw_os_error() == Some(errno) =>
-        {
-            Ok(())
-        }
+        Err(error) if errno(&error) == Some(done) => Ok(()),
         other => other,
+    }
+}
+
+fn errno(error: &rtnetlink::Error) -> Option<i32> {
+    match error {
+        rtnetlink::Error::NetlinkError(message) => message.to_io().raw_os_error(),
+        _ => None,
     }
 }

@@ -34,6 +34,8 @@ use state::{Settle, Settling, State};
 
 /// How often a drain looks at the count of new connections.
 const SETTLE_LOOK: Duration = Duration::from_millis(50);
+/// How soon an address the kernel refused to add or remove is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// The count of client connections opened since start, over every frontend.
 pub type Arrivals = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -75,6 +77,8 @@ enum Command {
     Commit(Prepared),
     /// Withdraw and stay withdrawn; answered once routers have moved new flows away.
     Drain(oneshot::Sender<String>),
+    /// A drain that `Ready` cannot undo: the process is stopping.
+    Shutdown(oneshot::Sender<String>),
     /// Announce again when the trackers allow.
     Ready(oneshot::Sender<String>),
     /// Withdraw, stop accepting the addresses, and delete the device.
@@ -140,11 +144,13 @@ impl Announcer {
             handle,
             config,
             trackers,
-            _links: links,
+            link_watch: links,
             device,
             announced: Vec::new(),
             accepting: Vec::new(),
             drained: false,
+            stopping: false,
+            logged: None,
             judged: false,
             status,
             arrivals,
@@ -159,9 +165,10 @@ impl Announcer {
         let _ = self.control.commands.send(Command::Commit(prepared));
     }
 
-    /// See [`Control::drain`].
-    pub async fn drain(&self) -> String {
-        self.control.drain().await
+    /// Withdraws for good (a `ready` from the runtime API no longer undoes it) and answers as
+    /// [`Control::drain`] does: the first step of shutting down.
+    pub async fn shut_down(&self) -> String {
+        self.control.ask(Command::Shutdown).await
     }
 
     /// Withdraws (at once), stops accepting the addresses and deletes the device: the last
@@ -205,13 +212,18 @@ struct Task {
     handle: Handle,
     config: Announce,
     trackers: Trackers,
-    _links: Option<AbortOnDropHandle<()>>,
+    /// Keeps the tracked links followed.
+    link_watch: Option<AbortOnDropHandle<()>>,
     device: Device,
     /// Addresses on the device now.
     announced: Vec<IpAddr>,
     /// Addresses with tandem's `local` route now.
     accepting: Vec<IpAddr>,
     drained: bool,
+    /// Shutting down: drained for good, whatever the runtime API asks.
+    stopping: bool,
+    /// The state last logged.
+    logged: Option<State>,
     /// Whether every tracked server has had a health verdict once. Latched: a reload that adds
     /// a server must not withdraw a serving node (every node reloads at about the same time).
     judged: bool,
@@ -223,9 +235,11 @@ impl Task {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         self.accept_configured().await;
         loop {
-            self.reconcile().await;
+            let settled = self.reconcile().await;
             let command = tokio::select! {
                 () = self.trackers.changed() => continue,
+                // What the kernel refused is asked again, while it is still wanted.
+                () = tokio::time::sleep(RETRY), if !settled => continue,
                 command = commands.recv() => command,
             };
             match command {
@@ -235,12 +249,21 @@ impl Task {
                     self.reconcile().await;
                     let _ = reply.send(self.settle().await);
                 }
+                Some(Command::Shutdown(reply)) => {
+                    self.stopping = true;
+                    self.drained = true;
+                    self.reconcile().await;
+                    let _ = reply.send(self.settle().await);
+                }
                 Some(Command::Ready(reply)) => {
-                    self.drained = false;
-                    let _ = reply.send(
-                        "announce: ready: announcing again once every tracked item is healthy"
-                            .into(),
-                    );
+                    let line = match self.stopping {
+                        true => "announce: stopping: the node stays withdrawn",
+                        false => {
+                            self.drained = false;
+                            "announce: ready: announcing again once every tracked item is healthy"
+                        }
+                    };
+                    let _ = reply.send(line.into());
                 }
                 Some(Command::Release(reply)) => {
                     self.release().await;
@@ -252,8 +275,9 @@ impl Task {
         }
     }
 
-    /// Makes the device hold exactly what the node's state says it should announce.
-    async fn reconcile(&mut self) {
+    /// Makes the device hold exactly what the node's state says it should announce; false when
+    /// the kernel refused part of it.
+    async fn reconcile(&mut self) -> bool {
         let failing = self.trackers.failing();
         self.judged = self.judged || self.trackers.verdicts_in();
         let state = State::of(self.drained, failing.is_empty(), self.judged);
@@ -283,16 +307,23 @@ impl Task {
             }
         }
         let changed = kept != self.announced;
+        let settled = kept.len() == wanted.len();
         self.announced = kept;
-        let previous = self.status.borrow().state;
-        if changed || previous != state {
+        if changed || self.logged != Some(state) {
             log_change(state, &self.config.addresses, &failing, self.judged);
+            self.logged = Some(state);
         }
+        // What routers are told, not what is wanted: a node with no address on its device
+        // announces nothing, whatever its tracks say.
+        let shown = match (state, self.announced.is_empty()) {
+            (State::Announced, true) => State::Withdrawn,
+            _ => state,
+        };
         self.status.send_if_modified(|status| {
             let now = Status {
                 interface: self.config.interface.clone(),
-                addresses: self.config.addresses.clone(),
-                state,
+                addresses: self.announced.clone(),
+                state: shown,
                 failing,
             };
             *status != now && {
@@ -300,6 +331,7 @@ impl Task {
                 true
             }
         });
+        settled
     }
 
     /// Waits until routers have moved new flows away (see [`Settling`]).
@@ -349,31 +381,37 @@ impl Task {
         }
         self.config = config;
         self.trackers = trackers;
-        self._links = links;
+        self.link_watch = links;
+        // Accept a new address before announcing it, and withdraw a dropped one before no
+        // longer accepting it.
         self.accept_configured().await;
+        self.reconcile().await;
+        self.forget_unconfigured().await;
     }
 
-    /// Adds the `local` route of every configured address, and removes those of addresses no
-    /// longer configured.
+    /// Adds the `local` route of every configured address that has none.
     async fn accept_configured(&mut self) {
-        let handle = &self.handle;
-        let mut accepting = Vec::with_capacity(self.config.addresses.len());
-        for &address in &self.accepting {
-            if self.config.addresses.contains(&address) {
-                accepting.push(address);
-            } else if let Err(error) = device::stop_accepting_locally(handle, address).await {
-                tracing::warn!(%address, %error, "announce: cannot remove the local route of an address no longer announced");
-            }
-        }
         for &address in &self.config.addresses {
-            if accepting.contains(&address) {
+            if self.accepting.contains(&address) {
                 continue;
             }
-            match device::accept_locally(handle, address).await {
-                Ok(()) => accepting.push(address),
+            match device::accept_locally(&self.handle, address).await {
+                Ok(()) => self.accepting.push(address),
                 Err(error) => {
                     tracing::error!(%address, %error, "announce: cannot add the local route that accepts the address; connections to it are refused unless it is on an interface")
                 }
+            }
+        }
+    }
+
+    /// Removes the `local` route of every address no longer configured (once withdrawn).
+    async fn forget_unconfigured(&mut self) {
+        let mut accepting = Vec::with_capacity(self.accepting.len());
+        for &address in &self.accepting {
+            if self.config.addresses.contains(&address) {
+                accepting.push(address);
+            } else if let Err(error) = device::stop_accepting_locally(&self.handle, address).await {
+                tracing::warn!(%address, %error, "announce: cannot remove the local route of an address no longer announced");
             }
         }
         self.accepting = accepting;

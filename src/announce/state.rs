@@ -15,6 +15,8 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 3] = [State::Announced, State::Withdrawn, State::Drained];
+
     /// From the node's situation. A node that starts announces only once its tracked servers
     /// have been `judged` (each has had a health verdict): before that "up" is a guess, and a
     /// node that announces too early attracts connections it may have to refuse.

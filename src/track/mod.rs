@@ -1,7 +1,8 @@
 //! Tracking: how the state of what a VRRP instance depends on (a backend's servers, a link)
 //! sets its effective priority, with keepalived's `track_script`/`track_interface` weights.
 //!
-//! This file is pure: the VRRP engine and the announcer hand in each tracked item's weight and whether it is failing.
+//! This file is pure: the VRRP engine hands in each tracked item's weight and whether it is
+//! failing; the announcer only asks whether any item fails (`live::Trackers::failing`).
 //!
 //! - A negative weight is subtracted while its item fails; a positive one is added while its
 //!   item is fine.

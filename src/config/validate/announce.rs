@@ -97,6 +97,15 @@ impl Validator {
                 ),
             );
         }
+        if name.contains('%') {
+            self.error(
+                field,
+                format!(
+                    "interface name {name:?} contains %, which the kernel takes as a number to \
+                     fill in (tandem%d makes tandem0): name the device as it will be"
+                ),
+            );
+        }
         if name == LOOPBACK {
             self.error(
                 field,
@@ -468,6 +477,12 @@ mod tests {
             ("\"vips\\0\"", refused("vips\0", "'\\0'")),
             // U+00E0 is C3 A0 in UTF-8, and the kernel's isspace takes 0xA0 for a space.
             ("vipsà", refused("vipsà", "'à'")),
+            (
+                "tandem%d",
+                "interface name \"tandem%d\" contains %, which the kernel takes as a number to \
+                 fill in (tandem%d makes tandem0): name the device as it will be"
+                    .to_owned(),
+            ),
             (
                 "lo",
                 "lo is the loopback interface; announce needs a device of its own, which tandem \
