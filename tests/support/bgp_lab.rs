@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::frr::Daemons;
-use super::lab::{join, spawn_in};
+use super::lab::{ip, join, may_run_as_root, run, spawn_in};
 use super::Tandem;
 
 /// The address the nodes announce and serve on port 80.
@@ -85,12 +85,7 @@ impl BgpLab {
     /// Builds the lab with FRR running everywhere and the backends serving, but no tandem yet.
     /// Returns None, after saying why, when the test can't run here (under CI=true it fails).
     pub fn new() -> Option<BgpLab> {
-        if !nix::unistd::Uid::effective().is_root() {
-            let why = "the BGP lab needs root (network namespaces)";
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{why}, and CI must run it");
-            }
-            eprintln!("skipped: {why}");
+        if !may_run_as_root("the BGP lab needs root (network namespaces)") {
             return None;
         }
         let prefix = format!(
@@ -591,20 +586,4 @@ fn link_pair(
         ip(&["-n", far_namespace, "addr", "add", address, "dev", "eth0"]);
     }
     ip(&["-n", far_namespace, "link", "set", "eth0", "up"]);
-}
-
-fn ip(args: &[&str]) -> String {
-    run(Command::new("ip").args(args))
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -40,12 +40,7 @@ impl Lab {
     /// Builds a segment of `count` hosts, each with `eth0` at 198.51.100.(11+i)/24 and
     /// 2001:db8::(11+i)/64. Returns None, after saying why, when the test can't run here.
     pub fn new(count: u8, dad: Dad) -> Option<Lab> {
-        if !nix::unistd::Uid::effective().is_root() {
-            let why = "VRRP network tests need root (network namespaces, raw sockets)";
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{why}, and CI must run them");
-            }
-            eprintln!("skipped: {why}");
+        if !may_run_as_root("VRRP network tests need root (network namespaces, raw sockets)") {
             return None;
         }
         let prefix = format!(
@@ -267,6 +262,19 @@ impl Drop for Lab {
     }
 }
 
+/// Whether this process is root, as namespace labs need; when it isn't, says `why` and, under
+/// CI=true (where every test must run), fails.
+pub fn may_run_as_root(why: &str) -> bool {
+    if nix::unistd::Uid::effective().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}, and CI must run them");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
 /// Runs `task` on a new thread inside `namespace`, on a tokio runtime created there.
 pub fn spawn_in<T, F, Fut>(namespace: &str, task: F) -> JoinHandle<T>
 where
@@ -330,11 +338,13 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
     }
 }
 
-fn ip(args: &[&str]) -> String {
+/// `ip ARGS`, which must succeed; its output.
+pub fn ip(args: &[&str]) -> String {
     run(Command::new("ip").args(args))
 }
 
-fn run(command: &mut Command) -> String {
+/// Runs `command`, which must succeed; its output.
+pub fn run(command: &mut Command) -> String {
     let output = command
         .output()
         .unwrap_or_else(|error| panic!("{command:?}: {error}"));
