@@ -322,7 +322,7 @@ impl Task {
         self.status.send_if_modified(|status| {
             let now = Status {
                 interface: self.config.interface.clone(),
-                addresses: self.announced.clone(),
+                addresses: self.config.addresses.clone(),
                 state: shown,
                 failing,
             };
