@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::lab::{run_in, wait_until, Dad, Lab};
 use support::pair::App;
-use support::Tandem;
+use support::{ctl, Tandem};
 
 const ADDRESS: &str = "203.0.113.10";
 const SECOND: &str = "203.0.113.11";
@@ -106,22 +106,14 @@ fn answer_on(namespace: &str, address: &'static str) -> Option<String> {
     })
 }
 
-fn ctl(namespace: &str, socket: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new("ip")
-        .args(["netns", "exec", namespace])
-        .arg(support::tandem_binary())
-        .args(["ctl", "--socket"])
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
+/// `tandem ctl`, succeeded or not, and what it said.
+fn ctl_ok(socket: &Path, args: &[&str]) -> (bool, String) {
+    let (code, said) = ctl(socket, args);
+    (code == 0, said)
 }
 
-fn announce_status(namespace: &str, socket: &Path) -> serde_json::Value {
-    let (ok, text) = ctl(namespace, socket, &["show", "--json"]);
+fn announce_status(socket: &Path) -> serde_json::Value {
+    let (ok, text) = ctl_ok(socket, &["show", "--json"]);
     assert!(ok, "tandem ctl show: {text}");
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     status["announce"].clone()
@@ -146,14 +138,14 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     assert!(accepted_locally(node, ADDRESS) && accepted_locally(node, ADDRESS6));
     assert_eq!(answer_on(node, ADDRESS).as_deref(), Some("app"));
     assert_eq!(answer_on(node, ADDRESS6).as_deref(), Some("app"));
-    assert_eq!(announce_status(node, &socket)["state"], "announced");
+    assert_eq!(announce_status(&socket)["state"], "announced");
 
     // The tracked backend fails: withdrawn, and /status says why.
     drop(app.take());
     wait_until(SOON, "the address is withdrawn", || {
         announced(node, "tandem0", &[])
     });
-    let status = announce_status(node, &socket);
+    let status = announce_status(&socket);
     assert_eq!(status["state"], "withdrawn");
     assert!(
         status["failing"][0]
@@ -168,12 +160,12 @@ fn announces_while_tracks_hold_withdraws_for_an_operator_and_dies_with_the_proce
     });
 
     // An operator drains: withdrawn until ready, while the node still takes connections.
-    let (ok, said) = ctl(node, &socket, &["announce", "drain"]);
+    let (ok, said) = ctl_ok(&socket, &["announce", "drain"]);
     assert!(ok && said.contains("drained"), "{said}");
     assert!(announced(node, "tandem0", &[]));
     assert_eq!(answer_on(node, ADDRESS).as_deref(), Some("app"));
-    assert_eq!(announce_status(node, &socket)["state"], "drained");
-    let (ok, said) = ctl(node, &socket, &["announce", "ready"]);
+    assert_eq!(announce_status(&socket)["state"], "drained");
+    let (ok, said) = ctl_ok(&socket, &["announce", "ready"]);
     assert!(ok, "{said}");
     wait_until(SOON, "the address is announced after ready", || {
         announced(node, "tandem0", &[ADDRESS, ADDRESS6])
@@ -209,10 +201,10 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
         &announce("tandem0", &[ADDRESS]),
     );
     let before = tandem.log().len();
-    let log = futures_block_on(tandem.reload(&more));
+    let log = tandem.reload_blocking(&more);
     assert!(log.contains("config reloaded"), "{log}");
     wait_until(SOON, "the new server has had its check", || {
-        let (ok, text) = ctl(node, &socket, &["show", "--json"]);
+        let (ok, text) = ctl_ok(&socket, &["show", "--json"]);
         let status: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         ok && status["backends"][0]["servers"][1]["state"] == "DOWN"
     });
@@ -225,7 +217,7 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
 
     // A second address, on a device of another name: the old device goes.
     let both = config(&socket, &announce("tandem7", &[ADDRESS, SECOND]));
-    let log = futures_block_on(tandem.reload(&both));
+    let log = tandem.reload_blocking(&both);
     assert!(log.matches("config reloaded").count() == 2, "{log}");
     wait_until(SOON, "both addresses on the new device", || {
         announced(node, "tandem7", &[ADDRESS, SECOND])
@@ -236,11 +228,11 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
     // A broken file changes nothing: one refused by validation, and one whose device the
     // kernel refuses (eth0 exists) once the rest is prepared.
     let broken = config(&socket, &announce("tandem7", &["fe80::1"]));
-    let log = futures_block_on(tandem.reload(&broken));
+    let log = tandem.reload_blocking(&broken);
     assert_eq!(log.matches("reload failed").count(), 1, "{log}");
     let third = "203.0.113.12";
     let refused = config(&socket, &announce("eth0", &[ADDRESS, SECOND, third]));
-    let log = futures_block_on(tandem.reload(&refused));
+    let log = tandem.reload_blocking(&refused);
     assert_eq!(log.matches("reload failed").count(), 2, "{log}");
     assert!(log.contains("eth0: cannot create the TUN device"), "{log}");
     assert!(announced(node, "tandem7", &[ADDRESS, SECOND]));
@@ -248,7 +240,7 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
     assert!(!announced(node, "eth0", &[third]));
 
     // Without announce: withdrawn, device and local routes gone.
-    let log = futures_block_on(tandem.reload(&config(&socket, "")));
+    let log = tandem.reload_blocking(&config(&socket, ""));
     assert!(log.matches("config reloaded").count() == 3, "{log}");
     wait_until(SOON, "the device is gone", || {
         on_device(node, "tandem7").is_none()
@@ -256,7 +248,7 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
     assert!(!accepted_locally(node, ADDRESS) && !accepted_locally(node, SECOND));
 
     // And back, then SIGTERM: withdrawn and cleaned up before a clean exit.
-    let log = futures_block_on(tandem.reload(&config(&socket, &announce("tandem0", &[ADDRESS]))));
+    let log = tandem.reload_blocking(&config(&socket, &announce("tandem0", &[ADDRESS])));
     assert!(log.matches("config reloaded").count() == 4, "{log}");
     wait_until(SOON, "announced again", || {
         announced(node, "tandem0", &[ADDRESS])
@@ -264,12 +256,4 @@ fn a_reload_changes_what_is_announced_all_or_nothing() {
     assert!(tandem.signal_and_wait("TERM").success());
     assert!(on_device(node, "tandem0").is_none());
     assert!(!accepted_locally(node, ADDRESS));
-}
-
-fn futures_block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }

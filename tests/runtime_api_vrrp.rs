@@ -5,11 +5,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use support::lab::wait_until;
 use support::pair::*;
-use support::{tandem_binary, Tandem};
+use support::{ctl, Tandem};
 
 /// A node's config with its admin unix socket at `socket`: the test reaches it from outside
 /// the node's network namespace.
@@ -19,23 +18,6 @@ fn node_with_socket(name: &str, priority: u8, socket: &Path) -> String {
             "admin: {{ listen: 127.0.0.1:9900, socket: {} }}\n",
             socket.display()
         )
-}
-
-/// `tandem ctl --socket SOCKET ARGS`: exit code and stdout.
-fn ctl(socket: &Path, args: &[&str]) -> (i32, String) {
-    let output = Command::new(tandem_binary())
-        .arg("ctl")
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() || !stderr.is_empty());
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned() + &stderr,
-    )
 }
 
 /// `vrrp resign` on the master moves the VIP to the peer while a client opening a new

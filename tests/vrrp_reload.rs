@@ -15,15 +15,6 @@ use support::Tandem;
 const VIP_2: &str = "198.51.100.20";
 const ADMIN: &str = "admin: { listen: 127.0.0.1:9900 }\n";
 
-/// Replaces the config and sends SIGHUP; returns once tandem has logged the outcome.
-fn reload(tandem: &Tandem, config: &str) -> String {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tandem.reload(config))
-}
-
 /// How many state changes `instance` has logged.
 fn transitions(tandem: &Tandem, instance: &str) -> usize {
     let name = format!("instance={instance} ");
@@ -103,14 +94,14 @@ fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
     });
 
     // Below b, which preempts: b takes over.
-    reload(&a, &config_a(50, false));
+    a.reload_blocking(&config_a(50, false));
     wait_until(FAILOVER, "b alone serves the VIP", || {
         alone_master("node-b")
     });
 
     // Above b again, with preemption off: a keeps following b's adverts.
     let backup_changes = transitions(&a, "VI_1");
-    reload(&a, &config_a(150, false));
+    a.reload_blocking(&config_a(150, false));
     let heard = adverts_received(&lab, 0);
     wait_until(FAILOVER, "a hears 10 more adverts from b", || {
         adverts_received(&lab, 0) >= heard + 10.0
@@ -123,7 +114,7 @@ fn preempt_toggled_by_sighup(peer: Peer, vip: &'static str) {
     assert_eq!(transitions(&a, "VI_1"), backup_changes, "{}", a.log());
 
     // Preemption on by SIGHUP: a takes the VIP back on b's next advert.
-    reload(&a, &config_a(150, true));
+    a.reload_blocking(&config_a(150, true));
     wait_until(FAILOVER, "a alone serves the VIP again", || {
         alone_master("node-a")
     });
@@ -145,15 +136,15 @@ fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() 
     let before = (transitions(&a, "VI_1"), transitions(&b, "VI_1"));
     let (pid_a, pid_b) = (a.pid(), b.pid());
 
-    reload(&b, &config_b(&second("eth0", 34, 100)));
-    reload(&a, &config_a(&second("eth0", 34, 150)));
+    b.reload_blocking(&config_b(&second("eth0", 34, 100)));
+    a.reload_blocking(&config_a(&second("eth0", 34, 150)));
     wait_until(FAILOVER, "a holds VI_2's VIP alone", || {
         holds(&lab, 0, VIP_2) && !holds(&lab, 1, VIP_2)
     });
 
     // A new VRID, and b above a this time: the new VI_2 is elected afresh.
-    reload(&b, &config_b(&second("eth0", 35, 150)));
-    reload(&a, &config_a(&second("eth0", 35, 100)));
+    b.reload_blocking(&config_b(&second("eth0", 35, 150)));
+    a.reload_blocking(&config_a(&second("eth0", 35, 100)));
     wait_until(FAILOVER, "b holds VI_2's VIP alone", || {
         holds(&lab, 1, VIP_2) && !holds(&lab, 0, VIP_2)
     });
@@ -168,13 +159,13 @@ fn instances_added_re_identified_and_removed_by_sighup_leave_the_others_alone() 
         );
     }
 
-    reload(&a, &config_a(""));
-    reload(&b, &config_b(""));
+    a.reload_blocking(&config_a(""));
+    b.reload_blocking(&config_b(""));
     wait_until(FAILOVER, "nobody holds VI_2's VIP", || {
         !holds(&lab, 0, VIP_2) && !holds(&lab, 1, VIP_2)
     });
 
-    let log = reload(&a, &config_a(&second("tandem-none0", 36, 150)));
+    let log = a.reload_blocking(&config_a(&second("tandem-none0", 36, 150)));
     assert!(
         log.contains("reload failed") && log.contains("VI_2 on tandem-none0"),
         "{log}"
@@ -212,8 +203,8 @@ fn unicast_peers_and_interval_change_in_place() {
     wait_for_master(&lab, 0, VIP4);
     let before = (transitions(&a, "VI_1"), transitions(&b, "VI_1"));
 
-    reload(&b, &config("node-b", 100, &unicast(0)));
-    reload(&a, &config("node-a", 150, &unicast(1)));
+    b.reload_blocking(&config("node-b", 100, &unicast(0)));
+    a.reload_blocking(&config("node-a", 150, &unicast(1)));
     lab.block_vrrp_multicast();
     let heard = adverts_received(&lab, 1);
     wait_until(FAILOVER, "b hears 10 more adverts from a", || {
@@ -236,7 +227,7 @@ fn vrrp_added_by_sighup_to_a_node_that_ran_none_takes_the_vip() {
     let full = node_config("node-a", 150, VIP4, "");
     let without_vrrp = &full[..full.find("vrrp:").unwrap()];
     let a = Tandem::start_in(&lab.hosts[0].namespace, without_vrrp);
-    let log = reload(&a, &full);
+    let log = a.reload_blocking(&full);
     assert!(log.contains("config reloaded"), "{log}");
     wait_until(FAILOVER, "a holds the VIP", || holds(&lab, 0, VIP4));
     wait_until(FAILOVER, "the client reaches a via the VIP", || {
@@ -281,7 +272,7 @@ fn a_tracker_follows_a_server_replaced_by_a_reload() {
     );
     wait_for_master(&lab, 0, VIP4);
 
-    reload(&a, &tracked_config("node-a", 150, "app2", 9001));
+    a.reload_blocking(&tracked_config("node-a", 150, "app2", 9001));
     drop(old);
     drop(new);
     wait_for_master(&lab, 1, VIP4);

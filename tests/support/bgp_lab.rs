@@ -251,18 +251,8 @@ impl BgpLab {
 
     /// `tandem ctl ARGS` against node `index`'s tandem: whether it succeeded, and what it said.
     pub fn ctl(&self, index: usize, args: &[&str]) -> (bool, String) {
-        let node = &self.nodes[index];
-        let output = Command::new("ip")
-            .args(["netns", "exec", &node.namespace])
-            .arg(crate::support::tandem_binary())
-            .args(["ctl", "--socket"])
-            .arg(&node.admin_socket)
-            .args(args)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        (output.status.success(), said)
+        let (code, said) = super::ctl(&self.nodes[index].admin_socket, args);
+        (code == 0, said)
     }
 
     /// tandem's log on node `index` (empty when it doesn't run).

@@ -391,6 +391,15 @@ impl Tandem {
         self.child.try_wait().unwrap()
     }
 
+    /// [`Tandem::reload`] for a test that runs no tokio runtime.
+    pub fn reload_blocking(&self, config: &str) -> String {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.reload(config))
+    }
+
     /// Replaces the config file and sends SIGHUP; returns the log once tandem has logged the
     /// outcome.
     pub async fn reload(&self, config: &str) -> String {
@@ -437,6 +446,24 @@ impl Drop for Tandem {
 
 pub fn tandem_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+/// `tandem ctl --socket SOCKET ARGS` (a unix socket reaches across network namespaces): the
+/// exit code, and stdout then stderr.
+pub fn ctl(socket: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(tandem_binary())
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() || !stderr.is_empty());
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &stderr,
+    )
 }
 
 /// An answer as the client saw it.
