@@ -202,12 +202,34 @@ impl BgpLab {
         node.tandem = Some(Tandem::start_in(&node.namespace, &config));
     }
 
-    /// Starts tandem on every node and waits until the router sends the service to all of them.
+    /// Starts tandem on every node and waits until the router sends the service to all of them
+    /// and watches every node with BFD.
     pub fn start_all(&mut self) {
         for index in 0..NODES.len() {
             self.start_tandem(index);
         }
         self.wait_for_paths(&NODES, SETTLE);
+        self.wait_for_bfd_up();
+    }
+
+    /// Waits until the router's BFD session to every node is up. BGP comes up first, and a link
+    /// cut before BFD has would be caught by the BGP hold time (3 s) instead.
+    fn wait_for_bfd_up(&self) {
+        let started = Instant::now();
+        loop {
+            let shown = self.router_frr().show("show bfd peers json");
+            let peers: Vec<serde_json::Value> = serde_json::from_str(&shown).unwrap_or_default();
+            let up = peers.iter().filter(|peer| peer["status"] == "up").count();
+            if up == NODES.len() {
+                return;
+            }
+            assert!(
+                started.elapsed() < SETTLE,
+                "BFD is up to {up} of {} nodes after {SETTLE:?}\n{shown}",
+                NODES.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// kill -9 of tandem on node `index`; returns once the process is gone.
