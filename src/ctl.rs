@@ -138,10 +138,8 @@ pub fn run(ctl: Ctl) -> ExitCode {
 }
 
 fn call(ctl: Ctl) -> Result<String, Failure> {
-    let target = match (ctl.admin, ctl.socket) {
-        (Some(address), _) => Target::Tcp(address),
-        (None, Some(path)) => Target::Socket(path),
-        (None, None) => return Err(failure(2, "give --admin ADDRESS or --socket PATH")),
+    let Some(target) = Target::from_flags(ctl.admin, ctl.socket) else {
+        return Err(failure(2, "give --admin ADDRESS or --socket PATH"));
     };
     let token = match &ctl.token_file {
         Some(file) => {

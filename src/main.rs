@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use clap::{CommandFactory, Parser, Subcommand};
+use tandem::admin::client::Target;
 use tracing_subscriber::EnvFilter;
 
 mod generate;
@@ -41,8 +42,12 @@ enum Command {
         #[arg(long, short, default_value = "/etc/tandem/tandem.yaml")]
         config: PathBuf,
         /// The admin address to ask, instead of the one in the config.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "socket")]
         admin: Option<SocketAddr>,
+        /// The admin unix socket (`admin.socket`) to ask instead: it reaches a tandem in
+        /// another network namespace.
+        #[arg(long)]
+        socket: Option<PathBuf>,
         /// Print the JSON as `/status` serves it.
         #[arg(long)]
         json: bool,
@@ -83,8 +88,9 @@ fn main() -> ExitCode {
         Command::Status {
             config,
             admin,
+            socket,
             json,
-        } => match status(&config, admin, json) {
+        } => match status(&config, Target::from_flags(admin, socket), json) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -160,13 +166,15 @@ fn certificate_errors(
     errors
 }
 
-fn status(config: &Path, admin: Option<SocketAddr>, json: bool) -> anyhow::Result<String> {
-    let address = match admin {
-        Some(address) => address,
+/// Asks `target`, or the `admin.listen` address `config` names, for the status.
+fn status(config: &Path, target: Option<Target>, json: bool) -> anyhow::Result<String> {
+    let target = match target {
+        Some(target) => target,
         None => {
             let loaded = tandem::config::load(config).map_err(|errors| {
                 anyhow!(
-                    "{errors}\n{}: no admin address without a valid config; pass --admin ADDRESS",
+                    "{errors}\n{}: no admin address without a valid config; pass --admin ADDRESS \
+                     or --socket PATH",
                     config.display()
                 )
             })?;
@@ -176,13 +184,13 @@ fn status(config: &Path, admin: Option<SocketAddr>, json: bool) -> anyhow::Resul
                     config.display()
                 );
             };
-            admin.listen
+            Target::Tcp(admin.listen)
         }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(tandem::admin::fetch_status(address))?;
+    let status = runtime.block_on(tandem::admin::fetch_status(&target))?;
     Ok(match json {
         true => serde_json::to_string_pretty(&status)? + "\n",
         false => status.to_string(),

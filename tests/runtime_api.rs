@@ -284,7 +284,7 @@ async fn a_wrong_or_missing_token_is_refused_and_changes_nothing() {
 }
 
 /// Over the unix socket (owner-only), `tandem ctl` needs no token: maintenance takes a out
-/// of the traffic, `show` says so, ready brings it back.
+/// of the traffic, `show` and `tandem status --socket` say so, ready brings it back.
 #[tokio::test]
 async fn over_the_unix_socket_ctl_works_without_a_token() {
     let (a, b) = (TestServer::start("a").await, TestServer::start("b").await);
@@ -318,6 +318,18 @@ async fn over_the_unix_socket_ctl_works_without_a_token() {
         line.contains("MAINT") && line.contains("set by an operator: maint"),
         "{shown}"
     );
+    // `tandem status` reads over the socket too.
+    let status = Command::new(tandem_binary())
+        .args(["status", "--socket", path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("a "))
+        .unwrap_or_else(|| panic!("no line for a:\n{text}"));
+    assert!(line.contains("MAINT"), "{text}");
 
     let (code, out, _) = ctl(&["--socket", path, "server", "set-state", "pool/a", "ready"]);
     assert_eq!(

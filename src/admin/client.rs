@@ -26,6 +26,17 @@ pub enum Target {
     Socket(PathBuf),
 }
 
+impl Target {
+    /// The target the command-line flags `--admin ADDRESS` and `--socket PATH` name (clap keeps
+    /// them exclusive), if either is given.
+    pub fn from_flags(admin: Option<SocketAddr>, socket: Option<PathBuf>) -> Option<Target> {
+        match (admin, socket) {
+            (Some(address), _) => Some(Target::Tcp(address)),
+            (None, path) => path.map(Target::Socket),
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -7,7 +7,6 @@ pub mod client;
 pub mod socket;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -229,21 +228,20 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
     response
 }
 
-/// Asks a running tandem's admin endpoint at `address` for its status.
-pub async fn fetch_status(address: SocketAddr) -> anyhow::Result<Status> {
-    let target = Target::Tcp(address);
+/// Asks a running tandem's admin endpoint at `target` for its status.
+pub async fn fetch_status(target: &Target) -> anyhow::Result<Status> {
     let (status, body) = client::call(
-        &target,
+        target,
         (Method::GET, "/status", ""),
         None,
         client::CALL_TIMEOUT,
     )
     .await?;
     if status != StatusCode::OK {
-        bail!("{address} answered {status}");
+        bail!("{target} answered {status}");
     }
     serde_json::from_slice(body.as_bytes()).with_context(|| {
-        format!("reading the status from {address}: is it a tandem of this version?")
+        format!("reading the status from {target}: is it a tandem of this version?")
     })
 }
 
