@@ -41,6 +41,7 @@ bgp_frr_up
 say "starting tandem on the nodes: each announces $BGP_VIP once its backends pass their health checks"
 for node in "${BGP_NODES[@]}"; do bgp_node_start "$node"; done
 bgp_wait_paths "a b c" 30
+bgp_wait_bfd 30
 say "the router's route to $BGP_VIP, one next hop per node:"
 bgp_route_lines
 say "node a's view (tandem status):"

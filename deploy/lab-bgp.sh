@@ -149,6 +149,14 @@ bgp_paths_are() { [ "$(bgp_paths)" = "$1" ]; }
 # Waits up to $2 seconds for the router's next hops to be exactly $1 ("a b c").
 bgp_wait_paths() { lab_wait "$2" "router's ECMP route over [$1] (has [$(bgp_paths)])" bgp_paths_are "$1"; }
 
+# How many of the router's BFD sessions are up.
+bgp_bfd_up_count() { vtysh --vty_socket "$LAB_DIR/frr-router" -c "show bfd peers brief" | grep -cw up; }
+bgp_bfd_all_up() { [ "$(bgp_bfd_up_count)" = "${#BGP_NODES[@]}" ]; }
+
+# Waits up to $1 seconds for BFD to every node: it comes up after BGP, and until then a cut
+# link is noticed by BGP's hold time (3 s) instead.
+bgp_wait_bfd() { lab_wait "$1" "the router's BFD sessions to every node up" bgp_bfd_all_up; }
+
 # Milliseconds (up to $2 s) until node $1 is no longer a next hop of the router; "no" if it stays.
 bgp_path_gone_ms() {
   local node=$1 limit_ms=$(($2 * 1000)) start elapsed
