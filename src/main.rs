@@ -180,7 +180,7 @@ fn status(config: &Path, target: Option<Target>, json: bool) -> anyhow::Result<S
             })?;
             let Some(admin) = loaded.admin else {
                 bail!(
-                    "{} has no admin section: add `admin: {{ listen: 127.0.0.1:9900 }}`, or pass --admin",
+                    "{} has no admin section: add `admin: {{ listen: 127.0.0.1:9900 }}`, or pass --admin or --socket",
                     config.display()
                 );
             };
