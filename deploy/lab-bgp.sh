@@ -157,6 +157,14 @@ bgp_bfd_all_up() { [ "$(bgp_bfd_up_count)" = "${#BGP_NODES[@]}" ]; }
 # link is noticed by BGP's hold time (3 s) instead.
 bgp_wait_bfd() { lab_wait "$1" "the router's BFD sessions to every node up" bgp_bfd_all_up; }
 
+# How many attempts in client results $2 were reset while under way when the router's paths
+# changed, seen at wall-clock nanosecond $1: routers doing ECMP keep no state per connection, so
+# the next packets of such a connection may hash to another node, which resets it. Seen within
+# 100 ms: bgp_path_gone_ms looks every 20 ms, and `ip route` takes a few more.
+bgp_resets_at_switch() {
+  awk -v seen="$1" '$1 == "failed" && $2 == "ConnectionResetError" && $3 <= seen && $4 + 100000000 >= seen' "$2" | wc -l
+}
+
 # Milliseconds (up to $2 s) until node $1 is no longer a next hop of the router; "no" if it stays.
 bgp_path_gone_ms() {
   local node=$1 limit_ms=$(($2 * 1000)) start elapsed
@@ -222,7 +230,8 @@ bgp_write_client() {
 #   gap HOST PORT DURATION: an attempt every 5 ms for DURATION seconds, each given 1 s. Prints
 #     "attempts ok failed gap_ms window_ms ADDRESS=N ...": gap_ms is the longest time without a
 #     successful answer (by completion time), window_ms the time from the first failed attempt's
-#     start to the last one's end.
+#     start to the last one's end; then a line "failed KIND START_NS END_NS" per failed attempt,
+#     in wall-clock nanoseconds (`date +%s%N`), for matching against what the shell saw.
 # Failures by kind go to stderr.
 import asyncio, sys, time
 
@@ -231,14 +240,12 @@ PERIOD = 0.005
 TIMEOUT = 5.0 if mode == "spread" else 1.0
 request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
 results = []   # (start, end, node or None)
+failed_at = []  # (kind, wall-clock start, wall-clock end), in nanoseconds
 errors = {}
 
-def failed(kind):
-    errors[kind] = errors.get(kind, 0) + 1
-
 async def attempt():
-    start = time.monotonic()
-    node = None
+    start, start_ns = time.monotonic(), time.time_ns()
+    node, kind = None, None
     try:
         async def go():
             reader, writer = await asyncio.open_connection(host, port)
@@ -254,13 +261,15 @@ async def attempt():
         if status == [b"200"] and len(words) == 3 and words[1] == b"via":
             node = words[2].decode()
         else:
-            failed(f"HTTP {status[0].decode(errors='replace')}" if status else "EmptyReply")
+            kind = f"HTTP {status[0].decode(errors='replace')}" if status else "EmptyReply"
     except Exception as error:
         kind = type(error).__name__
         if kind == "OSError" and error.errno:
             kind = f"OSError {error.errno}"
-        failed(kind)
     results.append((start, time.monotonic(), node))
+    if kind:
+        errors[kind] = errors.get(kind, 0) + 1
+        failed_at.append((kind.replace(" ", ""), start_ns, time.time_ns()))
 
 def by_node():
     counts = {}
@@ -293,6 +302,8 @@ async def gap(duration):
     failures = [(start, end) for start, end, node in results if not node]
     window = max(end for _, end in failures) - min(start for start, _ in failures) if failures else 0
     print(len(results), len(done), len(failures), f"{longest * 1000:.0f}", f"{window * 1000:.0f}", by_node())
+    for kind, start_ns, end_ns in failed_at:
+        print("failed", kind, start_ns, end_ns)
 
 if mode == "spread":
     asyncio.run(spread(int(sys.argv[4]), int(sys.argv[5])))
