@@ -322,18 +322,11 @@ mod tests {
     use super::super::test_support::*;
     use std::net::IpAddr;
 
-    /// Frontend `web` on backend `web` (two servers, health-checked), backend `plain` (no
-    /// check), VRRP instance `VI_1` on eth0 (VRID 33, VIP 198.51.100.10/24, virtual MAC), then
+    /// [`TRACKABLE`], VRRP instance `VI_1` on eth0 (VRID 33, VIP 198.51.100.10/24, virtual MAC), then
     /// `announce:` with `body` under it, from line 11.
     fn announcing(body: &str) -> String {
         format!(
-            "node: {{ name: n }}\n\
-             frontends:\n\
-             \x20 - {{ name: web, listen: 127.0.0.1:8080, mode: http, backend: web }}\n\
-             backends:\n\
-             \x20 - {{ name: web, health_check: {{ type: tcp }}, servers: [\
-             {{ name: s1, address: 127.0.0.1:81 }}, {{ name: s2, address: 127.0.0.1:82 }}] }}\n\
-             \x20 - {{ name: plain, servers: [{{ name: s1, address: 127.0.0.1:83 }}] }}\n\
+            "{TRACKABLE}\
              vrrp:\n  instances:\n    - {{ name: VI_1, interface: eth0, virtual_router_id: 33, \
              virtual_ips: [198.51.100.10/24], virtual_mac: true }}\n\
              announce:\n{body}"

@@ -46,6 +46,16 @@ pub fn one_backend(backend: &str) -> String {
 pub fn check(keys: &str) -> String {
     one_backend(&format!(", health_check: {{ {keys} }}"))
 }
+/// Frontend `web` on backend `web` (two servers, health-checked) and backend `plain` (no
+/// check), in six lines: what the tracking tests (VRRP's and the announcer's) point at.
+pub const TRACKABLE: &str = "node: { name: n }\n\
+     frontends:\n\
+     \x20 - { name: web, listen: 127.0.0.1:8080, mode: http, backend: web }\n\
+     backends:\n\
+     \x20 - { name: web, health_check: { type: tcp }, servers: [\
+     { name: s1, address: 127.0.0.1:81 }, { name: s2, address: 127.0.0.1:82 }] }\n\
+     \x20 - { name: plain, servers: [{ name: s1, address: 127.0.0.1:83 }] }\n";
+
 /// A valid file with VRRP instances, one per line of `instances` (the keys of a flow
 /// mapping).
 pub fn vrrp(instances: &[&str]) -> String {

@@ -74,17 +74,10 @@ impl Validator {
 mod tests {
     use super::super::super::test_support::*;
 
-    /// Backends `web` (two servers, health-checked) and `plain` (no check), and one instance
-    /// `VI_1` of `priority` with `track` as its track list.
+    /// [`TRACKABLE`] and one instance `VI_1` of `priority` with `track` as its track list.
     fn tracking(priority: u8, track: &str) -> String {
         format!(
-            "node: {{ name: n }}\n\
-             frontends:\n\
-             \x20 - {{ name: web, listen: 127.0.0.1:8080, mode: http, backend: web }}\n\
-             backends:\n\
-             \x20 - {{ name: web, health_check: {{ type: tcp }}, servers: [\
-             {{ name: s1, address: 127.0.0.1:81 }}, {{ name: s2, address: 127.0.0.1:82 }}] }}\n\
-             \x20 - {{ name: plain, servers: [{{ name: s1, address: 127.0.0.1:83 }}] }}\n\
+            "{TRACKABLE}\
              vrrp:\n  instances:\n    - {{ name: VI_1, interface: eth0, virtual_router_id: 33, \
              priority: {priority}, virtual_ips: [198.51.100.10/24], track: [{track}] }}\n"
         )
